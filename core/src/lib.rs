@@ -1,0 +1,23 @@
+//! tiercache: one caching core for Django apps, edge workers and Rust services.
+//!
+//! The crate does no I/O, reads no clock, starts no threads and keeps no
+//! global state. Hosts pass the time (`now`, milliseconds) and any random
+//! numbers in, and perform the I/O the core asks for. See `DESIGN.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chunk;
+pub mod envelope;
+pub mod key;
+pub mod local;
+pub mod lookup;
+pub mod namespace;
+pub mod request;
+pub mod stampede;
+pub mod stats;
+pub mod tiered;
+
+pub use namespace::{Namespace, NamespaceError};
+// pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, SetOutcome};
+pub use lookup::Lookup;
+// pub use request::RequestCache;
