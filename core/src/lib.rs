@@ -18,6 +18,6 @@ pub mod stats;
 pub mod tiered;
 
 pub use namespace::{Namespace, NamespaceError};
-// pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, SetOutcome};
+pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
-// pub use request::RequestCache;
+pub use request::RequestCache;

@@ -1,0 +1,697 @@
+//! [`LocalCache`]: a bounded in-process LRU cache with per-entry expiry.
+//!
+//! Entries live in a slab and are linked by index into two intrusive lists:
+//! the recency list (for LRU eviction) and a timer-wheel bucket (for expiry).
+//! A hash table of slab indices finds them. Every operation is O(1); expired
+//! entries are reclaimed by the timer wheel as time moves on, without waiting
+//! for a read (Django's `LocMemCache` keeps dead keys until they are read).
+
+mod wheel;
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use slab::Slab;
+
+use crate::lookup::Lookup;
+use wheel::{Link, Timed, TimerWheel, NONE};
+
+/// How late, at most, the timer wheel reclaims an expired entry on its own.
+pub const EXPIRY_GRANULARITY_MS: u64 = wheel::TICK_MS;
+
+/// Expiry time of an entry that never expires.
+const NEVER: u64 = u64::MAX;
+
+/// The largest `max_entries`: slab indices are `u32`, and one value is kept
+/// to mean "no entry".
+pub const MAX_ENTRIES_LIMIT: usize = (u32::MAX - 1) as usize;
+
+/// How long an entry may be served.
+///
+/// An expiry of zero milliseconds stores nothing and removes any entry the key
+/// had, as Django's `cache.set(key, value, timeout=0)` does; bindings map a
+/// negative host timeout to zero with [`Expiry::from_millis_signed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Expiry {
+    /// The cache's default TTL (see [`LocalCache::with_default_ttl`]).
+    #[default]
+    Default,
+    /// Kept until evicted, deleted or cleared.
+    Never,
+    /// Expires this many milliseconds after `now`.
+    AfterMs(u64),
+}
+
+impl Expiry {
+    /// A TTL from a signed host value: zero or negative means "expire at once".
+    pub fn from_millis_signed(ms: i64) -> Self {
+        Expiry::AfterMs(u64::try_from(ms).unwrap_or(0))
+    }
+}
+
+/// What [`LocalCache::set`] did with the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// The value is stored (possibly after evicting older entries).
+    Stored,
+    /// The value weighs more than the whole cache may hold; it is not stored,
+    /// any previous value under the key is removed, and `rejected` is counted.
+    RejectedTooHeavy {
+        /// The value's weight.
+        weight: u64,
+        /// The cache's weight limit.
+        max_weight: u64,
+    },
+    /// The expiry was zero: nothing is stored and any previous value under
+    /// the key is removed.
+    ExpiredImmediately,
+}
+
+/// Why a cache could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalCacheError {
+    /// `max_entries` was zero.
+    #[error("max_entries is 0: a local cache must hold at least one entry (to disable it, leave the local tier out)")]
+    ZeroMaxEntries,
+    /// `max_entries` exceeded [`MAX_ENTRIES_LIMIT`].
+    #[error("max_entries is {given}; the limit is {MAX_ENTRIES_LIMIT}")]
+    TooManyEntries {
+        /// The refused value.
+        given: usize,
+    },
+    /// `max_weight` was zero.
+    #[error("max_weight is 0: give the most bytes the cache may hold, or u64::MAX for no weight bound")]
+    ZeroMaxWeight,
+    /// The default TTL was zero, which would store nothing.
+    #[error("default TTL is 0 ms, which would expire every entry at once: use None for no expiry or a positive TTL")]
+    ZeroDefaultTtl,
+}
+
+/// Counters and gauges of a [`LocalCache`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalStats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing, or an expired entry.
+    pub misses: u64,
+    /// New keys stored.
+    pub inserts: u64,
+    /// Existing keys given a new value.
+    pub updates: u64,
+    /// Live entries removed to make room (count or weight bound).
+    pub evictions: u64,
+    /// Entries removed because they expired.
+    pub expirations: u64,
+    /// Values refused because they weigh more than the whole cache.
+    pub rejected: u64,
+    /// Entries held now (some may have expired and await reclaiming).
+    pub entries: usize,
+    /// Total weight held now.
+    pub weight: u64,
+}
+
+/// Why a value left the cache (see [`LocalCache::with_removal_log`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalCause {
+    /// A new value was set under its key.
+    Replaced,
+    /// Deleted by [`LocalCache::touch`] with a zero expiry. (`delete` hands
+    /// the value back instead of logging it.)
+    Deleted,
+    /// Removed to make room.
+    Evicted,
+    /// Expired.
+    Expired,
+    /// Removed by [`LocalCache::clear`].
+    Cleared,
+    /// Its key was set to a value that was refused (too heavy) or expired at
+    /// once.
+    Superseded,
+}
+
+struct Node<K, V> {
+    key: K,
+    value: V,
+    hash: u64,
+    weight: u64,
+    expires_at: u64,
+    /// Recency list: towards the most and the least recently used.
+    newer: u32,
+    older: u32,
+    timer: Link,
+}
+
+impl<K, V> Timed for Node<K, V> {
+    fn timer(&mut self) -> &mut Link {
+        &mut self.timer
+    }
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+/// A bounded LRU cache with per-entry TTL, for values of one process.
+///
+/// Bounded by entry count **and** by total weight (the caller weighs each
+/// value, e.g. in bytes). Time is passed in as `now`, in milliseconds, so the
+/// cache runs anywhere (including `wasm32-unknown-unknown`) and tests control
+/// the clock. `get`, `peek`, `set` and `delete` are O(1).
+///
+/// Expired entries are never returned. They are reclaimed without a read:
+/// every `set` moves the timer wheel to `now` and frees entries whose expiry
+/// is more than [`EXPIRY_GRANULARITY_MS`] in the past; [`purge_expired`]
+/// frees all of them at once.
+///
+/// ```
+/// use tiercache::{Expiry, LocalCache, Lookup};
+///
+/// let mut cache = LocalCache::new(1_000, 64 << 20)?.with_default_ttl(Some(60_000))?;
+/// let now = 1_700_000_000_000;
+/// cache.set("course-v1:edX+DemoX".to_string(), "outline", 7, Expiry::Default, now);
+/// assert_eq!(cache.get("course-v1:edX+DemoX", now), Lookup::Hit(&"outline"));
+/// assert_eq!(cache.get("course-v1:edX+DemoX", now + 60_000), Lookup::Miss);
+/// # Ok::<(), tiercache::LocalCacheError>(())
+/// ```
+///
+/// [`purge_expired`]: LocalCache::purge_expired
+pub struct LocalCache<K, V, S = DefaultHashBuilder> {
+    table: HashTable<u32>,
+    nodes: Slab<Node<K, V>>,
+    hasher: S,
+    newest: u32,
+    oldest: u32,
+    wheel: TimerWheel,
+    max_entries: usize,
+    max_weight: u64,
+    weight: u64,
+    default_ttl: Option<u64>,
+    stats: LocalStats,
+    removal_log: Option<Vec<(V, RemovalCause)>>,
+    scratch: Vec<u32>,
+}
+
+impl<K: Hash + Eq, V> LocalCache<K, V> {
+    /// A cache of at most `max_entries` entries weighing at most `max_weight`
+    /// in total, with no default TTL.
+    pub fn new(max_entries: usize, max_weight: u64) -> Result<Self, LocalCacheError> {
+        Self::with_hasher(max_entries, max_weight, DefaultHashBuilder::default())
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
+    /// Like [`LocalCache::new`], hashing keys with `hasher`.
+    pub fn with_hasher(
+        max_entries: usize,
+        max_weight: u64,
+        hasher: S,
+    ) -> Result<Self, LocalCacheError> {
+        if max_entries == 0 {
+            return Err(LocalCacheError::ZeroMaxEntries);
+        }
+        if max_entries > MAX_ENTRIES_LIMIT {
+            return Err(LocalCacheError::TooManyEntries { given: max_entries });
+        }
+        if max_weight == 0 {
+            return Err(LocalCacheError::ZeroMaxWeight);
+        }
+        let capacity = max_entries.min(1 << 12);
+        Ok(LocalCache {
+            table: HashTable::with_capacity(capacity),
+            nodes: Slab::with_capacity(capacity),
+            hasher,
+            newest: NONE,
+            oldest: NONE,
+            wheel: TimerWheel::new(),
+            max_entries,
+            max_weight,
+            weight: 0,
+            default_ttl: None,
+            stats: LocalStats::default(),
+            removal_log: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Sets the TTL used by [`Expiry::Default`] (`None`: never expire).
+    pub fn with_default_ttl(mut self, ttl_ms: Option<u64>) -> Result<Self, LocalCacheError> {
+        if ttl_ms == Some(0) {
+            return Err(LocalCacheError::ZeroDefaultTtl);
+        }
+        self.default_ttl = ttl_ms;
+        Ok(self)
+    }
+
+    /// Keeps every value that leaves the cache on its own (or is replaced),
+    /// with the reason, until
+    /// [`take_removed`](LocalCache::take_removed) is called. For hosts whose
+    /// values are handles to memory kept elsewhere (the WebAssembly binding
+    /// keeps values on the JS side and stores only their slot numbers here).
+    pub fn with_removal_log(mut self) -> Self {
+        self.removal_log = Some(Vec::new());
+        self
+    }
+
+    /// The value of `key` if it is stored and not expired at `now`; marks it
+    /// as most recently used.
+    pub fn get<Q>(&mut self, key: &Q, now: u64) -> Lookup<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.find_live(key, now) {
+            Some(idx) => {
+                self.stats.hits += 1;
+                self.mark_used(idx);
+                Lookup::Hit(&self.nodes[idx as usize].value)
+            }
+            None => {
+                self.stats.misses += 1;
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// The value of `key` if it is stored and not expired at `now`, without
+    /// marking it used or counting a hit or miss.
+    pub fn peek<Q>(&self, key: &Q, now: u64) -> Lookup<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.find(key) {
+            Some(idx) if self.nodes[idx as usize].expires_at > now => {
+                Lookup::Hit(&self.nodes[idx as usize].value)
+            }
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// True if `key` holds a value that has not expired at `now` (no counters,
+    /// no recency change).
+    pub fn contains<Q>(&self, key: &Q, now: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.peek(key, now).is_found()
+    }
+
+    /// Milliseconds `key` has left at `now`: `Hit(None)` if it never expires,
+    /// `Miss` if it is not stored or has expired.
+    pub fn ttl_remaining<Q>(&self, key: &Q, now: u64) -> Lookup<Option<u64>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.find(key).map(|idx| self.nodes[idx as usize].expires_at) {
+            Some(NEVER) => Lookup::Hit(None),
+            Some(at) if at > now => Lookup::Hit(Some(at - now)),
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// Reads several keys at once; results are in the order of `keys`.
+    pub fn get_many<'q, Q>(&mut self, keys: impl IntoIterator<Item = &'q Q>, now: u64) -> Vec<Lookup<&V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + 'q,
+    {
+        let found: Vec<Option<u32>> = keys
+            .into_iter()
+            .map(|key| {
+                let idx = self.find_live(key, now);
+                match idx {
+                    Some(idx) => {
+                        self.stats.hits += 1;
+                        self.mark_used(idx);
+                    }
+                    None => self.stats.misses += 1,
+                }
+                idx
+            })
+            .collect();
+        found
+            .into_iter()
+            .map(|idx| idx.map(|idx| &self.nodes[idx as usize].value).into())
+            .collect()
+    }
+
+    /// Stores `value` under `key` with the caller's `weight`, evicting least
+    /// recently used entries until both bounds hold.
+    pub fn set(&mut self, key: K, value: V, weight: u64, expiry: Expiry, now: u64) -> SetOutcome {
+        self.advance(now);
+        let hash = self.hasher.hash_one(&key);
+        let existing = self.find_hashed(hash, &key);
+        let expires_at = match self.expires_at(expiry, now) {
+            Some(at) => at,
+            None => {
+                self.remove_if_present(existing, RemovalCause::Superseded);
+                return SetOutcome::ExpiredImmediately;
+            }
+        };
+        if weight > self.max_weight {
+            self.remove_if_present(existing, RemovalCause::Superseded);
+            self.stats.rejected += 1;
+            return SetOutcome::RejectedTooHeavy {
+                weight,
+                max_weight: self.max_weight,
+            };
+        }
+        match existing {
+            Some(idx) => self.replace(idx, value, weight, expires_at, now),
+            None => self.insert_new(key, hash, value, weight, expires_at, now),
+        }
+        SetOutcome::Stored
+    }
+
+    /// Stores several entries `(key, value, weight)` with one expiry; returns
+    /// how many were stored.
+    pub fn set_many(
+        &mut self,
+        entries: impl IntoIterator<Item = (K, V, u64)>,
+        expiry: Expiry,
+        now: u64,
+    ) -> usize {
+        entries
+            .into_iter()
+            .map(|(key, value, weight)| self.set(key, value, weight, expiry, now))
+            .filter(|outcome| *outcome == SetOutcome::Stored)
+            .count()
+    }
+
+    /// Gives a live entry a new expiry (Django's `touch`); false if `key` is
+    /// not stored or has expired. A zero expiry removes the entry.
+    pub fn touch<Q>(&mut self, key: &Q, expiry: Expiry, now: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.advance(now);
+        let Some(idx) = self.find_live(key, now) else {
+            return false;
+        };
+        match self.expires_at(expiry, now) {
+            Some(at) => self.reschedule(idx, at),
+            None => {
+                let value = self.remove(idx);
+                self.dispose(value, RemovalCause::Deleted);
+            }
+        }
+        true
+    }
+
+    /// Removes `key`, returning its value (even if it had expired); a missing
+    /// key is a [`Lookup::Miss`], not an error.
+    pub fn delete<Q>(&mut self, key: &Q) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key).map(|idx| self.remove(idx)).into()
+    }
+
+    /// Removes every entry. Counters are kept.
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.wheel = TimerWheel::new();
+        self.newest = NONE;
+        self.oldest = NONE;
+        self.weight = 0;
+        let nodes = std::mem::take(&mut self.nodes);
+        if let Some(log) = &mut self.removal_log {
+            log.extend(nodes.into_iter().map(|(_, node)| (node.value, RemovalCause::Cleared)));
+        }
+    }
+
+    /// Removes every entry that has expired at `now`; returns how many.
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        let before = self.stats.expirations;
+        self.advance(now);
+        let mut due = std::mem::take(&mut self.scratch);
+        self.wheel.due(&mut self.nodes, now, &mut due);
+        for idx in due.drain(..) {
+            self.expire(idx);
+        }
+        self.scratch = due;
+        (self.stats.expirations - before) as usize
+    }
+
+    /// Values that left the cache since the last call, with why (empty unless
+    /// built [`with_removal_log`](LocalCache::with_removal_log)).
+    pub fn take_removed(&mut self) -> Vec<(V, RemovalCause)> {
+        self.removal_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Number of entries held (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Total weight held.
+    pub fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// The entry-count bound.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// The weight bound.
+    pub fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+
+    /// The TTL of [`Expiry::Default`], if any.
+    pub fn default_ttl(&self) -> Option<u64> {
+        self.default_ttl
+    }
+
+    /// Counters since creation (or the last [`reset_stats`](LocalCache::reset_stats)) and current gauges.
+    pub fn stats(&self) -> LocalStats {
+        LocalStats {
+            entries: self.nodes.len(),
+            weight: self.weight,
+            ..self.stats
+        }
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&mut self) {
+        self.stats = LocalStats::default();
+    }
+
+    /// Keys from most to least recently used (for debugging and tests; O(n)).
+    pub fn keys_by_recency(&self) -> impl Iterator<Item = &K> {
+        std::iter::successors((self.newest != NONE).then_some(self.newest), |&idx| {
+            let older = self.nodes[idx as usize].older;
+            (older != NONE).then_some(older)
+        })
+        .map(|idx| &self.nodes[idx as usize].key)
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    fn find<Q>(&self, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find_hashed(self.hasher.hash_one(key), key)
+    }
+
+    fn find_hashed<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&idx| nodes[idx as usize].key.borrow() == key)
+            .copied()
+    }
+
+    /// Finds a live entry; an expired one found on the way is removed.
+    fn find_live<Q>(&mut self, key: &Q, now: u64) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.find(key)?;
+        if self.nodes[idx as usize].expires_at > now {
+            return Some(idx);
+        }
+        self.expire(idx);
+        None
+    }
+
+    fn expires_at(&self, expiry: Expiry, now: u64) -> Option<u64> {
+        match expiry {
+            Expiry::Never => Some(NEVER),
+            Expiry::Default => Some(self.default_ttl.map_or(NEVER, |ttl| now.saturating_add(ttl))),
+            Expiry::AfterMs(0) => None,
+            Expiry::AfterMs(ttl) => Some(now.saturating_add(ttl)),
+        }
+    }
+
+    fn advance(&mut self, now: u64) {
+        let mut expired = std::mem::take(&mut self.scratch);
+        self.wheel.advance(&mut self.nodes, now, &mut expired);
+        for idx in expired.drain(..) {
+            self.expire(idx);
+        }
+        self.scratch = expired;
+    }
+
+    fn replace(&mut self, idx: u32, value: V, weight: u64, expires_at: u64, now: u64) {
+        let node = &mut self.nodes[idx as usize];
+        let old = std::mem::replace(&mut node.value, value);
+        self.weight = self.weight - node.weight + weight;
+        node.weight = weight;
+        self.reschedule(idx, expires_at);
+        self.mark_used(idx);
+        self.stats.updates += 1;
+        self.dispose(old, RemovalCause::Replaced);
+        // The replaced entry is the newest, so eviction from the old end
+        // reaches it only if it were alone, and then it fits.
+        while self.weight > self.max_weight {
+            self.evict_oldest(now);
+        }
+    }
+
+    fn insert_new(&mut self, key: K, hash: u64, value: V, weight: u64, expires_at: u64, now: u64) {
+        while self.nodes.len() >= self.max_entries || self.weight + weight > self.max_weight {
+            self.evict_oldest(now);
+        }
+        let idx = self.nodes.insert(Node {
+            key,
+            value,
+            hash,
+            weight,
+            expires_at,
+            newer: NONE,
+            older: NONE,
+            timer: Link::DETACHED,
+        }) as u32;
+        let nodes = &self.nodes;
+        self.table
+            .insert_unique(hash, idx, |&i| nodes[i as usize].hash);
+        self.link_newest(idx);
+        if expires_at != NEVER {
+            self.wheel.schedule(&mut self.nodes, idx);
+        }
+        self.weight += weight;
+        self.stats.inserts += 1;
+    }
+
+    fn reschedule(&mut self, idx: u32, expires_at: u64) {
+        self.wheel.cancel(&mut self.nodes, idx);
+        self.nodes[idx as usize].expires_at = expires_at;
+        if expires_at != NEVER {
+            self.wheel.schedule(&mut self.nodes, idx);
+        }
+    }
+
+    fn evict_oldest(&mut self, now: u64) {
+        let idx = self.oldest;
+        debug_assert_ne!(idx, NONE, "evicting from an empty cache");
+        if self.nodes[idx as usize].expires_at <= now {
+            self.expire(idx);
+        } else {
+            let value = self.remove(idx);
+            self.stats.evictions += 1;
+            self.dispose(value, RemovalCause::Evicted);
+        }
+    }
+
+    fn expire(&mut self, idx: u32) {
+        let value = self.remove(idx);
+        self.stats.expirations += 1;
+        self.dispose(value, RemovalCause::Expired);
+    }
+
+    fn remove_if_present(&mut self, idx: Option<u32>, cause: RemovalCause) {
+        if let Some(idx) = idx {
+            let value = self.remove(idx);
+            self.dispose(value, cause);
+        }
+    }
+
+    /// Unlinks entry `idx` from every structure and returns its value.
+    fn remove(&mut self, idx: u32) -> V {
+        let hash = self.nodes[idx as usize].hash;
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        self.unlink_recency(idx);
+        self.wheel.cancel(&mut self.nodes, idx);
+        let node = self.nodes.remove(idx as usize);
+        self.weight -= node.weight;
+        node.value
+    }
+
+    fn dispose(&mut self, value: V, cause: RemovalCause) {
+        if let Some(log) = &mut self.removal_log {
+            log.push((value, cause));
+        }
+    }
+
+    fn mark_used(&mut self, idx: u32) {
+        if self.newest != idx {
+            self.unlink_recency(idx);
+            self.link_newest(idx);
+        }
+    }
+
+    fn link_newest(&mut self, idx: u32) {
+        let old_newest = self.newest;
+        let node = &mut self.nodes[idx as usize];
+        node.newer = NONE;
+        node.older = old_newest;
+        if old_newest == NONE {
+            self.oldest = idx;
+        } else {
+            self.nodes[old_newest as usize].newer = idx;
+        }
+        self.newest = idx;
+    }
+
+    fn unlink_recency(&mut self, idx: u32) {
+        let (newer, older) = {
+            let node = &self.nodes[idx as usize];
+            (node.newer, node.older)
+        };
+        if newer == NONE {
+            self.newest = older;
+        } else {
+            self.nodes[newer as usize].older = older;
+        }
+        if older == NONE {
+            self.oldest = newer;
+        } else {
+            self.nodes[older as usize].newer = newer;
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for LocalCache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalCache")
+            .field("entries", &self.nodes.len())
+            .field("max_entries", &self.max_entries)
+            .field("weight", &self.weight)
+            .field("max_weight", &self.max_weight)
+            .field("default_ttl_ms", &self.default_ttl)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+use super::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn cache(max_entries: usize, max_weight: u64) -> LocalCache<String, u32> {
+    LocalCache::new(max_entries, max_weight).unwrap()
+}
+
+fn key(n: u32) -> String {
+    format!("course-v1:edX+DemoX+Demo_Course+type@sequential+block@{n}")
+}
+
+#[test]
+fn bad_bounds_are_errors_that_say_what_to_do() {
+    assert_eq!(LocalCache::<String, u8>::new(0, 1).unwrap_err(), LocalCacheError::ZeroMaxEntries);
+    assert_eq!(LocalCache::<String, u8>::new(1, 0).unwrap_err(), LocalCacheError::ZeroMaxWeight);
+    let too_many = MAX_ENTRIES_LIMIT + 1;
+    assert_eq!(
+        LocalCache::<String, u8>::new(too_many, 1).unwrap_err(),
+        LocalCacheError::TooManyEntries { given: too_many }
+    );
+    let err = cache(1, 1).with_default_ttl(Some(0)).unwrap_err();
+    assert_eq!(err, LocalCacheError::ZeroDefaultTtl);
+    assert!(err.to_string().contains("None for no expiry"));
+    assert!(LocalCacheError::ZeroMaxEntries.to_string().contains("at least one"));
+}
+
+#[test]
+fn get_set_peek_and_stored_empty_values() {
+    let mut c: LocalCache<String, Option<u8>> = LocalCache::new(10, 100).unwrap();
+    assert_eq!(c.get("a", T0), Lookup::Miss);
+    assert_eq!(c.set("a".into(), None, 1, Expiry::Never, T0), SetOutcome::Stored);
+    assert_eq!(c.get("a", T0), Lookup::Hit(&None));
+    assert_eq!(c.peek("a", T0), Lookup::Hit(&None));
+    assert!(c.contains("a", T0));
+    assert!(!c.contains("b", T0));
+    let stats = c.stats();
+    assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
+}
+
+#[test]
+fn lru_order_and_eviction_by_count() {
+    let mut c = cache(3, u64::MAX);
+    for n in 0..3 {
+        c.set(key(n), n, 1, Expiry::Never, T0);
+    }
+    assert_eq!(c.get(&key(0), T0), Lookup::Hit(&0)); // 0 becomes newest
+    c.set(key(3), 3, 1, Expiry::Never, T0); // evicts 1
+    assert_eq!(c.peek(&key(1), T0), Lookup::Miss);
+    let order: Vec<_> = c.keys_by_recency().cloned().collect();
+    assert_eq!(order, [key(3), key(0), key(2)]);
+    assert_eq!(c.stats().evictions, 1);
+    // peek does not refresh recency
+    assert_eq!(c.peek(&key(2), T0), Lookup::Hit(&2));
+    c.set(key(4), 4, 1, Expiry::Never, T0);
+    assert_eq!(c.peek(&key(2), T0), Lookup::Miss);
+}
+
+#[test]
+fn eviction_by_weight_and_weight_accounting() {
+    let mut c = cache(100, 10);
+    c.set(key(0), 0, 4, Expiry::Never, T0);
+    c.set(key(1), 1, 4, Expiry::Never, T0);
+    assert_eq!(c.weight(), 8);
+    c.set(key(2), 2, 4, Expiry::Never, T0); // 12 > 10: evicts key 0
+    assert_eq!(c.weight(), 8);
+    assert_eq!(c.peek(&key(0), T0), Lookup::Miss);
+    // Growing an existing entry evicts others, never itself.
+    c.set(key(2), 22, 9, Expiry::Never, T0);
+    assert_eq!(c.weight(), 9);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c.get(&key(2), T0), Lookup::Hit(&22));
+    assert_eq!(c.stats().updates, 1);
+    c.delete(&key(2));
+    assert_eq!(c.weight(), 0);
+}
+
+#[test]
+fn value_heavier_than_the_cache_is_rejected_and_replaces_nothing() {
+    let mut c = cache(10, 10);
+    c.set(key(0), 0, 5, Expiry::Never, T0);
+    c.set(key(1), 1, 5, Expiry::Never, T0);
+    let outcome = c.set(key(0), 99, 11, Expiry::Never, T0);
+    assert_eq!(outcome, SetOutcome::RejectedTooHeavy { weight: 11, max_weight: 10 });
+    // The stale previous value must not survive a refused update.
+    assert_eq!(c.get(&key(0), T0), Lookup::Miss);
+    assert_eq!(c.get(&key(1), T0), Lookup::Hit(&1));
+    assert_eq!(c.stats().rejected, 1);
+    assert_eq!(c.weight(), 5);
+    // Exactly the limit is fine.
+    assert_eq!(c.set(key(2), 2, 10, Expiry::Never, T0), SetOutcome::Stored);
+    assert_eq!(c.len(), 1);
+}
+
+#[test]
+fn ttl_expiry_default_ttl_and_never() {
+    let mut c = cache(10, 100).with_default_ttl(Some(1_000)).unwrap();
+    c.set(key(0), 0, 1, Expiry::Default, T0);
+    c.set(key(1), 1, 1, Expiry::AfterMs(5_000), T0);
+    c.set(key(2), 2, 1, Expiry::Never, T0);
+    assert_eq!(c.get(&key(0), T0 + 999), Lookup::Hit(&0));
+    assert_eq!(c.get(&key(0), T0 + 1_000), Lookup::Miss);
+    assert_eq!(c.ttl_remaining(&key(1), T0 + 1_000), Lookup::Hit(Some(4_000)));
+    assert_eq!(c.ttl_remaining(&key(2), T0), Lookup::Hit(None));
+    assert_eq!(c.ttl_remaining(&key(0), T0), Lookup::Miss);
+    assert_eq!(c.peek(&key(1), T0 + 5_000), Lookup::Miss);
+    assert_eq!(c.get(&key(2), u64::MAX - 1), Lookup::Hit(&2));
+    let stats = c.stats();
+    assert_eq!(stats.expirations, 1);
+    assert_eq!(c.default_ttl(), Some(1_000));
+}
+
+#[test]
+fn zero_or_negative_ttl_stores_nothing_and_removes_the_old_value() {
+    let mut c = cache(10, 100);
+    c.set(key(0), 0, 1, Expiry::Never, T0);
+    assert_eq!(c.set(key(0), 1, 1, Expiry::AfterMs(0), T0), SetOutcome::ExpiredImmediately);
+    assert_eq!(c.get(&key(0), T0), Lookup::Miss);
+    assert_eq!(Expiry::from_millis_signed(-5), Expiry::AfterMs(0));
+    assert_eq!(Expiry::from_millis_signed(0), Expiry::AfterMs(0));
+    assert_eq!(Expiry::from_millis_signed(7), Expiry::AfterMs(7));
+    assert_eq!(c.set(key(1), 1, 1, Expiry::from_millis_signed(-1), T0), SetOutcome::ExpiredImmediately);
+    assert!(c.is_empty());
+}
+
+#[test]
+fn expired_entries_are_reclaimed_without_being_read() {
+    let mut c = cache(100_000, u64::MAX);
+    for n in 0..10_000 {
+        c.set(key(n), n, 1, Expiry::AfterMs(60_000), T0);
+    }
+    assert_eq!(c.len(), 10_000);
+    // Writes of other keys, long after, reclaim the dead ones on the way.
+    c.set("later".into(), 0, 1, Expiry::Never, T0 + 120_000);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c.stats().expirations, 10_000);
+}
+
+#[test]
+fn purge_expired_removes_exactly_the_expired_entries() {
+    let mut c = cache(1_000, u64::MAX);
+    for n in 0..500u32 {
+        c.set(key(n), n, 1, Expiry::AfterMs(u64::from(n) * 37 + 1), T0);
+    }
+    for step in [0u64, 10, 500, 1_023, 1_024, 5_000, 18_500, 18_501] {
+        let now = T0 + step;
+        c.purge_expired(now);
+        let live = (0..500u64).filter(|n| n * 37 + 1 > step).count();
+        assert_eq!(c.len(), live, "at +{step} ms");
+    }
+}
+
+#[test]
+fn long_ttls_cascade_through_the_wheel_levels() {
+    let mut c = cache(100, u64::MAX);
+    let ttls = [3_000u64, 200_000, 10_000_000, 500_000_000, 40_000_000_000, 1 << 45];
+    for (n, ttl) in ttls.iter().enumerate() {
+        c.set(key(n as u32), n as u32, 1, Expiry::AfterMs(*ttl), T0);
+    }
+    let mut now = T0;
+    for (n, ttl) in ttls.iter().enumerate() {
+        now = now.max(T0 + ttl - 1);
+        assert_eq!(c.purge_expired(now), 0, "entry {n} purged early");
+        assert!(c.contains(&key(n as u32), now));
+        assert_eq!(c.purge_expired(T0 + ttl), 1, "entry {n} not purged at expiry");
+        now = T0 + ttl;
+    }
+    assert!(c.is_empty());
+}
+
+#[test]
+fn clock_going_backwards_does_not_lose_entries() {
+    let mut c = cache(10, u64::MAX);
+    c.set(key(0), 0, 1, Expiry::AfterMs(10_000), T0 + 5_000);
+    c.set(key(1), 1, 1, Expiry::AfterMs(10_000), T0);
+    assert_eq!(c.get(&key(0), T0 + 14_999), Lookup::Hit(&0));
+    assert_eq!(c.get(&key(1), T0 + 9_999), Lookup::Hit(&1));
+    c.purge_expired(T0 + 15_000);
+    assert!(c.is_empty());
+}
+
+#[test]
+fn touch_changes_expiry() {
+    let mut c = cache(10, 100);
+    c.set(key(0), 0, 1, Expiry::AfterMs(1_000), T0);
+    assert!(c.touch(&key(0), Expiry::AfterMs(10_000), T0 + 500));
+    assert_eq!(c.get(&key(0), T0 + 5_000), Lookup::Hit(&0));
+    assert!(c.touch(&key(0), Expiry::AfterMs(0), T0 + 5_000));
+    assert_eq!(c.get(&key(0), T0 + 5_000), Lookup::Miss);
+    assert!(!c.touch(&key(1), Expiry::Never, T0));
+}
+
+#[test]
+fn get_many_set_many_delete_and_clear() {
+    let mut c = cache(10, 100);
+    let stored = c.set_many((0..3).map(|n| (key(n), n, 1)), Expiry::Never, T0);
+    assert_eq!(stored, 3);
+    let keys = [key(2), key(9), key(0)];
+    let got = c.get_many(keys.iter().map(String::as_str), T0);
+    assert_eq!(got, [Lookup::Hit(&2), Lookup::Miss, Lookup::Hit(&0)]);
+    assert_eq!(c.delete(&key(1)), Lookup::Hit(1));
+    assert_eq!(c.delete(&key(1)), Lookup::Miss);
+    c.clear();
+    assert!(c.is_empty());
+    assert_eq!(c.weight(), 0);
+    assert_eq!(c.get(&key(0), T0), Lookup::Miss);
+    // usable after clear
+    c.set(key(5), 5, 1, Expiry::AfterMs(10), T0);
+    assert_eq!(c.purge_expired(T0 + 10), 1);
+}
+
+#[test]
+fn removal_log_reports_every_value_that_leaves() {
+    let mut c: LocalCache<u32, u32> = LocalCache::new(2, 100).unwrap().with_removal_log();
+    c.set(1, 10, 1, Expiry::Never, T0);
+    c.set(1, 11, 1, Expiry::Never, T0);
+    c.set(2, 20, 1, Expiry::AfterMs(5), T0);
+    c.set(3, 30, 1, Expiry::Never, T0); // evicts 1 (oldest)
+    c.get(&2, T0 + 5); // expired
+    assert_eq!(c.delete(&3), Lookup::Hit(30)); // handed back, not logged
+    c.set(4, 40, 1000, Expiry::Never, T0 + 5); // rejected, nothing to supersede
+    c.set(5, 50, 1, Expiry::Never, T0 + 5);
+    c.clear();
+    let removed = c.take_removed();
+    assert_eq!(
+        removed,
+        [
+            (10, RemovalCause::Replaced),
+            (11, RemovalCause::Evicted),
+            (20, RemovalCause::Expired),
+            (50, RemovalCause::Cleared),
+        ]
+    );
+    assert!(c.take_removed().is_empty());
+}
+
+#[test]
+fn debug_shows_size_and_bounds() {
+    let c = cache(5, 50);
+    assert_eq!(
+        format!("{c:?}"),
+        "LocalCache { entries: 0, max_entries: 5, weight: 0, max_weight: 50, default_ttl_ms: None }"
+    );
+}
