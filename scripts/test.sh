@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, the Rust workspace tests
+# (unit, property and golden-vector tests), and the wasm32 build of the core.
+# Installs what it needs. Usage: bash scripts/test.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+step "Toolchain"
+ensure_rust
+
+step "Formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "Lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "Core builds for wasm32-unknown-unknown"
+cargo build -p tiercache --target wasm32-unknown-unknown --quiet
+
+step "Rust tests (cargo test --workspace)"
+cargo test --workspace
