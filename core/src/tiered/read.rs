@@ -1,0 +1,865 @@
+//! [`Read`]: one read of one or many keys, as a state machine.
+
+use crate::chunk::Manifest;
+use crate::envelope::{self, EnvelopeHeader};
+use crate::lookup::Lookup;
+use crate::request::RequestCache;
+use crate::stampede::{
+    lease_key, pick_replica, should_refresh_early, AbandonPolicy, Claim, Freshness, LeadToken, LeaseDecision,
+    LeaseOutcome, LeaseWait, WaitId,
+};
+
+use super::{
+    mix, unit_random, DecodeItem, HostValue, LeaseItem, Loaded, ReadOptions, Step, StoreItem, TierFailure,
+    TieredCache,
+};
+
+/// After this many rounds of waiting for other readers, a reader loads its
+/// keys itself (their leaders keep failing or never report).
+const MAX_WAIT_ROUNDS: u32 = 3;
+
+/// Which tier answered a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The request tier.
+    Request,
+    /// The local (in-process) tier.
+    Local,
+    /// Remote tier `n` (index in the configuration).
+    Tier(usize),
+    /// This read's loader.
+    Loader,
+    /// Another read's loader in this process (single-flight).
+    Flight,
+}
+
+/// The answer for one key of a read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadResult<V> {
+    /// The key.
+    pub key: String,
+    /// The value, or a miss (a plain get that no tier had, or a failed load).
+    pub lookup: Lookup<V>,
+    /// Which tier answered, for a hit.
+    pub source: Option<Source>,
+    /// The value is stale or due for an early refresh, and this reader was
+    /// chosen to refresh it: reload it with [`ReadOptions::refresh`] (in the
+    /// background, e.g. `ctx.waitUntil` in a worker). Others keep serving it.
+    pub refresh: bool,
+    /// The loader's error, for a key whose load failed.
+    pub error: Option<String>,
+}
+
+enum State<V> {
+    Pending,
+    Found(V, Source),
+    Failed(String),
+}
+
+/// A value found in a remote tier, awaiting the host's deserializer.
+struct RemoteHit {
+    tier: usize,
+    header: EnvelopeHeader,
+    payload: Vec<u8>,
+    /// The envelope, kept for back-filling faster tiers.
+    envelope: Option<Vec<u8>>,
+}
+
+struct Slot<V> {
+    state: State<V>,
+    /// Ask the remote tiers for this key in the current pass.
+    fetch: bool,
+    /// The key as asked of the tier in the current fetch (a replica key).
+    fetched_as: Option<String>,
+    manifest: Option<Manifest>,
+    hit: Option<RemoteHit>,
+    lead: Option<LeadToken>,
+    wait: Option<WaitId>,
+    lease: Option<LeaseWait>,
+    holds_lease: bool,
+    load_now: bool,
+    refresh: bool,
+}
+
+impl<V> Slot<V> {
+    fn new(state: State<V>) -> Self {
+        let fetch = matches!(state, State::Pending);
+        Slot {
+            state,
+            fetch,
+            fetched_as: None,
+            manifest: None,
+            hit: None,
+            lead: None,
+            wait: None,
+            lease: None,
+            holds_lease: false,
+            load_now: false,
+            refresh: false,
+        }
+    }
+
+    fn is_pending(&self) -> bool {
+        matches!(self.state, State::Pending)
+    }
+
+    /// Waiting for another process's lease to be released.
+    fn in_lease_retry(&self) -> bool {
+        self.is_pending() && self.lead.is_some() && !self.load_now
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Remote(usize),
+    Chunks(usize),
+    Decode,
+    Claim,
+    Lease,
+    Load,
+    Notify,
+    Store(usize),
+    Wait,
+    AfterWait,
+    Sleep(u64),
+    Release,
+    Done,
+}
+
+/// What the host owes the read.
+enum Awaiting {
+    Nothing,
+    Fetch { tier: usize, slots: Vec<usize> },
+    Chunks { tier: usize, slots: Vec<(usize, usize)> },
+    Decode(Vec<usize>),
+    Lease { tier: usize, slots: Vec<usize> },
+    Load(Vec<usize>),
+    Wait(Vec<usize>),
+    Sleep,
+}
+
+/// One read in progress; see the [module docs](super) for the loop that
+/// drives it. Every call that needs shared state takes the
+/// [`TieredCache`], so the host holds its lock only for the call, never
+/// across its own I/O.
+///
+/// End every read with [`finish`](Read::finish) (or [`cancel`](Read::cancel)
+/// if the host gives up): it releases the read's single-flight claims.
+pub struct Read<V> {
+    keys: Vec<String>,
+    slots: Vec<Slot<V>>,
+    options: ReadOptions,
+    now: u64,
+    random: u64,
+    phase: Phase,
+    awaiting: Awaiting,
+    stores: Vec<Vec<StoreItem>>,
+    notify: Vec<WaitId>,
+    lease_tier: Option<usize>,
+    releases: Vec<String>,
+    wait_rounds: u32,
+    failure: Option<TierFailure>,
+}
+
+impl<V: Clone> Read<V> {
+    pub(super) fn start(
+        cache: &mut TieredCache<V>,
+        keys: Vec<String>,
+        options: ReadOptions,
+        now: u64,
+        random: u64,
+        request: Option<&RequestCache<V>>,
+    ) -> Self {
+        cache.read_stats.reads += 1;
+        cache.read_stats.keys += keys.len() as u64;
+        let mut read = Read {
+            slots: Vec::with_capacity(keys.len()),
+            keys,
+            options,
+            now,
+            random,
+            phase: Phase::Remote(0),
+            awaiting: Awaiting::Nothing,
+            stores: vec![Vec::new(); cache.config.tiers.len()],
+            notify: Vec::new(),
+            lease_tier: None,
+            releases: Vec::new(),
+            wait_rounds: 0,
+            failure: None,
+        };
+        for index in 0..read.keys.len() {
+            let slot = read.answer_locally(cache, index, request);
+            read.slots.push(slot);
+        }
+        read
+    }
+
+    /// Request tier, then local tier (unless force-miss).
+    fn answer_locally(&self, cache: &mut TieredCache<V>, index: usize, request: Option<&RequestCache<V>>) -> Slot<V> {
+        let key = &self.keys[index];
+        if let (Some(request), false) = (request, self.options.skip_request_tier) {
+            if let Lookup::Hit(value) = request.get(&cache.config.request_namespace, key) {
+                cache.read_stats.request_hits += 1;
+                return Slot::new(State::Found(value.clone(), Source::Request));
+            }
+        }
+        if self.options.force_miss {
+            return Slot::new(State::Pending);
+        }
+        let random = unit_random(mix(self.random, index as u64));
+        let beta = cache.config.xfetch_beta;
+        let Some(local) = &mut cache.local else {
+            return Slot::new(State::Pending);
+        };
+        let Lookup::Hit(entry) = local.get(key.as_str(), self.now) else {
+            return Slot::new(State::Pending);
+        };
+        let value = entry.value.clone();
+        let due = match entry.soft_expiry_ms {
+            Some(soft) => {
+                Freshness::at(self.now, Some(soft), None) != Freshness::Fresh
+                    || should_refresh_early(self.now, soft, entry.recompute_cost_ms, beta, random)
+            }
+            None => false,
+        };
+        cache.read_stats.local_hits += 1;
+        let mut slot = Slot::new(State::Found(value, Source::Local));
+        slot.refresh = due && cache.claim_refresh(key, self.now);
+        slot
+    }
+
+    /// The next thing the host must do.
+    pub fn next(&mut self, cache: &mut TieredCache<V>) -> Step {
+        if !matches!(self.awaiting, Awaiting::Nothing) {
+            // The host asked again without reporting: count it as a failure
+            // of what was asked, so the read can still complete.
+            self.give_up_awaiting(cache);
+        }
+        let tiers = cache.config.tiers.len();
+        loop {
+            match self.phase {
+                Phase::Remote(tier) => {
+                    if self.options.force_miss || tier >= tiers {
+                        self.phase = Phase::Decode;
+                        continue;
+                    }
+                    let slots: Vec<usize> = (0..self.slots.len())
+                        .filter(|&i| self.slots[i].fetch && self.slots[i].is_pending() && self.slots[i].hit.is_none())
+                        .collect();
+                    if slots.is_empty() {
+                        self.phase = Phase::Decode;
+                        continue;
+                    }
+                    if !cache.tier_available(tier, self.now) {
+                        self.phase = Phase::Remote(tier + 1);
+                        continue;
+                    }
+                    let replicas = cache.config.tiers[tier].replicas;
+                    let keys: Vec<String> = slots
+                        .iter()
+                        .map(|&i| {
+                            let key = &self.keys[i];
+                            let asked = if replicas > 1 {
+                                pick_replica(key, replicas, mix(self.random, (i as u64) | (1 << 40)))
+                            } else {
+                                key.clone()
+                            };
+                            self.slots[i].fetched_as = Some(asked.clone());
+                            asked
+                        })
+                        .collect();
+                    cache.tier_stats[tier].fetches += 1;
+                    self.awaiting = Awaiting::Fetch { tier, slots };
+                    return Step::Fetch { tier, keys };
+                }
+                Phase::Chunks(tier) => {
+                    let mut slots = Vec::new();
+                    let mut keys = Vec::new();
+                    for (i, slot) in self.slots.iter().enumerate() {
+                        if let (Some(manifest), Some(asked)) = (&slot.manifest, &slot.fetched_as) {
+                            let chunk_keys = manifest.chunk_keys(asked);
+                            slots.push((i, chunk_keys.len()));
+                            keys.extend(chunk_keys);
+                        }
+                    }
+                    if slots.is_empty() {
+                        self.phase = Phase::Remote(tier + 1);
+                        continue;
+                    }
+                    cache.tier_stats[tier].fetches += 1;
+                    self.awaiting = Awaiting::Chunks { tier, slots };
+                    return Step::Fetch { tier, keys };
+                }
+                Phase::Decode => {
+                    for slot in &mut self.slots {
+                        slot.fetch = false;
+                    }
+                    let mut slots = Vec::new();
+                    let mut items = Vec::new();
+                    for (index, slot) in self.slots.iter_mut().enumerate() {
+                        if let Some(hit) = &mut slot.hit {
+                            slots.push(index);
+                            items.push(DecodeItem {
+                                index,
+                                key: self.keys[index].clone(),
+                                codec: hit.header.codec,
+                                payload: std::mem::take(&mut hit.payload),
+                            });
+                        }
+                    }
+                    self.phase = Phase::Claim;
+                    if !items.is_empty() {
+                        self.awaiting = Awaiting::Decode(slots);
+                        return Step::Decode { items };
+                    }
+                }
+                Phase::Claim => {
+                    self.claim(cache);
+                    continue;
+                }
+                Phase::Lease => {
+                    let policy = cache.config.lease.expect("lease phase only with a lease policy");
+                    let tier = (0..tiers).find(|&t| cache.config.tiers[t].leases && cache.tier_available(t, self.now));
+                    let slots: Vec<usize> =
+                        (0..self.slots.len()).filter(|&i| self.slots[i].in_lease_retry()).collect();
+                    let Some(tier) = tier.filter(|_| !slots.is_empty()) else {
+                        slots.iter().for_each(|&i| self.slots[i].load_now = true);
+                        self.phase = Phase::Load;
+                        continue;
+                    };
+                    self.lease_tier = Some(tier);
+                    let items = slots
+                        .iter()
+                        .map(|&i| LeaseItem {
+                            key: lease_key(&self.keys[i]),
+                            token: cache.new_token().to_be_bytes().to_vec(),
+                            ttl_ms: policy.ttl_ms,
+                        })
+                        .collect();
+                    self.awaiting = Awaiting::Lease { tier, slots };
+                    return Step::Lease { tier, items };
+                }
+                Phase::Load => {
+                    let slots: Vec<usize> = (0..self.slots.len())
+                        .filter(|&i| self.slots[i].is_pending() && self.slots[i].load_now)
+                        .collect();
+                    self.phase = Phase::Notify;
+                    if !slots.is_empty() {
+                        let keys = slots.iter().map(|&i| self.keys[i].clone()).collect();
+                        self.awaiting = Awaiting::Load(slots);
+                        return Step::Load { keys };
+                    }
+                }
+                Phase::Notify => {
+                    self.phase = Phase::Store(0);
+                    if !self.notify.is_empty() {
+                        return Step::Notify {
+                            waiters: std::mem::take(&mut self.notify),
+                        };
+                    }
+                }
+                Phase::Store(tier) => {
+                    if tier >= tiers {
+                        self.phase = Phase::Wait;
+                        continue;
+                    }
+                    self.phase = Phase::Store(tier + 1);
+                    let entries = std::mem::take(&mut self.stores[tier]);
+                    if entries.is_empty() || !cache.tier_available(tier, self.now) {
+                        continue;
+                    }
+                    let stats = &mut cache.tier_stats[tier];
+                    stats.writes += 1;
+                    stats.bytes_written += entries.iter().map(|e| e.value.len() as u64).sum::<u64>();
+                    return Step::Store { tier, entries };
+                }
+                Phase::Wait => {
+                    let slots: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].wait.is_some()).collect();
+                    self.phase = Phase::AfterWait;
+                    if !slots.is_empty() {
+                        let waits = slots.iter().filter_map(|&i| self.slots[i].wait).collect();
+                        self.awaiting = Awaiting::Wait(slots);
+                        return Step::Wait { waits };
+                    }
+                }
+                Phase::AfterWait => {
+                    self.phase = if self.slots.iter().any(Slot::in_lease_retry) {
+                        let after = cache.config.lease.map_or(0, |p| p.poll_interval_ms);
+                        Phase::Sleep(after)
+                    } else if self.options.load && self.slots.iter().any(|s| s.is_pending() && s.lead.is_none()) {
+                        Phase::Claim
+                    } else {
+                        Phase::Release
+                    };
+                }
+                Phase::Sleep(ms) => {
+                    self.awaiting = Awaiting::Sleep;
+                    return Step::Sleep { ms };
+                }
+                Phase::Release => {
+                    self.phase = Phase::Done;
+                    if let (Some(tier), false) = (self.lease_tier, self.releases.is_empty()) {
+                        cache.tier_stats[tier].writes += 1;
+                        return Step::Delete {
+                            tier,
+                            keys: std::mem::take(&mut self.releases),
+                        };
+                    }
+                }
+                Phase::Done => return Step::Done,
+            }
+        }
+    }
+
+    /// Single-flight claims for keys no tier had; then leases or loading.
+    fn claim(&mut self, cache: &mut TieredCache<V>) {
+        if !self.options.load {
+            self.phase = Phase::Notify;
+            return;
+        }
+        let give_up_waiting = self.wait_rounds >= MAX_WAIT_ROUNDS;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.is_pending() || slot.lead.is_some() || slot.wait.is_some() {
+                continue;
+            }
+            if give_up_waiting {
+                slot.load_now = true;
+                continue;
+            }
+            match cache.flights.claim(self.keys[i].clone()) {
+                Claim::Lead(token) => slot.lead = Some(token),
+                Claim::Wait(id) => slot.wait = Some(id),
+            }
+        }
+        let use_leases = cache.config.lease.is_some() && !self.options.force_miss;
+        for slot in &mut self.slots {
+            if slot.is_pending() && slot.lead.is_some() && slot.lease.is_none() && !use_leases {
+                slot.load_now = true;
+            }
+        }
+        self.phase = if use_leases { Phase::Lease } else { Phase::Load };
+    }
+
+    /// The host's answer to [`Step::Fetch`]: one entry per key asked, in
+    /// order (`None`: the tier does not have it).
+    pub fn fetched(&mut self, cache: &mut TieredCache<V>, tier: usize, values: Vec<Option<Vec<u8>>>) {
+        match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
+            Awaiting::Fetch { tier: asked, slots } if asked == tier && values.len() == slots.len() => {
+                cache.tier_succeeded(tier);
+                for (i, value) in slots.into_iter().zip(values) {
+                    match value {
+                        Some(bytes) => {
+                            cache.tier_stats[tier].bytes_read += bytes.len() as u64;
+                            self.accept(cache, tier, i, bytes, false);
+                        }
+                        None => cache.tier_stats[tier].misses += 1,
+                    }
+                }
+                self.phase = Phase::Chunks(tier);
+            }
+            Awaiting::Chunks { tier: asked, slots } if asked == tier && values.len() == slots.iter().map(|s| s.1).sum() => {
+                cache.tier_succeeded(tier);
+                let mut values = values.into_iter();
+                for (i, count) in slots {
+                    let chunks: Vec<Option<Vec<u8>>> = values.by_ref().take(count).collect();
+                    cache.tier_stats[tier].bytes_read += chunks.iter().flatten().map(|c| c.len() as u64).sum::<u64>();
+                    let manifest = self.slots[i].manifest.take().expect("slot asked for chunks has a manifest");
+                    match manifest.reassemble(&chunks) {
+                        Ok(envelope) => {
+                            cache.tier_stats[tier].chunked_reads += 1;
+                            self.accept(cache, tier, i, envelope, true);
+                        }
+                        Err(_) => {
+                            cache.tier_stats[tier].chunk_misses += 1;
+                            cache.tier_stats[tier].misses += 1;
+                        }
+                    }
+                }
+                self.phase = Phase::Remote(tier + 1);
+            }
+            other => {
+                // Wrong tier or wrong count: a host bug; count the tier as
+                // failed so the read moves on.
+                self.awaiting = other;
+                self.failed(cache, tier, "the host answered a fetch with the wrong number of values");
+            }
+        }
+    }
+
+    /// Checks one value from a remote tier; a usable one becomes a hit
+    /// awaiting decode, a manifest awaits its chunks, anything else is a miss.
+    fn accept(&mut self, cache: &mut TieredCache<V>, tier: usize, i: usize, bytes: Vec<u8>, from_chunks: bool) {
+        let options = cache.decode_options();
+        let decoded = match envelope::decode(&bytes, &options) {
+            Ok(decoded) => decoded,
+            Err(_) => {
+                cache.tier_stats[tier].rejected += 1;
+                return;
+            }
+        };
+        if decoded.header.manifest {
+            match Manifest::from_decoded(&decoded, &cache.manifest_limits()) {
+                Ok(manifest) if !from_chunks => self.slots[i].manifest = Some(manifest),
+                _ => cache.tier_stats[tier].rejected += 1,
+            }
+            return;
+        }
+        let header = decoded.header;
+        match Freshness::at(self.now, header.soft_expiry_ms, header.hard_expiry_ms) {
+            Freshness::Expired => {
+                cache.tier_stats[tier].expired += 1;
+                return;
+            }
+            Freshness::Stale => cache.tier_stats[tier].stale_served += 1,
+            Freshness::Fresh => {}
+        }
+        cache.tier_stats[tier].hits += 1;
+        let payload = decoded.payload.into_owned();
+        let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
+        self.slots[i].hit = Some(RemoteHit {
+            tier,
+            header,
+            payload,
+            envelope: backfill.then_some(bytes),
+        });
+    }
+
+    /// The host's answer to [`Step::Decode`]: one result per item, in order.
+    /// An `Err` (the host could not deserialize) is counted and the key is
+    /// treated as a miss.
+    pub fn decoded(&mut self, cache: &mut TieredCache<V>, values: Vec<Result<HostValue<V>, String>>) {
+        let Awaiting::Decode(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+            return;
+        };
+        let mut values = values.into_iter();
+        for i in slots {
+            let hit = self.slots[i].hit.take().expect("decoded slot has a hit");
+            let Some(Ok(host)) = values.next() else {
+                cache.read_stats.decode_errors += 1;
+                continue;
+            };
+            let key = self.keys[i].clone();
+            let header = hit.header;
+            cache.fill_local(
+                &key,
+                &host.value,
+                host.weight,
+                header.soft_expiry_ms,
+                header.hard_expiry_ms,
+                header.recompute_cost_ms,
+                self.now,
+            );
+            if let Some(envelope) = &hit.envelope {
+                let faster: Vec<usize> = (0..hit.tier).filter(|&t| cache.config.tiers[t].backfill).collect();
+                cache.plan_stores(&mut self.stores, faster.into_iter(), &key, envelope, header.hard_expiry_ms, self.now);
+            }
+            let due = match header.soft_expiry_ms {
+                Some(soft) => {
+                    let random = unit_random(mix(self.random, i as u64));
+                    Freshness::at(self.now, Some(soft), None) != Freshness::Fresh
+                        || should_refresh_early(
+                            self.now,
+                            soft,
+                            header.recompute_cost_ms,
+                            cache.config.xfetch_beta,
+                            random,
+                        )
+                }
+                None => false,
+            };
+            if due && cache.claim_refresh(&key, self.now) {
+                cache.tier_stats[hit.tier].early_refreshes += 1;
+                self.slots[i].refresh = true;
+            }
+            cache.read_stats.remote_hits += 1;
+            // A key found after waiting on another process's lease: our own
+            // in-process waiters get it too.
+            if let Some(token) = self.slots[i].lead.take() {
+                self.hand_off(cache, token, &host.value);
+            }
+            self.slots[i].state = State::Found(host.value, Source::Tier(hit.tier));
+        }
+    }
+
+    /// The host's answer to [`Step::Lease`]: for each item, whether `add`
+    /// took the lease.
+    pub fn leased(&mut self, cache: &mut TieredCache<V>, taken: Vec<bool>) {
+        let Awaiting::Lease { tier, slots } = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+            return;
+        };
+        cache.tier_succeeded(tier);
+        let policy = cache.config.lease.expect("leases only with a lease policy");
+        for (n, i) in slots.into_iter().enumerate() {
+            let outcome = match taken.get(n) {
+                Some(true) => LeaseOutcome::Acquired,
+                Some(false) => LeaseOutcome::Held,
+                None => LeaseOutcome::TierError,
+            };
+            let now = self.now;
+            let slot = &mut self.slots[i];
+            let wait = slot.lease.get_or_insert_with(|| LeaseWait::new(policy, now));
+            match wait.decide(outcome, false, now) {
+                LeaseDecision::Load => {
+                    slot.holds_lease = true;
+                    slot.load_now = true;
+                }
+                LeaseDecision::LoadWithoutLease | LeaseDecision::ServeStale => slot.load_now = true,
+                LeaseDecision::WaitAndRetry { .. } => {
+                    cache.tier_stats[tier].lock_waits += 1;
+                }
+            }
+        }
+        // Keys still waiting on a lease sleep and retry after the loads.
+        self.phase = Phase::Load;
+    }
+
+    /// The host's answer to [`Step::Sleep`], with the time after sleeping:
+    /// the keys waiting on leases are fetched again.
+    pub fn slept(&mut self, now: u64) {
+        if !matches!(self.awaiting, Awaiting::Sleep) {
+            return;
+        }
+        self.awaiting = Awaiting::Nothing;
+        self.now = self.now.max(now);
+        for slot in &mut self.slots {
+            slot.fetch = slot.in_lease_retry();
+        }
+        self.phase = Phase::Remote(0);
+    }
+
+    /// The host's answer to [`Step::Load`]: one result per key, in order,
+    /// and how long the loader took (the recompute cost XFetch uses). An
+    /// `Err` is the loader's error for that key: the key is a miss with that
+    /// error, and readers waiting for it are released to try themselves.
+    pub fn loaded(&mut self, cache: &mut TieredCache<V>, values: Vec<Result<Loaded<V>, String>>, load_ms: u64) {
+        let Awaiting::Load(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+            return;
+        };
+        let soft_ttl = cache.soft_ttl(self.options.ttl);
+        let mut values = values.into_iter();
+        for i in slots {
+            let result = values
+                .next()
+                .unwrap_or_else(|| Err("the loader returned fewer values than keys".to_owned()));
+            let key = self.keys[i].clone();
+            let slot_lead = self.slots[i].lead.take();
+            if std::mem::take(&mut self.slots[i].holds_lease) {
+                self.releases.push(lease_key(&key));
+            }
+            self.slots[i].load_now = false;
+            match result {
+                Ok(loaded) => {
+                    cache.read_stats.loads += 1;
+                    let value = match soft_ttl {
+                        Some(ttl) => {
+                            let random = unit_random(mix(self.random, (i as u64) | (2 << 40)));
+                            cache.write_value(&key, loaded, ttl, load_ms, self.now, random, &mut self.stores, None)
+                        }
+                        None => loaded.value, // a zero TTL: serve it, store nothing
+                    };
+                    if let Some(token) = slot_lead {
+                        self.hand_off(cache, token, &value);
+                    }
+                    self.slots[i].state = State::Found(value, Source::Loader);
+                }
+                Err(message) => {
+                    cache.read_stats.load_errors += 1;
+                    if let Some(token) = slot_lead {
+                        if let Ok(abandoned) = cache.flights.abandon(token, AbandonPolicy::ReleaseAll) {
+                            self.notify.extend(abandoned.release);
+                        }
+                    }
+                    self.slots[i].state = State::Failed(message);
+                }
+            }
+        }
+        self.phase = Phase::Notify;
+    }
+
+    /// Finishes a flight this read led, handing the value to its waiters.
+    fn hand_off(&mut self, cache: &mut TieredCache<V>, token: LeadToken, value: &V) {
+        if let Ok(waiters) = cache.flights.finish(token) {
+            for id in &waiters {
+                cache.handoff.insert(*id, value.clone());
+            }
+            self.notify.extend(waiters);
+        }
+    }
+
+    /// The host's answer to [`Step::Wait`]: every waiter was notified (or
+    /// the host stopped waiting). Keys whose leader succeeded are hits;
+    /// the others are claimed again.
+    pub fn woke(&mut self, cache: &mut TieredCache<V>) {
+        let Awaiting::Wait(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+            return;
+        };
+        self.wait_rounds += 1;
+        for i in slots {
+            let Some(id) = self.slots[i].wait.take() else { continue };
+            match cache.handoff.remove(&id) {
+                Some(value) => {
+                    cache.read_stats.flight_waits += 1;
+                    self.slots[i].state = State::Found(value, Source::Flight);
+                }
+                None => {
+                    cache.flights.withdraw(id);
+                }
+            }
+        }
+        self.phase = Phase::AfterWait;
+    }
+
+    /// The host reports that the operation it was asked to do on `tier`
+    /// failed (timeout, connection refused). The read goes on without that
+    /// tier (keys go to the next tier or the loader), unless the cache is in
+    /// strict mode. A failure reported outside a fetch or lease (a store) is
+    /// only counted.
+    pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str) {
+        cache.tier_failed(tier, self.now);
+        match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
+            Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. } if asked == tier => {
+                for slot in &mut self.slots {
+                    slot.manifest = None;
+                }
+                if cache.config.strict {
+                    self.fail_strict(cache, tier, message);
+                } else {
+                    self.phase = Phase::Remote(tier + 1);
+                }
+            }
+            Awaiting::Lease { tier: asked, slots } if asked == tier => {
+                for i in slots {
+                    self.slots[i].load_now = true;
+                }
+                self.phase = Phase::Load;
+            }
+            other => self.awaiting = other,
+        }
+    }
+
+    fn fail_strict(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str) {
+        self.failure = Some(TierFailure {
+            tier,
+            tier_name: cache.config.tiers[tier].name.clone(),
+            message: message.to_owned(),
+        });
+        self.release_claims(cache);
+        for slot in &mut self.slots {
+            if slot.is_pending() {
+                slot.state = State::Failed(format!("tier {} failed: {message}", cache.config.tiers[tier].name));
+            }
+        }
+        self.phase = Phase::Notify;
+    }
+
+    /// Treats whatever the host still owes as failed (see [`Read::next`]).
+    fn give_up_awaiting(&mut self, cache: &mut TieredCache<V>) {
+        match &self.awaiting {
+            Awaiting::Nothing => {}
+            Awaiting::Fetch { tier, .. } | Awaiting::Chunks { tier, .. } | Awaiting::Lease { tier, .. } => {
+                let tier = *tier;
+                self.failed(cache, tier, "the host did not report the result");
+            }
+            Awaiting::Decode(slots) => {
+                let errors = vec![Err("not decoded".to_owned()); slots.len()];
+                self.decoded(cache, errors);
+            }
+            Awaiting::Load(slots) => {
+                let errors = vec![Err("the host did not report the load".to_owned()); slots.len()];
+                self.loaded(cache, errors, 0);
+            }
+            Awaiting::Wait(_) => self.woke(cache),
+            Awaiting::Sleep => self.slept(self.now),
+        }
+    }
+
+    /// Abandons this read's single-flight claims and waits.
+    fn release_claims(&mut self, cache: &mut TieredCache<V>) {
+        for slot in &mut self.slots {
+            if let Some(token) = slot.lead.take() {
+                if let Ok(abandoned) = cache.flights.abandon(token, AbandonPolicy::ReleaseAll) {
+                    self.notify.extend(abandoned.release);
+                }
+            }
+            if let Some(id) = slot.wait.take() {
+                cache.flights.withdraw(id);
+                cache.handoff.remove(&id);
+            }
+        }
+    }
+
+    /// Gives up the read (the host stops driving it): releases its claims so
+    /// other readers do not wait for it. Returns the waiters to wake.
+    pub fn cancel(mut self, cache: &mut TieredCache<V>) -> Vec<WaitId> {
+        self.release_claims(cache);
+        std::mem::take(&mut self.notify)
+    }
+
+    /// The results, in the order of the keys, after [`Step::Done`]. Values
+    /// found in other tiers are put in the request tier. In strict mode, a
+    /// tier failure is an error. Any claim still held (the host stopped
+    /// early) is released.
+    pub fn finish(
+        mut self,
+        cache: &mut TieredCache<V>,
+        mut request: Option<&mut RequestCache<V>>,
+    ) -> Result<Vec<ReadResult<V>>, TierFailure> {
+        self.release_claims(cache);
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        let namespace = cache.config.request_namespace.clone();
+        let mut results = Vec::with_capacity(self.keys.len());
+        for (key, slot) in self.keys.into_iter().zip(self.slots) {
+            let refresh = slot.refresh;
+            results.push(match slot.state {
+                State::Found(value, source) => {
+                    if let (Some(request), false) = (request.as_deref_mut(), source == Source::Request) {
+                        if !self.options.skip_request_tier {
+                            request.set(&namespace, key.clone(), value.clone());
+                        }
+                    }
+                    ReadResult {
+                        key,
+                        lookup: Lookup::Hit(value),
+                        source: Some(source),
+                        refresh,
+                        error: None,
+                    }
+                }
+                State::Pending => {
+                    cache.read_stats.misses += 1;
+                    ReadResult {
+                        key,
+                        lookup: Lookup::Miss,
+                        source: None,
+                        refresh: false,
+                        error: None,
+                    }
+                }
+                State::Failed(error) => ReadResult {
+                    key,
+                    lookup: Lookup::Miss,
+                    source: None,
+                    refresh: false,
+                    error: Some(error),
+                },
+            });
+        }
+        Ok(results)
+    }
+
+    /// The keys of this read, in order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+}
+
+impl<V> std::fmt::Debug for Read<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Read")
+            .field("keys", &self.keys.len())
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
