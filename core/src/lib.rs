@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod chunk;
+pub mod content;
 pub mod envelope;
 pub mod key;
 pub mod local;
@@ -17,7 +18,10 @@ pub mod stampede;
 pub mod stats;
 pub mod tiered;
 
+pub use key::{is_valid_memcached_key, safe_key, KeyBuilder, KeyError, Part, DEFAULT_MAX_KEY_LEN};
 pub use namespace::{Namespace, NamespaceError};
 pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
 pub use request::RequestCache;
+pub use stats::{ReadStats, TierStats};
+pub use tiered::{ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig};

@@ -478,3 +478,26 @@ fn corrupt_and_foreign_bytes_in_a_tier_are_misses() {
     assert!(results.iter().all(|r| r.source == Some(Source::Loader)));
     assert_eq!(h.cache.lock().unwrap().tier_stats()[0].rejected, 3);
 }
+
+#[test]
+fn content_addressed_publish_keeps_unchanged_entries_valid() {
+    use tiercache::content::ContentManifest;
+    use tiercache::Namespace;
+    let h = host(memcached_and_storage());
+    let ns = Namespace::new("content").unwrap();
+    let mut v1 = ContentManifest::new();
+    for i in 0..100 {
+        v1.insert(format!("item/{i}"), format!("content {i}").as_bytes());
+    }
+    let mut v2 = v1.clone();
+    v2.insert("item/7", b"content 7, edited");
+    let item_keys = |m: &ContentManifest| -> Vec<String> { m.ids().map(|id| m.key_for(&ns, id).unwrap()).collect() };
+    let v1_keys = item_keys(&v1);
+    h.get(&refs(&v1_keys), ReadOptions::load());
+    assert_eq!(h.load_count(), 100);
+    // Another process switches to v2: only the edited item is loaded.
+    let reader = h.other_process(TieredCache::new(memcached_and_storage()).unwrap());
+    let results = reader.get(&refs(&item_keys(&v2)), ReadOptions::load());
+    assert_eq!(reader.load_count(), 1);
+    assert_eq!(results.iter().filter(|r| r.source == Some(Source::Tier(0))).count(), 99);
+}

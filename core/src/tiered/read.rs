@@ -67,6 +67,14 @@ struct RemoteHit {
 
 struct Slot<V> {
     state: State<V>,
+    refresh: bool,
+    /// What a key not answered locally needs on its way through the remote
+    /// tiers and the loader (boxed: most keys of a hot page never need it).
+    remote: Option<Box<RemoteState>>,
+}
+
+#[derive(Default)]
+struct RemoteState {
     /// Ask the remote tiers for this key in the current pass.
     fetch: bool,
     /// The key as asked of the tier in the current fetch (a replica key).
@@ -78,24 +86,25 @@ struct Slot<V> {
     lease: Option<LeaseWait>,
     holds_lease: bool,
     load_now: bool,
-    refresh: bool,
 }
 
 impl<V> Slot<V> {
-    fn new(state: State<V>) -> Self {
-        let fetch = matches!(state, State::Pending);
+    fn found(value: V, source: Source) -> Self {
         Slot {
-            state,
-            fetch,
-            fetched_as: None,
-            manifest: None,
-            hit: None,
-            lead: None,
-            wait: None,
-            lease: None,
-            holds_lease: false,
-            load_now: false,
+            state: State::Found(value, source),
             refresh: false,
+            remote: None,
+        }
+    }
+
+    fn pending() -> Self {
+        Slot {
+            state: State::Pending,
+            refresh: false,
+            remote: Some(Box::new(RemoteState {
+                fetch: true,
+                ..RemoteState::default()
+            })),
         }
     }
 
@@ -103,9 +112,26 @@ impl<V> Slot<V> {
         matches!(self.state, State::Pending)
     }
 
+    /// The remote state of a key that was not answered locally.
+    fn r(&mut self) -> &mut RemoteState {
+        self.remote.get_or_insert_with(Box::default)
+    }
+
+    fn lead(&self) -> Option<LeadToken> {
+        self.remote.as_ref().and_then(|r| r.lead)
+    }
+
+    fn wait(&self) -> Option<WaitId> {
+        self.remote.as_ref().and_then(|r| r.wait)
+    }
+
+    fn has_hit(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.hit.is_some())
+    }
+
     /// Waiting for another process's lease to be released.
     fn in_lease_retry(&self) -> bool {
-        self.is_pending() && self.lead.is_some() && !self.load_now
+        self.is_pending() && self.remote.as_ref().is_some_and(|r| r.lead.is_some() && !r.load_now)
     }
 }
 
@@ -200,19 +226,19 @@ impl<V: Clone> Read<V> {
         if let (Some(request), false) = (request, self.options.skip_request_tier) {
             if let Lookup::Hit(value) = request.get(&cache.config.request_namespace, key) {
                 cache.read_stats.request_hits += 1;
-                return Slot::new(State::Found(value.clone(), Source::Request));
+                return Slot::found(value.clone(), Source::Request);
             }
         }
         if self.options.force_miss {
-            return Slot::new(State::Pending);
+            return Slot::pending();
         }
         let random = unit_random(mix(self.random, index as u64));
         let beta = cache.config.xfetch_beta;
         let Some(local) = &mut cache.local else {
-            return Slot::new(State::Pending);
+            return Slot::pending();
         };
         let Lookup::Hit(entry) = local.get(key.as_str(), self.now) else {
-            return Slot::new(State::Pending);
+            return Slot::pending();
         };
         let value = entry.value.clone();
         let due = match entry.soft_expiry_ms {
@@ -223,7 +249,7 @@ impl<V: Clone> Read<V> {
             None => false,
         };
         cache.read_stats.local_hits += 1;
-        let mut slot = Slot::new(State::Found(value, Source::Local));
+        let mut slot = Slot::found(value, Source::Local);
         slot.refresh = due && cache.claim_refresh(key, self.now);
         slot
     }
@@ -244,7 +270,10 @@ impl<V: Clone> Read<V> {
                         continue;
                     }
                     let slots: Vec<usize> = (0..self.slots.len())
-                        .filter(|&i| self.slots[i].fetch && self.slots[i].is_pending() && self.slots[i].hit.is_none())
+                        .filter(|&i| {
+                            let slot = &self.slots[i];
+                            slot.is_pending() && slot.remote.as_ref().is_some_and(|r| r.fetch && r.hit.is_none())
+                        })
                         .collect();
                     if slots.is_empty() {
                         self.phase = Phase::Decode;
@@ -264,7 +293,7 @@ impl<V: Clone> Read<V> {
                             } else {
                                 key.clone()
                             };
-                            self.slots[i].fetched_as = Some(asked.clone());
+                            self.slots[i].r().fetched_as = Some(asked.clone());
                             asked
                         })
                         .collect();
@@ -276,7 +305,8 @@ impl<V: Clone> Read<V> {
                     let mut slots = Vec::new();
                     let mut keys = Vec::new();
                     for (i, slot) in self.slots.iter().enumerate() {
-                        if let (Some(manifest), Some(asked)) = (&slot.manifest, &slot.fetched_as) {
+                        let Some(remote) = &slot.remote else { continue };
+                        if let (Some(manifest), Some(asked)) = (&remote.manifest, &remote.fetched_as) {
                             let chunk_keys = manifest.chunk_keys(asked);
                             slots.push((i, chunk_keys.len()));
                             keys.extend(chunk_keys);
@@ -291,13 +321,13 @@ impl<V: Clone> Read<V> {
                     return Step::Fetch { tier, keys };
                 }
                 Phase::Decode => {
-                    for slot in &mut self.slots {
-                        slot.fetch = false;
+                    for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
+                        remote.fetch = false;
                     }
                     let mut slots = Vec::new();
                     let mut items = Vec::new();
                     for (index, slot) in self.slots.iter_mut().enumerate() {
-                        if let Some(hit) = &mut slot.hit {
+                        if let Some(hit) = slot.remote.as_mut().and_then(|r| r.hit.as_mut()) {
                             slots.push(index);
                             items.push(DecodeItem {
                                 index,
@@ -323,7 +353,7 @@ impl<V: Clone> Read<V> {
                     let slots: Vec<usize> =
                         (0..self.slots.len()).filter(|&i| self.slots[i].in_lease_retry()).collect();
                     let Some(tier) = tier.filter(|_| !slots.is_empty()) else {
-                        slots.iter().for_each(|&i| self.slots[i].load_now = true);
+                        slots.iter().for_each(|&i| self.slots[i].r().load_now = true);
                         self.phase = Phase::Load;
                         continue;
                     };
@@ -341,7 +371,7 @@ impl<V: Clone> Read<V> {
                 }
                 Phase::Load => {
                     let slots: Vec<usize> = (0..self.slots.len())
-                        .filter(|&i| self.slots[i].is_pending() && self.slots[i].load_now)
+                        .filter(|&i| self.slots[i].is_pending() && self.slots[i].remote.as_ref().is_some_and(|r| r.load_now))
                         .collect();
                     self.phase = Phase::Notify;
                     if !slots.is_empty() {
@@ -374,10 +404,10 @@ impl<V: Clone> Read<V> {
                     return Step::Store { tier, entries };
                 }
                 Phase::Wait => {
-                    let slots: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].wait.is_some()).collect();
+                    let slots: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].wait().is_some()).collect();
                     self.phase = Phase::AfterWait;
                     if !slots.is_empty() {
-                        let waits = slots.iter().filter_map(|&i| self.slots[i].wait).collect();
+                        let waits = slots.iter().filter_map(|&i| self.slots[i].wait()).collect();
                         self.awaiting = Awaiting::Wait(slots);
                         return Step::Wait { waits };
                     }
@@ -386,7 +416,7 @@ impl<V: Clone> Read<V> {
                     self.phase = if self.slots.iter().any(Slot::in_lease_retry) {
                         let after = cache.config.lease.map_or(0, |p| p.poll_interval_ms);
                         Phase::Sleep(after)
-                    } else if self.options.load && self.slots.iter().any(|s| s.is_pending() && s.lead.is_none()) {
+                    } else if self.options.load && self.slots.iter().any(|s| s.is_pending() && s.lead().is_none()) {
                         Phase::Claim
                     } else {
                         Phase::Release
@@ -419,22 +449,22 @@ impl<V: Clone> Read<V> {
         }
         let give_up_waiting = self.wait_rounds >= MAX_WAIT_ROUNDS;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if !slot.is_pending() || slot.lead.is_some() || slot.wait.is_some() {
+            if !slot.is_pending() || slot.lead().is_some() || slot.wait().is_some() {
                 continue;
             }
             if give_up_waiting {
-                slot.load_now = true;
+                slot.r().load_now = true;
                 continue;
             }
             match cache.flights.claim(self.keys[i].clone()) {
-                Claim::Lead(token) => slot.lead = Some(token),
-                Claim::Wait(id) => slot.wait = Some(id),
+                Claim::Lead(token) => slot.r().lead = Some(token),
+                Claim::Wait(id) => slot.r().wait = Some(id),
             }
         }
         let use_leases = cache.config.lease.is_some() && !self.options.force_miss;
         for slot in &mut self.slots {
-            if slot.is_pending() && slot.lead.is_some() && slot.lease.is_none() && !use_leases {
-                slot.load_now = true;
+            if slot.is_pending() && slot.lead().is_some() && !use_leases {
+                slot.r().load_now = true;
             }
         }
         self.phase = if use_leases { Phase::Lease } else { Phase::Load };
@@ -463,7 +493,7 @@ impl<V: Clone> Read<V> {
                 for (i, count) in slots {
                     let chunks: Vec<Option<Vec<u8>>> = values.by_ref().take(count).collect();
                     cache.tier_stats[tier].bytes_read += chunks.iter().flatten().map(|c| c.len() as u64).sum::<u64>();
-                    let manifest = self.slots[i].manifest.take().expect("slot asked for chunks has a manifest");
+                    let manifest = self.slots[i].r().manifest.take().expect("slot asked for chunks has a manifest");
                     match manifest.reassemble(&chunks) {
                         Ok(envelope) => {
                             cache.tier_stats[tier].chunked_reads += 1;
@@ -499,7 +529,7 @@ impl<V: Clone> Read<V> {
         };
         if decoded.header.manifest {
             match Manifest::from_decoded(&decoded, &cache.manifest_limits()) {
-                Ok(manifest) if !from_chunks => self.slots[i].manifest = Some(manifest),
+                Ok(manifest) if !from_chunks => self.slots[i].r().manifest = Some(manifest),
                 _ => cache.tier_stats[tier].rejected += 1,
             }
             return;
@@ -516,7 +546,7 @@ impl<V: Clone> Read<V> {
         cache.tier_stats[tier].hits += 1;
         let payload = decoded.payload.into_owned();
         let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
-        self.slots[i].hit = Some(RemoteHit {
+        self.slots[i].r().hit = Some(RemoteHit {
             tier,
             header,
             payload,
@@ -533,7 +563,7 @@ impl<V: Clone> Read<V> {
         };
         let mut values = values.into_iter();
         for i in slots {
-            let hit = self.slots[i].hit.take().expect("decoded slot has a hit");
+            let hit = self.slots[i].r().hit.take().expect("decoded slot has a hit");
             let Some(Ok(host)) = values.next() else {
                 cache.read_stats.decode_errors += 1;
                 continue;
@@ -574,7 +604,7 @@ impl<V: Clone> Read<V> {
             cache.read_stats.remote_hits += 1;
             // A key found after waiting on another process's lease: our own
             // in-process waiters get it too.
-            if let Some(token) = self.slots[i].lead.take() {
+            if let Some(token) = self.slots[i].r().lead.take() {
                 self.hand_off(cache, token, &host.value);
             }
             self.slots[i].state = State::Found(host.value, Source::Tier(hit.tier));
@@ -596,7 +626,7 @@ impl<V: Clone> Read<V> {
                 None => LeaseOutcome::TierError,
             };
             let now = self.now;
-            let slot = &mut self.slots[i];
+            let slot = self.slots[i].r();
             let wait = slot.lease.get_or_insert_with(|| LeaseWait::new(policy, now));
             match wait.decide(outcome, false, now) {
                 LeaseDecision::Load => {
@@ -622,7 +652,10 @@ impl<V: Clone> Read<V> {
         self.awaiting = Awaiting::Nothing;
         self.now = self.now.max(now);
         for slot in &mut self.slots {
-            slot.fetch = slot.in_lease_retry();
+            let retry = slot.in_lease_retry();
+            if let Some(remote) = &mut slot.remote {
+                remote.fetch = retry;
+            }
         }
         self.phase = Phase::Remote(0);
     }
@@ -642,11 +675,11 @@ impl<V: Clone> Read<V> {
                 .next()
                 .unwrap_or_else(|| Err("the loader returned fewer values than keys".to_owned()));
             let key = self.keys[i].clone();
-            let slot_lead = self.slots[i].lead.take();
-            if std::mem::take(&mut self.slots[i].holds_lease) {
+            let slot_lead = self.slots[i].r().lead.take();
+            if std::mem::take(&mut self.slots[i].r().holds_lease) {
                 self.releases.push(lease_key(&key));
             }
-            self.slots[i].load_now = false;
+            self.slots[i].r().load_now = false;
             match result {
                 Ok(loaded) => {
                     cache.read_stats.loads += 1;
@@ -695,7 +728,7 @@ impl<V: Clone> Read<V> {
         };
         self.wait_rounds += 1;
         for i in slots {
-            let Some(id) = self.slots[i].wait.take() else { continue };
+            let Some(id) = self.slots[i].r().wait.take() else { continue };
             match cache.handoff.remove(&id) {
                 Some(value) => {
                     cache.read_stats.flight_waits += 1;
@@ -718,8 +751,8 @@ impl<V: Clone> Read<V> {
         cache.tier_failed(tier, self.now);
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
             Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. } if asked == tier => {
-                for slot in &mut self.slots {
-                    slot.manifest = None;
+                for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
+                    remote.manifest = None;
                 }
                 if cache.config.strict {
                     self.fail_strict(cache, tier, message);
@@ -729,7 +762,7 @@ impl<V: Clone> Read<V> {
             }
             Awaiting::Lease { tier: asked, slots } if asked == tier => {
                 for i in slots {
-                    self.slots[i].load_now = true;
+                    self.slots[i].r().load_now = true;
                 }
                 self.phase = Phase::Load;
             }
@@ -775,13 +808,13 @@ impl<V: Clone> Read<V> {
 
     /// Abandons this read's single-flight claims and waits.
     fn release_claims(&mut self, cache: &mut TieredCache<V>) {
-        for slot in &mut self.slots {
-            if let Some(token) = slot.lead.take() {
+        for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
+            if let Some(token) = remote.lead.take() {
                 if let Ok(abandoned) = cache.flights.abandon(token, AbandonPolicy::ReleaseAll) {
                     self.notify.extend(abandoned.release);
                 }
             }
-            if let Some(id) = slot.wait.take() {
+            if let Some(id) = remote.wait.take() {
                 cache.flights.withdraw(id);
                 cache.handoff.remove(&id);
             }
@@ -808,15 +841,16 @@ impl<V: Clone> Read<V> {
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
-        let namespace = cache.config.request_namespace.clone();
+        let namespace = &cache.config.request_namespace;
         let mut results = Vec::with_capacity(self.keys.len());
+        let mut misses = 0;
         for (key, slot) in self.keys.into_iter().zip(self.slots) {
             let refresh = slot.refresh;
             results.push(match slot.state {
                 State::Found(value, source) => {
                     if let (Some(request), false) = (request.as_deref_mut(), source == Source::Request) {
                         if !self.options.skip_request_tier {
-                            request.set(&namespace, key.clone(), value.clone());
+                            request.set(namespace, key.clone(), value.clone());
                         }
                     }
                     ReadResult {
@@ -828,7 +862,7 @@ impl<V: Clone> Read<V> {
                     }
                 }
                 State::Pending => {
-                    cache.read_stats.misses += 1;
+                    misses += 1;
                     ReadResult {
                         key,
                         lookup: Lookup::Miss,
@@ -846,6 +880,7 @@ impl<V: Clone> Read<V> {
                 },
             });
         }
+        cache.read_stats.misses += misses;
         Ok(results)
     }
 

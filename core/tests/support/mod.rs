@@ -170,7 +170,13 @@ impl Host {
 
     /// The value the loader gives for `key`.
     pub fn value_of(key: &str) -> String {
-        format!("value of {key}")
+        let value = format!("value of {key}");
+        if key.contains("big") {
+            // Big enough to be chunked in a tier with a small item limit.
+            value.repeat(6_000 / value.len() + 1)
+        } else {
+            value
+        }
     }
 
     pub fn load_count(&self) -> usize {
