@@ -1,1 +1,38 @@
-//! Python bindings (work in progress).
+//! `tiercache._core`: the Rust core of the `tiercache` Python package.
+//!
+//! A translation layer only: Python values, the host clock and host I/O are
+//! turned into calls of the `tiercache` crate, which holds every caching
+//! rule. The pure-Python package (`python/tiercache`) drives the sans-I/O
+//! read machine and adapts memcached, Redis, S3 and Django.
+
+mod envelope;
+mod fast;
+mod key;
+mod local;
+mod request;
+mod tiered;
+mod util;
+
+use pyo3::prelude::*;
+
+/// Milliseconds since the Unix epoch on the clock the caches use.
+#[pyfunction]
+fn now_ms() -> u64 {
+    util::now_ms()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MISSING", util::missing(py).clone_ref(py))?;
+    m.add("DEFAULT_TTL", util::default_ttl_object(py).clone_ref(py))?;
+    m.add_function(wrap_pyfunction!(now_ms, m)?)?;
+    request::register(m)?;
+    local::register(m)?;
+    key::register(m)?;
+    envelope::register(m)?;
+    tiered::register(m)?;
+    fast::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+"""tiercache: request, local and remote (memcached, Redis, S3) caching with
+one Rust core shared with the edge worker and Rust services.
+
+The pieces::
+
+    from tiercache import RequestCache, LocalCache, TieredCache, Key, cached
+    from tiercache.tiers import MemcachedTier, RedisTier, StorageTier
+
+Django: ``tiercache.django`` (settings, middleware, checks, commands) and
+``tiercache.django.edx`` (a drop-in edx-django-utils cache API).
+"""
+
+from __future__ import annotations
+
+from . import _core
+from ._core import CachedResponse, LocalCache, RequestCache, RequestScope
+from ._errors import (
+    CachedResponseError,
+    CachedResponseMissError,
+    ConfigurationError,
+    EnvelopeError,
+    LoaderError,
+    TiercacheError,
+    TierError,
+)
+from .codecs import JSON, PICKLE, RAW, Codec, JsonCodec, PickleCodec, RawCodec
+from .decorators import cached, default_cache
+from .keys import BuiltKey, Key, normalize_key, safe_key
+from .scope import current_scope, request_scope
+from .tiered import DEFAULT_TTL, MISSING, LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
+
+__version__ = _core.__version__
+
+__all__ = [
+    "DEFAULT_TTL",
+    "JSON",
+    "MISSING",
+    "PICKLE",
+    "RAW",
+    "BuiltKey",
+    "CachedResponse",
+    "CachedResponseError",
+    "CachedResponseMissError",
+    "Codec",
+    "ConfigurationError",
+    "EnvelopeError",
+    "JsonCodec",
+    "Key",
+    "LeasePolicy",
+    "LoaderError",
+    "LocalCache",
+    "LocalTier",
+    "PickleCodec",
+    "RawCodec",
+    "RequestCache",
+    "RequestScope",
+    "TierError",
+    "TieredCache",
+    "TiercacheError",
+    "cached",
+    "current_scope",
+    "default_cache",
+    "normalize_key",
+    "request_scope",
+    "safe_key",
+    "signing_keys_from_secret",
+]

@@ -1,0 +1,268 @@
+"""Drives the core's sans-I/O read machine: the core says what to do next
+(fetch these keys from tier N, decode these payloads, load these keys, store
+these entries, wait for another reader), this module does it and reports
+back. No caching rule lives here; see ``core/src/tiered``.
+
+The sync driver runs on the calling thread; the async driver awaits the
+tiers' async methods (or runs their sync methods in a worker thread) and the
+loader, so neither blocks an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, Callable, Optional
+
+from . import _core
+
+log = logging.getLogger("tiercache")
+
+#: A loader for the driver: given the core's keys, returns one entry per key:
+#: ``(value, codec_name, payload, weight)`` or an error message (str).
+LoadFn = Callable[[list], list]
+ALoadFn = Callable[[list], Awaitable[list]]
+
+
+class Waiters:
+    """Where ``notify`` steps of one read wake the ``wait`` steps of others,
+    across threads and asyncio tasks (single-flight within a process)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._ready: set[int] = set()
+        self._futures: dict[int, list] = {}
+
+    def notify(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._cond:
+            self._ready.update(ids)
+            if len(self._ready) > 100_000:  # ids of waiters that gave up
+                self._ready.clear()
+                self._ready.update(ids)
+            wake = [self._futures.pop(i) for i in ids if i in self._futures]
+            self._cond.notify_all()
+        for futures in wake:
+            for loop, future in futures:
+                loop.call_soon_threadsafe(_resolve, future)
+
+    def wait(self, ids: Sequence[int], timeout: float) -> bool:
+        with self._cond:
+            done = self._cond.wait_for(lambda: all(i in self._ready for i in ids), timeout)
+            self._ready.difference_update(ids)
+        return done
+
+    async def wait_async(self, ids: Sequence[int], timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        futures = []
+        with self._cond:
+            for i in ids:
+                if i not in self._ready:
+                    future = loop.create_future()
+                    self._futures.setdefault(i, []).append((loop, future))
+                    futures.append(future)
+        done = True
+        if futures:
+            try:
+                await asyncio.wait_for(asyncio.gather(*futures), timeout)
+            except asyncio.TimeoutError:
+                done = False
+        with self._cond:
+            self._ready.difference_update(ids)
+            for i in ids:
+                self._futures.pop(i, None)
+        return done
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Driver:
+    """What a read needs from its cache: the tiers, codecs, waiters, clock,
+    core and logging of tier failures."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    # -- sync ---------------------------------------------------------------
+
+    def run(self, read: Any, scope: Any, load: Optional[LoadFn]) -> list:
+        cache = self.cache
+        tiers = cache._tiers
+        try:
+            while True:
+                step = read.next()
+                kind = step[0]
+                if kind == "fetch":
+                    _, tier, keys = step
+                    try:
+                        values = tiers[tier].get_many(keys)
+                    except Exception as exc:
+                        cache._tier_error(tier, "get", exc)
+                        read.failed(tier, describe(exc))
+                    else:
+                        read.fetched(tier, values)
+                elif kind == "decode":
+                    read.decoded(cache._decode(step[1]))
+                elif kind == "load":
+                    if load is None:
+                        raise RuntimeError("the core asked to load without a loader")
+                    start = time.perf_counter()
+                    out = load(step[1])
+                    read.loaded(out, int((time.perf_counter() - start) * 1000))
+                elif kind == "store":
+                    _, tier, entries = step
+                    try:
+                        tiers[tier].set_many(entries)
+                    except Exception as exc:
+                        cache._tier_error(tier, "set", exc)
+                        cache._core.tier_failed(tier, cache._now())
+                elif kind == "notify":
+                    cache._waiters.notify(step[1])
+                elif kind == "wait":
+                    cache._waiters.wait(step[1], cache.wait_timeout)
+                    read.woke()
+                elif kind == "lease":
+                    _, tier, items = step
+                    try:
+                        taken = tiers[tier].add_many(items)
+                    except Exception as exc:
+                        cache._tier_error(tier, "add", exc)
+                        read.failed(tier, describe(exc))
+                    else:
+                        read.leased(list(taken))
+                elif kind == "sleep":
+                    time.sleep(step[1] / 1000)
+                    read.slept(cache._now())
+                elif kind == "delete":
+                    _, tier, keys = step
+                    try:
+                        tiers[tier].delete_many(keys)
+                    except Exception as exc:
+                        cache._tier_error(tier, "delete", exc)
+                        cache._core.tier_failed(tier, cache._now())
+                elif kind == "done":
+                    return read.finish(scope)
+                else:  # pragma: no cover - a core newer than this driver
+                    raise RuntimeError(f"unknown step {kind!r} from the core")
+        except BaseException:
+            cache._waiters.notify(read.cancel())
+            raise
+
+    def run_writes(self, steps: list) -> None:
+        cache = self.cache
+        for step in steps:
+            kind, tier, items = step
+            try:
+                if kind == "store":
+                    cache._tiers[tier].set_many(items)
+                else:
+                    cache._tiers[tier].delete_many(items)
+            except Exception as exc:
+                cache._tier_error(tier, kind, exc)
+                cache._core.tier_failed(tier, cache._now())
+                if cache.strict:
+                    raise _core_tier_error(cache, tier, exc) from exc
+
+    # -- async --------------------------------------------------------------
+
+    async def arun(self, read: Any, scope: Any, load: Optional[ALoadFn]) -> list:
+        cache = self.cache
+        tiers = cache._tiers
+        try:
+            while True:
+                step = read.next()
+                kind = step[0]
+                if kind == "fetch":
+                    _, tier, keys = step
+                    try:
+                        values = await _call(tiers[tier], "get_many", keys)
+                    except Exception as exc:
+                        cache._tier_error(tier, "get", exc)
+                        read.failed(tier, describe(exc))
+                    else:
+                        read.fetched(tier, values)
+                elif kind == "decode":
+                    read.decoded(cache._decode(step[1]))
+                elif kind == "load":
+                    if load is None:
+                        raise RuntimeError("the core asked to load without a loader")
+                    start = time.perf_counter()
+                    out = await load(step[1])
+                    read.loaded(out, int((time.perf_counter() - start) * 1000))
+                elif kind == "store":
+                    _, tier, entries = step
+                    try:
+                        await _call(tiers[tier], "set_many", entries)
+                    except Exception as exc:
+                        cache._tier_error(tier, "set", exc)
+                        cache._core.tier_failed(tier, cache._now())
+                elif kind == "notify":
+                    cache._waiters.notify(step[1])
+                elif kind == "wait":
+                    await cache._waiters.wait_async(step[1], cache.wait_timeout)
+                    read.woke()
+                elif kind == "lease":
+                    _, tier, items = step
+                    try:
+                        taken = await _call(tiers[tier], "add_many", items)
+                    except Exception as exc:
+                        cache._tier_error(tier, "add", exc)
+                        read.failed(tier, describe(exc))
+                    else:
+                        read.leased(list(taken))
+                elif kind == "sleep":
+                    await asyncio.sleep(step[1] / 1000)
+                    read.slept(cache._now())
+                elif kind == "delete":
+                    _, tier, keys = step
+                    try:
+                        await _call(tiers[tier], "delete_many", keys)
+                    except Exception as exc:
+                        cache._tier_error(tier, "delete", exc)
+                        cache._core.tier_failed(tier, cache._now())
+                elif kind == "done":
+                    return read.finish(scope)
+                else:  # pragma: no cover
+                    raise RuntimeError(f"unknown step {kind!r} from the core")
+        except BaseException:
+            cache._waiters.notify(read.cancel())
+            raise
+
+    async def arun_writes(self, steps: list) -> None:
+        cache = self.cache
+        for kind, tier, items in steps:
+            try:
+                await _call(cache._tiers[tier], "set_many" if kind == "store" else "delete_many", items)
+            except Exception as exc:
+                cache._tier_error(tier, kind, exc)
+                cache._core.tier_failed(tier, cache._now())
+                if cache.strict:
+                    raise _core_tier_error(cache, tier, exc) from exc
+
+
+async def _call(tier: Any, method: str, arg: Any) -> Any:
+    """A tier's async method (``aget_many``, ...) if it has one, else its
+    sync method in a worker thread."""
+    amethod = getattr(tier, "a" + method, None)
+    if amethod is not None and inspect.iscoroutinefunction(amethod):
+        return await amethod(arg)
+    return await asyncio.to_thread(getattr(tier, method), arg)
+
+
+def _core_tier_error(cache: Any, tier: int, exc: BaseException) -> Exception:
+    from ._errors import TierError
+
+    return TierError(cache._tiers[tier].name, describe(exc))

@@ -1,0 +1,58 @@
+"""Exceptions raised by tiercache (pure Python, so they pickle and subclass
+like any other exception). Every message says what to do next."""
+
+from __future__ import annotations
+
+
+class TiercacheError(Exception):
+    """Base class of tiercache's own errors."""
+
+
+class CachedResponseError(TiercacheError):
+    """A ``CachedResponse`` was misused: it refuses ``bool()`` and comparison
+    with anything but another ``CachedResponse`` (the edx-django-utils
+    contract), because ``if response:`` cannot tell a cached ``None`` from a
+    miss."""
+
+    USAGE_MESSAGE = "CachedResponse was misused. Try the attributes is_found, value or key."
+
+    def __init__(self, message: str = USAGE_MESSAGE) -> None:
+        super().__init__(message)
+
+
+class CachedResponseMissError(CachedResponseError, AttributeError):
+    """``CachedResponse.value`` was read on a miss. Check ``is_found`` first,
+    or use ``get_value_or_default(default)``."""
+
+    def __init__(self, message: str = "the cached response is a miss and has no value") -> None:
+        super().__init__(message)
+
+
+class EnvelopeError(TiercacheError, ValueError):
+    """Bytes from a remote tier could not be used (truncated, tampered,
+    unsigned when signing is required, ...). ``kind`` is a stable name such as
+    ``"bad_signature"``; the read path treats all of them as a miss."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class TierError(TiercacheError):
+    """A remote tier failed while the cache is in strict mode (outside strict
+    mode tier failures are counted and the read falls back to the next tier
+    or the loader)."""
+
+    def __init__(self, tier: str, message: str, text: str | None = None) -> None:
+        super().__init__(text or f"tier {tier!r} failed in strict mode: {message}")
+        self.tier = tier
+        self.message = message
+
+
+class LoaderError(TiercacheError):
+    """A loader raised or returned no value for a key; the original exception
+    is chained as ``__cause__`` when there is one."""
+
+
+class ConfigurationError(TiercacheError, ValueError):
+    """The cache configuration is invalid; the message names the setting."""

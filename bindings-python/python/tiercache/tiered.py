@@ -1,0 +1,599 @@
+"""``TieredCache``: request tier → local tier → remote tiers (memcached,
+Redis, S3, ...) → loader, with the rules in the Rust core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import inspect
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, Optional, Union
+
+from . import _core
+from ._driver import Driver, Waiters, describe
+from ._errors import ConfigurationError, LoaderError
+from .codecs import Codec, get_codec
+from .keys import normalize_key
+from .scope import current_scope
+
+__all__ = ["DEFAULT_TTL", "MISSING", "LeasePolicy", "LocalTier", "TieredCache", "signing_keys_from_secret"]
+
+log = logging.getLogger("tiercache")
+
+MISSING = _core.MISSING
+DEFAULT_TTL = _core.DEFAULT_TTL
+CachedResponse = _core.CachedResponse
+
+Ttl = Union[float, int, timedelta, None, Any]
+
+
+@dataclass(frozen=True)
+class LocalTier:
+    """Bounds of a tiered cache's in-process tier: entries, bytes (of the
+    serialized payloads) and the longest time a value is kept locally (it is
+    never kept past its own expiry)."""
+
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+    ttl: float = 60.0
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """Cross-process stampede control through a remote tier's ``add``: one
+    process loads a cold key, the others wait up to ``max_wait`` seconds,
+    re-reading every ``poll_interval``; the lease expires after ``ttl``."""
+
+    ttl: float = 10.0
+    max_wait: float = 2.0
+    poll_interval: float = 0.1
+
+
+def _ttl_ms(ttl: Ttl) -> int:
+    """-1: the cache's default; -2: never; else milliseconds (0: store nothing)."""
+    if ttl is DEFAULT_TTL:
+        return -1
+    if ttl is None:
+        return -2
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(
+            f"ttl must be seconds (int or float), a timedelta, None (never expire) "
+            f"or left out (the cache's default), not {type(ttl).__name__}"
+        )
+    if math.isnan(ttl):
+        raise ValueError("ttl is NaN")
+    if ttl <= 0:
+        return 0
+    if math.isinf(ttl):
+        return -2
+    return max(1, math.ceil(ttl * 1000))
+
+
+def signing_keys_from_secret(secret: Union[str, bytes], key_id: str = "k1") -> list:
+    """A signing keyring derived from an application secret (such as
+    Django's ``SECRET_KEY``): HMAC keys never reuse the secret itself."""
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    derived = hashlib.sha256(b"tiercache.signing.v1\x00" + secret).digest()
+    return [(key_id, derived)]
+
+
+def _keyring(signing_keys: Any) -> Optional[list]:
+    if signing_keys is None or signing_keys is False:
+        return None
+    if isinstance(signing_keys, (str, bytes)):
+        return signing_keys_from_secret(signing_keys)
+    if isinstance(signing_keys, Mapping):
+        signing_keys = list(signing_keys.items())
+    ring = []
+    for item in signing_keys:
+        try:
+            key_id, secret = item
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                "signing_keys must be a list of (key_id, secret) pairs, newest first, "
+                "or one secret string"
+            ) from None
+        ring.append((str(key_id), secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)))
+    return ring or None
+
+
+class TieredCache:
+    """A read-through cache over the request tier, a local tier and remote
+    tiers, fastest first.
+
+    ::
+
+        cache = TieredCache(
+            tiers=[MemcachedTier(["127.0.0.1:11211"]), StorageTier(s3_storage)],
+            signing_keys=[("2025a", secret)],
+        )
+        outline = cache.get_or_load(Key("outline", 3)(course_id), lambda: build(course_id), ttl=3600)
+        grades = cache.get_many_or_load(keys, load_grades)   # one batch per tier
+
+    Values are Python objects in the request and local tiers (as they are)
+    and envelopes in the remote tiers (``codec`` bytes, compressed, signed,
+    chunked when larger than a tier's item limit). A failing tier is counted
+    and skipped (the read goes on to the next tier or the loader) unless
+    ``strict`` is set. Within a process one loader runs per cold key
+    (threads and asyncio tasks); across processes too with ``leases``.
+
+    Arguments:
+        tiers: remote tier adapters, fastest first (``tiercache.tiers``).
+        local: a ``LocalTier`` (or dict of its fields), or None for no local tier.
+        signing_keys: ``[(key_id, secret), ...]`` newest first, or one secret.
+            With keys, unsigned or badly signed values are never decoded.
+        codec: ``"pickle"`` (default), ``"json"``, ``"raw"`` or a codec object.
+        default_ttl: seconds a loaded value lives when a call does not say
+            (None: forever).
+        stale_ttl: seconds past its TTL a value may still be served while one
+            reader refreshes it (stale-while-revalidate).
+        ttl_jitter: spread TTLs by up to this fraction (0.1 = ±10%).
+        xfetch_beta: XFetch early-refresh eagerness (0: off).
+        leases: ``True`` or a ``LeasePolicy`` for cross-process stampede
+            control (uses the first tier that supports ``add``).
+        cooldown: ``(failures, seconds)``: after that many failures in a row a
+            tier is skipped for that long, then probed.
+        strict: raise ``TierError`` when a tier fails instead of degrading.
+        wait_timeout: seconds a reader waits for another reader's load before
+            loading itself.
+        clock: a callable returning seconds (like ``time.time``), for tests.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Any] = (),
+        *,
+        local: Union[LocalTier, Mapping, None] = LocalTier(),  # noqa: B008
+        signing_keys: Any = None,
+        codec: Union[str, Codec] = "pickle",
+        default_ttl: Optional[float] = 300,
+        stale_ttl: float = 0,
+        ttl_jitter: float = 0.1,
+        xfetch_beta: float = 1.0,
+        leases: Union[bool, LeasePolicy] = False,
+        cooldown: tuple = (3, 5.0),
+        strict: bool = False,
+        compress_at: Optional[int] = 1024,
+        max_payload_len: int = 64 * 1024 * 1024,
+        refresh_in_background: bool = True,
+        wait_timeout: float = 30.0,
+        clock: Optional[Callable[[], float]] = None,
+        name: str = "default",
+    ) -> None:
+        self.name = name
+        self._tiers = list(tiers)
+        self._codec = get_codec(codec)
+        self.strict = strict
+        self.wait_timeout = wait_timeout
+        self.refresh_in_background = refresh_in_background
+        self._clock = clock
+        self._waiters = Waiters()
+        self._driver = Driver(self)
+        self._signed = signing_keys is not None and signing_keys is not False
+        self._error_log_at: dict = {}
+        if isinstance(local, Mapping):
+            local = LocalTier(**local)
+        if isinstance(leases, bool):
+            leases = LeasePolicy() if leases else None
+        tier_configs = []
+        for i, tier in enumerate(self._tiers):
+            config = getattr(tier, "tier_config", None)
+            if config is None:
+                raise ConfigurationError(
+                    f"tier {i} ({tier!r}) is not a tier adapter: use MemcachedTier, RedisTier, "
+                    "StorageTier or DjangoCacheTier from tiercache.tiers"
+                )
+            tier_configs.append(dict(config()))
+        if leases is not None and not any(c.get("leases") for c in tier_configs):
+            for c in tier_configs:
+                if c.get("kind") in ("memcached", "redis") or c.get("supports_add"):
+                    c["leases"] = True
+                    break
+        config = {
+            "tiers": tier_configs,
+            "local": None
+            if local is None
+            else {
+                "max_entries": local.max_entries,
+                "max_bytes": local.max_bytes,
+                "ttl_ms": max(1, int(local.ttl * 1000)),
+            },
+            "signing_keys": _keyring(signing_keys),
+            "compress_at": compress_at,
+            "default_ttl_ms": None if default_ttl is None else max(1, int(default_ttl * 1000)),
+            "stale_ms": int(stale_ttl * 1000),
+            "ttl_jitter": float(ttl_jitter),
+            "xfetch_beta": float(xfetch_beta),
+            "lease": None
+            if leases is None
+            else (int(leases.ttl * 1000), int(leases.max_wait * 1000), max(1, int(leases.poll_interval * 1000))),
+            "cooldown": (int(cooldown[0]), int(cooldown[1] * 1000)),
+            "strict": strict,
+            "max_payload_len": max_payload_len,
+        }
+        try:
+            self._core = _core.TieredCore(config)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    # -- helpers ------------------------------------------------------------
+
+    def _now(self) -> int:
+        if self._clock is None:
+            return _core.now_ms()
+        return int(self._clock() * 1000)
+
+    def _tier_error(self, tier: int, op: str, exc: BaseException) -> None:
+        # One log line per tier and operation per 10 s: a dead memcached must
+        # not flood the logs (the counters have the totals).
+        now = time.monotonic()
+        key = (tier, op)
+        if now - self._error_log_at.get(key, -1e9) >= 10:
+            self._error_log_at[key] = now
+            log.warning(
+                "tiercache: %s on tier %r failed (%s); serving from the next tier or the loader",
+                op,
+                self._tiers[tier].name,
+                describe(exc),
+            )
+
+    def _decode(self, items: list) -> list:
+        out = []
+        for _index, key, codec_name, payload in items:
+            codec = self._codec if codec_name == self._codec.name else get_codec(codec_name)
+            try:
+                out.append((codec.loads(payload), len(payload)))
+            except Exception as exc:
+                log.warning("tiercache: could not decode the value of %r: %s", key, describe(exc))
+                out.append(f"could not decode: {describe(exc)}")
+        return out
+
+    def _encode(self, key: str, value: Any) -> tuple:
+        try:
+            payload = self._codec.dumps(value)
+        except Exception as exc:
+            raise TypeError(
+                f"the value for key {key!r} cannot be serialized with the {self._codec.name} codec "
+                f"({describe(exc)}): store picklable values, or choose another codec"
+            ) from exc
+        return (value, self._codec.name, payload, len(payload))
+
+    def _scope(self, create: bool = False) -> Any:
+        return current_scope(create)
+
+    def _read(self, keys: list, scope: Any, load: bool, ttl: Ttl, force: bool = False) -> Any:
+        force_miss = force or (scope is not None and scope.force_cache_miss)
+        return self._core.read(
+            keys,
+            scope,
+            load,
+            force_miss,
+            _ttl_ms(ttl),
+            scope is None,
+            self._now(),
+            random.getrandbits(64),
+        )
+
+    def _norm(self, keys: Iterable[str]) -> tuple[list, dict]:
+        """Core keys for user keys, and core key -> first user key."""
+        core_keys = []
+        back: dict = {}
+        for key in keys:
+            k = normalize_key(key)
+            core_keys.append(k)
+            back.setdefault(k, key)
+        return core_keys, back
+
+    def _loader_for(self, back: dict, batch_loader: Callable, errors: dict) -> Callable[[list], list]:
+        def load(core_keys: list) -> list:
+            user_keys = [back[k] for k in core_keys]
+            try:
+                produced = batch_loader(user_keys)
+            except Exception as exc:
+                for k in core_keys:
+                    errors[k] = exc
+                return [f"the loader raised {describe(exc)}"] * len(core_keys)
+            return self._package(core_keys, user_keys, produced, errors)
+
+        return load
+
+    def _aloader_for(self, back: dict, batch_loader: Callable, errors: dict) -> Callable:
+        async def load(core_keys: list) -> list:
+            user_keys = [back[k] for k in core_keys]
+            try:
+                if inspect.iscoroutinefunction(batch_loader):
+                    produced = await batch_loader(user_keys)
+                else:
+                    produced = await asyncio.to_thread(batch_loader, user_keys)
+                    if inspect.isawaitable(produced):
+                        produced = await produced
+            except Exception as exc:
+                for k in core_keys:
+                    errors[k] = exc
+                return [f"the loader raised {describe(exc)}"] * len(core_keys)
+            return self._package(core_keys, user_keys, produced, errors)
+
+        return load
+
+    def _package(self, core_keys: list, user_keys: list, produced: Any, errors: dict) -> list:
+        if isinstance(produced, Mapping):
+            values = []
+            for user_key in user_keys:
+                if user_key in produced:
+                    values.append(produced[user_key])
+                else:
+                    values.append(MISSING)
+        else:
+            values = list(produced)
+            if len(values) != len(user_keys):
+                exc = LoaderError(
+                    f"the batch loader returned {len(values)} values for {len(user_keys)} keys: "
+                    "return a dict {key: value} or a list in the order of the keys"
+                )
+                for k in core_keys:
+                    errors[k] = exc
+                return [str(exc)] * len(core_keys)
+        out = []
+        for core_key, user_key, value in zip(core_keys, user_keys, values):
+            if value is MISSING:
+                exc = LoaderError(f"the batch loader returned no value for key {user_key!r}")
+                errors[core_key] = exc
+                out.append(str(exc))
+                continue
+            try:
+                out.append(self._encode(user_key, value))
+            except TypeError as exc:
+                errors[core_key] = exc
+                out.append(str(exc))
+        return out
+
+    def _results(self, keys: list, back: dict, results: list, errors: dict, raise_errors: bool) -> dict:
+        found = {}
+        for key, (hit, value, _source, _refresh, error) in zip(keys, results):
+            user_key = back[key]
+            if hit:
+                found[user_key] = value
+            elif error is not None and raise_errors:
+                exc = errors.get(key)
+                if exc is not None:
+                    raise exc
+                raise LoaderError(f"loading {user_key!r} failed: {error}")
+        return found
+
+    def _schedule_refresh(self, keys: list, back: dict, results: list, batch_loader: Callable, ttl: Ttl) -> None:
+        due = [k for k, r in zip(keys, results) if r[3]]
+        if not due or not self.refresh_in_background:
+            return
+
+        def refresh() -> None:
+            errors: dict = {}
+            try:
+                read = self._read(due, None, True, ttl, force=True)
+                if not isinstance(read, list):
+                    self._driver.run(read, None, self._loader_for(back, batch_loader, errors))
+            except Exception as exc:  # a failed refresh keeps the old value
+                log.warning("tiercache: background refresh of %d key(s) failed: %s", len(due), describe(exc))
+
+        thread = threading.Thread(target=contextvars.Context().run, args=(refresh,), daemon=True)
+        thread.start()
+
+    # -- reads --------------------------------------------------------------
+
+    def get_cached_response(self, key: str) -> CachedResponse:
+        """A ``CachedResponse`` for ``key`` from the first tier that has it
+        (request, local, then remote tiers, in one pass; nothing is loaded)."""
+        k = normalize_key(key)
+        scope = self._scope()
+        read = self._read([k], scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else self._driver.run(read, scope, None)
+        hit, value = results[0][0], results[0][1]
+        return CachedResponse(True, key, value) if hit else CachedResponse(False, key)
+
+    def get(self, key: str, default: Any = MISSING) -> Any:
+        """The cached value of ``key`` or ``default`` (``MISSING`` unless given)."""
+        response = self.get_cached_response(key)
+        return response.value if response.is_found else default
+
+    def get_many(self, keys: Iterable[str]) -> dict:
+        """``{key: value}`` for the keys some tier has: one batched round trip
+        per tier for all the keys, however many."""
+        core_keys, back = self._norm(keys)
+        scope = self._scope()
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else self._driver.run(read, scope, None)
+        return self._results(core_keys, back, results, {}, False)
+
+    def prefetch(self, keys: Iterable[str]) -> int:
+        """Reads ``keys`` in one batch and leaves what was found in the
+        request tier, so code deep in the view finds them there without a
+        round trip. Returns how many were found."""
+        scope = self._scope(create=True)
+        core_keys, back = self._norm(keys)
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else self._driver.run(read, scope, None)
+        return sum(1 for r in results if r[0])
+
+    def get_or_load(self, key: str, loader: Callable[[], Any], ttl: Ttl = DEFAULT_TTL) -> Any:
+        """The cached value of ``key``; on a miss in every tier, ``loader()``
+        runs (once per process, however many threads ask at once), and its
+        value is written to every tier and returned. A loader exception
+        propagates and nothing is stored."""
+        return self.get_many_or_load([key], lambda keys: [loader()], ttl)[key]
+
+    def get_many_or_load(
+        self, keys: Iterable[str], batch_loader: Callable[[list], Any], ttl: Ttl = DEFAULT_TTL
+    ) -> dict:
+        """``{key: value}`` for every key: cached values from the fastest tier
+        that has them, in one batch per tier; ``batch_loader(missing_keys)``
+        once for the rest (return a dict or a list in key order)."""
+        core_keys, back = self._norm(keys)
+        scope = self._scope()
+        errors: dict = {}
+        read = self._read(core_keys, scope, True, ttl)
+        if isinstance(read, list):
+            results = read
+        else:
+            results = self._driver.run(read, scope, self._loader_for(back, batch_loader, errors))
+        self._schedule_refresh(core_keys, back, results, batch_loader, ttl)
+        return self._results(core_keys, back, results, errors, True)
+
+    def refresh(self, key: str, loader: Callable[[], Any], ttl: Ttl = DEFAULT_TTL) -> Any:
+        """Runs ``loader()`` and writes its value to every tier, whatever they
+        hold (a forced miss)."""
+        core_keys, back = self._norm([key])
+        scope = self._scope()
+        errors: dict = {}
+        read = self._read(core_keys, scope, True, ttl, force=True)
+        results = read if isinstance(read, list) else self._driver.run(
+            read, scope, self._loader_for(back, lambda keys: [loader()], errors)
+        )
+        return self._results(core_keys, back, results, errors, True)[key]
+
+    # -- writes -------------------------------------------------------------
+
+    def set_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
+        """Writes ``value`` to the request, local and every remote tier
+        (write-through). ``ttl``: seconds; None: forever; 0: delete."""
+        k = normalize_key(key)
+        _, codec, payload, weight = self._encode(key, value)
+        scope = self._scope(create=True)
+        steps = self._core.set_all_tiers(
+            k, value, codec, payload, weight, _ttl_ms(ttl), scope, self._now(), random.getrandbits(64)
+        )
+        self._driver.run_writes(steps)
+
+    def set(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
+        """Same as :meth:`set_all_tiers`."""
+        self.set_all_tiers(key, value, ttl)
+
+    def delete_all_tiers(self, key: str) -> None:
+        """Removes ``key`` from every tier (versioned keys usually make this
+        unnecessary: bump the version instead)."""
+        k = normalize_key(key)
+        steps = self._core.delete_all_tiers(k, self._scope(), self._now())
+        self._driver.run_writes(steps)
+
+    delete = delete_all_tiers
+
+    def clear_local(self) -> None:
+        """Empties this process's local tier (remote tiers are untouched)."""
+        self._core.clear_local()
+
+    # -- async --------------------------------------------------------------
+
+    async def aget_cached_response(self, key: str) -> CachedResponse:
+        """Async :meth:`get_cached_response`."""
+        k = normalize_key(key)
+        scope = self._scope()
+        read = self._read([k], scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else await self._driver.arun(read, scope, None)
+        hit, value = results[0][0], results[0][1]
+        return CachedResponse(True, key, value) if hit else CachedResponse(False, key)
+
+    async def aget(self, key: str, default: Any = MISSING) -> Any:
+        """Async :meth:`get`."""
+        response = await self.aget_cached_response(key)
+        return response.value if response.is_found else default
+
+    async def aget_many(self, keys: Iterable[str]) -> dict:
+        """Async :meth:`get_many`."""
+        core_keys, back = self._norm(keys)
+        scope = self._scope()
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else await self._driver.arun(read, scope, None)
+        return self._results(core_keys, back, results, {}, False)
+
+    async def aprefetch(self, keys: Iterable[str]) -> int:
+        """Async :meth:`prefetch`."""
+        scope = self._scope(create=True)
+        core_keys, _ = self._norm(keys)
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else await self._driver.arun(read, scope, None)
+        return sum(1 for r in results if r[0])
+
+    async def aget_or_load(self, key: str, loader: Callable[[], Any], ttl: Ttl = DEFAULT_TTL) -> Any:
+        """Async :meth:`get_or_load`; ``loader`` may be a coroutine function."""
+        if inspect.iscoroutinefunction(loader):
+
+            async def batch(keys: list) -> list:
+                return [await loader()]
+        else:
+
+            def batch(keys: list) -> list:
+                return [loader()]
+
+        return (await self.aget_many_or_load([key], batch, ttl))[key]
+
+    async def aget_many_or_load(
+        self, keys: Iterable[str], batch_loader: Callable[[list], Any], ttl: Ttl = DEFAULT_TTL
+    ) -> dict:
+        """Async :meth:`get_many_or_load`; ``batch_loader`` may be a coroutine
+        function."""
+        core_keys, back = self._norm(keys)
+        scope = self._scope()
+        errors: dict = {}
+        read = self._read(core_keys, scope, True, ttl)
+        if isinstance(read, list):
+            results = read
+        else:
+            results = await self._driver.arun(read, scope, self._aloader_for(back, batch_loader, errors))
+        if any(r[3] for r in results) and not inspect.iscoroutinefunction(batch_loader):
+            self._schedule_refresh(core_keys, back, results, batch_loader, ttl)
+        return self._results(core_keys, back, results, errors, True)
+
+    async def aset_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
+        """Async :meth:`set_all_tiers`."""
+        k = normalize_key(key)
+        _, codec, payload, weight = self._encode(key, value)
+        scope = self._scope(create=True)
+        steps = self._core.set_all_tiers(
+            k, value, codec, payload, weight, _ttl_ms(ttl), scope, self._now(), random.getrandbits(64)
+        )
+        await self._driver.arun_writes(steps)
+
+    async def adelete_all_tiers(self, key: str) -> None:
+        """Async :meth:`delete_all_tiers`."""
+        k = normalize_key(key)
+        steps = self._core.delete_all_tiers(k, self._scope(), self._now())
+        await self._driver.arun_writes(steps)
+
+    # -- introspection ------------------------------------------------------
+
+    @property
+    def tiers(self) -> list:
+        """The remote tier adapters, fastest first."""
+        return list(self._tiers)
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    @property
+    def signed(self) -> bool:
+        """True if values are signed and unsigned ones refused."""
+        return self._core.signed
+
+    def stats(self) -> dict:
+        """Counters: ``tiers`` (one dict per remote tier: hits, misses,
+        errors, fetches, writes, bytes, chunked reads, rejected values, ...),
+        ``reads`` (request/local/remote hits, loads, misses, ...), ``local``
+        and ``flights`` (single-flight)."""
+        return self._core.stats()
+
+    def __repr__(self) -> str:
+        tiers = ", ".join(f"{t.name}" for t in self._tiers) or "no remote tiers"
+        return (
+            f"<TieredCache {self.name!r}: request → local → {tiers}; codec={self._codec.name}"
+            f"{', signed' if self.signed else ''}{', strict' if self.strict else ''}>"
+        )

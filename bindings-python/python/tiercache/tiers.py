@@ -1,0 +1,465 @@
+"""Remote tier adapters: each turns the core's batched steps into one
+server round trip (``get_many``, ``set_many``, ``add_many``,
+``delete_many``). They move envelope bytes only: values are serialized,
+signed and chunked by the core, and bytes read are verified by the core
+before any codec sees them. Adapters raise on failure; the cache counts the
+failure and goes on to the next tier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+from . import _core
+
+__all__ = [
+    "DjangoCacheTier",
+    "MemcachedTier",
+    "RedisTier",
+    "StorageTier",
+    "Tier",
+]
+
+Entry = tuple  # (key, bytes, ttl_ms or None)
+
+
+def _ttl_seconds(ttl_ms: Optional[int]) -> int:
+    """memcached/Django seconds for a TTL in ms (0: no expiry)."""
+    if ttl_ms is None:
+        return 0
+    return max(1, math.ceil(ttl_ms / 1000))
+
+
+class Tier:
+    """Base of the adapters. Subclasses implement ``get_many``,
+    ``set_many``, ``add_many`` and ``delete_many``; async variants default to
+    running the sync ones in a worker thread."""
+
+    kind = "generic"
+    name = "tier"
+    item_limit: int = 16 * 1024 * 1024
+    replicas = 1
+    backfill = True
+    leases = False
+    supports_add = True
+
+    def tier_config(self) -> dict:
+        """The tier as the core sees it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "item_limit": self.item_limit,
+            "replicas": self.replicas,
+            "backfill": self.backfill,
+            "leases": self.leases,
+            "supports_add": self.supports_add,
+        }
+
+    def get_many(self, keys: Sequence[str]) -> list:
+        raise NotImplementedError
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        raise NotImplementedError
+
+    def add_many(self, items: Sequence[Entry]) -> list:
+        raise NotImplementedError
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Removes everything this tier holds (tests, ``tiercache_warm --clear``)."""
+        raise NotImplementedError
+
+    def server_stats(self) -> dict:
+        """What the server says about itself (for ``tiercache_stats``)."""
+        return {}
+
+    async def aget_many(self, keys: Sequence[str]) -> list:
+        return await asyncio.to_thread(self.get_many, keys)
+
+    async def aset_many(self, entries: Sequence[Entry]) -> None:
+        await asyncio.to_thread(self.set_many, entries)
+
+    async def aadd_many(self, items: Sequence[Entry]) -> list:
+        return await asyncio.to_thread(self.add_many, items)
+
+    async def adelete_many(self, keys: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_many, keys)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} item_limit={self.item_limit}>"
+
+
+def _servers(location: Union[str, Sequence[str]]) -> list:
+    if isinstance(location, str):
+        location = [s for s in location.replace(",", ";").split(";") if s.strip()]
+    out = []
+    for server in location:
+        server = server.strip()
+        if server.startswith("unix:"):
+            out.append(server[5:])
+            continue
+        host, _, port = server.rpartition(":")
+        out.append((host or server, int(port) if port else 11211))
+    return out
+
+
+class MemcachedTier(Tier):
+    """memcached through pymemcache, with raw bytes (no pickling client-side:
+    a value some other process wrote with a pickle flag is still handed to
+    the core as bytes, and refused unless it is a valid envelope).
+
+    ``servers``: ``["127.0.0.1:11211", ...]`` (several servers: keys are
+    spread by rendezvous hashing, like Django's ``PyMemcacheCache``).
+    ``item_limit``: values larger than this are chunked (default: memcached's
+    1 MiB item size minus overhead). Timeouts are short: a slow memcached
+    costs one timeout, after which the tier cools down and is skipped.
+    """
+
+    kind = "memcached"
+
+    def __init__(
+        self,
+        servers: Union[str, Sequence[str]],
+        *,
+        name: str = "memcached",
+        item_limit: int = _core.MEMCACHED_VALUE_LIMIT,
+        key_prefix: str = "",
+        connect_timeout: float = 0.25,
+        timeout: float = 0.5,
+        replicas: int = 1,
+        leases: bool = False,
+        backfill: bool = True,
+        client: Any = None,
+    ) -> None:
+        self.name = name
+        self.item_limit = item_limit
+        self.key_prefix = key_prefix
+        self.replicas = replicas
+        self.leases = leases
+        self.backfill = backfill
+        self.servers = _servers(servers)
+        if client is None:
+            from pymemcache.client.hash import HashClient
+
+            client = HashClient(
+                self.servers,
+                connect_timeout=connect_timeout,
+                timeout=timeout,
+                use_pooling=True,
+                max_pool_size=8,
+                retry_attempts=1,
+                retry_timeout=0,
+                dead_timeout=1,
+                ignore_exc=False,
+                allow_unicode_keys=False,
+            )
+        self.client = client
+
+    @classmethod
+    def from_django(cls, alias: str, **kwargs: Any) -> MemcachedTier:
+        """A tier over the servers of Django cache ``alias`` (a
+        ``PyMemcacheCache``), in that alias's key space (``KEY_PREFIX``,
+        ``VERSION``)."""
+        from django.conf import settings
+
+        conf = settings.CACHES[alias]
+        prefix = conf.get("KEY_PREFIX", "")
+        version = conf.get("VERSION", 1)
+        kwargs.setdefault("name", alias)
+        kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
+        return cls(conf["LOCATION"], **kwargs)
+
+    def _k(self, key: str) -> str:
+        return self.key_prefix + key
+
+    def get_many(self, keys: Sequence[str]) -> list:
+        prefixed = [self._k(k) for k in keys]
+        found = self.client.get_many(prefixed)
+        return [found.get(k) for k in prefixed]
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        by_ttl: dict = {}
+        for key, value, ttl_ms in entries:
+            by_ttl.setdefault(_ttl_seconds(ttl_ms), {})[self._k(key)] = value
+        failed = []
+        for expire, values in by_ttl.items():
+            failed.extend(self.client.set_many(values, expire=expire, noreply=False) or [])
+        if failed:
+            raise OSError(f"memcached did not store {len(failed)} item(s), e.g. {failed[0]!r}")
+
+    def add_many(self, items: Sequence[Entry]) -> list:
+        return [
+            bool(self.client.add(self._k(key), value, expire=_ttl_seconds(ttl_ms), noreply=False))
+            for key, value, ttl_ms in items
+        ]
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self.client.delete_many([self._k(k) for k in keys], noreply=False)
+
+    def clear(self) -> None:
+        self.client.flush_all(noreply=False)
+
+    def server_stats(self) -> dict:
+        stats = {}
+        for server, values in self.client.stats().items() if hasattr(self.client, "stats") else []:
+            stats[str(server)] = {k.decode() if isinstance(k, bytes) else k: v for k, v in values.items()}
+        return stats
+
+    def server_item_size_max(self) -> Optional[int]:
+        """The smallest ``item_size_max`` among the servers, or None if no
+        server answered."""
+        sizes = []
+        for server in self.servers:
+            from pymemcache.client.base import Client
+
+            client = Client(server, connect_timeout=0.25, timeout=0.5)
+            try:
+                settings = client.stats("settings")
+                size = settings.get(b"item_size_max") or settings.get("item_size_max")
+                if size is not None:
+                    sizes.append(int(size))
+            except Exception:
+                continue
+            finally:
+                client.close()
+        return min(sizes) if sizes else None
+
+
+class RedisTier(Tier):
+    """Redis through redis-py, raw bytes (``MGET``, pipelined ``SET PX``,
+    ``SET NX PX`` for leases). ``url``: ``redis://host:port/db`` or a
+    ``redis.Redis`` client."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: Any = "redis://127.0.0.1:6379/0",
+        *,
+        name: str = "redis",
+        item_limit: int = 16 * 1024 * 1024,
+        key_prefix: str = "",
+        timeout: float = 0.5,
+        leases: bool = False,
+        backfill: bool = True,
+    ) -> None:
+        self.name = name
+        self.item_limit = item_limit
+        self.key_prefix = key_prefix
+        self.leases = leases
+        self.backfill = backfill
+        if isinstance(url, str):
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            self.client = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+            )
+        else:
+            self.client = url
+
+    @classmethod
+    def from_django(cls, alias: str, **kwargs: Any) -> RedisTier:
+        """A tier over the server of Django cache ``alias`` (a ``RedisCache``;
+        the first LOCATION is used for reads and writes)."""
+        from django.conf import settings
+
+        conf = settings.CACHES[alias]
+        location = conf["LOCATION"]
+        if not isinstance(location, str):
+            location = location[0]
+        location = location.split(",")[0]
+        prefix = conf.get("KEY_PREFIX", "")
+        version = conf.get("VERSION", 1)
+        kwargs.setdefault("name", alias)
+        kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
+        return cls(location, **kwargs)
+
+    def get_many(self, keys: Sequence[str]) -> list:
+        return self.client.mget([self.key_prefix + k for k in keys])
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl_ms in entries:
+            pipe.set(self.key_prefix + key, value, px=ttl_ms)
+        pipe.execute()
+
+    def add_many(self, items: Sequence[Entry]) -> list:
+        pipe = self.client.pipeline(transaction=False)
+        for key, value, ttl_ms in items:
+            pipe.set(self.key_prefix + key, value, px=ttl_ms, nx=True)
+        return [bool(r) for r in pipe.execute()]
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.client.delete(*[self.key_prefix + k for k in keys])
+
+    def clear(self) -> None:
+        self.client.flushdb()
+
+    def server_stats(self) -> dict:
+        info = self.client.info()
+        return {k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")}
+
+
+def storage_name(prefix: str, key: str) -> str:
+    """The file name of ``key`` in a storage tier: keys never contain ``/``
+    nor start with ``.`` once mapped (``%`` is already escaped in keys, so the
+    mapping is injective)."""
+    name = key.replace("/", "%2F")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return f"{prefix.rstrip('/')}/{name}" if prefix else name
+
+
+class StorageTier(Tier):
+    """A Django ``Storage`` (``FileSystemStorage``, django-storages' S3, ...)
+    as the slowest, largest tier: entries never expire there (the envelope's
+    own expiry decides what is served), and are not back-filled. Reads of a
+    batch run in parallel threads (storages have no multi-get)."""
+
+    kind = "storage"
+    backfill = False
+    supports_add = False
+
+    def __init__(
+        self,
+        storage: Any,
+        *,
+        prefix: str = "tiercache",
+        name: str = "storage",
+        item_limit: int = 256 * 1024 * 1024,
+        max_workers: int = 8,
+    ) -> None:
+        self.storage = storage
+        self.prefix = prefix
+        self.name = name
+        self.item_limit = item_limit
+        self.max_workers = max_workers
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    @classmethod
+    def from_django(cls, storage: Any = None, **kwargs: Any) -> StorageTier:
+        """A tier over a storage given as an alias of ``settings.STORAGES``
+        (Django ≥ 4.2), a dotted class path, or a ``Storage`` instance."""
+        if isinstance(storage, str):
+            from django.core.files.storage import storages
+            from django.utils.module_loading import import_string
+
+            try:
+                storage = storages[storage]
+            except Exception:
+                storage = import_string(storage)(**kwargs.pop("options", {}))
+        return cls(storage, **kwargs)
+
+    def _map(self, fn: Any, items: Sequence[Any]) -> list:
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="tiercache-storage")
+        return list(self._pool.map(fn, items))
+
+    def _read(self, key: str) -> Optional[bytes]:
+        name = storage_name(self.prefix, key)
+        try:
+            with self.storage.open(name, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if "404" in str(exc) or "NoSuchKey" in str(exc) or "Not Found" in str(exc):
+                return None
+            raise
+        except Exception as exc:
+            # botocore's ClientError for a missing object
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def _write(self, entry: Entry) -> None:
+        from django.core.files.base import ContentFile
+
+        key, value = entry[0], entry[1]
+        name = storage_name(self.prefix, key)
+        if not getattr(self.storage, "file_overwrite", False) and self.storage.exists(name):
+            self.storage.delete(name)
+        saved = self.storage.save(name, ContentFile(value))
+        if saved != name:
+            self.storage.delete(saved)
+            raise OSError(f"the storage saved {name!r} as {saved!r}: let it overwrite files")
+
+    def _delete(self, key: str) -> None:
+        self.storage.delete(storage_name(self.prefix, key))
+
+    def get_many(self, keys: Sequence[str]) -> list:
+        return self._map(self._read, list(keys))
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        self._map(self._write, list(entries))
+
+    def add_many(self, items: Sequence[Entry]) -> list:
+        raise NotImplementedError("a storage tier cannot hold leases; use memcached or Redis")
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self._map(self._delete, list(keys))
+
+    def clear(self) -> None:
+        try:
+            _dirs, files = self.storage.listdir(self.prefix)
+        except FileNotFoundError:
+            return
+        self._map(lambda f: self.storage.delete(f"{self.prefix.rstrip('/')}/{f}"), files)
+
+
+class DjangoCacheTier(Tier):
+    """Any Django cache alias (``LocMemCache``, ``DatabaseCache``, a custom
+    backend) through Django's cache API. Values are stored as bytes, but the
+    backend may pickle them, so use it only for tiers no one else writes:
+    prefer ``MemcachedTier`` / ``RedisTier`` for shared servers."""
+
+    kind = "generic"
+
+    def __init__(self, alias: str = "default", *, name: Optional[str] = None, item_limit: int = 16 * 1024 * 1024):
+        self.alias = alias
+        self.name = name or alias
+        self.item_limit = item_limit
+
+    @property
+    def cache(self) -> Any:
+        from django.core.cache import caches
+
+        return caches[self.alias]
+
+    def get_many(self, keys: Sequence[str]) -> list:
+        found = self.cache.get_many(list(keys))
+        return [found.get(k) for k in keys]
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        by_ttl: dict = {}
+        for key, value, ttl_ms in entries:
+            by_ttl.setdefault(None if ttl_ms is None else ttl_ms / 1000, {})[key] = value
+        for timeout, values in by_ttl.items():
+            failed = self.cache.set_many(values, timeout)
+            if failed:
+                raise OSError(f"cache {self.alias!r} did not store {len(failed)} item(s)")
+
+    def add_many(self, items: Sequence[Entry]) -> list:
+        return [bool(self.cache.add(k, v, None if t is None else t / 1000)) for k, v, t in items]
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        self.cache.delete_many(list(keys))
+
+    def clear(self) -> None:
+        self.cache.clear()

@@ -1,0 +1,664 @@
+//! The sans-I/O tiered cache as Python objects: `TieredCore` (shared state
+//! of one cache in one process) and `Read` (one read, driven step by step by
+//! `tiercache._driver`, which does the I/O).
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use tiercache::stampede::{LeasePolicy, WaitId};
+use tiercache::tiered::{
+    CooldownPolicy, HostValue, Loaded, LocalTierConfig, Read, ReadOptions, ReadResult, Source,
+    Step, TierConfig, TieredCache, TieredConfig,
+};
+use tiercache::{Expiry, Lookup};
+
+use crate::envelope::{codec_from, keyring_from};
+use crate::request::RequestScope;
+use crate::util::{lock, new_error, PyVal};
+
+fn get_item<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+{
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract::<T>().map(Some).map_err(|e| {
+            PyValueError::new_err(format!("config {key:?}: {}", Into::<PyErr>::into(e)))
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn tier_from(d: &Bound<'_, PyDict>) -> PyResult<TierConfig> {
+    let name: String = get_item(d, "name")?.unwrap_or_default();
+    let kind: String = get_item(d, "kind")?.unwrap_or_else(|| "memcached".to_owned());
+    let mut tier = match kind.as_str() {
+        "memcached" => TierConfig::memcached(&name),
+        "redis" => TierConfig::redis(&name),
+        "workers_kv" => TierConfig::workers_kv(&name),
+        "storage" => TierConfig::storage(&name),
+        "generic" => TierConfig {
+            item_limit: 16 * 1024 * 1024,
+            max_ttl_ms: None,
+            min_ttl_ms: 1,
+            ..TierConfig::memcached(&name)
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "tier {name:?} has kind {other:?}: use \"memcached\", \"redis\", \"workers_kv\", \"storage\" or \"generic\""
+            )))
+        }
+    };
+    if let Some(limit) = get_item(d, "item_limit")? {
+        tier.item_limit = limit;
+    }
+    if let Some(v) = d.get_item("max_ttl_ms")? {
+        tier.max_ttl_ms = v.extract()?;
+    }
+    if let Some(v) = get_item(d, "min_ttl_ms")? {
+        tier.min_ttl_ms = v;
+    }
+    if let Some(v) = get_item(d, "backfill")? {
+        tier.backfill = v;
+    }
+    if let Some(v) = get_item(d, "replicas")? {
+        tier.replicas = v;
+    }
+    if let Some(v) = get_item(d, "leases")? {
+        tier.leases = v;
+    }
+    Ok(tier)
+}
+
+fn config_from(d: &Bound<'_, PyDict>) -> PyResult<TieredConfig> {
+    let mut tiers = Vec::new();
+    if let Some(list) = d.get_item("tiers")? {
+        for item in list.try_iter()? {
+            tiers.push(tier_from(item?.cast::<PyDict>()?)?);
+        }
+    }
+    let mut config = TieredConfig::new(tiers);
+    match d.get_item("local")? {
+        Some(local) if local.is_none() => config.local = None,
+        Some(local) => {
+            let local = local.cast::<PyDict>()?;
+            let defaults = LocalTierConfig::default();
+            config.local = Some(LocalTierConfig {
+                max_entries: get_item(local, "max_entries")?.unwrap_or(defaults.max_entries),
+                max_weight: get_item(local, "max_bytes")?.unwrap_or(defaults.max_weight),
+                ttl_ms: get_item(local, "ttl_ms")?.unwrap_or(defaults.ttl_ms),
+            });
+        }
+        None => {}
+    }
+    config.keyring = keyring_from(get_item(d, "signing_keys")?)?;
+    if let Some(v) = d.get_item("compress_at")? {
+        config.compress_at = v.extract()?;
+    }
+    if let Some(v) = d.get_item("default_ttl_ms")? {
+        config.default_ttl_ms = v.extract()?;
+    }
+    if let Some(v) = get_item(d, "stale_ms")? {
+        config.stale_ms = v;
+    }
+    if let Some(v) = get_item(d, "ttl_jitter")? {
+        config.ttl_jitter = v;
+    }
+    if let Some(v) = get_item(d, "xfetch_beta")? {
+        config.xfetch_beta = v;
+    }
+    if let Some(v) = get_item(d, "refresh_timeout_ms")? {
+        config.refresh_timeout_ms = v;
+    }
+    if let Some((ttl_ms, max_wait_ms, poll_interval_ms)) = get_item::<(u64, u64, u64)>(d, "lease")?
+    {
+        config.lease = Some(LeasePolicy {
+            ttl_ms,
+            max_wait_ms,
+            poll_interval_ms,
+        });
+    }
+    if let Some((failures_to_trip, cooldown_ms)) = get_item::<(u32, u64)>(d, "cooldown")? {
+        config.cooldown = CooldownPolicy {
+            failures_to_trip,
+            cooldown_ms,
+        };
+    }
+    if let Some(v) = get_item(d, "strict")? {
+        config.strict = v;
+    }
+    if let Some(v) = get_item(d, "max_payload_len")? {
+        config.max_payload_len = v;
+    }
+    Ok(config)
+}
+
+/// TTL of a private call: -1 the default, -2 never, else milliseconds.
+fn expiry_from(ttl_ms: i64) -> Expiry {
+    match ttl_ms {
+        -1 => Expiry::Default,
+        -2 => Expiry::Never,
+        ms => Expiry::AfterMs(ms.max(0) as u64),
+    }
+}
+
+fn source_obj(py: Python<'_>, source: Option<Source>) -> PyResult<PyVal> {
+    Ok(match source {
+        None => py.None(),
+        Some(Source::Request) => "request".into_pyobject(py)?.into_any().unbind(),
+        Some(Source::Local) => "local".into_pyobject(py)?.into_any().unbind(),
+        Some(Source::Loader) => "loader".into_pyobject(py)?.into_any().unbind(),
+        Some(Source::Flight) => "flight".into_pyobject(py)?.into_any().unbind(),
+        Some(Source::Tier(n)) => n.into_pyobject(py)?.into_any().unbind(),
+    })
+}
+
+fn results_list<'py>(
+    py: Python<'py>,
+    results: Vec<ReadResult<PyVal>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for r in results {
+        let (found, value) = match r.lookup {
+            Lookup::Hit(v) => (true, v),
+            Lookup::Miss => (false, py.None()),
+        };
+        let item = PyTuple::new(
+            py,
+            [
+                found.into_pyobject(py)?.to_owned().into_any().unbind(),
+                value,
+                source_obj(py, r.source)?,
+                r.refresh.into_pyobject(py)?.to_owned().into_any().unbind(),
+                r.error.into_pyobject(py)?.into_any().unbind(),
+            ],
+        )?;
+        list.append(item)?;
+    }
+    Ok(list)
+}
+
+fn ids(waiters: Vec<WaitId>) -> Vec<u64> {
+    waiters.into_iter().map(WaitId::into_raw).collect()
+}
+
+/// A step as a tuple whose first item names it.
+fn step_obj<'py>(py: Python<'py>, step: Step) -> PyResult<Bound<'py, PyTuple>> {
+    Ok(match step {
+        Step::Fetch { tier, keys } => ("fetch", tier, keys).into_pyobject(py)?,
+        Step::Decode { items } => {
+            let items: Vec<_> = items
+                .into_iter()
+                .map(|i| (i.index, i.key, i.codec.name(), PyBytes::new(py, &i.payload)))
+                .collect();
+            ("decode", items).into_pyobject(py)?
+        }
+        Step::Lease { tier, items } => {
+            let items: Vec<_> = items
+                .into_iter()
+                .map(|i| (i.key, PyBytes::new(py, &i.token), i.ttl_ms))
+                .collect();
+            ("lease", tier, items).into_pyobject(py)?
+        }
+        Step::Sleep { ms } => ("sleep", ms).into_pyobject(py)?,
+        Step::Load { keys } => ("load", keys).into_pyobject(py)?,
+        Step::Notify { waiters } => ("notify", ids(waiters)).into_pyobject(py)?,
+        Step::Wait { waits } => ("wait", ids(waits)).into_pyobject(py)?,
+        Step::Store { tier, entries } => {
+            let entries: Vec<_> = entries
+                .into_iter()
+                .map(|e| (e.key, PyBytes::new(py, &e.value), e.ttl_ms))
+                .collect();
+            ("store", tier, entries).into_pyobject(py)?
+        }
+        Step::Delete { tier, keys } => ("delete", tier, keys).into_pyobject(py)?,
+        Step::Done => ("done",).into_pyobject(py)?,
+    })
+}
+
+fn steps_list<'py>(py: Python<'py>, steps: Vec<Step>) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for step in steps {
+        list.append(step_obj(py, step)?)?;
+    }
+    Ok(list)
+}
+
+/// The shared state of one tiered cache in this process: configuration,
+/// local tier, single-flight bookkeeping, tier health and counters. Driven
+/// by `tiercache.TieredCache`; not meant to be used directly.
+#[pyclass(frozen, module = "tiercache._core", name = "TieredCore")]
+pub struct TieredCore {
+    inner: Mutex<TieredCache<PyVal>>,
+}
+
+impl TieredCore {
+    fn with_scope<R>(
+        py: Python<'_>,
+        scope: Option<&Bound<'_, RequestScope>>,
+        f: impl FnOnce(Option<&mut tiercache::RequestCache<PyVal>>) -> R,
+    ) -> R {
+        match scope {
+            Some(scope) => {
+                let mut guard = lock(py, &scope.get().cache);
+                f(Some(&mut guard))
+            }
+            None => f(None),
+        }
+    }
+}
+
+#[pymethods]
+impl TieredCore {
+    #[new]
+    fn py_new(config: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let config = config_from(config)?;
+        let cache = TieredCache::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(TieredCore {
+            inner: Mutex::new(cache),
+        })
+    }
+
+    /// Starts a read. Returns the list of results if the request and local
+    /// tiers answered every key, else a `Read` to drive.
+    #[pyo3(signature = (keys, scope, load, force_miss, ttl_ms, skip_request, now, random))]
+    #[allow(clippy::too_many_arguments)]
+    fn read<'py>(
+        slf: &Bound<'py, Self>,
+        keys: Vec<String>,
+        scope: Option<&Bound<'py, RequestScope>>,
+        load: bool,
+        force_miss: bool,
+        ttl_ms: i64,
+        skip_request: bool,
+        now: u64,
+        random: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let options = ReadOptions {
+            load,
+            force_miss,
+            ttl: expiry_from(ttl_ms),
+            skip_request_tier: skip_request,
+        };
+        let this = slf.get();
+        let mut cache = lock(py, &this.inner);
+        let mut read = {
+            let request = scope.map(|s| lock(py, &s.get().cache));
+            cache
+                .read(keys, options, now, random, request.as_deref())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+        };
+        let first = read.next(&mut cache);
+        if first == Step::Done {
+            let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
+            drop(cache);
+            let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            return Ok(results_list(py, results)?.into_any());
+        }
+        drop(cache);
+        let read = PyRead {
+            read: Some(read),
+            core: slf.clone().unbind(),
+            first: Some(first),
+        };
+        Ok(Bound::new(py, read)?.into_any())
+    }
+
+    /// Writes a value to the request and local tiers now; returns the
+    /// store steps for the remote tiers.
+    #[pyo3(signature = (key, value, codec, payload, weight, ttl_ms, scope, now, random))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_all_tiers<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        value: PyVal,
+        codec: &str,
+        payload: Vec<u8>,
+        weight: u64,
+        ttl_ms: i64,
+        scope: Option<&Bound<'py, RequestScope>>,
+        now: u64,
+        random: u64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut loaded = Loaded::new(value, codec_from(codec)?, payload);
+        loaded.weight = weight;
+        let steps = {
+            let mut cache = lock(py, &self.inner);
+            Self::with_scope(py, scope, |request| {
+                cache.set_all_tiers(key, loaded, expiry_from(ttl_ms), now, random, request)
+            })
+        }
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        steps_list(py, steps)
+    }
+
+    /// Removes a key from the request and local tiers now; returns the
+    /// delete steps for the remote tiers.
+    fn delete_all_tiers<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        scope: Option<&Bound<'py, RequestScope>>,
+        now: u64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let steps = {
+            let mut cache = lock(py, &self.inner);
+            Self::with_scope(py, scope, |request| {
+                cache.delete_all_tiers(key, now, request)
+            })
+        }
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        steps_list(py, steps)
+    }
+
+    /// Records a failed operation on `tier` outside a read (a store or delete).
+    fn tier_failed(&self, py: Python<'_>, tier: usize, now: u64) {
+        lock(py, &self.inner).tier_failed(tier, now);
+    }
+
+    /// True if `tier` is being skipped after repeated failures.
+    fn is_cooling_down(&self, py: Python<'_>, tier: usize, now: u64) -> bool {
+        lock(py, &self.inner).is_cooling_down(tier, now)
+    }
+
+    /// The local tier's value for `key` (found, value), without counting.
+    fn peek_local(&self, py: Python<'_>, key: &str, now: u64) -> (bool, PyVal) {
+        match lock(py, &self.inner).peek_local(key, now) {
+            Lookup::Hit(v) => (true, v.clone_ref(py)),
+            Lookup::Miss => (false, py.None()),
+        }
+    }
+
+    /// Empties the local tier.
+    fn clear_local(&self, py: Python<'_>) {
+        lock(py, &self.inner).clear_local();
+    }
+
+    /// Reclaims expired local entries; returns how many.
+    fn purge_expired(&self, py: Python<'_>, now: u64) -> usize {
+        lock(py, &self.inner).purge_expired(now)
+    }
+
+    /// Counters: per tier, of the read path, of the local tier and of
+    /// single-flight.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cache = lock(py, &self.inner);
+        let out = PyDict::new(py);
+        let tiers = PyList::empty(py);
+        for (config, s) in cache.config().tiers.iter().zip(cache.tier_stats()) {
+            let d = PyDict::new(py);
+            d.set_item("name", &config.name)?;
+            for (k, v) in [
+                ("hits", s.hits),
+                ("misses", s.misses),
+                ("errors", s.errors),
+                ("fetches", s.fetches),
+                ("writes", s.writes),
+                ("bytes_read", s.bytes_read),
+                ("bytes_written", s.bytes_written),
+                ("chunked_reads", s.chunked_reads),
+                ("chunk_misses", s.chunk_misses),
+                ("rejected", s.rejected),
+                ("stale_served", s.stale_served),
+                ("expired", s.expired),
+                ("early_refreshes", s.early_refreshes),
+                ("lock_waits", s.lock_waits),
+                ("skipped_cooling_down", s.skipped_cooling_down),
+            ] {
+                d.set_item(k, v)?;
+            }
+            tiers.append(d)?;
+        }
+        out.set_item("tiers", tiers)?;
+        let r = cache.read_stats();
+        let reads = PyDict::new(py);
+        for (k, v) in [
+            ("reads", r.reads),
+            ("keys", r.keys),
+            ("request_hits", r.request_hits),
+            ("local_hits", r.local_hits),
+            ("remote_hits", r.remote_hits),
+            ("loads", r.loads),
+            ("load_errors", r.load_errors),
+            ("flight_waits", r.flight_waits),
+            ("misses", r.misses),
+            ("decode_errors", r.decode_errors),
+            ("refreshes", r.refreshes),
+        ] {
+            reads.set_item(k, v)?;
+        }
+        out.set_item("reads", reads)?;
+        match cache.local_stats() {
+            Some(s) => {
+                let d = PyDict::new(py);
+                for (k, v) in [
+                    ("hits", s.hits),
+                    ("misses", s.misses),
+                    ("inserts", s.inserts),
+                    ("updates", s.updates),
+                    ("evictions", s.evictions),
+                    ("expirations", s.expirations),
+                    ("rejected", s.rejected),
+                    ("entries", s.entries as u64),
+                    ("weight", s.weight),
+                ] {
+                    d.set_item(k, v)?;
+                }
+                out.set_item("local", d)?;
+            }
+            None => out.set_item("local", py.None())?,
+        }
+        let f = cache.flight_stats();
+        let flights = PyDict::new(py);
+        for (k, v) in [
+            ("flights_started", f.flights_started),
+            ("waiters_joined", f.waiters_joined),
+            ("finished", f.finished),
+            ("abandoned", f.abandoned),
+            ("withdrawn", f.withdrawn),
+        ] {
+            flights.set_item(k, v)?;
+        }
+        out.set_item("flights", flights)?;
+        Ok(out)
+    }
+
+    /// The tiers' names, limits and policies as the core sees them.
+    fn tier_configs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let cache = lock(py, &self.inner);
+        let list = PyList::empty(py);
+        for t in &cache.config().tiers {
+            let d = PyDict::new(py);
+            d.set_item("name", &t.name)?;
+            d.set_item("item_limit", t.item_limit)?;
+            d.set_item("max_ttl_ms", t.max_ttl_ms)?;
+            d.set_item("min_ttl_ms", t.min_ttl_ms)?;
+            d.set_item("storage", t.storage)?;
+            d.set_item("backfill", t.backfill)?;
+            d.set_item("replicas", t.replicas)?;
+            d.set_item("leases", t.leases)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// True if values are signed and unsigned values are refused.
+    #[getter]
+    fn signed(&self, py: Python<'_>) -> bool {
+        lock(py, &self.inner).config().keyring.is_some()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("<TieredCore {:?}>", lock(py, &self.inner))
+    }
+}
+
+/// One read in progress (see `tiercache._driver`).
+#[pyclass(module = "tiercache._core", name = "Read")]
+pub struct PyRead {
+    read: Option<Read<PyVal>>,
+    core: Py<TieredCore>,
+    first: Option<Step>,
+}
+
+impl PyRead {
+    fn parts(&mut self) -> PyResult<(&mut Read<PyVal>, &Py<TieredCore>)> {
+        match &mut self.read {
+            Some(read) => Ok((read, &self.core)),
+            None => Err(PyRuntimeError::new_err("this read is finished")),
+        }
+    }
+}
+
+#[pymethods]
+impl PyRead {
+    /// The next step, as a tuple whose first item names it.
+    fn next<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some(step) = self.first.take() {
+            return step_obj(py, step);
+        }
+        let (read, core) = self.parts()?;
+        let step = read.next(&mut lock(py, &core.get().inner));
+        step_obj(py, step)
+    }
+
+    /// One entry per key asked (`bytes` or `None`), in order.
+    fn fetched(
+        &mut self,
+        py: Python<'_>,
+        tier: usize,
+        values: Vec<Option<Vec<u8>>>,
+    ) -> PyResult<()> {
+        let (read, core) = self.parts()?;
+        read.fetched(&mut lock(py, &core.get().inner), tier, values);
+        Ok(())
+    }
+
+    /// The tier failed (timeout, refused connection).
+    fn failed(&mut self, py: Python<'_>, tier: usize, message: &str) -> PyResult<()> {
+        let (read, core) = self.parts()?;
+        read.failed(&mut lock(py, &core.get().inner), tier, message);
+        Ok(())
+    }
+
+    /// One `(value, weight)` or error message per decode item, in order.
+    fn decoded(&mut self, py: Python<'_>, values: &Bound<'_, PyList>) -> PyResult<()> {
+        let mut out = Vec::with_capacity(values.len());
+        for item in values.iter() {
+            if let Ok(message) = item.extract::<String>() {
+                out.push(Err(message));
+            } else {
+                let (value, weight): (PyVal, u64) = item.extract()?;
+                out.push(Ok(HostValue::new(value, weight)));
+            }
+        }
+        let (read, core) = self.parts()?;
+        read.decoded(&mut lock(py, &core.get().inner), out);
+        Ok(())
+    }
+
+    /// One bool (lease taken) per lease item.
+    fn leased(&mut self, py: Python<'_>, taken: Vec<bool>) -> PyResult<()> {
+        let (read, core) = self.parts()?;
+        read.leased(&mut lock(py, &core.get().inner), taken);
+        Ok(())
+    }
+
+    /// The time after sleeping.
+    fn slept(&mut self, now: u64) -> PyResult<()> {
+        let (read, _) = self.parts()?;
+        read.slept(now);
+        Ok(())
+    }
+
+    /// One `(value, codec, payload, weight)` or error message per key
+    /// loaded, and how long the loader took.
+    fn loaded(&mut self, py: Python<'_>, values: &Bound<'_, PyList>, load_ms: u64) -> PyResult<()> {
+        let mut out = Vec::with_capacity(values.len());
+        for item in values.iter() {
+            if let Ok(message) = item.extract::<String>() {
+                out.push(Err(message));
+            } else {
+                let (value, codec, payload, weight): (PyVal, String, Vec<u8>, u64) =
+                    item.extract()?;
+                let mut loaded = Loaded::new(value, codec_from(&codec)?, payload);
+                loaded.weight = weight;
+                out.push(Ok(loaded));
+            }
+        }
+        let (read, core) = self.parts()?;
+        read.loaded(&mut lock(py, &core.get().inner), out, load_ms);
+        Ok(())
+    }
+
+    /// The waiters of the last `wait` step were notified (or timed out).
+    fn woke(&mut self, py: Python<'_>) -> PyResult<()> {
+        let (read, core) = self.parts()?;
+        read.woke(&mut lock(py, &core.get().inner));
+        Ok(())
+    }
+
+    /// The results, after the `done` step; values found are put in `scope`.
+    #[pyo3(signature = (scope))]
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        scope: Option<&Bound<'py, RequestScope>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let read = self
+            .read
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this read is finished"))?;
+        let results = {
+            let mut cache = lock(py, &self.core.get().inner);
+            TieredCore::with_scope(py, scope, |request| read.finish(&mut cache, request))
+        };
+        match results {
+            Ok(results) => results_list(py, results),
+            Err(failure) => Err(new_error(
+                py,
+                "TierError",
+                (
+                    failure.tier_name.clone(),
+                    failure.message.clone(),
+                    failure.to_string(),
+                ),
+            )),
+        }
+    }
+
+    /// Gives up the read; returns the waiter ids to wake.
+    fn cancel(&mut self, py: Python<'_>) -> Vec<u64> {
+        match self.read.take() {
+            Some(read) => ids(read.cancel(&mut lock(py, &self.core.get().inner))),
+            None => Vec::new(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.read {
+            Some(read) => format!("<Read {read:?}>"),
+            None => "<Read finished>".to_owned(),
+        }
+    }
+}
+
+impl Drop for PyRead {
+    fn drop(&mut self) {
+        // A read dropped without finish (an exception in the driver) must
+        // release its single-flight claims, or other readers wait for it.
+        if let Some(read) = self.read.take() {
+            Python::attach(|py| {
+                let _ = read.cancel(&mut lock(py, &self.core.get().inner));
+            });
+        }
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TieredCore>()?;
+    m.add_class::<PyRead>()?;
+    Ok(())
+}
