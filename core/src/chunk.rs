@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::envelope::{
-    encode, peek_header, Codec, DecodeOptions, Decoded, EncodeOptions, EnvelopeError,
+    encode_for_key, peek_header, Codec, DecodeOptions, Decoded, EncodeOptions, EnvelopeError,
     EnvelopeHeader, DEFAULT_MAX_PAYLOAD_LEN,
 };
 use crate::key::{KeyBuilder, Part};
@@ -327,7 +327,9 @@ pub fn split(
         compress_at: None,
         keyring: manifest_options.keyring,
     };
-    let manifest_bytes = encode(&header, &manifest.to_payload(), &options);
+    // The manifest is bound to the key it is stored under, so a signed
+    // manifest copied to another key does not verify.
+    let manifest_bytes = encode_for_key(main_key, &header, &manifest.to_payload(), &options);
     let chunks = manifest
         .chunk_keys(main_key)
         .into_iter()
@@ -383,14 +385,16 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Decodes `bytes` as an envelope with `options` and reads the manifest
-    /// in it (see [`Manifest::from_decoded`]).
+    /// Decodes `bytes`, read under `main_key`, as an envelope with `options`
+    /// and reads the manifest in it (see [`Manifest::from_decoded`]). A
+    /// signed manifest verifies only under the key [`split`] stored it under.
     pub fn decode(
+        main_key: &str,
         bytes: &[u8],
         options: &DecodeOptions<'_>,
         limits: &ManifestLimits,
     ) -> Result<Manifest, ChunkError> {
-        let decoded = crate::envelope::decode(bytes, options)?;
+        let decoded = crate::envelope::decode_for_key(main_key, bytes, options)?;
         Manifest::from_decoded(&decoded, limits)
     }
 
@@ -524,7 +528,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{decode, Keyring};
+    use crate::envelope::{decode, encode, Keyring};
 
     fn envelope(len: usize) -> Vec<u8> {
         let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
@@ -547,7 +551,13 @@ mod tests {
     }
 
     fn manifest_of(bytes: &[u8]) -> Manifest {
-        Manifest::decode(bytes, &DecodeOptions::new(), &ManifestLimits::default()).unwrap()
+        Manifest::decode(
+            "main",
+            bytes,
+            &DecodeOptions::new(),
+            &ManifestLimits::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -703,7 +713,12 @@ mod tests {
         );
         let (mb, chunks) = chunked(&env, 1024, &EncodeOptions::new().with_signing(&k));
         let strict = DecodeOptions::verify_with(&k);
-        let m = Manifest::decode(&mb, &strict, &ManifestLimits::default()).unwrap();
+        let m = Manifest::decode("main", &mb, &strict, &ManifestLimits::default()).unwrap();
+        // Copied under another key, the signed manifest does not verify.
+        assert!(matches!(
+            Manifest::decode("other", &mb, &strict, &ManifestLimits::default()),
+            Err(ChunkError::Envelope(EnvelopeError::BadSignature { .. }))
+        ));
         let got: Vec<Option<&[u8]>> = chunks.iter().map(|(_, c)| Some(&c[..])).collect();
         let whole = m.reassemble(&got).unwrap();
         assert_eq!(decode(&whole, &strict).unwrap().payload, vec![1u8; 4000]);
@@ -712,13 +727,13 @@ mod tests {
         let n = forged.len();
         forged[n - 40] ^= 1;
         assert!(matches!(
-            Manifest::decode(&forged, &strict, &ManifestLimits::default()),
+            Manifest::decode("main", &forged, &strict, &ManifestLimits::default()),
             Err(ChunkError::Envelope(_))
         ));
         // An unsigned manifest is refused when signatures are required.
         let (unsigned, _) = chunked(&env, 1024, &EncodeOptions::new());
         assert_eq!(
-            Manifest::decode(&unsigned, &strict, &ManifestLimits::default()),
+            Manifest::decode("main", &unsigned, &strict, &ManifestLimits::default()),
             Err(ChunkError::Envelope(EnvelopeError::Unsigned))
         );
     }
@@ -742,7 +757,9 @@ mod tests {
             chunk_count: 3,
             digest: [0; 32],
         };
-        assert!(Manifest::decode(&manifest_envelope(&ok), &DecodeOptions::new(), &limits).is_ok());
+        assert!(
+            Manifest::decode("", &manifest_envelope(&ok), &DecodeOptions::new(), &limits).is_ok()
+        );
         let cases = [
             (
                 Manifest {
@@ -808,7 +825,7 @@ mod tests {
             ),
         ];
         for (m, kind) in cases {
-            let err = Manifest::decode(&manifest_envelope(&m), &DecodeOptions::new(), &limits)
+            let err = Manifest::decode("", &manifest_envelope(&m), &DecodeOptions::new(), &limits)
                 .unwrap_err();
             assert_eq!(err.kind(), kind, "{m:?}: {err}");
         }
@@ -819,14 +836,14 @@ mod tests {
         payload.push(0);
         let e = encode(&header, &payload, &EncodeOptions::new());
         assert_eq!(
-            Manifest::decode(&e, &DecodeOptions::new(), &limits)
+            Manifest::decode("", &e, &DecodeOptions::new(), &limits)
                 .unwrap_err()
                 .kind(),
             "bad_manifest"
         );
         let e = encode(&header, &payload[..10], &EncodeOptions::new());
         assert_eq!(
-            Manifest::decode(&e, &DecodeOptions::new(), &limits)
+            Manifest::decode("", &e, &DecodeOptions::new(), &limits)
                 .unwrap_err()
                 .kind(),
             "bad_manifest"
@@ -835,7 +852,7 @@ mod tests {
         padded.extend_from_slice(&postcard::to_allocvec(&ok).unwrap()[2..]);
         let e = encode(&header, &padded, &EncodeOptions::new());
         assert_eq!(
-            Manifest::decode(&e, &DecodeOptions::new(), &limits)
+            Manifest::decode("", &e, &DecodeOptions::new(), &limits)
                 .unwrap_err()
                 .kind(),
             "bad_manifest"
@@ -850,14 +867,14 @@ mod tests {
             &EncodeOptions::new(),
         );
         assert_eq!(
-            Manifest::decode(&e, &DecodeOptions::new(), &limits)
+            Manifest::decode("", &e, &DecodeOptions::new(), &limits)
                 .unwrap_err()
                 .kind(),
             "bad_manifest"
         );
         let plain = envelope(10);
         assert_eq!(
-            Manifest::decode(&plain, &DecodeOptions::new(), &limits),
+            Manifest::decode("", &plain, &DecodeOptions::new(), &limits),
             Err(ChunkError::NotAManifest)
         );
     }

@@ -649,6 +649,30 @@ impl Decoded<'_> {
 /// assert_eq!(decoded.payload, json);
 /// ```
 pub fn encode(header: &EnvelopeHeader, payload: &[u8], options: &EncodeOptions<'_>) -> Vec<u8> {
+    encode_for_key("", header, payload, options)
+}
+
+/// Like [`encode`], with the signature bound to `key`: the cache key the
+/// value is read under. A signed value copied to another key (to serve one
+/// user's data under another user's key) then fails verification. Unsigned
+/// envelopes are the same bytes whatever the key.
+///
+/// ```
+/// use tiercache::envelope::{decode_for_key, encode_for_key, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring};
+///
+/// let keyring = Keyring::new("k1", b"a secret of at least 16 bytes").unwrap();
+/// let signed = EncodeOptions::new().with_signing(&keyring);
+/// let bytes = encode_for_key("grades|v1|#7", &EnvelopeHeader::new(Codec::Json, 0), b"[93]", &signed);
+/// let verify = DecodeOptions::verify_with(&keyring);
+/// assert!(decode_for_key("grades|v1|#7", &bytes, &verify).is_ok());
+/// assert!(matches!(decode_for_key("grades|v1|#8", &bytes, &verify), Err(EnvelopeError::BadSignature { .. })));
+/// ```
+pub fn encode_for_key(
+    key: &str,
+    header: &EnvelopeHeader,
+    payload: &[u8],
+    options: &EncodeOptions<'_>,
+) -> Vec<u8> {
     let compressed = match options.compress_at {
         Some(threshold) if !payload.is_empty() && payload.len() >= threshold => {
             let packed = lz4_flex::block::compress(payload);
@@ -690,13 +714,12 @@ pub fn encode(header: &EnvelopeHeader, payload: &[u8], options: &EncodeOptions<'
         postcard::to_extend(&wire, out).expect("postcard writes a fixed struct into a Vec");
     out.extend_from_slice(body);
     if let Some(keyring) = options.keyring {
-        if let Some(key) = keyring.keys.first() {
-            out.extend_from_slice(key.id.as_bytes());
+        if let Some(signing) = keyring.keys.first() {
+            out.extend_from_slice(signing.id.as_bytes());
             // Key ids are at most MAX_KEY_ID_LEN (16) bytes, checked when the
             // keyring was built.
-            out.push(key.id.len() as u8);
-            let mut mac = key.mac.clone();
-            mac.update(&out);
+            out.push(signing.id.len() as u8);
+            let mac = keyed_mac(&signing.mac, key, &out);
             out.extend_from_slice(&mac.finalize().into_bytes());
         }
     }
@@ -724,6 +747,17 @@ pub fn decode<'a>(
     bytes: &'a [u8],
     options: &DecodeOptions<'_>,
 ) -> Result<Decoded<'a>, EnvelopeError> {
+    decode_for_key("", bytes, options)
+}
+
+/// Like [`decode`], for a value written with [`encode_for_key`] under
+/// `key`: a signed value written under another key is a
+/// [`EnvelopeError::BadSignature`].
+pub fn decode_for_key<'a>(
+    key: &str,
+    bytes: &'a [u8],
+    options: &DecodeOptions<'_>,
+) -> Result<Decoded<'a>, EnvelopeError> {
     if options.require_signature && options.keyring.is_none() {
         return Err(EnvelopeError::MissingKeyring);
     }
@@ -733,15 +767,14 @@ pub fn decode<'a>(
         let trailer = read_trailer(bytes, body_start)?;
         match options.keyring {
             Some(keyring) => {
-                let key =
+                let signing =
                     keyring
                         .find(trailer.key_id)
                         .ok_or_else(|| EnvelopeError::UnknownKey {
                             key_id: trailer.key_id.to_owned(),
                         })?;
-                let mut mac = key.mac.clone();
-                mac.update(trailer.signed);
-                mac.verify_slice(trailer.mac)
+                keyed_mac(&signing.mac, key, trailer.signed)
+                    .verify_slice(trailer.mac)
                     .map_err(|_| EnvelopeError::BadSignature {
                         key_id: trailer.key_id.to_owned(),
                     })?;
@@ -867,6 +900,17 @@ fn read_header(bytes: &[u8]) -> Result<(EnvelopeHeader, WireHeader, usize), Enve
 /// decoding the payload. For bytes this process produced itself (chunking).
 pub(crate) fn peek_header(bytes: &[u8]) -> Result<EnvelopeHeader, EnvelopeError> {
     read_header(bytes).map(|(header, _, _)| header)
+}
+
+/// The MAC of an envelope stored under `key`: HMAC-SHA256 over the key's
+/// length (8 bytes, big-endian), the key, then the envelope bytes before the
+/// MAC. The length prefix keeps (key, bytes) pairs unambiguous.
+fn keyed_mac(base: &Hmac<Sha256>, key: &str, signed: &[u8]) -> Hmac<Sha256> {
+    let mut mac = base.clone();
+    mac.update(&(key.len() as u64).to_be_bytes());
+    mac.update(key.as_bytes());
+    mac.update(signed);
+    mac
 }
 
 struct Trailer<'a> {

@@ -71,7 +71,7 @@ proptest! {
         let k = keyring();
         let _ = decode(&bytes, &DecodeOptions::new());
         let _ = decode(&bytes, &DecodeOptions::verify_with(&k));
-        let _ = Manifest::decode(&bytes, &DecodeOptions::new(), &ManifestLimits::default());
+        let _ = Manifest::decode("main", &bytes, &DecodeOptions::new(), &ManifestLimits::default());
     }
 
     #[test]
@@ -94,7 +94,7 @@ proptest! {
             *flags |= tiercache::envelope::FLAG_COMPRESSED;
         }
         let _ = decode(&bytes, &DecodeOptions::new());
-        let _ = Manifest::decode(&bytes, &DecodeOptions::new(), &ManifestLimits::default());
+        let _ = Manifest::decode("main", &bytes, &DecodeOptions::new(), &ManifestLimits::default());
     }
 
     #[test]
@@ -135,7 +135,7 @@ proptest! {
             Stored::Single(_) => Vec::new(),
         };
         let dopts = if signed { DecodeOptions::verify_with(&k) } else { DecodeOptions::new() };
-        let m = Manifest::decode(&manifest, &dopts, &ManifestLimits::default()).unwrap();
+        let m = Manifest::decode("main", &manifest, &dopts, &ManifestLimits::default()).unwrap();
         let mut got: Vec<Option<Vec<u8>>> = chunks.iter().map(|(_, c)| Some(c.clone())).collect();
         let mut changed = false;
         for (i, slot) in got.iter_mut().enumerate() {

@@ -13,11 +13,13 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value};
 use tiercache::chunk::{split, Manifest, ManifestLimits, Stored};
 use tiercache::envelope::{
-    decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring,
-    FORMAT_VERSION,
+    decode, decode_for_key, encode_for_key, Codec, DecodeOptions, EncodeOptions, EnvelopeError,
+    EnvelopeHeader, Keyring, FORMAT_VERSION,
 };
 
 const FORMAT: &str = "tiercache-envelope-1";
+/// The cache key signed vectors are bound to.
+const BOUND_KEY: &str = "course_outline|v1|course-v1:edX+DemoX+Demo_Course";
 
 fn path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/envelopes.json")
@@ -159,10 +161,14 @@ fn valid(
         compress_at,
         keyring: keyring.as_ref(),
     };
-    let bytes = encode(&header, payload, &opts);
+    // Signed vectors are bound to a cache key; unsigned bytes do not depend
+    // on it.
+    let bound_key = if sign_with.is_empty() { "" } else { BOUND_KEY };
+    let bytes = encode_for_key(bound_key, &header, payload, &opts);
     let compressed = decode(&bytes, &DecodeOptions::new()).unwrap().compressed;
     json!({
         "name": name,
+        "bound_key": bound_key,
         "header": header_json(&header),
         "payload_hex": hex(payload),
         "compress_at": compress_at,
@@ -182,6 +188,7 @@ fn invalid(
 ) -> Value {
     json!({
         "name": name,
+        "bound_key": BOUND_KEY,
         "envelope_hex": hex(bytes),
         "keyring": keyring,
         "require_signature": require_signature,
@@ -385,6 +392,19 @@ fn generate() -> Value {
             "missing_keyring",
         ),
         invalid("too_large", &raw_bytes, &[], false, Some(8), "too_large"),
+        {
+            // A signed value copied to another key (replay) does not verify.
+            let mut v = invalid(
+                "replayed_under_another_key",
+                &signed_bytes,
+                &["2025a"],
+                true,
+                None,
+                "bad_signature",
+            );
+            v["bound_key"] = json!("course_outline|v1|course-v1:edX+Other+2024");
+            v
+        },
         invalid("decompress", &bad_block, &[], false, None, "decompress"),
     ];
 
@@ -402,15 +422,20 @@ fn generate() -> Value {
             keyring: keyring.as_ref(),
         };
         let header = EnvelopeHeader::new(Codec::Raw, t0).with_hard_expiry(t0 + 3_600_000);
-        let envelope = encode(&header, &big, &opts);
         let main_key = "course_blocks|v1|course-v1:edX+DemoX+Demo_Course";
+        let envelope = encode_for_key(main_key, &header, &big, &opts);
         let Stored::Chunked { manifest, chunks } =
             split(main_key, envelope.clone(), 1024, &opts).unwrap()
         else {
             panic!("expected chunks");
         };
-        let m =
-            Manifest::decode(&manifest, &DecodeOptions::new(), &ManifestLimits::default()).unwrap();
+        let m = Manifest::decode(
+            main_key,
+            &manifest,
+            &DecodeOptions::new(),
+            &ManifestLimits::default(),
+        )
+        .unwrap();
         manifests.push(json!({
             "name": name,
             "main_key": main_key,
@@ -522,8 +547,9 @@ fn valid_vectors_encode_and_decode() {
             compress_at,
             keyring: signer.as_ref(),
         };
+        let bound_key = vector["bound_key"].as_str().unwrap();
         assert_eq!(
-            hex(&encode(&header, &payload, &opts)),
+            hex(&encode_for_key(bound_key, &header, &payload, &opts)),
             hex(&expected),
             "{name}: encode"
         );
@@ -534,7 +560,8 @@ fn valid_vectors_encode_and_decode() {
             require_signature: !sign_with.is_empty(),
             ..DecodeOptions::new()
         };
-        let d = decode(&expected, &dopts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let d =
+            decode_for_key(bound_key, &expected, &dopts).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(d.header, header, "{name}");
         assert_eq!(d.payload, payload, "{name}");
         assert_eq!(
@@ -576,7 +603,10 @@ fn invalid_vectors_fail_with_the_expected_kind() {
         let bytes = unhex(vector["envelope_hex"].as_str().unwrap());
         let keyring = ring(vector["keyring"].as_array().unwrap(), &keys);
         let opts = decode_options(vector, keyring.as_ref());
-        let err: EnvelopeError = decode(&bytes, &opts).map(|_| ()).expect_err(name);
+        let bound_key = vector["bound_key"].as_str().unwrap();
+        let err: EnvelopeError = decode_for_key(bound_key, &bytes, &opts)
+            .map(|_| ())
+            .expect_err(name);
         assert_eq!(
             err.kind(),
             vector["error"].as_str().unwrap(),
@@ -602,12 +632,12 @@ fn manifest_vectors_split_and_reassemble() {
         let header = parse_header(&vector["header"]);
         let payload = unhex(vector["payload_hex"].as_str().unwrap());
         let envelope = unhex(vector["envelope_hex"].as_str().unwrap());
+        let main_key = vector["main_key"].as_str().unwrap();
         assert_eq!(
-            encode(&header, &payload, &opts),
+            encode_for_key(main_key, &header, &payload, &opts),
             envelope,
             "{name}: envelope"
         );
-        let main_key = vector["main_key"].as_str().unwrap();
         let limit = vector["item_limit"].as_u64().unwrap() as usize;
         let expected_manifest = unhex(vector["manifest_hex"].as_str().unwrap());
         let expected_chunks: Vec<(String, Vec<u8>)> = vector["chunks"]
@@ -637,7 +667,13 @@ fn manifest_vectors_split_and_reassemble() {
             Some(k) => DecodeOptions::verify_with(k),
             None => DecodeOptions::new(),
         };
-        let m = Manifest::decode(&expected_manifest, &dopts, &ManifestLimits::default()).unwrap();
+        let m = Manifest::decode(
+            main_key,
+            &expected_manifest,
+            &dopts,
+            &ManifestLimits::default(),
+        )
+        .unwrap();
         let mv = &vector["manifest"];
         assert_eq!(m.total_len, parse_u64(&mv["total_len"]), "{name}");
         assert_eq!(m.chunk_size, parse_u64(&mv["chunk_size"]), "{name}");
@@ -652,11 +688,11 @@ fn manifest_vectors_split_and_reassemble() {
         let got: Vec<Option<&[u8]>> = expected_chunks.iter().map(|(_, c)| Some(&c[..])).collect();
         let whole = m.reassemble(&got).unwrap();
         assert_eq!(whole, envelope, "{name}");
-        let d = decode(&whole, &dopts).unwrap();
+        let d = decode_for_key(main_key, &whole, &dopts).unwrap();
         assert_eq!(d.payload, payload, "{name}");
 
         // The manifest's header carries the value's times.
-        let md = decode(&expected_manifest, &dopts).unwrap();
+        let md = decode_for_key(main_key, &expected_manifest, &dopts).unwrap();
         assert!(md.header.manifest);
         assert_eq!(md.header.hard_expiry_ms, header.hard_expiry_ms);
     }

@@ -16,7 +16,10 @@ use tiercache::{Expiry, Lookup, RequestCache};
 const MIB: usize = 1024 * 1024;
 
 fn memcached_and_storage() -> TieredConfig {
-    TieredConfig::new(vec![TierConfig::memcached("memcached"), TierConfig::storage("s3")])
+    TieredConfig::new(vec![
+        TierConfig::memcached("memcached"),
+        TierConfig::storage("s3"),
+    ])
 }
 
 fn host(config: TieredConfig) -> Host {
@@ -63,7 +66,12 @@ fn a_read_of_100_remote_keys_is_exactly_one_fetch_per_tier() {
     // Another process: empty local tier, same remote tiers.
     let reader = writer.other_process(TieredCache::new(memcached_and_storage()).unwrap());
     let results = reader.get(&refs(&ks), ReadOptions::load());
-    assert_eq!(reader.steps_of("fetch"), 1, "steps: {:?}", reader.steps.lock().unwrap());
+    assert_eq!(
+        reader.steps_of("fetch"),
+        1,
+        "steps: {:?}",
+        reader.steps.lock().unwrap()
+    );
     assert_eq!(reader.steps_of("fetch:0:100"), 1);
     assert_eq!(reader.load_count(), 0);
     assert!(results.iter().all(|r| r.source == Some(Source::Tier(0))));
@@ -79,9 +87,15 @@ fn a_read_of_100_remote_keys_is_exactly_one_fetch_per_tier() {
     let results = third.get(&refs(&ks), ReadOptions::load());
     assert_eq!(third.steps_of("fetch:0:100"), 1);
     assert_eq!(third.steps_of("fetch:1:50"), 1);
-    assert_eq!(third.steps_of("store:0:50"), 1, "storage hits are back-filled into memcached");
+    assert_eq!(
+        third.steps_of("store:0:50"),
+        1,
+        "storage hits are back-filled into memcached"
+    );
     assert_eq!(third.load_count(), 0);
-    assert!(results[50..].iter().all(|r| r.source == Some(Source::Tier(1))));
+    assert!(results[50..]
+        .iter()
+        .all(|r| r.source == Some(Source::Tier(1))));
     assert_eq!(writer.tiers[0].lock().unwrap().items.len(), 100);
 }
 
@@ -109,11 +123,15 @@ fn plain_get_of_missing_keys_is_a_miss_without_loading() {
 fn request_tier_answers_first_and_is_filled_by_finish() {
     let h = host(memcached_and_storage());
     let mut request = RequestCache::new();
-    let first = h.read(&["k|v1"], ReadOptions::load(), Some(&mut request)).unwrap();
+    let first = h
+        .read(&["k|v1"], ReadOptions::load(), Some(&mut request))
+        .unwrap();
     assert_eq!(first[0].source, Some(Source::Loader));
     h.cache.lock().unwrap().clear_local();
     h.steps.lock().unwrap().clear();
-    let second = h.read(&["k|v1"], ReadOptions::load(), Some(&mut request)).unwrap();
+    let second = h
+        .read(&["k|v1"], ReadOptions::load(), Some(&mut request))
+        .unwrap();
     assert_eq!(second[0].source, Some(Source::Request));
     assert_eq!(*h.steps.lock().unwrap(), ["done"]);
     assert_eq!(h.cache.lock().unwrap().read_stats().request_hits, 1);
@@ -126,7 +144,11 @@ fn force_miss_skips_local_and_remote_tiers_and_rewrites_them() {
     let results = h.get(&["k|v1"], ReadOptions::refresh());
     assert_eq!(results[0].source, Some(Source::Loader));
     assert_eq!(h.load_count(), 2);
-    assert_eq!(h.steps_of("fetch"), 2, "only the first read fetched (one per tier)");
+    assert_eq!(
+        h.steps_of("fetch"),
+        2,
+        "only the first read fetched (one per tier)"
+    );
     assert_eq!(h.steps_of("store"), 4);
 }
 
@@ -136,28 +158,57 @@ fn values_over_the_item_limit_are_chunked_and_read_back() {
     let h = host(config.clone());
     let big_key = "outline|v1|course-v1:edX+Big+2024";
     // 3 MiB of incompressible text: chunked in memcached (1 MiB items).
-    let big: String = (0..3 * MIB / 16).map(|i| format!("{:016x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+    let big: String = (0..3 * MIB / 16)
+        .map(|i| format!("{:016x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
     let steps = h
         .cache
         .lock()
         .unwrap()
-        .set_all_tiers(big_key, Loaded::new(big.clone(), Codec::Raw, big.clone().into_bytes()), Expiry::Default, h.now(), 7, None)
+        .set_all_tiers(
+            big_key,
+            Loaded::new(big.clone(), Codec::Raw, big.clone().into_bytes()),
+            Expiry::Default,
+            h.now(),
+            7,
+            None,
+        )
         .unwrap();
     h.run_writes(steps);
     let stored = h.tiers[0].lock().unwrap().items.len();
-    assert!(stored >= 4, "a manifest and at least 3 chunks, got {stored} items");
-    assert!(h.tiers[0].lock().unwrap().items.values().all(|v| v.len() <= MEMCACHED_VALUE_LIMIT));
+    assert!(
+        stored >= 4,
+        "a manifest and at least 3 chunks, got {stored} items"
+    );
+    assert!(h.tiers[0]
+        .lock()
+        .unwrap()
+        .items
+        .values()
+        .all(|v| v.len() <= MEMCACHED_VALUE_LIMIT));
     let reader = h.other_process(TieredCache::new(config.clone()).unwrap());
     let results = reader.get(&[big_key], ReadOptions::load());
     assert_eq!(results[0].lookup, hit(&big));
-    assert_eq!(reader.steps_of("fetch:0"), 2, "one fetch for the key, one for its chunks");
+    assert_eq!(
+        reader.steps_of("fetch:0"),
+        2,
+        "one fetch for the key, one for its chunks"
+    );
     assert_eq!(reader.load_count(), 0);
-    assert_eq!(reader.cache.lock().unwrap().tier_stats()[0].chunked_reads, 1);
+    assert_eq!(
+        reader.cache.lock().unwrap().tier_stats()[0].chunked_reads,
+        1
+    );
 
     // One chunk evicted: a miss (counted) and a reload, never wrong data.
     {
         let mut memcached = h.tiers[0].lock().unwrap();
-        let chunk = memcached.items.keys().find(|k| k.starts_with("tiercache.chunk")).unwrap().clone();
+        let chunk = memcached
+            .items
+            .keys()
+            .find(|k| k.starts_with("tiercache.chunk"))
+            .unwrap()
+            .clone();
         memcached.items.remove(&chunk);
     }
     let third = h.other_process(TieredCache::new(config.clone()).unwrap());
@@ -169,7 +220,12 @@ fn values_over_the_item_limit_are_chunked_and_read_back() {
     // A chunk replaced by another version's chunk bytes: still never wrong data.
     {
         let mut memcached = h.tiers[0].lock().unwrap();
-        let chunk = memcached.items.keys().find(|k| k.starts_with("tiercache.chunk")).unwrap().clone();
+        let chunk = memcached
+            .items
+            .keys()
+            .find(|k| k.starts_with("tiercache.chunk"))
+            .unwrap()
+            .clone();
         memcached.items.insert(chunk, vec![b'x'; 100]);
     }
 }
@@ -184,7 +240,10 @@ fn a_failing_tier_degrades_to_the_next_tier_and_cools_down() {
         let reader = h.other_process(TieredCache::new(memcached_and_storage()).unwrap());
         let _ = round;
         let results = reader.get(&refs(&ks), ReadOptions::load());
-        assert!(results.iter().all(|r| r.source == Some(Source::Tier(1))), "served from storage");
+        assert!(
+            results.iter().all(|r| r.source == Some(Source::Tier(1))),
+            "served from storage"
+        );
     }
     // One shared process: after 3 failures memcached is skipped, not hammered.
     let p = h.other_process(TieredCache::new(memcached_and_storage()).unwrap());
@@ -227,7 +286,11 @@ fn everything_down_still_serves_from_the_loader() {
     let results = h.get(&["k|v1"], ReadOptions::load());
     assert_eq!(results[0].lookup, hit(&Host::value_of("k|v1")));
     let stats = h.cache.lock().unwrap().tier_stats().to_vec();
-    assert_eq!(stats[0].errors + stats[1].errors, 4, "two fetches and two stores failed");
+    assert_eq!(
+        stats[0].errors + stats[1].errors,
+        4,
+        "two fetches and two stores failed"
+    );
 }
 
 #[test]
@@ -242,7 +305,7 @@ fn signing_rejects_tampered_and_unsigned_values_before_decoding() {
         let value = memcached.items.get_mut("k|v1").unwrap();
         let last = value.len() - 40;
         value[last] ^= 1; // flip a payload bit
-        // An unsigned envelope, as an attacker with memcached access writes it.
+                          // An unsigned envelope, as an attacker with memcached access writes it.
         let forged = tiercache::envelope::encode(
             &tiercache::envelope::EnvelopeHeader::new(Codec::Raw, 0),
             b"forged",
@@ -255,7 +318,11 @@ fn signing_rejects_tampered_and_unsigned_values_before_decoding() {
     let results = reader.get(&["k|v1", "u|v1"], ReadOptions::load());
     assert_eq!(results[0].lookup, hit(&Host::value_of("k|v1")));
     assert_eq!(results[1].lookup, hit(&Host::value_of("u|v1")));
-    assert_eq!(reader.steps_of("decode"), 0, "nothing reached the deserializer");
+    assert_eq!(
+        reader.steps_of("decode"),
+        0,
+        "nothing reached the deserializer"
+    );
     assert_eq!(reader.cache.lock().unwrap().tier_stats()[0].rejected, 2);
     assert_eq!(reader.load_count(), 2);
 }
@@ -277,9 +344,16 @@ fn sixty_four_threads_reading_one_cold_key_load_it_once() {
         .collect();
     for t in threads {
         let results = t.join().unwrap();
-        assert_eq!(results[0].lookup, hit(&Host::value_of("hot|v1|course-v1:edX+DemoX")));
+        assert_eq!(
+            results[0].lookup,
+            hit(&Host::value_of("hot|v1|course-v1:edX+DemoX"))
+        );
     }
-    assert_eq!(h.load_count(), 1, "exactly one load for 64 concurrent readers");
+    assert_eq!(
+        h.load_count(),
+        1,
+        "exactly one load for 64 concurrent readers"
+    );
 }
 
 #[test]
@@ -289,7 +363,10 @@ fn a_failed_load_releases_waiters_who_retry_and_reports_the_error() {
     h.failing_keys.lock().unwrap().insert("bad|v1".into());
     let results = h.get(&["bad|v1", "good|v1"], ReadOptions::load());
     assert_eq!(results[0].lookup, Lookup::Miss);
-    assert_eq!(results[0].error.as_deref(), Some("loader failed for bad|v1"));
+    assert_eq!(
+        results[0].error.as_deref(),
+        Some("loader failed for bad|v1")
+    );
     assert_eq!(results[1].lookup, hit(&Host::value_of("good|v1")));
     assert_eq!(h.cache.lock().unwrap().read_stats().load_errors, 1);
     // Concurrent readers of a failing key: nobody hangs, each gets the error.
@@ -327,7 +404,8 @@ fn stale_values_are_served_while_one_reader_refreshes() {
     assert!(!later[0].refresh);
     // Past the hard expiry (TTL + stale window), it is gone everywhere.
     h.advance(80_000);
-    let reader = h.other_process(TieredCache::new(h.cache.lock().unwrap().config().clone()).unwrap());
+    let reader =
+        h.other_process(TieredCache::new(h.cache.lock().unwrap().config().clone()).unwrap());
     let results = reader.get(&["k|v1"], ReadOptions::load());
     assert_eq!(results[0].source, Some(Source::Loader));
     assert_eq!(reader.cache.lock().unwrap().tier_stats()[0].expired, 1);
@@ -352,13 +430,23 @@ fn xfetch_hands_out_early_refreshes_near_expiry_only() {
         count
     };
     let start = h.now();
-    assert_eq!(early_refreshes(start + 10_000), 0, "90 s before expiry: never");
+    assert_eq!(
+        early_refreshes(start + 10_000),
+        0,
+        "90 s before expiry: never"
+    );
     // P(refresh) = exp(-gap / cost): 10 ms left of a 50 ms recompute → 0.82,
     // 40 ms left → 0.45.
     let close = early_refreshes(start + 100_000 - 10);
     let closer_than_far = early_refreshes(start + 100_000 - 40);
-    assert!((140..=190).contains(&close), "10 ms before expiry: ~164/200 expected, got {close}");
-    assert!((60..=120).contains(&closer_than_far), "40 ms before expiry: ~90/200 expected, got {closer_than_far}");
+    assert!(
+        (140..=190).contains(&close),
+        "10 ms before expiry: ~164/200 expected, got {close}"
+    );
+    assert!(
+        (60..=120).contains(&closer_than_far),
+        "40 ms before expiry: ~90/200 expected, got {closer_than_far}"
+    );
 }
 
 #[test]
@@ -383,12 +471,21 @@ fn leases_let_one_process_load_while_another_waits_for_its_write() {
     let b_results = b.get(&["cold|v1"], ReadOptions::load());
     let a_results = a_thread.join().unwrap();
     assert_eq!(a_results[0].source, Some(Source::Loader));
-    assert_eq!(b_results[0].source, Some(Source::Tier(0)), "b waited and read a's value");
+    assert_eq!(
+        b_results[0].source,
+        Some(Source::Tier(0)),
+        "b waited and read a's value"
+    );
     assert_eq!(a.load_count() + b.load_count(), 1);
     assert!(b.steps_of("sleep") >= 1);
     assert!(b.cache.lock().unwrap().tier_stats()[0].lock_waits >= 1);
     // a released its lease.
-    assert!(!a.tiers[0].lock().unwrap().items.keys().any(|k| k.starts_with("tiercache.lease")));
+    assert!(!a.tiers[0]
+        .lock()
+        .unwrap()
+        .items
+        .keys()
+        .any(|k| k.starts_with("tiercache.lease")));
 }
 
 #[test]
@@ -402,9 +499,17 @@ fn hot_key_replicas_spread_reads_and_all_replicas_are_written() {
     assert_eq!(h.tiers[0].lock().unwrap().items.len(), 4);
     for _ in 0..20 {
         let p = h.other_process(TieredCache::new(config.clone()).unwrap());
-        assert_eq!(p.get(&["hot|v1"], ReadOptions::load())[0].source, Some(Source::Tier(0)));
+        assert_eq!(
+            p.get(&["hot|v1"], ReadOptions::load())[0].source,
+            Some(Source::Tier(0))
+        );
     }
-    let steps = h.cache.lock().unwrap().delete_all_tiers("hot|v1", h.now(), None).unwrap();
+    let steps = h
+        .cache
+        .lock()
+        .unwrap()
+        .delete_all_tiers("hot|v1", h.now(), None)
+        .unwrap();
     h.run_writes(steps);
     assert!(h.tiers[0].lock().unwrap().items.is_empty());
 }
@@ -417,31 +522,66 @@ fn set_and_delete_all_tiers() {
         .cache
         .lock()
         .unwrap()
-        .set_all_tiers("k|v1", Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec()), Expiry::Default, h.now(), 1, Some(&mut request))
+        .set_all_tiers(
+            "k|v1",
+            Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec()),
+            Expiry::Default,
+            h.now(),
+            1,
+            Some(&mut request),
+        )
         .unwrap();
     assert_eq!(steps.len(), 2, "memcached and storage");
     h.run_writes(steps);
-    assert_eq!(h.cache.lock().unwrap().peek_local("k|v1", h.now()), Lookup::Hit(&"v".to_string()));
-    let results = h.read(&["k|v1"], ReadOptions::get(), Some(&mut request)).unwrap();
+    assert_eq!(
+        h.cache.lock().unwrap().peek_local("k|v1", h.now()),
+        Lookup::Hit(&"v".to_string())
+    );
+    let results = h
+        .read(&["k|v1"], ReadOptions::get(), Some(&mut request))
+        .unwrap();
     assert_eq!(results[0].source, Some(Source::Request));
-    let steps = h.cache.lock().unwrap().delete_all_tiers("k|v1", h.now(), Some(&mut request)).unwrap();
+    let steps = h
+        .cache
+        .lock()
+        .unwrap()
+        .delete_all_tiers("k|v1", h.now(), Some(&mut request))
+        .unwrap();
     h.run_writes(steps);
-    let results = h.read(&["k|v1"], ReadOptions::get(), Some(&mut request)).unwrap();
+    let results = h
+        .read(&["k|v1"], ReadOptions::get(), Some(&mut request))
+        .unwrap();
     assert_eq!(results[0].lookup, Lookup::Miss);
     // A zero TTL deletes, as Django's timeout=0 does.
     let steps = h
         .cache
         .lock()
         .unwrap()
-        .set_all_tiers("k|v1", Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec()), Expiry::AfterMs(0), h.now(), 1, None)
+        .set_all_tiers(
+            "k|v1",
+            Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec()),
+            Expiry::AfterMs(0),
+            h.now(),
+            1,
+            None,
+        )
         .unwrap();
-    assert!(steps.iter().all(|s| matches!(s, tiercache::tiered::Step::Delete { .. })));
+    assert!(steps
+        .iter()
+        .all(|s| matches!(s, tiercache::tiered::Step::Delete { .. })));
 }
 
 #[test]
 fn bad_keys_and_bad_configs_are_clear_errors() {
     let mut cache: TieredCache<String> = TieredCache::new(memcached_and_storage()).unwrap();
-    for bad in ["", "has space", "tab\there", "é", &"x".repeat(251), &"y".repeat(10_000)] {
+    for bad in [
+        "",
+        "has space",
+        "tab\there",
+        "é",
+        &"x".repeat(251),
+        &"y".repeat(10_000),
+    ] {
         let err = cache
             .read(vec![bad.to_string()], ReadOptions::load(), 0, 0, None)
             .unwrap_err();
@@ -450,10 +590,16 @@ fn bad_keys_and_bad_configs_are_clear_errors() {
     }
     let mut config = memcached_and_storage();
     config.tiers[0].item_limit = 10;
-    assert!(TieredCache::<String>::new(config).unwrap_err().to_string().contains("minimum"));
+    assert!(TieredCache::<String>::new(config)
+        .unwrap_err()
+        .to_string()
+        .contains("minimum"));
     let mut config = memcached_and_storage();
     config.lease = Some(LeasePolicy::default());
-    assert!(TieredCache::<String>::new(config).unwrap_err().to_string().contains("leases"));
+    assert!(TieredCache::<String>::new(config)
+        .unwrap_err()
+        .to_string()
+        .contains("leases"));
     let mut config = memcached_and_storage();
     config.ttl_jitter = 1.5;
     assert!(TieredCache::<String>::new(config).is_err());
@@ -461,7 +607,10 @@ fn bad_keys_and_bad_configs_are_clear_errors() {
     config.tiers[1].replicas = 0;
     assert!(TieredCache::<String>::new(config).is_err());
     let mut config = memcached_and_storage();
-    config.local = Some(tiercache::tiered::LocalTierConfig { max_entries: 0, ..Default::default() });
+    config.local = Some(tiercache::tiered::LocalTierConfig {
+        max_entries: 0,
+        ..Default::default()
+    });
     assert!(TieredCache::<String>::new(config).is_err());
 }
 
@@ -470,9 +619,15 @@ fn corrupt_and_foreign_bytes_in_a_tier_are_misses() {
     let h = host(memcached_and_storage());
     {
         let mut memcached = h.tiers[0].lock().unwrap();
-        memcached.items.insert("a|v1".into(), b"pickled by someone else".to_vec());
-        memcached.items.insert("b|v1".into(), vec![0x89, b'T', b'C', 1]); // truncated
-        memcached.items.insert("c|v1".into(), vec![0x89, b'T', b'C', 99, 0, 0]); // future version
+        memcached
+            .items
+            .insert("a|v1".into(), b"pickled by someone else".to_vec());
+        memcached
+            .items
+            .insert("b|v1".into(), vec![0x89, b'T', b'C', 1]); // truncated
+        memcached
+            .items
+            .insert("c|v1".into(), vec![0x89, b'T', b'C', 99, 0, 0]); // future version
     }
     let results = h.get(&["a|v1", "b|v1", "c|v1"], ReadOptions::load());
     assert!(results.iter().all(|r| r.source == Some(Source::Loader)));
@@ -491,7 +646,9 @@ fn content_addressed_publish_keeps_unchanged_entries_valid() {
     }
     let mut v2 = v1.clone();
     v2.insert("item/7", b"content 7, edited");
-    let item_keys = |m: &ContentManifest| -> Vec<String> { m.ids().map(|id| m.key_for(&ns, id).unwrap()).collect() };
+    let item_keys = |m: &ContentManifest| -> Vec<String> {
+        m.ids().map(|id| m.key_for(&ns, id).unwrap()).collect()
+    };
     let v1_keys = item_keys(&v1);
     h.get(&refs(&v1_keys), ReadOptions::load());
     assert_eq!(h.load_count(), 100);
@@ -499,5 +656,53 @@ fn content_addressed_publish_keeps_unchanged_entries_valid() {
     let reader = h.other_process(TieredCache::new(memcached_and_storage()).unwrap());
     let results = reader.get(&refs(&item_keys(&v2)), ReadOptions::load());
     assert_eq!(reader.load_count(), 1);
-    assert_eq!(results.iter().filter(|r| r.source == Some(Source::Tier(0))).count(), 99);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.source == Some(Source::Tier(0)))
+            .count(),
+        99
+    );
+}
+
+#[test]
+fn a_signed_value_replayed_under_another_key_is_refused() {
+    let keyring = Keyring::new("k1", b"0123456789abcdef0123456789abcdef").unwrap();
+    let mut config = TieredConfig::new(vec![TierConfig {
+        replicas: 3,
+        item_limit: 2048,
+        ..TierConfig::memcached("memcached")
+    }]);
+    config.keyring = Some(keyring);
+    config.compress_at = None; // keep the big value big enough to chunk
+    let h = host(config.clone());
+    // Alice's grades, and a big value (chunked) under each of 3 replica keys.
+    h.get(
+        &["grades|v1|alice", "grades|v1|bob", "big|v1|outline"],
+        ReadOptions::load(),
+    );
+    let reader = h.other_process(TieredCache::new(config.clone()).unwrap());
+    let results = reader.get(&["grades|v1|alice", "big|v1|outline"], ReadOptions::load());
+    assert!(
+        results.iter().all(|r| r.source == Some(Source::Tier(0))),
+        "replicas verify under their key"
+    );
+    assert!(reader.cache.lock().unwrap().tier_stats()[0].chunked_reads >= 1);
+    // Someone with memcached access copies Alice's entries over Bob's.
+    {
+        let mut memcached = h.tiers[0].lock().unwrap();
+        let alice: Vec<(String, Vec<u8>)> = memcached
+            .items
+            .iter()
+            .filter(|(k, _)| k.contains("alice"))
+            .map(|(k, v)| (k.replace("alice", "bob"), v.clone()))
+            .collect();
+        assert!(!alice.is_empty());
+        memcached.items.extend(alice);
+    }
+    let reader = h.other_process(TieredCache::new(config).unwrap());
+    let results = reader.get(&["grades|v1|bob"], ReadOptions::load());
+    assert_eq!(results[0].lookup, hit(&Host::value_of("grades|v1|bob")));
+    assert_eq!(results[0].source, Some(Source::Loader));
+    assert_eq!(reader.cache.lock().unwrap().tier_stats()[0].rejected, 1);
 }

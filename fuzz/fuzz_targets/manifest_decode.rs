@@ -32,7 +32,7 @@ fuzz_target!(|input: Input<'_>| {
     } else {
         input.bytes
     };
-    let Ok(manifest) = Manifest::decode(bytes, &DecodeOptions::new(), &limits) else {
+    let Ok(manifest) = Manifest::decode("", bytes, &DecodeOptions::new(), &limits) else {
         return;
     };
     assert!(manifest.total_len <= limits.max_total_len);

@@ -54,8 +54,12 @@ pub use read::{Read, ReadResult, Source};
 
 use hashbrown::HashMap;
 
-use crate::chunk::{self, ManifestLimits, MEMCACHED_VALUE_LIMIT, MIN_ITEM_LIMIT, WORKERS_KV_VALUE_LIMIT};
-use crate::envelope::{self, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring, DEFAULT_COMPRESS_AT};
+use crate::chunk::{
+    self, ManifestLimits, MEMCACHED_VALUE_LIMIT, MIN_ITEM_LIMIT, WORKERS_KV_VALUE_LIMIT,
+};
+use crate::envelope::{
+    self, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring, DEFAULT_COMPRESS_AT,
+};
 use crate::key::{is_valid_memcached_key, MEMCACHED_MAX_KEY_LEN};
 use crate::local::{Expiry, LocalCache, LocalCacheError};
 use crate::lookup::Lookup;
@@ -644,7 +648,16 @@ impl<V: Clone> TieredCache<V> {
             return self.delete_all_tiers(key, now, request);
         };
         let mut stores = vec![Vec::new(); self.config.tiers.len()];
-        self.write_value(key, value, soft_ttl, 0, now, unit_random(random), &mut stores, request);
+        self.write_value(
+            key,
+            value,
+            soft_ttl,
+            0,
+            now,
+            unit_random(random),
+            &mut stores,
+            request,
+        );
         Ok(self.store_steps(stores, now))
     }
 
@@ -744,7 +757,9 @@ impl<V: Clone> TieredCache<V> {
 
     /// Reclaims expired local entries; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        self.local.as_mut().map_or(0, |local| local.purge_expired(now))
+        self.local
+            .as_mut()
+            .map_or(0, |local| local.purge_expired(now))
     }
 
     // ---- shared by reads and writes ---------------------------------------
@@ -823,7 +838,12 @@ impl<V: Clone> TieredCache<V> {
                 };
                 // `split` fails only for an item limit below the minimum, which
                 // `TieredCache::new` refuses.
-                let Ok(stored) = chunk::split(&replica, envelope.to_vec(), config.item_limit, &manifest_options) else {
+                let Ok(stored) = chunk::split(
+                    &replica,
+                    envelope.to_vec(),
+                    config.item_limit,
+                    &manifest_options,
+                ) else {
                     continue;
                 };
                 for (key, value) in stored.into_writes(&replica) {
@@ -849,17 +869,28 @@ impl<V: Clone> TieredCache<V> {
     ) -> V {
         // A new value ends any refresh handed out for the old one.
         self.refresh_claims.remove(key);
-        let soft = soft_ttl.map(|ttl| now.saturating_add(jitter_ttl(ttl, self.config.ttl_jitter, random)));
+        let soft =
+            soft_ttl.map(|ttl| now.saturating_add(jitter_ttl(ttl, self.config.ttl_jitter, random)));
         let hard = soft.map(|at| at.saturating_add(self.config.stale_ms));
-        let mut header = EnvelopeHeader::new(loaded.codec, now).with_recompute_cost(recompute_cost_ms);
+        let mut header =
+            EnvelopeHeader::new(loaded.codec, now).with_recompute_cost(recompute_cost_ms);
         header.soft_expiry_ms = soft;
         header.hard_expiry_ms = hard;
         if !self.config.tiers.is_empty() {
-            let sealed = envelope::encode(&header, &loaded.payload, &self.encode_options());
+            let sealed =
+                envelope::encode_for_key(key, &header, &loaded.payload, &self.encode_options());
             let tiers = 0..self.config.tiers.len();
             self.plan_stores(stores, tiers, key, &sealed, hard, now);
         }
-        self.fill_local(key, &loaded.value, loaded.weight, soft, hard, recompute_cost_ms, now);
+        self.fill_local(
+            key,
+            &loaded.value,
+            loaded.weight,
+            soft,
+            hard,
+            recompute_cost_ms,
+            now,
+        );
         if let Some(request) = request {
             request.set(&self.config.request_namespace, key, loaded.value.clone());
         }
@@ -904,7 +935,11 @@ impl<V: Clone> TieredCache<V> {
 
     /// Hands the refresh of `key` to the caller unless another reader has it.
     fn claim_refresh(&mut self, key: &str, now: u64) -> bool {
-        if self.refresh_claims.get(key).is_some_and(|&until| until > now) {
+        if self
+            .refresh_claims
+            .get(key)
+            .is_some_and(|&until| until > now)
+        {
             return false;
         }
         if self.refresh_claims.len() >= 4096 {
@@ -946,4 +981,3 @@ fn mix(seed: u64, salt: u64) -> u64 {
 fn unit_random(bits: u64) -> f64 {
     ((bits >> 11) + 1) as f64 / (1u64 << 53) as f64
 }
-

@@ -5,13 +5,13 @@ use crate::envelope::{self, EnvelopeHeader};
 use crate::lookup::Lookup;
 use crate::request::RequestCache;
 use crate::stampede::{
-    lease_key, pick_replica, should_refresh_early, AbandonPolicy, Claim, Freshness, LeadToken, LeaseDecision,
-    LeaseOutcome, LeaseWait, WaitId,
+    lease_key, pick_replica, should_refresh_early, AbandonPolicy, Claim, Freshness, LeadToken,
+    LeaseDecision, LeaseOutcome, LeaseWait, WaitId,
 };
 
 use super::{
-    mix, unit_random, DecodeItem, HostValue, LeaseItem, Loaded, ReadOptions, Step, StoreItem, TierFailure,
-    TieredCache,
+    mix, unit_random, DecodeItem, HostValue, LeaseItem, Loaded, ReadOptions, Step, StoreItem,
+    TierFailure, TieredCache,
 };
 
 /// After this many rounds of waiting for other readers, a reader loads its
@@ -125,13 +125,13 @@ impl<V> Slot<V> {
         self.remote.as_ref().and_then(|r| r.wait)
     }
 
-    fn has_hit(&self) -> bool {
-        self.remote.as_ref().is_some_and(|r| r.hit.is_some())
-    }
-
     /// Waiting for another process's lease to be released.
     fn in_lease_retry(&self) -> bool {
-        self.is_pending() && self.remote.as_ref().is_some_and(|r| r.lead.is_some() && !r.load_now)
+        self.is_pending()
+            && self
+                .remote
+                .as_ref()
+                .is_some_and(|r| r.lead.is_some() && !r.load_now)
     }
 }
 
@@ -155,10 +155,19 @@ enum Phase {
 /// What the host owes the read.
 enum Awaiting {
     Nothing,
-    Fetch { tier: usize, slots: Vec<usize> },
-    Chunks { tier: usize, slots: Vec<(usize, usize)> },
+    Fetch {
+        tier: usize,
+        slots: Vec<usize>,
+    },
+    Chunks {
+        tier: usize,
+        slots: Vec<(usize, usize)>,
+    },
     Decode(Vec<usize>),
-    Lease { tier: usize, slots: Vec<usize> },
+    Lease {
+        tier: usize,
+        slots: Vec<usize>,
+    },
     Load(Vec<usize>),
     Wait(Vec<usize>),
     Sleep,
@@ -221,7 +230,12 @@ impl<V: Clone> Read<V> {
     }
 
     /// Request tier, then local tier (unless force-miss).
-    fn answer_locally(&self, cache: &mut TieredCache<V>, index: usize, request: Option<&RequestCache<V>>) -> Slot<V> {
+    fn answer_locally(
+        &self,
+        cache: &mut TieredCache<V>,
+        index: usize,
+        request: Option<&RequestCache<V>>,
+    ) -> Slot<V> {
         let key = &self.keys[index];
         if let (Some(request), false) = (request, self.options.skip_request_tier) {
             if let Lookup::Hit(value) = request.get(&cache.config.request_namespace, key) {
@@ -272,7 +286,11 @@ impl<V: Clone> Read<V> {
                     let slots: Vec<usize> = (0..self.slots.len())
                         .filter(|&i| {
                             let slot = &self.slots[i];
-                            slot.is_pending() && slot.remote.as_ref().is_some_and(|r| r.fetch && r.hit.is_none())
+                            slot.is_pending()
+                                && slot
+                                    .remote
+                                    .as_ref()
+                                    .is_some_and(|r| r.fetch && r.hit.is_none())
                         })
                         .collect();
                     if slots.is_empty() {
@@ -289,7 +307,11 @@ impl<V: Clone> Read<V> {
                         .map(|&i| {
                             let key = &self.keys[i];
                             let asked = if replicas > 1 {
-                                pick_replica(key, replicas, mix(self.random, (i as u64) | (1 << 40)))
+                                pick_replica(
+                                    key,
+                                    replicas,
+                                    mix(self.random, (i as u64) | (1 << 40)),
+                                )
                             } else {
                                 key.clone()
                             };
@@ -306,7 +328,9 @@ impl<V: Clone> Read<V> {
                     let mut keys = Vec::new();
                     for (i, slot) in self.slots.iter().enumerate() {
                         let Some(remote) = &slot.remote else { continue };
-                        if let (Some(manifest), Some(asked)) = (&remote.manifest, &remote.fetched_as) {
+                        if let (Some(manifest), Some(asked)) =
+                            (&remote.manifest, &remote.fetched_as)
+                        {
                             let chunk_keys = manifest.chunk_keys(asked);
                             slots.push((i, chunk_keys.len()));
                             keys.extend(chunk_keys);
@@ -348,12 +372,20 @@ impl<V: Clone> Read<V> {
                     continue;
                 }
                 Phase::Lease => {
-                    let policy = cache.config.lease.expect("lease phase only with a lease policy");
-                    let tier = (0..tiers).find(|&t| cache.config.tiers[t].leases && cache.tier_available(t, self.now));
-                    let slots: Vec<usize> =
-                        (0..self.slots.len()).filter(|&i| self.slots[i].in_lease_retry()).collect();
+                    let policy = cache
+                        .config
+                        .lease
+                        .expect("lease phase only with a lease policy");
+                    let tier = (0..tiers).find(|&t| {
+                        cache.config.tiers[t].leases && cache.tier_available(t, self.now)
+                    });
+                    let slots: Vec<usize> = (0..self.slots.len())
+                        .filter(|&i| self.slots[i].in_lease_retry())
+                        .collect();
                     let Some(tier) = tier.filter(|_| !slots.is_empty()) else {
-                        slots.iter().for_each(|&i| self.slots[i].r().load_now = true);
+                        slots
+                            .iter()
+                            .for_each(|&i| self.slots[i].r().load_now = true);
                         self.phase = Phase::Load;
                         continue;
                     };
@@ -371,7 +403,10 @@ impl<V: Clone> Read<V> {
                 }
                 Phase::Load => {
                     let slots: Vec<usize> = (0..self.slots.len())
-                        .filter(|&i| self.slots[i].is_pending() && self.slots[i].remote.as_ref().is_some_and(|r| r.load_now))
+                        .filter(|&i| {
+                            self.slots[i].is_pending()
+                                && self.slots[i].remote.as_ref().is_some_and(|r| r.load_now)
+                        })
                         .collect();
                     self.phase = Phase::Notify;
                     if !slots.is_empty() {
@@ -400,11 +435,14 @@ impl<V: Clone> Read<V> {
                     }
                     let stats = &mut cache.tier_stats[tier];
                     stats.writes += 1;
-                    stats.bytes_written += entries.iter().map(|e| e.value.len() as u64).sum::<u64>();
+                    stats.bytes_written +=
+                        entries.iter().map(|e| e.value.len() as u64).sum::<u64>();
                     return Step::Store { tier, entries };
                 }
                 Phase::Wait => {
-                    let slots: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].wait().is_some()).collect();
+                    let slots: Vec<usize> = (0..self.slots.len())
+                        .filter(|&i| self.slots[i].wait().is_some())
+                        .collect();
                     self.phase = Phase::AfterWait;
                     if !slots.is_empty() {
                         let waits = slots.iter().filter_map(|&i| self.slots[i].wait()).collect();
@@ -416,7 +454,12 @@ impl<V: Clone> Read<V> {
                     self.phase = if self.slots.iter().any(Slot::in_lease_retry) {
                         let after = cache.config.lease.map_or(0, |p| p.poll_interval_ms);
                         Phase::Sleep(after)
-                    } else if self.options.load && self.slots.iter().any(|s| s.is_pending() && s.lead().is_none()) {
+                    } else if self.options.load
+                        && self
+                            .slots
+                            .iter()
+                            .any(|s| s.is_pending() && s.lead().is_none())
+                    {
                         Phase::Claim
                     } else {
                         Phase::Release
@@ -467,14 +510,25 @@ impl<V: Clone> Read<V> {
                 slot.r().load_now = true;
             }
         }
-        self.phase = if use_leases { Phase::Lease } else { Phase::Load };
+        self.phase = if use_leases {
+            Phase::Lease
+        } else {
+            Phase::Load
+        };
     }
 
     /// The host's answer to [`Step::Fetch`]: one entry per key asked, in
     /// order (`None`: the tier does not have it).
-    pub fn fetched(&mut self, cache: &mut TieredCache<V>, tier: usize, values: Vec<Option<Vec<u8>>>) {
+    pub fn fetched(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        tier: usize,
+        values: Vec<Option<Vec<u8>>>,
+    ) {
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
-            Awaiting::Fetch { tier: asked, slots } if asked == tier && values.len() == slots.len() => {
+            Awaiting::Fetch { tier: asked, slots }
+                if asked == tier && values.len() == slots.len() =>
+            {
                 cache.tier_succeeded(tier);
                 for (i, value) in slots.into_iter().zip(values) {
                     match value {
@@ -487,13 +541,20 @@ impl<V: Clone> Read<V> {
                 }
                 self.phase = Phase::Chunks(tier);
             }
-            Awaiting::Chunks { tier: asked, slots } if asked == tier && values.len() == slots.iter().map(|s| s.1).sum() => {
+            Awaiting::Chunks { tier: asked, slots }
+                if asked == tier && values.len() == slots.iter().map(|s| s.1).sum() =>
+            {
                 cache.tier_succeeded(tier);
                 let mut values = values.into_iter();
                 for (i, count) in slots {
                     let chunks: Vec<Option<Vec<u8>>> = values.by_ref().take(count).collect();
-                    cache.tier_stats[tier].bytes_read += chunks.iter().flatten().map(|c| c.len() as u64).sum::<u64>();
-                    let manifest = self.slots[i].r().manifest.take().expect("slot asked for chunks has a manifest");
+                    cache.tier_stats[tier].bytes_read +=
+                        chunks.iter().flatten().map(|c| c.len() as u64).sum::<u64>();
+                    let manifest = self.slots[i]
+                        .r()
+                        .manifest
+                        .take()
+                        .expect("slot asked for chunks has a manifest");
                     match manifest.reassemble(&chunks) {
                         Ok(envelope) => {
                             cache.tier_stats[tier].chunked_reads += 1;
@@ -511,16 +572,35 @@ impl<V: Clone> Read<V> {
                 // Wrong tier or wrong count: a host bug; count the tier as
                 // failed so the read moves on.
                 self.awaiting = other;
-                self.failed(cache, tier, "the host answered a fetch with the wrong number of values");
+                self.failed(
+                    cache,
+                    tier,
+                    "the host answered a fetch with the wrong number of values",
+                );
             }
         }
     }
 
     /// Checks one value from a remote tier; a usable one becomes a hit
     /// awaiting decode, a manifest awaits its chunks, anything else is a miss.
-    fn accept(&mut self, cache: &mut TieredCache<V>, tier: usize, i: usize, bytes: Vec<u8>, from_chunks: bool) {
+    fn accept(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        tier: usize,
+        i: usize,
+        bytes: Vec<u8>,
+        from_chunks: bool,
+    ) {
         let options = cache.decode_options();
-        let decoded = match envelope::decode(&bytes, &options) {
+        // Signatures are bound to keys: the manifest to the key it is stored
+        // under, the value to the key it is read under. A signed value
+        // copied to another key is refused.
+        let is_manifest = envelope::peek_header(&bytes).is_ok_and(|h| h.manifest);
+        let bound_to = match (&self.slots[i].remote, is_manifest && !from_chunks) {
+            (Some(remote), true) => remote.fetched_as.as_deref().unwrap_or(&self.keys[i]),
+            _ => &self.keys[i],
+        };
+        let decoded = match envelope::decode_for_key(bound_to, &bytes, &options) {
             Ok(decoded) => decoded,
             Err(_) => {
                 cache.tier_stats[tier].rejected += 1;
@@ -557,13 +637,22 @@ impl<V: Clone> Read<V> {
     /// The host's answer to [`Step::Decode`]: one result per item, in order.
     /// An `Err` (the host could not deserialize) is counted and the key is
     /// treated as a miss.
-    pub fn decoded(&mut self, cache: &mut TieredCache<V>, values: Vec<Result<HostValue<V>, String>>) {
-        let Awaiting::Decode(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+    pub fn decoded(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        values: Vec<Result<HostValue<V>, String>>,
+    ) {
+        let Awaiting::Decode(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing)
+        else {
             return;
         };
         let mut values = values.into_iter();
         for i in slots {
-            let hit = self.slots[i].r().hit.take().expect("decoded slot has a hit");
+            let hit = self.slots[i]
+                .r()
+                .hit
+                .take()
+                .expect("decoded slot has a hit");
             let Some(Ok(host)) = values.next() else {
                 cache.read_stats.decode_errors += 1;
                 continue;
@@ -580,8 +669,17 @@ impl<V: Clone> Read<V> {
                 self.now,
             );
             if let Some(envelope) = &hit.envelope {
-                let faster: Vec<usize> = (0..hit.tier).filter(|&t| cache.config.tiers[t].backfill).collect();
-                cache.plan_stores(&mut self.stores, faster.into_iter(), &key, envelope, header.hard_expiry_ms, self.now);
+                let faster: Vec<usize> = (0..hit.tier)
+                    .filter(|&t| cache.config.tiers[t].backfill)
+                    .collect();
+                cache.plan_stores(
+                    &mut self.stores,
+                    faster.into_iter(),
+                    &key,
+                    envelope,
+                    header.hard_expiry_ms,
+                    self.now,
+                );
             }
             let due = match header.soft_expiry_ms {
                 Some(soft) => {
@@ -614,7 +712,9 @@ impl<V: Clone> Read<V> {
     /// The host's answer to [`Step::Lease`]: for each item, whether `add`
     /// took the lease.
     pub fn leased(&mut self, cache: &mut TieredCache<V>, taken: Vec<bool>) {
-        let Awaiting::Lease { tier, slots } = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
+        let Awaiting::Lease { tier, slots } =
+            std::mem::replace(&mut self.awaiting, Awaiting::Nothing)
+        else {
             return;
         };
         cache.tier_succeeded(tier);
@@ -627,7 +727,9 @@ impl<V: Clone> Read<V> {
             };
             let now = self.now;
             let slot = self.slots[i].r();
-            let wait = slot.lease.get_or_insert_with(|| LeaseWait::new(policy, now));
+            let wait = slot
+                .lease
+                .get_or_insert_with(|| LeaseWait::new(policy, now));
             match wait.decide(outcome, false, now) {
                 LeaseDecision::Load => {
                     slot.holds_lease = true;
@@ -664,7 +766,12 @@ impl<V: Clone> Read<V> {
     /// and how long the loader took (the recompute cost XFetch uses). An
     /// `Err` is the loader's error for that key: the key is a miss with that
     /// error, and readers waiting for it are released to try themselves.
-    pub fn loaded(&mut self, cache: &mut TieredCache<V>, values: Vec<Result<Loaded<V>, String>>, load_ms: u64) {
+    pub fn loaded(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        values: Vec<Result<Loaded<V>, String>>,
+        load_ms: u64,
+    ) {
         let Awaiting::Load(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
             return;
         };
@@ -686,7 +793,16 @@ impl<V: Clone> Read<V> {
                     let value = match soft_ttl {
                         Some(ttl) => {
                             let random = unit_random(mix(self.random, (i as u64) | (2 << 40)));
-                            cache.write_value(&key, loaded, ttl, load_ms, self.now, random, &mut self.stores, None)
+                            cache.write_value(
+                                &key,
+                                loaded,
+                                ttl,
+                                load_ms,
+                                self.now,
+                                random,
+                                &mut self.stores,
+                                None,
+                            )
                         }
                         None => loaded.value, // a zero TTL: serve it, store nothing
                     };
@@ -698,7 +814,9 @@ impl<V: Clone> Read<V> {
                 Err(message) => {
                     cache.read_stats.load_errors += 1;
                     if let Some(token) = slot_lead {
-                        if let Ok(abandoned) = cache.flights.abandon(token, AbandonPolicy::ReleaseAll) {
+                        if let Ok(abandoned) =
+                            cache.flights.abandon(token, AbandonPolicy::ReleaseAll)
+                        {
                             self.notify.extend(abandoned.release);
                         }
                     }
@@ -728,7 +846,9 @@ impl<V: Clone> Read<V> {
         };
         self.wait_rounds += 1;
         for i in slots {
-            let Some(id) = self.slots[i].r().wait.take() else { continue };
+            let Some(id) = self.slots[i].r().wait.take() else {
+                continue;
+            };
             match cache.handoff.remove(&id) {
                 Some(value) => {
                     cache.read_stats.flight_waits += 1;
@@ -750,7 +870,9 @@ impl<V: Clone> Read<V> {
     pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str) {
         cache.tier_failed(tier, self.now);
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
-            Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. } if asked == tier => {
+            Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. }
+                if asked == tier =>
+            {
                 for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
                     remote.manifest = None;
                 }
@@ -779,7 +901,10 @@ impl<V: Clone> Read<V> {
         self.release_claims(cache);
         for slot in &mut self.slots {
             if slot.is_pending() {
-                slot.state = State::Failed(format!("tier {} failed: {message}", cache.config.tiers[tier].name));
+                slot.state = State::Failed(format!(
+                    "tier {} failed: {message}",
+                    cache.config.tiers[tier].name
+                ));
             }
         }
         self.phase = Phase::Notify;
@@ -789,7 +914,9 @@ impl<V: Clone> Read<V> {
     fn give_up_awaiting(&mut self, cache: &mut TieredCache<V>) {
         match &self.awaiting {
             Awaiting::Nothing => {}
-            Awaiting::Fetch { tier, .. } | Awaiting::Chunks { tier, .. } | Awaiting::Lease { tier, .. } => {
+            Awaiting::Fetch { tier, .. }
+            | Awaiting::Chunks { tier, .. }
+            | Awaiting::Lease { tier, .. } => {
                 let tier = *tier;
                 self.failed(cache, tier, "the host did not report the result");
             }
@@ -848,7 +975,9 @@ impl<V: Clone> Read<V> {
             let refresh = slot.refresh;
             results.push(match slot.state {
                 State::Found(value, source) => {
-                    if let (Some(request), false) = (request.as_deref_mut(), source == Source::Request) {
+                    if let (Some(request), false) =
+                        (request.as_deref_mut(), source == Source::Request)
+                    {
                         if !self.options.skip_request_tier {
                             request.set(namespace, key.clone(), value.clone());
                         }

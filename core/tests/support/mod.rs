@@ -64,11 +64,10 @@ impl MemTier {
         self.adds += 1;
         Ok(entries
             .into_iter()
-            .map(|(k, v)| {
-                if self.items.contains_key(&k) {
-                    false
-                } else {
-                    self.items.insert(k, v);
+            .map(|(k, v)| match self.items.entry(k) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(v);
                     true
                 }
             })
@@ -90,7 +89,12 @@ impl MemTier {
 pub type Tiers = Arc<Vec<Mutex<MemTier>>>;
 
 pub fn tiers(limits: &[usize]) -> Tiers {
-    Arc::new(limits.iter().map(|&l| Mutex::new(MemTier::new(l))).collect())
+    Arc::new(
+        limits
+            .iter()
+            .map(|&l| Mutex::new(MemTier::new(l)))
+            .collect(),
+    )
 }
 
 /// Where `Notify` steps wake `Wait` steps of other threads.
@@ -111,7 +115,10 @@ impl Waiters {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !ids.iter().all(|id| ready.contains(id)) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            assert!(!left.is_zero(), "waited 10 s for another reader: a lost wake-up");
+            assert!(
+                !left.is_zero(),
+                "waited 10 s for another reader: a lost wake-up"
+            );
             ready = self.changed.wait_timeout(ready, left).unwrap().0;
         }
         for id in ids {
@@ -184,7 +191,12 @@ impl Host {
     }
 
     pub fn steps_of(&self, kind: &str) -> usize {
-        self.steps.lock().unwrap().iter().filter(|s| s.starts_with(kind)).count()
+        self.steps
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with(kind))
+            .count()
     }
 
     pub fn get(&self, keys: &[&str], options: ReadOptions) -> Vec<ReadResult<String>> {
@@ -281,7 +293,7 @@ impl Host {
             }
         }
         let mut cache = self.cache.lock().unwrap();
-        read.finish(&mut cache, request.as_deref_mut())
+        read.finish(&mut cache, request)
     }
 
     /// Runs write steps (from set_all_tiers / delete_all_tiers).
