@@ -208,7 +208,7 @@ impl Host {
         &self,
         keys: &[&str],
         options: ReadOptions,
-        mut request: Option<&mut RequestCache<String>>,
+        request: Option<&mut RequestCache<String>>,
     ) -> Result<Vec<ReadResult<String>>, tiercache::tiered::TierFailure> {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         let random = rand_u64();
