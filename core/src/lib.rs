@@ -18,10 +18,13 @@ pub mod stampede;
 pub mod stats;
 pub mod tiered;
 
+pub use chunk::{ChunkError, Manifest};
+pub use envelope::{Codec, EnvelopeError, EnvelopeHeader, Keyring};
 pub use key::{is_valid_memcached_key, safe_key, KeyBuilder, KeyError, Part, DEFAULT_MAX_KEY_LEN};
-pub use namespace::{Namespace, NamespaceError};
 pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
+pub use namespace::{Namespace, NamespaceError};
 pub use request::RequestCache;
+pub use stampede::{Freshness, LeasePolicy, SingleFlight, WaitId};
 pub use stats::{ReadStats, TierStats};
 pub use tiered::{ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig};
