@@ -27,7 +27,14 @@ from .codecs import JSON, PICKLE, RAW, Codec, JsonCodec, PickleCodec, RawCodec
 from .decorators import cached, default_cache
 from .keys import BuiltKey, Key, normalize_key, safe_key
 from .scope import current_scope, request_scope
-from .tiered import DEFAULT_TTL, MISSING, LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
+from .tiered import (
+    DEFAULT_TTL,
+    MISSING,
+    LeasePolicy,
+    LocalTier,
+    TieredCache,
+    signing_keys_from_secret,
+)
 
 __version__ = _core.__version__
 
@@ -55,8 +62,8 @@ __all__ = [
     "RequestCache",
     "RequestScope",
     "TierError",
-    "TieredCache",
     "TiercacheError",
+    "TieredCache",
     "cached",
     "current_scope",
     "default_cache",

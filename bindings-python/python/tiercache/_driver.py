@@ -18,8 +18,6 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, Callable, Optional
 
-from . import _core
-
 log = logging.getLogger("tiercache")
 
 #: A loader for the driver: given the core's keys, returns one entry per key:

@@ -24,7 +24,14 @@ from .codecs import Codec, get_codec
 from .keys import normalize_key
 from .scope import current_scope
 
-__all__ = ["DEFAULT_TTL", "MISSING", "LeasePolicy", "LocalTier", "TieredCache", "signing_keys_from_secret"]
+__all__ = [
+    "DEFAULT_TTL",
+    "MISSING",
+    "LeasePolicy",
+    "LocalTier",
+    "TieredCache",
+    "signing_keys_from_secret",
+]
 
 log = logging.getLogger("tiercache")
 
@@ -101,8 +108,7 @@ def _keyring(signing_keys: Any) -> Optional[list]:
             key_id, secret = item
         except (TypeError, ValueError):
             raise ConfigurationError(
-                "signing_keys must be a list of (key_id, secret) pairs, newest first, "
-                "or one secret string"
+                "signing_keys must be a list of (key_id, secret) pairs, newest first, or one secret string"
             ) from None
         ring.append((str(key_id), secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)))
     return ring or None
@@ -154,7 +160,7 @@ class TieredCache:
         self,
         tiers: Sequence[Any] = (),
         *,
-        local: Union[LocalTier, Mapping, None] = LocalTier(),  # noqa: B008
+        local: Union[LocalTier, Mapping, None] = LocalTier(),
         signing_keys: Any = None,
         codec: Union[str, Codec] = "pickle",
         default_ttl: Optional[float] = 300,
@@ -217,7 +223,11 @@ class TieredCache:
             "xfetch_beta": float(xfetch_beta),
             "lease": None
             if leases is None
-            else (int(leases.ttl * 1000), int(leases.max_wait * 1000), max(1, int(leases.poll_interval * 1000))),
+            else (
+                int(leases.ttl * 1000),
+                int(leases.max_wait * 1000),
+                max(1, int(leases.poll_interval * 1000)),
+            ),
             "cooldown": (int(cooldown[0]), int(cooldown[1] * 1000)),
             "strict": strict,
             "max_payload_len": max_payload_len,
@@ -371,7 +381,9 @@ class TieredCache:
                 raise LoaderError(f"loading {user_key!r} failed: {error}")
         return found
 
-    def _schedule_refresh(self, keys: list, back: dict, results: list, batch_loader: Callable, ttl: Ttl) -> None:
+    def _schedule_refresh(
+        self, keys: list, back: dict, results: list, batch_loader: Callable, ttl: Ttl
+    ) -> None:
         due = [k for k, r in zip(keys, results) if r[3]]
         if not due or not self.refresh_in_background:
             return
@@ -419,7 +431,7 @@ class TieredCache:
         request tier, so code deep in the view finds them there without a
         round trip. Returns how many were found."""
         scope = self._scope(create=True)
-        core_keys, back = self._norm(keys)
+        core_keys, _ = self._norm(keys)
         read = self._read(core_keys, scope, False, DEFAULT_TTL)
         results = read if isinstance(read, list) else self._driver.run(read, scope, None)
         return sum(1 for r in results if r[0])
@@ -455,8 +467,10 @@ class TieredCache:
         scope = self._scope()
         errors: dict = {}
         read = self._read(core_keys, scope, True, ttl, force=True)
-        results = read if isinstance(read, list) else self._driver.run(
-            read, scope, self._loader_for(back, lambda keys: [loader()], errors)
+        results = (
+            read
+            if isinstance(read, list)
+            else self._driver.run(read, scope, self._loader_for(back, lambda keys: [loader()], errors))
         )
         return self._results(core_keys, back, results, errors, True)[key]
 
@@ -469,7 +483,15 @@ class TieredCache:
         _, codec, payload, weight = self._encode(key, value)
         scope = self._scope(create=True)
         steps = self._core.set_all_tiers(
-            k, value, codec, payload, weight, _ttl_ms(ttl), scope, self._now(), random.getrandbits(64)
+            k,
+            value,
+            codec,
+            payload,
+            weight,
+            _ttl_ms(ttl),
+            scope,
+            self._now(),
+            random.getrandbits(64),
         )
         self._driver.run_writes(steps)
 
@@ -558,7 +580,15 @@ class TieredCache:
         _, codec, payload, weight = self._encode(key, value)
         scope = self._scope(create=True)
         steps = self._core.set_all_tiers(
-            k, value, codec, payload, weight, _ttl_ms(ttl), scope, self._now(), random.getrandbits(64)
+            k,
+            value,
+            codec,
+            payload,
+            weight,
+            _ttl_ms(ttl),
+            scope,
+            self._now(),
+            random.getrandbits(64),
         )
         await self._driver.arun_writes(steps)
 

@@ -310,7 +310,9 @@ class RedisTier(Tier):
 
     def server_stats(self) -> dict:
         info = self.client.info()
-        return {k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")}
+        return {
+            k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")
+        }
 
 
 def storage_name(prefix: str, key: str) -> str:
@@ -367,7 +369,9 @@ class StorageTier(Tier):
         if len(items) <= 1:
             return [fn(i) for i in items]
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="tiercache-storage")
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.max_workers, thread_name_prefix="tiercache-storage"
+            )
         return list(self._pool.map(fn, items))
 
     def _read(self, key: str) -> Optional[bytes]:
@@ -431,7 +435,13 @@ class DjangoCacheTier(Tier):
 
     kind = "generic"
 
-    def __init__(self, alias: str = "default", *, name: Optional[str] = None, item_limit: int = 16 * 1024 * 1024):
+    def __init__(
+        self,
+        alias: str = "default",
+        *,
+        name: Optional[str] = None,
+        item_limit: int = 16 * 1024 * 1024,
+    ):
         self.alias = alias
         self.name = name or alias
         self.item_limit = item_limit

@@ -1,0 +1,238 @@
+"""Django integration: caches built from ``settings.TIERCACHE``, middleware,
+system checks and management commands.
+
+::
+
+    INSTALLED_APPS = [..., "tiercache.django"]
+    MIDDLEWARE = [
+        "tiercache.django.middleware.RequestCacheMiddleware",   # early
+        ...,
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "tiercache.django.middleware.ForceCacheMissMiddleware",  # after auth
+    ]
+    TIERCACHE = {
+        "TIERS": [
+            {"CACHE": "memcached"},                          # a CACHES alias
+            {"CACHE": "redis"},
+            {"STORAGE": "tiercache", "PREFIX": "blocks"},    # a STORAGES alias
+        ],
+        "DEFAULT_TTL": 300,
+        # "SIGNING_KEYS": [("2025a", "...")],   default: derived from SECRET_KEY
+    }
+
+    from tiercache.django import get_cache
+    cache = get_cache()
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from .._errors import ConfigurationError
+from ..keys import safe_key
+from ..tiered import LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
+from ..tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier
+
+__all__ = ["build_cache", "get_cache", "reset_caches", "safe_key_function", "tiercache_settings"]
+
+_lock = threading.Lock()
+_caches: dict = {}
+
+MEMCACHED_BACKENDS = ("PyMemcacheCache", "PyLibMCCache", "MemcachedCache")
+REDIS_BACKENDS = ("RedisCache",)
+
+
+def safe_key_function(key: str, key_prefix: str, version: Any) -> str:
+    """A Django ``KEY_FUNCTION`` that accepts any string key (spaces,
+    Unicode, control characters, 10 KB) on memcached, by passing it through
+    tiercache's ``safe_key``. Set it on the cache aliases that code using
+    ``tiercache.django.edx`` (or Django's cache API) reaches with arbitrary
+    keys::
+
+        CACHES = {"default": {..., "KEY_FUNCTION": "tiercache.django.safe_key_function"}}
+    """
+    return f"{key_prefix}:{version}:{safe_key(str(key))}"
+
+
+def tiercache_settings() -> dict:
+    """``settings.TIERCACHE`` with upper-case keys (empty dict if unset)."""
+    from django.conf import settings
+
+    raw = getattr(settings, "TIERCACHE", None) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            "settings.TIERCACHE must be a dict, such as {'TIERS': [{'CACHE': 'default'}]}"
+        )
+    return {str(k).upper(): v for k, v in raw.items()}
+
+
+def cache_config(name: str = "default") -> dict:
+    """The settings of cache ``name``: the top level of ``TIERCACHE`` for
+    ``"default"``, ``TIERCACHE["CACHES"][name]`` for the others."""
+    conf = tiercache_settings()
+    if name == "default":
+        return {k: v for k, v in conf.items() if k != "CACHES"}
+    named = conf.get("CACHES") or {}
+    if name not in named:
+        raise ConfigurationError(
+            f"no tiercache named {name!r}: add it to settings.TIERCACHE['CACHES'] "
+            f"(known: {', '.join(['default', *named])})"
+        )
+    return {str(k).upper(): v for k, v in named[name].items()}
+
+
+def _upper(d: Mapping) -> dict:
+    return {str(k).upper(): v for k, v in d.items()}
+
+
+def tier_from_settings(spec: Any, index: int = 0) -> Any:
+    """A tier adapter from one entry of ``TIERCACHE['TIERS']``: ``{"CACHE":
+    alias, "ITEM_LIMIT": ..., "REPLICAS": ..., "LEASES": ...}``, ``{"STORAGE":
+    alias or dotted path, "OPTIONS": {...}, "PREFIX": ...}``, or an adapter."""
+    from django.conf import settings
+
+    if hasattr(spec, "tier_config"):
+        return spec
+    if isinstance(spec, str):
+        spec = {"CACHE": spec}
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(
+            f"TIERCACHE['TIERS'][{index}] must be a dict such as {{'CACHE': 'memcached'}} "
+            f"or {{'STORAGE': 'tiercache'}}, not {spec!r}"
+        )
+    spec = _upper(spec)
+    extra: dict = {}
+    if "ITEM_LIMIT" in spec:
+        extra["item_limit"] = int(spec["ITEM_LIMIT"])
+    if "NAME" in spec:
+        extra["name"] = spec["NAME"]
+    if "CACHE" in spec:
+        alias = spec["CACHE"]
+        if alias not in settings.CACHES:
+            raise ConfigurationError(
+                f"TIERCACHE['TIERS'][{index}] names cache {alias!r}, which is not in settings.CACHES "
+                f"(known: {', '.join(settings.CACHES)}): add it to CACHES or fix the name"
+            )
+        backend = settings.CACHES[alias].get("BACKEND", "")
+        if backend.endswith(MEMCACHED_BACKENDS):
+            for key, arg in (
+                ("REPLICAS", "replicas"),
+                ("LEASES", "leases"),
+                ("BACKFILL", "backfill"),
+            ):
+                if key in spec:
+                    extra[arg] = spec[key]
+            return MemcachedTier.from_django(alias, **extra)
+        if backend.endswith(REDIS_BACKENDS):
+            for key, arg in (("LEASES", "leases"), ("BACKFILL", "backfill")):
+                if key in spec:
+                    extra[arg] = spec[key]
+            return RedisTier.from_django(alias, **extra)
+        return DjangoCacheTier(alias, **extra)
+    if "STORAGE" in spec:
+        storage = spec["STORAGE"]
+        if isinstance(storage, str):
+            from django.core.files.storage import storages
+            from django.utils.module_loading import import_string
+
+            if storage in getattr(settings, "STORAGES", {}):
+                storage = storages[storage]
+            else:
+                try:
+                    storage = import_string(storage)(**(spec.get("OPTIONS") or {}))
+                except ImportError as exc:
+                    raise ConfigurationError(
+                        f"TIERCACHE['TIERS'][{index}]['STORAGE'] is {storage!r}: it is neither a key of "
+                        f"settings.STORAGES nor an importable Storage class ({exc})"
+                    ) from exc
+        kwargs = {"prefix": spec.get("PREFIX", "tiercache")}
+        kwargs.update(extra)
+        return StorageTier(storage, **kwargs)
+    raise ConfigurationError(f"TIERCACHE['TIERS'][{index}] has neither 'CACHE' nor 'STORAGE': {dict(spec)!r}")
+
+
+def signing_keys_from_settings(conf: Mapping) -> Any:
+    """``SIGNING_KEYS`` from the settings; by default derived from
+    ``SECRET_KEY`` (``False`` turns signing off)."""
+    from django.conf import settings
+
+    keys = conf.get("SIGNING_KEYS", None)
+    if keys is False:
+        return None
+    if keys is None:
+        secret = getattr(settings, "SECRET_KEY", "")
+        if not secret:
+            return None
+        return signing_keys_from_secret(secret, "django")
+    return keys
+
+
+def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
+    """A ``TieredCache`` from a settings dict (see the module docs)."""
+    conf = _upper(conf)
+    tiers = [tier_from_settings(spec, i) for i, spec in enumerate(conf.get("TIERS") or [])]
+    local: Optional[LocalTier]
+    local_conf = conf.get("LOCAL", {})
+    if local_conf is None or local_conf is False:
+        local = None
+    else:
+        local_conf = _upper(local_conf)
+        local = LocalTier(
+            max_entries=int(local_conf.get("MAX_ENTRIES", 10_000)),
+            max_bytes=int(local_conf.get("MAX_BYTES", 64 * 1024 * 1024)),
+            ttl=float(local_conf.get("TTL", 60)),
+        )
+    leases = conf.get("LEASES", False)
+    if isinstance(leases, Mapping):
+        leases = LeasePolicy(**{k.lower(): v for k, v in leases.items()})
+    return TieredCache(
+        tiers,
+        local=local,
+        signing_keys=signing_keys_from_settings(conf),
+        codec=conf.get("CODEC", "pickle"),
+        default_ttl=conf.get("DEFAULT_TTL", 300),
+        stale_ttl=conf.get("STALE_TTL", 0),
+        ttl_jitter=conf.get("TTL_JITTER", 0.1),
+        xfetch_beta=conf.get("XFETCH_BETA", 1.0),
+        leases=leases,
+        cooldown=tuple(conf.get("COOLDOWN", (3, 5.0))),
+        strict=bool(conf.get("STRICT", False)),
+        compress_at=conf.get("COMPRESS_AT", 1024),
+        name=name,
+    )
+
+
+def get_cache(name: str = "default") -> TieredCache:
+    """The process-wide ``TieredCache`` configured as ``name`` in
+    ``settings.TIERCACHE`` (built on first use, rebuilt when the settings
+    change in tests)."""
+    cache = _caches.get(name)
+    if cache is None:
+        with _lock:
+            cache = _caches.get(name)
+            if cache is None:
+                cache = _caches[name] = build_cache(cache_config(name), name)
+    return cache
+
+
+def reset_caches() -> None:
+    """Forgets the built caches (the next ``get_cache`` rebuilds them)."""
+    with _lock:
+        _caches.clear()
+
+
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("TIERCACHE", "CACHES", "STORAGES", "SECRET_KEY"):
+        reset_caches()
+
+
+try:  # pragma: no branch
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="tiercache.reset_caches")
+except ImportError:  # pragma: no cover - Django is optional for the core package
+    pass
+
+default_app_config = "tiercache.django.apps.TiercacheConfig"

@@ -1,0 +1,137 @@
+"""System checks: misconfigurations found at startup, each with the change
+that fixes it (``python manage.py check``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+
+from .._errors import ConfigurationError
+from ..codecs import get_codec
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from ..tiers import MemcachedTier, StorageTier
+    from . import (
+        MEMCACHED_BACKENDS,
+        signing_keys_from_settings,
+        tier_from_settings,
+        tiercache_settings,
+    )
+
+    messages: list[CheckMessage] = []
+    try:
+        conf = tiercache_settings()
+    except ConfigurationError as exc:
+        return [Error(str(exc), id="tiercache.E001")]
+    configs = [("default", {k: v for k, v in conf.items() if k != "CACHES"})]
+    for name, sub in (conf.get("CACHES") or {}).items():
+        configs.append((name, {str(k).upper(): v for k, v in sub.items()}))
+    for name, sub in configs:
+        where = "TIERCACHE" if name == "default" else f"TIERCACHE['CACHES'][{name!r}]"
+        codec_name = sub.get("CODEC", "pickle")
+        try:
+            codec = get_codec(codec_name)
+        except (TypeError, ValueError) as exc:
+            messages.append(Error(f"{where}['CODEC']: {exc}", id="tiercache.E005"))
+            codec = None
+        shared_tiers = []
+        for i, spec in enumerate(sub.get("TIERS") or []):
+            try:
+                tier = tier_from_settings(spec, i)
+            except ConfigurationError as exc:
+                hint = None
+                if "not in settings.CACHES" in str(exc):
+                    hint = "Define the alias in CACHES, or name one of the aliases it lists."
+                messages.append(Error(f"{where}: {exc}", hint=hint, id="tiercache.E002"))
+                continue
+            except Exception as exc:
+                messages.append(Error(f"{where}['TIERS'][{i}] cannot be built: {exc}", id="tiercache.E006"))
+                continue
+            if not isinstance(spec, dict) or "CACHE" in {str(k).upper() for k in spec}:
+                alias = (
+                    spec if isinstance(spec, str) else {str(k).upper(): v for k, v in spec.items()}["CACHE"]
+                )
+                backend = settings.CACHES[alias].get("BACKEND", "")
+                if not backend.endswith("LocMemCache") and not backend.endswith("DummyCache"):
+                    shared_tiers.append(tier.name)
+            else:
+                shared_tiers.append(tier.name)
+            if isinstance(tier, MemcachedTier):
+                server_max = tier.server_item_size_max()
+                if server_max is not None and tier.item_limit > server_max - 1024:
+                    messages.append(
+                        Error(
+                            f"{where}['TIERS'][{i}]: ITEM_LIMIT is {tier.item_limit} bytes but the memcached "
+                            f"servers of {tier.name!r} store items of at most {server_max} bytes (item_size_max, "
+                            "less ~1 KiB of item overhead): larger values would be refused and never cached",
+                            hint=f"Set 'ITEM_LIMIT' to at most {server_max - 4096}, or start memcached with a "
+                            "larger -I; values above the limit are chunked automatically.",
+                            id="tiercache.E003",
+                        )
+                    )
+            if isinstance(tier, StorageTier) and not getattr(tier.storage, "file_overwrite", True):
+                messages.append(
+                    Warning(
+                        f"{where}['TIERS'][{i}]: the storage does not overwrite files; tiercache deletes "
+                        "before each write, which costs a round trip",
+                        hint="Set file_overwrite=True on the storage.",
+                        id="tiercache.W003",
+                    )
+                )
+        if (
+            codec is not None
+            and codec.name == "pickle"
+            and shared_tiers
+            and signing_keys_from_settings(sub) is None
+        ):
+            messages.append(
+                Error(
+                    f"{where}: values are pickled and stored unsigned in shared tiers "
+                    f"({', '.join(shared_tiers)}): anyone who can write to them can run code in this app "
+                    "through a forged pickle",
+                    hint="Remove 'SIGNING_KEYS': False (keys are then derived from SECRET_KEY), set "
+                    "'SIGNING_KEYS': [('key-id', '<32 random bytes>')], or use 'CODEC': 'json'.",
+                    id="tiercache.E004",
+                )
+            )
+    default = settings.CACHES.get("default", {})
+    if default.get("BACKEND", "").endswith(MEMCACHED_BACKENDS) and not default.get("KEY_FUNCTION"):
+        messages.append(
+            Warning(
+                "CACHES['default'] is memcached with Django's key function: keys with spaces, control "
+                "characters or over 250 bytes (which edx-django-utils callers pass) raise InvalidCacheKey",
+                hint="Add 'KEY_FUNCTION': 'tiercache.django.safe_key_function' to CACHES['default'].",
+                id="tiercache.W002",
+            )
+        )
+    return messages
+
+
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    ours = "tiercache.django.middleware.RequestCacheMiddleware"
+    edx = "tiercache.django.edx.RequestCacheMiddleware"
+    if ours not in middleware and edx not in middleware:
+        return [
+            Warning(
+                "no tiercache request-scope middleware in MIDDLEWARE: request caches then live as long as "
+                "the thread or task that made them, and are shared by the requests it serves",
+                hint=f"Add '{ours}' near the top of MIDDLEWARE.",
+                id="tiercache.W001",
+            )
+        ]
+    messages = []
+    force = "tiercache.django.middleware.ForceCacheMissMiddleware"
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    if force in middleware and auth in middleware and middleware.index(force) < middleware.index(auth):
+        messages.append(
+            Error(
+                f"{force} comes before {auth}: it cannot tell staff users, so ?force_cache_miss=true is ignored",
+                hint=f"Move '{force}' after '{auth}'.",
+                id="tiercache.E007",
+            )
+        )
+    return messages

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Starts, stops and describes the real servers the tests, benchmarks and the
+# demo run against, all on loopback: two memcached instances (default 1 MiB
+# item size), Redis, and an S3-compatible server (moto in server mode, from
+# PyPI). Installs what is missing (Debian packages, a venv under .venv/).
+#
+# Usage:
+#   bash scripts/servers.sh start [SERVICE...]   start (all by default); idempotent
+#   bash scripts/servers.sh stop [SERVICE...]    stop what this script started
+#   bash scripts/servers.sh status               one line per service
+#   bash scripts/servers.sh env                  print `export NAME=value` lines
+#   eval "$(bash scripts/servers.sh env)"        ...to use them in a shell
+#
+# SERVICE: memcached (both instances), memcached1, memcached2, redis, s3.
+#
+# Ports are TIERCACHE_PORT_BASE (default 21210) and the next three:
+#   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3.
+# State (pid files, logs) goes to target/servers/<base>/ unless
+# TIERCACHE_SERVERS_DIR is set. Two checkouts running their suites at once
+# pick different bases.
+#
+# The variables `env` prints:
+#   TIERCACHE_MEMCACHED      "127.0.0.1:P1,127.0.0.1:P2"
+#   TIERCACHE_REDIS_URL      "redis://127.0.0.1:P3/0"
+#   TIERCACHE_S3_ENDPOINT    "http://127.0.0.1:P4"  (credentials: testing/testing)
+#   TIERCACHE_S3_BUCKET      "tiercache-test"
+#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
+#   TIERCACHE_PORT_BASE, TIERCACHE_SERVERS_DIR
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+BASE="${TIERCACHE_PORT_BASE:-21210}"
+MC1_PORT=$BASE
+MC2_PORT=$((BASE + 1))
+REDIS_PORT=$((BASE + 2))
+S3_PORT=$((BASE + 3))
+DIR="${TIERCACHE_SERVERS_DIR:-$REPO_ROOT/target/servers/$BASE}"
+VENV="${TIERCACHE_VENV:-$REPO_ROOT/.venv}"
+MOTO_SPEC='moto[server]>=5,<6'
+
+port_of() {
+  case "$1" in
+    memcached1) echo "$MC1_PORT" ;;
+    memcached2) echo "$MC2_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+    s3) echo "$S3_PORT" ;;
+  esac
+}
+
+expand() {
+  local out=()
+  [ $# -eq 0 ] && set -- memcached redis s3
+  for s in "$@"; do
+    case "$s" in
+      memcached) out+=(memcached1 memcached2) ;;
+      memcached1 | memcached2 | redis | s3) out+=("$s") ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1, memcached2, redis, s3)" >&2; exit 2 ;;
+    esac
+  done
+  echo "${out[@]}"
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() {
+  local f="$DIR/$1.pid"
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+ensure_installed() {
+  local want_apt=() want_s3=0
+  for s in "$@"; do
+    case "$s" in
+      memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
+      redis) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      s3) want_s3=1 ;;
+    esac
+  done
+  if [ ${#want_apt[@]} -gt 0 ]; then
+    echo "servers.sh: installing ${want_apt[*]} (apt)" >&2
+    apt_install "${want_apt[@]}"
+  fi
+  if [ "$want_s3" = 1 ]; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    if ! "$VENV/bin/python" -c 'import moto.server, flask' 2>/dev/null; then
+      echo "servers.sh: installing $MOTO_SPEC into $VENV (pip)" >&2
+      "$VENV/bin/pip" install -q "$MOTO_SPEC"
+    fi
+  fi
+}
+
+start_one() {
+  local s=$1 port
+  port=$(port_of "$s")
+  if pid_alive "$s" && listening "$port"; then
+    return 0
+  fi
+  if listening "$port"; then
+    echo "servers.sh: port $port ($s) is taken by another process: set TIERCACHE_PORT_BASE to a free range" >&2
+    exit 1
+  fi
+  local user_args=()
+  [ "$(id -u)" -eq 0 ] && user_args=(-u root)
+  case "$s" in
+    memcached1 | memcached2)
+      memcached -d -l 127.0.0.1 -p "$port" -U 0 -m 128 -c 1024 "${user_args[@]}" \
+        -P "$DIR/$s.pid" >>"$DIR/$s.log" 2>&1
+      ;;
+    redis)
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
+      ;;
+    s3)
+      nohup "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >>"$DIR/s3.log" 2>&1 &
+      echo $! >"$DIR/s3.pid"
+      ;;
+  esac
+}
+
+wait_ready() {
+  local s=$1 port i
+  port=$(port_of "$s")
+  for i in $(seq 1 200); do
+    if listening "$port"; then return 0; fi
+    sleep 0.1
+  done
+  echo "servers.sh: $s did not listen on 127.0.0.1:$port within 20 s; see $DIR/$s.log" >&2
+  tail -5 "$DIR/$s.log" >&2 2>/dev/null || true
+  exit 1
+}
+
+stop_one() {
+  local s=$1 f="$DIR/$1.pid" pid i
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+print_env() {
+  cat <<EOF
+export TIERCACHE_PORT_BASE=$BASE
+export TIERCACHE_SERVERS_DIR=$DIR
+export TIERCACHE_MEMCACHED=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT
+export TIERCACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export TIERCACHE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export TIERCACHE_S3_BUCKET=tiercache-test
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+export AWS_DEFAULT_REGION=us-east-1
+EOF
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  start)
+    read -r -a services <<<"$(expand "$@")"
+    mkdir -p "$DIR"
+    ensure_installed "${services[@]}"
+    for s in "${services[@]}"; do start_one "$s"; done
+    for s in "${services[@]}"; do wait_ready "$s"; done
+    echo "servers.sh: started ${services[*]} (port base $BASE)" >&2
+    ;;
+  stop)
+    read -r -a services <<<"$(expand "$@")"
+    for s in "${services[@]}"; do stop_one "$s"; done
+    echo "servers.sh: stopped ${services[*]}" >&2
+    ;;
+  status)
+    for s in memcached1 memcached2 redis s3; do
+      if pid_alive "$s" && listening "$(port_of "$s")"; then
+        echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
+      else
+        echo "$s stopped"
+      fi
+    done
+    ;;
+  env) print_env ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d' >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The Python package's suite: builds the extension once (maturin, release,
+# into .venv/), lints (ruff), starts memcached x2, Redis and S3 on loopback
+# (scripts/servers.sh), runs pytest over them, and stops the servers.
+# Usage: bash scripts/test-python.sh [pytest args]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+VENV="$REPO_ROOT/.venv"
+PY_REQUIREMENTS=(
+  "maturin>=1.7,<2"
+  "django>=4.2,<6"
+  "pymemcache>=4,<5"
+  "redis>=5,<9"
+  "django-storages[s3]>=1.14,<2"
+  "boto3>=1.34"
+  "moto[server]>=5,<6"
+  "pytest>=8"
+  "pytest-django>=4.8"
+  "tqdm>=4.66"
+  "edx-django-utils>=5"
+  "cachetools>=5"
+  "ruff>=0.6"
+)
+
+step "Python environment (.venv)"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+stamp="$VENV/.tiercache-requirements"
+want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q "${PY_REQUIREMENTS[@]}"
+  printf '%s\n' "$want" >"$stamp"
+fi
+
+step "Build the extension once (maturin develop --release)"
+rm -f bindings-python/python/tiercache/_core.*.so
+(cd bindings-python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release -q)
+
+step "Lint (ruff)"
+"$VENV/bin/ruff" check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench tests/python
+"$VENV/bin/ruff" format --check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench tests/python
+
+step "Servers (memcached x2, Redis, S3) on loopback"
+# A port base of our own, so a concurrent run elsewhere on the machine does
+# not share (or stop) our servers.
+if [ -z "${TIERCACHE_PORT_BASE:-}" ]; then
+  for base in $(seq 21300 10 21990); do
+    busy=0
+    for p in $base $((base + 1)) $((base + 2)) $((base + 3)); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi
+    done
+    [ "$busy" = 0 ] && { export TIERCACHE_PORT_BASE=$base; break; }
+  done
+fi
+cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
+trap cleanup EXIT
+bash scripts/servers.sh start
+eval "$(bash scripts/servers.sh env)"
+
+step "pytest (tests/python)"
+cd tests/python
+"$VENV/bin/python" -m pytest -q "$@"
