@@ -206,7 +206,10 @@ class TieredCache:
                 if c.get("kind") in ("memcached", "redis") or c.get("supports_add"):
                     c["leases"] = True
                     break
+        # Each cache has its own namespace in the request tier.
+        safe_name = "".join(c if "!" <= c <= "~" and c not in "|%" else "_" for c in name)[:48]
         config = {
+            "request_namespace": f"~tiered.{safe_name}",
             "tiers": tier_configs,
             "local": None
             if local is None
@@ -481,7 +484,7 @@ class TieredCache:
         (write-through). ``ttl``: seconds; None: forever; 0: delete."""
         k = normalize_key(key)
         _, codec, payload, weight = self._encode(key, value)
-        scope = self._scope(create=True)
+        scope = self._scope()  # the request tier only inside a request
         steps = self._core.set_all_tiers(
             k,
             value,
@@ -578,7 +581,7 @@ class TieredCache:
         """Async :meth:`set_all_tiers`."""
         k = normalize_key(key)
         _, codec, payload, weight = self._encode(key, value)
-        scope = self._scope(create=True)
+        scope = self._scope()  # the request tier only inside a request
         steps = self._core.set_all_tiers(
             k,
             value,
