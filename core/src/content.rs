@@ -43,7 +43,8 @@ pub fn content_digest(payload: &[u8]) -> ContentDigest {
 /// ```
 pub fn content_key(namespace: &Namespace, digest: &ContentDigest) -> String {
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    KeyBuilder::new(namespace.clone(), CONTENT_KEY_VERSION).build(&[Part::Str("sha256"), Part::Str(&hex)])
+    KeyBuilder::new(namespace.clone(), CONTENT_KEY_VERSION)
+        .build(&[Part::Str("sha256"), Part::Str(&hex)])
 }
 
 /// The key of the manifest of content `version` in `namespace`:
@@ -157,7 +158,10 @@ mod tests {
         let mut v2 = ContentManifest::new();
         v1.insert("video/intro", b"<video>");
         v2.insert("video/intro", b"<video>");
-        assert_eq!(v1.key_for(&ns(), "video/intro"), v2.key_for(&ns(), "video/intro"));
+        assert_eq!(
+            v1.key_for(&ns(), "video/intro"),
+            v2.key_for(&ns(), "video/intro")
+        );
         assert_ne!(manifest_key(&ns(), 1), manifest_key(&ns(), 2));
         assert_eq!(v1.key_for(&ns(), "missing"), None);
     }
@@ -191,11 +195,20 @@ mod tests {
         let bytes = m.to_bytes();
         assert_eq!(ContentManifest::from_bytes(&bytes).unwrap(), m);
         for cut in 0..bytes.len() {
-            assert!(ContentManifest::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                ContentManifest::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         // A claimed count of 2^63 entries: refused without allocating.
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
-        assert!(matches!(ContentManifest::from_bytes(&huge), Err(ContentError::Corrupt(_))));
-        assert!(ContentManifest::from_bytes(b"").unwrap_err().to_string().contains("publish"));
+        assert!(matches!(
+            ContentManifest::from_bytes(&huge),
+            Err(ContentError::Corrupt(_))
+        ));
+        assert!(ContentManifest::from_bytes(b"")
+            .unwrap_err()
+            .to_string()
+            .contains("publish"));
     }
 }

@@ -136,7 +136,12 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_names() {
-        for name in ["course_blocks", "a", "django_comment_client.permissions", "x:y/z+1@2"] {
+        for name in [
+            "course_blocks",
+            "a",
+            "django_comment_client.permissions",
+            "x:y/z+1@2",
+        ] {
             assert_eq!(Namespace::new(name).unwrap().as_str(), name);
         }
         assert_eq!(Namespace::new("_default").unwrap(), Namespace::DEFAULT);
@@ -147,7 +152,10 @@ mod tests {
     fn refuses_empty_long_and_reserved_names() {
         assert_eq!(Namespace::new(""), Err(NamespaceError::Empty));
         let long = "n".repeat(MAX_NAMESPACE_LEN + 1);
-        assert_eq!(Namespace::new(long), Err(NamespaceError::TooLong { len: 65 }));
+        assert_eq!(
+            Namespace::new(long),
+            Err(NamespaceError::TooLong { len: 65 })
+        );
         assert!(Namespace::new("n".repeat(MAX_NAMESPACE_LEN)).is_ok());
         let err = Namespace::new("tiercache.leases").unwrap_err();
         assert!(matches!(err, NamespaceError::Reserved { .. }));
@@ -156,7 +164,14 @@ mod tests {
 
     #[test]
     fn refuses_characters_that_cannot_be_in_a_key() {
-        for (name, bad) in [("a b", ' '), ("a|b", '|'), ("a%b", '%'), ("é", 'é'), ("a\nb", '\n'), ("a\0", '\0')] {
+        for (name, bad) in [
+            ("a b", ' '),
+            ("a|b", '|'),
+            ("a%b", '%'),
+            ("é", 'é'),
+            ("a\nb", '\n'),
+            ("a\0", '\0'),
+        ] {
             match Namespace::new(name) {
                 Err(NamespaceError::InvalidChar { found, .. }) => assert_eq!(found, bad),
                 other => panic!("{name:?} gave {other:?}"),

@@ -53,7 +53,9 @@ impl<V> RequestCache<V> {
     /// Returns the value under `key`, first storing `value` there if the key
     /// is missing (Python's `dict.setdefault`).
     pub fn setdefault(&mut self, namespace: &Namespace, key: impl Into<String>, value: V) -> &V {
-        self.entries_mut(namespace).entry(key.into()).or_insert(value)
+        self.entries_mut(namespace)
+            .entry(key.into())
+            .or_insert(value)
     }
 
     /// Removes `key`, returning its value; a missing key is a [`Lookup::Miss`],

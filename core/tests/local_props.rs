@@ -59,7 +59,11 @@ impl Model {
             return;
         }
         self.cursor = now;
-        while let Some(i) = self.entries.iter().position(|e| tick(e.expires_at) < tick(now)) {
+        while let Some(i) = self
+            .entries
+            .iter()
+            .position(|e| tick(e.expires_at) < tick(now))
+        {
             self.expire_at(i);
         }
     }
@@ -126,7 +130,12 @@ impl Model {
             self.stats.rejected += 1;
             return;
         }
-        let entry = Entry { key, value, weight, expires_at };
+        let entry = Entry {
+            key,
+            value,
+            weight,
+            expires_at,
+        };
         match existing {
             Some(i) => {
                 self.entries.remove(i);
@@ -137,7 +146,9 @@ impl Model {
                 }
             }
             None => {
-                while self.entries.len() >= self.max_entries || self.weight() + weight > self.max_weight {
+                while self.entries.len() >= self.max_entries
+                    || self.weight() + weight > self.max_weight
+                {
                     self.evict_oldest(now);
                 }
                 self.entries.insert(0, entry);
@@ -147,7 +158,9 @@ impl Model {
     }
     fn touch(&mut self, key: u8, expiry: Expiry, now: u64) -> bool {
         self.advance(now);
-        let Some(i) = self.find_live(key, now) else { return false };
+        let Some(i) = self.find_live(key, now) else {
+            return false;
+        };
         match self.expires(expiry, now) {
             Some(at) => self.entries[i].expires_at = at,
             None => {
