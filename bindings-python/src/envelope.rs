@@ -47,7 +47,7 @@ fn header_dict<'py>(py: Python<'py>, header: &EnvelopeHeader) -> PyResult<Bound<
 /// Seals `payload` in an envelope.
 #[pyfunction]
 #[pyo3(signature = (payload, *, codec = "raw", created_at_ms, soft_expiry_ms = None, hard_expiry_ms = None,
-                    recompute_cost_ms = 0, compress_at = None, signing_keys = None))]
+                    recompute_cost_ms = 0, compress_at = None, signing_keys = None, key = None))]
 #[allow(clippy::too_many_arguments)]
 fn encode_envelope<'py>(
     py: Python<'py>,
@@ -59,6 +59,7 @@ fn encode_envelope<'py>(
     recompute_cost_ms: u64,
     compress_at: Option<usize>,
     signing_keys: Option<Vec<(String, Vec<u8>)>>,
+    key: Option<&str>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let mut header = EnvelopeHeader::new(codec_from(codec)?, created_at_ms)
         .with_recompute_cost(recompute_cost_ms);
@@ -69,22 +70,24 @@ fn encode_envelope<'py>(
         compress_at,
         keyring: keyring.as_ref(),
     };
-    Ok(PyBytes::new(
-        py,
-        &envelope::encode(&header, payload, &options),
-    ))
+    let sealed = match key {
+        Some(key) => envelope::encode_for_key(key, &header, payload, &options),
+        None => envelope::encode(&header, payload, &options),
+    };
+    Ok(PyBytes::new(py, &sealed))
 }
 
 /// Opens an envelope: a dict with `header`, `payload`, `compressed` and
 /// `key_id`; raises `EnvelopeError` (with `.kind`) for anything unusable.
 #[pyfunction]
-#[pyo3(signature = (data, *, signing_keys = None, require_signature = false, max_payload_len = envelope::DEFAULT_MAX_PAYLOAD_LEN))]
+#[pyo3(signature = (data, *, signing_keys = None, require_signature = false, max_payload_len = envelope::DEFAULT_MAX_PAYLOAD_LEN, key = None))]
 fn decode_envelope<'py>(
     py: Python<'py>,
     data: &[u8],
     signing_keys: Option<Vec<(String, Vec<u8>)>>,
     require_signature: bool,
     max_payload_len: usize,
+    key: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let keyring = keyring_from(signing_keys)?;
     let options = DecodeOptions {
@@ -92,8 +95,11 @@ fn decode_envelope<'py>(
         require_signature,
         max_payload_len,
     };
-    let decoded = envelope::decode(data, &options)
-        .map_err(|e| new_error(py, "EnvelopeError", (e.kind(), e.to_string())))?;
+    let decoded = match key {
+        Some(key) => envelope::decode_for_key(key, data, &options),
+        None => envelope::decode(data, &options),
+    }
+    .map_err(|e| new_error(py, "EnvelopeError", (e.kind(), e.to_string())))?;
     let d = PyDict::new(py);
     d.set_item("header", header_dict(py, &decoded.header)?)?;
     d.set_item("compressed", decoded.compressed)?;

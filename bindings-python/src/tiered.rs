@@ -92,7 +92,8 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<TieredConfig> {
         None => {}
     }
     if let Some(name) = get_item::<String>(d, "request_namespace")? {
-        config.request_namespace = tiercache::Namespace::new(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        config.request_namespace =
+            tiercache::Namespace::new(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     config.keyring = keyring_from(get_item(d, "signing_keys")?)?;
     if let Some(v) = d.get_item("compress_at")? {

@@ -30,10 +30,12 @@ ROOT_URLCONF = "urls"
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
     "tiercache.django",
 ]
 MIDDLEWARE = [
     "tiercache.django.middleware.RequestCacheMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tiercache.django.middleware.ForceCacheMissMiddleware",
 ]

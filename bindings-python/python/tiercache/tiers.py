@@ -206,9 +206,21 @@ class MemcachedTier(Tier):
         self.client.flush_all(noreply=False)
 
     def server_stats(self) -> dict:
-        stats = {}
-        for server, values in self.client.stats().items() if hasattr(self.client, "stats") else []:
-            stats[str(server)] = {k.decode() if isinstance(k, bytes) else k: v for k, v in values.items()}
+        """``stats`` of each server (``curr_items``, ``bytes``, ``evictions``, ...)."""
+        from pymemcache.client.base import Client
+
+        stats: dict = {}
+        for server in self.servers:
+            client = Client(server, connect_timeout=0.25, timeout=0.5)
+            try:
+                raw = client.stats()
+                stats[f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server)] = {
+                    (k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()
+                }
+            except Exception as exc:
+                stats[str(server)] = {"error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                client.close()
         return stats
 
     def server_item_size_max(self) -> Optional[int]:

@@ -11,8 +11,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
+from ....tiered import DEFAULT_TTL
 from ... import get_cache
-from ...tiered import DEFAULT_TTL
 
 
 def _items(source: Any) -> Any:
