@@ -65,7 +65,9 @@ use crate::local::{Expiry, LocalCache, LocalCacheError};
 use crate::lookup::Lookup;
 use crate::namespace::Namespace;
 use crate::request::RequestCache;
-use crate::stampede::{jitter_ttl, replica_keys, LeasePolicy, SingleFlight, WaitId};
+use crate::stampede::{
+    jitter_ttl, replica_keys, should_refresh_early, LeasePolicy, SingleFlight, WaitId,
+};
 use crate::stats::{ReadStats, TierStats};
 
 /// The most remote tiers one cache may have.
@@ -494,7 +496,7 @@ pub struct InvalidKey {
     pub reason: &'static str,
 }
 
-fn check_key(key: &str) -> Result<(), InvalidKey> {
+pub(crate) fn check_key(key: &str) -> Result<(), InvalidKey> {
     if is_valid_memcached_key(key) {
         return Ok(());
     }
@@ -624,10 +626,7 @@ impl<V: Clone> TieredCache<V> {
         random: u64,
         request: Option<&RequestCache<V>>,
     ) -> Result<Read<V>, InvalidKey> {
-        for key in &keys {
-            check_key(key)?;
-        }
-        Ok(Read::start(self, keys, options, now, random, request))
+        Read::start(self, keys, options, now, random, request)
     }
 
     /// Writes `value` under `key` to the request and local tiers now, and
@@ -647,7 +646,7 @@ impl<V: Clone> TieredCache<V> {
         let Some(soft_ttl) = self.soft_ttl(ttl) else {
             return self.delete_all_tiers(key, now, request);
         };
-        let mut stores = vec![Vec::new(); self.config.tiers.len()];
+        let mut stores = Vec::new();
         self.write_value(
             key,
             value,
@@ -821,13 +820,14 @@ impl<V: Clone> TieredCache<V> {
     /// to every replica key.
     fn plan_stores(
         &mut self,
-        stores: &mut [Vec<StoreItem>],
+        stores: &mut Vec<Vec<StoreItem>>,
         tiers: impl Iterator<Item = usize>,
         key: &str,
         envelope: &[u8],
         hard_expiry_ms: Option<u64>,
         now: u64,
     ) {
+        stores.resize_with(self.config.tiers.len(), Vec::new);
         for tier in tiers {
             let config = &self.config.tiers[tier];
             let ttl_ms = config.ttl_for(hard_expiry_ms, now);
@@ -864,7 +864,7 @@ impl<V: Clone> TieredCache<V> {
         recompute_cost_ms: u64,
         now: u64,
         random: f64,
-        stores: &mut [Vec<StoreItem>],
+        stores: &mut Vec<Vec<StoreItem>>,
         request: Option<&mut RequestCache<V>>,
     ) -> V {
         // A new value ends any refresh handed out for the old one.
@@ -931,6 +931,28 @@ impl<V: Clone> TieredCache<V> {
             steps.push(Step::Store { tier, entries });
         }
         steps
+    }
+
+    /// A value with this soft expiry and recompute cost is stale at `now`,
+    /// or due for an XFetch early refresh (`random` is drawn only then).
+    fn refresh_due(
+        &self,
+        soft_expiry_ms: Option<u64>,
+        recompute_cost_ms: u64,
+        now: u64,
+        random: impl FnOnce() -> f64,
+    ) -> bool {
+        match soft_expiry_ms {
+            Some(soft) if now >= soft => true,
+            Some(soft) if recompute_cost_ms > 0 => should_refresh_early(
+                now,
+                soft,
+                recompute_cost_ms,
+                self.config.xfetch_beta,
+                random(),
+            ),
+            _ => false,
+        }
     }
 
     /// Hands the refresh of `key` to the caller unless another reader has it.

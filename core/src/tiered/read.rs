@@ -5,13 +5,13 @@ use crate::envelope::{self, EnvelopeHeader};
 use crate::lookup::Lookup;
 use crate::request::RequestCache;
 use crate::stampede::{
-    lease_key, pick_replica, should_refresh_early, AbandonPolicy, Claim, Freshness, LeadToken,
-    LeaseDecision, LeaseOutcome, LeaseWait, WaitId,
+    lease_key, pick_replica, AbandonPolicy, Claim, Freshness, LeadToken, LeaseDecision,
+    LeaseOutcome, LeaseWait, WaitId,
 };
 
 use super::{
-    mix, unit_random, DecodeItem, HostValue, LeaseItem, Loaded, ReadOptions, Step, StoreItem,
-    TierFailure, TieredCache,
+    check_key, mix, unit_random, DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, ReadOptions,
+    Step, StoreItem, TierFailure, TieredCache,
 };
 
 /// After this many rounds of waiting for other readers, a reader loads its
@@ -204,7 +204,7 @@ impl<V: Clone> Read<V> {
         now: u64,
         random: u64,
         request: Option<&RequestCache<V>>,
-    ) -> Self {
+    ) -> Result<Self, InvalidKey> {
         cache.read_stats.reads += 1;
         cache.read_stats.keys += keys.len() as u64;
         let mut read = Read {
@@ -215,7 +215,7 @@ impl<V: Clone> Read<V> {
             random,
             phase: Phase::Remote(0),
             awaiting: Awaiting::Nothing,
-            stores: vec![Vec::new(); cache.config.tiers.len()],
+            stores: Vec::new(),
             notify: Vec::new(),
             lease_tier: None,
             releases: Vec::new(),
@@ -224,9 +224,14 @@ impl<V: Clone> Read<V> {
         };
         for index in 0..read.keys.len() {
             let slot = read.answer_locally(cache, index, request);
+            // Keys answered locally were checked when they were stored; a
+            // key that goes to the remote tiers is checked here.
+            if slot.is_pending() {
+                check_key(&read.keys[index])?;
+            }
             read.slots.push(slot);
         }
-        read
+        Ok(read)
     }
 
     /// Request tier, then local tier (unless force-miss).
@@ -246,8 +251,6 @@ impl<V: Clone> Read<V> {
         if self.options.force_miss {
             return Slot::pending();
         }
-        let random = unit_random(mix(self.random, index as u64));
-        let beta = cache.config.xfetch_beta;
         let Some(local) = &mut cache.local else {
             return Slot::pending();
         };
@@ -255,13 +258,10 @@ impl<V: Clone> Read<V> {
             return Slot::pending();
         };
         let value = entry.value.clone();
-        let due = match entry.soft_expiry_ms {
-            Some(soft) => {
-                Freshness::at(self.now, Some(soft), None) != Freshness::Fresh
-                    || should_refresh_early(self.now, soft, entry.recompute_cost_ms, beta, random)
-            }
-            None => false,
-        };
+        let (soft, cost) = (entry.soft_expiry_ms, entry.recompute_cost_ms);
+        let due = cache.refresh_due(soft, cost, self.now, || {
+            unit_random(mix(self.random, index as u64))
+        });
         cache.read_stats.local_hits += 1;
         let mut slot = Slot::found(value, Source::Local);
         slot.refresh = due && cache.claim_refresh(key, self.now);
@@ -429,7 +429,11 @@ impl<V: Clone> Read<V> {
                         continue;
                     }
                     self.phase = Phase::Store(tier + 1);
-                    let entries = std::mem::take(&mut self.stores[tier]);
+                    let entries = self
+                        .stores
+                        .get_mut(tier)
+                        .map(std::mem::take)
+                        .unwrap_or_default();
                     if entries.is_empty() || !cache.tier_available(tier, self.now) {
                         continue;
                     }
@@ -681,20 +685,12 @@ impl<V: Clone> Read<V> {
                     self.now,
                 );
             }
-            let due = match header.soft_expiry_ms {
-                Some(soft) => {
-                    let random = unit_random(mix(self.random, i as u64));
-                    Freshness::at(self.now, Some(soft), None) != Freshness::Fresh
-                        || should_refresh_early(
-                            self.now,
-                            soft,
-                            header.recompute_cost_ms,
-                            cache.config.xfetch_beta,
-                            random,
-                        )
-                }
-                None => false,
-            };
+            let due = cache.refresh_due(
+                header.soft_expiry_ms,
+                header.recompute_cost_ms,
+                self.now,
+                || unit_random(mix(self.random, i as u64)),
+            );
             if due && cache.claim_refresh(&key, self.now) {
                 cache.tier_stats[hit.tier].early_refreshes += 1;
                 self.slots[i].refresh = true;
