@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import zlib
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -95,6 +96,22 @@ class Tier:
         return f"<{type(self).__name__} {self.name!r} item_limit={self.item_limit}>"
 
 
+def _crc32(text: str, seed: int = 0) -> int:
+    return zlib.crc32(text.encode("utf-8"), seed)
+
+
+def _fast_rendezvous_hash() -> Any:
+    from pymemcache.client.rendezvous import RendezvousHash
+
+    return RendezvousHash(hash_function=_crc32)
+
+
+#: Rendezvous hashing with zlib's crc32 (C) instead of pymemcache's pure-Python
+#: murmur3, which costs ~30 µs per key of a batch. Every tiercache process uses
+#: the same function, so they agree on which server holds a key.
+_FastRendezvousHash = _fast_rendezvous_hash
+
+
 def _servers(location: Union[str, Sequence[str]]) -> list:
     if isinstance(location, str):
         location = [s for s in location.replace(",", ";").split(";") if s.strip()]
@@ -149,6 +166,7 @@ class MemcachedTier(Tier):
 
             client = HashClient(
                 self.servers,
+                hasher=_FastRendezvousHash,
                 connect_timeout=connect_timeout,
                 timeout=timeout,
                 use_pooling=True,
