@@ -21,7 +21,9 @@ impl Modulestore {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Modulestore { reads: Cell::new(0) };
+    let store = Modulestore {
+        reads: Cell::new(0),
+    };
     let courses = [
         "course-v1:edX+DemoX+Demo_Course",
         "course-v1:MITx+6.002x+2024",
@@ -55,10 +57,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 request.set(&titles, course, store.course_title(course));
             }
         }
-        println!("   pass {round} over 3 courses: {} modulestore reads so far", store.reads.get());
+        println!(
+            "   pass {round} over 3 courses: {} modulestore reads so far",
+            store.reads.get()
+        );
     }
     request.clear_all();
-    println!("   request ended: request cache cleared ({} entries)", request.total_len());
+    println!(
+        "   request ended: request cache cleared ({} entries)",
+        request.total_len()
+    );
 
     println!("\n3. Local cache: bounded by entries and bytes, entries expire.");
     let mut local: LocalCache<String, String> =
@@ -76,9 +84,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.entries, stats.evictions
     );
     let last = outline_v3.build(&[Part::from(courses[2])]);
-    println!("   read at +30 s: {:?}", local.get(&last, t0 + 30_000).is_found());
-    println!("   read at +60 s: {:?} (expired)", local.get(&last, t0 + 60_000).is_found());
-    local.set("other".into(), String::new(), 0, Expiry::Never, t0 + 120_000);
+    println!(
+        "   read at +30 s: {:?}",
+        local.get(&last, t0 + 30_000).is_found()
+    );
+    println!(
+        "   read at +60 s: {:?} (expired)",
+        local.get(&last, t0 + 60_000).is_found()
+    );
+    local.set(
+        "other".into(),
+        String::new(),
+        0,
+        Expiry::Never,
+        t0 + 120_000,
+    );
     let stats = local.stats();
     println!(
         "   after a write at +120 s: {} entries; expired entries reclaimed without a read: {}",
