@@ -5,6 +5,10 @@
 //! A hash table of slab indices finds them. Every operation is O(1); expired
 //! entries are reclaimed by the timer wheel as time moves on, without waiting
 //! for a read (Django's `LocMemCache` keeps dead keys until they are read).
+//!
+//! Everything a `get` touches of an entry (key, value, expiry, recency links)
+//! and the links an eviction rewrites fit in one 64-byte [`Node`]; the rest
+//! sits in a parallel array of small [`Cold`] records.
 
 mod wheel;
 
@@ -82,7 +86,9 @@ pub enum LocalCacheError {
         given: usize,
     },
     /// `max_weight` was zero.
-    #[error("max_weight is 0: give the most bytes the cache may hold, or u64::MAX for no weight bound")]
+    #[error(
+        "max_weight is 0: give the most bytes the cache may hold, or u64::MAX for no weight bound"
+    )]
     ZeroMaxWeight,
     /// The default TTL was zero, which would store nothing.
     #[error("default TTL is 0 ms, which would expire every entry at once: use None for no expiry or a positive TTL")]
@@ -131,24 +137,64 @@ pub enum RemovalCause {
     Superseded,
 }
 
+/// An entry: what a `get` reads and writes, and the list links.
+///
+/// Aligned to a cache line: with `String` keys and a 16-byte value (or any
+/// smaller one) on a 64-bit target, the node fills exactly one line. A `get`
+/// then loads one line for the entry and one for each recency neighbour, as a
+/// list of boxed nodes (the `lru` crate) does, and an eviction rewrites links
+/// in lines it loads anyway: the oldest entry's newer neighbour is usually
+/// also its neighbour in the timer bucket.
+#[repr(align(64))]
 struct Node<K, V> {
     key: K,
     value: V,
-    hash: u64,
-    weight: u64,
     expires_at: u64,
     /// Recency list: towards the most and the least recently used.
     newer: u32,
     older: u32,
-    timer: Link,
+    /// Timer-wheel bucket list (the bucket is in [`Cold`]).
+    timer_prev: u32,
+    timer_next: u32,
 }
 
-impl<K, V> Timed for Node<K, V> {
-    fn timer(&mut self) -> &mut Link {
-        &mut self.timer
+/// The rest of the entry at the same slab index: what a `get` never needs.
+#[derive(Clone, Copy)]
+struct Cold {
+    hash: u64,
+    weight: u64,
+    timer_bucket: u16,
+}
+
+/// The timer wheel's view of the entries.
+struct Timers<'a, K, V> {
+    nodes: &'a mut Slab<Node<K, V>>,
+    cold: &'a mut [Cold],
+}
+
+impl<K, V> Timed for Timers<'_, K, V> {
+    fn expires_at(&self, idx: u32) -> u64 {
+        self.nodes[idx as usize].expires_at
     }
-    fn expires_at(&self) -> u64 {
-        self.expires_at
+    fn link(&self, idx: u32) -> Link {
+        let node = &self.nodes[idx as usize];
+        Link {
+            prev: node.timer_prev,
+            next: node.timer_next,
+            bucket: self.cold[idx as usize].timer_bucket,
+        }
+    }
+    fn set_link(&mut self, idx: u32, link: Link) {
+        let node = &mut self.nodes[idx as usize];
+        node.timer_prev = link.prev;
+        node.timer_next = link.next;
+        self.cold[idx as usize].timer_bucket = link.bucket;
+    }
+    fn set_prev(&mut self, idx: u32, prev: u32) {
+        self.nodes[idx as usize].timer_prev = prev;
+    }
+    fn set_next(&mut self, idx: u32, next: u32) {
+        self.nodes[idx as usize].timer_next = next;
     }
 }
 
@@ -179,6 +225,8 @@ impl<K, V> Timed for Node<K, V> {
 pub struct LocalCache<K, V, S = DefaultHashBuilder> {
     table: HashTable<u32>,
     nodes: Slab<Node<K, V>>,
+    /// `cold[i]` belongs to `nodes[i]` (stale where `nodes[i]` is vacant).
+    cold: Vec<Cold>,
     hasher: S,
     newest: u32,
     oldest: u32,
@@ -220,6 +268,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         Ok(LocalCache {
             table: HashTable::with_capacity(capacity),
             nodes: Slab::with_capacity(capacity),
+            cold: Vec::with_capacity(capacity),
             hasher,
             newest: NONE,
             oldest: NONE,
@@ -305,7 +354,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.find(key).map(|idx| self.nodes[idx as usize].expires_at) {
+        match self
+            .find(key)
+            .map(|idx| self.nodes[idx as usize].expires_at)
+        {
             Some(NEVER) => Lookup::Hit(None),
             Some(at) if at > now => Lookup::Hit(Some(at - now)),
             _ => Lookup::Miss,
@@ -313,7 +365,11 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     /// Reads several keys at once; results are in the order of `keys`.
-    pub fn get_many<'q, Q>(&mut self, keys: impl IntoIterator<Item = &'q Q>, now: u64) -> Vec<Lookup<&V>>
+    pub fn get_many<'q, Q>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'q Q>,
+        now: u64,
+    ) -> Vec<Lookup<&V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized + 'q,
@@ -419,9 +475,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.newest = NONE;
         self.oldest = NONE;
         self.weight = 0;
+        self.cold.clear();
         let nodes = std::mem::take(&mut self.nodes);
         if let Some(log) = &mut self.removal_log {
-            log.extend(nodes.into_iter().map(|(_, node)| (node.value, RemovalCause::Cleared)));
+            log.extend(
+                nodes
+                    .into_iter()
+                    .map(|(_, node)| (node.value, RemovalCause::Cleared)),
+            );
         }
     }
 
@@ -430,7 +491,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let before = self.stats.expirations;
         self.advance(now);
         let mut due = std::mem::take(&mut self.scratch);
-        self.wheel.due(&mut self.nodes, now, &mut due);
+        let (wheel, mut timers) = self.timers();
+        wheel.due(&mut timers, now, &mut due);
         for idx in due.drain(..) {
             self.expire(idx);
         }
@@ -441,7 +503,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     /// Values that left the cache since the last call, with why (empty unless
     /// built [`with_removal_log`](LocalCache::with_removal_log)).
     pub fn take_removed(&mut self) -> Vec<(V, RemovalCause)> {
-        self.removal_log.as_mut().map(std::mem::take).unwrap_or_default()
+        self.removal_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Number of entries held (expired ones not yet reclaimed included).
@@ -535,15 +600,23 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     fn expires_at(&self, expiry: Expiry, now: u64) -> Option<u64> {
         match expiry {
             Expiry::Never => Some(NEVER),
-            Expiry::Default => Some(self.default_ttl.map_or(NEVER, |ttl| now.saturating_add(ttl))),
+            Expiry::Default => Some(
+                self.default_ttl
+                    .map_or(NEVER, |ttl| now.saturating_add(ttl)),
+            ),
             Expiry::AfterMs(0) => None,
             Expiry::AfterMs(ttl) => Some(now.saturating_add(ttl)),
         }
     }
 
     fn advance(&mut self, now: u64) {
+        // Checked inline: most calls stay within the wheel's current tick.
+        if self.wheel.advance_within_tick(now) {
+            return;
+        }
         let mut expired = std::mem::take(&mut self.scratch);
-        self.wheel.advance(&mut self.nodes, now, &mut expired);
+        let (wheel, mut timers) = self.timers();
+        wheel.advance(&mut timers, now, &mut expired);
         for idx in expired.drain(..) {
             self.expire(idx);
         }
@@ -551,10 +624,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     fn replace(&mut self, idx: u32, value: V, weight: u64, expires_at: u64, now: u64) {
-        let node = &mut self.nodes[idx as usize];
-        let old = std::mem::replace(&mut node.value, value);
-        self.weight = self.weight - node.weight + weight;
-        node.weight = weight;
+        let old = std::mem::replace(&mut self.nodes[idx as usize].value, value);
+        let cold = &mut self.cold[idx as usize];
+        self.weight = self.weight - cold.weight + weight;
+        cold.weight = weight;
         self.reschedule(idx, expires_at);
         self.mark_used(idx);
         self.stats.updates += 1;
@@ -567,47 +640,85 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     fn insert_new(&mut self, key: K, hash: u64, value: V, weight: u64, expires_at: u64, now: u64) {
-        while self.nodes.len() >= self.max_entries || self.weight + weight > self.max_weight {
-            self.evict_oldest(now);
-        }
-        let idx = self.nodes.insert(Node {
+        let node = Node {
             key,
             value,
-            hash,
-            weight,
             expires_at,
             newer: NONE,
             older: NONE,
-            timer: Link::DETACHED,
-        }) as u32;
-        let nodes = &self.nodes;
+            timer_prev: NONE,
+            timer_next: NONE,
+        };
+        // Make room. The slot of the last entry to go is refilled in place
+        // (in a full cache: one out, one in), as the `lru` crate reuses its
+        // node, instead of a slab removal and insertion.
+        let mut vacated: Option<(u32, RemovalCause)> = None;
+        while self.nodes.len() - usize::from(vacated.is_some()) >= self.max_entries
+            || self.weight + weight > self.max_weight
+        {
+            if let Some((idx, cause)) = vacated.take() {
+                let old = self.nodes.remove(idx as usize);
+                self.dispose(old.value, cause);
+            }
+            vacated = Some(self.unlink_oldest(now));
+        }
+        let idx = match vacated {
+            Some((idx, cause)) => {
+                let old = std::mem::replace(&mut self.nodes[idx as usize], node);
+                self.dispose(old.value, cause);
+                idx
+            }
+            None => self.nodes.insert(node) as u32,
+        };
+        let cold = Cold {
+            hash,
+            weight,
+            timer_bucket: Link::DETACHED.bucket,
+        };
+        // The slab refills a vacated index or appends one, so `cold` follows.
+        match self.cold.get_mut(idx as usize) {
+            Some(slot) => *slot = cold,
+            None => self.cold.push(cold),
+        }
+        let cold = &self.cold;
         self.table
-            .insert_unique(hash, idx, |&i| nodes[i as usize].hash);
+            .insert_unique(hash, idx, |&i| cold[i as usize].hash);
         self.link_newest(idx);
         if expires_at != NEVER {
-            self.wheel.schedule(&mut self.nodes, idx);
+            let (wheel, mut timers) = self.timers();
+            wheel.schedule(&mut timers, idx, expires_at);
         }
         self.weight += weight;
         self.stats.inserts += 1;
     }
 
     fn reschedule(&mut self, idx: u32, expires_at: u64) {
-        self.wheel.cancel(&mut self.nodes, idx);
         self.nodes[idx as usize].expires_at = expires_at;
+        let (wheel, mut timers) = self.timers();
+        wheel.cancel(&mut timers, idx);
         if expires_at != NEVER {
-            self.wheel.schedule(&mut self.nodes, idx);
+            wheel.schedule(&mut timers, idx, expires_at);
         }
     }
 
     fn evict_oldest(&mut self, now: u64) {
+        let (idx, cause) = self.unlink_oldest(now);
+        let node = self.nodes.remove(idx as usize);
+        self.dispose(node.value, cause);
+    }
+
+    /// Unlinks the least recently used entry to make room, counting it as
+    /// evicted or (if it has expired) expired; its slot is left to the caller.
+    fn unlink_oldest(&mut self, now: u64) -> (u32, RemovalCause) {
         let idx = self.oldest;
         debug_assert_ne!(idx, NONE, "evicting from an empty cache");
+        self.unlink(idx);
         if self.nodes[idx as usize].expires_at <= now {
-            self.expire(idx);
+            self.stats.expirations += 1;
+            (idx, RemovalCause::Expired)
         } else {
-            let value = self.remove(idx);
             self.stats.evictions += 1;
-            self.dispose(value, RemovalCause::Evicted);
+            (idx, RemovalCause::Evicted)
         }
     }
 
@@ -624,17 +735,32 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         }
     }
 
-    /// Unlinks entry `idx` from every structure and returns its value.
+    /// Removes entry `idx` from every structure and returns its value.
     fn remove(&mut self, idx: u32) -> V {
-        let hash = self.nodes[idx as usize].hash;
+        self.unlink(idx);
+        self.nodes.remove(idx as usize).value
+    }
+
+    /// Unlinks entry `idx` from the table, the lists and the weight; its
+    /// slab slot stays occupied.
+    fn unlink(&mut self, idx: u32) {
+        self.unlink_recency(idx);
+        let (wheel, mut timers) = self.timers();
+        wheel.cancel(&mut timers, idx);
+        let Cold { hash, weight, .. } = self.cold[idx as usize];
+        self.weight -= weight;
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
         }
-        self.unlink_recency(idx);
-        self.wheel.cancel(&mut self.nodes, idx);
-        let node = self.nodes.remove(idx as usize);
-        self.weight -= node.weight;
-        node.value
+    }
+
+    /// The timer wheel and its view of the entries, borrowed together.
+    fn timers(&mut self) -> (&mut TimerWheel, Timers<'_, K, V>) {
+        let timers = Timers {
+            nodes: &mut self.nodes,
+            cold: &mut self.cold,
+        };
+        (&mut self.wheel, timers)
     }
 
     fn dispose(&mut self, value: V, cause: RemovalCause) {
@@ -643,6 +769,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         }
     }
 
+    #[inline]
     fn mark_used(&mut self, idx: u32) {
         if self.newest != idx {
             self.unlink_recency(idx);
@@ -650,6 +777,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         }
     }
 
+    #[inline]
     fn link_newest(&mut self, idx: u32) {
         let old_newest = self.newest;
         let node = &mut self.nodes[idx as usize];
@@ -663,11 +791,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.newest = idx;
     }
 
+    #[inline]
     fn unlink_recency(&mut self, idx: u32) {
-        let (newer, older) = {
-            let node = &self.nodes[idx as usize];
-            (node.newer, node.older)
-        };
+        let Node { newer, older, .. } = self.nodes[idx as usize];
         if newer == NONE {
             self.newest = older;
         } else {

@@ -12,8 +12,14 @@ fn key(n: u32) -> String {
 
 #[test]
 fn bad_bounds_are_errors_that_say_what_to_do() {
-    assert_eq!(LocalCache::<String, u8>::new(0, 1).unwrap_err(), LocalCacheError::ZeroMaxEntries);
-    assert_eq!(LocalCache::<String, u8>::new(1, 0).unwrap_err(), LocalCacheError::ZeroMaxWeight);
+    assert_eq!(
+        LocalCache::<String, u8>::new(0, 1).unwrap_err(),
+        LocalCacheError::ZeroMaxEntries
+    );
+    assert_eq!(
+        LocalCache::<String, u8>::new(1, 0).unwrap_err(),
+        LocalCacheError::ZeroMaxWeight
+    );
     let too_many = MAX_ENTRIES_LIMIT + 1;
     assert_eq!(
         LocalCache::<String, u8>::new(too_many, 1).unwrap_err(),
@@ -22,14 +28,19 @@ fn bad_bounds_are_errors_that_say_what_to_do() {
     let err = cache(1, 1).with_default_ttl(Some(0)).unwrap_err();
     assert_eq!(err, LocalCacheError::ZeroDefaultTtl);
     assert!(err.to_string().contains("None for no expiry"));
-    assert!(LocalCacheError::ZeroMaxEntries.to_string().contains("at least one"));
+    assert!(LocalCacheError::ZeroMaxEntries
+        .to_string()
+        .contains("at least one"));
 }
 
 #[test]
 fn get_set_peek_and_stored_empty_values() {
     let mut c: LocalCache<String, Option<u8>> = LocalCache::new(10, 100).unwrap();
     assert_eq!(c.get("a", T0), Lookup::Miss);
-    assert_eq!(c.set("a".into(), None, 1, Expiry::Never, T0), SetOutcome::Stored);
+    assert_eq!(
+        c.set("a".into(), None, 1, Expiry::Never, T0),
+        SetOutcome::Stored
+    );
     assert_eq!(c.get("a", T0), Lookup::Hit(&None));
     assert_eq!(c.peek("a", T0), Lookup::Hit(&None));
     assert!(c.contains("a", T0));
@@ -81,7 +92,13 @@ fn value_heavier_than_the_cache_is_rejected_and_replaces_nothing() {
     c.set(key(0), 0, 5, Expiry::Never, T0);
     c.set(key(1), 1, 5, Expiry::Never, T0);
     let outcome = c.set(key(0), 99, 11, Expiry::Never, T0);
-    assert_eq!(outcome, SetOutcome::RejectedTooHeavy { weight: 11, max_weight: 10 });
+    assert_eq!(
+        outcome,
+        SetOutcome::RejectedTooHeavy {
+            weight: 11,
+            max_weight: 10
+        }
+    );
     // The stale previous value must not survive a refused update.
     assert_eq!(c.get(&key(0), T0), Lookup::Miss);
     assert_eq!(c.get(&key(1), T0), Lookup::Hit(&1));
@@ -100,7 +117,10 @@ fn ttl_expiry_default_ttl_and_never() {
     c.set(key(2), 2, 1, Expiry::Never, T0);
     assert_eq!(c.get(&key(0), T0 + 999), Lookup::Hit(&0));
     assert_eq!(c.get(&key(0), T0 + 1_000), Lookup::Miss);
-    assert_eq!(c.ttl_remaining(&key(1), T0 + 1_000), Lookup::Hit(Some(4_000)));
+    assert_eq!(
+        c.ttl_remaining(&key(1), T0 + 1_000),
+        Lookup::Hit(Some(4_000))
+    );
     assert_eq!(c.ttl_remaining(&key(2), T0), Lookup::Hit(None));
     assert_eq!(c.ttl_remaining(&key(0), T0), Lookup::Miss);
     assert_eq!(c.peek(&key(1), T0 + 5_000), Lookup::Miss);
@@ -114,12 +134,18 @@ fn ttl_expiry_default_ttl_and_never() {
 fn zero_or_negative_ttl_stores_nothing_and_removes_the_old_value() {
     let mut c = cache(10, 100);
     c.set(key(0), 0, 1, Expiry::Never, T0);
-    assert_eq!(c.set(key(0), 1, 1, Expiry::AfterMs(0), T0), SetOutcome::ExpiredImmediately);
+    assert_eq!(
+        c.set(key(0), 1, 1, Expiry::AfterMs(0), T0),
+        SetOutcome::ExpiredImmediately
+    );
     assert_eq!(c.get(&key(0), T0), Lookup::Miss);
     assert_eq!(Expiry::from_millis_signed(-5), Expiry::AfterMs(0));
     assert_eq!(Expiry::from_millis_signed(0), Expiry::AfterMs(0));
     assert_eq!(Expiry::from_millis_signed(7), Expiry::AfterMs(7));
-    assert_eq!(c.set(key(1), 1, 1, Expiry::from_millis_signed(-1), T0), SetOutcome::ExpiredImmediately);
+    assert_eq!(
+        c.set(key(1), 1, 1, Expiry::from_millis_signed(-1), T0),
+        SetOutcome::ExpiredImmediately
+    );
     assert!(c.is_empty());
 }
 
@@ -153,7 +179,14 @@ fn purge_expired_removes_exactly_the_expired_entries() {
 #[test]
 fn long_ttls_cascade_through_the_wheel_levels() {
     let mut c = cache(100, u64::MAX);
-    let ttls = [3_000u64, 200_000, 10_000_000, 500_000_000, 40_000_000_000, 1 << 45];
+    let ttls = [
+        3_000u64,
+        200_000,
+        10_000_000,
+        500_000_000,
+        40_000_000_000,
+        1 << 45,
+    ];
     for (n, ttl) in ttls.iter().enumerate() {
         c.set(key(n as u32), n as u32, 1, Expiry::AfterMs(*ttl), T0);
     }
@@ -162,7 +195,11 @@ fn long_ttls_cascade_through_the_wheel_levels() {
         now = now.max(T0 + ttl - 1);
         assert_eq!(c.purge_expired(now), 0, "entry {n} purged early");
         assert!(c.contains(&key(n as u32), now));
-        assert_eq!(c.purge_expired(T0 + ttl), 1, "entry {n} not purged at expiry");
+        assert_eq!(
+            c.purge_expired(T0 + ttl),
+            1,
+            "entry {n} not purged at expiry"
+        );
         now = T0 + ttl;
     }
     assert!(c.is_empty());

@@ -8,8 +8,6 @@
 //! when a level-0 bucket's whole millisecond range has passed, its entries
 //! have expired and are handed back to the cache to be removed.
 
-use slab::Slab;
-
 /// No node (end of a list).
 pub(super) const NONE: u32 = u32::MAX;
 const LEVELS: usize = 5;
@@ -23,11 +21,12 @@ pub(super) const TICK_MS: u64 = 1 << SHIFTS[0];
 const DETACHED: u16 = u16::MAX;
 
 /// A node's place in a bucket's doubly linked list.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Link {
-    prev: u32,
-    next: u32,
-    bucket: u16,
+    pub(super) prev: u32,
+    pub(super) next: u32,
+    /// The bucket, or `DETACHED` when the node is in none.
+    pub(super) bucket: u16,
 }
 
 impl Link {
@@ -38,10 +37,15 @@ impl Link {
     };
 }
 
-/// What the wheel needs from a cache node.
+/// What the wheel needs to know of the entry at an index. A node's
+/// neighbours only ever have their `prev` or `next` rewritten, so a cache
+/// can keep those two apart from the rest of the link.
 pub(super) trait Timed {
-    fn timer(&mut self) -> &mut Link;
-    fn expires_at(&self) -> u64;
+    fn expires_at(&self, idx: u32) -> u64;
+    fn link(&self, idx: u32) -> Link;
+    fn set_link(&mut self, idx: u32, link: Link);
+    fn set_prev(&mut self, idx: u32, prev: u32);
+    fn set_next(&mut self, idx: u32, next: u32);
 }
 
 pub(super) struct TimerWheel {
@@ -79,58 +83,61 @@ impl TimerWheel {
         top * SLOTS + (slot & SLOT_MASK) as usize
     }
 
-    /// Links node `idx` into the bucket of its expiry.
-    pub(super) fn schedule<N: Timed>(&mut self, nodes: &mut Slab<N>, idx: u32) {
-        let bucket = self.bucket_for(nodes[idx as usize].expires_at());
+    /// Links node `idx`, which expires at `expires_at`, into its bucket.
+    pub(super) fn schedule(&mut self, nodes: &mut impl Timed, idx: u32, expires_at: u64) {
+        let bucket = self.bucket_for(expires_at);
         let head = self.heads[bucket];
-        *nodes[idx as usize].timer() = Link {
+        let link = Link {
             prev: NONE,
             next: head,
             bucket: bucket as u16,
         };
+        nodes.set_link(idx, link);
         if head != NONE {
-            nodes[head as usize].timer().prev = idx;
+            nodes.set_prev(head, idx);
         }
         self.heads[bucket] = idx;
     }
 
     /// Unlinks node `idx` if it is scheduled.
-    pub(super) fn cancel<N: Timed>(&mut self, nodes: &mut Slab<N>, idx: u32) {
-        let link = *nodes[idx as usize].timer();
+    pub(super) fn cancel(&mut self, nodes: &mut impl Timed, idx: u32) {
+        let link = nodes.link(idx);
         if link.bucket == DETACHED {
             return;
         }
         if link.prev == NONE {
             self.heads[link.bucket as usize] = link.next;
         } else {
-            nodes[link.prev as usize].timer().next = link.next;
+            nodes.set_next(link.prev, link.next);
         }
         if link.next != NONE {
-            nodes[link.next as usize].timer().prev = link.prev;
+            nodes.set_prev(link.next, link.prev);
         }
-        *nodes[idx as usize].timer() = Link::DETACHED;
+        nodes.set_link(idx, Link::DETACHED);
+    }
+
+    /// Moves the cursor to `now` if that stays within the current tick, where
+    /// nothing comes due; false if [`advance`](Self::advance) has work to do.
+    #[inline]
+    pub(super) fn advance_within_tick(&mut self, now: u64) -> bool {
+        let within = tick(now) == tick(self.cursor);
+        if within {
+            self.cursor = self.cursor.max(now);
+        }
+        within
     }
 
     /// Moves the cursor to `now`. Nodes whose expiry tick is before `now`'s
     /// tick are unlinked and pushed to `expired`; the others met on the way
     /// are rescheduled closer to their expiry. Time going backwards is ignored.
-    pub(super) fn advance<N: Timed>(
-        &mut self,
-        nodes: &mut Slab<N>,
-        now: u64,
-        expired: &mut Vec<u32>,
-    ) {
-        if tick(now) == tick(self.cursor) {
-            self.cursor = self.cursor.max(now);
-            return;
-        }
-        if now < self.cursor {
+    pub(super) fn advance(&mut self, nodes: &mut impl Timed, now: u64, expired: &mut Vec<u32>) {
+        if self.advance_within_tick(now) || now < self.cursor {
             return;
         }
         let old = self.cursor;
         self.cursor = now;
-        for level in 0..LEVELS {
-            let (from, to) = (old >> SHIFTS[level], now >> SHIFTS[level]);
+        for (level, shift) in SHIFTS.into_iter().enumerate().take(LEVELS) {
+            let (from, to) = (old >> shift, now >> shift);
             if from == to {
                 break;
             }
@@ -141,13 +148,13 @@ impl TimerWheel {
                 let bucket = level * SLOTS + (slot & SLOT_MASK) as usize;
                 let mut idx = std::mem::replace(&mut self.heads[bucket], NONE);
                 while idx != NONE {
-                    let node = &mut nodes[idx as usize];
-                    let next = node.timer().next;
-                    *node.timer() = Link::DETACHED;
-                    if tick(node.expires_at()) < tick(now) {
+                    let next = nodes.link(idx).next;
+                    nodes.set_link(idx, Link::DETACHED);
+                    let expires_at = nodes.expires_at(idx);
+                    if tick(expires_at) < tick(now) {
                         expired.push(idx);
                     } else {
-                        self.schedule(nodes, idx);
+                        self.schedule(nodes, idx, expires_at);
                     }
                     idx = next;
                 }
@@ -157,14 +164,13 @@ impl TimerWheel {
 
     /// Pushes to `out` the nodes of the current tick that expire at or
     /// before `now` (`advance` leaves the current tick alone).
-    pub(super) fn due<N: Timed>(&self, nodes: &mut Slab<N>, now: u64, out: &mut Vec<u32>) {
+    pub(super) fn due(&self, nodes: &mut impl Timed, now: u64, out: &mut Vec<u32>) {
         let mut idx = self.heads[(tick(self.cursor) & SLOT_MASK) as usize];
         while idx != NONE {
-            let node = &mut nodes[idx as usize];
-            if node.expires_at() <= now {
+            if nodes.expires_at(idx) <= now {
                 out.push(idx);
             }
-            idx = node.timer().next;
+            idx = nodes.link(idx).next;
         }
     }
 }
