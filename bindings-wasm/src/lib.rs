@@ -1,1 +1,33 @@
-//! WebAssembly bindings (work in progress).
+//! WebAssembly bindings of tiercache: the wasm half of the npm package
+//! `tiercache` (the JS half is in `bindings-wasm/js/`).
+//!
+//! This crate is a translation layer. It holds no caching logic: every rule
+//! (eviction, expiry, keys, envelopes, chunking, the tiered read machine,
+//! single-flight) is the core's. What it adds is the shape of the boundary:
+//!
+//! * [`LocalSlots`]: the core's [`LocalCache`](tiercache::LocalCache) keyed
+//!   by `u32` slot numbers. Values and string keys stay on the JS side; only
+//!   integers cross, and reads are applied in batches.
+//! * [`Tiered`] / [`ReadHandle`]: the core's sans-I/O
+//!   [`Read`](tiercache::tiered::Read) machine, stepped from JS with `await`.
+//!   Values are `JsValue`s (handles into the JS heap), so they are never
+//!   serialized on the local path.
+//! * [`KeyBuilder`], [`safe_key`], [`EnvelopeCodec`]: the core's key and
+//!   envelope formats, byte for byte.
+//!
+//! Everything compiles natively too (for `cargo test`/`clippy` of the
+//! workspace); functions that touch `JsValue`s only run on wasm32.
+
+mod base64;
+mod js;
+mod keys;
+mod local;
+mod request;
+mod tiered;
+mod vectors;
+
+pub use base64::{base64_decode, base64_encode};
+pub use keys::{is_valid_key, safe_key, KeyBuilder};
+pub use local::LocalSlots;
+pub use tiered::{ReadHandle, RequestRef, Tiered};
+pub use vectors::EnvelopeCodec;

@@ -1,0 +1,55 @@
+// Key: the core's versioned key builder (format tiercache-key-1).
+
+import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey } from './tiercache_core.js';
+
+function versionString(version) {
+  if (typeof version === 'bigint') return version.toString();
+  if (typeof version === 'number') {
+    if (!Number.isSafeInteger(version) || version < 0) throw new TypeError(`tiercache: key version ${version} must be a whole number >= 0 (use a bigint or decimal string above 2^53)`);
+    return String(version);
+  }
+  if (typeof version === 'string') return version;
+  throw new TypeError(`tiercache: key version must be a number, bigint or decimal string, got ${typeof version}`);
+}
+
+/**
+ * Builds keys `{namespace}|v{version}|{part}|...`, byte for byte as the Rust
+ * and Python hosts do. Bump the version to invalidate every key at once.
+ */
+export class Key {
+  #builder;
+
+  constructor(namespace, version = 1, options = {}) {
+    if (typeof namespace !== 'string') throw new TypeError(`tiercache: a key namespace must be a string, got ${typeof namespace}`);
+    this.#builder = new KeyBuilder(namespace, versionString(version), options.maxLen ?? 0);
+  }
+
+  /** The key for `parts`: strings, safe integers, bigints, Uint8Arrays. */
+  build(...parts) {
+    return this.#builder.build(parts);
+  }
+
+  get namespace() {
+    return this.#builder.namespace;
+  }
+
+  /** The version, as a decimal string. */
+  get version() {
+    return this.#builder.version;
+  }
+
+  get maxLen() {
+    return this.#builder.maxLen;
+  }
+}
+
+/** Any non-empty string as a valid key of at most `maxLen` bytes (default 200). */
+export function safeKey(raw, maxLen = 0) {
+  if (typeof raw !== 'string') throw new TypeError(`tiercache: safeKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
+  return coreSafeKey(raw, maxLen);
+}
+
+/** True if every tier accepts `key` as it is (1-250 printable ASCII bytes, no spaces). */
+export function isValidKey(key) {
+  return typeof key === 'string' && coreIsValidKey(key);
+}

@@ -1,0 +1,12 @@
+// The instantiated wasm module, set once by the entry point (workerd.js,
+// node.js or browser.js) before any other module code runs.
+let exports = null;
+
+export function attach(wasmExports) {
+  exports = wasmExports;
+}
+
+export function wasmMemory() {
+  if (exports === null) throw new Error('tiercache: the wasm module is not initialized; import "tiercache" (not its internal files)');
+  return exports.memory;
+}

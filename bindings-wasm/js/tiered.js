@@ -1,0 +1,499 @@
+// TieredCache: drives the core's sans-I/O read machine with `await`.
+//
+// Every decision (which tier to ask, back-fill, chunking, envelopes,
+// signatures, expiry, XFetch and stale-while-revalidate refresh, single
+// flight, cool-down of failing tiers) is the core's. This file does the I/O
+// the core asks for: tier calls with timeouts, the loader, (de)serializing
+// payloads, and waking waiting reads (the core's Wait/Notify ids, mapped to
+// promises, give single-flight across concurrent requests of one isolate).
+
+import { Tiered } from './tiercache_core.js';
+import { serialize, deserialize } from './codec.js';
+import { RequestCache, SHARE } from './request.js';
+
+const READ_LOAD = 1;
+const READ_FORCE_MISS = 2;
+const READ_SKIP_REQUEST = 4;
+
+const TIER_KINDS = new Set(['memcached', 'redis', 'workers_kv', 'storage']);
+
+/** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, tier_failure. */
+export class TiercacheError extends Error {
+  constructor(message, { kind, cause, key } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'TiercacheError';
+    this.kind = kind;
+    if (key !== undefined) this.key = key;
+  }
+}
+
+function random53() {
+  return Math.floor(Math.random() * 2 ** 53);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `promise`, or a TiercacheError of kind "timeout" after `ms`. */
+function withTimeout(promise, ms, what) {
+  if (!(ms > 0) || ms === Infinity) return Promise.resolve(promise);
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new TiercacheError(`tiercache: ${what} timed out after ${ms} ms`, { kind: 'timeout' })), ms);
+  });
+  return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+function message(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function toBytes(value, tierName, key) {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  throw new TiercacheError(
+    `tiercache: tier ${tierName} returned ${typeof value} for key ${JSON.stringify(key)}; getMany must give a Uint8Array or null per key`,
+    { kind: 'tier' },
+  );
+}
+
+function normalizeTier(tier, index) {
+  if (tier === null || typeof tier !== 'object') {
+    throw new TypeError(`tiercache: tier ${index} is ${tier}; give an adapter such as kvTier(env.CACHE) or memoryTier()`);
+  }
+  for (const method of ['getMany', 'setMany', 'deleteMany']) {
+    if (typeof tier[method] !== 'function') {
+      throw new TypeError(`tiercache: tier ${index} (${tier.name ?? 'unnamed'}) has no ${method}() method; see the adapter interface in docs/wasm.md`);
+    }
+  }
+  const kind = tier.kind ?? 'memcached';
+  if (!TIER_KINDS.has(kind)) {
+    throw new TypeError(`tiercache: tier ${index} has kind ${JSON.stringify(kind)}; use memcached, redis, workers_kv or storage`);
+  }
+  const name = tier.name ?? `tier${index}`;
+  const config = { name, kind };
+  for (const field of ['itemLimit', 'minTtlMs', 'maxTtlMs', 'storage', 'backfill', 'replicas', 'leases']) {
+    if (tier[field] !== undefined) config[field] = tier[field];
+  }
+  if (config.leases && typeof tier.add !== 'function') {
+    throw new TypeError(`tiercache: tier ${name} has leases on but no add() method`);
+  }
+  return config;
+}
+
+function normalizeSigningKeys(keys) {
+  if (keys === undefined || keys === null) return undefined;
+  const list = Array.isArray(keys) ? keys : Object.entries(keys).map(([id, secret]) => ({ id, secret }));
+  const encoder = new TextEncoder();
+  return list.map((entry, i) => {
+    const { id, secret } = Array.isArray(entry) ? { id: entry[0], secret: entry[1] } : entry;
+    if (typeof id !== 'string') throw new TypeError(`tiercache: signing key ${i} needs a string id, such as "2025a"`);
+    let bytes = secret;
+    if (typeof secret === 'string') bytes = encoder.encode(secret);
+    else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`tiercache: signing key ${JSON.stringify(id)} needs a secret (string or Uint8Array)`);
+    return { id, secret: bytes };
+  });
+}
+
+function ttlOf(options) {
+  const ttl = options?.ttlMs;
+  if (ttl === undefined || ttl === null) return NaN;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl)) throw new TypeError(`tiercache: ttlMs must be a number of milliseconds, got ${ttl}`);
+  return ttl;
+}
+
+function checkKeys(keys) {
+  if (!Array.isArray(keys)) throw new TypeError(`tiercache: keys must be an array of strings, got ${keys === null ? 'null' : typeof keys}`);
+  for (const key of keys) checkOne(key);
+}
+
+function checkOne(key) {
+  if (typeof key !== 'string') {
+    const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
+    throw new TypeError(`tiercache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string through safeKey()`);
+  }
+}
+
+/** Errors thrown by the wasm side are already TypeErrors with a full message. */
+function keyError(error) {
+  return error;
+}
+
+export class TieredCache {
+  #core;
+  #tiers;
+  #clock;
+  #tierTimeoutMs;
+  #loadTimeoutMs;
+  #onError;
+  #waiters = new Map();
+  #background = new Set();
+
+  /**
+   * @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions)
+   */
+  constructor(options = {}) {
+    const tiers = options.tiers ?? [];
+    if (!Array.isArray(tiers)) throw new TypeError('tiercache: tiers must be an array of adapters');
+    const config = {
+      tiers: tiers.map(normalizeTier),
+      local: options.local === undefined ? {} : options.local === false || options.local === null ? null : options.local,
+      signingKeys: normalizeSigningKeys(options.signingKeys),
+    };
+    for (const field of ['compressAt', 'defaultTtlMs', 'staleMs', 'ttlJitter', 'xfetchBeta', 'refreshTimeoutMs', 'strict', 'maxPayloadLen', 'lease', 'cooldown']) {
+      if (options[field] !== undefined) config[field] = options[field];
+    }
+    this.#core = new Tiered(config);
+    this.#tiers = tiers;
+    this.#clock = options.clock ?? Date.now;
+    this.#tierTimeoutMs = options.tierTimeoutMs ?? 5_000;
+    this.#loadTimeoutMs = options.loadTimeoutMs ?? 30_000;
+    this.#onError = options.onError;
+  }
+
+  /** `{ hit, value, source }` for `key`: request, local and remote tiers, no loader. */
+  async get(key, options) {
+    checkOne(key);
+    const [result] = await this.#read([key], 0, undefined, options);
+    return { hit: result.hit, value: result.value, source: result.source };
+  }
+
+  /** One `{ key, hit, value, source }` per key, in order; each remote tier is asked once for all. */
+  async getMany(keys, options) {
+    checkKeys(keys);
+    const results = await this.#read(keys, 0, undefined, options);
+    return results.map((r) => ({ key: r.key, hit: r.hit, value: r.value, source: r.source }));
+  }
+
+  /**
+   * The value of `key`, loading it with `loader(key)` if no tier has it
+   * (once per isolate, however many requests ask at the same time).
+   */
+  async getOrLoad(key, loader, options) {
+    checkOne(key);
+    if (typeof loader !== 'function') throw new TypeError('tiercache: getOrLoad(key, loader) needs a loader function');
+    const load = async (keys) => [await loader(keys[0])];
+    const [result] = await this.#read([key], this.#loadFlags(options), load, options);
+    if (result.error !== null && !result.hit) throw result.failure ?? new TiercacheError(`tiercache: loading ${JSON.stringify(key)} failed: ${result.error}`, { kind: 'loader', key });
+    return result.value;
+  }
+
+  /**
+   * The values of `keys`, in order; keys no tier has are loaded in one
+   * batch with `loader(missingKeys)`, which returns their values in order
+   * (an array) or a Map from key to value.
+   */
+  async getManyOrLoad(keys, loader, options) {
+    checkKeys(keys);
+    if (typeof loader !== 'function') throw new TypeError('tiercache: getManyOrLoad(keys, loader) needs a loader function');
+    const results = await this.#read(keys, this.#loadFlags(options), loader, options);
+    const failed = results.find((r) => !r.hit && r.error !== null);
+    if (failed) throw failed.failure ?? new TiercacheError(`tiercache: loading ${JSON.stringify(failed.key)} failed: ${failed.error}`, { kind: 'loader', key: failed.key });
+    return results.map((r) => r.value);
+  }
+
+  /** Writes `value` to every tier (request and local now, remote tiers awaited). `ttlMs` <= 0 deletes. */
+  async setAllTiers(key, value, options) {
+    checkOne(key);
+    const [codec, payload] = serialize(value, key);
+    const request = this.#request(options);
+    let steps;
+    try {
+      steps = this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), request);
+    } catch (error) {
+      throw keyError(error);
+    }
+    await this.#runWrites(steps);
+  }
+
+  /** Removes `key` from every tier. */
+  async deleteAllTiers(key, options) {
+    checkOne(key);
+    let steps;
+    try {
+      steps = this.#core.deleteAllTiers(key, this.#clock(), this.#request(options));
+    } catch (error) {
+      throw keyError(error);
+    }
+    await this.#runWrites(steps);
+  }
+
+  /** Counters: `{ reads, tiers, local, flights }`. */
+  stats() {
+    return this.#core.stats();
+  }
+
+  /** Empties this isolate's local tier. */
+  clearLocal() {
+    this.#core.clearLocal();
+  }
+
+  /** Resolves when every background write and refresh started without a waitUntil has settled. */
+  async settled() {
+    while (this.#background.size) await Promise.allSettled([...this.#background]);
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  #loadFlags(options) {
+    let flags = READ_LOAD;
+    if (options?.forceMiss) flags |= READ_FORCE_MISS;
+    return flags;
+  }
+
+  #request(options) {
+    const request = options?.request;
+    if (request === undefined || request === null) return undefined;
+    if (!(request instanceof RequestCache)) throw new TypeError('tiercache: options.request must be a RequestCache');
+    return request[SHARE]();
+  }
+
+  /** Hands background work to waitUntil (ctx.waitUntil in a worker), or tracks it for settled(). */
+  #spawn(promise, options) {
+    const waitUntil = options?.waitUntil ?? (options?.ctx ? (p) => options.ctx.waitUntil(p) : undefined);
+    const guarded = promise.catch((error) => this.#report(error));
+    if (waitUntil) {
+      waitUntil(guarded);
+    } else {
+      this.#background.add(guarded);
+      guarded.finally(() => this.#background.delete(guarded));
+    }
+    return guarded;
+  }
+
+  #report(error, tier) {
+    if (this.#onError) {
+      try {
+        this.#onError(error, tier);
+      } catch {
+        // An error handler that throws must not break a read.
+      }
+    }
+  }
+
+  async #read(keys, flags, loader, options) {
+    const ttl = ttlOf(options);
+    const request = this.#request(options);
+    let read;
+    try {
+      read = this.#core.read(keys, flags, ttl, this.#clock(), random53(), request);
+    } catch (error) {
+      throw keyError(error);
+    }
+    const failures = new Map();
+    const results = await this.#drive(read, loader, options, failures);
+    for (const r of results) {
+      if (r.error !== null) r.failure = failures.get(r.key);
+      if (r.refresh && loader) this.#refresh(r.key, loader, options);
+    }
+    return results;
+  }
+
+  /** Reloads `key` and writes it to every tier, in the background. */
+  #refresh(key, loader, options) {
+    const reload = async () => {
+      const read = this.#core.read([key], READ_LOAD | READ_FORCE_MISS | READ_SKIP_REQUEST, ttlOf(options), this.#clock(), random53(), undefined);
+      await this.#drive(read, loader, { ...options, waitUntil: undefined, ctx: undefined }, new Map());
+    };
+    const promise = this.#spawn(reload(), options);
+    options?.onRefresh?.(promise);
+  }
+
+  async #drive(read, loader, options, failures) {
+    const writes = [];
+    try {
+      for (;;) {
+        const step = read.next();
+        switch (step.kind) {
+          case 'fetch':
+            await this.#fetch(read, step);
+            break;
+          case 'decode':
+            this.#decode(read, step);
+            break;
+          case 'lease':
+            await this.#lease(read, step);
+            break;
+          case 'sleep':
+            await sleep(step.ms);
+            read.slept(this.#clock());
+            break;
+          case 'load':
+            await this.#load(read, step, loader, failures);
+            break;
+          case 'notify':
+            this.#notify(step.waits);
+            break;
+          case 'wait':
+            await this.#wait(step.waits);
+            read.woke();
+            break;
+          case 'store':
+          case 'delete':
+            writes.push(this.#write(step));
+            break;
+          case 'done': {
+            const results = read.finish();
+            await this.#settleWrites(writes, options);
+            return results;
+          }
+          default:
+            throw new Error(`tiercache: unknown step ${step.kind}`);
+        }
+      }
+    } catch (error) {
+      this.#notify(read.cancel());
+      await this.#settleWrites(writes, options);
+      throw error;
+    } finally {
+      read.free();
+    }
+  }
+
+  async #settleWrites(writes, options) {
+    if (writes.length === 0) return;
+    const all = Promise.all(writes);
+    if (options?.waitUntil || options?.ctx) this.#spawn(all, options);
+    else await all;
+  }
+
+  async #fetch(read, step) {
+    const adapter = this.#tiers[step.tier];
+    const name = adapter.name ?? `tier${step.tier}`;
+    let values;
+    try {
+      const got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
+      if (!Array.isArray(got) || got.length !== step.keys.length) {
+        throw new TiercacheError(`tiercache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
+      }
+      values = got.map((v, i) => toBytes(v, name, step.keys[i]));
+    } catch (error) {
+      this.#report(error, name);
+      read.failed(step.tier, message(error));
+      return;
+    }
+    read.fetched(step.tier, values);
+  }
+
+  #decode(read, step) {
+    const values = new Array(step.items.length);
+    const ok = new Uint8Array(step.items.length);
+    step.items.forEach((item, i) => {
+      try {
+        values[i] = deserialize(item.codec, item.payload);
+        ok[i] = 1;
+      } catch (error) {
+        this.#report(new TiercacheError(`tiercache: the value of ${JSON.stringify(item.key)} could not be decoded: ${message(error)}`, { kind: 'decode', cause: error }));
+      }
+    });
+    read.decoded(values, ok);
+  }
+
+  async #lease(read, step) {
+    const adapter = this.#tiers[step.tier];
+    try {
+      const taken = await withTimeout(adapter.add(step.entries), adapter.timeoutMs ?? this.#tierTimeoutMs, `add on tier ${adapter.name}`);
+      read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0)));
+    } catch (error) {
+      this.#report(error, adapter.name);
+      read.failed(step.tier, message(error));
+    }
+  }
+
+  async #load(read, step, loader, failures) {
+    const keys = step.keys;
+    const n = keys.length;
+    const values = new Array(n);
+    const codecs = new Uint8Array(n);
+    const payloads = new Array(n);
+    const errors = new Array(n);
+    const started = Date.now();
+    let loaded;
+    try {
+      if (!loader) throw new TiercacheError('tiercache: no loader', { kind: 'loader' });
+      loaded = await withTimeout(loader(keys.slice()), this.#loadTimeoutMs, `the loader for ${n} key(s)`);
+      if (loaded instanceof Map) loaded = keys.map((k) => loaded.get(k));
+      if (!Array.isArray(loaded) || loaded.length !== n) {
+        throw new TiercacheError(`tiercache: the loader returned ${Array.isArray(loaded) ? `${loaded.length} values` : typeof loaded} for ${n} keys; return an array in key order or a Map`, { kind: 'loader' });
+      }
+    } catch (error) {
+      const wrapped = error instanceof TiercacheError ? error : new TiercacheError(`tiercache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
+      for (let i = 0; i < n; i++) {
+        errors[i] = message(wrapped);
+        failures.set(keys[i], wrapped);
+      }
+      read.loaded(values, codecs, payloads, errors, Date.now() - started);
+      return;
+    }
+    const ms = Date.now() - started;
+    for (let i = 0; i < n; i++) {
+      try {
+        const [codec, payload] = serialize(loaded[i], keys[i]);
+        values[i] = loaded[i];
+        codecs[i] = codec;
+        payloads[i] = payload;
+      } catch (error) {
+        errors[i] = message(error);
+        failures.set(keys[i], error);
+      }
+    }
+    read.loaded(values, codecs, payloads, errors, ms);
+  }
+
+  #waiter(id) {
+    let entry = this.#waiters.get(id);
+    if (entry === undefined) {
+      let resolve;
+      const promise = new Promise((r) => {
+        resolve = r;
+      });
+      entry = { promise, resolve };
+      this.#waiters.set(id, entry);
+    }
+    return entry;
+  }
+
+  #notify(ids) {
+    for (const id of ids) this.#waiter(id).resolve();
+  }
+
+  async #wait(ids) {
+    try {
+      await withTimeout(Promise.all(ids.map((id) => this.#waiter(id).promise)), this.#loadTimeoutMs, 'waiting for another request to load');
+    } catch {
+      // The leader never reported: the core lets this read load itself.
+    } finally {
+      for (const id of ids) this.#waiters.delete(id);
+    }
+  }
+
+  async #write(step) {
+    const adapter = this.#tiers[step.tier];
+    const name = adapter.name ?? `tier${step.tier}`;
+    const timeout = adapter.timeoutMs ?? this.#tierTimeoutMs;
+    try {
+      if (step.kind === 'store') {
+        // Chunks first, the manifest (under the main key) last.
+        const chunks = step.entries.filter((e) => e.key.startsWith('tiercache.chunk|'));
+        const rest = chunks.length ? step.entries.filter((e) => !e.key.startsWith('tiercache.chunk|')) : step.entries;
+        if (chunks.length) await withTimeout(adapter.setMany(chunks), timeout, `setMany on tier ${name}`);
+        await withTimeout(adapter.setMany(rest), timeout, `setMany on tier ${name}`);
+      } else {
+        await withTimeout(adapter.deleteMany(step.keys), timeout, `deleteMany on tier ${name}`);
+      }
+    } catch (error) {
+      this.#core.tierFailed(step.tier, this.#clock());
+      // Writes are best effort: counted (and cooling the tier down after
+      // repeated failures), reported to onError, never thrown.
+      this.#report(error, name);
+    }
+  }
+
+  async #runWrites(steps) {
+    await Promise.all(steps.map((step) => this.#write(step)));
+  }
+}

@@ -1,0 +1,97 @@
+//! Small helpers to read and build plain JS objects.
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+/// A new empty object.
+pub fn object() -> Object {
+    Object::new()
+}
+
+/// Sets `obj[name] = value`.
+pub fn set(obj: &Object, name: &str, value: impl Into<JsValue>) {
+    // Setting a property of a plain object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(name), &value.into());
+}
+
+/// `obj[name]`, or `undefined`.
+pub fn get(obj: &JsValue, name: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `obj[name]` as a number, if it is one.
+pub fn get_f64(obj: &JsValue, name: &str) -> Option<f64> {
+    get(obj, name).as_f64()
+}
+
+/// `obj[name]` as a boolean, if it is one.
+pub fn get_bool(obj: &JsValue, name: &str) -> Option<bool> {
+    get(obj, name).as_bool()
+}
+
+/// `obj[name]` as a string, if it is one.
+pub fn get_string(obj: &JsValue, name: &str) -> Option<String> {
+    get(obj, name).as_string()
+}
+
+/// A JS number as a u64: non-finite or huge values saturate, negative and
+/// NaN give 0.
+pub fn to_u64(n: f64) -> u64 {
+    if n.is_nan() || n <= 0.0 {
+        0
+    } else if n >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        n as u64
+    }
+}
+
+/// An array of strings.
+pub fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Array {
+    items.into_iter().map(|s| JsValue::from_str(s)).collect()
+}
+
+/// A copy of bytes as a new `Uint8Array` (owned by JS).
+pub fn bytes(data: &[u8]) -> Uint8Array {
+    Uint8Array::from(data)
+}
+
+/// A type error to throw.
+pub fn type_error(message: &str) -> JsValue {
+    js_sys::TypeError::new(message).into()
+}
+
+/// A range error to throw.
+pub fn range_error(message: &str) -> JsValue {
+    js_sys::RangeError::new(message).into()
+}
+
+/// An error with a `kind` property, to throw.
+pub fn error_with_kind(message: &str, kind: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    set(&error, "kind", kind);
+    error.into()
+}
+
+/// `text` in double quotes, with quotes, backslashes and control characters
+/// escaped (without `{:?}`, whose machinery costs kilobytes of wasm).
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let n = c as u32;
+                out.push_str("\\u00");
+                out.push(HEX[(n >> 4) as usize & 15] as char);
+                out.push(HEX[n as usize & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

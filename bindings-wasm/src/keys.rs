@@ -1,0 +1,149 @@
+//! The core's versioned key builder and `safe_key`, for JS.
+
+use js_sys::{ArrayBuffer, Uint8Array};
+use tiercache::key::{self, Part};
+use tiercache::Namespace;
+use wasm_bindgen::prelude::*;
+
+use crate::js;
+
+/// Builds versioned keys `{namespace}|v{version}|{part}...` (format
+/// `tiercache-key-1`), byte for byte as the Rust and Python hosts do.
+#[wasm_bindgen]
+pub struct KeyBuilder {
+    inner: key::KeyBuilder,
+    buf: String,
+}
+
+/// One part as given by JS, owned for the duration of a build.
+enum OwnedPart {
+    Str(String),
+    Int(i128),
+    Bytes(Vec<u8>),
+}
+
+fn part_of(value: &JsValue, index: usize) -> Result<OwnedPart, JsValue> {
+    if let Some(s) = value.as_string() {
+        return Ok(OwnedPart::Str(s));
+    }
+    if let Some(n) = value.as_f64() {
+        if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_991.0 {
+            return Ok(OwnedPart::Int(n as i128));
+        }
+        return Err(js::type_error(&format!(
+            "key part {index} is a number that is not a safe integer: pass integers as numbers up to 2^53 - 1 or as bigint, and anything else as a string"
+        )));
+    }
+    if value.is_bigint() {
+        let text: String = js_sys::BigInt::from(value.clone())
+            .to_string(10)
+            .map(String::from)
+            .unwrap_or_default();
+        return text.parse::<i128>().map(OwnedPart::Int).map_err(|_| {
+            js::range_error(&format!(
+                "key part {index} is a bigint outside the signed 128-bit range"
+            ))
+        });
+    }
+    if value.is_instance_of::<Uint8Array>() {
+        return Ok(OwnedPart::Bytes(Uint8Array::from(value.clone()).to_vec()));
+    }
+    if value.is_instance_of::<ArrayBuffer>() {
+        return Ok(OwnedPart::Bytes(Uint8Array::new(value).to_vec()));
+    }
+    let shown = if value.is_undefined() {
+        "undefined".to_owned()
+    } else if value.is_null() {
+        "null".to_owned()
+    } else {
+        value.js_typeof().as_string().unwrap_or_default()
+    };
+    Err(js::type_error(&format!(
+        "key part {index} is {shown}: key parts must be strings, integers (number or bigint) or bytes (Uint8Array)"
+    )))
+}
+
+#[wasm_bindgen]
+impl KeyBuilder {
+    /// A builder for `namespace` at `version` (a decimal string, so versions
+    /// up to 2^64 - 1 survive JS numbers), keys of at most `max_len` bytes
+    /// (0: the default, 200).
+    #[wasm_bindgen(constructor)]
+    pub fn new(namespace: &str, version: &str, max_len: u32) -> Result<KeyBuilder, JsValue> {
+        let ns = Namespace::new(namespace).map_err(|e| js::type_error(&e.to_string()))?;
+        let version: u64 = version.parse().map_err(|_| {
+            js::type_error(&format!(
+                "key version {} is not an integer from 0 to 2^64 - 1",
+                js::quote(version)
+            ))
+        })?;
+        let mut inner = key::KeyBuilder::new(ns, version);
+        if max_len != 0 {
+            inner = inner
+                .with_max_len(max_len as usize)
+                .map_err(|e| js::range_error(&e.to_string()))?;
+        }
+        Ok(KeyBuilder {
+            inner,
+            buf: String::new(),
+        })
+    }
+
+    /// The key for `parts` (strings, safe integers, bigints, `Uint8Array`s).
+    pub fn build(&mut self, parts: Vec<JsValue>) -> Result<String, JsValue> {
+        let owned = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| part_of(p, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let parts: Vec<Part<'_>> = owned
+            .iter()
+            .map(|p| match p {
+                OwnedPart::Str(s) => Part::Str(s),
+                OwnedPart::Int(n) => Part::Int(*n),
+                OwnedPart::Bytes(b) => Part::Bytes(b),
+            })
+            .collect();
+        self.inner.build_into(&parts, &mut self.buf);
+        Ok(self.buf.clone())
+    }
+
+    /// The namespace.
+    #[wasm_bindgen(getter)]
+    pub fn namespace(&self) -> String {
+        self.inner.namespace().as_str().to_owned()
+    }
+
+    /// The version, as a decimal string.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> String {
+        self.inner.version().to_string()
+    }
+
+    /// The maximum key length in bytes.
+    #[wasm_bindgen(getter, js_name = maxLen)]
+    pub fn max_len(&self) -> u32 {
+        self.inner.max_len() as u32
+    }
+}
+
+/// Makes any non-empty string a valid memcached key of at most `max_len`
+/// bytes (0: 200), as the core's `safe_key` does.
+#[wasm_bindgen(js_name = safeKey)]
+pub fn safe_key(raw: &str, max_len: u32) -> Result<String, JsValue> {
+    let max_len = if max_len == 0 {
+        key::DEFAULT_MAX_KEY_LEN
+    } else {
+        max_len as usize
+    };
+    key::safe_key(raw, max_len).map_err(|e| match e {
+        key::KeyError::EmptyKey => js::type_error(&e.to_string()),
+        key::KeyError::MaxLenOutOfRange { .. } => js::range_error(&e.to_string()),
+    })
+}
+
+/// True if memcached (and so every tier) accepts `key` as it is.
+#[wasm_bindgen(js_name = isValidKey)]
+pub fn is_valid_key(key: &str) -> bool {
+    key::is_valid_memcached_key(key)
+}

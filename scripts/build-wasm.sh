@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the npm package `tiercache` (WebAssembly + JS + TypeScript types)
+# into bindings-wasm/pkg/, ready for `npm pack`. Installs what is missing:
+# the wasm32 target, wasm-bindgen-cli of exactly the wasm-bindgen version in
+# Cargo.lock, and the dev packages of bindings-wasm/ (binaryen's wasm-opt,
+# miniflare, lru-cache). Prints the package sizes.
+# Usage: bash scripts/build-wasm.sh      (PROFILE=dev for a quick debug build)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+WASM_DIR="$REPO_ROOT/bindings-wasm"
+PKG="$WASM_DIR/pkg"
+
+ensure_rust
+
+# wasm-bindgen-cli must match the wasm-bindgen crate exactly.
+bindgen_version="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+if [ -z "$bindgen_version" ]; then
+  cargo metadata --format-version 1 >/dev/null
+  bindgen_version="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+fi
+installed="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$installed" != "$bindgen_version" ]; then
+  step "Installing wasm-bindgen-cli $bindgen_version (was: ${installed:-none}; a few minutes)"
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --force --quiet
+fi
+
+# The dev packages (exact versions in bindings-wasm/package-lock.json).
+if [ ! -f "$WASM_DIR/node_modules/.package-lock.json" ] || [ "$WASM_DIR/package-lock.json" -nt "$WASM_DIR/node_modules/.package-lock.json" ]; then
+  step "Installing the dev packages of bindings-wasm (npm ci)"
+  (cd "$WASM_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# A size-tuned release profile, defined here so the workspace's own
+# profiles stay as they are.
+profile="${PROFILE:-wasm-release}"
+step "cargo build -p tiercache-wasm --target wasm32-unknown-unknown --profile $profile"
+cargo build -p tiercache-wasm --target wasm32-unknown-unknown --profile "$profile" --quiet \
+  --config 'profile.wasm-release.inherits="release"' \
+  --config 'profile.wasm-release.opt-level=3' \
+  --config 'profile.wasm-release.lto="fat"' \
+  --config 'profile.wasm-release.codegen-units=1' \
+  --config 'profile.wasm-release.panic="abort"' \
+  --config 'profile.wasm-release.debug=false' \
+  --config 'profile.wasm-release.strip=false'
+out_dir="$profile"; [ "$profile" = dev ] && out_dir=debug
+raw_wasm="target/wasm32-unknown-unknown/$out_dir/tiercache_wasm.wasm"
+
+step "wasm-bindgen + wasm-opt -> bindings-wasm/pkg/"
+rm -rf "$PKG"
+mkdir -p "$PKG"
+wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name tiercache_core "$raw_wasm"
+if [ "$profile" != dev ]; then
+  "$WASM_DIR/node_modules/.bin/wasm-opt" -O3 \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    --strip-debug --strip-producers \
+    "$PKG/tiercache_core_bg.wasm" -o "$PKG/tiercache_core_bg.wasm"
+fi
+cp "$WASM_DIR"/js/*.js "$WASM_DIR"/js/index.d.ts "$WASM_DIR/js/README.md" "$PKG/"
+version="$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)"
+cat > "$PKG/package.json" <<JSON
+{
+  "name": "tiercache",
+  "version": "$version",
+  "description": "One caching core (Rust, WebAssembly) for edge workers, Node and browsers: request, local and remote tiers (Workers KV, Cache API), versioned keys, signed envelopes, chunking, stampede control.",
+  "license": "Apache-2.0",
+  "type": "module",
+  "types": "./index.d.ts",
+  "main": "./node.js",
+  "exports": {
+    ".": {
+      "types": "./index.d.ts",
+      "workerd": "./workerd.js",
+      "worker": "./workerd.js",
+      "node": "./node.js",
+      "browser": "./browser.js",
+      "deno": "./browser.js",
+      "default": "./browser.js"
+    },
+    "./package.json": "./package.json"
+  },
+  "files": ["*.js", "*.d.ts", "*.wasm", "README.md"],
+  "engines": { "node": ">=20" },
+  "keywords": ["cache", "cloudflare-workers", "workers-kv", "lru", "wasm", "stampede"]
+}
+JSON
+
+wasm_bytes=$(stat -c %s "$PKG/tiercache_core_bg.wasm")
+wasm_gz=$(gzip -9 -c "$PKG/tiercache_core_bg.wasm" | wc -c)
+js_bytes=$(cat "$PKG"/*.js | wc -c)
+js_gz=$(cat "$PKG"/*.js | gzip -9 -c | wc -c)
+printf 'package sizes: wasm %d bytes (%d gzipped), js %d bytes (%d gzipped), total gzipped %d bytes\n' \
+  "$wasm_bytes" "$wasm_gz" "$js_bytes" "$js_gz" $((wasm_gz + js_gz))

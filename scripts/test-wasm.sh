@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The WebAssembly package's suite: builds the package once
+# (scripts/build-wasm.sh), packs it with `npm pack` and installs the tarball
+# for the tests, then runs with Node's test runner: the unit tests and the
+# shared golden vectors over the built package, the end-to-end tests in real
+# workerd (Miniflare, loopback), and the cross-runtime test against the
+# Python package. Exits non-zero on any failure.
+# Usage: bash scripts/test-wasm.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+WASM_DIR="$REPO_ROOT/bindings-wasm"
+TEST_DIR="$WASM_DIR/test"
+
+bash scripts/build-wasm.sh
+
+step "npm pack the package; install the tarball for the tests"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+(cd "$WASM_DIR/pkg" && npm pack --silent --pack-destination "$tmp" >/dev/null)
+tarball="$(ls "$tmp"/tiercache-*.tgz)"
+printf 'packed %s (%d bytes)\n' "$(basename "$tarball")" "$(stat -c %s "$tarball")"
+rm -rf "$TEST_DIR/node_modules/tiercache"
+mkdir -p "$TEST_DIR/node_modules/tiercache"
+tar -xzf "$tarball" -C "$TEST_DIR/node_modules/tiercache" --strip-components=1
+
+# The cross-runtime test needs the Python package (built by
+# scripts/test-python.sh into .venv); build it here if it is missing.
+PY="$REPO_ROOT/.venv/bin/python"
+if ! "$PY" -c 'import tiercache' >/dev/null 2>&1; then
+  step "Building the Python package for the cross-runtime test (maturin develop --release)"
+  [ -x "$PY" ] || python3 -m venv "$REPO_ROOT/.venv"
+  "$REPO_ROOT/.venv/bin/pip" install -q "maturin>=1.7,<2"
+  (cd bindings-python && VIRTUAL_ENV="$REPO_ROOT/.venv" PATH="$REPO_ROOT/.venv/bin:$PATH" maturin develop --release -q)
+fi
+
+cd "$TEST_DIR"
+step "Unit tests and golden vectors (node --test, over the packed package)"
+node --test local.test.mjs vectors.test.mjs tiered.test.mjs
+
+step "End-to-end in workerd (Miniflare, loopback)"
+node --test e2e.test.mjs
+
+step "Cross-runtime: Python package <-> JS package"
+TIERCACHE_PYTHON="$PY" node --test cross.test.mjs
