@@ -1,5 +1,6 @@
 //! `LocalCache` against `lru::LruCache` (raw LRU, no TTL),
-//! `quick_cache::unsync::Cache` and `moka::sync::Cache` (with TTL).
+//! `quick_cache::unsync::Cache` (which has no TTL) and `moka::sync::Cache`
+//! (with `time_to_live`).
 //!
 //! Run with `cargo bench -p tiercache --bench local_cache`. Two operations:
 //!
@@ -9,7 +10,7 @@
 //!   inherent to it.
 //! - **set with eviction**: every cache is full (5,000 entries) and each set
 //!   stores a key it does not hold (a shuffled cycle over 10,000 keys), so
-//!   every set evicts. Values weigh 16..=240 (their length); ours is bounded
+//!   ours and lru evict on every set. Values weigh 16..=240 (their length); ours is bounded
 //!   by count and by weight (5,000 × the mean weight, so both bounds bite),
 //!   lru by count only, quick_cache and moka by weight. The owned key and
 //!   value are built outside the timed loop for every contender. Ours gets
@@ -17,10 +18,10 @@
 //!
 //! Criterion measures each contender on its own (batches of 1,000 ops). The
 //! machine this runs on may be busy, so afterwards the contenders are also
-//! timed interleaved, round by round, and the ratios are the medians of the
-//! per-round ratios. Both are printed, from this run, with PASS/MISS against
-//! the targets (get: at most 1.3× lru and at least 2× faster than moka; set:
-//! at most 1.5× lru).
+//! timed interleaved: in each round all four take turns, in a random order,
+//! and the ratios are the medians of the per-round ratios. Both are printed,
+//! from this run, with PASS/MISS against the targets (get: at most 1.3× lru
+//! and at least 2× faster than moka; set: at most 1.5× lru).
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -358,9 +359,56 @@ fn time_sets<C: Contender>(cache: &mut C, mut inputs: Vec<(String, Value)>, now:
 /// Per contender (order of `CONTENDERS`), ns/op of each interleaved round.
 type Rounds = [Vec<f64>; 4];
 
+/// The interleaved measurement.
+struct Interleaved {
+    gets: Rounds,
+    sets: Rounds,
+    bounds: Bounds,
+}
+
+/// Which bound made our cache evict, over one untimed cycle of sets.
+#[derive(Default)]
+struct Bounds {
+    /// Evictions by sets that found the cache at its entry bound.
+    at_entry_bound: u64,
+    /// Evictions by sets that found it below (only the weight bound bit).
+    by_weight_only: u64,
+    min_entries: usize,
+    max_weight: u64,
+}
+
+impl Bounds {
+    fn measure(
+        cache: &mut LocalCache<String, Value>,
+        data: &Data,
+        pos: &mut usize,
+        now: &mut u64,
+    ) -> Self {
+        let mut bounds = Bounds {
+            min_entries: usize::MAX,
+            ..Bounds::default()
+        };
+        for (key, value) in data.set_inputs(pos, KEYS) {
+            let (full, evictions) = (cache.len() == SET_CAPACITY, cache.stats().evictions);
+            *now += 1;
+            let weight = value.len() as u64;
+            cache.set(key, value, weight, Expiry::Default, *now);
+            let evicted = cache.stats().evictions - evictions;
+            if full {
+                bounds.at_entry_bound += evicted;
+            } else {
+                bounds.by_weight_only += evicted;
+            }
+            bounds.min_entries = bounds.min_entries.min(cache.len());
+            bounds.max_weight = bounds.max_weight.max(cache.weight());
+        }
+        bounds
+    }
+}
+
 /// Gets and sets timed round by round, the contenders taking turns (in a
 /// random order), so that load from other processes hits all of them alike.
-fn interleaved(data: &Data) -> (Rounds, Rounds) {
+fn interleaved(data: &Data) -> Interleaved {
     let mut get = Field::for_get(data);
     let mut gets: Rounds = Default::default();
     let mut pos = 0;
@@ -397,17 +445,8 @@ fn interleaved(data: &Data) -> (Rounds, Rounds) {
             });
         }
     }
-    let stats = set.ours.0.stats();
-    println!(
-        "set benchmark, tiercache after {} sets: {} entries (max {}), weight {} (max {}), {} evictions",
-        stats.inserts + stats.updates,
-        stats.entries,
-        SET_CAPACITY,
-        stats.weight,
-        data.max_weight,
-        stats.evictions
-    );
-    (gets, sets)
+    let bounds = Bounds::measure(&mut set.ours.0, data, &mut pos, &mut nows[0]);
+    Interleaved { gets, sets, bounds }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -446,11 +485,33 @@ fn criterion_dir() -> PathBuf {
         .join("criterion")
 }
 
-/// Criterion's median for `group/id` in ns/op, if it was written by this run.
-fn criterion_ns_per_op(dir: &Path, group: &str, id: &str, since: SystemTime) -> Option<f64> {
-    let path = dir.join(group).join(id).join("new").join("estimates.json");
-    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
-    if !fresh {
+fn estimates_path(dir: &Path, group: &str, id: &str) -> PathBuf {
+    dir.join(group).join(id).join("new").join("estimates.json")
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+/// When each contender's estimates were last written, before this run
+/// (`[operation][contender]`).
+type Stamps = [[Option<SystemTime>; 4]; 2];
+
+fn stamps(dir: &Path) -> Stamps {
+    [GET_GROUP, SET_GROUP]
+        .map(|group| CONTENDERS.map(|id| modified(&estimates_path(dir, group, id))))
+}
+
+/// Criterion's median for `group/id` in ns/op, if this run wrote it (the
+/// file is new or has changed since `before`).
+fn criterion_ns_per_op(
+    dir: &Path,
+    group: &str,
+    id: &str,
+    before: Option<SystemTime>,
+) -> Option<f64> {
+    let path = estimates_path(dir, group, id);
+    if Some(modified(&path)?) == before {
         return None;
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
@@ -471,23 +532,34 @@ fn verdict(ratio: Option<f64>, pass: impl Fn(f64) -> bool) -> String {
     }
 }
 
-fn report(since: SystemTime, gets: Rounds, sets: Rounds) {
-    let dir = criterion_dir();
+fn report(dir: &Path, before: &Stamps, run: &Interleaved, max_weight: u64) {
+    let Interleaved { gets, sets, bounds } = run;
     println!();
-    println!("local_cache: ns/op; criterion = median over samples of {BATCH}-op batches,");
-    println!("interleaved = median over {ROUNDS} rounds (contenders take turns in random order), ratios = median of per-round ratios");
+    println!("local_cache, ns per op (all from this run):");
+    println!(
+        "  criterion:   median over samples of {BATCH}-op batches, one contender after another"
+    );
+    println!(
+        "  interleaved: median over {ROUNDS} rounds in which the four take turns in random order;"
+    );
+    println!("               its ratios are medians of per-round ratios, which load from other");
+    println!("               processes hits alike, so trust this column on a busy machine");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!("  load average now: {}", load.join(" "));
+    }
     println!();
     println!(
         "{:<10} {:<12} {:>11} {:>8}   {:>11} {:>8}",
         "operation", "contender", "criterion", "vs lru", "interleaved", "vs lru"
     );
     let mut crit = [[None; 4]; 2];
-    for (op, (group, rounds)) in [(GET_GROUP, &gets), (SET_GROUP, &sets)]
+    for (op, (group, rounds)) in [(GET_GROUP, gets), (SET_GROUP, sets)]
         .into_iter()
         .enumerate()
     {
         for (who, name) in CONTENDERS.iter().enumerate() {
-            crit[op][who] = criterion_ns_per_op(&dir, group, name, since);
+            crit[op][who] = criterion_ns_per_op(dir, group, name, before[op][who]);
         }
         for (who, name) in CONTENDERS.iter().enumerate() {
             let c = crit[op][who];
@@ -528,6 +600,13 @@ fn report(since: SystemTime, gets: Rounds, sets: Rounds) {
         verdict(ratio(1, 0, 1), |r| r <= 1.5),
         verdict(Some(median_ratio(&sets[0], &sets[1])), |r| r <= 1.5)
     );
+    println!();
+    println!(
+        "both bounds bite: over one more cycle of {KEYS} sets, tiercache evicted {} entries at \
+         its entry bound ({SET_CAPACITY}) and {} below it, for the weight bound ({max_weight}); \
+         it held {}..={SET_CAPACITY} entries, at most {} weight",
+        bounds.at_entry_bound, bounds.by_weight_only, bounds.min_entries, bounds.max_weight
+    );
 }
 
 /// True when criterion will measure (`cargo bench`), not just run each
@@ -542,18 +621,20 @@ fn measuring() -> bool {
 }
 
 fn main() {
-    let since = SystemTime::now();
+    let measuring = measuring();
+    let dir = criterion_dir();
+    let before = stamps(&dir);
     let data = Data::new();
     let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(40)
         .configure_from_args();
     bench_get(&mut c, &data);
     bench_set(&mut c, &data);
     c.final_summary();
-    if measuring() {
-        let (gets, sets) = interleaved(&data);
-        report(since, gets, sets);
+    if measuring {
+        let run = interleaved(&data);
+        report(&dir, &before, &run, data.max_weight);
     }
 }

@@ -15,6 +15,7 @@ mod wheel;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::num::NonZeroU64;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
@@ -26,7 +27,7 @@ use wheel::{Link, Timed, TimerWheel, NONE};
 pub const EXPIRY_GRANULARITY_MS: u64 = wheel::TICK_MS;
 
 /// Expiry time of an entry that never expires.
-const NEVER: u64 = u64::MAX;
+const NEVER: NonZeroU64 = NonZeroU64::MAX;
 
 /// The largest `max_entries`: slab indices are `u32`, and one value is kept
 /// to mean "no entry".
@@ -149,7 +150,10 @@ pub enum RemovalCause {
 struct Node<K, V> {
     key: K,
     value: V,
-    expires_at: u64,
+    /// Never 0 (TTLs are positive). The zero niche holds the slab's
+    /// vacant/occupied tag, so a slab entry is no bigger than its node
+    /// whatever `K` and `V` are.
+    expires_at: NonZeroU64,
     /// Recency list: towards the most and the least recently used.
     newer: u32,
     older: u32,
@@ -174,7 +178,7 @@ struct Timers<'a, K, V> {
 
 impl<K, V> Timed for Timers<'_, K, V> {
     fn expires_at(&self, idx: u32) -> u64 {
-        self.nodes[idx as usize].expires_at
+        self.nodes[idx as usize].expires_at.get()
     }
     fn link(&self, idx: u32) -> Link {
         let node = &self.nodes[idx as usize];
@@ -330,7 +334,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         match self.find(key) {
-            Some(idx) if self.nodes[idx as usize].expires_at > now => {
+            Some(idx) if self.nodes[idx as usize].expires_at.get() > now => {
                 Lookup::Hit(&self.nodes[idx as usize].value)
             }
             _ => Lookup::Miss,
@@ -358,8 +362,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             .find(key)
             .map(|idx| self.nodes[idx as usize].expires_at)
         {
-            Some(NEVER) => Lookup::Hit(None),
-            Some(at) if at > now => Lookup::Hit(Some(at - now)),
+            Some(at) if at == NEVER => Lookup::Hit(None),
+            Some(at) if at.get() > now => Lookup::Hit(Some(at.get() - now)),
             _ => Lookup::Miss,
         }
     }
@@ -590,22 +594,24 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.find(key)?;
-        if self.nodes[idx as usize].expires_at > now {
+        if self.nodes[idx as usize].expires_at.get() > now {
             return Some(idx);
         }
         self.expire(idx);
         None
     }
 
-    fn expires_at(&self, expiry: Expiry, now: u64) -> Option<u64> {
-        match expiry {
-            Expiry::Never => Some(NEVER),
-            Expiry::Default => Some(
-                self.default_ttl
-                    .map_or(NEVER, |ttl| now.saturating_add(ttl)),
-            ),
-            Expiry::AfterMs(0) => None,
-            Expiry::AfterMs(ttl) => Some(now.saturating_add(ttl)),
+    /// When an entry stored at `now` with `expiry` expires; `None`: at once.
+    fn expires_at(&self, expiry: Expiry, now: u64) -> Option<NonZeroU64> {
+        let ttl = match (expiry, self.default_ttl) {
+            (Expiry::Never, _) | (Expiry::Default, None) => return Some(NEVER),
+            (Expiry::Default, Some(ttl)) | (Expiry::AfterMs(ttl), _) => ttl,
+        };
+        // A zero TTL expires at once; any other gives a time of at least 1.
+        if ttl == 0 {
+            None
+        } else {
+            NonZeroU64::new(now.saturating_add(ttl))
         }
     }
 
@@ -623,7 +629,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.scratch = expired;
     }
 
-    fn replace(&mut self, idx: u32, value: V, weight: u64, expires_at: u64, now: u64) {
+    fn replace(&mut self, idx: u32, value: V, weight: u64, expires_at: NonZeroU64, now: u64) {
         let old = std::mem::replace(&mut self.nodes[idx as usize].value, value);
         let cold = &mut self.cold[idx as usize];
         self.weight = self.weight - cold.weight + weight;
@@ -639,7 +645,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         }
     }
 
-    fn insert_new(&mut self, key: K, hash: u64, value: V, weight: u64, expires_at: u64, now: u64) {
+    fn insert_new(
+        &mut self,
+        key: K,
+        hash: u64,
+        value: V,
+        weight: u64,
+        expires_at: NonZeroU64,
+        now: u64,
+    ) {
         let node = Node {
             key,
             value,
@@ -686,18 +700,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.link_newest(idx);
         if expires_at != NEVER {
             let (wheel, mut timers) = self.timers();
-            wheel.schedule(&mut timers, idx, expires_at);
+            wheel.schedule(&mut timers, idx, expires_at.get());
         }
         self.weight += weight;
         self.stats.inserts += 1;
     }
 
-    fn reschedule(&mut self, idx: u32, expires_at: u64) {
+    fn reschedule(&mut self, idx: u32, expires_at: NonZeroU64) {
         self.nodes[idx as usize].expires_at = expires_at;
         let (wheel, mut timers) = self.timers();
         wheel.cancel(&mut timers, idx);
         if expires_at != NEVER {
-            wheel.schedule(&mut timers, idx, expires_at);
+            wheel.schedule(&mut timers, idx, expires_at.get());
         }
     }
 
@@ -713,7 +727,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let idx = self.oldest;
         debug_assert_ne!(idx, NONE, "evicting from an empty cache");
         self.unlink(idx);
-        if self.nodes[idx as usize].expires_at <= now {
+        if self.nodes[idx as usize].expires_at.get() <= now {
             self.stats.expirations += 1;
             (idx, RemovalCause::Expired)
         } else {
@@ -769,12 +783,29 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         }
     }
 
-    #[inline]
+    /// Moves entry `idx` to the front of the recency list: `unlink_recency`
+    /// then `link_newest`, fused for the hot path of `get` (each node is
+    /// looked up once, and the cases a non-newest entry cannot be in are
+    /// skipped).
+    #[inline(always)]
     fn mark_used(&mut self, idx: u32) {
-        if self.newest != idx {
-            self.unlink_recency(idx);
-            self.link_newest(idx);
+        let newest = self.newest;
+        if newest == idx {
+            return;
         }
+        let node = &mut self.nodes[idx as usize];
+        let (newer, older) = (node.newer, node.older);
+        node.newer = NONE;
+        node.older = newest;
+        // Not the newest: there is a newer entry, and `newest` is another one.
+        self.nodes[newer as usize].older = older;
+        if older == NONE {
+            self.oldest = newer;
+        } else {
+            self.nodes[older as usize].newer = newer;
+        }
+        self.nodes[newest as usize].newer = idx;
+        self.newest = idx;
     }
 
     #[inline]

@@ -279,3 +279,54 @@ fn debug_shows_size_and_bounds() {
         "LocalCache { entries: 0, max_entries: 5, weight: 0, max_weight: 50, default_ttl_ms: None }"
     );
 }
+
+#[test]
+fn one_set_can_evict_several_entries_in_recency_order() {
+    let mut c: LocalCache<u32, u32> = LocalCache::new(10, 10).unwrap().with_removal_log();
+    c.set(1, 10, 4, Expiry::Never, T0);
+    c.set(2, 20, 4, Expiry::AfterMs(5), T0);
+    c.set(3, 30, 2, Expiry::Never, T0);
+    c.get(&1, T0); // 2 is now the least recently used
+                   // 2 has expired but not been reclaimed: making room counts it as expired.
+    assert_eq!(c.set(4, 40, 9, Expiry::Never, T0 + 5), SetOutcome::Stored);
+    assert_eq!(
+        c.take_removed(),
+        [
+            (20, RemovalCause::Expired),
+            (30, RemovalCause::Evicted),
+            (10, RemovalCause::Evicted),
+        ]
+    );
+    let stats = c.stats();
+    assert_eq!((stats.evictions, stats.expirations), (2, 1));
+    assert_eq!((stats.entries, stats.weight), (1, 9));
+    assert_eq!(c.keys_by_recency().copied().collect::<Vec<_>>(), [4]);
+    // The slots freed on the way are used again.
+    for n in 5..8 {
+        c.set(n, n * 10, 0, Expiry::AfterMs(1), T0 + 5);
+    }
+    assert_eq!(
+        c.keys_by_recency().copied().collect::<Vec<_>>(),
+        [7, 6, 5, 4]
+    );
+    assert_eq!(c.purge_expired(T0 + 6), 3);
+    assert_eq!(c.get(&4, T0 + 6), Lookup::Hit(&40));
+}
+
+#[test]
+fn a_node_fits_a_cache_line_and_the_slab_tag_fits_a_node() {
+    use std::mem::size_of;
+    #[cfg(target_pointer_width = "64")]
+    assert_eq!(size_of::<Node<String, std::sync::Arc<str>>>(), 64);
+    // Keys and values without a niche of their own: the expiry time's zero
+    // niche keeps a slab entry (an enum like this one) the size of the node.
+    #[allow(dead_code)]
+    enum SlabEntry<T> {
+        Vacant(usize),
+        Occupied(T),
+    }
+    assert_eq!(
+        size_of::<SlabEntry<Node<u32, u32>>>(),
+        size_of::<Node<u32, u32>>()
+    );
+}
