@@ -41,8 +41,14 @@ const TTL_MS: u64 = 10 * 60 * 1_000;
 /// A plausible wall-clock time in ms; `now` counts up from here, one per op.
 const START_MS: u64 = 1_700_000_000_000;
 /// Rounds of the interleaved measurement; each times, per contender, one
-/// pass of `KEYS` gets and `KEYS / 2` sets.
+/// pass of `KEYS` gets and `SETS_TIMED` sets.
 const ROUNDS: usize = 41;
+/// Untimed passes over every key before a timed pass of gets: after another
+/// contender's turn (moka's above all), one pass is not enough to bring a
+/// cache's times back to those of criterion's long runs.
+const WARM_UP_PASSES: usize = 4;
+/// Sets timed per round, after `KEYS` untimed ones.
+const SETS_TIMED: usize = KEYS / 2;
 
 const GET_GROUP: &str = "local_cache_get_hit";
 const SET_GROUP: &str = "local_cache_set_evict";
@@ -322,12 +328,14 @@ fn bench_set(c: &mut Criterion, data: &Data) {
     group.finish();
 }
 
-/// Times one pass of gets over every key (in the shuffled order), after an
-/// untimed pass that brings the cache back into the CPU caches (as in
+/// Times one pass of gets over every key (in the shuffled order), after
+/// untimed passes that bring the cache back into the CPU caches (as in
 /// criterion's runs); ns/op.
 fn time_gets<C: Contender>(cache: &mut C, data: &Data) -> f64 {
-    for &i in &data.order {
-        black_box(cache.get(&data.keys[i], START_MS));
+    for _ in 0..WARM_UP_PASSES {
+        for &i in &data.order {
+            black_box(cache.get(&data.keys[i], START_MS));
+        }
     }
     let start = Instant::now();
     let mut hits = 0;
@@ -339,10 +347,10 @@ fn time_gets<C: Contender>(cache: &mut C, data: &Data) -> f64 {
     elapsed.as_nanos() as f64 / KEYS as f64
 }
 
-/// Times the second half of the given sets, after the first half has run
+/// Times the last `SETS_TIMED` of the given sets, after the others have run
 /// untimed to bring the cache back into the CPU caches; ns/op.
 fn time_sets<C: Contender>(cache: &mut C, mut inputs: Vec<(String, Value)>, now: &mut u64) -> f64 {
-    let timed = inputs.split_off(inputs.len() / 2);
+    let timed = inputs.split_off(inputs.len() - SETS_TIMED);
     for (key, value) in inputs {
         *now += 1;
         cache.set(key, value, *now);
@@ -435,7 +443,7 @@ fn interleaved(data: &Data) -> Interleaved {
         for who in turns {
             // Every contender gets the same keys, built before the clock starts.
             pos = start;
-            let inputs = data.set_inputs(&mut pos, KEYS);
+            let inputs = data.set_inputs(&mut pos, KEYS + SETS_TIMED);
             let now = &mut nows[who];
             sets[who].push(match who {
                 0 => time_sets(&mut set.ours, inputs, now),

@@ -495,8 +495,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let before = self.stats.expirations;
         self.advance(now);
         let mut due = std::mem::take(&mut self.scratch);
-        let (wheel, mut timers) = self.timers();
-        wheel.due(&mut timers, now, &mut due);
+        let (wheel, timers) = self.timers();
+        wheel.due(&timers, now, &mut due);
         for idx in due.drain(..) {
             self.expire(idx);
         }
@@ -665,7 +665,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         };
         // Make room. The slot of the last entry to go is refilled in place
         // (in a full cache: one out, one in), as the `lru` crate reuses its
-        // node, instead of a slab removal and insertion.
+        // node, instead of a slab removal and insertion. Until then that
+        // unlinked entry still counts in `nodes.len()`.
         let mut vacated: Option<(u32, RemovalCause)> = None;
         while self.nodes.len() - usize::from(vacated.is_some()) >= self.max_entries
             || self.weight + weight > self.max_weight

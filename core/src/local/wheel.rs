@@ -21,7 +21,7 @@ pub(super) const TICK_MS: u64 = 1 << SHIFTS[0];
 const DETACHED: u16 = u16::MAX;
 
 /// A node's place in a bucket's doubly linked list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Link {
     pub(super) prev: u32,
     pub(super) next: u32,
@@ -164,7 +164,7 @@ impl TimerWheel {
 
     /// Pushes to `out` the nodes of the current tick that expire at or
     /// before `now` (`advance` leaves the current tick alone).
-    pub(super) fn due(&self, nodes: &mut impl Timed, now: u64, out: &mut Vec<u32>) {
+    pub(super) fn due(&self, nodes: &impl Timed, now: u64, out: &mut Vec<u32>) {
         let mut idx = self.heads[(tick(self.cursor) & SLOT_MASK) as usize];
         while idx != NONE {
             if nodes.expires_at(idx) <= now {
