@@ -7,6 +7,9 @@
 # Usage:
 #   bash scripts/servers.sh start [SERVICE...]   start (all by default); idempotent
 #   bash scripts/servers.sh stop [SERVICE...]    stop what this script started
+#   bash scripts/servers.sh freeze SERVICE...     SIGSTOP (a hung server: it
+#                                                accepts connections, never answers)
+#   bash scripts/servers.sh thaw SERVICE...       SIGCONT
 #   bash scripts/servers.sh status               one line per service
 #   bash scripts/servers.sh env                  print `export NAME=value` lines
 #   eval "$(bash scripts/servers.sh env)"        ...to use them in a shell
@@ -173,6 +176,14 @@ case "$cmd" in
     read -r -a services <<<"$(expand "$@")"
     for s in "${services[@]}"; do stop_one "$s"; done
     echo "servers.sh: stopped ${services[*]}" >&2
+    ;;
+  freeze | thaw)
+    read -r -a services <<<"$(expand "$@")"
+    sig=STOP; [ "$cmd" = thaw ] && sig=CONT
+    for s in "${services[@]}"; do
+      pid_alive "$s" || { echo "servers.sh: $s is not running" >&2; exit 1; }
+      kill -"$sig" "$(cat "$DIR/$s.pid")"
+    done
     ;;
   status)
     for s in memcached1 memcached2 redis s3; do

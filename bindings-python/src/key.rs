@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString, PyType};
 use tiercache::key::{KeyBuilder, Part, KEY_FORMAT};
 use tiercache::{is_valid_memcached_key, Namespace};
 
@@ -115,6 +115,57 @@ fn safe_key(raw: &Bound<'_, PyAny>, max_len: usize) -> PyResult<String> {
     tiercache::safe_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// What `safe_key` keeps as it is: a key of bytes it never escapes, short
+/// enough not to be shortened.
+fn kept_as_is(raw: &str, max_len: usize) -> bool {
+    !raw.is_empty()
+        && raw.len() <= max_len
+        && raw
+            .bytes()
+            .all(|b| matches!(b, 0x21..=0x7E) && !matches!(b, b'%' | b'|' | b'#' | b'!'))
+}
+
+/// `tiercache.keys.normalize_key` of each key, in one call: keys of type
+/// `kept` (`BuiltKey`) as they are, other `str` keys through `safe_key`
+/// (returning the same object when `safe_key` would not change it).
+/// Returns `(core_keys, user_keys)`, two lists in the order of `keys`.
+#[pyfunction]
+#[pyo3(signature = (keys, kept, max_len = tiercache::DEFAULT_MAX_KEY_LEN))]
+fn normalize_keys<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    kept: &Bound<'py, PyType>,
+    max_len: usize,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    tiercache::safe_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let user = match keys.cast::<PyList>() {
+        Ok(list) => list.clone(),
+        Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+    };
+    let core = PyList::empty(py);
+    for key in user.iter() {
+        if key.get_type().is(kept) {
+            core.append(key)?;
+            continue;
+        }
+        if !key.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!(
+                "cache keys are str, not {}: build them with tiercache.Key or convert them with str()",
+                key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            )));
+        }
+        let raw = as_str(&key, "key")?;
+        if kept_as_is(raw, max_len) {
+            core.append(key)?;
+        } else {
+            let safe = tiercache::safe_key(raw, max_len)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            core.append(PyString::new(py, &safe))?;
+        }
+    }
+    Ok((core, user))
+}
+
 /// True if memcached accepts `key` as it is.
 #[pyfunction(name = "is_valid_memcached_key")]
 fn py_is_valid_memcached_key(key: &str) -> bool {
@@ -124,6 +175,7 @@ fn py_is_valid_memcached_key(key: &str) -> bool {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKeyBuilder>()?;
     m.add_function(wrap_pyfunction!(safe_key, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_keys, m)?)?;
     m.add_function(wrap_pyfunction!(py_is_valid_memcached_key, m)?)?;
     m.add("KEY_FORMAT", KEY_FORMAT)?;
     m.add("DEFAULT_MAX_KEY_LEN", tiercache::DEFAULT_MAX_KEY_LEN)?;

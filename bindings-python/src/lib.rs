@@ -9,6 +9,7 @@ mod envelope;
 mod fast;
 mod key;
 mod local;
+mod memcached;
 mod request;
 mod tiered;
 mod util;
@@ -34,5 +35,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     envelope::register(m)?;
     tiered::register(m)?;
     fast::register(m)?;
+    memcached::register(m)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! `tiercache._driver`, which does the I/O).
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use tiercache::stampede::{LeasePolicy, WaitId};
@@ -14,6 +14,7 @@ use tiercache::tiered::{
 use tiercache::{Expiry, Lookup};
 
 use crate::envelope::{codec_from, keyring_from};
+use crate::memcached::MemcachedClient;
 use crate::request::RequestScope;
 use crate::util::{lock, new_error, PyVal};
 
@@ -182,6 +183,52 @@ fn results_list<'py>(
     Ok(list)
 }
 
+/// `{user_keys[i]: value}` for the hits among `results` (in key order):
+/// what `TieredCache.get_many` returns, without a tuple per key.
+fn results_dict<'py>(
+    py: Python<'py>,
+    results: Vec<ReadResult<PyVal>>,
+    user_keys: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyDict>> {
+    if user_keys.len() != results.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} user keys for {} results",
+            user_keys.len(),
+            results.len()
+        )));
+    }
+    let dict = PyDict::new(py);
+    for (i, r) in results.into_iter().enumerate() {
+        if let Lookup::Hit(value) = r.lookup {
+            dict.set_item(user_keys.get_item(i)?, value)?;
+        }
+    }
+    Ok(dict)
+}
+
+/// `Type: message` of an exception, as `tiercache._driver.describe` writes it.
+fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".to_owned());
+    let text = err.value(py).to_string();
+    if text.is_empty() {
+        name
+    } else {
+        format!("{name}: {text}")
+    }
+}
+
+/// The native client of tier `tier`, if the host gave one.
+fn native<'py>(natives: &Bound<'py, PyTuple>, tier: usize) -> Option<Bound<'py, MemcachedClient>> {
+    natives
+        .get_item(tier)
+        .ok()
+        .and_then(|o| o.cast_into::<MemcachedClient>().ok())
+}
+
 fn ids(waiters: Vec<WaitId>) -> Vec<u64> {
     waiters.into_iter().map(WaitId::into_raw).collect()
 }
@@ -265,7 +312,10 @@ impl TieredCore {
 
     /// Starts a read. Returns the list of results if the request and local
     /// tiers answered every key, else a `Read` to drive.
-    #[pyo3(signature = (keys, scope, load, force_miss, ttl_ms, skip_request, now, random))]
+    ///
+    /// With `user_keys` (one per key, in order), finished results are a dict
+    /// `{user_key: value}` of the hits instead of a list of tuples.
+    #[pyo3(signature = (keys, scope, load, force_miss, ttl_ms, skip_request, now, random, user_keys = None))]
     #[allow(clippy::too_many_arguments)]
     fn read<'py>(
         slf: &Bound<'py, Self>,
@@ -277,6 +327,7 @@ impl TieredCore {
         skip_request: bool,
         now: u64,
         random: u64,
+        user_keys: Option<&Bound<'py, PyList>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let options = ReadOptions {
@@ -298,7 +349,10 @@ impl TieredCore {
             let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
             drop(cache);
             let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            return Ok(results_list(py, results)?.into_any());
+            return Ok(match user_keys {
+                Some(user_keys) => results_dict(py, results, user_keys)?.into_any(),
+                None => results_list(py, results)?.into_any(),
+            });
         }
         drop(cache);
         let read = PyRead {
@@ -528,6 +582,92 @@ impl PyRead {
         step_obj(py, step)
     }
 
+    /// Does, in the extension, the steps it can do without the host, and
+    /// returns the first step the host must do (as `next` does):
+    ///
+    /// - `fetch` and `store` of tier `i` when `natives[i]` is a
+    ///   `MemcachedClient` (the GIL is released for the I/O; values go from
+    ///   the socket to the core without becoming Python objects);
+    /// - `decode` when every payload is in the cache's codec `codec`: each is
+    ///   passed to `loads`.
+    ///
+    /// It also returns `("tier_error", tier, op, exception)` after a native
+    /// tier failed (the read knows already; the host logs it and, for a
+    /// store, records the failure with `TieredCore.tier_failed`), and
+    /// `("decode_errors", [(key, message), ...])` after `loads` raised for
+    /// some payloads (those keys are misses; the host logs them).
+    fn advance<'py>(
+        &mut self,
+        py: Python<'py>,
+        natives: &Bound<'py, PyTuple>,
+        loads: &Bound<'py, PyAny>,
+        codec: &str,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        loop {
+            let step = match self.first.take() {
+                Some(step) => step,
+                None => {
+                    let (read, core) = self.parts()?;
+                    read.next(&mut lock(py, &core.get().inner))
+                }
+            };
+            match step {
+                Step::Fetch { tier, keys } => {
+                    let Some(client) = native(natives, tier) else {
+                        return step_obj(py, Step::Fetch { tier, keys });
+                    };
+                    let client = client.get();
+                    let result = py.detach(|| client.fetch_core_keys(&keys));
+                    let (read, core) = self.parts()?;
+                    match result {
+                        Ok(values) => read.fetched(&mut lock(py, &core.get().inner), tier, values),
+                        Err(e) => {
+                            let err = PyErr::from(e);
+                            let message = describe(py, &err);
+                            read.failed(&mut lock(py, &core.get().inner), tier, &message);
+                            return ("tier_error", tier, "get", err.into_value(py))
+                                .into_pyobject(py);
+                        }
+                    }
+                }
+                Step::Store { tier, entries } => {
+                    let Some(client) = native(natives, tier) else {
+                        return step_obj(py, Step::Store { tier, entries });
+                    };
+                    let client = client.get();
+                    if let Err(e) = py.detach(|| client.store_core_entries(&entries)) {
+                        return ("tier_error", tier, "set", PyErr::from(e).into_value(py))
+                            .into_pyobject(py);
+                    }
+                }
+                Step::Decode { items } if items.iter().all(|i| i.codec.name() == codec) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    let mut errors = Vec::new();
+                    for item in &items {
+                        match loads.call1((PyBytes::new(py, &item.payload),)) {
+                            Ok(value) => out.push(Ok(HostValue::new(
+                                value.unbind(),
+                                item.payload.len() as u64,
+                            ))),
+                            Err(err) if err.is_instance_of::<PyException>(py) => {
+                                let message = format!("could not decode: {}", describe(py, &err));
+                                errors.push((item.key.clone(), message.clone()));
+                                out.push(Err(message));
+                            }
+                            Err(err) => return Err(err),
+                        }
+                    }
+                    let (read, core) = self.parts()?;
+                    read.decoded(&mut lock(py, &core.get().inner), out);
+                    if !errors.is_empty() {
+                        return ("decode_errors", errors).into_pyobject(py);
+                    }
+                }
+                other => return step_obj(py, other),
+            }
+        }
+    }
+
     /// One entry per key asked (`bytes` or `None`), in order.
     fn fetched(
         &mut self,
@@ -605,12 +745,15 @@ impl PyRead {
     }
 
     /// The results, after the `done` step; values found are put in `scope`.
-    #[pyo3(signature = (scope))]
+    /// With `user_keys`, a dict `{user_key: value}` of the hits (see
+    /// `TieredCore.read`).
+    #[pyo3(signature = (scope, user_keys = None))]
     fn finish<'py>(
         &mut self,
         py: Python<'py>,
         scope: Option<&Bound<'py, RequestScope>>,
-    ) -> PyResult<Bound<'py, PyList>> {
+        user_keys: Option<&Bound<'py, PyList>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let read = self
             .read
             .take()
@@ -620,7 +763,10 @@ impl PyRead {
             TieredCore::with_scope(py, scope, |request| read.finish(&mut cache, request))
         };
         match results {
-            Ok(results) => results_list(py, results),
+            Ok(results) => match user_keys {
+                Some(user_keys) => Ok(results_dict(py, results, user_keys)?.into_any()),
+                None => Ok(results_list(py, results)?.into_any()),
+            },
             Err(failure) => Err(new_error(
                 py,
                 "TierError",

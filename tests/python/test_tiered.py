@@ -131,9 +131,9 @@ def test_tampered_and_truncated_values_never_reach_pickle(memcached, secret_keys
     stored = memcached.get_many(["tampered", "truncated"])
     flipped = bytearray(stored[0])
     flipped[len(flipped) // 2] ^= 0x01
-    memcached.client.set("tampered", bytes(flipped))
-    memcached.client.set("truncated", stored[1][: len(stored[1]) // 2])
-    memcached.client.set("forged", pickle.dumps({"evil": True}), flags=1)  # a pickle flag
+    memcached.client.set_many([("tampered", bytes(flipped), None)])
+    memcached.client.set_many([("truncated", stored[1][: len(stored[1]) // 2], None)])
+    memcached.client.set_many([("forged", pickle.dumps({"evil": True}), None)], flags=1)  # a pickle flag
 
     seen = []
     real_loads = pickle.loads

@@ -96,13 +96,24 @@ class Driver:
 
     # -- sync ---------------------------------------------------------------
 
-    def run(self, read: Any, scope: Any, load: Optional[LoadFn]) -> list:
+    def run(self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Optional[list] = None) -> Any:
+        """Drives ``read`` to the end; returns ``read.finish(scope, user_keys)``.
+
+        ``read.advance`` does in the extension what needs no Python: fetches
+        and stores of tiers with a native client, decoding in the cache's
+        codec. Everything else comes back here as a step."""
         cache = self.cache
         tiers = cache._tiers
+        natives = cache._natives
+        codec = cache._codec
+        loads = codec.decoder if cache._fast_decoder else codec.loads
+        codec_name = codec.name
         try:
             while True:
-                step = read.next()
+                step = read.advance(natives, loads, codec_name)
                 kind = step[0]
+                if kind == "done":
+                    return read.finish(scope, user_keys)
                 if kind == "fetch":
                     _, tier, keys = step
                     try:
@@ -112,8 +123,16 @@ class Driver:
                         read.failed(tier, describe(exc))
                     else:
                         read.fetched(tier, values)
+                elif kind == "tier_error":  # a native fetch or store failed
+                    _, tier, op, exc = step
+                    cache._tier_error(tier, op, exc)
+                    if op != "get":
+                        cache._core.tier_failed(tier, cache._now())
                 elif kind == "decode":
                     read.decoded(cache._decode(step[1]))
+                elif kind == "decode_errors":
+                    for key, message in step[1]:
+                        log.warning("tiercache: could not decode the value of %r: %s", key, message)
                 elif kind == "load":
                     if load is None:
                         raise RuntimeError("the core asked to load without a loader")
@@ -151,8 +170,6 @@ class Driver:
                     except Exception as exc:
                         cache._tier_error(tier, "delete", exc)
                         cache._core.tier_failed(tier, cache._now())
-                elif kind == "done":
-                    return read.finish(scope)
                 else:  # pragma: no cover - a core newer than this driver
                     raise RuntimeError(f"unknown step {kind!r} from the core")
         except BaseException:
@@ -176,7 +193,9 @@ class Driver:
 
     # -- async --------------------------------------------------------------
 
-    async def arun(self, read: Any, scope: Any, load: Optional[ALoadFn]) -> list:
+    async def arun(
+        self, read: Any, scope: Any, load: Optional[ALoadFn], user_keys: Optional[list] = None
+    ) -> Any:
         cache = self.cache
         tiers = cache._tiers
         try:
@@ -232,7 +251,7 @@ class Driver:
                         cache._tier_error(tier, "delete", exc)
                         cache._core.tier_failed(tier, cache._now())
                 elif kind == "done":
-                    return read.finish(scope)
+                    return read.finish(scope, user_keys)
                 else:  # pragma: no cover
                     raise RuntimeError(f"unknown step {kind!r} from the core")
         except BaseException:

@@ -45,6 +45,12 @@ class PickleCodec:
     def loads(self, data: bytes) -> Any:
         return pickle.loads(data)
 
+    @property
+    def decoder(self) -> Any:
+        """What ``loads`` calls, for the read driver to call directly (looked
+        up on every read, so ``pickle.loads`` can still be patched)."""
+        return pickle.loads
+
     def __repr__(self) -> str:
         return f"PickleCodec(protocol={self.protocol})"
 
@@ -59,6 +65,11 @@ class JsonCodec:
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data)
+
+    @property
+    def decoder(self) -> Any:
+        """What ``loads`` calls, for the read driver to call directly."""
+        return json.loads
 
     def __repr__(self) -> str:
         return "JsonCodec()"

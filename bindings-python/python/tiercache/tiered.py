@@ -20,9 +20,11 @@ from typing import Any, Callable, Optional, Union
 from . import _core
 from ._driver import Driver, Waiters, describe
 from ._errors import ConfigurationError, LoaderError
-from .codecs import Codec, get_codec
-from .keys import normalize_key
+from .codecs import Codec, JsonCodec, PickleCodec, get_codec
+from .keys import BuiltKey, normalize_key
 from .scope import current_scope
+
+_normalize_keys = _core.normalize_keys
 
 __all__ = [
     "DEFAULT_TTL",
@@ -180,6 +182,10 @@ class TieredCache:
         self.name = name
         self._tiers = list(tiers)
         self._codec = get_codec(codec)
+        # The driver calls pickle.loads / json.loads itself for the stock
+        # codecs, and a tier's native client for its fetches and stores.
+        self._fast_decoder = type(self._codec) in (PickleCodec, JsonCodec)
+        self._natives = tuple(getattr(t, "native_client", None) for t in self._tiers)
         self.strict = strict
         self.wait_timeout = wait_timeout
         self.refresh_in_background = refresh_in_background
@@ -285,7 +291,9 @@ class TieredCache:
     def _scope(self, create: bool = False) -> Any:
         return current_scope(create)
 
-    def _read(self, keys: list, scope: Any, load: bool, ttl: Ttl, force: bool = False) -> Any:
+    def _read(
+        self, keys: list, scope: Any, load: bool, ttl: Ttl, force: bool = False, user_keys: Any = None
+    ) -> Any:
         force_miss = force or (scope is not None and scope.force_cache_miss)
         return self._core.read(
             keys,
@@ -296,6 +304,7 @@ class TieredCache:
             scope is None,
             self._now(),
             random.getrandbits(64),
+            user_keys,
         )
 
     def _norm(self, keys: Iterable[str]) -> tuple[list, dict]:
@@ -423,11 +432,10 @@ class TieredCache:
     def get_many(self, keys: Iterable[str]) -> dict:
         """``{key: value}`` for the keys some tier has: one batched round trip
         per tier for all the keys, however many."""
-        core_keys, back = self._norm(keys)
-        scope = self._scope()
-        read = self._read(core_keys, scope, False, DEFAULT_TTL)
-        results = read if isinstance(read, list) else self._driver.run(read, scope, None)
-        return self._results(core_keys, back, results, {}, False)
+        core_keys, user_keys = _normalize_keys(keys, BuiltKey)
+        scope = current_scope(False)
+        read = self._read(core_keys, scope, False, DEFAULT_TTL, user_keys=user_keys)
+        return read if type(read) is dict else self._driver.run(read, scope, None, user_keys)
 
     def prefetch(self, keys: Iterable[str]) -> int:
         """Reads ``keys`` in one batch and leaves what was found in the
@@ -533,11 +541,10 @@ class TieredCache:
 
     async def aget_many(self, keys: Iterable[str]) -> dict:
         """Async :meth:`get_many`."""
-        core_keys, back = self._norm(keys)
-        scope = self._scope()
-        read = self._read(core_keys, scope, False, DEFAULT_TTL)
-        results = read if isinstance(read, list) else await self._driver.arun(read, scope, None)
-        return self._results(core_keys, back, results, {}, False)
+        core_keys, user_keys = _normalize_keys(keys, BuiltKey)
+        scope = current_scope(False)
+        read = self._read(core_keys, scope, False, DEFAULT_TTL, user_keys=user_keys)
+        return read if type(read) is dict else await self._driver.arun(read, scope, None, user_keys)
 
     async def aprefetch(self, keys: Iterable[str]) -> int:
         """Async :meth:`prefetch`."""

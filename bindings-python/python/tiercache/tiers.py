@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -96,53 +95,68 @@ class Tier:
         return f"<{type(self).__name__} {self.name!r} item_limit={self.item_limit}>"
 
 
-def _crc32(text: str, seed: int = 0) -> int:
-    return zlib.crc32(text.encode("utf-8"), seed)
-
-
-def _fast_rendezvous_hash() -> Any:
-    from pymemcache.client.rendezvous import RendezvousHash
-
-    return RendezvousHash(hash_function=_crc32)
-
-
-#: Rendezvous hashing with zlib's crc32 (C) instead of pymemcache's pure-Python
-#: murmur3, which costs ~30 µs per key of a batch. Every tiercache process uses
-#: the same function, so they agree on which server holds a key.
-_FastRendezvousHash = _fast_rendezvous_hash
-
-
-def _servers(location: Union[str, Sequence[str]]) -> list:
+def _servers(location: Union[str, Sequence[Any]]) -> list:
+    """``(node, host_or_path, port_or_None)`` per server, parsed as Django's
+    ``PyMemcacheCache`` and pymemcache's ``HashClient`` parse ``LOCATION``
+    (``node`` is the name pymemcache hashes keys with: ``"host:port"``)."""
     if isinstance(location, str):
         location = [s for s in location.replace(",", ";").split(";") if s.strip()]
     out = []
     for server in location:
-        server = server.strip()
-        if server.startswith("unix:"):
-            out.append(server[5:])
+        if isinstance(server, (tuple, list)) and len(server) == 2:
+            host, port = server[0], int(server[1])
+            out.append((f"{host}:{port}", host, port))
             continue
-        host, _, port = server.rpartition(":")
-        out.append((host or server, int(port) if port else 11211))
+        server = str(server).strip()
+        if server.startswith("unix:"):
+            server = server[5:]
+        if server.startswith("/"):
+            out.append((server, server, None))
+            continue
+        if ":" not in server or server.endswith("]"):
+            host, port = server, 11211
+        else:
+            host, _, port_text = server.rpartition(":")
+            port = int(port_text)
+        if host.startswith("["):
+            host = host.strip("[]")
+        out.append((f"{host}:{port}", host, port))
     return out
 
 
 class MemcachedTier(Tier):
-    """memcached through pymemcache, with raw bytes (no pickling client-side:
-    a value some other process wrote with a pickle flag is still handed to
-    the core as bytes, and refused unless it is a valid envelope).
+    """memcached through tiercache's own client (``tiercache._core.MemcachedClient``,
+    the text protocol over plain sockets), with raw bytes: a value some other
+    process wrote (with a pickle flag, say) is handed to the core as bytes and
+    refused unless it is a valid envelope.
 
-    ``servers``: ``["127.0.0.1:11211", ...]`` (several servers: keys are
-    spread by rendezvous hashing, like Django's ``PyMemcacheCache``).
+    ``servers``: ``["10.0.0.1:11211", "10.0.0.2:11211"]`` (or a ``;``/``,``
+    separated string, ``unix:/path``). With several servers, a key goes to
+    the server pymemcache's ``HashClient`` would pick (rendezvous hashing
+    with murmur3, the default of Django's ``PyMemcacheCache``), so a plain
+    Django cache over the same ``LOCATION`` reads, writes and deletes the
+    same keys on the same servers. Unlike ``HashClient``, a dead server is
+    never taken out of the ring: its keys fail (the tier is counted as
+    failing and skipped for the cool-down) instead of moving to another
+    server.
+
+    One batch sends one request to every server it touches before reading
+    any reply (one round trip, however many servers), with the GIL released.
+    ``connect_timeout`` bounds a new connection, ``timeout`` the whole
+    exchange after it: a frozen server costs one timeout, after which the
+    read goes on to the next tier or the loader. Connections are pooled
+    (``max_idle`` per server); a broken one is replaced at the next use, so
+    a restarted server is used again at once.
+
     ``item_limit``: values larger than this are chunked (default: memcached's
-    1 MiB item size minus overhead). Timeouts are short: a slow memcached
-    costs one timeout, after which the tier cools down and is skipped.
+    1 MiB item size minus overhead).
     """
 
     kind = "memcached"
 
     def __init__(
         self,
-        servers: Union[str, Sequence[str]],
+        servers: Union[str, Sequence[Any]],
         *,
         name: str = "memcached",
         item_limit: int = _core.MEMCACHED_VALUE_LIMIT,
@@ -152,7 +166,7 @@ class MemcachedTier(Tier):
         replicas: int = 1,
         leases: bool = False,
         backfill: bool = True,
-        client: Any = None,
+        max_idle: int = 8,
     ) -> None:
         self.name = name
         self.item_limit = item_limit
@@ -161,23 +175,22 @@ class MemcachedTier(Tier):
         self.leases = leases
         self.backfill = backfill
         self.servers = _servers(servers)
-        if client is None:
-            from pymemcache.client.hash import HashClient
+        self.client = _core.MemcachedClient(
+            self.servers,
+            key_prefix=key_prefix,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            max_idle=max_idle,
+        )
 
-            client = HashClient(
-                self.servers,
-                hasher=_FastRendezvousHash,
-                connect_timeout=connect_timeout,
-                timeout=timeout,
-                use_pooling=True,
-                max_pool_size=8,
-                retry_attempts=1,
-                retry_timeout=0,
-                dead_timeout=1,
-                ignore_exc=False,
-                allow_unicode_keys=False,
-            )
-        self.client = client
+    @property
+    def native_client(self) -> Optional[_core.MemcachedClient]:
+        """The client the read driver calls directly (no Python per key),
+        unless a subclass or the instance replaced the methods it stands for."""
+        for method in ("get_many", "set_many"):
+            if method in vars(self) or getattr(type(self), method) is not getattr(MemcachedTier, method):
+                return None
+        return self.client
 
     @classmethod
     def from_django(cls, alias: str, **kwargs: Any) -> MemcachedTier:
@@ -193,71 +206,40 @@ class MemcachedTier(Tier):
         kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
         return cls(conf["LOCATION"], **kwargs)
 
-    def _k(self, key: str) -> str:
-        return self.key_prefix + key
-
     def get_many(self, keys: Sequence[str]) -> list:
-        prefixed = [self._k(k) for k in keys]
-        found = self.client.get_many(prefixed)
-        return [found.get(k) for k in prefixed]
+        return self.client.get_many(keys)
 
     def set_many(self, entries: Sequence[Entry]) -> None:
-        by_ttl: dict = {}
-        for key, value, ttl_ms in entries:
-            by_ttl.setdefault(_ttl_seconds(ttl_ms), {})[self._k(key)] = value
-        failed = []
-        for expire, values in by_ttl.items():
-            failed.extend(self.client.set_many(values, expire=expire, noreply=False) or [])
+        failed = self.client.set_many(entries)
         if failed:
             raise OSError(f"memcached did not store {len(failed)} item(s), e.g. {failed[0]!r}")
 
     def add_many(self, items: Sequence[Entry]) -> list:
-        return [
-            bool(self.client.add(self._k(key), value, expire=_ttl_seconds(ttl_ms), noreply=False))
-            for key, value, ttl_ms in items
-        ]
+        return self.client.add_many(items)
 
     def delete_many(self, keys: Sequence[str]) -> None:
-        self.client.delete_many([self._k(k) for k in keys], noreply=False)
+        self.client.delete_many(keys)
 
     def clear(self) -> None:
-        self.client.flush_all(noreply=False)
+        self.client.flush_all()
 
     def server_stats(self) -> dict:
         """``stats`` of each server (``curr_items``, ``bytes``, ``evictions``, ...)."""
-        from pymemcache.client.base import Client
-
-        stats: dict = {}
-        for server in self.servers:
-            client = Client(server, connect_timeout=0.25, timeout=0.5)
-            try:
-                raw = client.stats()
-                stats[f"{server[0]}:{server[1]}" if isinstance(server, tuple) else str(server)] = {
-                    (k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()
-                }
-            except Exception as exc:
-                stats[str(server)] = {"error": f"{type(exc).__name__}: {exc}"}
-            finally:
-                client.close()
-        return stats
+        return {
+            node: {k: int(v) if v.isdigit() else v for k, v in stats.items()}
+            if isinstance(stats, dict)
+            else {"error": stats}
+            for node, stats in self.client.stats().items()
+        }
 
     def server_item_size_max(self) -> Optional[int]:
         """The smallest ``item_size_max`` among the servers, or None if no
         server answered."""
-        sizes = []
-        for server in self.servers:
-            from pymemcache.client.base import Client
-
-            client = Client(server, connect_timeout=0.25, timeout=0.5)
-            try:
-                settings = client.stats("settings")
-                size = settings.get(b"item_size_max") or settings.get("item_size_max")
-                if size is not None:
-                    sizes.append(int(size))
-            except Exception:
-                continue
-            finally:
-                client.close()
+        sizes = [
+            int(stats["item_size_max"])
+            for stats in self.client.stats("settings").values()
+            if isinstance(stats, dict) and "item_size_max" in stats
+        ]
         return min(sizes) if sizes else None
 
 

@@ -1,0 +1,295 @@
+"""MemcachedTier and its client (tiercache._core.MemcachedClient) over the two
+real memcached instances of scripts/servers.sh: key→server mapping shared
+with Django's PyMemcacheCache, batching, item limits, add, TTLs, deletes,
+timeouts on a frozen server, connection errors, reconnects, threads."""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+import threading
+import time
+
+import pytest
+from conftest import servers
+
+from tiercache import TieredCache, _core
+from tiercache.tiers import MemcachedTier, _servers
+
+MEMCACHED = os.environ["TIERCACHE_MEMCACHED"]
+NODES = MEMCACHED.split(",")
+
+
+def single(node: str, **kwargs) -> _core.MemcachedClient:
+    """A client of one server only (to see where a key really is)."""
+    return _core.MemcachedClient(_servers([node]), **kwargs)
+
+
+def random_keys(n: int, seed: int = 7) -> list:
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + ":|%#-_."
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 120))) for _ in range(n)]
+
+
+# -- key → server -------------------------------------------------------------
+
+
+def test_murmur3_matches_pymemcache():
+    from pymemcache.client.murmur3 import murmur3_32
+
+    rng = random.Random(3)
+    texts = ["", "a", "ab", "abc", "abcd", "127.0.0.1:11211-key", "é", "日本語のキー", "\x00\x01\xff"]
+    texts += ["".join(chr(rng.randint(1, 0x2FFF)) for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    for text in texts:
+        for seed in (0, 1, 0xDEADBEEF):
+            assert _core.murmur3_32(text, seed) == murmur3_32(text, seed), (text, seed)
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        NODES,
+        ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211", "cache.internal:11211", "[::1]:11212"],
+        "10.0.0.1:11211;10.0.0.2:11211,unix:/run/memcached.sock",
+    ],
+)
+def test_key_to_server_mapping_is_pymemcache_hashclients(location):
+    """Django's PyMemcacheCache is a pymemcache HashClient with its default
+    RendezvousHash: we pick the same server for every key."""
+    from pymemcache.client.base import normalize_server_spec
+    from pymemcache.client.rendezvous import RendezvousHash
+
+    if isinstance(location, str):
+        import re
+
+        location = re.split("[;,]", location)
+    ring = RendezvousHash()
+    for server in location:
+        spec = normalize_server_spec(server)
+        ring.add_node(f"{spec[0]}:{spec[1]}" if isinstance(spec, tuple) else spec)
+    tier = MemcachedTier(location, key_prefix=":1:")
+    for key in random_keys(2000):
+        assert tier.client.server_for(key) == ring.get_node(":1:" + key)
+
+
+def test_django_pymemcachecache_finds_our_keys_on_the_same_server():
+    from django.core.cache import caches
+
+    django_cache = caches["memcached"]  # PyMemcacheCache over the same LOCATION
+    tier = MemcachedTier.from_django("memcached")
+    tier.clear()
+    keys = [f"shared-{i}" for i in range(60)]
+    tier.set_many([(k, b"ours", 60_000) for k in keys])
+    # the key is on the server both pick, and only there
+    for key in keys[:20]:
+        node = tier.client.server_for(key)
+        for other in NODES:
+            found = single(other, key_prefix=":1:").get_many([key])[0]
+            assert (found == b"ours") == (other == node), (key, node, other)
+    # a plain Django delete reaches the same server: invalidation works across both
+    django_cache.delete_many(keys[:30])
+    got = tier.get_many(keys)
+    assert got[:30] == [None] * 30 and got[30:] == [b"ours"] * 30
+    # and Django's own values are on the servers we would read them from
+    django_cache.set("written-by-django", "x", 60)
+    raw = tier.get_many(["written-by-django"])[0]
+    assert raw is not None  # Django's pickled bytes (our core would refuse them: not an envelope)
+
+
+# -- batches ------------------------------------------------------------------
+
+
+def test_get_many_spans_servers_in_order_with_misses(memcached):
+    keys = [f"k{i}" for i in range(250)]
+    memcached.set_many([(k, k.encode() * 3, 60_000) for k in keys[::2]])
+    nodes = {memcached.client.server_for(k) for k in keys}
+    assert len(nodes) == 2  # both servers take part
+    got = memcached.get_many(keys)
+    assert got == [k.encode() * 3 if i % 2 == 0 else None for i, k in enumerate(keys)]
+    assert memcached.get_many([]) == []
+    # duplicates are answered at each position
+    assert memcached.get_many(["k0", "k1", "k0"]) == [b"k0k0k0", None, b"k0k0k0"]
+
+
+def test_values_of_any_size_and_bytes(memcached):
+    values = {
+        "empty": b"",
+        "crlf": b"\r\nEND\r\nVALUE x 0 3\r\n",
+        "binary": bytes(range(256)) * 10,
+        "big": os.urandom(1000 * 1024),  # under the 1 MiB item size
+    }
+    memcached.set_many([(k, v, None) for k, v in values.items()])
+    assert memcached.get_many(list(values)) == list(values.values())
+
+
+def test_item_over_the_server_limit_is_refused_and_the_connection_stays_in_sync(memcached):
+    with pytest.raises(OSError, match="did not store 1 item"):
+        memcached.set_many([("too-big", b"x" * (2 * 1024 * 1024), 60_000), ("small", b"s", 60_000)])
+    assert memcached.get_many(["too-big", "small"]) == [None, b"s"]
+    assert memcached.server_item_size_max() == 1024 * 1024
+
+
+def test_chunked_values_through_the_tier(memcached):
+    cache = TieredCache([memcached], local=None)
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    cache.set_all_tiers("big", big, ttl=60)
+    assert TieredCache([memcached], local=None).get("big") == big
+    assert TieredCache([memcached], local=None).get_many(["big", "nope"]) == {"big": big}
+
+
+def test_invalid_keys_are_refused():
+    tier = MemcachedTier(MEMCACHED)
+    for key in ("has space", "", "x" * 251, "new\nline", "é"):
+        with pytest.raises(ValueError, match="not a valid memcached key"):
+            tier.get_many([key])
+    with pytest.raises(ValueError, match="not a valid memcached key"):
+        MemcachedTier(MEMCACHED, key_prefix="a b")
+
+
+# -- add, TTLs, deletes -------------------------------------------------------
+
+
+def test_add_takes_a_lease_once(memcached):
+    assert memcached.add_many([("lease:a", b"me", 5_000), ("lease:b", b"me", 5_000)]) == [True, True]
+    assert memcached.add_many([("lease:a", b"other", 5_000), ("lease:c", b"other", 5_000)]) == [False, True]
+    assert memcached.get_many(["lease:a"]) == [b"me"]
+
+
+def test_ttls_expire_and_long_ttls_are_kept(memcached):
+    day = 24 * 3600 * 1000
+    memcached.set_many([("short", b"1", 1_000), ("forever", b"2", None), ("60-days", b"3", 60 * day)])
+    assert memcached.get_many(["short", "forever", "60-days"]) == [b"1", b"2", b"3"]
+    time.sleep(2.2)  # memcached expires on whole seconds
+    # 60 days is sent as a Unix time (memcached reads more than 30 days as one)
+    assert memcached.get_many(["short", "forever", "60-days"]) == [None, b"2", b"3"]
+
+
+def test_delete_many(memcached):
+    memcached.set_many([(f"d{i}", b"v", 60_000) for i in range(20)])
+    memcached.delete_many([f"d{i}" for i in range(10)] + ["never-there"])
+    assert memcached.get_many([f"d{i}" for i in range(20)]) == [None] * 10 + [b"v"] * 10
+    memcached.delete_many([])
+
+
+def test_key_prefix_isolates(memcached):
+    a = MemcachedTier(MEMCACHED, key_prefix="a:")
+    b = MemcachedTier(MEMCACHED, key_prefix="b:")
+    a.set_many([("k", b"from a", None)])
+    assert b.get_many(["k"]) == [None]
+    assert memcached.get_many(["a:k"]) == [b"from a"]
+
+
+def test_server_stats(memcached):
+    stats = memcached.server_stats()
+    assert set(stats) == set(NODES)
+    assert all("curr_items" in s for s in stats.values())
+
+
+# -- failures -----------------------------------------------------------------
+
+
+def test_connection_refused_names_the_server():
+    dead = MemcachedTier("127.0.0.1:1")  # nothing listens there
+    with pytest.raises(ConnectionRefusedError, match=r"memcached 127\.0\.0\.1:1"):
+        dead.get_many(["k"])
+    assert dead.server_stats()["127.0.0.1:1"]["error"]
+
+
+def test_frozen_server_times_out_once_and_the_read_degrades(memcached, redis_tier):
+    writer = TieredCache([memcached, redis_tier], local=None)
+    keys = [f"f{i}" for i in range(40)]
+    writer.get_many_or_load(keys, lambda ks: {k: k.upper() for k in ks}, ttl=600)
+    tier = MemcachedTier(MEMCACHED, timeout=0.3)
+    reader = TieredCache([tier, redis_tier], local=None, cooldown=(3, 0.2))
+    servers("freeze", "memcached")  # both: accept connections, never answer
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="memcached"):
+            tier.get_many(keys)
+        took = time.monotonic() - start
+        assert 0.25 < took < 0.6  # one timeout for both servers, not one each
+        start = time.monotonic()
+        assert reader.get_many(keys) == {k: k.upper() for k in keys}  # from Redis
+        assert time.monotonic() - start < 0.8
+        calls = []
+        assert reader.get_or_load("cold", lambda: calls.append(1) or "loaded", ttl=60) == "loaded"
+        assert calls == [1]
+        assert reader.stats()["tiers"][0]["errors"] >= 1
+    finally:
+        servers("thaw", "memcached")
+    deadline = time.monotonic() + 5
+    while reader.stats()["tiers"][0]["hits"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.25)  # out of the cool-down
+        reader.get_many(keys)
+    assert reader.stats()["tiers"][0]["hits"] > 0
+
+
+def test_one_frozen_server_fails_the_batch_within_the_timeout(memcached):
+    keys = [f"g{i}" for i in range(50)]
+    memcached.set_many([(k, b"v", 60_000) for k in keys])
+    tier = MemcachedTier(MEMCACHED, timeout=0.3)
+    assert tier.get_many(keys) == [b"v"] * 50
+    servers("freeze", "memcached2")
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match=NODES[1].replace(".", r"\.")):
+            tier.get_many(keys)
+        assert time.monotonic() - start < 0.6
+        # keys of the live server alone still work
+        live = [k for k in keys if tier.client.server_for(k) == NODES[0]]
+        assert tier.get_many(live) == [b"v"] * len(live)
+    finally:
+        servers("thaw", "memcached2")
+    assert tier.get_many(keys) == [b"v"] * 50  # the timed-out connection was replaced
+
+
+def test_restarted_server_is_used_again_at_once(memcached):
+    tier = MemcachedTier(MEMCACHED)
+    tier.set_many([("before", b"1", None)])
+    assert tier.get_many(["before"]) == [b"1"]  # pooled connections to both servers
+    servers("stop", "memcached")
+    try:
+        with pytest.raises(OSError):
+            tier.get_many(["before"])
+    finally:
+        servers("start", "memcached")
+    # the first operation after the restart succeeds (dead pooled connections are replaced)
+    assert tier.get_many(["before", "x"]) == [None, None]
+    tier.set_many([("after", b"2", None)])
+    assert tier.get_many(["after"]) == [b"2"]
+
+
+def test_restart_while_idle_is_invisible(memcached):
+    tier = MemcachedTier(MEMCACHED)
+    keys = [f"r{i}" for i in range(30)]
+    assert tier.get_many(keys) == [None] * 30  # connections pooled
+    servers("stop", "memcached")
+    servers("start", "memcached")
+    assert tier.get_many(keys) == [None] * 30  # stale connections replaced, no error
+    assert tier.add_many([("r0", b"x", 5_000)]) == [True]
+
+
+# -- threads ------------------------------------------------------------------
+
+
+def test_threads_share_one_tier(memcached):
+    keys = [f"t{i}" for i in range(200)]
+    memcached.set_many([(k, k.encode(), 60_000) for k in keys])
+    errors = []
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(40):
+                batch = rng.sample(keys, 30)
+                assert memcached.get_many(batch) == [k.encode() for k in batch]
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
