@@ -293,3 +293,66 @@ def test_threads_share_one_tier(memcached):
     for t in threads:
         t.join()
     assert errors == []
+
+
+# -- the read driver over the native client -----------------------------------
+
+
+def test_undecodable_payload_is_a_logged_miss(memcached, caplog):
+    sealed = _core.encode_envelope(b"\x80\x05not a pickle", codec="pickle", created_at_ms=_core.now_ms())
+    memcached.set_many([("broken", sealed, 60_000)])
+    reader = TieredCache([memcached], local=None)
+    with caplog.at_level("WARNING", logger="tiercache"):
+        assert reader.get_many(["broken"]) == {}
+    assert "could not decode the value of 'broken'" in caplog.text
+    assert reader.stats()["reads"]["decode_errors"] == 1
+    assert reader.get_or_load("broken", lambda: "reloaded", ttl=60) == "reloaded"
+
+
+def test_values_in_another_codec_are_decoded_too(memcached):
+    TieredCache([memcached], codec="json").set_all_tiers("j", {"a": [1, 2]}, ttl=60)
+    TieredCache([memcached]).set_all_tiers("p", {"b": (3,)}, ttl=60)
+    reader = TieredCache([memcached], local=None)  # pickle by default
+    assert reader.get_many(["j", "p", "none"]) == {"j": {"a": [1, 2]}, "p": {"b": (3,)}}
+
+
+def test_a_subclass_that_overrides_get_many_is_called(memcached):
+    calls = []
+
+    class Counting(MemcachedTier):
+        def get_many(self, keys):
+            calls.append(list(keys))
+            return super().get_many(keys)
+
+    tier = Counting(MEMCACHED)
+    assert tier.native_client is None
+    assert MemcachedTier(MEMCACHED).native_client is not None
+    TieredCache([tier]).set_all_tiers("c", 1, ttl=60)
+    assert TieredCache([tier], local=None).get_many(["c", "d"]) == {"c": 1}
+    assert calls == [["c", "d"]]
+
+
+def test_get_many_keeps_the_callers_keys(memcached):
+    from tiercache import Key
+
+    built = Key("ns", 2)("a b")
+    cache = TieredCache([memcached])
+    cache.set_all_tiers(built, "built", ttl=60)
+    cache.set_all_tiers("plain key with spaces", "plain", ttl=60)
+    got = TieredCache([memcached], local=None).get_many(iter([built, "plain key with spaces", "missing"]))
+    assert got == {built: "built", "plain key with spaces": "plain"}
+    assert [type(k) for k in got] == [type(built), str]
+    with pytest.raises(TypeError, match="cache keys are str"):
+        cache.get_many(["ok", 42])
+
+
+def test_async_reads_use_the_same_tier(memcached):
+    import asyncio
+
+    cache = TieredCache([memcached], local=None)
+    cache.set_all_tiers("a", "x", ttl=60)
+
+    async def main():
+        return await asyncio.gather(*(cache.aget_many(["a", "b"]) for _ in range(20)))
+
+    assert asyncio.run(main()) == [{"a": "x"}] * 20
