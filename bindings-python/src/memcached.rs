@@ -582,11 +582,18 @@ impl MemcachedClient {
     fn exchange(&self, work: &[Work], keys: &[Vec<u8>], retry: bool) -> io::Result<Vec<Reply>> {
         let mut conns: Vec<Option<Conn>> = Vec::with_capacity(work.len());
         for w in work {
-            let server = &self.servers[w.server];
-            let conn = self
-                .checkout(server)
-                .map_err(|e| self.with_server(w.server, e))?;
-            conns.push(Some(conn));
+            match self.checkout(&self.servers[w.server]) {
+                Ok(conn) => conns.push(Some(conn)),
+                Err(e) => {
+                    // Nothing was sent yet: the others go back to the pool.
+                    for (w, conn) in work.iter().zip(conns) {
+                        if let Some(conn) = conn {
+                            self.checkin(&self.servers[w.server], conn);
+                        }
+                    }
+                    return Err(self.with_server(w.server, e));
+                }
+            }
         }
         let deadline = Instant::now() + self.timeout;
         let mut sent_ok = vec![true; work.len()];
