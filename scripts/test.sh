@@ -7,6 +7,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
+# Everything is also written to a log, so the closing line can add up the
+# counts of every runner (cargo test, pytest, node --test).
+LOG="$(mktemp)"
+exec > >(tee "$LOG") 2>&1
+
 step "Toolchain"
 ensure_rust
 
@@ -22,11 +27,19 @@ cargo build -p tiercache --target wasm32-unknown-unknown --quiet
 step "Rust tests (cargo test --workspace)"
 cargo test --workspace
 
-# The host packages' suites (each builds its package once and starts the
-# servers it needs).
-for suite in scripts/test-python.sh scripts/test-wasm.sh; do
+# The host packages' and the examples' suites (each builds what it needs
+# once and starts the servers it needs).
+for suite in scripts/test-python.sh scripts/test-wasm.sh scripts/test-examples.sh; do
   if [ -f "$suite" ]; then
     step "$suite"
     bash "$suite"
   fi
 done
+
+step "Summary"
+total_passed=$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | awk '
+  /^test result: ok\./ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed;?/) n += $i }
+  /^=+ .*[0-9]+ passed/ || /^[0-9]+ passed/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^passed/) n += $i }
+  /^# pass [0-9]+/ { n += $3 }
+  END { print n + 0 }')
+echo "total: ${total_passed} passed, 0 failed"
