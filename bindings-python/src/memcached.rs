@@ -41,6 +41,8 @@ pub const MAX_KEY_LEN: usize = 250;
 const KEYS_PER_GET: usize = 100;
 /// memcached reads an expiry above 30 days as a Unix time.
 const RELATIVE_EXPIRY_MAX: u64 = 30 * 24 * 3600;
+/// Values at least this large are read into buffers of their own.
+const LARGE_VALUE: usize = 32 * 1024;
 /// Read buffers larger than this are shrunk before a connection is pooled.
 const POOLED_BUFFER: usize = 64 * 1024;
 /// A socket timeout within this much of the one wanted is kept as it is
@@ -235,6 +237,36 @@ impl Conn {
         }
     }
 
+    /// A value of `len` bytes whose first bytes are at `buf[start..filled]`:
+    /// reads the rest (and the CRLF after it) into a buffer of its own, and
+    /// leaves `filled` at `start`. None if the CRLF is missing.
+    fn read_large(
+        &mut self,
+        start: usize,
+        len: usize,
+        deadline: Instant,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let mut value = vec![0u8; len + 2];
+        let have = self.filled - start;
+        value[..have].copy_from_slice(&self.buf[start..self.filled]);
+        self.filled = start;
+        let mut at = have;
+        while at < value.len() {
+            self.arm(deadline)?;
+            match self.stream.read(&mut value[at..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(timeout_kind(e)),
+            }
+        }
+        if &value[len..] != b"\r\n" {
+            return Ok(None);
+        }
+        value.truncate(len);
+        Ok(Some(value))
+    }
+
     fn reset_buffer(&mut self) {
         self.filled = 0;
         if self.buf.len() > POOLED_BUFFER {
@@ -345,13 +377,6 @@ fn receive(
                     .ok_or_else(|| server_error(server, line))?;
                 let start = eol + 2;
                 let end = start + len;
-                if conn.filled < end + 2 {
-                    conn.fill(end + 2, deadline)?;
-                    continue; // parse the header again with the data in
-                }
-                if &conn.buf[end..end + 2] != b"\r\n" {
-                    return Err(protocol_error(server, "a value did not end with CRLF"));
-                }
                 let key = &conn.buf[pos + 6..pos + 6 + key_len];
                 while cursor < keys.len() && keys[cursor] != key {
                     cursor += 1;
@@ -364,6 +389,25 @@ fn receive(
                             String::from_utf8_lossy(key)
                         ),
                     ));
+                }
+                if conn.filled < end + 2 && len >= LARGE_VALUE {
+                    // Straight from the socket into the value's own buffer:
+                    // no growing of the connection's buffer, no extra copy.
+                    let value = conn.read_large(start, len, deadline)?;
+                    if value.is_none() {
+                        return Err(protocol_error(server, "a value did not end with CRLF"));
+                    }
+                    values.push((cursor, value.unwrap_or_default()));
+                    cursor += 1;
+                    pos = start;
+                    continue;
+                }
+                if conn.filled < end + 2 {
+                    conn.fill(end + 2, deadline)?;
+                    continue; // parse the header again with the data in
+                }
+                if &conn.buf[end..end + 2] != b"\r\n" {
+                    return Err(protocol_error(server, "a value did not end with CRLF"));
                 }
                 values.push((cursor, conn.buf[start..end].to_vec()));
                 cursor += 1;

@@ -116,11 +116,17 @@ def test_values_of_any_size_and_bytes(memcached):
     values = {
         "empty": b"",
         "crlf": b"\r\nEND\r\nVALUE x 0 3\r\n",
-        "binary": bytes(range(256)) * 10,
         "big": os.urandom(1000 * 1024),  # under the 1 MiB item size
+        "binary": bytes(range(256)) * 10,
+        "32k": os.urandom(32 * 1024),  # read into a buffer of its own
+        "big2": b"\r\n" * (300 * 1024),
+        "last": b"x",
     }
     memcached.set_many([(k, v, None) for k, v in values.items()])
-    assert memcached.get_many(list(values)) == list(values.values())
+    keys = [*values, "missing"]
+    for _ in range(3):  # the connections stay in sync
+        assert memcached.get_many(keys) == [*values.values(), None]
+        assert memcached.get_many(keys[::-1]) == [None, *list(values.values())[::-1]]
 
 
 def test_item_over_the_server_limit_is_refused_and_the_connection_stays_in_sync(memcached):
@@ -356,3 +362,17 @@ def test_async_reads_use_the_same_tier(memcached):
         return await asyncio.gather(*(cache.aget_many(["a", "b"]) for _ in range(20)))
 
     assert asyncio.run(main()) == [{"a": "x"}] * 20
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_uses_its_own_connections(memcached):
+    memcached.set_many([("fork", b"v", 60_000)])
+    assert memcached.get_many(["fork"]) == [b"v"]  # the parent pools connections
+    pid = os.fork()
+    if pid == 0:  # the child: its reads must not interleave with the parent's sockets
+        ok = all(memcached.get_many(["fork", "nope"]) == [b"v", None] for _ in range(50))
+        os._exit(0 if ok else 1)
+    for _ in range(50):
+        assert memcached.get_many(["fork", "nope"]) == [b"v", None]
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
