@@ -111,6 +111,38 @@ macro_rules! part_from_int {
 
 part_from_int!(i32, u32, i64, u64, usize, i128);
 
+/// An owned [`Part`], for hosts that first convert their own values (a
+/// Python `int`, a JS `Uint8Array`) and then build the key.
+///
+/// ```
+/// use tiercache::key::{KeyBuilder, OwnedPart};
+/// use tiercache::Namespace;
+///
+/// let parts = vec![OwnedPart::Str("course-v1:edX+DemoX".into()), OwnedPart::Int(3)];
+/// let key = KeyBuilder::new(Namespace::new("outline").unwrap(), 1).build_owned(&parts);
+/// assert_eq!(key, "outline|v1|course-v1:edX+DemoX|#3");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OwnedPart {
+    /// Text.
+    Str(String),
+    /// An integer.
+    Int(i128),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl OwnedPart {
+    /// Borrows it as a [`Part`].
+    pub fn as_part(&self) -> Part<'_> {
+        match self {
+            OwnedPart::Str(s) => Part::Str(s),
+            OwnedPart::Int(n) => Part::Int(*n),
+            OwnedPart::Bytes(b) => Part::Bytes(b),
+        }
+    }
+}
+
 /// Why a key could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -259,6 +291,18 @@ impl KeyBuilder {
         let mut out = String::with_capacity(estimate.min(self.max_len));
         self.build_into(parts, &mut out);
         out
+    }
+
+    /// The key for owned `parts` (see [`OwnedPart`]).
+    pub fn build_owned(&self, parts: &[OwnedPart]) -> String {
+        let parts: Vec<Part<'_>> = parts.iter().map(OwnedPart::as_part).collect();
+        self.build(&parts)
+    }
+
+    /// Like [`KeyBuilder::build_into`], for owned parts.
+    pub fn build_owned_into(&self, parts: &[OwnedPart], out: &mut String) {
+        let parts: Vec<Part<'_>> = parts.iter().map(OwnedPart::as_part).collect();
+        self.build_into(&parts, out);
     }
 
     /// Clears `out` and writes the key for `parts` into it, so that a buffer

@@ -20,11 +20,13 @@ pub mod tiered;
 
 pub use chunk::{ChunkError, Manifest};
 pub use envelope::{Codec, EnvelopeError, EnvelopeHeader, Keyring};
-pub use key::{is_valid_memcached_key, safe_key, KeyBuilder, KeyError, Part, DEFAULT_MAX_KEY_LEN};
+pub use key::{
+    is_valid_memcached_key, safe_key, KeyBuilder, KeyError, OwnedPart, Part, DEFAULT_MAX_KEY_LEN,
+};
 pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
 pub use namespace::{Namespace, NamespaceError};
 pub use request::RequestCache;
 pub use stampede::{Freshness, LeasePolicy, SingleFlight, WaitId};
-pub use stats::{ReadStats, TierStats};
+pub use stats::{NamedCounters, ReadStats, TierStats};
 pub use tiered::{ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig};

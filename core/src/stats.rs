@@ -64,3 +64,86 @@ pub struct ReadStats {
     /// Keys handed back to a reader to refresh (stale, or XFetch early).
     pub refreshes: u64,
 }
+
+/// Counters as `(name, value)` pairs, in a fixed order, so every host
+/// reports them under the same names (`stats()` in Python and JS).
+pub trait NamedCounters {
+    /// The counters, by name.
+    fn named(&self) -> Vec<(&'static str, u64)>;
+}
+
+macro_rules! named_counters {
+    ($ty:ty { $($field:ident),* $(,)? }) => {
+        impl NamedCounters for $ty {
+            fn named(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field as u64)),*]
+            }
+        }
+    };
+}
+
+named_counters!(TierStats {
+    hits,
+    misses,
+    errors,
+    fetches,
+    writes,
+    bytes_read,
+    bytes_written,
+    chunked_reads,
+    chunk_misses,
+    rejected,
+    stale_served,
+    expired,
+    early_refreshes,
+    lock_waits,
+    skipped_cooling_down,
+});
+named_counters!(ReadStats {
+    reads,
+    keys,
+    request_hits,
+    local_hits,
+    remote_hits,
+    loads,
+    load_errors,
+    flight_waits,
+    misses,
+    decode_errors,
+    refreshes,
+});
+named_counters!(crate::local::LocalStats {
+    hits,
+    misses,
+    inserts,
+    updates,
+    evictions,
+    expirations,
+    rejected,
+    entries,
+    weight,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_counters_list_every_field_by_name() {
+        let stats = TierStats {
+            hits: 3,
+            skipped_cooling_down: 9,
+            ..TierStats::default()
+        };
+        let named = stats.named();
+        assert_eq!(named.len(), 15);
+        assert_eq!(named[0], ("hits", 3));
+        assert_eq!(named[14], ("skipped_cooling_down", 9));
+        assert_eq!(ReadStats::default().named().len(), 11);
+        let local = crate::local::LocalStats {
+            entries: 4,
+            ..Default::default()
+        };
+        assert!(local.named().contains(&("entries", 4)));
+    }
+}
