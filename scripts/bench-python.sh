@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of the Python package against its peers (edx-django-utils,
 # functools.lru_cache, cachetools, Django's LocMemCache and PyMemcacheCache),
-# side by side in one process over real memcached, with ratios printed.
+# side by side in one process over real memcached (ours and the peer
+# interleaved round by round, best round kept), with ratios printed.
 # Builds the extension (release), starts and stops the servers.
 # Usage: bash scripts/bench-python.sh [--quick] [--check]
 set -euo pipefail

@@ -139,7 +139,8 @@ fn normalize_keys<'py>(
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     tiercache::safe_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let user = match keys.cast::<PyList>() {
-        Ok(list) => list.clone(),
+        // A copy: the caller may change its list while the read waits for I/O.
+        Ok(list) => list.get_slice(0, list.len()),
         Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
     };
     let core = PyList::empty(py);
