@@ -1,19 +1,28 @@
 // LocalCache: a bounded in-isolate cache whose policy is the core's.
 //
 // Keys and values stay here, in a Map<string, slot> and arrays indexed by
-// slot. The wasm side (LocalSlots) holds one core LocalCache entry per slot
-// and makes every policy decision: which entry is evicted (LRU, by count and
-// by bytes), when an entry expires, when an expired entry is reclaimed. Only
-// integers cross the boundary, and a get does not cross it at all: the slot
-// is appended to a read buffer that is applied in one call when it is full
-// or before the next write (as Caffeine and moka do), so the core's recency
-// order is exact whenever it evicts.
+// slot. The wasm side (LocalSlots, over the core's SlotPolicy) makes every
+// policy decision: which entry is evicted (LRU, by count and by bytes), when
+// an entry expires, when an expired entry is reclaimed, and which slot a new
+// entry gets. Only integers cross the boundary, and a get does not cross it
+// at all: the slot is appended to a read buffer that is applied in one call
+// when it is full or before the next write (as Caffeine and moka do), so
+// the core's recency order is exact whenever it evicts. Results come back
+// through a header in wasm memory read with views of the whole memory
+// (rebuilt when memory grows), so a call allocates nothing.
 
 import { LocalSlots } from './tiercache_core.js';
 import { wasmMemory } from './runtime.js';
 
 const READ_BUFFER = 256;
-const OUT_SLOTS = 256;
+// A read of a key that is not stored: the core counts it as a miss.
+const NO_SLOT = 0xffffffff;
+// Offsets in the LocalSlots header (see bindings-wasm/src/local.rs, `Out`).
+const OUT_EXPIRY = 0;
+const OUT_REMOVED_PTR = 8;
+const OUT_REMOVED_LEN = 12;
+const OUT_STATS = 16;
+const OUT_READS = 88;
 
 function describe(value) {
   if (value === null) return 'null';
@@ -42,17 +51,16 @@ export class LocalCache {
   #keys = [];
   #values = [];
   #expiry = new Float64Array(64);
-  #free = [];
-  #slots = 0;
   #reads = new Uint32Array(READ_BUFFER);
   #n = 0;
-  #out = null;
-  #outPtr;
+  #memory;
+  #u32;
+  #f64;
+  #out;
   #timed;
   #clock;
   #lastNow;
   #sizeOf;
-  #misses = 0;
 
   /**
    * @param {{ maxEntries: number, maxBytes?: number, ttlMs?: number,
@@ -71,20 +79,52 @@ export class LocalCache {
     if (clock !== undefined && typeof clock !== 'function') throw new TypeError('tiercache: clock must be a function returning milliseconds');
     const ttl = ttlMs === undefined || ttlMs === null ? NaN : checkTtl(ttlMs);
     this.#policy = new LocalSlots(maxEntries, maxBytes ?? Infinity, ttl);
-    this.#outPtr = this.#policy.outPtr();
+    this.#out = this.#policy.outPtr();
+    this.#memory = wasmMemory();
+    this.#views();
     this.#clock = clock ?? Date.now;
     this.#sizeOf = sizeOf;
     this.#timed = Number.isFinite(ttl);
     this.#lastNow = this.#clock();
   }
 
-  /** The output buffer the policy writes removed slots to (in wasm memory). */
-  #view() {
-    let out = this.#out;
-    if (out === null || out.length === 0) {
-      out = this.#out = new Float64Array(wasmMemory().buffer, this.#outPtr, OUT_SLOTS + 1);
+  /** Views of the whole wasm memory; a growth of memory detaches them. */
+  #views() {
+    const buffer = this.#memory.buffer;
+    this.#u32 = new Uint32Array(buffer);
+    this.#f64 = new Float64Array(buffer);
+  }
+
+  /** The u32 view, valid after whatever the last wasm call allocated. */
+  #u32view() {
+    if (this.#u32.length === 0) this.#views();
+    return this.#u32;
+  }
+
+  /**
+   * Drops the keys and values of the slots the last call removed; returns
+   * the u32 view.
+   */
+  #release() {
+    const u32 = this.#u32view();
+    const out = this.#out >>> 2;
+    const n = u32[out + (OUT_REMOVED_LEN >>> 2)];
+    if (n !== 0) {
+      const at = u32[out + (OUT_REMOVED_PTR >>> 2)] >>> 2;
+      for (let i = 0; i < n; i++) {
+        const slot = u32[at + i];
+        this.#map.delete(this.#keys[slot]);
+        this.#keys[slot] = undefined;
+        this.#values[slot] = undefined;
+      }
     }
-    return out;
+    return u32;
+  }
+
+  /** The expiry the core gave the entry of the last set or touch. */
+  #outExpiry() {
+    if (this.#f64.length === 0) this.#views();
+    return this.#f64[(this.#out + OUT_EXPIRY) >>> 3];
   }
 
   /** The time for a write: pending reads are applied first, at their own time. */
@@ -94,51 +134,30 @@ export class LocalCache {
     return this.#lastNow;
   }
 
-  /** Frees the `n` slots the policy reported, and any it reports after. */
-  #release(n) {
-    for (;;) {
-      const out = this.#view();
-      for (let i = 1; i <= n; i++) {
-        const slot = out[i];
-        this.#map.delete(this.#keys[slot]);
-        this.#keys[slot] = undefined;
-        this.#values[slot] = undefined;
-        this.#free.push(slot);
-      }
-      if (n < OUT_SLOTS) return;
-      n = this.#policy.drain();
-    }
-  }
-
   #flush() {
     const n = this.#n;
     this.#n = 0;
-    const removed = this.#policy.applyReads(this.#reads.subarray(0, n), this.#lastNow);
-    if (removed) this.#release(removed);
-  }
-
-  #newSlot() {
-    if (this.#free.length) return this.#free.pop();
-    const slot = this.#slots++;
-    if (slot >= this.#expiry.length) {
-      const grown = new Float64Array(this.#expiry.length * 2);
-      grown.set(this.#expiry);
-      this.#expiry = grown;
-    }
-    return slot;
+    this.#u32view().set(this.#reads, (this.#out + OUT_READS) >>> 2);
+    if (this.#policy.applyReads(n, this.#lastNow) !== 0) this.#release();
   }
 
   /** The value of `key`, or undefined (use `has` to tell a stored undefined from a miss). */
   get(key) {
     const slot = this.#map.get(key);
     if (slot === undefined) {
-      this.#misses++;
+      this.#miss();
       return undefined;
     }
     if (this.#timed) return this.#timedRead(slot) ? this.#values[slot] : undefined;
     this.#reads[this.#n++] = slot;
     if (this.#n === READ_BUFFER) this.#flush();
     return this.#values[slot];
+  }
+
+  /** Records a miss: the core counts it when the buffer is applied. */
+  #miss() {
+    this.#reads[this.#n++] = NO_SLOT;
+    if (this.#n === READ_BUFFER) this.#flush();
   }
 
   /**
@@ -168,7 +187,7 @@ export class LocalCache {
   lookup(key) {
     const slot = this.#map.get(key);
     if (slot === undefined) {
-      this.#misses++;
+      this.#miss();
       return { hit: false, value: undefined };
     }
     if (this.#timed ? this.#timedRead(slot) : this.#untimedRead(slot)) return { hit: true, value: this.#values[slot] };
@@ -197,36 +216,49 @@ export class LocalCache {
     if (options !== undefined) {
       ttl = checkTtl(options.ttlMs);
       size = options.size;
-      if (Number.isFinite(ttl) && !this.#timed) {
-        if (this.#n) this.#flush();
-        this.#timed = true;
-      }
+      if (Number.isFinite(ttl) && !this.#timed) this.#becomeTimed();
     }
     const weight = size !== undefined ? size : this.#sizeOf !== undefined ? this.#sizeOf(value, key) : 0;
     if (typeof weight !== 'number' || !(weight >= 0)) {
       throw new TypeError(`tiercache: the size of the value for ${JSON.stringify(key.slice(0, 80))} must be a number >= 0, got ${describe(weight)}`);
     }
     const now = this.#now();
-    let slot = this.#map.get(key);
-    const fresh = slot === undefined;
-    if (fresh) slot = this.#newSlot();
-    const r = this.#policy.set(slot, weight, ttl, now);
-    if (r < 0) {
-      if (!fresh) this.#map.delete(key);
-      this.#keys[slot] = undefined;
-      this.#values[slot] = undefined;
-      this.#free.push(slot);
-      if (r < -1) this.#release(-1 - r);
-      return this;
-    }
-    this.#expiry[slot] = this.#view()[0];
-    if (r) this.#release(r);
-    if (fresh) {
+    const held = this.#map.get(key);
+    // The core picks the slot: the one held, a free one, or (in a full
+    // cache) the one it just evicted; it reports every slot that left.
+    const slot = this.#policy.set(held === undefined ? -1 : held, weight, ttl, now);
+    this.#release();
+    if (slot < 0) return this;
+    if (this.#keys[slot] !== key) {
       this.#map.set(key, slot);
       this.#keys[slot] = key;
     }
     this.#values[slot] = value;
+    if (this.#timed) {
+      if (slot >= this.#expiry.length) this.#growExpiry(slot);
+      this.#expiry[slot] = this.#outExpiry();
+    }
     return this;
+  }
+
+  #growExpiry(slot) {
+    let length = this.#expiry.length * 2;
+    while (length <= slot) length *= 2;
+    const grown = new Float64Array(length).fill(Infinity);
+    grown.set(this.#expiry);
+    this.#expiry = grown;
+  }
+
+  /**
+   * The first entry with a TTL: from now on reads check expiry. Expiry
+   * times are kept only while some entry may expire; every entry stored
+   * before never expires.
+   */
+  #becomeTimed() {
+    if (this.#n) this.#flush();
+    if (this.#keys.length > this.#expiry.length) this.#growExpiry(this.#keys.length);
+    this.#expiry.fill(Infinity);
+    this.#timed = true;
   }
 
   /** Removes `key`; true if it was stored. */
@@ -238,7 +270,6 @@ export class LocalCache {
     this.#map.delete(key);
     this.#keys[slot] = undefined;
     this.#values[slot] = undefined;
-    this.#free.push(slot);
     return true;
   }
 
@@ -247,23 +278,14 @@ export class LocalCache {
     const ttl = checkTtl(ttlMs);
     const slot = this.#map.get(key);
     if (slot === undefined) return false;
-    if (Number.isFinite(ttl) && !this.#timed) {
-      if (this.#n) this.#flush();
-      this.#timed = true;
+    if (Number.isFinite(ttl) && !this.#timed) this.#becomeTimed();
+    const live = this.#policy.touch(slot, ttl, this.#now());
+    // The slot is among the removed if a zero TTL deleted it or it had expired.
+    this.#release();
+    if (this.#keys[slot] === key) {
+      if (slot >= this.#expiry.length) this.#growExpiry(slot);
+      this.#expiry[slot] = this.#outExpiry();
     }
-    const removed = this.#policy.touch(slot, ttl, this.#now());
-    const live = this.#policy.touched;
-    const at = this.#view()[0];
-    if (at === -Infinity) {
-      // Deleted by a zero TTL, or it had expired: the slot is free.
-      this.#map.delete(key);
-      this.#keys[slot] = undefined;
-      this.#values[slot] = undefined;
-      this.#free.push(slot);
-    } else {
-      this.#expiry[slot] = at;
-    }
-    if (removed) this.#release(removed);
     return live;
   }
 
@@ -274,17 +296,14 @@ export class LocalCache {
     this.#map.clear();
     this.#keys = [];
     this.#values = [];
-    this.#free = [];
-    this.#slots = 0;
   }
 
   /** Reclaims every expired entry now; returns how many. */
   purgeExpired() {
     const now = this.#now();
-    const before = this.#map.size;
     const n = this.#policy.purgeExpired(now);
-    if (n) this.#release(n);
-    return before - this.#map.size;
+    if (n !== 0) this.#release();
+    return n;
   }
 
   /** Entries held (expired ones not yet reclaimed included). */
@@ -301,7 +320,10 @@ export class LocalCache {
   /** Counters (buffered reads are applied first). */
   stats() {
     if (this.#n) this.#flush();
-    const [hits, misses, inserts, updates, evictions, expirations, rejected, entries, bytes] = this.#policy.stats();
-    return { hits, misses: misses + this.#misses, inserts, updates, evictions, expirations, rejected, entries, bytes };
+    this.#policy.writeStats();
+    if (this.#f64.length === 0) this.#views();
+    const at = (this.#out + OUT_STATS) >>> 3;
+    const [hits, misses, inserts, updates, evictions, expirations, rejected, entries, bytes] = this.#f64.subarray(at, at + 9);
+    return { hits, misses, inserts, updates, evictions, expirations, rejected, entries, bytes };
   }
 }

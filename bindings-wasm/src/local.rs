@@ -1,73 +1,54 @@
-//! [`LocalSlots`]: the core's `LocalCache`, keyed by slot numbers, for a JS
-//! cache whose keys and values never cross the boundary.
+//! [`LocalSlots`]: the core's [`SlotPolicy`] (the rules of `LocalCache`,
+//! addressed by slot number) for a JS cache whose keys and values never
+//! cross the boundary.
 //!
 //! The JS `LocalCache` keeps `Map<string, slot>` and a value array indexed by
-//! slot. This side holds one core entry per slot and decides everything the
-//! policy decides: which entry to evict (LRU by count and weight), when an
-//! entry expires, and when an expired one is reclaimed. JS learns what left
-//! through a small output buffer in wasm memory that it reads through a
-//! `Float64Array` view (no call needed): `out[0]` is the expiry of the last
-//! slot set, `out[1..=n]` the slots removed by the last call, where `n` is
-//! the call's return value.
+//! slot. This side holds the policy and decides everything it decides: which
+//! entry to evict (LRU by count and weight), when an entry expires, when an
+//! expired one is reclaimed, and which slot a new entry gets. JS reads the
+//! results from a small header in wasm memory (no extra call, no
+//! allocation): see [`Out`]. Nothing is hashed here: a buffered read is a
+//! relink by slot index.
 
-use std::hash::{BuildHasher, Hasher};
-
-use tiercache::local::{Expiry, LocalCache, RemovalCause, SetOutcome};
-use tiercache::Lookup;
+use tiercache::local::{Expiry, SlotPolicy};
 use wasm_bindgen::prelude::*;
 
 use crate::js;
 
-/// How many removed slots one call reports at most; more are reported by
-/// further calls of [`LocalSlots::drain`].
-pub const OUT_SLOTS: usize = 256;
+/// How many buffered reads one `applyReads` call takes at most.
+pub const READ_BUFFER: usize = 256;
 
-/// Returned by `set` when the value was not stored (too heavy, or a zero TTL).
-const NOT_STORED: i32 = -1;
+/// The slot JS records for a read whose key it did not find (a miss): the
+/// core counts a read of a slot it does not hold as a miss.
+#[cfg(test)]
+const NO_SLOT: u32 = u32::MAX;
 
-/// Hashes slot numbers with one multiplication (Fibonacci hashing): slots
-/// are small dense integers chosen by us, not by an attacker, so a
-/// DoS-resistant string hash would only cost time on every read applied.
-#[derive(Clone, Copy, Default)]
-pub struct SlotHash;
-
-/// The hasher of [`SlotHash`].
-#[derive(Default)]
-pub struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn finish(&self) -> u64 {
-        // Odd multiplier: a bijection on the low bits (the table position)
-        // that also spreads the slot into the high bits (the tag byte).
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
-    }
-}
-
-impl BuildHasher for SlotHash {
-    type Hasher = SlotHasher;
-    fn build_hasher(&self) -> SlotHasher {
-        SlotHasher(0)
-    }
+/// What a call tells JS besides its return value, at a fixed address
+/// (`outPtr`). JS reads it through views of the whole wasm memory.
+#[repr(C)]
+struct Out {
+    /// Expiry (ms since the epoch) of the entry the last `set` or `touch`
+    /// left in place: `Infinity` if never; `-Infinity` if it is gone.
+    expiry: f64,
+    /// Where the slots removed by the last call are (a `u32` array), and
+    /// how many. JS drops their keys and values.
+    removed_ptr: u32,
+    removed_len: u32,
+    /// `stats()`: hits, misses, inserts, updates, evictions, expirations,
+    /// rejected, entries, weight.
+    stats: [f64; 9],
+    /// Buffered reads, copied here by JS before `applyReads`.
+    reads: [u32; READ_BUFFER],
 }
 
 /// The policy half of the JS `LocalCache`.
 #[wasm_bindgen]
 pub struct LocalSlots {
-    cache: LocalCache<u32, u32, SlotHash>,
-    /// Entries may expire (a default TTL, or an entry set with one).
-    timed: bool,
-    out: Box<[f64]>,
-    /// Removed slots not yet reported.
-    pending: Vec<u32>,
-    touched: bool,
+    policy: SlotPolicy,
+    out: Box<Out>,
+    /// Reused by every call (its capacity stays), so reporting removed slots
+    /// allocates nothing in the common case.
+    removed: Vec<u32>,
 }
 
 /// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` → now.
@@ -107,154 +88,113 @@ impl LocalSlots {
         } else {
             Some(js::to_u64(ttl_ms.ceil()))
         };
-        let cache = LocalCache::with_hasher(max_entries as usize, js::to_u64(max_weight), SlotHash)
-            .and_then(|c| c.with_default_ttl(default_ttl))
-            .map_err(|e| js::range_error(&e.to_string()))?
-            .with_removal_log();
-        Ok(LocalSlots {
-            timed: default_ttl.is_some(),
-            cache,
-            out: vec![0.0; OUT_SLOTS + 1].into_boxed_slice(),
-            pending: Vec::new(),
-            touched: false,
-        })
+        // The bounds and TTL were checked above, so the core accepts them.
+        let policy = SlotPolicy::new(max_entries as usize, js::to_u64(max_weight))
+            .and_then(|p| p.with_default_ttl(default_ttl))
+            .map_err(|_| js::range_error("invalid LocalCache bounds"))?;
+        let mut slots = LocalSlots {
+            policy,
+            out: Box::new(Out {
+                expiry: f64::INFINITY,
+                removed_ptr: 0,
+                removed_len: 0,
+                stats: [0.0; 9],
+                reads: [0; READ_BUFFER],
+            }),
+            removed: Vec::with_capacity(READ_BUFFER),
+        };
+        slots.report();
+        Ok(slots)
     }
 
-    /// Address of the output buffer in wasm memory (`OUT_SLOTS + 1` f64s).
+    /// Address of the [`Out`] header in wasm memory (8-byte aligned):
+    /// `expiry` at +0 (f64), `removed_ptr` at +8 and `removed_len` at +12
+    /// (u32), `stats` at +16 (9 f64s), `reads` at +88 (u32s).
     #[wasm_bindgen(js_name = outPtr)]
     pub fn out_ptr(&self) -> usize {
-        self.out.as_ptr() as usize
+        &*self.out as *const Out as usize
     }
 
-    /// Length of the output buffer, in f64s.
-    #[wasm_bindgen(js_name = outLen)]
-    pub fn out_len(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Stores slot `slot` with `weight`, expiring after `ttl_ms` (NaN: the
-    /// default; `Infinity`: never; `<= 0`: at once), at time `now`. Writes
-    /// the entry's expiry (ms since the epoch; `Infinity`: never) to
-    /// `out[0]` and returns how many removed slots it wrote to `out[1..]`;
-    /// if the value was not stored (too heavy, or a zero TTL: its slot is
-    /// free again), returns -1 - that count.
-    pub fn set(&mut self, slot: u32, weight: f64, ttl_ms: f64, now: f64) -> i32 {
-        let now_ms = js::to_u64(now);
-        let expiry = expiry(ttl_ms);
-        if let Expiry::AfterMs(_) = expiry {
-            self.timed = true;
-        }
-        let outcome = self
-            .cache
-            .set(slot, slot, js::to_u64(weight), expiry, now_ms);
-        let stored = outcome == SetOutcome::Stored;
-        if stored {
-            // The expiry the core gave the entry (never, unless a TTL is in play).
-            self.out[0] = match (self.timed, expiry) {
-                (false, _) | (_, Expiry::Never) => f64::INFINITY,
-                _ => match self.cache.ttl_remaining(&slot, now_ms) {
-                    Lookup::Hit(Some(left)) => (now_ms + left) as f64,
-                    _ => f64::INFINITY,
-                },
-            };
-        }
-        self.collect();
-        if stored {
-            self.report()
-        } else {
-            // A refused value removed any older entry of the slot (logged as
-            // superseded); the caller frees the slot itself.
-            self.pending.retain(|&s| s != slot);
-            NOT_STORED - self.report()
+    /// Stores an entry of `weight` for the key JS holds under `held` (-1:
+    /// none), expiring after `ttl_ms` (NaN: the default; `Infinity`: never;
+    /// `<= 0`: at once), at `now`. Returns the entry's slot, or -1 if nothing
+    /// was stored (too heavy, or a zero TTL). Writes the entry's expiry and
+    /// the removed slots (`held` among them if it went) to the header: JS
+    /// drops those first, then files the key under the returned slot.
+    pub fn set(&mut self, held: i32, weight: f64, ttl_ms: f64, now: f64) -> i32 {
+        self.removed.clear();
+        let slot = self.policy.set(
+            u32::try_from(held).ok(),
+            js::to_u64(weight),
+            expiry(ttl_ms),
+            js::to_u64(now),
+            &mut self.removed,
+        );
+        self.report();
+        match slot {
+            Some(slot) => {
+                self.write_expiry(slot);
+                slot as i32
+            }
+            None => -1,
         }
     }
 
-    /// Applies buffered reads: each slot is read at `now`, in order, which
-    /// marks it most recently used (or, if it has expired, reclaims it).
-    /// Returns how many removed slots were written to `out[1..]`.
+    /// Applies the first `n` buffered reads in the header's `reads`, each
+    /// at `now`, in order: a live slot becomes the most recently used, an
+    /// expired one is removed, `u32::MAX` (a key JS did not find) counts a
+    /// miss. Returns how many
+    /// slots were removed (listed in the header).
     #[wasm_bindgen(js_name = applyReads)]
-    pub fn apply_reads(&mut self, slots: &[u32], now: f64) -> i32 {
+    pub fn apply_reads(&mut self, n: usize, now: f64) -> u32 {
+        self.removed.clear();
         let now = js::to_u64(now);
-        for slot in slots {
-            let _ = self.cache.get(slot, now);
+        for i in 0..n.min(READ_BUFFER) {
+            self.policy.read(self.out.reads[i], now, &mut self.removed);
         }
-        self.collect();
         self.report()
     }
 
-    /// Removes `slot`; true if it was held. The slot is not reported (the
-    /// caller frees it).
+    /// Removes `slot` (JS's delete); true if it was held. Not reported.
     pub fn delete(&mut self, slot: u32) -> bool {
-        self.cache.delete(&slot).is_found()
+        self.policy.remove(slot)
     }
 
-    /// Gives a live slot a new expiry (a zero TTL removes it). Writes the
-    /// new expiry to `out[0]` (`-Infinity`: the slot is gone, and the caller
-    /// frees it) and returns how many other removed slots it wrote to
-    /// `out[1..]`. [`touched`](LocalSlots::touched) tells whether the slot
-    /// was live.
-    pub fn touch(&mut self, slot: u32, ttl_ms: f64, now: f64) -> i32 {
-        let now_ms = js::to_u64(now);
-        self.touched = self.cache.touch(&slot, expiry(ttl_ms), now_ms);
-        let at = match self.cache.ttl_remaining(&slot, now_ms) {
-            Lookup::Hit(Some(left)) => (now_ms + left) as f64,
-            Lookup::Hit(None) => f64::INFINITY,
-            Lookup::Miss => f64::NEG_INFINITY,
-        };
-        self.collect();
-        if at == f64::NEG_INFINITY {
-            // Expired or deleted: the caller frees the slot itself.
-            let _ = self.cache.delete(&slot);
-            self.pending.retain(|&s| s != slot);
-        }
-        self.out[0] = at;
-        self.report()
+    /// Gives a live slot a new expiry (a zero TTL removes it); true if it
+    /// was live. Writes its expiry and the removed slots (this one among
+    /// them if it went) to the header.
+    pub fn touch(&mut self, slot: u32, ttl_ms: f64, now: f64) -> bool {
+        self.removed.clear();
+        let live = self
+            .policy
+            .touch(slot, expiry(ttl_ms), js::to_u64(now), &mut self.removed);
+        self.report();
+        self.write_expiry(slot);
+        live
     }
 
-    /// Whether the slot of the last `touch` was live.
-    #[wasm_bindgen(getter)]
-    pub fn touched(&self) -> bool {
-        self.touched
-    }
-
-    /// Reclaims every entry expired at `now`; returns how many removed slots
-    /// were written to `out[1..]` (call `drain` while it returns more).
+    /// Removes every entry expired at `now`; returns how many (listed in the
+    /// header).
     #[wasm_bindgen(js_name = purgeExpired)]
-    pub fn purge_expired(&mut self, now: f64) -> i32 {
-        self.cache.purge_expired(js::to_u64(now));
-        self.collect();
+    pub fn purge_expired(&mut self, now: f64) -> u32 {
+        self.removed.clear();
+        self.policy
+            .purge_expired(js::to_u64(now), &mut self.removed);
         self.report()
     }
 
-    /// Reports further removed slots, if a call removed more than fit.
-    pub fn drain(&mut self) -> i32 {
-        self.report()
-    }
-
-    /// Removes every entry (nothing is reported: the caller drops all).
+    /// Removes every entry (nothing is reported: JS drops all).
     pub fn clear(&mut self) {
-        self.cache.clear();
-        let _ = self.cache.take_removed();
-        self.pending.clear();
+        self.policy.clear();
+        self.removed.clear();
+        self.report();
     }
 
-    /// Entries held (expired ones not yet reclaimed included).
-    #[wasm_bindgen(getter)]
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    /// True when no entry is held.
-    #[wasm_bindgen(js_name = isEmpty)]
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-
-    /// Counters: `[hits, misses, inserts, updates, evictions, expirations,
-    /// rejected, entries, weight]`.
-    pub fn stats(&self) -> Vec<f64> {
-        let s = self.cache.stats();
-        vec![
+    /// Writes the counters to the header's `stats`.
+    #[wasm_bindgen(js_name = writeStats)]
+    pub fn write_stats(&mut self) {
+        let s = self.policy.stats();
+        self.out.stats = [
             s.hits as f64,
             s.misses as f64,
             s.inserts as f64,
@@ -264,34 +204,35 @@ impl LocalSlots {
             s.rejected as f64,
             s.entries as f64,
             s.weight as f64,
-        ]
+        ];
     }
 
     /// Slots from most to least recently used (tests and debugging; O(n)).
     #[wasm_bindgen(js_name = slotsByRecency)]
     pub fn slots_by_recency(&self) -> Vec<u32> {
-        self.cache.keys_by_recency().copied().collect()
+        self.policy.slots_by_recency().collect()
     }
 }
 
 impl LocalSlots {
-    /// Moves the core's removal log into `pending`. A replaced value keeps
-    /// its slot (same key, new value), so it is not a removal here.
-    fn collect(&mut self) {
-        for (slot, cause) in self.cache.take_removed() {
-            if cause != RemovalCause::Replaced {
-                self.pending.push(slot);
-            }
-        }
+    /// Points the header at the removed slots; returns how many.
+    fn report(&mut self) -> u32 {
+        self.out.removed_ptr = self.removed.as_ptr() as usize as u32;
+        self.out.removed_len = self.removed.len() as u32;
+        self.out.removed_len
     }
 
-    /// Writes up to `OUT_SLOTS` pending slots to `out[1..]`.
-    fn report(&mut self) -> i32 {
-        let n = self.pending.len().min(OUT_SLOTS);
-        for (i, slot) in self.pending.drain(..n).enumerate() {
-            self.out[1 + i] = f64::from(slot);
-        }
-        n as i32
+    fn write_expiry(&mut self, slot: u32) {
+        self.out.expiry = match self.policy.expires_at(slot) {
+            Some(Some(at)) => at as f64,
+            Some(None) => f64::INFINITY,
+            None => f64::NEG_INFINITY,
+        };
+    }
+
+    #[cfg(test)]
+    fn removed(&self) -> &[u32] {
+        &self.removed
     }
 }
 
@@ -299,49 +240,70 @@ impl LocalSlots {
 mod tests {
     use super::*;
 
-    #[test]
-    fn evicts_the_least_recently_read_slot_and_reports_it() {
-        let mut slots =
-            LocalSlots::new(2.0, f64::INFINITY, f64::NAN).unwrap_or_else(|_| unreachable!());
-        assert_eq!(slots.set(0, 0.0, f64::NAN, 1.0), 0);
-        assert_eq!(slots.out[0], f64::INFINITY);
-        assert_eq!(slots.set(1, 0.0, f64::NAN, 1.0), 0);
-        assert_eq!(slots.apply_reads(&[0], 2.0), 0);
-        assert_eq!(slots.set(2, 0.0, f64::NAN, 3.0), 1);
-        assert_eq!(slots.out[1], 1.0, "slot 1 was least recently used");
-        assert_eq!(slots.slots_by_recency(), vec![2, 0]);
+    fn slots(max: f64, weight: f64, ttl: f64) -> LocalSlots {
+        LocalSlots::new(max, weight, ttl).unwrap_or_else(|_| unreachable!())
     }
 
     #[test]
-    fn replacing_a_slot_does_not_report_it_and_expiry_is_written() {
-        let mut slots =
-            LocalSlots::new(10.0, f64::INFINITY, 1000.0).unwrap_or_else(|_| unreachable!());
-        assert_eq!(slots.set(4, 0.0, f64::NAN, 100.0), 0);
-        assert_eq!(slots.out[0], 1100.0);
-        assert_eq!(slots.set(4, 0.0, 50.0, 200.0), 0);
-        assert_eq!(slots.out[0], 250.0);
-        assert_eq!(slots.set(4, 0.0, 0.0, 300.0), NOT_STORED);
-        assert_eq!(slots.len(), 0);
+    fn evicts_the_least_recently_read_slot_and_reuses_it() {
+        let mut s = slots(2.0, f64::INFINITY, f64::NAN);
+        assert_eq!(s.set(-1, 0.0, f64::NAN, 1.0), 0);
+        assert_eq!(s.out.expiry, f64::INFINITY);
+        assert_eq!(s.set(-1, 0.0, f64::NAN, 1.0), 1);
+        s.out.reads[0] = 0;
+        s.out.reads[1] = NO_SLOT;
+        assert_eq!(s.apply_reads(2, 2.0), 0);
+        assert_eq!(
+            s.set(-1, 0.0, f64::NAN, 3.0),
+            1,
+            "slot 1 was least recently used"
+        );
+        assert_eq!(s.removed(), [1]);
+        assert_eq!(s.out.removed_len, 1);
+        assert_eq!(s.slots_by_recency(), vec![1, 0]);
+        s.write_stats();
+        assert_eq!(&s.out.stats[..5], &[1.0, 1.0, 3.0, 0.0, 1.0]);
     }
 
     #[test]
-    fn expired_slots_are_reported_when_read_or_purged() {
-        let mut slots =
-            LocalSlots::new(10.0, f64::INFINITY, 10.0).unwrap_or_else(|_| unreachable!());
-        slots.set(1, 0.0, f64::NAN, 0.0);
-        slots.set(2, 0.0, f64::NAN, 0.0);
-        assert_eq!(slots.apply_reads(&[1], 20.0), 1);
-        assert_eq!(slots.out[1], 1.0);
-        assert_eq!(slots.purge_expired(20.0), 1);
-        assert_eq!(slots.out[1], 2.0);
+    fn updates_keep_their_slot_and_expiry_is_written() {
+        let mut s = slots(10.0, f64::INFINITY, 1000.0);
+        assert_eq!(s.set(-1, 0.0, f64::NAN, 100.0), 0);
+        assert_eq!(s.out.expiry, 1100.0);
+        assert_eq!(s.set(0, 0.0, 50.0, 200.0), 0);
+        assert_eq!(s.out.expiry, 250.0);
+        assert_eq!(s.out.removed_len, 0);
+        assert_eq!(s.set(0, 0.0, 0.0, 300.0), -1);
+        assert_eq!(s.removed(), [0]);
+        assert!(s.policy.is_empty());
+    }
+
+    #[test]
+    fn expired_slots_are_reported_when_read_touched_or_purged() {
+        let mut s = slots(10.0, f64::INFINITY, 10.0);
+        s.set(-1, 0.0, f64::NAN, 0.0);
+        s.set(-1, 0.0, f64::NAN, 0.0);
+        s.set(-1, 0.0, f64::NAN, 0.0);
+        s.out.reads[0] = 0;
+        assert_eq!(s.apply_reads(1, 20.0), 1);
+        assert_eq!(s.removed(), [0]);
+        assert!(!s.touch(1, 100.0, 20.0));
+        assert_eq!(s.removed(), [1]);
+        assert_eq!(s.out.expiry, f64::NEG_INFINITY);
+        assert_eq!(s.purge_expired(20.0), 1);
+        assert_eq!(s.removed(), [2]);
     }
 
     #[test]
     fn too_heavy_values_are_not_stored() {
-        let mut slots = LocalSlots::new(10.0, 100.0, f64::NAN).unwrap_or_else(|_| unreachable!());
-        assert_eq!(slots.set(1, 101.0, f64::NAN, 0.0), NOT_STORED);
-        assert_eq!(slots.set(2, 60.0, f64::NAN, 0.0), 0);
-        assert_eq!(slots.set(3, 60.0, f64::NAN, 0.0), 1);
-        assert_eq!(slots.out[1], 2.0);
+        let mut s = slots(10.0, 100.0, f64::NAN);
+        assert_eq!(s.set(-1, 101.0, f64::NAN, 0.0), -1);
+        assert_eq!(s.set(-1, 60.0, f64::NAN, 0.0), 0);
+        assert_eq!(
+            s.set(-1, 60.0, f64::NAN, 0.0),
+            0,
+            "slot 0 evicted and reused"
+        );
+        assert_eq!(s.removed(), [0]);
     }
 }

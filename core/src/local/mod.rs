@@ -10,6 +10,8 @@
 //! and the links an eviction rewrites fit in one 64-byte [`Node`]; the rest
 //! sits in a parallel array of small [`Cold`] records.
 
+mod policy;
+mod slots;
 mod wheel;
 
 use std::borrow::Borrow;
@@ -21,13 +23,11 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
 use crate::lookup::Lookup;
-use wheel::{Link, Timed, TimerWheel, NONE};
+use policy::{Cold, Entries, Links, Meta, Policy, NEVER};
+pub use slots::SlotPolicy;
 
 /// How late, at most, the timer wheel reclaims an expired entry on its own.
 pub const EXPIRY_GRANULARITY_MS: u64 = wheel::TICK_MS;
-
-/// Expiry time of an entry that never expires.
-const NEVER: NonZeroU64 = NonZeroU64::MAX;
 
 /// The largest `max_entries`: slab indices are `u32`, and one value is kept
 /// to mean "no entry".
@@ -150,55 +150,42 @@ pub enum RemovalCause {
 struct Node<K, V> {
     key: K,
     value: V,
-    /// Never 0 (TTLs are positive). The zero niche holds the slab's
-    /// vacant/occupied tag, so a slab entry is no bigger than its node
-    /// whatever `K` and `V` are.
-    expires_at: NonZeroU64,
-    /// Recency list: towards the most and the least recently used.
-    newer: u32,
-    older: u32,
-    /// Timer-wheel bucket list (the bucket is in [`Cold`]).
-    timer_prev: u32,
-    timer_next: u32,
+    /// Expiry and links (its non-zero expiry holds the slab's tag).
+    meta: Meta,
 }
 
 /// The rest of the entry at the same slab index: what a `get` never needs.
 #[derive(Clone, Copy)]
-struct Cold {
+struct ColdEntry {
     hash: u64,
-    weight: u64,
-    timer_bucket: u16,
+    policy: Cold,
 }
 
-/// The timer wheel's view of the entries.
-struct Timers<'a, K, V> {
+/// The policy's view of the entries: slab index = slot.
+struct Nodes<'a, K, V> {
     nodes: &'a mut Slab<Node<K, V>>,
-    cold: &'a mut [Cold],
+    cold: &'a mut [ColdEntry],
 }
 
-impl<K, V> Timed for Timers<'_, K, V> {
-    fn expires_at(&self, idx: u32) -> u64 {
-        self.nodes[idx as usize].expires_at.get()
+impl<K, V> Links for Nodes<'_, K, V> {
+    #[inline(always)]
+    fn meta(&self, idx: u32) -> &Meta {
+        &self.nodes[idx as usize].meta
     }
-    fn link(&self, idx: u32) -> Link {
-        let node = &self.nodes[idx as usize];
-        Link {
-            prev: node.timer_prev,
-            next: node.timer_next,
-            bucket: self.cold[idx as usize].timer_bucket,
-        }
+}
+
+impl<K, V> Entries for Nodes<'_, K, V> {
+    #[inline(always)]
+    fn meta_mut(&mut self, idx: u32) -> &mut Meta {
+        &mut self.nodes[idx as usize].meta
     }
-    fn set_link(&mut self, idx: u32, link: Link) {
-        let node = &mut self.nodes[idx as usize];
-        node.timer_prev = link.prev;
-        node.timer_next = link.next;
-        self.cold[idx as usize].timer_bucket = link.bucket;
+    #[inline(always)]
+    fn cold(&self, idx: u32) -> &Cold {
+        &self.cold[idx as usize].policy
     }
-    fn set_prev(&mut self, idx: u32, prev: u32) {
-        self.nodes[idx as usize].timer_prev = prev;
-    }
-    fn set_next(&mut self, idx: u32, next: u32) {
-        self.nodes[idx as usize].timer_next = next;
+    #[inline(always)]
+    fn cold_mut(&mut self, idx: u32) -> &mut Cold {
+        &mut self.cold[idx as usize].policy
     }
 }
 
@@ -213,6 +200,9 @@ impl<K, V> Timed for Timers<'_, K, V> {
 /// every `set` moves the timer wheel to `now` and frees entries whose expiry
 /// is more than [`EXPIRY_GRANULARITY_MS`] in the past; [`purge_expired`]
 /// frees all of them at once.
+///
+/// The rules (recency, bounds, expiry, counters) are those of [`SlotPolicy`],
+/// the same code, applied to the entries a hash table finds by key.
 ///
 /// ```
 /// use tiercache::{Expiry, LocalCache, Lookup};
@@ -230,16 +220,9 @@ pub struct LocalCache<K, V, S = DefaultHashBuilder> {
     table: HashTable<u32>,
     nodes: Slab<Node<K, V>>,
     /// `cold[i]` belongs to `nodes[i]` (stale where `nodes[i]` is vacant).
-    cold: Vec<Cold>,
+    cold: Vec<ColdEntry>,
     hasher: S,
-    newest: u32,
-    oldest: u32,
-    wheel: TimerWheel,
-    max_entries: usize,
-    max_weight: u64,
-    weight: u64,
-    default_ttl: Option<u64>,
-    stats: LocalStats,
+    policy: Policy,
     removal_log: Option<Vec<(V, RemovalCause)>>,
     scratch: Vec<u32>,
 }
@@ -259,29 +242,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         max_weight: u64,
         hasher: S,
     ) -> Result<Self, LocalCacheError> {
-        if max_entries == 0 {
-            return Err(LocalCacheError::ZeroMaxEntries);
-        }
-        if max_entries > MAX_ENTRIES_LIMIT {
-            return Err(LocalCacheError::TooManyEntries { given: max_entries });
-        }
-        if max_weight == 0 {
-            return Err(LocalCacheError::ZeroMaxWeight);
-        }
+        let policy = Policy::new(max_entries, max_weight)?;
         let capacity = max_entries.min(1 << 12);
         Ok(LocalCache {
             table: HashTable::with_capacity(capacity),
             nodes: Slab::with_capacity(capacity),
             cold: Vec::with_capacity(capacity),
             hasher,
-            newest: NONE,
-            oldest: NONE,
-            wheel: TimerWheel::new(),
-            max_entries,
-            max_weight,
-            weight: 0,
-            default_ttl: None,
-            stats: LocalStats::default(),
+            policy,
             removal_log: None,
             scratch: Vec::new(),
         })
@@ -289,18 +257,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
 
     /// Sets the TTL used by [`Expiry::Default`] (`None`: never expire).
     pub fn with_default_ttl(mut self, ttl_ms: Option<u64>) -> Result<Self, LocalCacheError> {
-        if ttl_ms == Some(0) {
-            return Err(LocalCacheError::ZeroDefaultTtl);
-        }
-        self.default_ttl = ttl_ms;
+        self.policy.set_default_ttl(ttl_ms)?;
         Ok(self)
     }
 
     /// Keeps every value that leaves the cache on its own (or is replaced),
     /// with the reason, until
-    /// [`take_removed`](LocalCache::take_removed) is called. For hosts whose
-    /// values are handles to memory kept elsewhere (the WebAssembly binding
-    /// keeps values on the JS side and stores only their slot numbers here).
+    /// [`take_removed`](LocalCache::take_removed) is called.
     pub fn with_removal_log(mut self) -> Self {
         self.removal_log = Some(Vec::new());
         self
@@ -313,16 +276,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.find_live(key, now) {
-            Some(idx) => {
-                self.stats.hits += 1;
-                self.mark_used(idx);
-                Lookup::Hit(&self.nodes[idx as usize].value)
-            }
-            None => {
-                self.stats.misses += 1;
-                Lookup::Miss
-            }
+        match self.read(key, now) {
+            Some(idx) => Lookup::Hit(&self.nodes[idx as usize].value),
+            None => Lookup::Miss,
         }
     }
 
@@ -334,7 +290,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         match self.find(key) {
-            Some(idx) if self.nodes[idx as usize].expires_at.get() > now => {
+            Some(idx) if self.nodes[idx as usize].meta.expires_at.get() > now => {
                 Lookup::Hit(&self.nodes[idx as usize].value)
             }
             _ => Lookup::Miss,
@@ -360,11 +316,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     {
         match self
             .find(key)
-            .map(|idx| self.nodes[idx as usize].expires_at)
+            .map(|idx| self.nodes[idx as usize].meta.expires_at)
         {
-            Some(at) if at == NEVER => Lookup::Hit(None),
-            Some(at) if at.get() > now => Lookup::Hit(Some(at.get() - now)),
-            _ => Lookup::Miss,
+            Some(at) => remaining(at, now),
+            None => Lookup::Miss,
         }
     }
 
@@ -378,20 +333,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized + 'q,
     {
-        let found: Vec<Option<u32>> = keys
-            .into_iter()
-            .map(|key| {
-                let idx = self.find_live(key, now);
-                match idx {
-                    Some(idx) => {
-                        self.stats.hits += 1;
-                        self.mark_used(idx);
-                    }
-                    None => self.stats.misses += 1,
-                }
-                idx
-            })
-            .collect();
+        let found: Vec<Option<u32>> = keys.into_iter().map(|key| self.read(key, now)).collect();
         found
             .into_iter()
             .map(|idx| idx.map(|idx| &self.nodes[idx as usize].value).into())
@@ -404,19 +346,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.advance(now);
         let hash = self.hasher.hash_one(&key);
         let existing = self.find_hashed(hash, &key);
-        let expires_at = match self.expires_at(expiry, now) {
+        let expires_at = match self.policy.expires_at(expiry, now) {
             Some(at) => at,
             None => {
                 self.remove_if_present(existing, RemovalCause::Superseded);
                 return SetOutcome::ExpiredImmediately;
             }
         };
-        if weight > self.max_weight {
+        if self.policy.reject_too_heavy(weight) {
             self.remove_if_present(existing, RemovalCause::Superseded);
-            self.stats.rejected += 1;
             return SetOutcome::RejectedTooHeavy {
                 weight,
-                max_weight: self.max_weight,
+                max_weight: self.policy.max_weight(),
             };
         }
         match existing {
@@ -449,14 +390,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         self.advance(now);
-        let Some(idx) = self.find_live(key, now) else {
+        let Some(idx) = self.find(key) else {
             return false;
         };
-        match self.expires_at(expiry, now) {
-            Some(at) => self.reschedule(idx, at),
+        if self.nodes[idx as usize].meta.expires_at.get() <= now {
+            self.with_policy(|p, e| p.expire(e, idx));
+            self.free(idx, RemovalCause::Expired);
+            return false;
+        }
+        match self.policy.expires_at(expiry, now) {
+            Some(at) => self.with_policy(|p, e| p.reschedule(e, idx, at)),
             None => {
-                let value = self.remove(idx);
-                self.dispose(value, RemovalCause::Deleted);
+                self.with_policy(|p, e| p.unlink(e, idx));
+                self.free(idx, RemovalCause::Deleted);
             }
         }
         true
@@ -475,10 +421,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     /// Removes every entry. Counters are kept.
     pub fn clear(&mut self) {
         self.table.clear();
-        self.wheel = TimerWheel::new();
-        self.newest = NONE;
-        self.oldest = NONE;
-        self.weight = 0;
+        self.policy.clear();
         self.cold.clear();
         let nodes = std::mem::take(&mut self.nodes);
         if let Some(log) = &mut self.removal_log {
@@ -492,16 +435,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
 
     /// Removes every entry that has expired at `now`; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        let before = self.stats.expirations;
-        self.advance(now);
-        let mut due = std::mem::take(&mut self.scratch);
-        let (wheel, timers) = self.timers();
-        wheel.due(&timers, now, &mut due);
-        for idx in due.drain(..) {
-            self.expire(idx);
+        let mut expired = std::mem::take(&mut self.scratch);
+        let mut entries = Nodes {
+            nodes: &mut self.nodes,
+            cold: &mut self.cold,
+        };
+        self.policy.purge_expired(&mut entries, now, &mut expired);
+        let n = expired.len();
+        for idx in expired.drain(..) {
+            self.free(idx, RemovalCause::Expired);
         }
-        self.scratch = due;
-        (self.stats.expirations - before) as usize
+        self.scratch = expired;
+        n
     }
 
     /// Values that left the cache since the last call, with why (empty unless
@@ -525,48 +470,72 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
 
     /// Total weight held.
     pub fn weight(&self) -> u64 {
-        self.weight
+        self.policy.weight()
     }
 
     /// The entry-count bound.
     pub fn max_entries(&self) -> usize {
-        self.max_entries
+        self.policy.max_entries()
     }
 
     /// The weight bound.
     pub fn max_weight(&self) -> u64 {
-        self.max_weight
+        self.policy.max_weight()
     }
 
     /// The TTL of [`Expiry::Default`], if any.
     pub fn default_ttl(&self) -> Option<u64> {
-        self.default_ttl
+        self.policy.default_ttl()
     }
 
     /// Counters since creation (or the last [`reset_stats`](LocalCache::reset_stats)) and current gauges.
     pub fn stats(&self) -> LocalStats {
-        LocalStats {
-            entries: self.nodes.len(),
-            weight: self.weight,
-            ..self.stats
-        }
+        self.policy.stats()
     }
 
     /// Sets every counter back to zero.
     pub fn reset_stats(&mut self) {
-        self.stats = LocalStats::default();
+        self.policy.stats = LocalStats::default();
     }
 
     /// Keys from most to least recently used (for debugging and tests; O(n)).
     pub fn keys_by_recency(&self) -> impl Iterator<Item = &K> {
-        std::iter::successors((self.newest != NONE).then_some(self.newest), |&idx| {
-            let older = self.nodes[idx as usize].older;
-            (older != NONE).then_some(older)
-        })
-        .map(|idx| &self.nodes[idx as usize].key)
+        self.policy
+            .by_recency(View(&self.nodes))
+            .map(move |idx| &self.nodes[idx as usize].key)
     }
 
     // ---- internals -------------------------------------------------------
+
+    /// Runs `f` on the policy and its view of the entries.
+    #[inline(always)]
+    fn with_policy<R>(&mut self, f: impl FnOnce(&mut Policy, &mut Nodes<'_, K, V>) -> R) -> R {
+        let mut nodes = Nodes {
+            nodes: &mut self.nodes,
+            cold: &mut self.cold,
+        };
+        f(&mut self.policy, &mut nodes)
+    }
+
+    /// A counted read: the index of `key`'s live entry, marked used; an
+    /// expired one found on the way is removed.
+    #[inline(always)]
+    fn read<Q>(&mut self, key: &Q, now: u64) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(idx) = self.find(key) else {
+            self.policy.stats.misses += 1;
+            return None;
+        };
+        if self.with_policy(|p, e| p.read(e, idx, now)) {
+            Some(idx)
+        } else {
+            self.free(idx, RemovalCause::Expired);
+            None
+        }
+    }
 
     fn find<Q>(&self, key: &Q) -> Option<u32>
     where
@@ -587,61 +556,27 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             .copied()
     }
 
-    /// Finds a live entry; an expired one found on the way is removed.
-    fn find_live<Q>(&mut self, key: &Q, now: u64) -> Option<u32>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let idx = self.find(key)?;
-        if self.nodes[idx as usize].expires_at.get() > now {
-            return Some(idx);
-        }
-        self.expire(idx);
-        None
-    }
-
-    /// When an entry stored at `now` with `expiry` expires; `None`: at once.
-    fn expires_at(&self, expiry: Expiry, now: u64) -> Option<NonZeroU64> {
-        let ttl = match (expiry, self.default_ttl) {
-            (Expiry::Never, _) | (Expiry::Default, None) => return Some(NEVER),
-            (Expiry::Default, Some(ttl)) | (Expiry::AfterMs(ttl), _) => ttl,
-        };
-        // A zero TTL expires at once; any other gives a time of at least 1.
-        if ttl == 0 {
-            None
-        } else {
-            NonZeroU64::new(now.saturating_add(ttl))
-        }
-    }
-
+    #[inline]
     fn advance(&mut self, now: u64) {
-        // Checked inline: most calls stay within the wheel's current tick.
-        if self.wheel.advance_within_tick(now) {
-            return;
-        }
         let mut expired = std::mem::take(&mut self.scratch);
-        let (wheel, mut timers) = self.timers();
-        wheel.advance(&mut timers, now, &mut expired);
+        let mut entries = Nodes {
+            nodes: &mut self.nodes,
+            cold: &mut self.cold,
+        };
+        self.policy.advance(&mut entries, now, &mut expired);
         for idx in expired.drain(..) {
-            self.expire(idx);
+            self.free(idx, RemovalCause::Expired);
         }
         self.scratch = expired;
     }
 
     fn replace(&mut self, idx: u32, value: V, weight: u64, expires_at: NonZeroU64, now: u64) {
         let old = std::mem::replace(&mut self.nodes[idx as usize].value, value);
-        let cold = &mut self.cold[idx as usize];
-        self.weight = self.weight - cold.weight + weight;
-        cold.weight = weight;
-        self.reschedule(idx, expires_at);
-        self.mark_used(idx);
-        self.stats.updates += 1;
+        self.with_policy(|p, e| p.update(e, idx, weight, expires_at));
         self.dispose(old, RemovalCause::Replaced);
-        // The replaced entry is the newest, so eviction from the old end
-        // reaches it only if it were alone, and then it fits.
-        while self.weight > self.max_weight {
-            self.evict_oldest(now);
+        while self.policy.over_weight() {
+            let (idx, cause) = self.with_policy(|p, e| p.unlink_oldest(e, now));
+            self.free(idx, cause);
         }
     }
 
@@ -657,25 +592,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let node = Node {
             key,
             value,
-            expires_at,
-            newer: NONE,
-            older: NONE,
-            timer_prev: NONE,
-            timer_next: NONE,
+            meta: Meta::new(expires_at),
         };
         // Make room. The slot of the last entry to go is refilled in place
         // (in a full cache: one out, one in), as the `lru` crate reuses its
-        // node, instead of a slab removal and insertion. Until then that
-        // unlinked entry still counts in `nodes.len()`.
+        // node, instead of a slab removal and insertion.
         let mut vacated: Option<(u32, RemovalCause)> = None;
-        while self.nodes.len() - usize::from(vacated.is_some()) >= self.max_entries
-            || self.weight + weight > self.max_weight
-        {
+        while self.policy.must_make_room(weight) {
             if let Some((idx, cause)) = vacated.take() {
-                let old = self.nodes.remove(idx as usize);
-                self.dispose(old.value, cause);
+                self.free(idx, cause);
             }
-            vacated = Some(self.unlink_oldest(now));
+            let (idx, cause) = self.with_policy(|p, e| p.unlink_oldest(e, now));
+            self.forget(idx);
+            vacated = Some((idx, cause));
         }
         let idx = match vacated {
             Some((idx, cause)) => {
@@ -685,10 +614,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             }
             None => self.nodes.insert(node) as u32,
         };
-        let cold = Cold {
+        let cold = ColdEntry {
             hash,
-            weight,
-            timer_bucket: Link::DETACHED.bucket,
+            policy: Cold::NEW,
         };
         // The slab refills a vacated index or appends one, so `cold` follows.
         match self.cold.get_mut(idx as usize) {
@@ -698,49 +626,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let cold = &self.cold;
         self.table
             .insert_unique(hash, idx, |&i| cold[i as usize].hash);
-        self.link_newest(idx);
-        if expires_at != NEVER {
-            let (wheel, mut timers) = self.timers();
-            wheel.schedule(&mut timers, idx, expires_at.get());
-        }
-        self.weight += weight;
-        self.stats.inserts += 1;
-    }
-
-    fn reschedule(&mut self, idx: u32, expires_at: NonZeroU64) {
-        self.nodes[idx as usize].expires_at = expires_at;
-        let (wheel, mut timers) = self.timers();
-        wheel.cancel(&mut timers, idx);
-        if expires_at != NEVER {
-            wheel.schedule(&mut timers, idx, expires_at.get());
-        }
-    }
-
-    fn evict_oldest(&mut self, now: u64) {
-        let (idx, cause) = self.unlink_oldest(now);
-        let node = self.nodes.remove(idx as usize);
-        self.dispose(node.value, cause);
-    }
-
-    /// Unlinks the least recently used entry to make room, counting it as
-    /// evicted or (if it has expired) expired; its slot is left to the caller.
-    fn unlink_oldest(&mut self, now: u64) -> (u32, RemovalCause) {
-        let idx = self.oldest;
-        debug_assert_ne!(idx, NONE, "evicting from an empty cache");
-        self.unlink(idx);
-        if self.nodes[idx as usize].expires_at.get() <= now {
-            self.stats.expirations += 1;
-            (idx, RemovalCause::Expired)
-        } else {
-            self.stats.evictions += 1;
-            (idx, RemovalCause::Evicted)
-        }
-    }
-
-    fn expire(&mut self, idx: u32) {
-        let value = self.remove(idx);
-        self.stats.expirations += 1;
-        self.dispose(value, RemovalCause::Expired);
+        self.with_policy(|p, e| p.link_new(e, idx, weight));
     }
 
     fn remove_if_present(&mut self, idx: Option<u32>, cause: RemovalCause) {
@@ -752,30 +638,25 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
 
     /// Removes entry `idx` from every structure and returns its value.
     fn remove(&mut self, idx: u32) -> V {
-        self.unlink(idx);
+        self.with_policy(|p, e| p.unlink(e, idx));
+        self.forget(idx);
         self.nodes.remove(idx as usize).value
     }
 
-    /// Unlinks entry `idx` from the table, the lists and the weight; its
-    /// slab slot stays occupied.
-    fn unlink(&mut self, idx: u32) {
-        self.unlink_recency(idx);
-        let (wheel, mut timers) = self.timers();
-        wheel.cancel(&mut timers, idx);
-        let Cold { hash, weight, .. } = self.cold[idx as usize];
-        self.weight -= weight;
+    /// Removes entry `idx`, which the policy has unlinked, and disposes of
+    /// its value.
+    fn free(&mut self, idx: u32, cause: RemovalCause) {
+        self.forget(idx);
+        let node = self.nodes.remove(idx as usize);
+        self.dispose(node.value, cause);
+    }
+
+    /// Removes entry `idx` from the hash table; its slab slot stays.
+    fn forget(&mut self, idx: u32) {
+        let hash = self.cold[idx as usize].hash;
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
         }
-    }
-
-    /// The timer wheel and its view of the entries, borrowed together.
-    fn timers(&mut self) -> (&mut TimerWheel, Timers<'_, K, V>) {
-        let timers = Timers {
-            nodes: &mut self.nodes,
-            cold: &mut self.cold,
-        };
-        (&mut self.wheel, timers)
     }
 
     fn dispose(&mut self, value: V, cause: RemovalCause) {
@@ -783,59 +664,25 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             log.push((value, cause));
         }
     }
+}
 
-    /// Moves entry `idx` to the front of the recency list: `unlink_recency`
-    /// then `link_newest`, fused for the hot path of `get` (each node is
-    /// looked up once, and the cases a non-newest entry cannot be in are
-    /// skipped).
-    #[inline(always)]
-    fn mark_used(&mut self, idx: u32) {
-        let newest = self.newest;
-        if newest == idx {
-            return;
-        }
-        let node = &mut self.nodes[idx as usize];
-        let (newer, older) = (node.newer, node.older);
-        node.newer = NONE;
-        node.older = newest;
-        // Not the newest: there is a newer entry, and `newest` is another one.
-        self.nodes[newer as usize].older = older;
-        if older == NONE {
-            self.oldest = newer;
-        } else {
-            self.nodes[older as usize].newer = newer;
-        }
-        self.nodes[newest as usize].newer = idx;
-        self.newest = idx;
+/// A read-only view of the nodes for walking the recency list.
+struct View<'a, K, V>(&'a Slab<Node<K, V>>);
+
+impl<K, V> Links for View<'_, K, V> {
+    fn meta(&self, idx: u32) -> &Meta {
+        &self.0[idx as usize].meta
     }
+}
 
-    #[inline]
-    fn link_newest(&mut self, idx: u32) {
-        let old_newest = self.newest;
-        let node = &mut self.nodes[idx as usize];
-        node.newer = NONE;
-        node.older = old_newest;
-        if old_newest == NONE {
-            self.oldest = idx;
-        } else {
-            self.nodes[old_newest as usize].newer = idx;
-        }
-        self.newest = idx;
-    }
-
-    #[inline]
-    fn unlink_recency(&mut self, idx: u32) {
-        let Node { newer, older, .. } = self.nodes[idx as usize];
-        if newer == NONE {
-            self.newest = older;
-        } else {
-            self.nodes[newer as usize].older = older;
-        }
-        if older == NONE {
-            self.oldest = newer;
-        } else {
-            self.nodes[older as usize].newer = newer;
-        }
+/// What an entry expiring at `at` has left at `now`.
+fn remaining(at: NonZeroU64, now: u64) -> Lookup<Option<u64>> {
+    if at == NEVER {
+        Lookup::Hit(None)
+    } else if at.get() > now {
+        Lookup::Hit(Some(at.get() - now))
+    } else {
+        Lookup::Miss
     }
 }
 
@@ -843,10 +690,10 @@ impl<K, V, S> fmt::Debug for LocalCache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalCache")
             .field("entries", &self.nodes.len())
-            .field("max_entries", &self.max_entries)
-            .field("weight", &self.weight)
-            .field("max_weight", &self.max_weight)
-            .field("default_ttl_ms", &self.default_ttl)
+            .field("max_entries", &self.policy.max_entries())
+            .field("weight", &self.policy.weight())
+            .field("max_weight", &self.policy.max_weight())
+            .field("default_ttl_ms", &self.policy.default_ttl())
             .finish()
     }
 }

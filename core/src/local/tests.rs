@@ -330,3 +330,140 @@ fn a_node_fits_a_cache_line_and_the_slab_tag_fits_a_node() {
         size_of::<Node<u32, u32>>()
     );
 }
+
+/// `SlotPolicy`, driven by a host map from key to slot, against
+/// `LocalCache` over a random workload: the same hits, counters, recency and
+/// removals, since both run the same policy code.
+#[test]
+fn slot_policy_behaves_as_local_cache() {
+    use std::collections::HashMap;
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for default_ttl in [None, Some(3_000)] {
+        let mut cache: LocalCache<u32, u32> = LocalCache::new(40, 400)
+            .unwrap()
+            .with_default_ttl(default_ttl)
+            .unwrap();
+        let mut policy = SlotPolicy::new(40, 400)
+            .unwrap()
+            .with_default_ttl(default_ttl)
+            .unwrap();
+        let mut slot_of: HashMap<u32, u32> = HashMap::new();
+        let mut key_of: HashMap<u32, u32> = HashMap::new();
+        let mut removed = Vec::new();
+        let mut now = T0;
+        let drop_removed = |removed: &mut Vec<u32>,
+                            slot_of: &mut HashMap<u32, u32>,
+                            key_of: &mut HashMap<u32, u32>| {
+            for slot in removed.drain(..) {
+                let key = key_of.remove(&slot).expect("a removed slot held a key");
+                slot_of.remove(&key);
+            }
+        };
+        for step in 0..50_000 {
+            let key = next(90) as u32;
+            let expiry = match next(4) {
+                0 => Expiry::Never,
+                1 => Expiry::AfterMs(next(5_000)),
+                _ => Expiry::Default,
+            };
+            match next(20) {
+                0..=9 => {
+                    let hit = cache.get(&key, now).is_found();
+                    let slot = slot_of.get(&key).copied().unwrap_or(u32::MAX);
+                    assert_eq!(policy.read(slot, now, &mut removed), hit, "step {step}");
+                }
+                10..=15 => {
+                    let weight = next(30);
+                    let stored = cache.set(key, key, weight, expiry, now) == SetOutcome::Stored;
+                    let held = slot_of.get(&key).copied();
+                    let slot = policy.set(held, weight, expiry, now, &mut removed);
+                    drop_removed(&mut removed, &mut slot_of, &mut key_of);
+                    assert_eq!(slot.is_some(), stored, "step {step}");
+                    if let Some(slot) = slot {
+                        slot_of.insert(key, slot);
+                        key_of.insert(slot, key);
+                    }
+                }
+                16 => {
+                    let found = cache.delete(&key).is_found();
+                    let slot = slot_of.remove(&key);
+                    if let Some(slot) = slot {
+                        key_of.remove(&slot);
+                    }
+                    assert_eq!(slot.is_some_and(|s| policy.remove(s)), found);
+                }
+                17 => {
+                    let live = cache.touch(&key, expiry, now);
+                    let slot = slot_of.get(&key).copied().unwrap_or(u32::MAX);
+                    assert_eq!(policy.touch(slot, expiry, now, &mut removed), live);
+                }
+                18 => {
+                    let n = cache.purge_expired(now);
+                    assert_eq!(policy.purge_expired(now, &mut removed), n);
+                }
+                _ => now += next(1_500),
+            }
+            drop_removed(&mut removed, &mut slot_of, &mut key_of);
+            assert_eq!(policy.stats(), cache.stats(), "step {step}");
+            if step % 97 == 0 {
+                let keys: Vec<u32> = cache.keys_by_recency().copied().collect();
+                let via_slots: Vec<u32> = policy.slots_by_recency().map(|s| key_of[&s]).collect();
+                assert_eq!(via_slots, keys, "step {step}");
+                for (&key, &slot) in &slot_of {
+                    let left = cache.ttl_remaining(&key, now);
+                    let at = policy.expires_at(slot).expect("held");
+                    match left {
+                        Lookup::Hit(None) => assert_eq!(at, None),
+                        Lookup::Hit(Some(ms)) => assert_eq!(at, Some(now + ms)),
+                        Lookup::Miss => assert!(at.is_some_and(|at| at <= now)),
+                    }
+                }
+            }
+        }
+        assert!(policy.stats().evictions > 100 && policy.stats().expirations > 100);
+        policy.clear();
+        assert!(policy.is_empty());
+        assert_eq!(policy.weight(), 0);
+    }
+}
+
+#[test]
+fn slot_policy_ignores_slots_it_does_not_hold() {
+    let mut policy = SlotPolicy::new(4, 100).unwrap();
+    let mut removed = Vec::new();
+    assert!(!policy.read(7, T0, &mut removed));
+    assert!(!policy.remove(7));
+    assert!(!policy.touch(7, Expiry::Never, T0, &mut removed));
+    assert_eq!(policy.expires_at(7), None);
+    assert!(!policy.holds(7));
+    // A slot that holds nothing is a new entry.
+    let slot = policy.set(Some(7), 1, Expiry::Never, T0, &mut removed);
+    assert_eq!(slot, Some(0));
+    assert!(removed.is_empty());
+    assert_eq!(policy.stats().misses, 1);
+    // Refused: too heavy, and a zero TTL; the held entry goes.
+    assert_eq!(
+        policy.set(Some(0), 101, Expiry::Never, T0, &mut removed),
+        None
+    );
+    assert_eq!(removed, [0]);
+    assert_eq!(policy.stats().rejected, 1);
+    assert!(policy.is_empty());
+    assert!(format!("{policy:?}").starts_with("SlotPolicy { entries: 0"));
+}
+
+#[test]
+fn slot_policy_entries_are_the_size_of_their_meta() {
+    #[allow(dead_code)]
+    enum SlabEntry<T> {
+        Vacant(usize),
+        Occupied(T),
+    }
+    assert_eq!(std::mem::size_of::<SlabEntry<policy::Meta>>(), 24);
+}

@@ -1,0 +1,394 @@
+//! The rules of a local cache, addressed by slot index: the recency list,
+//! the timer wheel, the two bounds and the counters, with no keys, values or
+//! hashing. [`LocalCache`](super::LocalCache) is built on it (its slab index
+//! is the slot), and so is [`SlotPolicy`](super::SlotPolicy), for hosts that
+//! keep keys and values themselves; both follow the same code.
+//!
+//! The per-entry state lives in the host's own storage (reached through
+//! [`Entries`]), so `LocalCache` keeps it in the entry's node, next to the
+//! key and value, and a `get` still touches one cache line per entry.
+
+use std::num::NonZeroU64;
+
+use super::wheel::{Link, Timed, TimerWheel, NONE};
+use super::{Expiry, LocalCacheError, LocalStats, RemovalCause, MAX_ENTRIES_LIMIT};
+
+/// Expiry time of an entry that never expires.
+pub(super) const NEVER: NonZeroU64 = NonZeroU64::MAX;
+
+/// What a `get` reads and writes of an entry: its expiry and its links.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Meta {
+    /// Never 0 (TTLs are positive). The zero niche holds the slab's
+    /// vacant/occupied tag, so a slab entry is no bigger than its node.
+    pub(super) expires_at: NonZeroU64,
+    /// Recency list: towards the most and the least recently used.
+    newer: u32,
+    older: u32,
+    /// Timer-wheel bucket list (the bucket is in [`Cold`]).
+    timer_prev: u32,
+    timer_next: u32,
+}
+
+impl Meta {
+    /// An entry expiring at `expires_at`, in no list yet.
+    pub(super) fn new(expires_at: NonZeroU64) -> Self {
+        Meta {
+            expires_at,
+            newer: NONE,
+            older: NONE,
+            timer_prev: NONE,
+            timer_next: NONE,
+        }
+    }
+}
+
+/// The rest of an entry's policy state: what a `get` never needs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Cold {
+    weight: u64,
+    timer_bucket: u16,
+}
+
+impl Cold {
+    pub(super) const NEW: Cold = Cold {
+        weight: 0,
+        timer_bucket: Link::DETACHED.bucket,
+    };
+}
+
+/// Where the host keeps each slot's [`Meta`], for reading. Only slots the
+/// policy has linked (and not yet unlinked) are ever asked for.
+pub(super) trait Links {
+    fn meta(&self, idx: u32) -> &Meta;
+}
+
+/// Where the host keeps each slot's [`Meta`] and [`Cold`].
+pub(super) trait Entries: Links {
+    fn meta_mut(&mut self, idx: u32) -> &mut Meta;
+    fn cold(&self, idx: u32) -> &Cold;
+    fn cold_mut(&mut self, idx: u32) -> &mut Cold;
+}
+
+impl<E: Entries> Timed for E {
+    #[inline]
+    fn expires_at(&self, idx: u32) -> u64 {
+        self.meta(idx).expires_at.get()
+    }
+    #[inline]
+    fn link(&self, idx: u32) -> Link {
+        let meta = self.meta(idx);
+        Link {
+            prev: meta.timer_prev,
+            next: meta.timer_next,
+            bucket: self.cold(idx).timer_bucket,
+        }
+    }
+    #[inline]
+    fn set_link(&mut self, idx: u32, link: Link) {
+        let meta = self.meta_mut(idx);
+        meta.timer_prev = link.prev;
+        meta.timer_next = link.next;
+        self.cold_mut(idx).timer_bucket = link.bucket;
+    }
+    #[inline]
+    fn set_prev(&mut self, idx: u32, prev: u32) {
+        self.meta_mut(idx).timer_prev = prev;
+    }
+    #[inline]
+    fn set_next(&mut self, idx: u32, next: u32) {
+        self.meta_mut(idx).timer_next = next;
+    }
+}
+
+/// The policy state of one cache. Every method that changes an entry's
+/// membership says so: `link_new` adds it, `unlink*`, `expire` and `advance`
+/// take it out, and the host then frees the slot and disposes of the value.
+pub(super) struct Policy {
+    newest: u32,
+    oldest: u32,
+    wheel: TimerWheel,
+    /// Entries linked now.
+    len: usize,
+    max_entries: usize,
+    max_weight: u64,
+    weight: u64,
+    default_ttl: Option<u64>,
+    pub(super) stats: LocalStats,
+}
+
+impl Policy {
+    pub(super) fn new(max_entries: usize, max_weight: u64) -> Result<Self, LocalCacheError> {
+        if max_entries == 0 {
+            return Err(LocalCacheError::ZeroMaxEntries);
+        }
+        if max_entries > MAX_ENTRIES_LIMIT {
+            return Err(LocalCacheError::TooManyEntries { given: max_entries });
+        }
+        if max_weight == 0 {
+            return Err(LocalCacheError::ZeroMaxWeight);
+        }
+        Ok(Policy {
+            newest: NONE,
+            oldest: NONE,
+            wheel: TimerWheel::new(),
+            len: 0,
+            max_entries,
+            max_weight,
+            weight: 0,
+            default_ttl: None,
+            stats: LocalStats::default(),
+        })
+    }
+
+    pub(super) fn set_default_ttl(&mut self, ttl_ms: Option<u64>) -> Result<(), LocalCacheError> {
+        if ttl_ms == Some(0) {
+            return Err(LocalCacheError::ZeroDefaultTtl);
+        }
+        self.default_ttl = ttl_ms;
+        Ok(())
+    }
+
+    pub(super) fn default_ttl(&self) -> Option<u64> {
+        self.default_ttl
+    }
+    pub(super) fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+    pub(super) fn max_weight(&self) -> u64 {
+        self.max_weight
+    }
+    pub(super) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    pub(super) fn stats(&self) -> LocalStats {
+        LocalStats {
+            entries: self.len,
+            weight: self.weight,
+            ..self.stats
+        }
+    }
+
+    /// When an entry stored at `now` with `expiry` expires; `None`: at once.
+    pub(super) fn expires_at(&self, expiry: Expiry, now: u64) -> Option<NonZeroU64> {
+        let ttl = match (expiry, self.default_ttl) {
+            (Expiry::Never, _) | (Expiry::Default, None) => return Some(NEVER),
+            (Expiry::Default, Some(ttl)) | (Expiry::AfterMs(ttl), _) => ttl,
+        };
+        // A zero TTL expires at once; any other gives a time of at least 1.
+        if ttl == 0 {
+            None
+        } else {
+            NonZeroU64::new(now.saturating_add(ttl))
+        }
+    }
+
+    /// A read of a linked entry at `now`: counts a hit and marks it most
+    /// recently used if it is live; otherwise unlinks it as expired (and
+    /// counts a miss), and the host frees it.
+    #[inline(always)]
+    pub(super) fn read(&mut self, e: &mut impl Entries, idx: u32, now: u64) -> bool {
+        if e.meta(idx).expires_at.get() > now {
+            self.stats.hits += 1;
+            self.mark_used(e, idx);
+            true
+        } else {
+            self.stats.misses += 1;
+            self.expire(e, idx);
+            false
+        }
+    }
+
+    /// Moves the wheel to `now`; entries whose expiry tick has passed are
+    /// unlinked (counted as expired) and pushed to `expired`.
+    #[inline]
+    pub(super) fn advance(&mut self, e: &mut impl Entries, now: u64, expired: &mut Vec<u32>) {
+        // Checked inline: most calls stay within the wheel's current tick.
+        if self.wheel.advance_within_tick(now) {
+            return;
+        }
+        self.advance_slow(e, now, expired);
+    }
+
+    #[inline(never)]
+    fn advance_slow(&mut self, e: &mut impl Entries, now: u64, expired: &mut Vec<u32>) {
+        let from = expired.len();
+        self.wheel.advance(e, now, expired);
+        for &idx in &expired[from..] {
+            self.expire(e, idx);
+        }
+    }
+
+    /// Unlinks every entry expired at `now` (pushed to `expired`).
+    pub(super) fn purge_expired(&mut self, e: &mut impl Entries, now: u64, expired: &mut Vec<u32>) {
+        self.advance(e, now, expired);
+        let from = expired.len();
+        self.wheel.due(&*e, now, expired);
+        for &idx in &expired[from..] {
+            self.expire(e, idx);
+        }
+    }
+
+    /// Unlinks `idx` and counts it as expired.
+    pub(super) fn expire(&mut self, e: &mut impl Entries, idx: u32) {
+        self.unlink(e, idx);
+        self.stats.expirations += 1;
+    }
+
+    /// True while a new entry of `weight` does not fit: the host unlinks the
+    /// oldest with [`unlink_oldest`](Policy::unlink_oldest) until it does.
+    #[inline]
+    pub(super) fn must_make_room(&self, weight: u64) -> bool {
+        self.len >= self.max_entries || self.weight + weight > self.max_weight
+    }
+
+    /// True while the entries weigh more than the bound (after an update).
+    #[inline]
+    pub(super) fn over_weight(&self) -> bool {
+        self.weight > self.max_weight
+    }
+
+    /// True if a value of `weight` can never fit (counted as rejected).
+    pub(super) fn reject_too_heavy(&mut self, weight: u64) -> bool {
+        let too_heavy = weight > self.max_weight;
+        if too_heavy {
+            self.stats.rejected += 1;
+        }
+        too_heavy
+    }
+
+    /// Unlinks the least recently used entry to make room, counting it as
+    /// evicted or (if it has expired) expired; the host frees its slot.
+    pub(super) fn unlink_oldest(&mut self, e: &mut impl Entries, now: u64) -> (u32, RemovalCause) {
+        let idx = self.oldest;
+        debug_assert_ne!(idx, NONE, "evicting from an empty cache");
+        self.unlink(e, idx);
+        if e.meta(idx).expires_at.get() <= now {
+            self.stats.expirations += 1;
+            (idx, RemovalCause::Expired)
+        } else {
+            self.stats.evictions += 1;
+            (idx, RemovalCause::Evicted)
+        }
+    }
+
+    /// Links a new entry at `idx` (its [`Meta`] written by the host, with
+    /// its expiry) as the most recently used one.
+    #[inline]
+    pub(super) fn link_new(&mut self, e: &mut impl Entries, idx: u32, weight: u64) {
+        *e.cold_mut(idx) = Cold {
+            weight,
+            ..Cold::NEW
+        };
+        self.link_newest(e, idx);
+        let expires_at = e.meta(idx).expires_at;
+        if expires_at != NEVER {
+            self.wheel.schedule(e, idx, expires_at.get());
+        }
+        self.weight += weight;
+        self.len += 1;
+        self.stats.inserts += 1;
+    }
+
+    /// A new value for the entry at `idx`: new weight and expiry, marked
+    /// used, counted as an update. The host then evicts while
+    /// [`over_weight`](Policy::over_weight) (never `idx` itself: it is the
+    /// newest, and alone it fits).
+    pub(super) fn update(
+        &mut self,
+        e: &mut impl Entries,
+        idx: u32,
+        weight: u64,
+        expires_at: NonZeroU64,
+    ) {
+        let cold = e.cold_mut(idx);
+        self.weight = self.weight - cold.weight + weight;
+        cold.weight = weight;
+        self.reschedule(e, idx, expires_at);
+        self.mark_used(e, idx);
+        self.stats.updates += 1;
+    }
+
+    /// Gives a linked entry a new expiry.
+    pub(super) fn reschedule(&mut self, e: &mut impl Entries, idx: u32, expires_at: NonZeroU64) {
+        e.meta_mut(idx).expires_at = expires_at;
+        self.wheel.cancel(e, idx);
+        if expires_at != NEVER {
+            self.wheel.schedule(e, idx, expires_at.get());
+        }
+    }
+
+    /// Unlinks entry `idx` from the lists and the weight.
+    pub(super) fn unlink(&mut self, e: &mut impl Entries, idx: u32) {
+        let Meta { newer, older, .. } = *e.meta(idx);
+        if newer == NONE {
+            self.newest = older;
+        } else {
+            e.meta_mut(newer).older = older;
+        }
+        if older == NONE {
+            self.oldest = newer;
+        } else {
+            e.meta_mut(older).newer = newer;
+        }
+        self.wheel.cancel(e, idx);
+        self.weight -= e.cold(idx).weight;
+        self.len -= 1;
+    }
+
+    /// Forgets every entry (the host frees them all). Counters are kept.
+    pub(super) fn clear(&mut self) {
+        self.wheel = TimerWheel::new();
+        self.newest = NONE;
+        self.oldest = NONE;
+        self.weight = 0;
+        self.len = 0;
+    }
+
+    /// Slots from most to least recently used.
+    pub(super) fn by_recency<L: Links>(&self, e: L) -> impl Iterator<Item = u32> {
+        std::iter::successors((self.newest != NONE).then_some(self.newest), move |&idx| {
+            let older = e.meta(idx).older;
+            (older != NONE).then_some(older)
+        })
+    }
+
+    /// Moves entry `idx` to the front of the recency list: unlink then link
+    /// newest, fused for the hot path of `get` (each node is looked up once,
+    /// and the cases a non-newest entry cannot be in are skipped).
+    #[inline(always)]
+    pub(super) fn mark_used(&mut self, e: &mut impl Entries, idx: u32) {
+        let newest = self.newest;
+        if newest == idx {
+            return;
+        }
+        let meta = e.meta_mut(idx);
+        let (newer, older) = (meta.newer, meta.older);
+        meta.newer = NONE;
+        meta.older = newest;
+        // Not the newest: there is a newer entry, and `newest` is another one.
+        e.meta_mut(newer).older = older;
+        if older == NONE {
+            self.oldest = newer;
+        } else {
+            e.meta_mut(older).newer = newer;
+        }
+        e.meta_mut(newest).newer = idx;
+        self.newest = idx;
+    }
+
+    #[inline]
+    fn link_newest(&mut self, e: &mut impl Entries, idx: u32) {
+        let old_newest = self.newest;
+        let meta = e.meta_mut(idx);
+        meta.newer = NONE;
+        meta.older = old_newest;
+        if old_newest == NONE {
+            self.oldest = idx;
+        } else {
+            e.meta_mut(old_newest).newer = idx;
+        }
+        self.newest = idx;
+    }
+}

@@ -1,0 +1,318 @@
+//! [`SlotPolicy`]: the rules of [`LocalCache`](super::LocalCache) for a
+//! host that keeps keys and values itself and names entries by slot number.
+
+use slab::Slab;
+
+use super::policy::{Cold, Entries, Links, Meta, Policy, NEVER};
+use super::{Expiry, LocalCacheError, LocalStats};
+
+/// The policy of a [`LocalCache`](super::LocalCache) (LRU by count and by
+/// weight, per-entry expiry reclaimed by a timer wheel, the same counters),
+/// run by the same code, for entries the host names by slot number.
+///
+/// The host keeps keys and values (say, a JS `Map` from key to slot and an
+/// array of values) and tells the policy what happens by slot: reads, sets,
+/// deletes. The policy hands out the slots and says which ones left: every
+/// call that can remove entries pushes their slots to a `removed` vector the
+/// host passes in (and reuses: no allocation per call). Nothing is hashed:
+/// a read is a relink by index, so hosts that batch reads (as the
+/// WebAssembly binding does) pay a few nanoseconds per read.
+///
+/// ```
+/// use tiercache::local::SlotPolicy;
+/// use tiercache::Expiry;
+///
+/// let mut policy = SlotPolicy::new(2, u64::MAX)?;
+/// let mut removed = Vec::new();
+/// let a = policy.set(None, 0, Expiry::Never, 0, &mut removed).unwrap();
+/// let b = policy.set(None, 0, Expiry::Never, 0, &mut removed).unwrap();
+/// assert!(policy.read(a, 0, &mut removed)); // a is now the most recent
+/// let c = policy.set(None, 0, Expiry::Never, 0, &mut removed).unwrap();
+/// assert_eq!(removed, [b]); // b was evicted...
+/// assert_eq!(c, b); // ...and its slot holds the new entry
+/// # Ok::<(), tiercache::LocalCacheError>(())
+/// ```
+pub struct SlotPolicy {
+    metas: Slab<Meta>,
+    /// `cold[i]` belongs to `metas[i]` (stale where `metas[i]` is vacant).
+    cold: Vec<Cold>,
+    policy: Policy,
+}
+
+/// The policy's view of the slots.
+struct Slots<'a> {
+    metas: &'a mut Slab<Meta>,
+    cold: &'a mut [Cold],
+}
+
+impl Links for Slots<'_> {
+    #[inline(always)]
+    fn meta(&self, idx: u32) -> &Meta {
+        &self.metas[idx as usize]
+    }
+}
+
+impl Entries for Slots<'_> {
+    #[inline(always)]
+    fn meta_mut(&mut self, idx: u32) -> &mut Meta {
+        &mut self.metas[idx as usize]
+    }
+    #[inline(always)]
+    fn cold(&self, idx: u32) -> &Cold {
+        &self.cold[idx as usize]
+    }
+    #[inline(always)]
+    fn cold_mut(&mut self, idx: u32) -> &mut Cold {
+        &mut self.cold[idx as usize]
+    }
+}
+
+struct View<'a>(&'a Slab<Meta>);
+
+impl Links for View<'_> {
+    fn meta(&self, idx: u32) -> &Meta {
+        &self.0[idx as usize]
+    }
+}
+
+impl SlotPolicy {
+    /// A policy for at most `max_entries` entries weighing at most
+    /// `max_weight` in total, with no default TTL. Slots are numbered from 0
+    /// and stay below `max_entries`.
+    pub fn new(max_entries: usize, max_weight: u64) -> Result<Self, LocalCacheError> {
+        let policy = Policy::new(max_entries, max_weight)?;
+        let capacity = max_entries.min(1 << 12);
+        Ok(SlotPolicy {
+            metas: Slab::with_capacity(capacity),
+            cold: Vec::with_capacity(capacity),
+            policy,
+        })
+    }
+
+    /// Sets the TTL used by [`Expiry::Default`] (`None`: never expire).
+    pub fn with_default_ttl(mut self, ttl_ms: Option<u64>) -> Result<Self, LocalCacheError> {
+        self.policy.set_default_ttl(ttl_ms)?;
+        Ok(self)
+    }
+
+    /// True if `slot` holds an entry (expired or not).
+    pub fn holds(&self, slot: u32) -> bool {
+        self.metas.contains(slot as usize)
+    }
+
+    /// A read of `slot` at `now`, as [`LocalCache::get`](super::LocalCache::get)
+    /// counts and orders it: true (a hit; the slot becomes the most recently
+    /// used) if it holds a live entry. An expired entry is removed (its slot
+    /// pushed to `removed`) and, like a slot that holds nothing (a host can
+    /// pass `u32::MAX` for a key it did not find), counts as a miss.
+    #[inline]
+    pub fn read(&mut self, slot: u32, now: u64, removed: &mut Vec<u32>) -> bool {
+        if !self.metas.contains(slot as usize) {
+            self.policy.stats.misses += 1;
+            return false;
+        }
+        let (policy, mut slots) = self.parts();
+        if policy.read(&mut slots, slot, now) {
+            return true;
+        }
+        self.metas.remove(slot as usize);
+        removed.push(slot);
+        false
+    }
+
+    /// [`read`](SlotPolicy::read)s each slot in turn, all at `now`.
+    pub fn read_many(&mut self, slots: &[u32], now: u64, removed: &mut Vec<u32>) {
+        for &slot in slots {
+            self.read(slot, now, removed);
+        }
+    }
+
+    /// Stores an entry of `weight` expiring after `expiry`, at `now`, as
+    /// [`LocalCache::set`](super::LocalCache::set) does: `slot` is the slot
+    /// the host holds the key under, if any, and the entry there gets the
+    /// new weight and expiry; otherwise (or if that entry has just been
+    /// reclaimed) a new entry is made, evicting least recently used ones
+    /// until both bounds hold. Returns the entry's slot, or `None` if nothing
+    /// was stored (heavier than the whole cache, or a zero TTL); then the
+    /// entry at `slot`, if any, is removed.
+    ///
+    /// Every slot that left is pushed to `removed`, `slot` itself included
+    /// when it went; the returned slot may be one of them (reused for the
+    /// new entry), so the host drops what `removed` names first, then files
+    /// the key under the returned slot.
+    pub fn set(
+        &mut self,
+        slot: Option<u32>,
+        weight: u64,
+        expiry: Expiry,
+        now: u64,
+        removed: &mut Vec<u32>,
+    ) -> Option<u32> {
+        self.advance(now, removed);
+        let existing = slot.filter(|&s| self.metas.contains(s as usize));
+        let expires_at = match self.policy.expires_at(expiry, now) {
+            Some(at) if !self.policy.reject_too_heavy(weight) => at,
+            _ => {
+                if let Some(idx) = existing {
+                    self.remove(idx);
+                    removed.push(idx);
+                }
+                return None;
+            }
+        };
+        if let Some(idx) = existing {
+            let (policy, mut slots) = self.parts();
+            policy.update(&mut slots, idx, weight, expires_at);
+            while policy.over_weight() {
+                let (old, _) = policy.unlink_oldest(&mut slots, now);
+                slots.metas.remove(old as usize);
+                removed.push(old);
+            }
+            return Some(idx);
+        }
+        // One out, one in: the last slot vacated is refilled in place.
+        let mut vacated = None;
+        while self.policy.must_make_room(weight) {
+            if let Some(idx) = vacated.take() {
+                self.metas.remove(idx as usize);
+            }
+            let (policy, mut slots) = self.parts();
+            let (idx, _) = policy.unlink_oldest(&mut slots, now);
+            removed.push(idx);
+            vacated = Some(idx);
+        }
+        let meta = Meta::new(expires_at);
+        let idx = match vacated {
+            Some(idx) => {
+                self.metas[idx as usize] = meta;
+                idx
+            }
+            None => {
+                let idx = self.metas.insert(meta);
+                if idx == self.cold.len() {
+                    self.cold.push(Cold::NEW);
+                }
+                idx as u32
+            }
+        };
+        let (policy, mut slots) = self.parts();
+        policy.link_new(&mut slots, idx, weight);
+        Some(idx)
+    }
+
+    /// Gives the live entry at `slot` a new expiry (a zero one removes it);
+    /// false if `slot` holds nothing or an expired entry (which is removed).
+    /// Removed slots, this one included, are pushed to `removed`.
+    pub fn touch(&mut self, slot: u32, expiry: Expiry, now: u64, removed: &mut Vec<u32>) -> bool {
+        self.advance(now, removed);
+        if !self.metas.contains(slot as usize) {
+            return false;
+        }
+        let live = self.metas[slot as usize].expires_at.get() > now;
+        let (policy, mut slots) = self.parts();
+        match policy.expires_at(expiry, now) {
+            Some(at) if live => {
+                policy.reschedule(&mut slots, slot, at);
+                return true;
+            }
+            _ if live => policy.unlink(&mut slots, slot),
+            _ => policy.expire(&mut slots, slot),
+        }
+        self.metas.remove(slot as usize);
+        removed.push(slot);
+        live
+    }
+
+    /// Removes the entry at `slot` (the host's delete); false if it held none.
+    pub fn remove(&mut self, slot: u32) -> bool {
+        if !self.metas.contains(slot as usize) {
+            return false;
+        }
+        let (policy, mut slots) = self.parts();
+        policy.unlink(&mut slots, slot);
+        self.metas.remove(slot as usize);
+        true
+    }
+
+    /// Removes every entry expired at `now`, pushing their slots to
+    /// `removed`; returns how many.
+    pub fn purge_expired(&mut self, now: u64, removed: &mut Vec<u32>) -> usize {
+        let from = removed.len();
+        let (policy, mut slots) = self.parts();
+        policy.purge_expired(&mut slots, now, removed);
+        for &idx in &removed[from..] {
+            self.metas.remove(idx as usize);
+        }
+        removed.len() - from
+    }
+
+    /// Removes every entry (the host drops all its keys). Counters are kept.
+    pub fn clear(&mut self) {
+        self.policy.clear();
+        self.metas.clear();
+        self.cold.clear();
+    }
+
+    /// When the entry at `slot` expires (ms): `Some(None)` if never, `None`
+    /// if `slot` holds nothing.
+    pub fn expires_at(&self, slot: u32) -> Option<Option<u64>> {
+        let at = self.metas.get(slot as usize)?.expires_at;
+        Some((at != NEVER).then_some(at.get()))
+    }
+
+    /// Entries held (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Total weight held.
+    pub fn weight(&self) -> u64 {
+        self.policy.weight()
+    }
+
+    /// Counters since creation and current gauges.
+    pub fn stats(&self) -> LocalStats {
+        self.policy.stats()
+    }
+
+    /// Slots from most to least recently used (for debugging and tests; O(n)).
+    pub fn slots_by_recency(&self) -> impl Iterator<Item = u32> + '_ {
+        self.policy.by_recency(View(&self.metas))
+    }
+
+    fn parts(&mut self) -> (&mut Policy, Slots<'_>) {
+        let slots = Slots {
+            metas: &mut self.metas,
+            cold: &mut self.cold,
+        };
+        (&mut self.policy, slots)
+    }
+
+    /// Moves time to `now`, removing what expired on the way.
+    #[inline]
+    fn advance(&mut self, now: u64, removed: &mut Vec<u32>) {
+        let from = removed.len();
+        let (policy, mut slots) = self.parts();
+        policy.advance(&mut slots, now, removed);
+        for &idx in &removed[from..] {
+            self.metas.remove(idx as usize);
+        }
+    }
+}
+
+impl std::fmt::Debug for SlotPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotPolicy")
+            .field("entries", &self.metas.len())
+            .field("max_entries", &self.policy.max_entries())
+            .field("weight", &self.policy.weight())
+            .field("max_weight", &self.policy.max_weight())
+            .field("default_ttl_ms", &self.policy.default_ttl())
+            .finish()
+    }
+}
