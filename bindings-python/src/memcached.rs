@@ -612,12 +612,18 @@ impl MemcachedClient {
     }
 
     fn with_server(&self, server: usize, e: io::Error) -> io::Error {
-        let s = &self.servers[server];
-        let what = match e.kind() {
-            io::ErrorKind::TimedOut => format!("timed out ({e})"),
-            _ => e.to_string(),
-        };
-        io::Error::new(e.kind(), format!("memcached {}: {what}", s.name))
+        let name = &self.servers[server].name;
+        if e.kind() == io::ErrorKind::TimedOut {
+            let (c, t) = (
+                self.connect_timeout.as_secs_f64(),
+                self.timeout.as_secs_f64(),
+            );
+            return io::Error::new(
+                e.kind(),
+                format!("memcached {name}: timed out (connect_timeout {c} s, timeout {t} s)"),
+            );
+        }
+        io::Error::new(e.kind(), format!("memcached {name}: {e}"))
     }
 
     /// Sends every server its request, then reads every reply. Any failure
