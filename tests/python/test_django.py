@@ -27,6 +27,16 @@ def clean(s3_bucket):
     reset_caches()
 
 
+def test_memcached_tier_timeouts_from_settings():
+    from tiercache.django import tier_from_settings
+
+    tier = tier_from_settings({"CACHE": "memcached", "TIMEOUT": 0.2, "CONNECT_TIMEOUT": 0.1})
+    assert (tier.client.timeout, tier.client.connect_timeout) == (0.2, 0.1)
+    assert tier.client.key_prefix == ":1:"  # the alias's key space
+    default = tier_from_settings({"CACHE": "memcached"})
+    assert (default.client.timeout, default.client.connect_timeout) == (0.5, 0.25)
+
+
 def test_cache_from_settings_has_the_configured_tiers_and_signs():
     cache = get_cache()
     assert [type(t) for t in cache.tiers] == [MemcachedTier, RedisTier, StorageTier]

@@ -121,6 +121,8 @@ def tier_from_settings(spec: Any, index: int = 0) -> Any:
                 ("REPLICAS", "replicas"),
                 ("LEASES", "leases"),
                 ("BACKFILL", "backfill"),
+                ("TIMEOUT", "timeout"),
+                ("CONNECT_TIMEOUT", "connect_timeout"),
             ):
                 if key in spec:
                     extra[arg] = spec[key]
