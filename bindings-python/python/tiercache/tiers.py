@@ -185,8 +185,9 @@ class MemcachedTier(Tier):
 
     @property
     def native_client(self) -> Optional[_core.MemcachedClient]:
-        """The client the read driver calls directly (no Python per key),
-        unless a subclass or the instance replaced the methods it stands for."""
+        """The client the sync read driver calls directly (no Python per key),
+        unless a subclass or the instance replaced the methods it stands for.
+        A ``TieredCache`` looks at it once, when it is created."""
         for method in ("get_many", "set_many"):
             if method in vars(self) or getattr(type(self), method) is not getattr(MemcachedTier, method):
                 return None
