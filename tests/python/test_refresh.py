@@ -45,7 +45,13 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached):
     clock = Clock()
     cache = tiercache.TieredCache(
-        [memcached], local=None, default_ttl=10, stale_ttl=60, ttl_jitter=0, xfetch_beta=0, clock=clock
+        [memcached],
+        local=None,
+        default_ttl=10,
+        stale_ttl=60,
+        ttl_jitter=0,
+        xfetch_beta=0,
+        clock=clock,
     )
     key = f"refresh|v1|{uuid.uuid4().hex}"
     first, second = CountingLoader("v1"), CountingLoader("v2", delay=0.05)
@@ -54,7 +60,9 @@ def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached
     results = [cache.get_or_load(key, second) for _ in range(5)]
     assert results == ["v1"] * 5, "stale value served at once, not after the reload"
     wait_for(lambda: second.calls == 1 and cache.get(key) == "v2")
-    assert second.calls == 1, "one refresh per process, however many readers saw the stale value"
+    assert second.calls == 1, (
+        "one refresh per process, however many readers saw the stale value"
+    )
     assert first.calls == 1
     # Past the hard expiry (TTL + stale window) nothing is served: a load.
     clock.now += 200
@@ -69,11 +77,21 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
     # The loader takes ~50 ms: that recompute cost goes into the envelope.
     slow = CountingLoader("v1", delay=0.05)
     eager = tiercache.TieredCache(
-        [memcached], local=None, default_ttl=100, ttl_jitter=0, xfetch_beta=1e6, clock=clock
+        [memcached],
+        local=None,
+        default_ttl=100,
+        ttl_jitter=0,
+        xfetch_beta=1e6,
+        clock=clock,
     )
     assert eager.get_or_load(key, slow) == "v1"
     never = tiercache.TieredCache(
-        [memcached], local=None, default_ttl=100, ttl_jitter=0, xfetch_beta=0, clock=clock
+        [memcached],
+        local=None,
+        default_ttl=100,
+        ttl_jitter=0,
+        xfetch_beta=0,
+        clock=clock,
     )
     clock.now += 99  # one second before expiry
     untouched = CountingLoader("never")
