@@ -4,7 +4,8 @@
 # for the tests, then runs with Node's test runner: the unit tests and the
 # shared golden vectors over the built package, the end-to-end tests in real
 # workerd (Miniflare, loopback), and the cross-runtime test against the
-# Python package. Exits non-zero on any failure.
+# Python package, and a smoke test in headless Chromium (Debian's package,
+# installed when missing). Exits non-zero on any failure.
 # Usage: bash scripts/test-wasm.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -44,3 +45,7 @@ node --test e2e.test.mjs
 
 step "Cross-runtime: Python package <-> JS package"
 TIERCACHE_PYTHON="$PY" node --test cross.test.mjs
+
+step "Browser: headless Chromium loads the package from a page on 127.0.0.1"
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+node browser/run.mjs "$(command -v chromium)"

@@ -1,6 +1,6 @@
 // Module instantiation + first call: in Node (V8, timed in-process) and in
-// workerd (timed from outside: first request, which instantiates the module,
-// minus the median of later requests). Prints the package sizes too.
+// workerd (timed inside the worker, in fresh isolates). Prints the package
+// sizes too.
 import { readFileSync, mkdtempSync, writeFileSync, copyFileSync, rmSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,15 @@ console.log(`wasm: ${wasm.length} bytes, ${gzipSync(wasm, { level: 9 }).length} 
   console.log(`Node ${process.version}: compile + instantiate + first call: ${(performance.now() - t0).toFixed(2)} ms`);
 }
 
-// workerd: the worker instantiates the (already compiled) module on its first request.
+// workerd: timed inside the worker. Each of ISOLATES workers (one isolate
+// each) times, in its first request, with workerd's own clock: instantiating
+// the compiled module (workerd compiles `CompiledWasm` modules when it loads
+// the script, as Cloudflare does), wasm-bindgen's init, and a first
+// LocalCache construction, set and get. Local workerd's clock advances
+// during synchronous work (checked: a 141 ms busy loop reads as 141 ms), in
+// whole milliseconds: timing starts on a tick, and each sample is the ticks
+// seen plus one, an upper bound.
+const ISOLATES = 7;
 const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-startup-'));
 try {
   for (const f of ['tiercache_core.js', 'runtime.js', 'local.js']) copyFileSync(path.join(pkg, f), path.join(dir, f));
@@ -42,38 +50,58 @@ import { initSync } from './tiercache_core.js';
 import { attach } from './runtime.js';
 import { LocalCache } from './local.js';
 let cache;
+let startupMs;
 export default { async fetch() {
-  if (!cache) { attach(initSync({ module: mod })); cache = new LocalCache({ maxEntries: 100 }); }
+  if (!cache) {
+    // Start on a tick of workerd's whole-millisecond clock, so the time
+    // read after is an upper bound once 1 ms is added.
+    const tick = performance.now();
+    let t0;
+    do t0 = performance.now(); while (t0 === tick);
+    attach(initSync({ module: mod }));
+    cache = new LocalCache({ maxEntries: 100 });
+    cache.set('k', 1);
+    cache.get('k');
+    startupMs = performance.now() - t0 + 1;
+  }
   cache.set('k', 1);
-  return new Response(String(cache.get('k')));
+  return Response.json({ startupMs, value: cache.get('k') });
 } };`,
   );
+  const modules = [
+    { type: 'ESModule', path: path.join(dir, 'worker.js') },
+    { type: 'ESModule', path: path.join(dir, 'tiercache_core.js') },
+    { type: 'ESModule', path: path.join(dir, 'runtime.js') },
+    { type: 'ESModule', path: path.join(dir, 'local.js') },
+    { type: 'CompiledWasm', path: path.join(dir, 'tiercache_core_bg.wasm') },
+  ];
   const mf = new Miniflare({
-    modules: [
-      { type: 'ESModule', path: path.join(dir, 'worker.js') },
-      { type: 'ESModule', path: path.join(dir, 'tiercache_core.js') },
-      { type: 'ESModule', path: path.join(dir, 'runtime.js') },
-      { type: 'ESModule', path: path.join(dir, 'local.js') },
-      { type: 'CompiledWasm', path: path.join(dir, 'tiercache_core_bg.wasm') },
-    ],
-    modulesRoot: dir,
-    compatibilityDate: '2025-01-01',
+    workers: Array.from({ length: ISOLATES }, (_, i) => ({ name: `w${i}`, modules, modulesRoot: dir, compatibilityDate: '2025-01-01' })),
   });
   await mf.ready;
+  const inside = [];
+  for (let i = 0; i < ISOLATES; i++) {
+    const worker = await mf.getWorker(`w${i}`);
+    const { startupMs, value } = await (await worker.fetch('http://localhost/')).json();
+    if (value !== 1) throw new Error(`worker w${i} answered ${value}`);
+    inside.push(startupMs);
+  }
+  // Outside view, for comparison: first request minus later ones, in a fresh isolate.
   const url = await mf.ready;
   const time = async () => {
     const t0 = performance.now();
-    const res = await fetch(url);
-    await res.text();
+    await (await fetch(url)).text();
     return performance.now() - t0;
   };
   const first = await time();
   const later = [];
   for (let i = 0; i < 30; i++) later.push(await time());
   later.sort((a, b) => a - b);
-  const median = later[later.length >> 1];
-  console.log(`workerd: first request ${first.toFixed(2)} ms, later requests (median) ${median.toFixed(2)} ms => instantiation + first call ~ ${(first - median).toFixed(2)} ms`);
   await mf.dispose();
+  inside.sort((a, b) => a - b);
+  const median = inside[inside.length >> 1];
+  console.log(`workerd: instantiation + first call, timed inside the worker over ${ISOLATES} fresh isolates: median < ${median} ms, max < ${inside[inside.length - 1]} ms (upper bounds on workerd's whole-ms clock: ${inside.join(', ')})`);
+  console.log(`workerd (outside view): first request ${first.toFixed(2)} ms, later requests (median) ${later[later.length >> 1].toFixed(2)} ms`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -260,6 +260,7 @@ impl Policy {
 
     /// Unlinks the least recently used entry to make room, counting it as
     /// evicted or (if it has expired) expired; the host frees its slot.
+    #[inline]
     pub(super) fn unlink_oldest(&mut self, e: &mut impl Entries, now: u64) -> (u32, RemovalCause) {
         let idx = self.oldest;
         debug_assert_ne!(idx, NONE, "evicting from an empty cache");
@@ -320,6 +321,7 @@ impl Policy {
     }
 
     /// Unlinks entry `idx` from the lists and the weight.
+    #[inline]
     pub(super) fn unlink(&mut self, e: &mut impl Entries, idx: u32) {
         let Meta { newer, older, .. } = *e.meta(idx);
         if newer == NONE {

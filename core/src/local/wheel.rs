@@ -100,6 +100,7 @@ impl TimerWheel {
     }
 
     /// Unlinks node `idx` if it is scheduled.
+    #[inline]
     pub(super) fn cancel(&mut self, nodes: &mut impl Timed, idx: u32) {
         let link = nodes.link(idx);
         if link.bucket == DETACHED {
