@@ -154,9 +154,13 @@ class _CountedStorage:
 
 class EmbeddedStorage(_CountedStorage, FileSystemStorage):
     """The filesystem in place of S3, waiting ``request_ms`` (default 5) per
-    request."""
+    request. Like S3, a save replaces the object of that name (Django ≥ 5.1's
+    ``allow_overwrite``), so a write is one request."""
+
+    file_overwrite = True  # as S3Storage: tiercache's StorageTier then writes with one request
 
     def __init__(self, *args: Any, request_ms: float = 5.0, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_overwrite", True)
         super().__init__(*args, **kwargs)
         self.request_delay = float(request_ms) / 1000.0
 

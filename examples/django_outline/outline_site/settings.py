@@ -119,8 +119,6 @@ elif DEMO_SHARED_CACHE == "embedded":
 else:
     raise RuntimeError(f"DEMO_SHARED_CACHE is {DEMO_SHARED_CACHE!r}: use memcached, redis or embedded")
 
-CACHES = {"default": {**SHARED_CACHE, "KEY_PREFIX": DEMO_KEY_PREFIX, "TIMEOUT": DEMO_CACHE_TTL}}
-
 # -- the storage tier: S3, or a directory standing in for it ------------------
 
 if DEMO_STORAGE == "s3":
@@ -158,32 +156,40 @@ DEMO_SIGNING_SECRET = env("DEMO_SIGNING_SECRET", "outline demo: secret shared wi
 # The edge worker sends it to read raw entries (/edge/entries).
 DEMO_EDGE_TOKEN = env("DEMO_EDGE_TOKEN", "outline-demo-edge-token")
 
-_SHARED_TIER: dict = {"CACHE": "default", "NAME": "memcached" if DEMO_SHARED_CACHE != "redis" else "redis"}
-if DEMO_SHARED_CACHE == "embedded":
-    # Chunk values over memcached's item size, as the real tier would.
-    _SHARED_TIER["ITEM_LIMIT"] = 1024 * 1024 - 1024
 
-_COMMON = {
-    "CODEC": "json",
-    "SIGNING_KEYS": [("demo1", DEMO_SIGNING_SECRET)],
-    "DEFAULT_TTL": DEMO_CACHE_TTL,
-    "LOCAL": {"MAX_ENTRIES": 10_000, "MAX_BYTES": 256 << 20, "TTL": 60},
-}
-TIERCACHE = {
-    # Course overviews: request → local → memcached → loader.
-    "TIERS": [_SHARED_TIER],
-    **_COMMON,
-    "CACHES": {
-        # Course outlines: request → local → memcached → storage → loader.
-        "outlines": {
-            "TIERS": [
-                _SHARED_TIER,
-                {"STORAGE": "blocks", "PREFIX": f"{DEMO_KEY_PREFIX}/tiercache", "NAME": "storage"},
-            ],
-            **_COMMON,
+def cache_settings(prefix: str) -> tuple:
+    """``(CACHES, TIERCACHE)`` with every key (memcached, S3) under ``prefix``,
+    so that runs and tests never share entries."""
+    caches = {"default": {**SHARED_CACHE, "KEY_PREFIX": prefix, "TIMEOUT": DEMO_CACHE_TTL}}
+    shared_tier: dict = {"CACHE": "default", "NAME": "redis" if DEMO_SHARED_CACHE == "redis" else "memcached"}
+    if DEMO_SHARED_CACHE == "embedded":
+        # Chunk values over memcached's item size, as the real tier would.
+        shared_tier["ITEM_LIMIT"] = 1024 * 1024 - 1024
+    common = {
+        "CODEC": "json",  # the edge worker reads these values too
+        "SIGNING_KEYS": [("demo1", DEMO_SIGNING_SECRET)],
+        "DEFAULT_TTL": DEMO_CACHE_TTL,
+        "LOCAL": {"MAX_ENTRIES": 10_000, "MAX_BYTES": 256 << 20, "TTL": 60},
+    }
+    tiercache = {
+        # Course overviews: request → local → memcached → loader.
+        "TIERS": [shared_tier],
+        **common,
+        "CACHES": {
+            # Course outlines: request → local → memcached → storage (S3) → loader.
+            "outlines": {
+                "TIERS": [
+                    shared_tier,
+                    {"STORAGE": "blocks", "PREFIX": f"{prefix}/tiercache", "NAME": "storage"},
+                ],
+                **common,
+            },
         },
-    },
-}
+    }
+    return caches, tiercache
+
+
+CACHES, TIERCACHE = cache_settings(DEMO_KEY_PREFIX)
 
 LOGGING = {
     "version": 1,

@@ -8,46 +8,28 @@
 // TIERCACHE_PYTHON (default: the repository's .venv).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
 import { bundle } from '../build.mjs';
+import { startOrigin, python, sleep } from '../origin.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
-const site = path.join(repo, 'examples/django_outline');
-const python = process.env.TIERCACHE_PYTHON ?? path.join(repo, '.venv/bin/python');
 const SECRET = 'edge test: secret shared by Django and the worker';
 const TOKEN = 'edge-test-token';
 const VERSION_TTL_MS = 400;
 const LARGE = 'course-v1:BigU+Everything+2025';
-const course = (i) => `course-v1:${['MITx', 'HarvardX', 'BerkeleyX', 'DelftX', 'UQx', 'EPFLx', 'KyotoUx', 'UBCx', 'IITBx', 'TsinghuaX'][i % 10]}+CS${String(100 + i).padStart(3, '0')}+2025`;
+const ORGS = ['MITx', 'HarvardX', 'BerkeleyX', 'DelftX', 'UQx', 'EPFLx', 'KyotoUx', 'UBCx', 'IITBx', 'TsinghuaX'];
+const course = (i) => `course-v1:${ORGS[i % 10]}+CS${String(100 + i).padStart(3, '0')}+2025`;
 
 let dir;
 let django;
-let djangoLog = '';
 let origin;
 let mf;
 let a;
 let b;
 let kv;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(what, fn, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -69,7 +51,7 @@ const enc = (id) => encodeURIComponent(id);
 async function originCall(pathname, { method = 'GET', text = false, headers = {} } = {}) {
   const response = await fetch(new URL(pathname, origin), { method, headers });
   const body = text ? await response.text() : await response.json();
-  assert.equal(response.status, 200, `${method} ${pathname}: ${JSON.stringify(body).slice(0, 300)}\n${djangoLog.slice(-2000)}`);
+  assert.equal(response.status, 200, `${method} ${pathname}: ${JSON.stringify(body).slice(0, 300)}\n${django.log().slice(-2000)}`);
   return { response, body };
 }
 
@@ -96,32 +78,8 @@ async function edgeStats(worker) {
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-'));
-  const env = {
-    ...process.env,
-    DEMO_MODE: 'tiercache',
-    DEMO_VAR: dir,
-    DEMO_KEY_PREFIX: `edge-${process.pid}-${Date.now()}`,
-    DEMO_QUERY_DELAY_MS: '0.2',
-    DEMO_SIGNING_SECRET: SECRET,
-    DEMO_EDGE_TOKEN: TOKEN,
-    DJANGO_SETTINGS_MODULE: 'outline_site.settings',
-  };
-  execFileSync(python, ['manage.py', 'demo_setup'], { cwd: site, env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const port = await freePort();
-  origin = `http://127.0.0.1:${port}`;
-  django = spawn(
-    python,
-    ['-m', 'gunicorn', 'outline_site.wsgi:application', '--worker-class', 'gthread', '--workers', '1',
-      '--threads', '8', '--bind', `127.0.0.1:${port}`, '--log-level', 'warning'],
-    { cwd: site, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  django.stdout.on('data', (d) => { djangoLog += d; });
-  django.stderr.on('data', (d) => { djangoLog += d; });
-  await waitFor('the Django origin', async () => {
-    if (django.exitCode !== null) throw new Error(`Django exited: ${djangoLog}`);
-    return (await fetch(`${origin}/healthz`)).ok;
-  });
-
+  django = await startOrigin({ DEMO_QUERY_DELAY_MS: '0.2', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
+  origin = django.url;
   const { root, modules } = await bundle(path.join(dir, 'worker'));
   const worker = (name) => ({
     name,
@@ -140,13 +98,7 @@ before(async () => {
 
 after(async () => {
   await mf?.dispose();
-  if (django && django.exitCode === null) {
-    django.kill('SIGTERM');
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => { django.kill('SIGKILL'); resolve(); }, 10_000);
-      django.once('exit', () => { clearTimeout(timer); resolve(); });
-    });
-  }
+  await django?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -257,7 +209,7 @@ test('Python\'s tiercache reads the entry the worker wrote to KV, under the same
 test('Django\'s tiers never failed during these tests', async () => {
   const { body } = await originCall('/_demo/counters');
   for (const [name, stats] of Object.entries(body.tiercache)) {
-    for (const tier of stats.tiers) assert.equal(tier.errors, 0, `${name}/${tier.name}: ${JSON.stringify(tier)}\n${djangoLog.slice(-2000)}`);
+    for (const tier of stats.tiers) assert.equal(tier.errors, 0, `${name}/${tier.name}: ${JSON.stringify(tier)}\n${django.log().slice(-2000)}`);
   }
-  assert.ok(!/tiercache: .* failed/.test(djangoLog), djangoLog.slice(-2000));
+  assert.ok(!/tiercache: .* failed/.test(django.log()), django.log().slice(-2000));
 });
