@@ -210,17 +210,20 @@ export class LocalCache {
    * 0 or less: delete); `size`: its weight for maxBytes. Returns this.
    */
   set(key, value, options) {
-    checkKey(key);
+    if (typeof key !== 'string') checkKey(key);
     let ttl = NaN;
-    let size;
-    if (options !== undefined) {
-      ttl = checkTtl(options.ttlMs);
-      size = options.size;
-      if (Number.isFinite(ttl) && !this.#timed) this.#becomeTimed();
-    }
-    const weight = size !== undefined ? size : this.#sizeOf !== undefined ? this.#sizeOf(value, key) : 0;
-    if (typeof weight !== 'number' || !(weight >= 0)) {
-      throw new TypeError(`tiercache: the size of the value for ${JSON.stringify(key.slice(0, 80))} must be a number >= 0, got ${describe(weight)}`);
+    let weight = 0;
+    if (options !== undefined || this.#sizeOf !== undefined) {
+      let size;
+      if (options !== undefined) {
+        ttl = checkTtl(options.ttlMs);
+        size = options.size;
+        if (Number.isFinite(ttl) && !this.#timed) this.#becomeTimed();
+      }
+      weight = size !== undefined ? size : this.#sizeOf !== undefined ? this.#sizeOf(value, key) : 0;
+      if (typeof weight !== 'number' || !(weight >= 0)) {
+        throw new TypeError(`tiercache: the size of the value for ${JSON.stringify(key.slice(0, 80))} must be a number >= 0, got ${describe(weight)}`);
+      }
     }
     const now = this.#now();
     const held = this.#map.get(key);

@@ -5,9 +5,10 @@
 //! (eviction, expiry, keys, envelopes, chunking, the tiered read machine,
 //! single-flight) is the core's. What it adds is the shape of the boundary:
 //!
-//! * [`LocalSlots`]: the core's [`LocalCache`](tiercache::LocalCache) keyed
-//!   by `u32` slot numbers. Values and string keys stay on the JS side; only
-//!   integers cross, and reads are applied in batches.
+//! * [`LocalSlots`]: the core's [`SlotPolicy`](tiercache::local::SlotPolicy),
+//!   the rules of `LocalCache` addressed by `u32` slot numbers. Values and
+//!   string keys stay on the JS side; only integers cross, and reads are
+//!   applied in batches.
 //! * [`Tiered`] / [`ReadHandle`]: the core's sans-I/O
 //!   [`Read`](tiercache::tiered::Read) machine, stepped from JS with `await`.
 //!   Values are `JsValue`s (handles into the JS heap), so they are never
