@@ -60,9 +60,7 @@ def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached
     results = [cache.get_or_load(key, second) for _ in range(5)]
     assert results == ["v1"] * 5, "stale value served at once, not after the reload"
     wait_for(lambda: second.calls == 1 and cache.get(key) == "v2")
-    assert second.calls == 1, (
-        "one refresh per process, however many readers saw the stale value"
-    )
+    assert second.calls == 1, "one refresh per process, however many readers saw the stale value"
     assert first.calls == 1
     # Past the hard expiry (TTL + stale window) nothing is served: a load.
     clock.now += 200
