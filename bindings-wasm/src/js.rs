@@ -36,6 +36,7 @@ pub fn get_string(obj: &JsValue, name: &str) -> Option<String> {
 
 /// A JS number as a u64: non-finite or huge values saturate, negative and
 /// NaN give 0.
+#[inline(always)]
 pub fn to_u64(n: f64) -> u64 {
     if n.is_nan() || n <= 0.0 {
         0

@@ -52,6 +52,7 @@ pub struct LocalSlots {
 }
 
 /// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` → now.
+#[inline(always)]
 fn expiry(ttl_ms: f64) -> Expiry {
     if ttl_ms.is_nan() {
         Expiry::Default
@@ -216,12 +217,14 @@ impl LocalSlots {
 
 impl LocalSlots {
     /// Points the header at the removed slots; returns how many.
+    #[inline(always)]
     fn report(&mut self) -> u32 {
         self.out.removed_ptr = self.removed.as_ptr() as usize as u32;
         self.out.removed_len = self.removed.len() as u32;
         self.out.removed_len
     }
 
+    #[inline(always)]
     fn write_expiry(&mut self, slot: u32) {
         self.out.expiry = match self.policy.expires_at(slot) {
             Some(Some(at)) => at as f64,

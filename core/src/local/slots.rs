@@ -1,8 +1,6 @@
 //! [`SlotPolicy`]: the rules of [`LocalCache`](super::LocalCache) for a
 //! host that keeps keys and values itself and names entries by slot number.
 
-use slab::Slab;
-
 use super::policy::{Cold, Entries, Links, Meta, Policy, NEVER};
 use super::{Expiry, LocalCacheError, LocalStats};
 
@@ -33,7 +31,7 @@ use super::{Expiry, LocalCacheError, LocalStats};
 /// # Ok::<(), tiercache::LocalCacheError>(())
 /// ```
 pub struct SlotPolicy {
-    metas: Slab<Meta>,
+    metas: Store,
     /// `cold[i]` belongs to `metas[i]` (stale where `metas[i]` is vacant).
     cold: Vec<Cold>,
     policy: Policy,
@@ -41,21 +39,21 @@ pub struct SlotPolicy {
 
 /// The policy's view of the slots.
 struct Slots<'a> {
-    metas: &'a mut Slab<Meta>,
+    metas: &'a mut Store,
     cold: &'a mut [Cold],
 }
 
 impl Links for Slots<'_> {
     #[inline(always)]
     fn meta(&self, idx: u32) -> &Meta {
-        &self.metas[idx as usize]
+        self.metas.at(idx as usize)
     }
 }
 
 impl Entries for Slots<'_> {
     #[inline(always)]
     fn meta_mut(&mut self, idx: u32) -> &mut Meta {
-        &mut self.metas[idx as usize]
+        self.metas.at_mut(idx as usize)
     }
     #[inline(always)]
     fn cold(&self, idx: u32) -> &Cold {
@@ -67,12 +65,97 @@ impl Entries for Slots<'_> {
     }
 }
 
-struct View<'a>(&'a Slab<Meta>);
+struct View<'a>(&'a Store);
 
 impl Links for View<'_> {
     fn meta(&self, idx: u32) -> &Meta {
-        &self.0[idx as usize]
+        self.0.at(idx as usize)
     }
+}
+
+/// The slots: a flat vector (slots are dense, below `max_entries`) with the
+/// free ones on a stack, reused last freed first as `LocalCache`'s slab
+/// reuses its indices, so both hand out the same slots. A vacant slot is a
+/// `None` (the non-zero expiry is its niche: no extra space, one compare).
+struct Store {
+    metas: Vec<Option<Meta>>,
+    free: Vec<u32>,
+}
+
+impl Store {
+    fn with_capacity(capacity: usize) -> Self {
+        Store {
+            metas: Vec::with_capacity(capacity),
+            free: Vec::new(),
+        }
+    }
+
+    #[inline(always)]
+    fn contains(&self, idx: usize) -> bool {
+        matches!(self.metas.get(idx), Some(Some(_)))
+    }
+
+    #[inline(always)]
+    fn get(&self, idx: usize) -> Option<&Meta> {
+        self.metas.get(idx)?.as_ref()
+    }
+
+    /// The entry at a held slot (the policy only names held slots).
+    #[inline(always)]
+    fn at(&self, idx: usize) -> &Meta {
+        match &self.metas[idx] {
+            Some(meta) => meta,
+            None => vacant(),
+        }
+    }
+
+    #[inline(always)]
+    fn at_mut(&mut self, idx: usize) -> &mut Meta {
+        match &mut self.metas[idx] {
+            Some(meta) => meta,
+            None => vacant(),
+        }
+    }
+
+    /// Fills a free slot (the last freed) or a new one; returns it.
+    #[inline(always)]
+    fn insert(&mut self, meta: Meta) -> usize {
+        match self.free.pop() {
+            Some(idx) => {
+                self.metas[idx as usize] = Some(meta);
+                idx as usize
+            }
+            None => {
+                self.metas.push(Some(meta));
+                self.metas.len() - 1
+            }
+        }
+    }
+
+    /// Frees a held slot.
+    #[inline(always)]
+    fn remove(&mut self, idx: usize) {
+        if self.metas[idx].take().is_none() {
+            vacant();
+        }
+        self.free.push(idx as u32);
+    }
+
+    /// Slots held.
+    fn len(&self) -> usize {
+        self.metas.len() - self.free.len()
+    }
+
+    fn clear(&mut self) {
+        self.metas.clear();
+        self.free.clear();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn vacant() -> ! {
+    panic!("SlotPolicy: a vacant slot was used")
 }
 
 impl SlotPolicy {
@@ -83,7 +166,7 @@ impl SlotPolicy {
         let policy = Policy::new(max_entries, max_weight)?;
         let capacity = max_entries.min(1 << 12);
         Ok(SlotPolicy {
-            metas: Slab::with_capacity(capacity),
+            metas: Store::with_capacity(capacity),
             cold: Vec::with_capacity(capacity),
             policy,
         })
@@ -140,6 +223,7 @@ impl SlotPolicy {
     /// when it went; the returned slot may be one of them (reused for the
     /// new entry), so the host drops what `removed` names first, then files
     /// the key under the returned slot.
+    #[inline]
     pub fn set(
         &mut self,
         slot: Option<u32>,
@@ -184,7 +268,7 @@ impl SlotPolicy {
         let meta = Meta::new(expires_at);
         let idx = match vacated {
             Some(idx) => {
-                self.metas[idx as usize] = meta;
+                *self.metas.at_mut(idx as usize) = meta;
                 idx
             }
             None => {
@@ -208,7 +292,7 @@ impl SlotPolicy {
         if !self.metas.contains(slot as usize) {
             return false;
         }
-        let live = self.metas[slot as usize].expires_at.get() > now;
+        let live = self.metas.at(slot as usize).expires_at.get() > now;
         let (policy, mut slots) = self.parts();
         match policy.expires_at(expiry, now) {
             Some(at) if live => {
@@ -255,6 +339,7 @@ impl SlotPolicy {
 
     /// When the entry at `slot` expires (ms): `Some(None)` if never, `None`
     /// if `slot` holds nothing.
+    #[inline]
     pub fn expires_at(&self, slot: u32) -> Option<Option<u64>> {
         let at = self.metas.get(slot as usize)?.expires_at;
         Some((at != NEVER).then_some(at.get()))
@@ -267,7 +352,7 @@ impl SlotPolicy {
 
     /// True when no entry is held.
     pub fn is_empty(&self) -> bool {
-        self.metas.is_empty()
+        self.metas.len() == 0
     }
 
     /// Total weight held.
@@ -294,7 +379,7 @@ impl SlotPolicy {
     }
 
     /// Moves time to `now`, removing what expired on the way.
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, now: u64, removed: &mut Vec<u32>) {
         let from = removed.len();
         let (policy, mut slots) = self.parts();
