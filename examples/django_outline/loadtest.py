@@ -323,6 +323,7 @@ def plot(rows: list, out: Path, subtitle: str) -> list:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "tiercache"
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.2, 1.2, 0.9]})
@@ -363,7 +364,7 @@ def plot(rows: list, out: Path, subtitle: str) -> list:
     written = []
     for ext in ("png", "svg"):
         path = out / f"latency.{ext}"
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, metadata={"Date": None} if ext == "svg" else {})
         written.append(path)
     plt.close(fig)
     return written
