@@ -103,8 +103,9 @@ cat <<EOF
 
 The demo ran in $((SECONDS - started)) s. Plots: $out/latency.png and $out/latency.svg.
 What to read next:
-  examples/django_outline/courses/caching.py   the three ways, side by side (tiercache: ~15 lines)
-  examples/django_outline/outline_site/settings.py   the tiers, embedded or real servers
+  examples/django_outline/courses/caching.py   the three ways, side by side
+  examples/django_outline/outline_site/settings.py   the tiers: embedded, or real servers
+  examples/django_outline/README.md            what the table means
   examples/edge_worker/src/worker.js           the edge worker (same keys, same envelopes)
   docs/benchmarks.md                           the benchmarks of the core, Python and JS packages
 Real servers instead of the embedded stand-ins:

@@ -96,10 +96,6 @@ class TiercacheCourses:
         )
         return {keys[k]: v for k, v in found.items() if v is not None}
 
-    @staticmethod
-    def outline_key(course_id: str, version: int) -> str:
-        return OUTLINE_KEY(course_id, version)
-
 
 class EdxCourses:
     """edx-django-utils' ``TieredCache``, used as Open edX code uses it."""
