@@ -33,13 +33,23 @@ PY="$REPO_ROOT/.venv/bin/python"
 [ -x "$PY" ] || python3 -m venv "$REPO_ROOT/.venv"
 "$PY" -c 'import matplotlib' 2>/dev/null || "$REPO_ROOT/.venv/bin/pip" install -q "matplotlib>=3.8"
 
-# run NAME COMMAND...: runs one benchmark, its output (between two uptimes) to $LOGS/NAME.txt.
+# run NAME COMMAND...: runs one benchmark; its output, between two uptimes,
+# goes to $LOGS/NAME.txt (and, without criterion's progress lines, here).
 run() {
-  local name="$1"
+  local name="$1" rc
   shift
   step "$name: $*"
-  { echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- core bindings-python bindings-wasm || echo ' + local changes')"; uptime; "$@" 2>&1; uptime; } | tee "$LOGS/$name.txt" | grep -v -e '^Benchmarking' -e '^\s*$' | tail -25
-  [ "${PIPESTATUS[0]}" = 0 ] || { echo "benchmarks.sh: $name failed; see $LOGS/$name.txt" >&2; exit 1; }
+  {
+    echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- core bindings-python bindings-wasm || echo ' + local changes')"
+    uptime
+    "$@" 2>&1 && rc=0 || rc=$?
+    echo "# exit $rc"
+    uptime
+  } | tee "$LOGS/$name.txt" | { grep -v -e '^Benchmarking' -e '^\s*$' || true; }
+  if ! grep -q '^# exit 0$' "$LOGS/$name.txt"; then
+    echo "benchmarks.sh: $name failed; see $LOGS/$name.txt" >&2
+    exit 1
+  fi
 }
 
 if [ "$mode" = run ]; then
@@ -318,7 +328,7 @@ save(fig, "wasm")
 # The tables of the page.
 def load_text(name):
     ld = B[name].get("load")
-    return f"load (1-min average) {ld['start']:.2f} at the start, {ld['end']:.2f} at the end" if ld else "load not recorded"
+    return f"Load (1-min average) {ld['start']:.2f} at the start, {ld['end']:.2f} at the end" if ld else "Load not recorded"
 
 
 def fmt_time(us):

@@ -193,8 +193,10 @@ def get_json(port: int, path: str, raw: bool = False) -> Any:
 
 
 def run_load(port: int, schedule: list, concurrency: int) -> tuple:
-    """Replays ``schedule`` with ``concurrency`` keep-alive clients; returns
-    (samples, wall seconds). A sample: (kind, seconds, status)."""
+    """Replays ``schedule`` with ``concurrency`` keep-alive clients (the
+    first ``concurrency`` requests start together); returns (samples, wall
+    seconds, up to five error descriptions). A sample: (kind, seconds,
+    status)."""
     samples: list = []
     errors: list = []
     lock = threading.Lock()
