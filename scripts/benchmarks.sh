@@ -4,8 +4,8 @@
 #   bash scripts/benchmarks.sh          redraws docs/demo/bench-*.png|svg and the
 #                                       tables of docs/benchmarks.md from the
 #                                       figures in docs/demo/benchmarks.json
-#   bash scripts/benchmarks.sh --run    first runs the five benchmarks (about
-#                                       5 minutes; logs in target/benchmarks/),
+#   bash scripts/benchmarks.sh --run    first runs the five benchmarks (a few
+#                                       minutes; logs in target/benchmarks/),
 #                                       and takes the figures from their output
 #   bash scripts/benchmarks.sh --parse  takes the figures from the logs already
 #                                       in target/benchmarks/, then redraws
