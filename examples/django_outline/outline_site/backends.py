@@ -18,7 +18,10 @@ it matters to the demo:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import tempfile
 import threading
 import time
 from typing import Any, Callable
@@ -154,15 +157,35 @@ class _CountedStorage:
 
 class EmbeddedStorage(_CountedStorage, FileSystemStorage):
     """The filesystem in place of S3, waiting ``request_ms`` (default 5) per
-    request. Like S3, a save replaces the object of that name (Django ≥ 5.1's
-    ``allow_overwrite``), so a write is one request."""
+    request. As on S3, a save replaces the object of that name atomically: a
+    reader sees the old file or the new one, never half of one (the new file
+    is written aside, then renamed over the old)."""
 
     file_overwrite = True  # as S3Storage: tiercache's StorageTier then writes with one request
 
     def __init__(self, *args: Any, request_ms: float = 5.0, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_overwrite", True)
         super().__init__(*args, **kwargs)
         self.request_delay = float(request_ms) / 1000.0
+
+    def get_available_name(self, name: str, max_length: Any = None) -> str:
+        return name  # overwrite, as S3 does
+
+    def _save(self, name: str, content: Any) -> str:
+        self._request()
+        full_path = self.path(name)
+        directory = os.path.dirname(full_path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in content.chunks():
+                    f.write(chunk)
+            os.replace(tmp, full_path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return name
 
 
 try:

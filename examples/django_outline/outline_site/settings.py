@@ -195,5 +195,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"tiercache": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "tiercache": {"handlers": ["console"], "level": "WARNING"},
+        # Server errors with their tracebacks in the server's log (the demo shows it).
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
