@@ -157,12 +157,19 @@ def test_no_caching_reads_the_modulestore_every_time(uncached_site, counts):
 
 
 def test_concurrent_cold_requests_run_one_loader(tiercache_site, counts):
-    course = COURSES[14]
+    # The large course: its load (hundreds of queries) outlasts the eight
+    # requests' own tier reads, so all of them want the key while it loads.
+    # (A reader whose remote misses began before the leader stored the value
+    # and ended after its flight finished would load again: the core does not
+    # look at the local tier again before claiming a flight.)
     c = counts()
     results: list = []
+    start = threading.Barrier(8)
 
     def fetch() -> None:
-        results.append(Client().get(f"/courses/{course}/").status_code)
+        client = Client()
+        start.wait()
+        results.append(client.get(f"/api/courses/{LARGE_COURSE}/outline").status_code)
 
     threads = [threading.Thread(target=fetch) for _ in range(8)]
     for t in threads:
@@ -171,6 +178,7 @@ def test_concurrent_cold_requests_run_one_loader(tiercache_site, counts):
         t.join()
     assert results == [200] * 8
     assert c["outline_loads"] == 1, "one loader for eight concurrent requests"
+    assert get_cache("outlines").stats()["reads"]["flight_waits"] >= 1
 
 
 def test_edge_entries_serve_djangos_raw_bytes_to_token_holders(tiercache_site):

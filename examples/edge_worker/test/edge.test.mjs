@@ -78,7 +78,9 @@ async function edgeStats(worker) {
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-'));
-  django = await startOrigin({ DEMO_QUERY_DELAY_MS: '0.2', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
+  // 1 ms per modulestore query: an outline takes tens of ms to build, so concurrent
+  // requests overlap its load.
+  django = await startOrigin({ DEMO_QUERY_DELAY_MS: '1', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
   origin = django.url;
   const { root, modules } = await bundle(path.join(dir, 'worker'));
   const worker = (name) => ({
