@@ -706,3 +706,64 @@ fn a_signed_value_replayed_under_another_key_is_refused() {
     assert_eq!(results[0].source, Some(Source::Loader));
     assert_eq!(reader.cache.lock().unwrap().tier_stats()[0].rejected, 1);
 }
+
+#[test]
+fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
+    use tiercache::tiered::{HostValue, Step};
+    let mut cache: TieredCache<String> =
+        TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("memcached")])).unwrap();
+    let keys = || vec!["cold|v1".to_string()];
+    // Both readers ask memcached and miss before either has loaded.
+    let mut a = cache
+        .read(keys(), ReadOptions::load(), 1_000, 1, None)
+        .unwrap();
+    let mut b = cache
+        .read(keys(), ReadOptions::load(), 1_000, 2, None)
+        .unwrap();
+    assert!(matches!(a.next(&mut cache), Step::Fetch { .. }));
+    assert!(matches!(b.next(&mut cache), Step::Fetch { .. }));
+    a.fetched(&mut cache, 0, vec![None]);
+    b.fetched(&mut cache, 0, vec![None]);
+    // A claims, loads and finishes its flight before B claims.
+    assert!(matches!(a.next(&mut cache), Step::Load { .. }));
+    let value = "loaded once".to_string();
+    a.loaded(
+        &mut cache,
+        vec![Ok(Loaded::new(
+            value.clone(),
+            Codec::Raw,
+            value.clone().into_bytes(),
+        ))],
+        5,
+    );
+    while a.next(&mut cache) != Step::Done {}
+    a.finish(&mut cache, None).unwrap();
+    // B finds A's value in the local tier instead of loading it again.
+    let mut loads = 0;
+    loop {
+        match b.next(&mut cache) {
+            Step::Load { .. } => {
+                loads += 1;
+                b.loaded(&mut cache, vec![Err("second load".into())], 0);
+            }
+            Step::Decode { items } => {
+                let values = items
+                    .iter()
+                    .map(|i| {
+                        Ok(HostValue::new(
+                            String::from_utf8(i.payload.clone()).unwrap(),
+                            1,
+                        ))
+                    })
+                    .collect();
+                b.decoded(&mut cache, values);
+            }
+            Step::Done => break,
+            _ => {}
+        }
+    }
+    let results = b.finish(&mut cache, None).unwrap();
+    assert_eq!(loads, 0, "the key was loaded once for both readers");
+    assert_eq!(results[0].lookup, hit(&value));
+    assert_eq!(results[0].source, Some(Source::Local));
+}

@@ -504,6 +504,16 @@ impl<V: Clone> Read<V> {
             if !slot.is_pending() || slot.lead().is_some() || slot.wait().is_some() {
                 continue;
             }
+            // Another reader may have loaded the key since this read missed
+            // in the remote tiers: its flight is over, but its value is in
+            // the local tier. Take it rather than load a second time.
+            if !self.options.force_miss {
+                if let Lookup::Hit(value) = cache.peek_local(&self.keys[i], self.now).cloned() {
+                    cache.read_stats.local_hits += 1;
+                    slot.state = State::Found(value, Source::Local);
+                    continue;
+                }
+            }
             if give_up_waiting {
                 slot.r().load_now = true;
                 continue;
