@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString, PyType};
-use tiercache::key::{KeyBuilder, Part, KEY_FORMAT};
+use tiercache::key::{KeyBuilder, OwnedPart, KEY_FORMAT};
 use tiercache::{is_valid_memcached_key, Namespace};
 
 use crate::util::as_str;
@@ -15,12 +15,6 @@ use crate::util::as_str;
 #[pyclass(frozen, module = "tiercache._core", name = "KeyBuilder")]
 pub struct PyKeyBuilder {
     inner: KeyBuilder,
-}
-
-enum OwnedPart {
-    Str(String),
-    Int(i128),
-    Bytes(Vec<u8>),
 }
 
 fn part_of(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<OwnedPart> {
@@ -68,15 +62,7 @@ impl PyKeyBuilder {
             .enumerate()
             .map(|(i, p)| part_of(&p?, i))
             .collect::<PyResult<_>>()?;
-        let parts: Vec<Part<'_>> = owned
-            .iter()
-            .map(|p| match p {
-                OwnedPart::Str(s) => Part::Str(s),
-                OwnedPart::Int(n) => Part::Int(*n),
-                OwnedPart::Bytes(b) => Part::Bytes(b),
-            })
-            .collect();
-        Ok(self.inner.build(&parts))
+        Ok(self.inner.build_owned(&owned))
     }
 
     #[getter]

@@ -11,7 +11,7 @@ use tiercache::tiered::{
     CooldownPolicy, HostValue, Loaded, LocalTierConfig, Read, ReadOptions, ReadResult, Source,
     Step, TierConfig, TieredCache, TieredConfig,
 };
-use tiercache::{Expiry, Lookup};
+use tiercache::{Expiry, Lookup, NamedCounters};
 
 use crate::envelope::{codec_from, keyring_from};
 use crate::memcached::MemcachedClient;
@@ -448,23 +448,7 @@ impl TieredCore {
         for (config, s) in cache.config().tiers.iter().zip(cache.tier_stats()) {
             let d = PyDict::new(py);
             d.set_item("name", &config.name)?;
-            for (k, v) in [
-                ("hits", s.hits),
-                ("misses", s.misses),
-                ("errors", s.errors),
-                ("fetches", s.fetches),
-                ("writes", s.writes),
-                ("bytes_read", s.bytes_read),
-                ("bytes_written", s.bytes_written),
-                ("chunked_reads", s.chunked_reads),
-                ("chunk_misses", s.chunk_misses),
-                ("rejected", s.rejected),
-                ("stale_served", s.stale_served),
-                ("expired", s.expired),
-                ("early_refreshes", s.early_refreshes),
-                ("lock_waits", s.lock_waits),
-                ("skipped_cooling_down", s.skipped_cooling_down),
-            ] {
+            for (k, v) in s.named() {
                 d.set_item(k, v)?;
             }
             tiers.append(d)?;
@@ -472,36 +456,14 @@ impl TieredCore {
         out.set_item("tiers", tiers)?;
         let r = cache.read_stats();
         let reads = PyDict::new(py);
-        for (k, v) in [
-            ("reads", r.reads),
-            ("keys", r.keys),
-            ("request_hits", r.request_hits),
-            ("local_hits", r.local_hits),
-            ("remote_hits", r.remote_hits),
-            ("loads", r.loads),
-            ("load_errors", r.load_errors),
-            ("flight_waits", r.flight_waits),
-            ("misses", r.misses),
-            ("decode_errors", r.decode_errors),
-            ("refreshes", r.refreshes),
-        ] {
+        for (k, v) in r.named() {
             reads.set_item(k, v)?;
         }
         out.set_item("reads", reads)?;
         match cache.local_stats() {
             Some(s) => {
                 let d = PyDict::new(py);
-                for (k, v) in [
-                    ("hits", s.hits),
-                    ("misses", s.misses),
-                    ("inserts", s.inserts),
-                    ("updates", s.updates),
-                    ("evictions", s.evictions),
-                    ("expirations", s.expirations),
-                    ("rejected", s.rejected),
-                    ("entries", s.entries as u64),
-                    ("weight", s.weight),
-                ] {
+                for (k, v) in s.named() {
                     d.set_item(k, v)?;
                 }
                 out.set_item("local", d)?;

@@ -1,7 +1,7 @@
 //! The core's versioned key builder and `safe_key`, for JS.
 
 use js_sys::{ArrayBuffer, Uint8Array};
-use tiercache::key::{self, Part};
+use tiercache::key::{self, OwnedPart};
 use tiercache::Namespace;
 use wasm_bindgen::prelude::*;
 
@@ -13,13 +13,6 @@ use crate::js;
 pub struct KeyBuilder {
     inner: key::KeyBuilder,
     buf: String,
-}
-
-/// One part as given by JS, owned for the duration of a build.
-enum OwnedPart {
-    Str(String),
-    Int(i128),
-    Bytes(Vec<u8>),
 }
 
 fn part_of(value: &JsValue, index: usize) -> Result<OwnedPart, JsValue> {
@@ -96,15 +89,7 @@ impl KeyBuilder {
             .enumerate()
             .map(|(i, p)| part_of(p, i))
             .collect::<Result<Vec<_>, _>>()?;
-        let parts: Vec<Part<'_>> = owned
-            .iter()
-            .map(|p| match p {
-                OwnedPart::Str(s) => Part::Str(s),
-                OwnedPart::Int(n) => Part::Int(*n),
-                OwnedPart::Bytes(b) => Part::Bytes(b),
-            })
-            .collect();
-        self.inner.build_into(&parts, &mut self.buf);
+        self.inner.build_owned_into(&owned, &mut self.buf);
         Ok(self.buf.clone())
     }
 

@@ -17,7 +17,7 @@ use tiercache::tiered::{
     ConfigError, CooldownPolicy, HostValue, InvalidKey, Loaded, LocalTierConfig, Read, ReadOptions,
     ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use tiercache::{Expiry, Lookup};
+use tiercache::{Expiry, Lookup, NamedCounters};
 use wasm_bindgen::prelude::*;
 
 use crate::js::{self, get, get_bool, get_f64, get_string, object, set, to_u64};
@@ -479,20 +479,8 @@ impl Tiered {
         let o = object();
         let r = cache.read_stats();
         let reads = object();
-        for (name, v) in [
-            ("reads", r.reads),
-            ("keys", r.keys),
-            ("requestHits", r.request_hits),
-            ("localHits", r.local_hits),
-            ("remoteHits", r.remote_hits),
-            ("loads", r.loads),
-            ("loadErrors", r.load_errors),
-            ("flightWaits", r.flight_waits),
-            ("misses", r.misses),
-            ("decodeErrors", r.decode_errors),
-            ("refreshes", r.refreshes),
-        ] {
-            set(&reads, name, v as f64);
+        for (name, v) in r.named() {
+            set(&reads, &camel_case(name), v as f64);
         }
         set(&o, "reads", reads);
         let tiers: Array = cache
@@ -502,24 +490,8 @@ impl Tiered {
             .map(|(t, c)| {
                 let s = object();
                 set(&s, "name", c.name.as_str());
-                for (name, v) in [
-                    ("hits", t.hits),
-                    ("misses", t.misses),
-                    ("errors", t.errors),
-                    ("fetches", t.fetches),
-                    ("writes", t.writes),
-                    ("bytesRead", t.bytes_read),
-                    ("bytesWritten", t.bytes_written),
-                    ("chunkedReads", t.chunked_reads),
-                    ("chunkMisses", t.chunk_misses),
-                    ("rejected", t.rejected),
-                    ("staleServed", t.stale_served),
-                    ("expired", t.expired),
-                    ("earlyRefreshes", t.early_refreshes),
-                    ("lockWaits", t.lock_waits),
-                    ("skippedCoolingDown", t.skipped_cooling_down),
-                ] {
-                    set(&s, name, v as f64);
+                for (name, v) in t.named() {
+                    set(&s, &camel_case(name), v as f64);
                 }
                 JsValue::from(s)
             })
@@ -788,4 +760,22 @@ fn result_object(cache: &TieredCache<JsValue>, r: ReadResult<JsValue>) -> Object
         r.error.map_or(JsValue::NULL, |e| JsValue::from_str(&e)),
     );
     o
+}
+
+/// `skipped_cooling_down` -> `skippedCoolingDown`: the core names counters
+/// once (`NamedCounters`); JS gets its own naming convention.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
