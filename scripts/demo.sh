@@ -76,15 +76,7 @@ setup
 
 if [ "$servers" = 1 ]; then
   step "Servers (memcached x2, S3) on loopback"
-  if [ -z "${TIERCACHE_PORT_BASE:-}" ]; then
-    for base in $(seq 21300 10 21990); do
-      busy=0
-      for p in $base $((base + 1)) $((base + 2)) $((base + 3)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi
-      done
-      [ "$busy" = 0 ] && { export TIERCACHE_PORT_BASE=$base; break; }
-    done
-  fi
+  choose_port_base
   trap 'bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true' EXIT
   bash scripts/servers.sh start memcached s3
   eval "$(bash scripts/servers.sh env)"

@@ -45,15 +45,7 @@ step "Lint (ruff)"
 step "Servers (memcached x2, Redis, S3) on loopback"
 # A port base of our own, so a concurrent run elsewhere on the machine does
 # not share (or stop) our servers.
-if [ -z "${TIERCACHE_PORT_BASE:-}" ]; then
-  for base in $(seq 21300 10 21990); do
-    busy=0
-    for p in $base $((base + 1)) $((base + 2)) $((base + 3)); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi
-    done
-    [ "$busy" = 0 ] && { export TIERCACHE_PORT_BASE=$base; break; }
-  done
-fi
+choose_port_base
 cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
 trap cleanup EXIT
 bash scripts/servers.sh start

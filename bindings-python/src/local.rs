@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use tiercache::NamedCounters;
 use tiercache::{LocalCache, Lookup, SetOutcome};
 
 use crate::request::CachedResponse;
@@ -311,15 +312,9 @@ impl PyLocalCache {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = lock(py, &self.inner).stats();
         let d = PyDict::new(py);
-        d.set_item("hits", s.hits)?;
-        d.set_item("misses", s.misses)?;
-        d.set_item("inserts", s.inserts)?;
-        d.set_item("updates", s.updates)?;
-        d.set_item("evictions", s.evictions)?;
-        d.set_item("expirations", s.expirations)?;
-        d.set_item("rejected", s.rejected)?;
-        d.set_item("entries", s.entries)?;
-        d.set_item("weight", s.weight)?;
+        for (name, value) in s.named() {
+            d.set_item(name, value)?;
+        }
         Ok(d)
     }
 
