@@ -487,14 +487,13 @@ class TieredCache:
 
     # -- writes -------------------------------------------------------------
 
-    def set_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
-        """Writes ``value`` to the request, local and every remote tier
-        (write-through). ``ttl``: seconds; None: forever; 0: delete."""
-        k = normalize_key(key)
+    def _set_plan(self, key: str, value: Any, ttl: Ttl) -> list:
+        """The core's write steps for ``set_all_tiers`` (the request and
+        local tiers are written by the core at once)."""
         _, codec, payload, weight = self._encode(key, value)
         scope = self._scope()  # the request tier only inside a request
-        steps = self._core.set_all_tiers(
-            k,
+        return self._core.set_all_tiers(
+            normalize_key(key),
             value,
             codec,
             payload,
@@ -504,7 +503,15 @@ class TieredCache:
             self._now(),
             random.getrandbits(64),
         )
-        self._driver.run_writes(steps)
+
+    def _delete_plan(self, key: str) -> list:
+        """The core's delete steps for ``delete_all_tiers``."""
+        return self._core.delete_all_tiers(normalize_key(key), self._scope(), self._now())
+
+    def set_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
+        """Writes ``value`` to the request, local and every remote tier
+        (write-through). ``ttl``: seconds; None: forever; 0: delete."""
+        self._driver.run_writes(self._set_plan(key, value, ttl))
 
     def set(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
         """Same as :meth:`set_all_tiers`."""
@@ -513,9 +520,7 @@ class TieredCache:
     def delete_all_tiers(self, key: str) -> None:
         """Removes ``key`` from every tier (versioned keys usually make this
         unnecessary: bump the version instead)."""
-        k = normalize_key(key)
-        steps = self._core.delete_all_tiers(k, self._scope(), self._now())
-        self._driver.run_writes(steps)
+        self._driver.run_writes(self._delete_plan(key))
 
     delete = delete_all_tiers
 
@@ -586,27 +591,11 @@ class TieredCache:
 
     async def aset_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
         """Async :meth:`set_all_tiers`."""
-        k = normalize_key(key)
-        _, codec, payload, weight = self._encode(key, value)
-        scope = self._scope()  # the request tier only inside a request
-        steps = self._core.set_all_tiers(
-            k,
-            value,
-            codec,
-            payload,
-            weight,
-            _ttl_ms(ttl),
-            scope,
-            self._now(),
-            random.getrandbits(64),
-        )
-        await self._driver.arun_writes(steps)
+        await self._driver.arun_writes(self._set_plan(key, value, ttl))
 
     async def adelete_all_tiers(self, key: str) -> None:
         """Async :meth:`delete_all_tiers`."""
-        k = normalize_key(key)
-        steps = self._core.delete_all_tiers(k, self._scope(), self._now())
-        await self._driver.arun_writes(steps)
+        await self._driver.arun_writes(self._delete_plan(key))
 
     # -- introspection ------------------------------------------------------
 
