@@ -29,7 +29,7 @@ cargo test --workspace
 
 # The host packages' and the examples' suites (each builds what it needs
 # once and starts the servers it needs).
-for suite in scripts/test-python.sh scripts/test-wasm.sh scripts/test-examples.sh; do
+for suite in scripts/test-python.sh scripts/test-wasm.sh scripts/test-examples.sh scripts/test-reliability.sh; do
   if [ -f "$suite" ]; then
     step "$suite"
     bash "$suite"
