@@ -23,6 +23,10 @@ for the servers the project's scripts start. Other knobs: ``DEMO_VAR``
 (runtime files), ``DEMO_MODULESTORE`` (the SQLite file),
 ``DEMO_QUERY_DELAY_MS`` (per modulestore query, default 1),
 ``DEMO_KEY_PREFIX`` (cache key prefix, so runs never share entries),
+``DEMO_LOCAL_TTL`` (seconds an entry lives in the local, in-process tier,
+default 60; the fault-injection runs lower it so the shared tier keeps
+working), ``DEMO_S3_TIMEOUT`` (seconds: connect and read timeout of the S3
+client, with one retry; unset: botocore's defaults, 60 s and 4 retries),
 ``DEMO_EMBEDDED_RTT_MS`` / ``DEMO_EMBEDDED_STORAGE_MS`` (simulated latency
 of the embedded stand-ins), ``DEMO_SIGNING_SECRET`` and ``DEMO_EDGE_TOKEN``
 (shared with the edge worker).
@@ -133,6 +137,15 @@ if DEMO_STORAGE == "s3":
             "file_overwrite": True,
         },
     }
+    if env("DEMO_S3_TIMEOUT"):
+        from botocore.config import Config as _BotoConfig
+
+        _s3_timeout = float(env("DEMO_S3_TIMEOUT"))
+        BLOCKS_STORAGE["OPTIONS"]["client_config"] = _BotoConfig(
+            connect_timeout=_s3_timeout,
+            read_timeout=_s3_timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
 else:
     BLOCKS_STORAGE = {
         "BACKEND": "outline_site.backends.EmbeddedStorage",
@@ -169,7 +182,7 @@ def cache_settings(prefix: str) -> tuple:
         "CODEC": "json",  # the edge worker reads these values too
         "SIGNING_KEYS": [("demo1", DEMO_SIGNING_SECRET)],
         "DEFAULT_TTL": DEMO_CACHE_TTL,
-        "LOCAL": {"MAX_ENTRIES": 10_000, "MAX_BYTES": 256 << 20, "TTL": 60},
+        "LOCAL": {"MAX_ENTRIES": 10_000, "MAX_BYTES": 256 << 20, "TTL": float(env("DEMO_LOCAL_TTL", "60"))},
     }
     tiercache = {
         # Course overviews: request → local → memcached → loader.
