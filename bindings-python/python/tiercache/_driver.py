@@ -122,7 +122,7 @@ class Driver:
                         cache._tier_error(tier, "get", exc)
                         read.failed(tier, describe(exc))
                     else:
-                        read.fetched(tier, values)
+                        _fetched(cache, read, tier, values)
                 elif kind == "tier_error":  # a native fetch or store failed
                     _, tier, op, exc = step
                     cache._tier_error(tier, op, exc)
@@ -210,7 +210,7 @@ class Driver:
                         cache._tier_error(tier, "get", exc)
                         read.failed(tier, describe(exc))
                     else:
-                        read.fetched(tier, values)
+                        _fetched(cache, read, tier, values)
                 elif kind == "decode":
                     read.decoded(cache._decode(step[1]))
                 elif kind == "load":
@@ -268,6 +268,18 @@ class Driver:
                 cache._core.tier_failed(tier, cache._now())
                 if cache.strict:
                     raise _core_tier_error(cache, tier, exc) from exc
+
+
+def _fetched(cache: Any, read: Any, tier: int, values: Any) -> None:
+    """Hands a tier's answer to the core; an answer that is not one ``bytes``
+    or ``None`` per key (an adapter bug) is a failure of that tier, not an
+    exception for the caller."""
+    try:
+        read.fetched(tier, values)
+    except TypeError as exc:
+        exc = TypeError(f"get_many must return one bytes or None per key: {describe(exc)}")
+        cache._tier_error(tier, "get", exc)
+        read.failed(tier, describe(exc))
 
 
 async def _call(tier: Any, method: str, arg: Any) -> Any:

@@ -440,6 +440,21 @@ class StorageTier(Tier):
         self._map(lambda f: self.storage.delete(f"{self.prefix.rstrip('/')}/{f}"), files)
 
 
+#: What a Django cache tier hands to the core for a value some other code
+#: stored under the key (a str, an int, a dict...): bytes that are not an
+#: envelope, so the core refuses and counts it (``rejected``) and the loader
+#: replaces it, instead of the read failing on a value that is not bytes.
+FOREIGN_VALUE = b"\x00not a tiercache envelope"
+
+
+def _bytes_or_foreign(value: Any) -> Optional[bytes]:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return FOREIGN_VALUE
+
+
 class DjangoCacheTier(Tier):
     """Any Django cache alias (``LocMemCache``, ``DatabaseCache``, a custom
     backend) through Django's cache API. Values are stored as bytes, but the
@@ -467,7 +482,7 @@ class DjangoCacheTier(Tier):
 
     def get_many(self, keys: Sequence[str]) -> list:
         found = self.cache.get_many(list(keys))
-        return [found.get(k) for k in keys]
+        return [_bytes_or_foreign(found.get(k)) for k in keys]
 
     def set_many(self, entries: Sequence[Entry]) -> None:
         by_ttl: dict = {}

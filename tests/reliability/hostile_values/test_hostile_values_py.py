@@ -16,6 +16,7 @@ Run: bash scripts/test-reliability.sh -k hostile_values
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 
@@ -35,7 +36,8 @@ from hv_support import (
     varint,
 )
 
-from tiercache import MISSING, TieredCache, _core
+from tiercache import MISSING, TieredCache, TierError, _core
+from tiercache.tiers import Tier
 
 ORIGINAL = {"owner": "user A", "grade": 93}
 FRESH = {"owner": "loader", "grade": 0}
@@ -217,3 +219,65 @@ def test_hostile_value_memcached_chunked(case, targets, tmp_path, unpickled):
     fresh = os.urandom(6000)  # chunked again when the loader's value is stored
     check = check_outcome(target, tier, key, case.counter, tmp_path / "pwned", unpickled, fresh)
     assert counters(check)["chunked_reads"] == 1 and counters(check)["chunk_misses"] == 0
+
+
+# -- values of another type under the key (other code sharing a Django cache) --------
+
+FOREIGN = {"str": "written by other code", "int": 42, "dict": {"owner": "other code"}}
+
+
+@pytest.mark.parametrize("kind", list(FOREIGN))
+@pytest.mark.parametrize("tier_name", ["django_pymemcache", "django_redis", "django_locmem"])
+def test_hostile_value_foreign_type(tier_name, kind, targets, tmp_path, unpickled):
+    """Other code stores a str, an int or a dict under the same key of a
+    shared Django cache: refused and counted like any value that is not an
+    envelope (it used to raise TypeError out of get/get_or_load)."""
+    from django.core.cache import caches
+
+    target = targets(tier_name)
+    tier = target.tier()
+    key = f"hv:{RUN}:{tier_name}:foreign_{kind}"
+    cache(tier).set_all_tiers(key, ORIGINAL, ttl=60)
+    caches[target.alias].set(key, FOREIGN[kind], 60)
+    unpickled.clear()
+    check_outcome(target, tier, key, "rejected", tmp_path / "pwned", unpickled)
+
+
+class AnswersWith(Tier):
+    """A user-written adapter (the documented interface) whose server hands
+    back something that is not bytes."""
+
+    kind = "redis"
+    name = "custom"
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.stored = {}
+
+    def get_many(self, keys):
+        return [self.answer for _ in keys]
+
+    def set_many(self, entries):
+        self.stored.update((k, v) for k, v, _ttl in entries)
+
+    def add_many(self, items):
+        return [True for _ in items]
+
+    def delete_many(self, keys):
+        for k in keys:
+            self.stored.pop(k, None)
+
+
+@pytest.mark.parametrize("answer", ["a str", 42, {"a": 1}], ids=["str", "int", "dict"])
+def test_hostile_value_custom_adapter_wrong_type(answer):
+    """An adapter answering with a non-bytes value is a failing tier: counted
+    as an error, a miss for the caller, ``TierError`` in strict mode."""
+    tier = AnswersWith(answer)
+    r = cache(tier)
+    assert r.get("k") is MISSING
+    assert r.get_or_load("k", lambda: FRESH, ttl=60) == FRESH
+    assert counters(r)["errors"] == 2
+    assert tier.stored  # the loader's value was written
+    assert asyncio.run(cache(tier).aget("k")) is MISSING
+    with pytest.raises(TierError, match="bytes or None"):
+        cache(tier, strict=True).get("k")
