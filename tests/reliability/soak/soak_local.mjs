@@ -11,7 +11,11 @@
 // bindings-wasm/pkg: maxEntries, maxBytes), lru-cache (npm lru-cache from
 // bindings-wasm/node_modules: max, maxSize, per-entry ttl).
 //
-// Usage: node soak_local.mjs CONTENDER [--ops N] [--sample N] [--progress]
+// --gc (with node --expose-gc) runs a full GC before each sample, so RSS
+// shows what is retained rather than garbage the GC has not yet collected
+// (the fast test uses it; the long run does not).
+//
+// Usage: node [--expose-gc] soak_local.mjs CONTENDER [--ops N] [--sample N] [--progress] [--gc]
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,7 +73,7 @@ export async function build(contender, clock) {
   throw new Error(`unknown contender ${contender}: one of tiercache, lru-cache`);
 }
 
-export async function run(contender, ops, sample, progress = false) {
+export async function run(contender, ops, sample, progress = false, collect = false) {
   const clock = { ms: START_MS };
   const c = await build(contender, clock);
   const blob = new Uint8Array(32 << 10);
@@ -114,6 +118,7 @@ export async function run(contender, ops, sample, progress = false) {
       c.delete(hotKeys[y & 4095]);
     }
     if (i + 1 === nextSample) {
+      if (collect) globalThis.gc();
       samples.push([i + 1, rssBytes(), c.size()]);
       nextSample += sample;
       if (progress && (i + 1) % reportEvery < sample) {
@@ -168,6 +173,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const contender = args[0];
   const ops = opt('--ops', 10_000_000);
   const sample = opt('--sample', 0) || Math.max(Math.floor(ops / 200), 1);
-  const result = await run(contender, ops, sample, args.includes('--progress'));
+  const collect = args.includes('--gc');
+  if (collect && typeof globalThis.gc !== 'function') throw new Error('--gc needs node --expose-gc');
+  const result = await run(contender, ops, sample, args.includes('--progress'), collect);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -18,7 +18,8 @@ every short TTL lapses many times over).
 Contenders: ``tiercache`` (tiercache.LocalCache, max_entries and max_bytes),
 ``django-locmem`` (Django's LocMemCache, MAX_ENTRIES: it has no byte bound),
 ``cachetools-ttl`` (cachetools.TTLCache, maxsize in bytes via getsizeof: it
-has one TTL for all entries, 60 s here, and no entry bound).
+has one TTL for all entries, 60 s here, and no entry bound); ``dict`` (a
+plain dict, no bound: the negative control of the fast test).
 
 Usage: python soak_local.py CONTENDER [--ops N] [--sample N] [--progress]
 """
@@ -40,7 +41,7 @@ START_MS = 1_700_000_000_000
 SEED = 2463534242
 BLOB = bytes((i * 131 + 7) & 0xFF for i in range(32 << 10))
 HOT_KEYS = [f"hot:{n}" for n in range(HOT)]
-CONTENDERS = ("tiercache", "django-locmem", "cachetools-ttl")
+CONTENDERS = ("tiercache", "django-locmem", "cachetools-ttl", "dict")
 
 _PAGE = None
 
@@ -105,6 +106,17 @@ def build(contender: str, clock: Clock):
         from cachetools import TTLCache
 
         cache = TTLCache(MAX_BYTES, HOT_TTL_MS / 1000, timer=clock.seconds, getsizeof=len)
+
+        def put(key, value, ttl_ms):
+            cache[key] = value
+
+        def delete(key):
+            cache.pop(key, None)
+
+        return cache.get, put, delete, cache.__len__
+    if contender == "dict":
+        # No bound at all: the negative control of the fast test.
+        cache = {}
 
         def put(key, value, ttl_ms):
             cache[key] = value
