@@ -55,7 +55,11 @@ def rust_example() -> str:
     assert done.returncode == 0, done.stderr[-3000:]
     for line in done.stdout.splitlines():
         msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "soak_local" and msg.get("executable"):
+        if (
+            msg.get("reason") == "compiler-artifact"
+            and msg["target"]["name"] == "soak_local"
+            and msg.get("executable")
+        ):
             return msg["executable"]
     raise AssertionError("cargo built no soak_local executable")
 
@@ -100,7 +104,7 @@ def test_rust_local_cache_rss_stays_within_the_weight_bound(python_tiercache):
 def test_an_unbounded_dict_fails_the_same_check():
     d = python_soak("dict", ops=150_000)
     assert d["digest"] == python_soak_digest(150_000)
-    with pytest.raises(AssertionError, match="RSS (rose|grew)"):
+    with pytest.raises(AssertionError, match=r"RSS (rose|grew)"):
         assert_bounded(d)
 
 
@@ -122,7 +126,18 @@ def python_soak_digest(ops: int) -> int:
 
 def test_request_cache_across_threads_and_tasks_isolated_and_flat():
     d = run_json(
-        [sys.executable, "soak_request.py", "--requests", "30000", "--threads", "8", "--tasks", "100", "--sample", "1000"]
+        [
+            sys.executable,
+            "soak_request.py",
+            "--requests",
+            "30000",
+            "--threads",
+            "8",
+            "--tasks",
+            "100",
+            "--sample",
+            "1000",
+        ]
     )
     assert d["requests"] == 30000
     assert d["sightings"] == 0, d["sighting_examples"]
