@@ -1,6 +1,7 @@
 """Tables and plots of a soak run (scripts/soak.sh): reads the JSON each
 driver wrote in DIR, prints the tables, writes DIR/summary.json and the plots
-DIR/soak-local.png (RSS over ops, one panel per host) and
+DIR/soak-local.png (RSS over ops, one panel per host; RSS above each
+process's baseline: after its imports and the empty cache) and
 DIR/soak-request.png (RSS over requests).
 
 Usage: python soak_report.py DIR
@@ -99,17 +100,15 @@ def plot(local: list[dict], request: list[dict], directory: Path) -> list[Path]:
         for ax, host in zip(axes[0], hosts):
             for d in (d for d in local if d["host"] == host):
                 xs = [s[0] / 1e6 for s in d["samples"]]
-                ys = [s[1] / MIB for s in d["samples"]]
+                ys = [(s[1] - d["baseline_rss"]) / MIB for s in d["samples"]]
                 ax.plot(xs, ys, label=d["contender"], linewidth=1.4)
-            tc = next((d for d in local if d["host"] == host and d["contender"] == "tiercache"), None)
-            if tc:
-                bound = (tc["baseline_rss"] + tc["max_bytes"]) / MIB
-                ax.axhline(
-                    bound, color="gray", linestyle="--", linewidth=0.9, label="tiercache baseline + 32 MiB"
-                )
+            bound = next(d["max_bytes"] for d in local if d["host"] == host) / MIB
+            ax.axhline(
+                bound, color="gray", linestyle="--", linewidth=0.9, label=f"weight bound ({bound:.0f} MiB)"
+            )
             ax.set_title(f"{host}: LocalCache soak")
             ax.set_xlabel("operations (millions)")
-            ax.set_ylabel("RSS (MiB)")
+            ax.set_ylabel("RSS above baseline (MiB)")
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
