@@ -1,13 +1,12 @@
-// The assertions every JS hostile-value case shares (Node side): write a
-// signed value through the tier, corrupt it in the server, read it back with
-// fresh caches (no local tier) and check the outcome.
+// The assertions every JS hostile-value case shares: a signed value is
+// written through the tier, corrupted in the server, and read back by fresh
+// caches (no local tier). `phases` runs hv_observe.mjs's writePhase and
+// readPhase, in Node directly or inside workerd.
 import assert from 'node:assert/strict';
 import { ORIGINAL, OTHER, FRESH, SIGNING_KEYS, READER_MAX_PAYLOAD, parse } from './hv_cases.mjs';
+import { writePhase, readPhase } from './hv_observe.mjs';
 
-/**
- * A tiercache view for the Node tiers: `tc` is the package, `tier` an
- * adapter instance (a fresh TieredCache over it stands for another process).
- */
+/** Caches over one Node tier adapter (a fresh TieredCache stands for another process). */
 export function caches(tc, tier) {
   const errors = [];
   const make = (extra = {}) =>
@@ -20,67 +19,67 @@ export function caches(tc, tier) {
       onError: (e) => errors.push(e),
       ...extra,
     });
-  return { errors, writer: () => make(), reader: (extra) => make({ maxPayloadLen: READER_MAX_PAYLOAD, ...extra }) };
+  return {
+    errors: async () => errors.splice(0).map((e) => String(e?.message ?? e)),
+    writer: () => make(),
+    reader: (extra) => make({ maxPayloadLen: READER_MAX_PAYLOAD, ...extra }),
+  };
+}
+
+/** Phases run in this process, over `caches` and `raw`. */
+export function localPhases(cachesOf, raw) {
+  return {
+    write: (args) => writePhase({ caches: cachesOf, raw, ...args }),
+    read: (args) => readPhase({ caches: cachesOf, raw, ...args }),
+  };
 }
 
 const eq = (a, b) => Buffer.from(a).equals(Buffer.from(b));
 
-/** Runs one envelope case end to end. raw: { get(key), put(key, bytes), del(key) } over the server. */
-export async function runCase({ tc, tier, raw, key, other, kase, value = ORIGINAL, fresh = FRESH }) {
-  const { errors, writer, reader } = caches(tc, tier);
-  await writer().setAllTiers(key, value, { ttlMs: 60_000 });
-  await writer().setAllTiers(other, OTHER, { ttlMs: 60_000 });
-  const valid = await raw.get(key);
-  const otherValid = await raw.get(other);
-  assert.ok(valid && otherValid, 'the writer stored both values');
-  assert.ok(parse(valid).signed);
-  const control = reader();
-  assert.deepEqual((await control.get(key)).value, value, 'control: the untouched value is a hit');
-  assert.equal(control.stats().tiers[0].rejected, 0);
+/** One envelope case end to end. */
+export async function runCase({ phases, key, other, kase, value = ORIGINAL, fresh = FRESH }) {
+  const w = await phases.write({ key, other, value, otherValue: OTHER });
+  assert.ok(w.valid && w.otherValid, 'the writer stored both values');
+  assert.ok(parse(w.valid).signed);
+  assert.equal(w.control.hit, true, 'control: the untouched value is a hit');
+  assert.deepEqual(w.control.value, value);
+  assert.equal(w.control.tier.rejected, 0);
 
-  const bad = kase.make(valid, { key, otherValid });
-  assert.ok(!eq(bad, valid));
-  await raw.put(key, bad);
-  assert.ok(eq(await raw.get(key), bad), 'the server holds the hostile bytes');
-  await checkOutcome({ tiers: { errors, reader, writer }, key, counter: kase.counter, fresh });
+  const bad = kase.make(w.valid, { key, otherValid: w.otherValid });
+  assert.ok(!eq(bad, w.valid));
+  const obs = await phases.read({ key, bad, fresh });
+  assert.ok(eq(obs.stored, bad), 'the server holds the hostile bytes');
+  return checkOutcome(obs, kase.counter, fresh);
 }
 
-/** The outcome checks, once the hostile bytes are in place. */
-export async function checkOutcome({ tiers: { errors, reader }, key, counter, fresh = FRESH }) {
-  errors.length = 0;
+/** The outcome checks on readPhase's observations. */
+export function checkOutcome(obs, counter, fresh = FRESH) {
+  const show = JSON.stringify(obs);
   // strict mode: a hostile value is not a tier failure: a miss, no error
-  const strict = reader({ strict: true });
-  const s = await strict.get(key);
-  assert.equal(s.hit, false);
-  assert.equal(strict.stats().tiers[0][counter], 1, JSON.stringify(strict.stats().tiers[0]));
+  assert.equal(obs.strict.error, null, show);
+  assert.equal(obs.strict.hit, false, show);
+  assert.equal(obs.strict.tier[counter], 1, show);
 
-  const r = reader();
-  const got = await r.get(key);
-  assert.equal(got.hit, false);
-  assert.equal(got.value, undefined, 'nothing of the bad bytes is returned');
-  const many = await r.getMany([key]);
-  assert.equal(many[0].hit, false);
-  const t = r.stats().tiers[0];
-  assert.equal(t[counter], 2, JSON.stringify(t));
-  assert.equal(t.hits, 0);
-  assert.equal(t.errors, 0);
+  assert.equal(obs.get.error, null, show);
+  assert.equal(obs.get.hit, false, show);
+  assert.equal(obs.get.value, null, 'nothing of the bad bytes is returned');
+  assert.equal(obs.many.error, null, show);
+  assert.equal(obs.many.hits, 0, show);
+  assert.equal(obs.afterGets[counter], 2, show);
+  assert.equal(obs.afterGets.hits, 0, show);
+  assert.equal(obs.afterGets.errors, 0, show);
 
-  let loads = 0;
-  assert.deepEqual(await r.getOrLoad(key, async () => (loads++, fresh), { ttlMs: 60_000 }), fresh);
-  assert.equal(loads, 1);
-  await r.settled();
-  const reads = r.stats().reads;
-  assert.equal(reads.decodeErrors, 0, 'no payload of a hostile value reached the decoder');
-  assert.deepEqual(
-    errors.map((e) => String(e?.message ?? e)),
-    [],
-    'no tier or decode error was reported',
-  );
+  assert.equal(obs.load.error, null, show);
+  assert.deepEqual(obs.load.value, fresh);
+  assert.equal(obs.afterLoad.reads.loads, 1, 'the loader ran once');
+  assert.equal(obs.afterLoad.reads.decodeErrors, 0, 'no payload of a hostile value reached the decoder');
+  assert.deepEqual(obs.errors, [], 'no tier or decode error was reported');
 
   // the bad entry was replaced: another process reads the fresh value
-  const check = reader();
-  assert.deepEqual((await check.get(key)).value, fresh);
-  assert.equal(check.stats().tiers[0].hits, 1);
-  assert.equal(check.stats().tiers[0].rejected, 0);
-  return check;
+  assert.equal(obs.check.error, null, show);
+  assert.equal(obs.check.hit, true, show);
+  assert.deepEqual(obs.check.value, fresh);
+  assert.equal(obs.check.tier.hits, 1);
+  assert.equal(obs.check.tier.rejected, 0);
+  return obs;
 }
