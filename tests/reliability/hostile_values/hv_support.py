@@ -188,10 +188,11 @@ class Case:
 class Ctx:
     """What a corruption may need besides the valid bytes."""
 
-    def __init__(self, key: str, other_valid: bytes, marker: Path) -> None:
+    def __init__(self, key: str, other_valid: bytes, marker: Path, keyring: Optional[list] = KEYRING) -> None:
         self.key = key
         self.other_valid = other_valid  # valid bytes stored under another key
         self.marker = marker
+        self.keyring = keyring  # what the oversized cases sign with (None: unsigned)
 
 
 def _mid_body(p: Parsed) -> int:
@@ -251,26 +252,26 @@ CASES = [
         "over_limit",
         "oversized",
         f"validly signed, payload 80 KiB > the reader's max_payload_len ({READER_MAX_PAYLOAD // 1024} KiB)",
-        make=lambda v, c: envelope(os.urandom(80 * 1024), codec="raw", key=c.key),
+        make=lambda v, c: envelope(os.urandom(80 * 1024), codec="raw", key=c.key, keyring=c.keyring),
     ),
     Case(
         "claims_huge",
         "oversized",
         "validly signed, header claims a 1 TiB payload, 16 bytes present",
-        make=lambda v, c: envelope(b"x" * 16, codec="raw", key=c.key, payload_len=1 << 40),
+        make=lambda v, c: envelope(b"x" * 16, codec="raw", key=c.key, keyring=c.keyring, payload_len=1 << 40),
     ),
     Case(
         "claims_more",
         "oversized",
         "validly signed, header claims 100 bytes more than present",
-        make=lambda v, c: envelope(b"x" * 16, codec="raw", key=c.key, payload_len=116),
+        make=lambda v, c: envelope(b"x" * 16, codec="raw", key=c.key, keyring=c.keyring, payload_len=116),
     ),
     Case(
         "lz4_bomb",
         "oversized",
         "validly signed, compressed flag, claims 60 KiB from a 16-byte body",
         make=lambda v, c: envelope(
-            b"x" * 16, codec="raw", key=c.key, flags=FLAG_COMPRESSED, payload_len=60 * 1024
+            b"x" * 16, codec="raw", key=c.key, keyring=c.keyring, flags=FLAG_COMPRESSED, payload_len=60 * 1024
         ),
     ),
     Case(
@@ -278,7 +279,7 @@ CASES = [
         "oversized",
         "validly signed, compressed flag, body is not LZ4",
         make=lambda v, c: envelope(
-            b"\xff" * 64, codec="raw", key=c.key, flags=FLAG_COMPRESSED, payload_len=200
+            b"\xff" * 64, codec="raw", key=c.key, keyring=c.keyring, flags=FLAG_COMPRESSED, payload_len=200
         ),
     ),
     # -- (e) a pickle that runs code when unpickled --------------------------------------
@@ -311,6 +312,28 @@ CASES = [
 ]
 
 BY_NAME = {c.name: c for c in CASES}
+
+#: Corruptions an unsigned envelope must still be refused for: its structure
+#: and sizes are checked without a key. (Without signing, a flipped byte
+#: inside the payload or the header's times is NOT detected: there is no
+#: checksum; turn signing on for any tier others can write.)
+UNSIGNED_CASES = [
+    BY_NAME[n]
+    for n in (
+        "flip_magic",
+        "flip_version",
+        "trunc_empty",
+        "trunc_magic",
+        "trunc_header",
+        "trunc_body",
+        "trunc_last",
+        "over_limit",
+        "claims_huge",
+        "claims_more",
+        "lz4_bomb",
+        "lz4_garbage",
+    )
+]
 
 
 # -- chunked values (memcached with a small item limit) -------------------------------

@@ -17,6 +17,7 @@ Run: bash scripts/test-reliability.sh -k hostile_values
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pickle
 
@@ -26,8 +27,10 @@ from hv_support import (
     CASES,
     CHUNK_CASES,
     FLAG_MANIFEST,
+    FLAG_SIGNED,
     KEYRING,
     READER_MAX_PAYLOAD,
+    UNSIGNED_CASES,
     Ctx,
     envelope,
     evil_pickle,
@@ -48,7 +51,7 @@ PY_TIERS = ["memcached", "redis", "s3", "django_pymemcache", "django_redis", "dj
 DJANGO_UNPICKLES = {"django_pymemcache", "django_redis"}
 
 
-def cache(tier, **kwargs):
+def _cache(tier, **kwargs):
     kwargs.setdefault("signing_keys", KEYRING)
     kwargs.setdefault("local", None)
     kwargs.setdefault("compress_at", None)
@@ -56,16 +59,21 @@ def cache(tier, **kwargs):
     return TieredCache([tier], **kwargs)
 
 
-def reader(tier, **kwargs):
-    return cache(tier, max_payload_len=READER_MAX_PAYLOAD, **kwargs)
+def _reader(tier, **kwargs):
+    return _cache(tier, max_payload_len=READER_MAX_PAYLOAD, **kwargs)
+
+
+cache, reader = _cache, _reader
 
 
 def counters(c) -> dict:
     return c.stats()["tiers"][0]
 
 
-def check_outcome(target, tier, key, counter, marker, unpickled, fresh=FRESH):
+def check_outcome(target, tier, key, counter, marker, unpickled, fresh=FRESH, **options):
     """The assertions every case shares, once the hostile bytes are in place."""
+    reader = functools.partial(_reader, **options)
+    cache = functools.partial(_cache, **options)
     # strict mode: a hostile value is not a tier failure, so no error: a miss.
     strict = reader(tier, strict=True)
     assert strict.get(key) is MISSING
@@ -74,12 +82,16 @@ def check_outcome(target, tier, key, counter, marker, unpickled, fresh=FRESH):
 
     r = reader(tier)
     assert r.get(key) is MISSING
-    assert r.get_cached_response(key).is_found is False
-    got = r.get_many([key])
-    assert got == {}
+    assert r.get_many([key]) == {}
     stats = counters(r)
-    assert stats[counter] == 3, stats
+    assert stats[counter] == 2, stats
     assert stats["hits"] == 0 and stats["errors"] == 0, stats
+
+    # the async read path (Python get_many, no native client) too
+    ar = reader(tier)
+    assert asyncio.run(ar.aget(key)) is MISSING
+    assert counters(ar)[counter] == 1, counters(ar)
+    assert not marker.exists(), "the evil pickle ran"
 
     loads = []
     assert r.get_or_load(key, lambda: loads.append(1) or fresh, ttl=60) == fresh
@@ -110,9 +122,13 @@ def test_hostile_value(tier_name, case, targets, tmp_path, unpickled):
     other = f"hv:{RUN}:{tier_name}:{case.name}:other"
     writer = cache(tier)
     writer.set_all_tiers(key, ORIGINAL, ttl=60)
-    writer.set_all_tiers(other, {"owner": "user B", "grade": 12}, ttl=60)
-    valid, other_valid = target.raw_get(key), target.raw_get(other)
-    assert valid is not None and other_valid is not None
+    valid = target.raw_get(key)
+    other_valid = None
+    if case.group == "replay":
+        writer.set_all_tiers(other, {"owner": "user B", "grade": 12}, ttl=60)
+        other_valid = target.raw_get(other)
+        assert other_valid is not None and other_valid != valid
+    assert valid is not None
     assert parse(valid).signed and parse(valid).key_id == "2025a"
     # control: the untouched value is a hit (the harness reads what it wrote)
     control = reader(tier)
@@ -281,3 +297,25 @@ def test_hostile_value_custom_adapter_wrong_type(answer):
     assert asyncio.run(cache(tier).aget("k")) is MISSING
     with pytest.raises(TierError, match="bytes or None"):
         cache(tier, strict=True).get("k")
+
+
+@pytest.mark.parametrize("case", UNSIGNED_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("tier_name", ["memcached", "redis"])
+def test_hostile_value_unsigned_cache(tier_name, case, targets, tmp_path, unpickled):
+    """Signing off: structure and sizes are still checked before anything
+    is decoded (a flipped payload byte is not detectable without a key)."""
+    target = targets(tier_name)
+    tier = target.tier()
+    key = f"hv:{RUN}:{tier_name}:unsigned:{case.name}"
+    other = f"{key}:other"
+    writer = cache(tier, signing_keys=None)
+    writer.set_all_tiers(key, ORIGINAL, ttl=60)
+    writer.set_all_tiers(other, {"owner": "user B"}, ttl=60)
+    valid = target.raw_get(key)
+    assert not parse(valid).signed
+    marker = tmp_path / "pwned"
+    bad = case.make(valid, Ctx(key, target.raw_get(other), marker, keyring=None))
+    assert len(bad) < 6 or not bad[5] & FLAG_SIGNED  # unsigned hostile bytes
+    target.raw_put(key, bad)
+    unpickled.clear()
+    check_outcome(target, tier, key, case.counter, marker, unpickled, signing_keys=None)
