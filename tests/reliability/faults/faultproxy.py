@@ -12,15 +12,17 @@ how many calls reached a tier while it was failing:
     keeping the connection; TCP proxies behave as ``reset``.
 ``reset``
     Every new connection, and every request on an open one, is answered
-    with a TCP reset (``SO_LINGER`` 0).
+    with a TCP reset (``SO_LINGER`` 0). A connection reset at once counts as
+    one request.
 ``hang``
     Requests are read and never answered (a frozen server); the connection
     stays open until the client gives up or the mode changes (then it is
     closed).
 
-A TCP proxy (``http=False``) counts one *request* per chunk the client
-sends: the memcached and Redis clients write one request (one batch, one
-pipeline) per call, so this is the number of calls. An HTTP proxy parses
+A TCP proxy (``http=False``) counts one *request* each time the client
+sends after a reply (or first on a connection): the memcached and Redis
+clients send one request (one batch, one pipeline) per call and wait for its
+reply, so this is the number of calls. An HTTP proxy parses
 requests (``Content-Length`` and chunked bodies, ``Expect: 100-continue``)
 and counts each one exactly. If the upstream refuses the connection (a
 killed server behind a ``pass`` proxy), the client's connection is closed
@@ -239,17 +241,26 @@ class FaultProxy:
     async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mode = self._mode
         if mode in ("reset", "error"):
+            self._request_seen()  # the connection attempt is the request
             self._count("resets")
             _rst(writer)
             return
         up: Optional[tuple] = None
         pump: Optional[asyncio.Task] = None
+        # A request starts with the first bytes the client sends after a
+        # reply (a large value arrives in several reads: one request).
+        state = {"replied": True}
+        mode = self._mode
         try:
             while True:
                 data = await reader.read(65536)
                 if not data:
                     return
-                mode = self._request_seen()
+                if state["replied"]:
+                    state["replied"] = False
+                    mode = self._request_seen()
+                else:
+                    mode = self._mode
                 if mode in ("reset", "error"):
                     self._count("resets")
                     _rst(writer)
@@ -262,7 +273,7 @@ class FaultProxy:
                     if up is None:
                         _rst(writer)
                         return
-                    pump = asyncio.ensure_future(self._pump(up[0], writer))
+                    pump = asyncio.ensure_future(self._pump(up[0], writer, state))
                 up[1].write(data)
                 await up[1].drain()
         finally:
@@ -272,7 +283,7 @@ class FaultProxy:
                 with contextlib.suppress(Exception):
                     up[1].close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: dict) -> None:
         """Upstream → client, dropped while the mode is not ``pass`` (a
         frozen server's replies never arrive)."""
         try:
@@ -282,6 +293,7 @@ class FaultProxy:
                     break
                 if self._mode != "pass":
                     continue
+                state["replied"] = True
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -340,6 +352,7 @@ class FaultProxy:
 
     async def _handle_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._mode == "reset":
+            self._request_seen()  # the connection attempt is the request
             self._count("resets")
             _rst(writer)
             return

@@ -82,6 +82,10 @@ class Scenario:
     mode: str = "tiercache"
     shared: str = "memcached"
     env: dict = field(default_factory=dict)
+    #: A publish (a new version: new keys, so reads reach the storage and
+    #: the loader, and the loader's value is written to every tier) every N
+    #: requests; 0: none.
+    publish_every: int = 0
 
 
 SCENARIOS = {
@@ -98,12 +102,12 @@ SCENARIOS = {
         Scenario("redis-kill", "Redis killed, then restarted", "kill", ("redis",), "redis", shared="redis"),
         Scenario("redis-freeze", "Redis frozen (SIGSTOP), then thawed", "freeze", ("redis",), "redis",
                  shared="redis"),
-        Scenario("s3-503", "S3 answering 503 SlowDown", "error", ("s3",), "storage"),
-        Scenario("s3-reset", "S3 resetting every connection", "reset", ("s3",), "storage"),
+        Scenario("s3-503", "S3 answering 503 SlowDown", "error", ("s3",), "storage", publish_every=10),
+        Scenario("s3-reset", "S3 resetting every connection", "reset", ("s3",), "storage", publish_every=10),
         Scenario("s3-hang", "S3 hanging (botocore defaults: 60 s timeouts, 4 retries)", "hang", ("s3",),
-                 "storage"),
+                 "storage", publish_every=10),
         Scenario("s3-hang-timeout", "S3 hanging, S3 client timeout 1 s (DEMO_S3_TIMEOUT=1)", "hang", ("s3",),
-                 "storage", env={"DEMO_S3_TIMEOUT": "1"}),
+                 "storage", env={"DEMO_S3_TIMEOUT": "1"}, publish_every=10),
         Scenario("edx-mc-kill", "edx-django-utils: memcached killed (both servers), then restarted", "kill",
                  ("memcached1", "memcached2"), "memcached", mode="edx"),
     )
@@ -186,14 +190,18 @@ class Rig:
             timeout=60,
         )
 
-    def kill(self, services: tuple) -> None:
-        """SIGKILL (a crash: no goodbye to the clients), then waits until the
-        port is free; ``servers.sh start`` starts it again."""
+    def signal(self, services: tuple, sig: int) -> None:
+        """Sends ``sig`` to the servers (pids from servers.sh's pid files):
+        at once, where ``servers.sh`` would first start a shell."""
         base = os.environ.get("TIERCACHE_PORT_BASE", "21210")
         folder = Path(os.environ.get("TIERCACHE_SERVERS_DIR") or REPO / "target" / "servers" / base)
         for s in services:
-            pid = int((folder / f"{s}.pid").read_text().strip())
-            os.kill(pid, signal.SIGKILL)
+            os.kill(int((folder / f"{s}.pid").read_text().strip()), sig)
+
+    def kill(self, services: tuple) -> None:
+        """SIGKILL (a crash: no goodbye to the clients), then waits until the
+        port is free; ``servers.sh start`` starts it again."""
+        self.signal(services, signal.SIGKILL)
         for s in services:
             host, _, port = self.upstreams[s].rpartition(":")
             deadline = time.monotonic() + 10
@@ -208,14 +216,16 @@ class Rig:
         if sc.action == "kill":
             self.kill(sc.services)
         elif sc.action == "freeze":
-            self.servers("freeze", sc.services)
+            self.signal(sc.services, signal.SIGSTOP)
         else:
             for s in sc.services:
                 self.proxies[s].set_mode(sc.action)
 
     def restore(self, sc: Scenario) -> None:
-        if sc.action in ("kill", "freeze"):
-            self.servers("start" if sc.action == "kill" else "thaw", sc.services)
+        if sc.action == "kill":
+            self.servers("start", sc.services)
+        elif sc.action == "freeze":
+            self.signal(sc.services, signal.SIGCONT)
         else:
             for s in sc.services:
                 self.proxies[s].set_mode("pass")
@@ -231,13 +241,23 @@ class Rig:
 # -- the load ------------------------------------------------------------------------
 
 
-def make_items(n_courses: int, concurrency: int) -> list:
+def make_items(n_courses: int, concurrency: int, publish_every: int = 0) -> list:
     """The load's requests: outline pages and enrollment lists, as in the
-    demo's schedule, without publishes (a publish changes keys, which would
-    blur the hit ratio)."""
-    return [
+    demo's schedule, without its publishes (a publish changes keys, which
+    blurs the hit ratio), or with one every ``publish_every`` requests (the
+    S3 scenarios: the storage tier is read and written only for new keys)."""
+    items = [
         it for it in loadtest.make_schedule(4000, concurrency, n_courses)[concurrency:] if it[0] != "publish"
     ]
+    if publish_every:
+        popular = [it[2] for it in items if it[0] == "outline"][:20]
+        out = []
+        for i, it in enumerate(items):
+            if i % publish_every == publish_every - 1:
+                out.append(("publish", "POST", popular[(i // publish_every) % len(popular)] + "publish"))
+            out.append(it)
+        items = out
+    return items
 
 
 class Load:
@@ -283,7 +303,9 @@ class Load:
                 body = response.read()
                 status = response.status
                 if status == 200:
-                    keys = json.loads(body)["count"] if kind == "enrollments" else 2
+                    keys = {"enrollments": 0, "outline": 2}.get(kind, 0)
+                    if kind == "enrollments":
+                        keys = json.loads(body)["count"]
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
@@ -294,6 +316,33 @@ class Load:
                 if status != 200 and len(self.errors) < 5:
                     self.errors.append(f"{method} {path}: {status} {body[:200]!r}")
         conn.close()
+
+
+def warm(port: int, n_courses: int, clients: int = 4) -> None:
+    """Every course's outline page once (its outline and overview in every
+    tier), with a few clients, before the clock starts."""
+    paths = [f"/courses/{cid}/" for cid in loadtest.catalog(n_courses)]
+    lock = threading.Lock()
+    failures: list = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not paths:
+                    return
+                path = paths.pop()
+            try:
+                loadtest.get_json(port, path, raw=True)
+            except (OSError, loadtest.DemoError) as exc:
+                failures.append(f"{path}: {exc}")
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RuntimeError(f"warming the site failed: {failures[:3]}")
 
 
 class Sampler:
@@ -377,7 +426,7 @@ def run(
     rig: Rig,
     sc: Scenario,
     *,
-    warmup: float = 8.0,
+    warmup: float = 3.0,
     before: float = 10.0,
     fault: float = 15.0,
     after: float = 15.0,
@@ -390,9 +439,11 @@ def run(
     env = rig.server_env(sc.shared, sc.env)
     server = loadtest.Server(sc.mode, var, rig.seed_db, f"faults-{run_id}-{sc.name}", rig.threads, env)
     server.start()
-    items = make_items(rig.courses, rig.concurrency)
+    items = make_items(rig.courses, rig.concurrency, sc.publish_every)
     restored = False
     try:
+        warm(server.port, rig.courses)
+        progress(f"{sc.name}: warm (every outline page once)")
         t0 = time.monotonic()
         sampler = Sampler(server.port, t0)
         load = Load(server.port, items, rig.concurrency, t0)
@@ -400,17 +451,19 @@ def run(
         load.start()
         progress(f"{sc.name}: load running ({rig.concurrency} clients), fault at {warmup + before:.0f} s")
         time.sleep(max(0.0, t0 + warmup + before - time.monotonic()))
+        snap_inject = sampler.snap()
         proxy_before = rig.proxy_counts(sc.services)
         t_inject = time.monotonic() - t0
         rig.inject(sc)
         progress(f"{sc.name}: fault injected ({sc.action} {' '.join(sc.services)}) for {fault:.0f} s")
-        time.sleep(max(0.0, t0 + warmup + before + fault - time.monotonic()))
+        time.sleep(max(0.0, t0 + t_inject + fault - time.monotonic()))
+        snap_restore = sampler.snap()
         proxy_fault = rig.proxy_counts(sc.services)
         t_restore = time.monotonic() - t0
         rig.restore(sc)
         restored = True
         progress(f"{sc.name}: restored; running {after:.0f} s more")
-        time.sleep(max(0.0, t0 + warmup + before + fault + after - time.monotonic()))
+        time.sleep(max(0.0, t0 + t_restore + after - time.monotonic()))
         load.stop()
         sampler.stop()
         t_end = time.monotonic() - t0
@@ -431,6 +484,7 @@ def run(
         t_restore=t_restore,
         t_end=t_end,
         proxy=_diff(proxy_before, proxy_fault),
+        window=(snap_inject, snap_restore),
         threads=rig.threads,
         server_log_errors=log.count("Traceback"),
     )
@@ -446,6 +500,7 @@ def analyse(
     t_restore: float,
     t_end: float,
     proxy: dict,
+    window: tuple = (None, None),
     threads: int,
     server_log_errors: int,
 ) -> dict:
@@ -479,7 +534,7 @@ def analyse(
             "errors": sum(1 for s in in_window if s[3] != 200),
             "keys": keys,
             "loads": loads,
-            "hit_ratio": (max(0.0, 1 - loads / keys) if keys else None),
+            "hit_ratio": (min(1.0, max(0.0, 1 - loads / keys)) if keys else None),
             "p50_ms": (
                 round(loadtest.percentile([s[2] for s in in_window], 50) * 1000, 2) if in_window else None
             ),
@@ -506,7 +561,7 @@ def analyse(
     # Baseline: the before phase after the warm-up.
     base_pts = [p for p in series if t_warm <= p["t"] <= t_inject]
     keys = sum(p["keys"] for p in base_pts)
-    baseline = 1 - sum(p["loads"] for p in base_pts) / keys if keys else None
+    baseline = max(0.0, 1 - sum(p["loads"] for p in base_pts) / keys) if keys else None
     past = sum(p.get("past_local", 0) for p in base_pts)
     tier_baseline = sum(p.get("tier_hits", 0) for p in base_pts) / past if past else None
     fault_pts = [p for p in series if t_inject < p["t"] <= t_restore]
@@ -524,8 +579,9 @@ def analyse(
         return None
 
     # The failing tier during the fault window (tiercache counters).
-    a = _at(counter_samples, t_inject)
-    b = _at(counter_samples, t_restore + 0.01)
+    # Counters taken just before the fault and just before the restore.
+    a = window[0] or _at(counter_samples, t_inject)
+    b = window[1] or _at(counter_samples, t_restore + 0.01)
     tier_a, tier_b = _tier_totals(a, sc.tier), _tier_totals(b, sc.tier)
     per_cache = {
         cache: _diff(tier_a["per_cache"].get(cache, {}), counts)
@@ -636,18 +692,29 @@ def plot(r: dict, path: Path) -> None:
 
     s = r["series"]
     t = [p["t"] for p in s]
+
+    def rolling(num: Callable, den: Callable) -> list:
+        """The ratio over 1 s (this sample and the one before)."""
+        out = []
+        for i in range(len(s)):
+            pts = s[max(0, i - 1) : i + 1]
+            d = sum(den(p) for p in pts)
+            out.append(sum(num(p) for p in pts) / d if d > 0 else None)
+        return out
+
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for ax in (ax1, ax2):
         ax.axvspan(r["t_inject"], r["t_restore"], color="#d62728", alpha=0.12, label="fault")
         ax.grid(True, alpha=0.3)
-    ax1.plot(t, [p["hit_ratio"] for p in s], color="#2b6cd9", label="hit ratio (1 - loads / keys)")
+    hit = rolling(lambda p: max(0, p["keys"] - p["loads"]), lambda p: p["keys"])
+    ax1.plot(t, hit, color="#2b6cd9", label="hit ratio (1 - loads / keys, over 1 s)")
     if any(p.get("tier_hit_ratio") is not None for p in s):
         ax1.plot(
             t,
-            [p.get("tier_hit_ratio") for p in s],
+            rolling(lambda p: p.get("tier_hits", 0), lambda p: p.get("past_local", 0)),
             color="#2ca02c",
             linestyle="--",
-            label=f"{r['tier']} tier hit ratio (of keys past local)",
+            label=f"{r['tier']} tier hit ratio (of keys past the local tier, over 1 s)",
         )
     ax1.set_ylim(-0.02, 1.05)
     ax1.set_ylabel("hit ratio")
@@ -664,7 +731,8 @@ def plot(r: dict, path: Path) -> None:
     c = r["cooldown"]
     ax1.set_title(
         f"{r['title']} [{r['mode']}]: {r['served']} served, {r['errors']} errors, "
-        f"{r['loader_calls']} loader calls; {c['ops_sent']} ops reached the tier while down",
+        f"{r['loader_calls']} loader calls; {c['ops_sent']} ops sent to the failing tier, "
+        f"proxy saw {c['proxy_requests']} requests",
         fontsize=9,
     )
     fig.tight_layout()
