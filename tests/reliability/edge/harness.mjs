@@ -1,0 +1,418 @@
+// Fault injection for the edge worker under workerd: the harness shared by
+// faults_edge.test.mjs (short) and run.mjs (scripts/faults-edge.sh, long).
+//
+// The example's worker (examples/edge_worker/src/worker.js) runs unchanged
+// in workerd (Miniflare, from the example's node_modules), in front of the
+// Django example (examples/edge_worker/origin.mjs: gunicorn, the example's
+// real origin), with its KV binding wrapped by fault_worker.mjs. Several
+// isolates share one KV namespace; each isolate's fault mode is switched at
+// run time (POST /_fault?mode=...). A steady load of concurrent requests
+// (uniform over the courses) runs through a timeline of phases, and every
+// request, every mode switch and a poll of every isolate's counters (every
+// `pollMs`) are recorded; analyse() turns that into figures per phase.
+import { createRequire } from 'node:module';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, '../../..');
+export const example = path.join(repo, 'examples/edge_worker');
+const requireFromExample = createRequire(path.join(example, 'package.json'));
+
+/** A package installed in the example's node_modules (miniflare, esbuild, tiercache). */
+async function fromExample(name) {
+  return import(pathToFileURL(requireFromExample.resolve(name)).href);
+}
+
+const { startOrigin, sleep } = await import(pathToFileURL(path.join(example, 'origin.mjs')).href);
+export { startOrigin, sleep };
+
+export const SECRET = 'edge faults: secret shared by Django and the worker';
+export const TOKEN = 'edge-faults-token';
+/** The defaults the example's worker runs with (TieredCache's tierTimeoutMs, the core's CooldownPolicy). */
+export const TIER_TIMEOUT_MS = 5_000;
+export const FAILURES_TO_TRIP = 3;
+export const COOLDOWN_MS = 5_000;
+
+const ORGS = ['MITx', 'HarvardX', 'BerkeleyX', 'DelftX', 'UQx', 'EPFLx', 'KyotoUx', 'UBCx', 'IITBx', 'TsinghuaX'];
+/** The ordinary course ids Django's seed writes for DEMO_COURSES=n (courses.modulestore.catalog). */
+export function courseIds(n) {
+  return Array.from({ length: n }, (_, i) => `course-v1:${ORGS[i % 10]}+CS${String(100 + i).padStart(3, '0')}+2025`);
+}
+
+/** Bundles fault_worker.mjs (and the example's worker it imports) as build.mjs bundles the worker. */
+export async function bundle(outdir) {
+  const { build } = await fromExample('esbuild');
+  mkdirSync(outdir, { recursive: true });
+  await build({
+    entryPoints: [path.join(here, 'fault_worker.mjs')],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    external: ['*.wasm'],
+    outfile: path.join(outdir, 'worker.js'),
+    logLevel: 'error',
+  });
+  const pkg = path.dirname(requireFromExample.resolve('tiercache/package.json'));
+  copyFileSync(path.join(pkg, 'tiercache_core_bg.wasm'), path.join(outdir, 'tiercache_core_bg.wasm'));
+  return {
+    root: outdir,
+    modules: [
+      { type: 'ESModule', path: path.join(outdir, 'worker.js') },
+      { type: 'CompiledWasm', path: path.join(outdir, 'tiercache_core_bg.wasm') },
+    ],
+  };
+}
+
+/**
+ * Starts Miniflare with one worker (isolate) per name, all sharing the KV
+ * namespace CACHE, each the example's worker behind the fault wrapper.
+ * Returns { mf, workers: {name: fetcher}, setMode(name, mode, slowMs?), stats(name), dispose() }.
+ */
+export async function startEdge({ origin, names, dir, versionTtlMs = 600_000 }) {
+  const { Miniflare } = await fromExample('miniflare');
+  const { root, modules } = await bundle(path.join(dir, 'worker'));
+  const worker = (name) => ({
+    name,
+    modules,
+    modulesRoot: root,
+    compatibilityDate: '2025-01-01',
+    kvNamespaces: { CACHE: 'outline-cache' },
+    bindings: { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(versionTtlMs) },
+  });
+  const mf = new Miniflare({ workers: names.map(worker), host: '127.0.0.1' });
+  await mf.ready;
+  const workers = {};
+  for (const name of names) workers[name] = await mf.getWorker(name);
+  return {
+    mf,
+    workers,
+    async setMode(name, mode, slowMs) {
+      const query = new URLSearchParams({ mode });
+      if (slowMs !== undefined) query.set('slowMs', String(slowMs));
+      const response = await workers[name].fetch(`http://edge.test/_fault?${query}`, { method: 'POST' });
+      const body = await response.json();
+      if (response.status !== 200) throw new Error(`setMode ${name} ${mode}: ${JSON.stringify(body)}`);
+      return body;
+    },
+    async stats(name) {
+      const response = await workers[name].fetch('http://edge.test/_fault');
+      return response.json();
+    },
+    async dispose() {
+      await mf.dispose();
+    },
+  };
+}
+
+export const outlinePath = (id) => `http://edge.test/courses/${encodeURIComponent(id)}/outline.json`;
+
+/** A request deadline far past any timeout of the worker: a request still running then is stuck. */
+export const STUCK_MS = 60_000;
+
+/** GETs one outline: { status, source, ms, error? } (never throws). */
+export async function request(fetcher, id) {
+  const t0 = performance.now();
+  let timer;
+  const stuck = new Promise((resolve) => {
+    timer = setTimeout(() => resolve({ status: 0, source: null, error: `stuck for ${STUCK_MS} ms` }), STUCK_MS);
+  });
+  const work = (async () => {
+    try {
+      const response = await fetcher.fetch(outlinePath(id));
+      const body = await response.text();
+      const out = { status: response.status, source: response.headers.get('x-tiercache-source') };
+      if (response.status !== 200) out.error = body.slice(0, 300);
+      else if (!body.includes(id)) out.error = `the body is not the outline of ${id}`;
+      return out;
+    } catch (error) {
+      return { status: 0, source: null, error: String(error?.message ?? error) };
+    }
+  })();
+  const result = await Promise.race([work, stuck]);
+  clearTimeout(timer);
+  return { ...result, ms: performance.now() - t0 };
+}
+
+/** Requests every id once through `fetcher` (`concurrency` at a time); returns the sources seen. */
+export async function warm(fetcher, ids, concurrency = 8) {
+  let next = 0;
+  const sources = {};
+  const errors = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++];
+        const r = await request(fetcher, id);
+        if (r.error) errors.push(`${id}: ${r.status} ${r.error}`);
+        sources[r.source] = (sources[r.source] ?? 0) + 1;
+      }
+    }),
+  );
+  if (errors.length) throw new Error(`warm-up: ${errors.length} errors, first: ${errors[0]}`);
+  return sources;
+}
+
+/**
+ * Runs groups of isolates under steady load through their timelines, at the
+ * same time. A group: { name, isolates: [names], concurrency, ids,
+ * phases: [{ mode, ms, slowMs? }] }. Each of a group's `concurrency` clients
+ * sends one request after the other, each to a random isolate of the group
+ * for a random course of `ids`. At each phase's start the group's isolates
+ * switch to its mode. Every `pollMs` (and at each switch) every isolate's
+ * counters are read. `progress(line)` is called about every second.
+ * Returns { t0: 0, requests, polls, marks, groups } (times in ms from the start).
+ */
+export async function runTimeline(edge, groups, { pollMs = 500, progress } = {}) {
+  const start = performance.now();
+  const now = () => performance.now() - start;
+  const requests = [];
+  const polls = [];
+  const marks = [];
+  const allIsolates = groups.flatMap((g) => g.isolates);
+  const poll = async (why) => {
+    const t = now();
+    const got = await Promise.all(allIsolates.map((name) => edge.stats(name)));
+    // Epochs (with their counter snapshots) are kept from the last poll only.
+    got.forEach((s, i) => {
+      const fault = why === 'end' ? s.fault : { ...s.fault, epochs: undefined };
+      polls.push({ t, isolate: allIsolates[i], why, fault, worker: s.worker });
+    });
+  };
+  let running = true;
+  await poll('start');
+  const poller = (async () => {
+    let lastLine = 0;
+    while (running) {
+      await sleep(pollMs);
+      if (!running) break;
+      await poll('tick');
+      if (progress && now() - lastLine >= 1000) {
+        lastLine = now();
+        const recent = requests.filter((r) => r.t1 > now() - 1000);
+        const hits = recent.filter((r) => r.source === 'local' || r.source === 'kv').length;
+        const errs = requests.filter((r) => r.error).length;
+        const modes = groups.map((g) => `${g.name}:${g.current ?? '-'}`).join(' ');
+        progress(
+          `  t=${(now() / 1000).toFixed(1).padStart(5)} s  ${modes}  ${String(recent.length).padStart(4)} req/s  ` +
+            `hit ${recent.length ? ((100 * hits) / recent.length).toFixed(0) : '-'}%  ` +
+            `max ${recent.length ? Math.max(...recent.map((r) => r.ms)).toFixed(0) : '-'} ms  errors ${errs}`,
+        );
+      }
+    }
+  })();
+  const runGroup = async (group) => {
+    // Switches every isolate of the group; returns {isolate: epoch index}.
+    const switchAll = async (mode, slowMs) =>
+      Object.fromEntries(await Promise.all(group.isolates.map(async (name) => [name, (await edge.setMode(name, mode, slowMs)).epoch])));
+    const total = group.phases.reduce((s, p) => s + p.ms, 0);
+    const groupStart = now();
+    const clients = Array.from({ length: group.concurrency }, async () => {
+      while (now() - groupStart < total) {
+        const isolate = group.isolates[Math.floor(Math.random() * group.isolates.length)];
+        const id = group.ids[Math.floor(Math.random() * group.ids.length)];
+        const t0 = now();
+        const phase = group.phase;
+        const r = await request(edge.workers[isolate], id);
+        requests.push({ group: group.name, isolate, phase, t0, t1: t0 + r.ms, ...r });
+      }
+    });
+    const switcher = (async () => {
+      let at = 0;
+      for (const [i, p] of group.phases.entries()) {
+        const wait = groupStart + at - now();
+        if (wait > 0) await sleep(wait);
+        marks.push({ group: group.name, phase: i, mode: p.mode, t: now(), epochs: await switchAll(p.mode, p.slowMs) });
+        group.phase = i;
+        group.current = p.mode;
+        at += p.ms;
+      }
+    })();
+    await Promise.all([...clients, switcher]);
+    // The end: back to pass, which also snapshots the counters at the end.
+    marks.push({ group: group.name, phase: group.phases.length, mode: 'end', t: now(), epochs: await switchAll('pass') });
+  };
+  for (const g of groups) g.phase = 0;
+  await Promise.all(groups.map(runGroup));
+  running = false;
+  await poller;
+  await poll('end');
+  return {
+    requests,
+    polls,
+    marks,
+    groups: groups.map((g) => ({ name: g.name, isolates: g.isolates, concurrency: g.concurrency, keys: g.ids.length, phases: g.phases })),
+  };
+}
+
+const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+const isHit = (r) => r.source === 'local' || r.source === 'kv';
+
+/** The last poll of `isolate` at or before time `t` (or the first one). */
+function pollAt(polls, isolate, t) {
+  let best = null;
+  for (const p of polls) if (p.isolate === isolate && p.t <= t + 1) best = p;
+  return best ?? polls.find((p) => p.isolate === isolate);
+}
+
+function sumCounters(polls, isolates, t, pick) {
+  return isolates.reduce((s, name) => s + pick(pollAt(polls, name, t)), 0);
+}
+
+const lastPoll = (polls, isolate) => polls.filter((p) => p.isolate === isolate).at(-1);
+const originCalls = (w) => w.counts.originEntryCalls + w.counts.originLoads + w.counts.versionFetches;
+
+/**
+ * Figures per group and phase: requests, errors, sources, hit ratio,
+ * latency quantiles, KV calls (by mode) and origin calls in the phase, the
+ * cool-down bound on KV calls while failing, and after a fault phase the
+ * time until KV served a request again and until the hit ratio recovered.
+ */
+export function analyse(run, { binMs = 1000, timeoutMs = TIER_TIMEOUT_MS, cooldownMs = COOLDOWN_MS, trip = FAILURES_TO_TRIP } = {}) {
+  const out = [];
+  for (const g of run.groups) {
+    const marks = run.marks.filter((m) => m.group === g.name).sort((a, b) => a.t - b.t);
+    const reqs = run.requests.filter((r) => r.group === g.name);
+    g.phases.forEach((p, i) => {
+      const from = marks[i].t;
+      const to = marks[i + 1].t;
+      // Requests sent in this phase.
+      const inPhase = reqs.filter((r) => r.phase === i);
+      const lat = inPhase.map((r) => r.ms).sort((a, b) => a - b);
+      const sources = {};
+      for (const r of inPhase) sources[r.source ?? 'error'] = (sources[r.source ?? 'error'] ?? 0) + 1;
+      // Exact per phase: the wrapper's epoch of each isolate (its KV calls,
+      // and the worker's counters at the switch into and out of the phase).
+      let calls = 0;
+      let origin = 0;
+      let skipped = 0;
+      let tierErrors = 0;
+      for (const name of g.isolates) {
+        const epochs = lastPoll(run.polls, name).fault.epochs;
+        const e = epochs[marks[i].epochs[name]];
+        const next = epochs[marks[i + 1].epochs[name]];
+        calls += e.calls;
+        origin += originCalls(next.start) - originCalls(e.start);
+        skipped += (next.start.stats.tiers[0].skippedCoolingDown ?? 0) - (e.start.stats.tiers[0].skippedCoolingDown ?? 0);
+        tierErrors += next.start.stats.tiers[0].errors - e.start.stats.tiers[0].errors;
+      }
+      const seconds = (to - from) / 1000;
+      const row = {
+        group: g.name,
+        phase: i,
+        mode: p.mode,
+        from,
+        to,
+        seconds,
+        requests: inPhase.length,
+        rps: inPhase.length / seconds,
+        errors: inPhase.filter((r) => r.error).length,
+        firstError: inPhase.find((r) => r.error)?.error ?? null,
+        sources,
+        hitRatio: inPhase.length ? inPhase.filter(isHit).length / inPhase.length : null,
+        localMisses: inPhase.filter((r) => r.source !== 'local').length,
+        p50: quantile(lat, 0.5),
+        p99: quantile(lat, 0.99),
+        max: lat.length ? lat[lat.length - 1] : null,
+        kvCalls: calls,
+        kvErrors: tierErrors,
+        kvSkippedCoolingDown: skipped,
+        originCalls: origin,
+      };
+      if (p.mode === 'reject' || p.mode === 'hang') {
+        // The cool-down rule: per isolate, `trip` failed calls, then one
+        // probe per cool-down (two when a hung probe's timeout and the end of
+        // the cool-down meet); plus, for the group, the calls already under
+        // way when the tier tripped (a read and a back-fill per request in flight).
+        const probes = 2 * (Math.ceil((to - from) / cooldownMs) + 1);
+        row.kvCallBound = g.isolates.length * (trip + probes) + 2 * g.concurrency;
+      }
+      const prev = g.phases[i - 1];
+      if (p.mode === 'pass' && prev && prev.mode !== 'pass') {
+        // Recovery after the fault: first request (sent after the switch)
+        // served from KV, per isolate; first bin whose hit ratio is back
+        // within 5 points of the last bins before the fault.
+        row.kvBackMs = {};
+        for (const name of g.isolates) {
+          const first = reqs.filter((r) => r.isolate === name && r.t0 >= from && r.source === 'kv').sort((a, b) => a.t1 - b.t1)[0];
+          row.kvBackMs[name] = first ? first.t1 - from : null;
+        }
+        const before = reqs.filter((r) => r.phase === i - 2 && r.t0 >= marks[i - 1].t - 3 * binMs);
+        row.baselineHitRatio = before.length ? before.filter(isHit).length / before.length : null;
+        row.hitRecoveredMs = null;
+        if (row.baselineHitRatio !== null) {
+          for (let t = from; t + binMs <= to; t += binMs / 4) {
+            const bin = reqs.filter((r) => r.t0 >= t && r.t0 < t + binMs);
+            if (bin.length >= 5 && bin.filter(isHit).length / bin.length >= row.baselineHitRatio - 0.05) {
+              row.hitRecoveredMs = t + binMs - from;
+              break;
+            }
+          }
+        }
+      }
+      out.push(row);
+    });
+  }
+  return out;
+}
+
+/** The timeline in bins, per group: requests, hit ratio, KV share, latency, KV and origin calls per second. */
+export function series(run, binMs = 500) {
+  const end = Math.max(...run.requests.map((r) => r.t1), ...run.marks.map((m) => m.t));
+  const out = {};
+  for (const g of run.groups) {
+    const rows = [];
+    const reqs = run.requests.filter((r) => r.group === g.name);
+    for (let t = 0; t < end; t += binMs) {
+      const done = reqs.filter((r) => r.t1 >= t && r.t1 < t + binMs);
+      const lat = done.map((r) => r.ms).sort((a, b) => a - b);
+      const polled = (at, pick) => sumCounters(run.polls, g.isolates, at, pick);
+      const modes = ['pass', 'reject', 'hang', 'slow'];
+      rows.push({
+        t: t / 1000,
+        requests: done.length,
+        errors: done.filter((r) => r.error).length,
+        hitRatio: done.length ? done.filter(isHit).length / done.length : null,
+        kvShare: done.length ? done.filter((r) => r.source === 'kv').length / done.length : null,
+        p50: quantile(lat, 0.5),
+        max: lat.length ? lat[lat.length - 1] : null,
+        kvCalls: Object.fromEntries(modes.map((m) => [m, polled(t + binMs, (q) => q.fault.calls[m]) - polled(t, (q) => q.fault.calls[m])])),
+        originCalls: polled(t + binMs, (q) => originCalls(q.worker)) - polled(t, (q) => originCalls(q.worker)),
+      });
+    }
+    out[g.name] = rows;
+  }
+  return out;
+}
+
+/** A plain-text table of analyse() rows. */
+export function table(rows) {
+  const head = ['group', 'phase', 's', 'requests', 'req/s', 'errors', 'hit %', 'kv %', 'p50 ms', 'p99 ms', 'max ms',
+    'KV calls', 'KV errors', 'bound', 'skipped', 'origin calls', 'KV back s', 'hit back s'];
+  const fmt = (v, d = 0) => (v === null || v === undefined ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v));
+  const lines = rows.map((r) => [
+    r.group,
+    r.mode,
+    fmt(r.seconds, 1),
+    fmt(r.requests),
+    fmt(r.rps, 0),
+    fmt(r.errors),
+    fmt(r.hitRatio === null ? null : 100 * r.hitRatio, 1),
+    fmt(r.requests ? (100 * (r.sources.kv ?? 0)) / r.requests : null, 1),
+    fmt(r.p50),
+    fmt(r.p99),
+    fmt(r.max),
+    fmt(r.kvCalls),
+    fmt(r.kvErrors),
+    fmt(r.kvCallBound),
+    fmt(r.kvSkippedCoolingDown),
+    fmt(r.originCalls),
+    r.kvBackMs ? Object.values(r.kvBackMs).map((v) => fmt(v === null ? null : v / 1000, 2)).join('/') : '-',
+    r.hitRecoveredMs !== undefined ? fmt(r.hitRecoveredMs === null ? null : r.hitRecoveredMs / 1000, 2) : '-',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const row = (cells) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [row(head), row(widths.map((w) => '-'.repeat(w))), ...lines.map(row)].join('\n');
+}
