@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import pickle
 import time
-import uuid
 from typing import Optional
 
 import pytest
+from hv_support import RUN
 
 from tiercache.tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier, storage_name
-
-RUN = uuid.uuid4().hex[:8]  # a fresh key space per run: leftovers never matter
 
 
 def _env(name: str) -> str:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import pickle
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -33,6 +34,8 @@ FLAG_COMPRESSED = 0x01
 FLAG_MANIFEST = 0x02
 FLAG_SIGNED = 0x04
 MAC_LEN = 32
+
+RUN = uuid.uuid4().hex[:8]  # a fresh key space per run: leftovers never matter
 
 KEY_ID = "2025a"
 SECRET = b"a hostile-values secret, 32 B..!"

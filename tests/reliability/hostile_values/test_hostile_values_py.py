@@ -22,7 +22,6 @@ import os
 import pickle
 
 import pytest
-from conftest import RUN
 from hv_support import (
     CASES,
     CHUNK_CASES,
@@ -30,6 +29,7 @@ from hv_support import (
     FLAG_SIGNED,
     KEYRING,
     READER_MAX_PAYLOAD,
+    RUN,
     UNSIGNED_CASES,
     Ctx,
     envelope,
