@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import math
+import pickle
+import weakref
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _core
 
@@ -455,11 +458,75 @@ def _bytes_or_foreign(value: Any) -> Optional[bytes]:
     return FOREIGN_VALUE
 
 
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """Reads the pickle framing Django's ``RedisCache`` puts around our bytes,
+    refusing any global: nothing can be called, so nothing runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"global {module}.{name} refused")
+
+
+def _unframe_pickled_bytes(data: bytes) -> bytes:
+    try:
+        value = _NoGlobalsUnpickler(io.BytesIO(data)).load()
+    except Exception:
+        return FOREIGN_VALUE
+    return _bytes_or_foreign(value)
+
+
+class _RawSerde:
+    """pymemcache serde for reading what Django's ``PyMemcacheCache`` stored:
+    bytes (flag 0) as they are, anything else (a pickle, a str, an int) as a
+    value that is not an envelope, never unpickled."""
+
+    def serialize(self, key: Any, value: Any) -> tuple:
+        return value, 0
+
+    def deserialize(self, key: Any, value: bytes, flags: int) -> bytes:
+        return value if flags == 0 else FOREIGN_VALUE
+
+
+_raw_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _raw_reader(backend: Any) -> Optional[Callable[[list], list]]:
+    """For Django's memcached (pymemcache) and Redis backends, a reader of
+    the stored bytes that bypasses the backend's unpickling: those servers
+    are shared, and the backend would unpickle whatever another writer put
+    there before tiercache could refuse it. None for other backends."""
+    if backend in _raw_readers:
+        return _raw_readers[backend]
+    reader = None
+    name = type(backend).__name__
+    make_key = getattr(backend, "make_and_validate_key", None)
+    if make_key is not None and name == "PyMemcacheCache":
+        client = backend._class(backend.client_servers, **{**backend._options, "serde": _RawSerde()})
+
+        def reader(keys: list) -> list:
+            full = [make_key(k) for k in keys]
+            found = client.get_many(full)
+            return [found.get(k) for k in full]
+
+    elif make_key is not None and name == "RedisCache":
+
+        def reader(keys: list) -> list:
+            full = [make_key(k) for k in keys]
+            values = backend._cache.get_client(full[0] if full else None).mget(full)
+            return [None if v is None else _unframe_pickled_bytes(v) for v in values]
+
+    _raw_readers[backend] = reader
+    return reader
+
+
 class DjangoCacheTier(Tier):
     """Any Django cache alias (``LocMemCache``, ``DatabaseCache``, a custom
     backend) through Django's cache API. Values are stored as bytes, but the
     backend may pickle them, so use it only for tiers no one else writes:
-    prefer ``MemcachedTier`` / ``RedisTier`` for shared servers."""
+    prefer ``MemcachedTier`` / ``RedisTier`` for shared servers. Over
+    Django's ``PyMemcacheCache`` and ``RedisCache`` reads bypass the
+    backend's unpickling (a pickle another writer stored in the shared
+    server is refused, never unpickled); other backends unpickle what they
+    hold themselves."""
 
     kind = "generic"
 
@@ -481,7 +548,14 @@ class DjangoCacheTier(Tier):
         return caches[self.alias]
 
     def get_many(self, keys: Sequence[str]) -> list:
-        found = self.cache.get_many(list(keys))
+        keys = list(keys)
+        if not keys:
+            return []
+        cache = self.cache
+        raw = _raw_reader(cache)
+        if raw is not None:
+            return raw(keys)
+        found = cache.get_many(keys)
         return [_bytes_or_foreign(found.get(k)) for k in keys]
 
     def set_many(self, entries: Sequence[Entry]) -> None:

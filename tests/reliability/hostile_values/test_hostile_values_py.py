@@ -46,10 +46,6 @@ ORIGINAL = {"owner": "user A", "grade": 93}
 FRESH = {"owner": "loader", "grade": 0}
 PY_TIERS = ["memcached", "redis", "s3", "django_pymemcache", "django_redis", "django_locmem"]
 
-#: Django's PyMemcacheCache and RedisCache unpickle whatever the server
-#: holds before DjangoCacheTier sees it: see docs/reliability/hostile-values.md.
-DJANGO_UNPICKLES = {"django_pymemcache", "django_redis"}
-
 
 def _cache(tier, **kwargs):
     kwargs.setdefault("signing_keys", KEYRING)
@@ -144,19 +140,7 @@ def test_hostile_value(tier_name, case, targets, tmp_path, unpickled):
     check_outcome(target, tier, key, case.counter, marker, unpickled)
 
 
-NATIVE_TIERS = [
-    pytest.param(
-        t,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG (reported): Django's backend unpickles the server's bytes before DjangoCacheTier sees them",
-        ),
-    )
-    if t in DJANGO_UNPICKLES
-    else t
-    for t in PY_TIERS
-    if t != "django_locmem"
-]
+NATIVE_TIERS = [t for t in PY_TIERS if t != "django_locmem"]  # LocMem: no one outside the process writes it
 
 
 @pytest.mark.parametrize("tier_name", NATIVE_TIERS)
