@@ -122,22 +122,30 @@ class LoadSampler:
 
     def __init__(self, every: float = 5.0) -> None:
         self.values: list = []
+        self.points: list = []  # (seconds since the start, load avg)
+        self._t0 = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
 
     def _run(self, every: float) -> None:
         while not self._stop.wait(every):
-            self.values.append(os.getloadavg()[0])
+            self._sample()
+
+    def _sample(self) -> None:
+        v = os.getloadavg()[0]
+        self.values.append(v)
+        self.points.append((round(time.monotonic() - self._t0, 1), v))
 
     def __enter__(self) -> LoadSampler:
-        self.values.append(os.getloadavg()[0])
+        self._t0 = time.monotonic()
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.values.append(os.getloadavg()[0])
+        self._sample()
 
 
 def run_one(
@@ -152,10 +160,13 @@ def run_one(
     out: Path,
     env: dict,
     progress_s: float = 30.0,
+    min_requests: int = 0,
+    max_seconds: float = 0.0,
 ) -> dict:
-    """One run of ``mode`` for ``seconds`` with ``users`` locust users;
-    returns its row (see :func:`row_of`) with the raw samples under
-    ``"samples"``."""
+    """One run of ``mode`` for ``seconds`` with ``users`` locust users (or,
+    with ``min_requests``, until it has lasted ``seconds`` and completed
+    ``min_requests`` requests, within ``max_seconds``); returns its row (see
+    :func:`row_of`) with the raw samples under ``"samples"``."""
     var = out / f"var-{label}"
     samples_path = out / f"samples-{label}.json"
     samples_path.unlink(missing_ok=True)
@@ -170,6 +181,8 @@ def run_one(
         "LOAD_SAMPLES_OUT": str(samples_path),
         "LOAD_PROGRESS_S": str(progress_s),
         "LOAD_LABEL": label,
+        "LOAD_SECONDS": str(seconds),
+        "LOAD_MIN_REQUESTS": str(min_requests),
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [
@@ -184,7 +197,7 @@ def run_one(
         "--spawn-rate",
         str(users),  # all users at once: no ramp
         "--run-time",
-        f"{int(seconds)}s",
+        f"{int(max(seconds, max_seconds))}s",
         "--stop-timeout",
         "30",  # let in-flight requests finish
         "--only-summary",
@@ -196,19 +209,21 @@ def run_one(
     server.start()
     try:
         cmd += ["--host", f"http://127.0.0.1:{server.port}"]
+        output: list = []
         with LoadSampler() as loadavg:
-            proc = subprocess.run(
-                cmd, cwd=HERE, env=locust_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            # Progress lines as they come; the rest kept for an error message.
+            proc = subprocess.Popen(
+                cmd, cwd=HERE, env=locust_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             )
-        progress = [
-            line for line in proc.stdout.decode(errors="replace").splitlines() if line.startswith("    [")
-        ]
-        if progress_s:
-            print("\n".join(progress), flush=True)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("    [") and progress_s:
+                    print(line, end="", flush=True)
+                else:
+                    output.append(line)
+            proc.wait()
         if proc.returncode != 0 or not samples_path.exists():
-            raise LoadError(
-                f"locust exited with {proc.returncode}:\n{proc.stdout.decode(errors='replace')[-3000:]}"
-            )
+            raise LoadError(f"locust exited with {proc.returncode}:\n{''.join(output)[-3000:]}")
         counters = get_json(server.port, "/_demo/counters")
     finally:
         server.stop()
@@ -218,6 +233,7 @@ def run_one(
     row = row_of(
         mode, label, raw, counters, {k: mc_after[k] - mc_before[k] for k in MC_STATS}, loadavg.values
     )
+    row["loadavg_series"] = loadavg.points
     row["users"] = users
     row["seconds"] = seconds
     row["key_prefix"] = prefix
@@ -335,6 +351,14 @@ def combine(mode: str, rows: list) -> dict:
         "memcached_kib_per_request": (mc["bytes_read"] + mc["bytes_written"]) / 1024 / n,
         "loadavg_mean": sum(loads) / len(loads),
         "loadavg_max": max(r["loadavg_max"] for r in mine),
+        "by_kind": {
+            kind: {
+                "requests": len(vs),
+                "p50_ms": percentile(vs, 50) * 1000,
+                "p99_ms": percentile(vs, 99) * 1000,
+            }
+            for kind, vs in _by_kind([(s[1], s[2], s[3]) for r in mine for s in r["samples"]]).items()
+        },
     }
 
 
@@ -378,8 +402,35 @@ def table(rows: list, combined: list) -> str:
             if key == "loadavg_mean" or not b[key]:
                 cells.append(f" {'':>12}" if key == "loadavg_mean" else f" {'-':>12}")
             else:
-                cells.append(f" {a[key] / b[key]:>11.2f}x")
+                ratio = a[key] / b[key]
+                cells.append(f" {ratio:>11.2f}x" if ratio >= 0.1 else f" {ratio:>11.4f}x")
         lines.append(f"{'ratio':14} {'tiercache/edx':17}" + "".join(cells))
+    return "\n".join(lines)
+
+
+KINDS = (
+    ("outline", "outline pages"),
+    ("outline-large", "the 1.3 MiB course"),
+    ("enrollments", "enrollment lists"),
+    ("publish", "publishes"),
+)
+
+
+def kind_table(combined: list) -> str:
+    """Requests, p50 and p99 per kind of request, per configuration."""
+    head = f"{'all rounds, per kind':22}" + "".join(
+        f" {c['mode'] + ' ' + h:>19}" for c in combined for h in ("requests", "p50 ms", "p99 ms")
+    )
+    lines = [head, "-" * len(head)]
+    for kind, name in KINDS:
+        cells = []
+        for c in combined:
+            k = c["by_kind"].get(kind)
+            if k is None:
+                cells += [f" {'-':>19}"] * 3
+            else:
+                cells += [f" {k['requests']:>19,d}", f" {k['p50_ms']:>19.1f}", f" {k['p99_ms']:>19.1f}"]
+        lines.append(f"{name:22}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -389,7 +440,9 @@ def plot(rows: list, path: Path, subtitle: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
+    fig, (ax1, ax2, ax3) = plt.subplots(
+        3, 1, figsize=(11, 9.5), sharex=True, gridspec_kw={"height_ratios": [1, 1, 0.5]}
+    )
     styles = ["-", "--", ":", "-."]
     seen: dict = {}
     for r in rows:
@@ -399,6 +452,8 @@ def plot(rows: list, path: Path, subtitle: str) -> None:
         name = f"{r['config']} ({r['label']})"
         ax1.plot(xs, [b[1] for b in r["timeline"]], label=name, **kw)
         ax2.plot(xs, [b[2] if b[2] is not None else float("nan") for b in r["timeline"]], label=name, **kw)
+        series = r.get("loadavg_series") or []
+        ax3.plot([p[0] for p in series], [p[1] for p in series], label=name, **kw)
     ax1.set_ylabel(f"throughput (req/s, {BIN_S:.0f} s bins)")
     ax1.set_ylim(bottom=0)
     ax1.grid(True, alpha=0.3)
@@ -406,7 +461,11 @@ def plot(rows: list, path: Path, subtitle: str) -> None:
     ax1.set_title("Throughput over time")
     ax2.set_yscale("log")
     ax2.set_ylabel(f"p99 latency (ms, {BIN_S:.0f} s bins, log)")
-    ax2.set_xlabel("seconds since the run started")
+    ax3.set_ylabel("1-min load avg")
+    ax3.set_ylim(bottom=0)
+    ax3.grid(True, alpha=0.3)
+    ax3.set_title("Load average of the machine (2 cores; includes this test)")
+    ax3.set_xlabel("seconds since the run started")
     ax2.grid(True, which="both", alpha=0.3)
     ax2.set_title("p99 latency over time")
     fig.suptitle(subtitle, fontsize=9)
@@ -436,6 +495,8 @@ def campaign(
     courses: int = 200,
     env: Optional[dict] = None,
     progress_s: float = 30.0,
+    min_requests: int = 0,
+    max_seconds: float = 0.0,
 ) -> dict:
     """Runs every configuration ``rounds`` times, alternating; returns
     ``{"rows": [...], "combined": [...], ...}`` (rows keep their samples)."""
@@ -466,6 +527,8 @@ def campaign(
             out=out,
             env=env,
             progress_s=progress_s,
+            min_requests=min_requests,
+            max_seconds=max_seconds,
         )
         row["label"] = label
         rows.append(row)
@@ -522,7 +585,7 @@ def main(argv: Optional[list] = None) -> int:
         (out / f"samples-{r['label'].replace(':', '-')}.json").write_text(json.dumps(r["samples"]))
     slim = {**result, "rows": [{k: v for k, v in r.items() if k != "samples"} for r in rows]}
     (out / "results.json").write_text(json.dumps(slim, indent=1))
-    (out / "table.txt").write_text(text + "\n")
+    (out / "table.txt").write_text(text + "\n\n" + kind_table(combined) + "\n")
     subtitle = (
         f"{args.users} locust users, {seconds:.0f} s per run, {args.rounds} runs per configuration "
         f"(alternating), mean load avg {sum(r['loadavg_mean'] for r in rows) / len(rows):.1f}\n{result['tiers']}"
@@ -530,6 +593,8 @@ def main(argv: Optional[list] = None) -> int:
     plot(rows, out / "load-timeline.png", subtitle)
     print()
     print(text)
+    print()
+    print(kind_table(combined))
     print(
         "\nmc rt/req: calls that reach memcached per request (tiercache: one per batch, counted by tiercache; "
         "edx: one per Django cache call). S3 rt/req: storage requests. mc keys/req and KiB/req: from "

@@ -15,7 +15,11 @@ seconds a progress line goes to stdout.
 Environment: ``LOAD_USERS`` (the burst size: the number of users),
 ``LOAD_COURSES`` (catalog size, default 200), ``LOAD_SCHEDULE_LEN``
 (default 200,000), ``LOAD_SAMPLES_OUT``, ``LOAD_PROGRESS_S`` (default 30; 0
-for none), ``LOAD_LABEL`` (prefix of the progress lines).
+for none), ``LOAD_LABEL`` (prefix of the progress lines), and
+``LOAD_SECONDS`` with ``LOAD_MIN_REQUESTS``: if both are set, the run stops
+once it has lasted ``LOAD_SECONDS`` and completed ``LOAD_MIN_REQUESTS``
+requests (locust's ``--run-time`` is then only the upper bound), so that a
+short run on a crowded machine still gets past its cold start.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ SCHEDULE_LEN = int(os.environ.get("LOAD_SCHEDULE_LEN", "200000"))
 SAMPLES_OUT = os.environ.get("LOAD_SAMPLES_OUT", "")
 PROGRESS_S = float(os.environ.get("LOAD_PROGRESS_S", "30"))
 LABEL = os.environ.get("LOAD_LABEL", "load")
+RUN_S = float(os.environ.get("LOAD_SECONDS", "0"))
+MIN_REQUESTS = int(os.environ.get("LOAD_MIN_REQUESTS", "0"))
 
 _schedule = make_schedule(SCHEDULE_LEN, USERS, COURSES)
 _items = itertools.chain(_schedule, itertools.cycle(_schedule[USERS:]))
@@ -91,10 +97,19 @@ def _progress() -> None:
         )
 
 
+def _stopper(environment) -> None:
+    started = time.time()
+    while time.time() - started < RUN_S or len(_samples) < MIN_REQUESTS:
+        gevent.sleep(0.2)
+    environment.runner.quit()
+
+
 @events.test_start.add_listener
 def _start(environment, **kw) -> None:
     if PROGRESS_S > 0:
         gevent.spawn(_progress)
+    if RUN_S > 0 and MIN_REQUESTS > 0:
+        gevent.spawn(_stopper, environment)
 
 
 @events.quitting.add_listener

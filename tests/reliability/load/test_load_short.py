@@ -22,6 +22,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 SECONDS = 12
 USERS = 4
+# A run lasts SECONDS and at least MIN_REQUESTS requests (at most
+# MAX_SECONDS): on a crowded machine the cold start alone can take seconds.
+MIN_REQUESTS = 150
+MAX_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,14 @@ def servers_env():
 
 def test_short_load_run_tiercache_vs_edx(servers_env: dict, tmp_path: Path) -> None:
     result = loadrun.campaign(
-        seconds=SECONDS, users=USERS, rounds=1, out=tmp_path, env=servers_env, progress_s=0
+        seconds=SECONDS,
+        users=USERS,
+        rounds=1,
+        out=tmp_path,
+        env=servers_env,
+        progress_s=0,
+        min_requests=MIN_REQUESTS,
+        max_seconds=MAX_SECONDS,
     )
     print(loadrun.table(result["rows"], result["combined"]))
     rows = {r["mode"]: r for r in result["rows"]}
@@ -60,7 +71,7 @@ def test_short_load_run_tiercache_vs_edx(servers_env: dict, tmp_path: Path) -> N
         )
         # A real run: requests of every kind, the modulestore loaded, both
         # memcached and S3 used (the 1.3 MiB outline goes to S3 in both).
-        assert r["requests"] >= 40, f"{mode}: only {r['requests']} requests in {SECONDS} s"
+        assert r["requests"] >= MIN_REQUESTS, f"{mode}: only {r['requests']} requests in {MAX_SECONDS} s"
         assert {"outline", "outline-large", "enrollments"} <= set(r["by_kind"]), (mode, r["by_kind"])
         assert r["loader_calls"] > 0, mode
         assert r["cache_round_trips"] > 0, mode
