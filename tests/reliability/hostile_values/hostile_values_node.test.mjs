@@ -55,7 +55,7 @@ const TIERS = {
 
 for (const [tierName, make] of Object.entries(TIERS)) {
   for (const kase of CASES) {
-    test(`hostile value [${tierName}-${kase.name}]`, async () => {
+    test(`hostile value [${tierName}-${kase.name}]`, { timeout: 60_000 }, async () => {
       const { tier, raw } = make();
       const key = `hv:${RUN}:${tierName}:${kase.name}`;
       await runCase({ phases: localPhases(caches(tc, tier), raw), key, other: `${key}:other`, kase });
@@ -69,7 +69,7 @@ const bigText = () => randomBytes(4500).toString('base64'); // 6000 chars: 3 chu
 
 for (const [tierName, make] of Object.entries(TIERS)) {
   for (const kase of CHUNK_CASES) {
-    test(`hostile value [${tierName}_chunked-${kase.name}]`, async () => {
+    test(`hostile value [${tierName}_chunked-${kase.name}]`, { timeout: 60_000 }, async () => {
       const { tier, raw } = make(2048);
       const key = `hv:${RUN}:${tierName}_chunked:${kase.name}`;
       const other = `${key}:other`;

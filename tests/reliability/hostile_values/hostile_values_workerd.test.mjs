@@ -86,7 +86,7 @@ function workerPhases(tier, form) {
 describe('hostile values in workerd tiers', { concurrency: 8 }, () => {
   for (const tier of ['kv', 'kv_binary', 'cache_api']) {
     for (const kase of CASES) {
-      test(`hostile value [workerd_${tier}-${kase.name}]`, async () => {
+      test(`hostile value [workerd_${tier}-${kase.name}]`, { timeout: 120_000 }, async () => {
         const key = `hv:${RUN}:${tier}:${kase.name}`;
         const realTier = tier === 'kv_binary' ? 'kv' : tier;
         await runCase({ phases: workerPhases(realTier, tier === 'kv_binary' ? 'binary' : 'text'), key, other: `${key}:other`, kase });
