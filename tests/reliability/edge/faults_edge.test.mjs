@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  startOrigin, startEdge, courseIds, warm, runTimeline, analyse, table, SECRET, TOKEN, TIER_TIMEOUT_MS,
+  startFaultOrigin, startEdge, courseIds, warm, runTimeline, analyse, table, TIER_TIMEOUT_MS,
 } from './harness.mjs';
 
 const COURSES = 200;
@@ -42,12 +42,7 @@ let rows;
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-faults-'));
-  origin = await startOrigin({
-    DEMO_COURSES: String(COURSES),
-    DEMO_QUERY_DELAY_MS: '0',
-    DEMO_SIGNING_SECRET: SECRET,
-    DEMO_EDGE_TOKEN: TOKEN,
-  });
+  origin = await startFaultOrigin(COURSES);
   const reject = ['r0', 'r1', 'r2'];
   const hang = ['h0', 'h1', 'h2'];
   edge = await startEdge({ origin: origin.url, names: ['warm', ...reject, ...hang], dir });

@@ -41,6 +41,27 @@ export function courseIds(n) {
   return Array.from({ length: n }, (_, i) => `course-v1:${ORGS[i % 10]}+CS${String(100 + i).padStart(3, '0')}+2025`);
 }
 
+/**
+ * The Django example as origin (examples/edge_worker/origin.mjs) for
+ * `courses` courses. gunicorn's keep-alive is raised from its 2 s default to
+ * 300 s (GUNICORN_CMD_ARGS; EDGE_ORIGIN_KEEPALIVE overrides it): with 2 s,
+ * workerd reuses pooled connections gunicorn is closing, and a few origin
+ * fetches fail with "Network connection lost" under load even with no KV
+ * fault at all (repro_keepalive.mjs shows it). The fault runs measure KV
+ * faults, so they take that origin problem out.
+ */
+export function startFaultOrigin(courses, env = {}) {
+  const keepAlive = process.env.EDGE_ORIGIN_KEEPALIVE ?? '300';
+  return startOrigin({
+    DEMO_COURSES: String(courses),
+    DEMO_QUERY_DELAY_MS: process.env.DEMO_QUERY_DELAY_MS ?? '0',
+    DEMO_SIGNING_SECRET: SECRET,
+    DEMO_EDGE_TOKEN: TOKEN,
+    GUNICORN_CMD_ARGS: `--keep-alive ${keepAlive}`,
+    ...env,
+  });
+}
+
 /** Bundles fault_worker.mjs (and the example's worker it imports) as build.mjs bundles the worker. */
 export async function bundle(outdir) {
   const { build } = await fromExample('esbuild');
@@ -137,8 +158,9 @@ export async function request(fetcher, id) {
 }
 
 /** Requests every id once through `fetcher` (`concurrency` at a time); returns the sources seen. */
-export async function warm(fetcher, ids, concurrency = 8) {
+export async function warm(fetcher, ids, concurrency = 8, progress = undefined) {
   let next = 0;
+  let done = 0;
   const sources = {};
   const errors = [];
   await Promise.all(
@@ -148,6 +170,7 @@ export async function warm(fetcher, ids, concurrency = 8) {
         const r = await request(fetcher, id);
         if (r.error) errors.push(`${id}: ${r.status} ${r.error}`);
         sources[r.source] = (sources[r.source] ?? 0) + 1;
+        if (progress && ++done % 250 === 0) progress(`  warm-up: ${done}/${ids.length}`);
       }
     }),
   );
@@ -250,17 +273,6 @@ export async function runTimeline(edge, groups, { pollMs = 500, progress } = {})
 const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
 const isHit = (r) => r.source === 'local' || r.source === 'kv';
 
-/** The last poll of `isolate` at or before time `t` (or the first one). */
-function pollAt(polls, isolate, t) {
-  let best = null;
-  for (const p of polls) if (p.isolate === isolate && p.t <= t + 1) best = p;
-  return best ?? polls.find((p) => p.isolate === isolate);
-}
-
-function sumCounters(polls, isolates, t, pick) {
-  return isolates.reduce((s, name) => s + pick(pollAt(polls, name, t)), 0);
-}
-
 const lastPoll = (polls, isolate) => polls.filter((p) => p.isolate === isolate).at(-1);
 const originCalls = (w) => w.counts.originEntryCalls + w.counts.originLoads + w.counts.versionFetches;
 
@@ -358,19 +370,22 @@ export function analyse(run, { binMs = 1000, timeoutMs = TIER_TIMEOUT_MS, cooldo
   return out;
 }
 
-/** The timeline in bins, per group: requests, hit ratio, KV share, latency, KV and origin calls per second. */
-export function series(run, binMs = 500) {
+/**
+ * The timeline per group: requests in bins of `binMs` (count, errors, hit
+ * ratio, KV share, median and max latency, by completion time), and the
+ * rates of KV calls (by mode) and origin calls between successive polls.
+ */
+export function series(run, binMs = 1000) {
   const end = Math.max(...run.requests.map((r) => r.t1), ...run.marks.map((m) => m.t));
   const out = {};
+  const modes = ['pass', 'reject', 'hang', 'slow'];
   for (const g of run.groups) {
-    const rows = [];
+    const bins = [];
     const reqs = run.requests.filter((r) => r.group === g.name);
     for (let t = 0; t < end; t += binMs) {
       const done = reqs.filter((r) => r.t1 >= t && r.t1 < t + binMs);
       const lat = done.map((r) => r.ms).sort((a, b) => a - b);
-      const polled = (at, pick) => sumCounters(run.polls, g.isolates, at, pick);
-      const modes = ['pass', 'reject', 'hang', 'slow'];
-      rows.push({
+      bins.push({
         t: t / 1000,
         requests: done.length,
         errors: done.filter((r) => r.error).length,
@@ -378,11 +393,23 @@ export function series(run, binMs = 500) {
         kvShare: done.length ? done.filter((r) => r.source === 'kv').length / done.length : null,
         p50: quantile(lat, 0.5),
         max: lat.length ? lat[lat.length - 1] : null,
-        kvCalls: Object.fromEntries(modes.map((m) => [m, polled(t + binMs, (q) => q.fault.calls[m]) - polled(t, (q) => q.fault.calls[m])])),
-        originCalls: polled(t + binMs, (q) => originCalls(q.worker)) - polled(t, (q) => originCalls(q.worker)),
       });
     }
-    out[g.name] = rows;
+    // Every poll reads all isolates at one time t.
+    const times = [...new Set(run.polls.filter((p) => p.isolate === g.isolates[0]).map((p) => p.t))].sort((a, b) => a - b);
+    const at = (t, pick) => g.isolates.reduce((s, name) => s + pick(run.polls.find((p) => p.isolate === name && p.t === t)), 0);
+    const rates = [];
+    for (let i = 1; i < times.length; i++) {
+      const [t0, t1] = [times[i - 1], times[i]];
+      const dt = (t1 - t0) / 1000;
+      rates.push({
+        t0: t0 / 1000,
+        t1: t1 / 1000,
+        kvCalls: Object.fromEntries(modes.map((m) => [m, (at(t1, (q) => q.fault.calls[m]) - at(t0, (q) => q.fault.calls[m])) / dt])),
+        originCalls: (at(t1, (q) => originCalls(q.worker)) - at(t0, (q) => originCalls(q.worker))) / dt,
+      });
+    }
+    out[g.name] = { bins, rates };
   }
   return out;
 }
@@ -390,7 +417,7 @@ export function series(run, binMs = 500) {
 /** A plain-text table of analyse() rows. */
 export function table(rows) {
   const head = ['group', 'phase', 's', 'requests', 'req/s', 'errors', 'hit %', 'kv %', 'p50 ms', 'p99 ms', 'max ms',
-    'KV calls', 'KV errors', 'bound', 'skipped', 'origin calls', 'KV back s', 'hit back s'];
+    'past local', 'KV calls', 'KV errors', 'bound', 'skipped', 'origin calls', 'KV back s', 'hit back s'];
   const fmt = (v, d = 0) => (v === null || v === undefined ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v));
   const lines = rows.map((r) => [
     r.group,
@@ -404,6 +431,7 @@ export function table(rows) {
     fmt(r.p50),
     fmt(r.p99),
     fmt(r.max),
+    fmt(r.localMisses),
     fmt(r.kvCalls),
     fmt(r.kvErrors),
     fmt(r.kvCallBound),

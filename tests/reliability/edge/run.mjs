@@ -7,20 +7,20 @@
 // Writes run.json (every request, poll and switch), summary.json (figures
 // per phase) and series.json (per 0.5 s bin) into OUT, prints a table.
 // Usage: node tests/reliability/edge/run.mjs
-//   EDGE_OUT (target/reliability/edge), EDGE_COURSES (2000),
+//   EDGE_OUT (target/reliability/edge), EDGE_COURSES (1500),
 //   EDGE_CONCURRENCY (16), EDGE_PRE_S (10), EDGE_FAULT_S (20), EDGE_POST_S (20),
 //   EDGE_SLOW_MS (300), EDGE_SCENARIOS (reject,hang,slow)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  repo, startOrigin, startEdge, courseIds, warm, runTimeline, analyse, series, table, SECRET, TOKEN,
+  repo, startFaultOrigin, startEdge, courseIds, warm, runTimeline, analyse, series, table,
   TIER_TIMEOUT_MS, COOLDOWN_MS, FAILURES_TO_TRIP,
 } from './harness.mjs';
 
 const env = process.env;
 const out = path.resolve(repo, env.EDGE_OUT ?? 'target/reliability/edge');
-const courses = Number(env.EDGE_COURSES ?? 2000);
+const courses = Number(env.EDGE_COURSES ?? 1500);
 const concurrency = Number(env.EDGE_CONCURRENCY ?? 16);
 const pre = 1000 * Number(env.EDGE_PRE_S ?? 10);
 const fault = 1000 * Number(env.EDGE_FAULT_S ?? 20);
@@ -37,19 +37,14 @@ let edge;
 try {
   log(`==> Django origin (${courses} courses; TIERCACHE_MEMCACHED=${env.TIERCACHE_MEMCACHED ?? 'embedded'})`);
   let t = performance.now();
-  origin = await startOrigin({
-    DEMO_COURSES: String(courses),
-    DEMO_QUERY_DELAY_MS: env.DEMO_QUERY_DELAY_MS ?? '0',
-    DEMO_SIGNING_SECRET: SECRET,
-    DEMO_EDGE_TOKEN: TOKEN,
-  });
+  origin = await startFaultOrigin(courses);
   log(`  up at ${origin.url} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   log('==> workerd (Miniflare): isolates a and b, KV wrapped by the fault adapter');
   edge = await startEdge({ origin: origin.url, names: ['a', 'b'], dir });
   const ids = courseIds(courses);
   t = performance.now();
-  const warmA = await warm(edge.workers.a, ids);
-  const warmB = await warm(edge.workers.b, ids);
+  const warmA = await warm(edge.workers.a, ids, 8, log);
+  const warmB = await warm(edge.workers.b, ids, 8, log);
   log(`  warmed ${ids.length} courses through a (${JSON.stringify(warmA)}) and b (${JSON.stringify(warmB)}) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
   const phases = [{ mode: 'pass', ms: pre }];
@@ -83,9 +78,11 @@ try {
       `load average ${load0.map((x) => x.toFixed(2)).join(' ')} -> ${load1.map((x) => x.toFixed(2)).join(' ')}`,
     table(rows),
     '',
-    'hit % = served from the local tier or KV (no origin call); kv % = served from KV; KV calls = calls that reached the',
-    'KV binding in the phase (in mode = while failing); bound = the cool-down rule\'s ceiling for them; skipped = reads',
-    'and writes that skipped KV because it was cooling down; origin calls = /edge/entries + loads + version fetches;',
+    'Requests belong to the phase they were sent in (a request sent just before a fault may wait in it); counters to',
+    'the phase they happened in. hit % = served from the local tier or KV (no origin call); kv % = served from KV;',
+    'past local = requests not served by the local tier (without a cool-down each would call KV); KV calls = calls',
+    'that reached the KV binding in the phase; bound = the cool-down rule\'s ceiling for them while KV fails; skipped =',
+    'reads and writes that skipped KV while it cooled down; origin calls = /edge/entries + loads + version fetches;',
     'KV back s = time from the end of the fault to the first request each isolate served from KV; hit back s = time until',
     'a 1 s window\'s hit ratio was within 5 points of the 3 s before the fault.',
     `total: ${run.requests.length} requests, ${run.requests.filter((r) => r.error).length} errors returned to clients, ` +
