@@ -86,6 +86,9 @@ class Scenario:
     #: the loader, and the loader's value is written to every tier) every N
     #: requests; 0: none.
     publish_every: int = 0
+    #: Seconds after the restore at least (edx-django-utils' memcached client
+    #: keeps a failed server out for 60 s).
+    after_min: float = 0.0
 
 
 SCENARIOS = {
@@ -109,7 +112,7 @@ SCENARIOS = {
         Scenario("s3-hang-timeout", "S3 hanging, S3 client timeout 1 s (DEMO_S3_TIMEOUT=1)", "hang", ("s3",),
                  "storage", env={"DEMO_S3_TIMEOUT": "1"}, publish_every=10),
         Scenario("edx-mc-kill", "edx-django-utils: memcached killed (both servers), then restarted", "kill",
-                 ("memcached1", "memcached2"), "memcached", mode="edx"),
+                 ("memcached1", "memcached2"), "memcached", mode="edx", after_min=75.0),
     )
 }  # fmt: skip
 
@@ -362,11 +365,19 @@ class Sampler:
         self._stop.set()
         self._thread.join(30)
 
-    def snap(self) -> Optional[dict]:
+    def snap(self, timeout: float = 30.0) -> Optional[dict]:
+        """The counters now, or None if the server does not answer within
+        ``timeout`` (every thread stuck on a hung tier)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            return loadtest.get_json(self.port, "/_demo/counters")
-        except (OSError, loadtest.DemoError, ValueError):
+            conn.request("GET", "/_demo/counters")
+            response = conn.getresponse()
+            body = response.read()
+            return json.loads(body) if response.status == 200 else None
+        except (OSError, http.client.HTTPException, ValueError):
             return None
+        finally:
+            conn.close()
 
     def _run(self) -> None:
         next_at = time.monotonic()
@@ -434,6 +445,7 @@ def run(
 ) -> dict:
     """Runs ``sc`` and returns its results (see the module docs)."""
     run_id = uuid.uuid4().hex[:8]
+    after = max(after, sc.after_min)
     var = rig.out / f"var-{sc.name}"
     shutil.rmtree(var, ignore_errors=True)
     env = rig.server_env(sc.shared, sc.env)
@@ -451,13 +463,13 @@ def run(
         load.start()
         progress(f"{sc.name}: load running ({rig.concurrency} clients), fault at {warmup + before:.0f} s")
         time.sleep(max(0.0, t0 + warmup + before - time.monotonic()))
-        snap_inject = sampler.snap()
+        snap_inject = sampler.snap(timeout=2.0)
         proxy_before = rig.proxy_counts(sc.services)
         t_inject = time.monotonic() - t0
         rig.inject(sc)
         progress(f"{sc.name}: fault injected ({sc.action} {' '.join(sc.services)}) for {fault:.0f} s")
         time.sleep(max(0.0, t0 + t_inject + fault - time.monotonic()))
-        snap_restore = sampler.snap()
+        snap_restore = sampler.snap(timeout=1.0)  # else the last sample
         proxy_fault = rig.proxy_counts(sc.services)
         t_restore = time.monotonic() - t0
         rig.restore(sc)
@@ -730,7 +742,7 @@ def plot(r: dict, path: Path) -> None:
     ax2.legend(loc="upper left", fontsize=8)
     c = r["cooldown"]
     ax1.set_title(
-        f"{r['title']} [{r['mode']}]: {r['served']} served, {r['errors']} errors, "
+        f"{r['title']} [{r['mode']}]\n{r['served']} served, {r['errors']} errors, "
         f"{r['loader_calls']} loader calls; {c['ops_sent']} ops sent to the failing tier, "
         f"proxy saw {c['proxy_requests']} requests",
         fontsize=9,
@@ -755,7 +767,16 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--after", type=float, default=15.0, help="seconds after the restore (default 15)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--out", type=Path, default=REPO / "target" / "reliability" / "faults")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw the plots from the JSON files in --out"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        for path in sorted(args.out.glob("*.json")):
+            r = json.loads(path.read_text())
+            if "series" in r:
+                plot(r, path.with_suffix(".png"))
+        return 0
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
