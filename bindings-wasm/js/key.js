@@ -12,6 +12,21 @@ function versionString(version) {
   throw new TypeError(`tiercache: key version must be a number, bigint or decimal string, got ${typeof version}`);
 }
 
+// A JS string may hold lone surrogates (half of a UTF-16 pair). They have no
+// UTF-8 form: passing them to the core would replace each with U+FFFD, so
+// '\ud800', '\udc00' and '\ufffd' would share a key. They are refused, as
+// Python refuses them (ValueError).
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+function checkWellFormed(text, what) {
+  const ok = typeof text.isWellFormed === 'function' ? text.isWellFormed() : !LONE_SURROGATE.test(text);
+  if (!ok) {
+    const at = text.search(LONE_SURROGATE);
+    const unit = text.charCodeAt(at).toString(16).toUpperCase();
+    throw new TypeError(`tiercache: ${what} holds a lone surrogate (U+${unit} at index ${at}), which has no UTF-8 form: pass well-formed text (String#toWellFormed() if replacing it with U+FFFD is acceptable), or the raw bytes as a Uint8Array`);
+  }
+}
+
 /**
  * Builds keys `{namespace}|v{version}|{part}|...`, byte for byte as the Rust
  * and Python hosts do. Bump the version to invalidate every key at once.
@@ -26,6 +41,9 @@ export class Key {
 
   /** The key for `parts`: strings, safe integers, bigints, Uint8Arrays. */
   build(...parts) {
+    for (let i = 0; i < parts.length; i++) {
+      if (typeof parts[i] === 'string') checkWellFormed(parts[i], `key part ${i}`);
+    }
     return this.#builder.build(parts);
   }
 
@@ -46,6 +64,7 @@ export class Key {
 /** Any non-empty string as a valid key of at most `maxLen` bytes (default 200). */
 export function safeKey(raw, maxLen = 0) {
   if (typeof raw !== 'string') throw new TypeError(`tiercache: safeKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
+  checkWellFormed(raw, 'the key');
   return coreSafeKey(raw, maxLen);
 }
 
