@@ -43,7 +43,8 @@ want() { [[ ",$only," == *",$1,"* ]]; }
 
 out="$REPO_ROOT/target/reliability/soak"
 mkdir -p "$out"
-rm -f "$out"/*.json
+# A full run starts clean; a partial one (--only) replaces its own files.
+[ "$only" = "rust,python,js,request" ] && rm -f "$out"/*.json
 soak="$REPO_ROOT/tests/reliability/soak"
 py="$REPO_ROOT/.venv/bin/python"
 
@@ -66,7 +67,9 @@ fi
 if want js; then
   for c in tiercache lru-cache; do
     step "JS: $c ($ops ops)"
-    node "$soak/soak_local.mjs" "$c" --ops "$ops" --progress >"$out/js-$c.json"
+    # --gc: a full GC before each of the 200 samples, so the heap and
+    # ArrayBuffer figures are what is retained, not garbage awaiting the GC.
+    node --expose-gc "$soak/soak_local.mjs" "$c" --ops "$ops" --progress --gc >"$out/js-$c.json"
   done
 fi
 if want request; then

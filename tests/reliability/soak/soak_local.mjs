@@ -3,7 +3,8 @@
 // One process runs one contender over the op stream shared with
 // soak_local.py and core/examples/soak_local.rs (xorshift32, three draws per
 // op; see soak_local.py for the mix) and prints one JSON object with RSS
-// sampled every --sample ops. Values are fresh Uint8Arrays of 16 B - 16 KiB
+// sampled every --sample ops (and, in JS, the heap used and the bytes of
+// ArrayBuffers from process.memoryUsage()). Values are fresh Uint8Arrays of 16 B - 16 KiB
 // weighed at their length; time is a fake clock moved by the op index (10
 // ops per ms), given to tiercache as `clock` and to lru-cache as `perf`.
 //
@@ -34,6 +35,15 @@ export function rssBytes() {
   const m = /VmRSS:\s+(\d+)/.exec(status);
   if (!m) throw new Error('no VmRSS in /proc/self/status');
   return Number(m[1]) * 1024;
+}
+
+/**
+ * What V8 holds at a sample: [JS heap used, bytes of ArrayBuffers (the
+ * values)]. RSS also counts freed memory V8 and malloc keep for reuse.
+ */
+export function heap() {
+  const m = process.memoryUsage();
+  return [m.heapUsed, m.arrayBuffers];
 }
 
 /** {get, set(key, value, ttlMs), delete, size()} over the contender, on the clock. */
@@ -85,7 +95,7 @@ export async function run(contender, ops, sample, progress = false, collect = fa
   let hits = 0;
   let misses = 0;
   let digest = 0;
-  const samples = [[0, rssBytes(), 0]];
+  const samples = [[0, rssBytes(), 0, ...heap()]];
   let nextSample = sample;
   const reportEvery = Math.max(Math.floor(ops / 20), 1);
   const t0 = performance.now();
@@ -119,7 +129,7 @@ export async function run(contender, ops, sample, progress = false, collect = fa
     }
     if (i + 1 === nextSample) {
       if (collect) globalThis.gc();
-      samples.push([i + 1, rssBytes(), c.size()]);
+      samples.push([i + 1, rssBytes(), c.size(), ...heap()]);
       nextSample += sample;
       if (progress && (i + 1) % reportEvery < sample) {
         const s = samples[samples.length - 1];
@@ -130,7 +140,7 @@ export async function run(contender, ops, sample, progress = false, collect = fa
     }
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (samples[samples.length - 1][0] !== ops) samples.push([ops, rssBytes(), c.size()]);
+  if (samples[samples.length - 1][0] !== ops) samples.push([ops, rssBytes(), c.size(), ...heap()]);
   return summarize('js', contender, ops, seconds, baseline, samples, hits, misses, digest);
 }
 
@@ -157,6 +167,14 @@ export function summarize(host, contender, ops, seconds, baseline, samples, hits
     growth_after_warm: last[1] - warm[1],
     peak_growth_after_warm: peakAfter - warm[1],
     final_entries: last[2],
+    ...(last.length > 4
+      ? {
+          final_heap_used: last[3],
+          final_array_buffers: last[4],
+          peak_heap_used: Math.max(...samples.map((s) => s[3])),
+          peak_array_buffers: Math.max(...samples.map((s) => s[4])),
+        }
+      : {}),
     hits,
     misses,
     digest,

@@ -59,6 +59,21 @@ def local_table(local: list[dict]) -> list[str]:
         " weight bound); growth: final minus RSS at the end of warm-up (first fifth of the ops); peak gr.:"
         " highest RSS after warm-up minus RSS at its end. vs tc: ops/s over tiercache's in the same host."
     )
+    retained = [d for d in local if "final_array_buffers" in d]
+    if retained:
+        lines.append("")
+        lines.append(
+            "JS, retained after a full GC (process.memoryUsage): JS heap used and ArrayBuffer bytes (the values)"
+        )
+        head2 = (
+            f"{'contender':<16}{'peak heap':>10}{'final heap':>11}{'peak buffers':>13}{'final buffers':>14}"
+        )
+        lines += [head2, "-" * len(head2)]
+        for d in retained:
+            lines.append(
+                f"{d['contender']:<16}{mib(d['peak_heap_used']):>10}{mib(d['final_heap_used']):>11}"
+                f"{mib(d['peak_array_buffers']):>13}{mib(d['final_array_buffers']):>14}"
+            )
     digests = {d["digest"] for d in local}
     lines.append(
         "op stream digest: "
@@ -101,7 +116,17 @@ def plot(local: list[dict], request: list[dict], directory: Path) -> list[Path]:
             for d in (d for d in local if d["host"] == host):
                 xs = [s[0] / 1e6 for s in d["samples"]]
                 ys = [(s[1] - d["baseline_rss"]) / MIB for s in d["samples"]]
-                ax.plot(xs, ys, label=d["contender"], linewidth=1.4)
+                (line,) = ax.plot(xs, ys, label=d["contender"], linewidth=1.4)
+                if len(d["samples"][0]) > 4:
+                    kept = [(s[3] + s[4]) / MIB for s in d["samples"]]
+                    ax.plot(
+                        xs,
+                        kept,
+                        color=line.get_color(),
+                        linestyle=":",
+                        linewidth=1.2,
+                        label=f"{d['contender']}: heap + buffers",
+                    )
             bound = next(d["max_bytes"] for d in local if d["host"] == host) / MIB
             ax.axhline(
                 bound, color="gray", linestyle="--", linewidth=0.9, label=f"weight bound ({bound:.0f} MiB)"
