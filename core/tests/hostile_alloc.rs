@@ -97,6 +97,11 @@ fn measure<R>(f: impl FnOnce() -> R) -> (R, Allocs) {
 }
 
 fn assert_small(what: &str, allocs: Allocs) {
+    // The figures, for `cargo test --test hostile_alloc -- --nocapture`.
+    eprintln!(
+        "{what}: {} bytes allocated, largest {}",
+        allocs.total, allocs.largest
+    );
     assert!(
         allocs.total < BOUND,
         "{what}: {} bytes allocated (largest {}), bound {BOUND}",
@@ -403,4 +408,51 @@ fn lz4_block_of(data: &[u8]) -> Vec<u8> {
         "the encoder compressed it"
     );
     bytes[header_len..].to_vec()
+}
+
+#[test]
+fn a_forged_manifest_within_the_limits_costs_its_chunk_keys_only_when_unsigned() {
+    // The most a manifest may claim under the default limits: 4096 chunks.
+    // Unsigned tiers accept it (anyone who can write the tier can also write
+    // the value itself) and the read asks for 4096 chunk keys; that batch of
+    // keys is the whole cost. With signing on, it is refused at once.
+    let forged = manifest_envelope(4096 * 16 * 1024, 16 * 1024, 4096);
+    let keyring = Keyring::new("k1", b"0123456789abcdef0123456789abcdef").unwrap();
+    for signed in [false, true] {
+        let mut config = TieredConfig::new(vec![TierConfig::memcached("memcached")]);
+        config.keyring = signed.then(|| keyring.clone());
+        let mut cache: TieredCache<Vec<u8>> = TieredCache::new(config).unwrap();
+        let mut read = cache
+            .read(
+                vec!["ns|v1|k".into()],
+                ReadOptions::get(),
+                1_700_000_000_000,
+                1,
+                None,
+            )
+            .unwrap();
+        let Step::Fetch { tier, .. } = read.next(&mut cache) else {
+            panic!("expected a fetch");
+        };
+        let answer = vec![Some(forged.clone())];
+        let (step, allocs) = measure(|| {
+            read.fetched(&mut cache, tier, answer);
+            read.next(&mut cache)
+        });
+        eprintln!("forged 4096-chunk manifest, signed={signed}: {allocs:?}");
+        if signed {
+            assert_eq!(step, Step::Done);
+            assert_small("signed", allocs);
+        } else {
+            let Step::Fetch { keys, .. } = &step else {
+                panic!("expected the chunk fetch, got {step:?}");
+            };
+            assert_eq!(keys.len(), 4096);
+            assert!(allocs.total < 4096 * 512, "{allocs:?}");
+            // The chunks are not there: a miss, counted.
+            read.fetched(&mut cache, tier, vec![None; 4096]);
+            assert_eq!(read.next(&mut cache), Step::Done);
+            assert_eq!(cache.tier_stats()[0].chunk_misses, 1);
+        }
+    }
 }
