@@ -228,6 +228,7 @@ def run_one(
     finally:
         server.stop()
     mc_after = memcached_stats(env)
+    mc_after["total_connections"] -= len(memcached_servers(env))  # our own stats probes
     raw = json.loads(samples_path.read_text())
     errors_log = server.tail(15) if any(s[3] != 200 for s in raw) else ""
     row = row_of(
@@ -264,6 +265,7 @@ def row_of(mode: str, label: str, raw: list, counters: dict, mc: dict, loadavg: 
         memcached_keys_per_request=(mc["cmd_get"] + mc["cmd_set"] + mc["delete_hits"] + mc["delete_misses"])
         / n,
         memcached_kib_per_request=(mc["bytes_read"] + mc["bytes_written"]) / 1024 / n,
+        memcached_connections_per_1000=1000 * mc["total_connections"] / n,
         loadavg_mean=sum(loadavg) / len(loadavg) if loadavg else float("nan"),
         loadavg_max=max(loadavg) if loadavg else float("nan"),
         by_kind={
@@ -349,6 +351,7 @@ def combine(mode: str, rows: list) -> dict:
         )
         / n,
         "memcached_kib_per_request": (mc["bytes_read"] + mc["bytes_written"]) / 1024 / n,
+        "memcached_connections_per_1000": 1000 * mc["total_connections"] / n,
         "loadavg_mean": sum(loads) / len(loads),
         "loadavg_max": max(r["loadavg_max"] for r in mine),
         "by_kind": {
@@ -378,6 +381,7 @@ COLUMNS = (
     ("db q/req", "db_queries_per_request", "{:.2f}"),
     ("mc keys/req", "memcached_keys_per_request", "{:.2f}"),
     ("mc KiB/req", "memcached_kib_per_request", "{:.1f}"),
+    ("mc conn/1k", "memcached_connections_per_1000", "{:.1f}"),
     ("load avg", "loadavg_mean", "{:.2f}"),
 )
 
@@ -598,7 +602,8 @@ def main(argv: Optional[list] = None) -> int:
     print(
         "\nmc rt/req: calls that reach memcached per request (tiercache: one per batch, counted by tiercache; "
         "edx: one per Django cache call). S3 rt/req: storage requests. mc keys/req and KiB/req: from "
-        "memcached's own stats (keys read/written/deleted, bytes in+out). loader calls: outlines built + "
+        "memcached's own stats (keys read/written/deleted, bytes in+out); mc conn/1k: new connections to "
+        "memcached per 1000 requests (its total_connections). loader calls: outlines built + "
         "course overviews loaded from the modulestore. load avg: mean 1-min load average during the run "
         "(includes this test's own processes)."
     )
