@@ -12,11 +12,16 @@
 //! *  5% get a key that was never set
 //! *  5% delete a hot key
 //!
+//! Each sample also has the live heap (bytes allocated and not freed, from a
+//! counting global allocator), which tells a leak from allocator slack.
+//!
 //! Values are fresh buffers of 16 B - 16 KiB, weighed at their length. Time
 //! is the `now` the core takes, moved by the op index (10 ops per ms).
 //!
 //! Usage: cargo run --release -p tiercache --example soak_local -- [--ops N] [--sample N] [--progress]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tiercache::{Expiry, LocalCache, Lookup};
@@ -28,6 +33,54 @@ const HOT_TTL_MS: u64 = 60_000;
 const OPS_PER_MS: u64 = 10;
 const START_MS: u64 = 1_700_000_000_000;
 const SEED: u32 = 2_463_534_242;
+
+/// The system allocator, counting the bytes allocated and not yet freed, so
+/// the report tells live heap (a leak grows it) from RSS (which also holds
+/// memory the allocator keeps for reuse).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` unchanged; only a counter is
+// updated on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc(layout);
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = System.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_heap() -> u64 {
+    LIVE.load(Ordering::Relaxed) as u64
+}
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -70,7 +123,7 @@ fn main() {
 
     let mut x = SEED;
     let (mut hits, mut misses, mut digest) = (0u64, 0u64, 0u32);
-    let mut samples: Vec<[u64; 3]> = vec![[0, rss_bytes(), 0]];
+    let mut samples: Vec<[u64; 4]> = vec![[0, rss_bytes(), 0, live_heap()]];
     let mut next_sample = sample;
     let report_every = (ops / 20).max(1);
     let t0 = Instant::now();
@@ -123,7 +176,7 @@ fn main() {
             cache.delete(hot.as_str());
         }
         if i + 1 == next_sample {
-            samples.push([i + 1, rss_bytes(), cache.len() as u64]);
+            samples.push([i + 1, rss_bytes(), cache.len() as u64, live_heap()]);
             next_sample += sample;
             if progress && (i + 1) % report_every < sample {
                 let s = samples[samples.len() - 1];
@@ -138,7 +191,7 @@ fn main() {
     }
     let seconds = t0.elapsed().as_secs_f64();
     if samples[samples.len() - 1][0] != ops {
-        samples.push([ops, rss_bytes(), cache.len() as u64]);
+        samples.push([ops, rss_bytes(), cache.len() as u64, live_heap()]);
     }
     let warm_at = ops / 5;
     let warm = *samples
@@ -170,6 +223,9 @@ fn main() {
         "peak_growth_after_warm": after_max as i64 - warm[1] as i64,
         "final_entries": last[2],
         "final_weight": cache.weight(),
+        "final_live_heap": last[3],
+        "peak_live_heap": samples.iter().map(|s| s[3]).max(),
+        "warm_live_heap": warm[3],
         "hits": hits,
         "misses": misses,
         "digest": digest,

@@ -59,6 +59,13 @@ def local_table(local: list[dict]) -> list[str]:
         " weight bound); growth: final minus RSS at the end of warm-up (first fifth of the ops); peak gr.:"
         " highest RSS after warm-up minus RSS at its end. vs tc: ops/s over tiercache's in the same host."
     )
+    for d in (d for d in local if "final_live_heap" in d):
+        lines.append("")
+        lines.append(
+            f"{d['host']} {d['contender']}, live heap (counting allocator: bytes allocated and not freed):"
+            f" at warm-up {mib(d['warm_live_heap'])}, peak {mib(d['peak_live_heap'])},"
+            f" final {mib(d['final_live_heap'])} MiB"
+        )
     retained = [d for d in local if "final_array_buffers" in d]
     if retained:
         lines.append("")
