@@ -23,7 +23,11 @@ def load(directory: Path) -> tuple[list[dict], list[dict]]:
     for path in sorted(directory.glob("*.json")):
         if path.name == "summary.json":
             continue
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            print(f"skipped {path.name}: not a finished run's JSON", file=sys.stderr)
+            continue
         (request if data["contender"] == "request-cache" else local).append(data)
     order = {h: i for i, h in enumerate(HOSTS)}
     local.sort(key=lambda d: (order.get(d["host"], 9), d["contender"] != "tiercache", d["contender"]))
