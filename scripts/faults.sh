@@ -19,7 +19,7 @@
 #
 # Usage: bash scripts/faults.sh [--scenarios a,b] [--warmup S] [--before S] [--fault S] [--after S]
 #   defaults: every scenario, 8 s warm-up, 10 s baseline, 15 s fault, 15 s after
-#   (about 55 s a scenario, ~11 minutes in all).
+#   (about 75 s a scenario with the warm pass, ~16 minutes in all, plus the edge part).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"

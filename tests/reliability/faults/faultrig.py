@@ -576,6 +576,8 @@ def analyse(
     baseline = max(0.0, 1 - sum(p["loads"] for p in base_pts) / keys) if keys else None
     past = sum(p.get("past_local", 0) for p in base_pts)
     tier_baseline = sum(p.get("tier_hits", 0) for p in base_pts) / past if past else None
+    if sc.tier == "storage":  # read only for the keys memcached misses: no meaningful share
+        tier_baseline = None
     fault_pts = [p for p in series if t_inject < p["t"] <= t_restore]
 
     def recovery(num: Callable, den: Callable, base: Optional[float]) -> Optional[float]:
@@ -720,7 +722,9 @@ def plot(r: dict, path: Path) -> None:
         ax.grid(True, alpha=0.3)
     hit = rolling(lambda p: max(0, p["keys"] - p["loads"]), lambda p: p["keys"])
     ax1.plot(t, hit, color="#2b6cd9", label="hit ratio (1 - loads / keys, over 1 s)")
-    if any(p.get("tier_hit_ratio") is not None for p in s):
+    # (The storage tier is read only for keys memcached misses: its share of
+    # the keys past the local tier says nothing, so it is not drawn.)
+    if r["tier"] != "storage" and any(p.get("tier_hit_ratio") is not None for p in s):
         ax1.plot(
             t,
             rolling(lambda p: p.get("tier_hits", 0), lambda p: p.get("past_local", 0)),
@@ -736,6 +740,15 @@ def plot(r: dict, path: Path) -> None:
     errs = [(p["t"], p["errors"]) for p in s if p["errors"]]
     if errs:
         ax2.scatter([e[0] for e in errs], [1.0] * len(errs), marker="x", color="red", label="client errors")
+    for p, q in zip(s, s[1:]):
+        if q["t"] - p["t"] > 2.5:
+            ax2.annotate(
+                f"no counters for {q['t'] - p['t']:.0f} s: the site answered nothing",
+                ((p["t"] + q["t"]) / 2, 30),
+                ha="center",
+                fontsize=8,
+                color="#d62728",
+            )
     ax2.set_yscale("log")
     ax2.set_ylabel("latency per 0.5 s (ms, log)")
     ax2.set_xlabel("seconds")
