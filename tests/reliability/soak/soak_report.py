@@ -128,16 +128,16 @@ def plot(local: list[dict], request: list[dict], directory: Path) -> list[Path]:
                 xs = [s[0] / 1e6 for s in d["samples"]]
                 ys = [(s[1] - d["baseline_rss"]) / MIB for s in d["samples"]]
                 (line,) = ax.plot(xs, ys, label=d["contender"], linewidth=1.4)
-                if len(d["samples"][0]) > 4:
+                if len(d["samples"][0]) > 4:  # JS: heap used + ArrayBuffer bytes after a full GC
                     kept = [(s[3] + s[4]) / MIB for s in d["samples"]]
-                    ax.plot(
-                        xs,
-                        kept,
-                        color=line.get_color(),
-                        linestyle=":",
-                        linewidth=1.2,
-                        label=f"{d['contender']}: heap + buffers",
-                    )
+                    label = f"{d['contender']}: JS heap + buffers (absolute)"
+                elif len(d["samples"][0]) > 3:  # Rust: live heap from the counting allocator
+                    kept = [s[3] / MIB for s in d["samples"]]
+                    label = f"{d['contender']}: live heap (absolute)"
+                else:
+                    kept = None
+                if kept:
+                    ax.plot(xs, kept, color=line.get_color(), linestyle=":", linewidth=1.2, label=label)
             bound = next(d["max_bytes"] for d in local if d["host"] == host) / MIB
             ax.axhline(
                 bound, color="gray", linestyle="--", linewidth=0.9, label=f"weight bound ({bound:.0f} MiB)"
