@@ -756,8 +756,9 @@ def plot(r: dict, path: Path) -> None:
     c = r["cooldown"]
     ax1.set_title(
         f"{r['title']} [{r['mode']}]\n{r['served']} served, {r['errors']} errors, "
-        f"{r['loader_calls']} loader calls; {c['ops_sent']} ops sent to the failing tier, "
-        f"proxy saw {c['proxy_requests']} requests",
+        f"{r['loader_calls']} loader calls; "
+        + (f"{c['ops_sent']} ops sent to the failing tier, " if r["mode"] == "tiercache" else "")
+        + f"proxy saw {c['proxy_requests']} requests during the fault",
         fontsize=9,
     )
     fig.tight_layout()
