@@ -9,8 +9,8 @@
 #   bash scripts/fuzz.sh envelope_decode tiered_read   # some targets
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGET_DIR (cargo's target
-# dir for the fuzz build; default fuzz/target), FUZZ_JOBS is not used: one
-# process per target, one after the other (the machine is shared).
+# dir for the fuzz build; default fuzz/target). One libFuzzer process per
+# target, one target after the other (one core).
 #
 # Installs cargo-fuzz (pinned, --locked) when missing. cargo-fuzz needs
 # nightly-only compiler flags (sanitizers); RUSTC_BOOTSTRAP=1 lets the stable
