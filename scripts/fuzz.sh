@@ -10,7 +10,7 @@
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_TARGET_DIR (cargo's target
 # dir for the fuzz build; default fuzz/target). One libFuzzer process per
-# target, one target after the other (one core).
+# target, one target after the other (one core, machine is shared).
 #
 # Installs cargo-fuzz (pinned, --locked) when missing. cargo-fuzz needs
 # nightly-only compiler flags (sanitizers); RUSTC_BOOTSTRAP=1 lets the stable
