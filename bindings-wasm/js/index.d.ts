@@ -66,6 +66,7 @@ export type KeyPart = string | number | bigint | Uint8Array | ArrayBuffer;
 /** The core's versioned key builder (format tiercache-key-1), byte for byte as Rust and Python. */
 export class Key {
   constructor(namespace: string, version?: number | bigint | string, options?: { maxLen?: number });
+  /** Throws a TypeError for a string part holding a lone surrogate (no UTF-8 form), as Python raises ValueError. */
   build(...parts: KeyPart[]): string;
   readonly namespace: string;
   /** Decimal string. */
@@ -73,7 +74,7 @@ export class Key {
   readonly maxLen: number;
 }
 
-/** Any non-empty string as a valid key of at most maxLen bytes (default 200). */
+/** Any non-empty string as a valid key of at most maxLen bytes (default 200); a lone surrogate is a TypeError. */
 export function safeKey(raw: string, maxLen?: number): string;
 export function isValidKey(key: string): boolean;
 
