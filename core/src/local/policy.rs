@@ -348,6 +348,26 @@ impl Policy {
         self.len = 0;
     }
 
+    /// True if some entry may expire (one has a TTL, or new ones get one).
+    pub(super) fn may_expire(&self) -> bool {
+        self.default_ttl.is_some() || !self.wheel.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The least recently used entry, if any.
+    pub(super) fn oldest(&self) -> Option<u32> {
+        (self.oldest != NONE).then_some(self.oldest)
+    }
+
+    /// The entry used just after `idx` (towards the newest), if any.
+    pub(super) fn newer<L: Links>(e: &L, idx: u32) -> Option<u32> {
+        let newer = e.meta(idx).newer;
+        (newer != NONE).then_some(newer)
+    }
+
     /// Slots from most to least recently used.
     pub(super) fn by_recency<L: Links>(&self, e: L) -> impl Iterator<Item = u32> {
         std::iter::successors((self.newest != NONE).then_some(self.newest), move |&idx| {

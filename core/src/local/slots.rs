@@ -284,6 +284,52 @@ impl SlotPolicy {
         Some(idx)
     }
 
+    /// The slots the next new entries would get, in order, if they are made
+    /// one after another with nothing else in between, each by
+    /// `set(None, 0, Expiry::Default, ..)`: weight 0, the default TTL.
+    /// Writes at most `max` of them to `plan` (cleared first), and none
+    /// whose entry would evict an entry of the plan itself.
+    ///
+    /// A host uses the plan to file new keys under their slots at once and
+    /// report the sets later, in one batch of `set` calls (which give the
+    /// same slots, evicting the same entries: the slot of an evicted entry
+    /// is the new entry's). The plan is empty while some entry may expire
+    /// (one has a TTL, or the default TTL is set): then what a set removes
+    /// depends on when it happens.
+    pub fn plan_inserts(&self, max: usize, plan: &mut Vec<u32>) {
+        plan.clear();
+        if self.policy.may_expire() {
+            return;
+        }
+        let view = View(&self.metas);
+        let mut held = self.policy.len();
+        // Entries there before the plan, oldest first: the ones it evicts.
+        let mut oldest = self.policy.oldest();
+        let mut evictable = held;
+        let mut free = self.metas.free.iter().rev();
+        let mut next_new = self.metas.metas.len() as u32;
+        while plan.len() < max {
+            let slot = if held >= self.policy.max_entries() {
+                let Some(victim) = oldest.filter(|_| evictable > 0) else {
+                    break;
+                };
+                evictable -= 1;
+                oldest = Policy::newer(&view, victim);
+                victim
+            } else {
+                held += 1;
+                match free.next() {
+                    Some(&slot) => slot,
+                    None => {
+                        next_new += 1;
+                        next_new - 1
+                    }
+                }
+            };
+            plan.push(slot);
+        }
+    }
+
     /// Gives the live entry at `slot` a new expiry (a zero one removes it);
     /// false if `slot` holds nothing or an expired entry (which is removed).
     /// Removed slots, this one included, are pushed to `removed`.
