@@ -60,11 +60,14 @@ proptest! {
         want in 1usize..64,
     ) {
         let mut policy = SlotPolicy::new(max_entries, max_weight).unwrap();
+        // The same history again, for the batched sets.
+        let mut batched = SlotPolicy::new(max_entries, max_weight).unwrap();
         let mut removed = Vec::new();
         let mut now = 1_000;
         for op in &history {
             now += 7;
             apply(&mut policy, op, now, &mut removed);
+            apply(&mut batched, op, now, &mut removed);
         }
         let mut plan = Vec::new();
         policy.plan_inserts(want, &mut plan);
@@ -90,6 +93,20 @@ proptest! {
         }
         let stats = policy.stats();
         prop_assert_eq!(stats.inserts - stats_before.inserts, plan.len() as u64);
+        // One batch of the same sets leaves the same state.
+        removed.clear();
+        batched.set_new_many(plan.len(), now, &mut removed);
+        prop_assert!(removed.is_empty(), "evicted slots are the new entries': not reported");
+        prop_assert_eq!(batched.stats(), stats);
+        prop_assert_eq!(batched.weight(), policy.weight());
+        prop_assert_eq!(
+            batched.slots_by_recency().collect::<Vec<_>>(),
+            policy.slots_by_recency().collect::<Vec<_>>()
+        );
+        for &slot in &plan {
+            prop_assert!(batched.holds(slot));
+            prop_assert_eq!(batched.expires_at(slot), Some(None));
+        }
         // The plan stops only at `want` or where it would evict its own entries.
         if plan.len() < want {
             prop_assert!(policy.len() == max_entries && plan.len() >= held_before.min(max_entries));
