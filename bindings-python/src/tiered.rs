@@ -579,6 +579,7 @@ impl PyRead {
                         return step_obj(py, Step::Fetch { tier, keys });
                     };
                     let client = client.get();
+                    let started = std::time::Instant::now();
                     let result = py.detach(|| client.fetch_core_keys(&keys));
                     let (read, core) = self.parts()?;
                     match result {
@@ -586,7 +587,11 @@ impl PyRead {
                         Err(e) => {
                             let err = PyErr::from(e);
                             let message = describe(py, &err);
-                            read.failed(&mut lock(py, &core.get().inner), tier, &message);
+                            // Known after the call's own time (a timeout):
+                            // the cool-down runs from then.
+                            let elapsed = started.elapsed().as_millis() as u64;
+                            let now = read.now().saturating_add(elapsed);
+                            read.failed(&mut lock(py, &core.get().inner), tier, &message, now);
                             return ("tier_error", tier, "get", err.into_value(py))
                                 .into_pyobject(py);
                         }
@@ -642,10 +647,11 @@ impl PyRead {
         Ok(())
     }
 
-    /// The tier failed (timeout, refused connection).
-    fn failed(&mut self, py: Python<'_>, tier: usize, message: &str) -> PyResult<()> {
+    /// The tier failed (timeout, refused connection), as known at `now` (ms;
+    /// the tier's cool-down runs from then).
+    fn failed(&mut self, py: Python<'_>, tier: usize, message: &str, now: u64) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.failed(&mut lock(py, &core.get().inner), tier, message);
+        read.failed(&mut lock(py, &core.get().inner), tier, message, now);
         Ok(())
     }
 

@@ -7,7 +7,11 @@
 // entry gets. Only integers cross the boundary, and a get does not cross it
 // at all: the slot is appended to a read buffer that is applied in one call
 // when it is full or before the next write (as Caffeine and moka do), so
-// the core's recency order is exact whenever it evicts. Results come back
+// the core's recency order is exact whenever it evicts. Sets of new keys
+// do not cross it either while nothing else happens: the core publishes a
+// plan (the slots the next new entries get, evicting the entries there),
+// JS files keys under those slots at once and reports them in one batch
+// with the next call. Results come back
 // through a header in wasm memory read with views of the whole memory
 // (rebuilt when memory grows), so a call allocates nothing.
 
@@ -23,6 +27,7 @@ const OUT_REMOVED_PTR = 8;
 const OUT_REMOVED_LEN = 12;
 const OUT_STATS = 16;
 const OUT_READS = 88;
+const OUT_PLAN = 1112;
 
 function describe(value) {
   if (value === null) return 'null';
@@ -53,6 +58,10 @@ export class LocalCache {
   #expiry = new Float64Array(64);
   #reads = new Uint32Array(READ_BUFFER);
   #n = 0;
+  // The current plan: slots OUT_PLAN[#made..#planned] are the next new
+  // entries'; #made of them are filed here, not yet reported to the core.
+  #made = 0;
+  #planned = 0;
   #memory;
   #u32;
   #f64;
@@ -127,18 +136,38 @@ export class LocalCache {
     return this.#f64[(this.#out + OUT_EXPIRY) >>> 3];
   }
 
-  /** The time for a write: pending reads are applied first, at their own time. */
+  /**
+   * The time for a write: planned sets and pending reads are reported
+   * first, at their own time, and the plan ends.
+   */
   #now() {
-    if (this.#n) this.#flush();
+    this.#sync();
     if (this.#timed) this.#lastNow = this.#clock();
     return this.#lastNow;
   }
 
+  /** Reports planned sets and buffered reads; ends the plan. */
+  #sync() {
+    if (this.#n !== 0 || this.#made !== 0) this.#flush();
+    this.#planned = 0;
+  }
+
   #flush() {
     const n = this.#n;
+    const made = this.#made;
     this.#n = 0;
-    this.#u32view().set(this.#reads, (this.#out + OUT_READS) >>> 2);
-    if (this.#policy.applyReads(n, this.#lastNow) !== 0) this.#release();
+    this.#made = 0;
+    this.#planned = 0;
+    if (n !== 0) this.#u32view().set(this.#reads.subarray(0, n), (this.#out + OUT_READS) >>> 2);
+    if (this.#policy.applyReads(made, n, this.#lastNow) !== 0) this.#release();
+  }
+
+  /** Reports the planned sets made and asks for a new plan; its length. */
+  #replan() {
+    const made = this.#made;
+    this.#made = 0;
+    this.#planned = this.#policy.planInserts(made, this.#lastNow);
+    return this.#planned;
   }
 
   /** The value of `key`, or undefined (use `has` to tell a stored undefined from a miss). */
@@ -211,6 +240,20 @@ export class LocalCache {
    */
   set(key, value, options) {
     if (typeof key !== 'string') checkKey(key);
+    // A new key with no options in a cache where nothing expires takes the
+    // next planned slot (unless reads are pending: they may reorder it).
+    if (options === undefined && this.#sizeOf === undefined && !this.#timed && this.#n === 0) {
+      const held = this.#map.get(key);
+      if (held === undefined && (this.#made < this.#planned || this.#replan() !== 0)) {
+        const slot = this.#u32view()[((this.#out + OUT_PLAN) >>> 2) + this.#made++];
+        const evicted = this.#keys[slot];
+        if (evicted !== undefined) this.#map.delete(evicted);
+        this.#map.set(key, slot);
+        this.#keys[slot] = key;
+        this.#values[slot] = value;
+        return this;
+      }
+    }
     let ttl = NaN;
     let weight = 0;
     if (options !== undefined || this.#sizeOf !== undefined) {
@@ -258,7 +301,7 @@ export class LocalCache {
    * before never expires.
    */
   #becomeTimed() {
-    if (this.#n) this.#flush();
+    this.#sync();
     if (this.#keys.length > this.#expiry.length) this.#growExpiry(this.#keys.length);
     this.#expiry.fill(Infinity);
     this.#timed = true;
@@ -268,7 +311,7 @@ export class LocalCache {
   delete(key) {
     const slot = this.#map.get(key);
     if (slot === undefined) return false;
-    if (this.#n) this.#flush();
+    this.#sync();
     this.#policy.delete(slot);
     this.#map.delete(key);
     this.#keys[slot] = undefined;
@@ -294,7 +337,9 @@ export class LocalCache {
 
   /** Removes every entry. */
   clear() {
+    // Planned sets are reported (they count), buffered reads dropped.
     this.#n = 0;
+    this.#sync();
     this.#policy.clear();
     this.#map.clear();
     this.#keys = [];
@@ -316,13 +361,13 @@ export class LocalCache {
 
   /** Keys from most to least recently used (applies buffered reads; O(n)). */
   keys() {
-    if (this.#n) this.#flush();
+    this.#sync();
     return Array.from(this.#policy.slotsByRecency(), (slot) => this.#keys[slot]);
   }
 
   /** Counters (buffered reads are applied first). */
   stats() {
-    if (this.#n) this.#flush();
+    this.#sync();
     this.#policy.writeStats();
     if (this.#f64.length === 0) this.#views();
     const at = (this.#out + OUT_STATS) >>> 3;

@@ -373,7 +373,7 @@ export class TieredCache {
       values = got.map((v, i) => toBytes(v, name, step.keys[i]));
     } catch (error) {
       this.#report(error, name);
-      read.failed(step.tier, message(error));
+      read.failed(step.tier, message(error), this.#clock());
       return;
     }
     read.fetched(step.tier, values);
@@ -400,7 +400,7 @@ export class TieredCache {
       read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0)));
     } catch (error) {
       this.#report(error, adapter.name);
-      read.failed(step.tier, message(error));
+      read.failed(step.tier, message(error), this.#clock());
     }
   }
 

@@ -18,6 +18,9 @@ use crate::js;
 /// How many buffered reads one `applyReads` call takes at most.
 pub const READ_BUFFER: usize = 256;
 
+/// How many slots one plan of new entries holds at most (`planInserts`).
+pub const PLAN: usize = 256;
+
 /// The slot JS records for a read whose key it did not find (a miss): the
 /// core counts a read of a slot it does not hold as a miss.
 #[cfg(test)]
@@ -39,6 +42,8 @@ struct Out {
     stats: [f64; 9],
     /// Buffered reads, copied here by JS before `applyReads`.
     reads: [u32; READ_BUFFER],
+    /// The slots the next new entries get (`planInserts`), in order.
+    plan: [u32; PLAN],
 }
 
 /// The policy half of the JS `LocalCache`.
@@ -49,6 +54,8 @@ pub struct LocalSlots {
     /// Reused by every call (its capacity stays), so reporting removed slots
     /// allocates nothing in the common case.
     removed: Vec<u32>,
+    /// The last plan (as in `out.plan`), reused.
+    plan: Vec<u32>,
 }
 
 /// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` → now.
@@ -101,8 +108,10 @@ impl LocalSlots {
                 removed_len: 0,
                 stats: [0.0; 9],
                 reads: [0; READ_BUFFER],
+                plan: [0; PLAN],
             }),
             removed: Vec::with_capacity(READ_BUFFER),
+            plan: Vec::with_capacity(PLAN),
         };
         slots.report();
         Ok(slots)
@@ -110,7 +119,8 @@ impl LocalSlots {
 
     /// Address of the [`Out`] header in wasm memory (8-byte aligned):
     /// `expiry` at +0 (f64), `removed_ptr` at +8 and `removed_len` at +12
-    /// (u32), `stats` at +16 (9 f64s), `reads` at +88 (u32s).
+    /// (u32), `stats` at +16 (9 f64s), `reads` at +88 (u32s), `plan` at
+    /// +1112 (u32s).
     #[wasm_bindgen(js_name = outPtr)]
     pub fn out_ptr(&self) -> usize {
         &*self.out as *const Out as usize
@@ -141,15 +151,37 @@ impl LocalSlots {
         }
     }
 
-    /// Applies the first `n` buffered reads in the header's `reads`, each
+    /// Makes the `made` new entries JS filed under the first slots of the
+    /// last plan (see below), then writes a new plan to the header's `plan`
+    /// and returns its length.
+    ///
+    /// The plan is the core's [`SlotPolicy::plan_inserts`]: the slots the
+    /// next sets of new keys (weight 0, the default TTL) get, in order, if
+    /// nothing else happens in between. JS files new keys under them at
+    /// once, dropping the key a reused slot held (the entry that set
+    /// evicts), and reports them here in one batch: one call per plan
+    /// instead of one per set. Any other call ends the plan (JS reports the
+    /// sets made so far to it first).
+    #[wasm_bindgen(js_name = planInserts)]
+    pub fn plan_inserts(&mut self, made: usize, now: f64) -> u32 {
+        self.make_planned(made, js::to_u64(now));
+        self.policy.plan_inserts(PLAN, &mut self.plan);
+        self.out.plan[..self.plan.len()].copy_from_slice(&self.plan);
+        self.removed.clear();
+        self.report();
+        self.plan.len() as u32
+    }
+
+    /// Makes the `made` planned entries (as `planInserts` does), then
+    /// applies the first `n` buffered reads in the header's `reads`, each
     /// at `now`, in order: a live slot becomes the most recently used, an
     /// expired one is removed, `u32::MAX` (a key JS did not find) counts a
-    /// miss. Returns how many
-    /// slots were removed (listed in the header).
+    /// miss. Returns how many slots the reads removed (listed in the header).
     #[wasm_bindgen(js_name = applyReads)]
-    pub fn apply_reads(&mut self, n: usize, now: f64) -> u32 {
-        self.removed.clear();
+    pub fn apply_reads(&mut self, made: usize, n: usize, now: f64) -> u32 {
         let now = js::to_u64(now);
+        self.make_planned(made, now);
+        self.removed.clear();
         for i in 0..n.min(READ_BUFFER) {
             self.policy.read(self.out.reads[i], now, &mut self.removed);
         }
@@ -216,6 +248,15 @@ impl LocalSlots {
 }
 
 impl LocalSlots {
+    /// Makes the first `made` entries of the last plan: the same sets, in
+    /// order, so they take the planned slots and evict what the plan said
+    /// (JS has dropped those keys already; callers clear `removed` after).
+    fn make_planned(&mut self, made: usize, now: u64) {
+        let made = made.min(self.plan.len());
+        self.policy.set_new_many(made, now, &mut self.removed);
+        self.plan.clear();
+    }
+
     /// Points the header at the removed slots; returns how many.
     #[inline(always)]
     fn report(&mut self) -> u32 {
@@ -255,7 +296,7 @@ mod tests {
         assert_eq!(s.set(-1, 0.0, f64::NAN, 1.0), 1);
         s.out.reads[0] = 0;
         s.out.reads[1] = NO_SLOT;
-        assert_eq!(s.apply_reads(2, 2.0), 0);
+        assert_eq!(s.apply_reads(0, 2, 2.0), 0);
         assert_eq!(
             s.set(-1, 0.0, f64::NAN, 3.0),
             1,
@@ -288,13 +329,37 @@ mod tests {
         s.set(-1, 0.0, f64::NAN, 0.0);
         s.set(-1, 0.0, f64::NAN, 0.0);
         s.out.reads[0] = 0;
-        assert_eq!(s.apply_reads(1, 20.0), 1);
+        assert_eq!(s.apply_reads(0, 1, 20.0), 1);
         assert_eq!(s.removed(), [0]);
         assert!(!s.touch(1, 100.0, 20.0));
         assert_eq!(s.removed(), [1]);
         assert_eq!(s.out.expiry, f64::NEG_INFINITY);
         assert_eq!(s.purge_expired(20.0), 1);
         assert_eq!(s.removed(), [2]);
+    }
+
+    #[test]
+    fn planned_sets_take_the_planned_slots_in_one_call() {
+        let mut s = slots(3.0, f64::INFINITY, f64::NAN);
+        assert_eq!(s.plan_inserts(0, 0.0), 3);
+        assert_eq!(&s.out.plan[..3], &[0, 1, 2]);
+        // JS filed three keys under 0, 1, 2, then one read of slot 0.
+        s.out.reads[0] = 0;
+        assert_eq!(s.apply_reads(3, 1, 1.0), 0);
+        assert_eq!(s.slots_by_recency(), vec![0, 2, 1]);
+        assert_eq!(s.plan_inserts(0, 1.0), 3);
+        assert_eq!(&s.out.plan[..3], &[1, 2, 0], "least recently used first");
+        assert_eq!(s.plan_inserts(2, 2.0), 3, "two made, a new plan");
+        assert_eq!(s.out.removed_len, 0, "JS dropped the evicted keys itself");
+        assert_eq!(s.slots_by_recency(), vec![2, 1, 0]);
+        s.write_stats();
+        assert_eq!(&s.out.stats[..5], &[1.0, 0.0, 5.0, 0.0, 2.0]);
+        assert_eq!(s.set(-1, 0.0, 10.0, 3.0), 0);
+        assert_eq!(
+            s.plan_inserts(0, 3.0),
+            0,
+            "no plan once an entry may expire"
+        );
     }
 
     #[test]

@@ -628,9 +628,10 @@ impl ReadHandle {
         self.with(|read, cache| read.fetched(cache, tier, values));
     }
 
-    /// The operation asked of `tier` failed (rejected, timed out).
-    pub fn failed(&mut self, tier: usize, message: &str) {
-        self.with(|read, cache| read.failed(cache, tier, message));
+    /// The operation asked of `tier` failed (rejected, timed out), as known
+    /// at `now` (the tier's cool-down runs from then).
+    pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
+        self.with(|read, cache| read.failed(cache, tier, message, to_u64(now)));
     }
 
     /// The answer to a decode: a value per item, `ok[i] == 0` where the

@@ -62,6 +62,67 @@ test('matches a reference LRU model over a random workload', () => {
   assert.deepEqual(cache.keys(), [...model.keys()].reverse());
 });
 
+test('runs of new keys (set without crossing into wasm) match the model, counters included', () => {
+  for (const max of [1, 3, 50, 700]) {
+    const cache = new LocalCache({ maxEntries: max });
+    const model = new Map();
+    let inserts = 0;
+    let evictions = 0;
+    let fresh = 0;
+    let seed = max;
+    const rand = (n) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const put = (key, value) => {
+      if (!model.has(key)) inserts++;
+      model.delete(key);
+      model.set(key, value);
+      if (model.size > max) {
+        model.delete(model.keys().next().value);
+        evictions++;
+      }
+      cache.set(key, value);
+    };
+    for (let round = 0; round < 300; round++) {
+      // A burst of new keys: longer than a plan (256) now and then.
+      const burst = rand(4) === 0 ? 300 + rand(300) : rand(20);
+      for (let i = 0; i < burst; i++) put(`n${fresh++}`, fresh);
+      assert.equal(cache.size, model.size, `size after a burst (max ${max}, round ${round})`);
+      const op = rand(6);
+      const known = [...model.keys()];
+      const some = known.length ? known[rand(known.length)] : 'none';
+      if (op === 0) {
+        assert.equal(cache.get(some), model.get(some));
+        if (model.has(some)) {
+          const v = model.get(some);
+          model.delete(some);
+          model.set(some, v);
+        }
+      } else if (op === 1) {
+        assert.equal(cache.delete(some), model.delete(some));
+      } else if (op === 2) {
+        put(some, -round); // an update of a held key
+      } else if (op === 3) {
+        assert.equal(cache.get(`n${fresh + 1}`), undefined); // a miss, then a burst
+      } else if (op === 4) {
+        const s = cache.stats();
+        assert.equal(s.inserts, inserts, 'inserts counted');
+        assert.equal(s.evictions, evictions, 'evictions counted');
+        assert.equal(s.entries, model.size);
+      } else {
+        assert.deepEqual(cache.keys(), [...model.keys()].reverse(), `recency (max ${max}, round ${round})`);
+      }
+      for (const key of known.slice(0, 5)) assert.equal(cache.peek(key), model.get(key), `peek ${key}`);
+    }
+    assert.deepEqual(cache.keys(), [...model.keys()].reverse());
+    assert.equal(cache.stats().evictions, evictions);
+    cache.clear();
+    assert.equal(cache.size, 0);
+    assert.equal(cache.stats().inserts, inserts, 'planned sets made before clear() are counted');
+  }
+});
+
 test('a stored undefined or null is a hit, not a miss', () => {
   const cache = new LocalCache({ maxEntries: 10 });
   cache.set('u', undefined).set('n', null);

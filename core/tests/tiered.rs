@@ -10,7 +10,7 @@ use support::{tiers, Host};
 use tiercache::chunk::MEMCACHED_VALUE_LIMIT;
 use tiercache::envelope::{Codec, Keyring};
 use tiercache::stampede::LeasePolicy;
-use tiercache::tiered::{Loaded, ReadOptions, Source, TierConfig, TieredCache, TieredConfig};
+use tiercache::tiered::{Loaded, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig};
 use tiercache::{Expiry, Lookup, RequestCache};
 
 const MIB: usize = 1024 * 1024;
@@ -766,4 +766,54 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
     assert_eq!(loads, 0, "the key was loaded once for both readers");
     assert_eq!(results[0].lookup, hit(&value));
     assert_eq!(results[0].source, Some(Source::Local));
+}
+
+/// Drives reads by hand against a tier that hangs: each fetch fails only
+/// when its timeout ends, `timeout_ms` after the read started.
+#[test]
+fn a_hung_tier_cools_down_from_when_its_failures_are_known() {
+    let mut config = memcached_and_storage();
+    config.cooldown.failures_to_trip = 3;
+    config.cooldown.cooldown_ms = 500;
+    let timeout_ms = 3_000;
+    let mut cache: TieredCache<String> = TieredCache::new(config).unwrap();
+    // Returns true if the read started at `start` asked memcached (tier 0);
+    // a fetch of it fails at `start + timeout_ms`.
+    let read_at = |cache: &mut TieredCache<String>, start: u64, key: &str| -> bool {
+        let mut read = cache
+            .read(vec![key.to_owned()], ReadOptions::default(), start, 7, None)
+            .unwrap();
+        loop {
+            match read.next(cache) {
+                Step::Fetch { tier: 0, .. } => {
+                    read.failed(cache, 0, "timed out", start + timeout_ms);
+                    return true;
+                }
+                Step::Fetch { tier, keys } => read.fetched(cache, tier, vec![None; keys.len()]),
+                Step::Done => return false,
+                _ => return false,
+            }
+        }
+    };
+    // Three reads time out (the last one known at t = 3,000 + 200).
+    for (i, start) in [0, 100, 200].into_iter().enumerate() {
+        assert!(read_at(&mut cache, start, &format!("k|v1|{i}")));
+    }
+    assert!(cache.is_cooling_down(0, 3_200));
+    // Skipped for the cool-down from when the third failure was known...
+    assert!(!read_at(&mut cache, 3_300, "k|v1|a"));
+    assert!(!read_at(&mut cache, 3_650, "k|v1|b"));
+    // ...then one probe; while it hangs, others skip the tier.
+    assert!(read_at(&mut cache, 3_700, "k|v1|probe"));
+    assert!(!read_at(&mut cache, 3_800, "k|v1|c"));
+    assert_eq!(cache.tier_stats()[0].errors, 4);
+    // The probe failed at 6,700: the next one is due 500 ms later, not
+    // before (a late failure never moves the cool-down back).
+    assert!(cache.is_cooling_down(0, 7_100));
+    cache.tier_failed(0, 1_000);
+    assert!(
+        cache.is_cooling_down(0, 7_100),
+        "an old failure does not end it"
+    );
+    assert!(!cache.is_cooling_down(0, 7_200));
 }

@@ -47,7 +47,9 @@ export async function startOrigin(env = {}) {
   const child = spawn(
     python,
     ['-m', 'gunicorn', 'outline_site.wsgi:application', '--worker-class', 'gthread', '--workers', '1',
-      '--threads', '8', '--bind', `127.0.0.1:${port}`, '--log-level', 'warning'],
+      // Keep-alive longer than the worker keeps idle connections, so it
+      // rarely sends a request on a socket gunicorn has just closed.
+      '--threads', '8', '--keep-alive', '75', '--bind', `127.0.0.1:${port}`, '--log-level', 'warning'],
     { cwd: site, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -120,7 +120,7 @@ class Driver:
                         values = tiers[tier].get_many(keys)
                     except Exception as exc:
                         cache._tier_error(tier, "get", exc)
-                        read.failed(tier, describe(exc))
+                        read.failed(tier, describe(exc), cache._now())
                     else:
                         _fetched(cache, read, tier, values)
                 elif kind == "tier_error":  # a native fetch or store failed
@@ -157,7 +157,7 @@ class Driver:
                         taken = tiers[tier].add_many(items)
                     except Exception as exc:
                         cache._tier_error(tier, "add", exc)
-                        read.failed(tier, describe(exc))
+                        read.failed(tier, describe(exc), cache._now())
                     else:
                         read.leased(list(taken))
                 elif kind == "sleep":
@@ -208,7 +208,7 @@ class Driver:
                         values = await _call(tiers[tier], "get_many", keys)
                     except Exception as exc:
                         cache._tier_error(tier, "get", exc)
-                        read.failed(tier, describe(exc))
+                        read.failed(tier, describe(exc), cache._now())
                     else:
                         _fetched(cache, read, tier, values)
                 elif kind == "decode":
@@ -237,7 +237,7 @@ class Driver:
                         taken = await _call(tiers[tier], "add_many", items)
                     except Exception as exc:
                         cache._tier_error(tier, "add", exc)
-                        read.failed(tier, describe(exc))
+                        read.failed(tier, describe(exc), cache._now())
                     else:
                         read.leased(list(taken))
                 elif kind == "sleep":

@@ -348,6 +348,62 @@ impl Policy {
         self.len = 0;
     }
 
+    /// True if some entry may expire (one has a TTL, or new ones get one).
+    pub(super) fn may_expire(&self) -> bool {
+        self.default_ttl.is_some() || !self.wheel.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The least recently used entry, if any.
+    pub(super) fn oldest(&self) -> Option<u32> {
+        (self.oldest != NONE).then_some(self.oldest)
+    }
+
+    /// The entry used just after `idx` (towards the newest), if any.
+    pub(super) fn newer<L: Links>(e: &L, idx: u32) -> Option<u32> {
+        let newer = e.meta(idx).newer;
+        (newer != NONE).then_some(newer)
+    }
+
+    /// What `n` sets of new entries of weight 0 that never expire do in a
+    /// full cache where no entry expires, at once: each would evict the
+    /// least recently used entry and link the new one, in its slot, as the
+    /// most recently used. So the `n` oldest entries, in order, move to the
+    /// newest end (one splice), weigh 0, and count as `n` evictions and `n`
+    /// inserts. The host has already filed the new keys under those slots.
+    /// `n` is at most the number of entries.
+    pub(super) fn recycle_oldest(&mut self, e: &mut impl Entries, n: usize) {
+        debug_assert!(n <= self.len && !self.may_expire());
+        if n == 0 {
+            return;
+        }
+        let first = self.oldest;
+        let mut last = first;
+        for i in 0..n {
+            if i > 0 {
+                last = e.meta(last).newer;
+            }
+            let cold = e.cold_mut(last);
+            self.weight -= cold.weight;
+            cold.weight = 0;
+        }
+        if last != self.newest {
+            let next_oldest = e.meta(last).newer;
+            e.meta_mut(next_oldest).older = NONE;
+            self.oldest = next_oldest;
+            let newest = self.newest;
+            e.meta_mut(newest).newer = first;
+            e.meta_mut(first).older = newest;
+            e.meta_mut(last).newer = NONE;
+            self.newest = last;
+        }
+        self.stats.evictions += n as u64;
+        self.stats.inserts += n as u64;
+    }
+
     /// Slots from most to least recently used.
     pub(super) fn by_recency<L: Links>(&self, e: L) -> impl Iterator<Item = u32> {
         std::iter::successors((self.newest != NONE).then_some(self.newest), move |&idx| {

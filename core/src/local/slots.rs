@@ -152,6 +152,14 @@ impl Store {
     }
 }
 
+/// Takes `slot` out of `removed[from..]`: the set that evicted its entry
+/// gave the slot to a new one the host has filed already.
+fn forget_reused(removed: &mut Vec<u32>, from: usize, slot: u32) {
+    if let Some(i) = removed[from..].iter().position(|&s| s == slot) {
+        removed.remove(from + i);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn vacant() -> ! {
@@ -282,6 +290,81 @@ impl SlotPolicy {
         let (policy, mut slots) = self.parts();
         policy.link_new(&mut slots, idx, weight);
         Some(idx)
+    }
+
+    /// The slots the next new entries would get, in order, if they are made
+    /// one after another with nothing else in between, each by
+    /// `set(None, 0, Expiry::Default, ..)`: weight 0, the default TTL.
+    /// Writes at most `max` of them to `plan` (cleared first), and none
+    /// whose entry would evict an entry of the plan itself.
+    ///
+    /// A host uses the plan to file new keys under their slots at once and
+    /// report the sets later, in one batch of `set` calls (which give the
+    /// same slots, evicting the same entries: the slot of an evicted entry
+    /// is the new entry's). The plan is empty while some entry may expire
+    /// (one has a TTL, or the default TTL is set): then what a set removes
+    /// depends on when it happens.
+    pub fn plan_inserts(&self, max: usize, plan: &mut Vec<u32>) {
+        plan.clear();
+        if self.policy.may_expire() {
+            return;
+        }
+        // While there is room: free slots (last freed first), then new ones.
+        let held = self.policy.len();
+        let room = self.policy.max_entries().saturating_sub(held).min(max);
+        let mut free = self.metas.free.iter().rev();
+        let mut next_new = self.metas.metas.len() as u32;
+        for _ in 0..room {
+            plan.push(match free.next() {
+                Some(&slot) => slot,
+                None => {
+                    next_new += 1;
+                    next_new - 1
+                }
+            });
+        }
+        // Then the entries there now, oldest first: each set evicts one.
+        let mut slot = self.policy.oldest();
+        for _ in 0..(max - room).min(held) {
+            let Some(oldest) = slot else { break };
+            plan.push(oldest);
+            slot = Policy::newer(&View(&self.metas), oldest);
+        }
+    }
+
+    /// Makes `n` new entries as `n` calls of `set(None, 0, Expiry::Default,
+    /// now, ..)` do — the sets a [plan](SlotPolicy::plan_inserts) announced,
+    /// which take the planned slots — but where they evict, in one splice
+    /// of the recency list instead of `n` evictions and links. The slots
+    /// those sets evict are not pushed to `removed`: each is a new entry's
+    /// slot, filed by the host from the plan. Anything else removed on the
+    /// way (expired entries, when sets are made without a plan) is.
+    pub fn set_new_many(&mut self, n: usize, now: u64, removed: &mut Vec<u32>) {
+        let mut left = n;
+        while left > 0 && (self.policy.may_expire() || self.metas.len() < self.policy.max_entries())
+        {
+            let from = removed.len();
+            if let Some(slot) = self.set(None, 0, Expiry::Default, now, removed) {
+                forget_reused(removed, from, slot);
+            }
+            left -= 1;
+        }
+        if left == 0 {
+            return;
+        }
+        self.advance(now, removed);
+        if left > self.metas.len() {
+            // More sets than entries: they evict each other, one by one.
+            for _ in 0..left {
+                let from = removed.len();
+                if let Some(slot) = self.set(None, 0, Expiry::Default, now, removed) {
+                    forget_reused(removed, from, slot);
+                }
+            }
+            return;
+        }
+        let (policy, mut slots) = self.parts();
+        policy.recycle_oldest(&mut slots, left);
     }
 
     /// Gives the live entry at `slot` a new expiry (a zero one removes it);

@@ -702,7 +702,11 @@ impl<V: Clone> TieredCache<V> {
         let health = &mut self.health[tier];
         health.consecutive_failures = health.consecutive_failures.saturating_add(1);
         if health.consecutive_failures >= self.config.cooldown.failures_to_trip {
-            health.cooling_until = now.saturating_add(self.config.cooldown.cooldown_ms);
+            // Never earlier than it was: a failure reported late (a read
+            // that started before a probe pushed the cool-down forward)
+            // must not cut the cool-down short.
+            let until = now.saturating_add(self.config.cooldown.cooldown_ms);
+            health.cooling_until = health.cooling_until.max(until);
         }
     }
 

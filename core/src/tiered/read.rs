@@ -591,10 +591,12 @@ impl<V: Clone> Read<V> {
                 // Wrong tier or wrong count: a host bug; count the tier as
                 // failed so the read moves on.
                 self.awaiting = other;
+                let now = self.now;
                 self.failed(
                     cache,
                     tier,
                     "the host answered a fetch with the wrong number of values",
+                    now,
                 );
             }
         }
@@ -756,6 +758,12 @@ impl<V: Clone> Read<V> {
         self.phase = Phase::Load;
     }
 
+    /// The read's time (ms): when it started, moved on by
+    /// [`slept`](Read::slept) and [`failed`](Read::failed).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
     /// The host's answer to [`Step::Sleep`], with the time after sleeping:
     /// the keys waiting on leases are fetched again.
     pub fn slept(&mut self, now: u64) {
@@ -877,8 +885,11 @@ impl<V: Clone> Read<V> {
     /// failed (timeout, connection refused). The read goes on without that
     /// tier (keys go to the next tier or the loader), unless the cache is in
     /// strict mode. A failure reported outside a fetch or lease (a store) is
-    /// only counted.
-    pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str) {
+    /// only counted. `now` is when the failure was known (after a timeout,
+    /// the read's start plus the timeout): the tier's cool-down runs from
+    /// then, not from the start of the read.
+    pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str, now: u64) {
+        self.now = self.now.max(now);
         cache.tier_failed(tier, self.now);
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
             Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. }
@@ -929,7 +940,7 @@ impl<V: Clone> Read<V> {
             | Awaiting::Chunks { tier, .. }
             | Awaiting::Lease { tier, .. } => {
                 let tier = *tier;
-                self.failed(cache, tier, "the host did not report the result");
+                self.failed(cache, tier, "the host did not report the result", self.now);
             }
             Awaiting::Decode(slots) => {
                 let errors = vec![Err("not decoded".to_owned()); slots.len()];

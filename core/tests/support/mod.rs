@@ -227,7 +227,7 @@ impl Host {
                     let mut cache = self.cache.lock().unwrap();
                     match result {
                         Ok(values) => read.fetched(&mut cache, tier, values),
-                        Err(e) => read.failed(&mut cache, tier, &e),
+                        Err(e) => read.failed(&mut cache, tier, &e, self.now()),
                     }
                 }
                 Step::Decode { items } => {
@@ -249,7 +249,7 @@ impl Host {
                     let mut cache = self.cache.lock().unwrap();
                     match result {
                         Ok(taken) => read.leased(&mut cache, taken),
-                        Err(e) => read.failed(&mut cache, tier, &e),
+                        Err(e) => read.failed(&mut cache, tier, &e, self.now()),
                     }
                 }
                 Step::Sleep { ms } => {

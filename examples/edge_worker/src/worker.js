@@ -30,7 +30,7 @@ const ORIGIN_BATCH = 100; // the origin's /edge/entries limit
 // Per isolate: caches live as long as the isolate does.
 let outlines;
 let versions;
-const counts = { requests: 0, originEntryCalls: 0, originLoads: 0, versionFetches: 0 };
+const counts = { requests: 0, originEntryCalls: 0, originLoads: 0, versionFetches: 0, originRetries: 0 };
 
 /** Base64 text to bytes (the origin sends raw entries as base64). */
 function fromBase64(text) {
@@ -38,6 +38,20 @@ function fromBase64(text) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+/**
+ * GET from the origin, once more if the connection failed before an answer
+ * came (a kept-alive connection the origin had just closed): GETs are
+ * idempotent, and a page should not fail over a stale socket.
+ */
+async function originFetch(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch {
+    counts.originRetries++;
+    return fetch(url, init);
+  }
 }
 
 /**
@@ -57,7 +71,7 @@ export function originTier(env) {
         const url = new URL('/edge/entries', env.ORIGIN);
         for (const key of keys.slice(i, i + ORIGIN_BATCH)) url.searchParams.append('key', key);
         counts.originEntryCalls++;
-        const response = await fetch(url, { headers: { 'x-edge-token': env.EDGE_TOKEN ?? '' } });
+        const response = await originFetch(url, { headers: { 'x-edge-token': env.EDGE_TOKEN ?? '' } });
         if (!response.ok) {
           throw new Error(`origin ${url.pathname} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
         }
@@ -76,7 +90,10 @@ function caches(env) {
     if (!env.ORIGIN) throw new Error('the ORIGIN binding (the Django site, such as http://127.0.0.1:8000) is not set');
     if (!env.SIGNING_SECRET) throw new Error('the SIGNING_SECRET binding (Django\'s DEMO_SIGNING_SECRET) is not set');
     outlines = new TieredCache({
-      tiers: [kvTier(env.CACHE), originTier(env)],
+      // KV answers in tens of milliseconds; a KV that hangs costs a read
+      // at most this before the origin is asked (and, after 3 such
+      // failures, KV is skipped for the cool-down).
+      tiers: [kvTier(env.CACHE, { timeoutMs: 1000 }), originTier(env)],
       local: { maxEntries: 1000, maxBytes: 64 << 20, ttlMs: 60_000 },
       signingKeys: [{ id: 'demo1', secret: env.SIGNING_SECRET }],
       defaultTtlMs: 24 * 3600 * 1000, // versioned keys never go stale
@@ -94,7 +111,7 @@ function caches(env) {
 async function fetchVersion(env, courseId) {
   counts.versionFetches++;
   const url = new URL(`/api/courses/${encodeURIComponent(courseId)}/version`, env.ORIGIN);
-  const response = await fetch(url);
+  const response = await originFetch(url);
   if (response.status === 404) return null;
   if (!response.ok) throw new Error(`origin ${url.pathname} answered ${response.status}`);
   return (await response.json()).version;
@@ -124,7 +141,7 @@ async function outline(env, ctx, courseId, version) {
       counts.originLoads++;
       const url = new URL(`/api/courses/${encodeURIComponent(courseId)}/outline`, env.ORIGIN);
       url.searchParams.set('version', String(version));
-      const response = await fetch(url);
+      const response = await originFetch(url);
       if (!response.ok) throw new Error(`origin ${url.pathname} answered ${response.status}`);
       return response.json();
     },

@@ -1,0 +1,131 @@
+//! `SlotPolicy::plan_inserts` predicts exactly what the next new-entry sets
+//! do: for any history of sets, reads and removals, the planned slots are
+//! the slots those sets return, and each set evicts exactly the entry whose
+//! slot it reuses (nothing else leaves).
+
+use proptest::prelude::*;
+use tiercache::local::SlotPolicy;
+use tiercache::Expiry;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set,
+    Read(u32),
+    Remove(u32),
+    Weighted(u64),
+    Timed(u64),
+    Touch(u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => Just(Op::Set),
+        4 => (0u32..40).prop_map(Op::Read),
+        2 => (0u32..40).prop_map(Op::Remove),
+        1 => (1u64..30).prop_map(Op::Weighted),
+        1 => (1u64..50).prop_map(Op::Timed),
+        1 => (0u32..40).prop_map(Op::Touch),
+    ]
+}
+
+fn apply(policy: &mut SlotPolicy, op: &Op, now: u64, removed: &mut Vec<u32>) {
+    match *op {
+        Op::Set => {
+            policy.set(None, 0, Expiry::Default, now, removed);
+        }
+        Op::Read(slot) => {
+            policy.read(slot, now, removed);
+        }
+        Op::Remove(slot) => {
+            policy.remove(slot);
+        }
+        Op::Weighted(w) => {
+            policy.set(None, w, Expiry::Default, now, removed);
+        }
+        Op::Timed(ttl) => {
+            policy.set(None, 0, Expiry::AfterMs(ttl), now, removed);
+        }
+        Op::Touch(slot) => {
+            policy.touch(slot, Expiry::Never, now, removed);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn planned_slots_are_the_slots_the_sets_take(
+        max_entries in 1usize..24,
+        max_weight in prop_oneof![Just(u64::MAX), 20u64..100],
+        history in prop::collection::vec(op(), 0..120),
+        want in 1usize..64,
+    ) {
+        let mut policy = SlotPolicy::new(max_entries, max_weight).unwrap();
+        // The same history again, for the batched sets.
+        let mut batched = SlotPolicy::new(max_entries, max_weight).unwrap();
+        let mut removed = Vec::new();
+        let mut now = 1_000;
+        for op in &history {
+            now += 7;
+            apply(&mut policy, op, now, &mut removed);
+            apply(&mut batched, op, now, &mut removed);
+        }
+        let mut plan = Vec::new();
+        policy.plan_inserts(want, &mut plan);
+        let stats_before = policy.stats();
+        // The plan is empty exactly when an entry may still expire.
+        let may_expire = (0..64).any(|s| matches!(policy.expires_at(s), Some(Some(_))));
+        if may_expire {
+            prop_assert!(plan.is_empty());
+            return Ok(());
+        }
+        prop_assert!(plan.len() <= want);
+        let held_before = policy.len();
+        for &slot in &plan {
+            let was_held = policy.holds(slot);
+            removed.clear();
+            let got = policy.set(None, 0, Expiry::Default, now, &mut removed);
+            prop_assert_eq!(got, Some(slot));
+            if was_held {
+                prop_assert_eq!(&removed, &vec![slot], "only the reused slot's entry leaves");
+            } else {
+                prop_assert!(removed.is_empty());
+            }
+        }
+        let stats = policy.stats();
+        prop_assert_eq!(stats.inserts - stats_before.inserts, plan.len() as u64);
+        // One batch of the same sets leaves the same state.
+        removed.clear();
+        batched.set_new_many(plan.len(), now, &mut removed);
+        prop_assert!(removed.is_empty(), "evicted slots are the new entries': not reported");
+        prop_assert_eq!(batched.stats(), stats);
+        prop_assert_eq!(batched.weight(), policy.weight());
+        prop_assert_eq!(
+            batched.slots_by_recency().collect::<Vec<_>>(),
+            policy.slots_by_recency().collect::<Vec<_>>()
+        );
+        for &slot in &plan {
+            prop_assert!(batched.holds(slot));
+            prop_assert_eq!(batched.expires_at(slot), Some(None));
+        }
+        // The plan stops only at `want` or where it would evict its own entries.
+        if plan.len() < want {
+            prop_assert!(policy.len() == max_entries && plan.len() >= held_before.min(max_entries));
+        }
+    }
+}
+
+#[test]
+fn a_full_cache_plans_its_least_recently_used_slots_in_order() {
+    let mut policy = SlotPolicy::new(3, u64::MAX).unwrap();
+    let mut removed = Vec::new();
+    for _ in 0..3 {
+        policy.set(None, 0, Expiry::Default, 0, &mut removed);
+    }
+    assert!(policy.read(0, 0, &mut removed));
+    let mut plan = Vec::new();
+    policy.plan_inserts(10, &mut plan);
+    assert_eq!(plan, [1, 2, 0], "LRU first; never a planned entry");
+    policy.set(None, 0, Expiry::AfterMs(5), 0, &mut removed);
+    policy.plan_inserts(10, &mut plan);
+    assert!(plan.is_empty(), "an entry with a TTL makes the plan empty");
+}
