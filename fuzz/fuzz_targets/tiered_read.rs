@@ -201,7 +201,11 @@ impl Host {
         );
         match run.read.next(cache) {
             Step::Fetch { tier, keys } => match u.int_in_range(0u8..=15)? {
-                14 => run.read.failed(cache, tier, "connection refused"),
+                14 => {
+                    // Known now or after a timeout.
+                    let at = self.now + u.int_in_range(0..=10_000)?;
+                    run.read.failed(cache, tier, "connection refused", at)
+                }
                 15 => {
                     // A host bug: the wrong number of answers.
                     let n = u.int_in_range(0..=keys.len() + 1)?;
@@ -260,7 +264,8 @@ impl Host {
             }
             Step::Lease { tier, items } => {
                 if u.int_in_range(0u8..=7)? == 7 {
-                    run.read.failed(cache, tier, "timeout");
+                    let at = self.now + u.int_in_range(0..=10_000)?;
+                    run.read.failed(cache, tier, "timeout", at);
                 } else {
                     let mut taken = Vec::new();
                     // Usually one answer per item; sometimes a wrong count.

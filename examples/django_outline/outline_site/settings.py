@@ -26,7 +26,9 @@ for the servers the project's scripts start. Other knobs: ``DEMO_VAR``
 ``DEMO_LOCAL_TTL`` (seconds an entry lives in the local, in-process tier,
 default 60; the fault-injection runs lower it so the shared tier keeps
 working), ``DEMO_S3_TIMEOUT`` (seconds: connect and read timeout of the S3
-client, with one retry; unset: botocore's defaults, 60 s and 4 retries),
+client, with one retry; default 5; ``0``: botocore's defaults, 60 s and 4
+retries, with which a hung S3 blocks every thread that reads it for
+minutes: tiercache cannot skip a tier whose calls never fail),
 ``DEMO_EMBEDDED_RTT_MS`` / ``DEMO_EMBEDDED_STORAGE_MS`` (simulated latency
 of the embedded stand-ins), ``DEMO_SIGNING_SECRET`` and ``DEMO_EDGE_TOKEN``
 (shared with the edge worker).
@@ -137,10 +139,10 @@ if DEMO_STORAGE == "s3":
             "file_overwrite": True,
         },
     }
-    if env("DEMO_S3_TIMEOUT"):
+    _s3_timeout = float(env("DEMO_S3_TIMEOUT") or "5")
+    if _s3_timeout > 0:
         from botocore.config import Config as _BotoConfig
 
-        _s3_timeout = float(env("DEMO_S3_TIMEOUT"))
         BLOCKS_STORAGE["OPTIONS"]["client_config"] = _BotoConfig(
             connect_timeout=_s3_timeout,
             read_timeout=_s3_timeout,

@@ -108,7 +108,7 @@ SCENARIOS = {
         Scenario("s3-503", "S3 answering 503 SlowDown", "error", ("s3",), "storage", publish_every=10),
         Scenario("s3-reset", "S3 resetting every connection", "reset", ("s3",), "storage", publish_every=10),
         Scenario("s3-hang", "S3 hanging (botocore defaults: 60 s timeouts, 4 retries)", "hang", ("s3",),
-                 "storage", publish_every=10),
+                 "storage", env={"DEMO_S3_TIMEOUT": "0"}, publish_every=10),
         Scenario("s3-hang-timeout", "S3 hanging, S3 client timeout 1 s (DEMO_S3_TIMEOUT=1)", "hang", ("s3",),
                  "storage", env={"DEMO_S3_TIMEOUT": "1"}, publish_every=10),
         Scenario("edx-mc-kill", "edx-django-utils: memcached killed (both servers), then restarted", "kill",
