@@ -279,7 +279,7 @@ def _fetched(cache: Any, read: Any, tier: int, values: Any) -> None:
     except TypeError as exc:
         exc = TypeError(f"get_many must return one bytes or None per key: {describe(exc)}")
         cache._tier_error(tier, "get", exc)
-        read.failed(tier, describe(exc))
+        read.failed(tier, describe(exc), cache._now())
 
 
 async def _call(tier: Any, method: str, arg: Any) -> Any:

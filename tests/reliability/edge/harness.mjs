@@ -30,8 +30,8 @@ export { startOrigin, sleep };
 
 export const SECRET = 'edge faults: secret shared by Django and the worker';
 export const TOKEN = 'edge-faults-token';
-/** The defaults the example's worker runs with (TieredCache's tierTimeoutMs, the core's CooldownPolicy). */
-export const TIER_TIMEOUT_MS = 5_000;
+/** What the example's worker runs with: its kvTier timeout (examples/edge_worker/src/worker.js), the core's default CooldownPolicy. */
+export const TIER_TIMEOUT_MS = 1_000;
 export const FAILURES_TO_TRIP = 3;
 export const COOLDOWN_MS = 5_000;
 
