@@ -74,14 +74,14 @@ for target in "${targets[@]}"; do
         result=FAILED
         status=1
         echo "fuzz.sh: $target FAILED; see ${log#"$REPO"/} and fuzz/artifacts/$target/" >&2
-        grep -E "panicked|ERROR|SUMMARY|Test unit written|error(\[|:)" "$log" | head -20 >&2 || true
+        grep -a -E "panicked|ERROR|SUMMARY|Test unit written|error(\[|:)" "$log" | head -20 >&2 || true
     fi
     # Progress and the final figures, from libFuzzer's log.
-    grep -E "INITED|DONE" "$log" | tail -2 >&2 || true
+    grep -a -E "INITED|DONE" "$log" | tail -2 >&2 || true
     elapsed=$(($(date +%s) - t0))
-    done_line=$(grep -E "DONE|INITED" "$log" | tail -1 || true)
+    done_line=$(grep -a -E "DONE|INITED" "$log" | tail -1 || true)
     field() { sed -nE "s/.* $1: ([^ ]+).*/\1/p" <<<"$done_line"; }
-    stat() { sed -nE "s/^stat::$1: +([0-9]+).*/\1/p" "$log" | tail -1; }
+    stat() { LC_ALL=C sed -nE "s/^stat::$1: +([0-9]+).*/\1/p" "$log" | tail -1; }
     execs=$(stat number_of_executed_units)
     rate=$(stat average_exec_per_sec)
     rss=$(stat peak_rss_mb)
