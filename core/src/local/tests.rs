@@ -465,5 +465,5 @@ fn slot_policy_entries_are_the_size_of_their_meta() {
         Vacant(usize),
         Occupied(T),
     }
-    assert_eq!(std::mem::size_of::<SlabEntry<policy::Meta>>(), 24);
+    assert_eq!(std::mem::size_of::<SlabEntry<policy::Meta>>(), 16);
 }
