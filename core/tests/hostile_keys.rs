@@ -16,6 +16,8 @@
 //! `core/tests/key_props.rs` holds the generic key properties; this file
 //! adds the hostile generators.
 
+mod key_decoder;
+
 use proptest::prelude::*;
 use proptest::sample::select;
 use tiercache::key::{
@@ -228,46 +230,14 @@ fn mutate(input: &Input, kind: usize, at: usize) -> Option<Input> {
     (out != *input).then_some(out)
 }
 
-fn unescape(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(&field[i + 1..i + 3], 16).expect("hex escape"));
-            i += 3;
-        } else {
-            assert!(!b"|#!".contains(&b[i]), "unescaped special in {field:?}");
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// Recovers the input from an untruncated key.
 fn decode(key: &str) -> Input {
-    let mut fields = key.split('|');
-    let ns = fields.next().unwrap();
-    let namespace = NAMESPACES.iter().copied().find(|n| *n == ns).unwrap();
-    let version = fields
-        .next()
-        .unwrap()
-        .strip_prefix('v')
-        .unwrap()
-        .parse()
+    let (namespace, version, parts) = key_decoder::decode(key);
+    let namespace = NAMESPACES
+        .iter()
+        .copied()
+        .find(|n| *n == namespace)
         .unwrap();
-    let parts = fields
-        .map(|f| {
-            if let Some(n) = f.strip_prefix('#') {
-                OwnedPart::Int(n.parse().unwrap())
-            } else if let Some(b) = f.strip_prefix('!') {
-                OwnedPart::Bytes(unescape(b))
-            } else {
-                OwnedPart::Str(String::from_utf8(unescape(f)).unwrap())
-            }
-        })
-        .collect();
     Input {
         namespace,
         version,
@@ -345,7 +315,7 @@ proptest! {
         assert_valid(&key, max_len, &raw);
         prop_assert!(!key.contains('|'));
         if !key.contains("%#") {
-            prop_assert_eq!(String::from_utf8(unescape(&key)).unwrap(), raw);
+            prop_assert_eq!(String::from_utf8(key_decoder::unescape(&key)).unwrap(), raw);
         }
     }
 }

@@ -7,11 +7,14 @@
 //!    memcached key and fits in `max_len`;
 //! 3. `safe_key` likewise, and never contains `|`.
 
+mod key_decoder;
+
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use sha2::{Digest, Sha256};
 use tiercache::key::{
-    is_valid_memcached_key, safe_key, KeyBuilder, Part, MEMCACHED_MAX_KEY_LEN, MIN_MAX_KEY_LEN,
+    is_valid_memcached_key, safe_key, KeyBuilder, OwnedPart, Part, MEMCACHED_MAX_KEY_LEN,
+    MIN_MAX_KEY_LEN,
 };
 use tiercache::Namespace;
 
@@ -31,23 +34,6 @@ const TRICKY_CHARS: &[char] = &[
 const TRICKY_BYTES: &[u8] = &[
     0, b'a', b'5', b'x', b'|', b'%', b'#', b'!', b' ', 0x7f, 0xc3, 0xa9, 0xff, b'C', b'7',
 ];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum OwnedPart {
-    Str(String),
-    Int(i128),
-    Bytes(Vec<u8>),
-}
-
-impl OwnedPart {
-    fn as_part(&self) -> Part<'_> {
-        match self {
-            OwnedPart::Str(s) => Part::Str(s),
-            OwnedPart::Int(n) => Part::Int(*n),
-            OwnedPart::Bytes(b) => Part::Bytes(b),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Input {
@@ -185,52 +171,18 @@ fn reference_shorten(full: &str, max_len: usize) -> String {
     format!("{prefix}%#{hex}")
 }
 
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = &s[i + 1..i + 3];
-            assert!(
-                hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F')),
-                "bad escape {hex:?} in {s:?}"
-            );
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// Recovers the input from an untruncated key: if this always succeeds, the
 /// encoding is injective.
 fn decode(key: &str) -> Input {
-    let mut fields = key.split('|');
-    let namespace_str = fields.next().unwrap();
+    let (namespace, version, parts) = key_decoder::decode(key);
     let namespace = NAMESPACES
         .iter()
         .copied()
-        .find(|n| *n == namespace_str)
-        .unwrap_or_else(|| panic!("unknown namespace {namespace_str:?}"));
-    let version = fields.next().unwrap().strip_prefix('v').unwrap();
-    let parts = fields
-        .map(|field| {
-            if let Some(n) = field.strip_prefix('#') {
-                OwnedPart::Int(n.parse().unwrap())
-            } else if let Some(b) = field.strip_prefix('!') {
-                OwnedPart::Bytes(unescape(b))
-            } else {
-                OwnedPart::Str(String::from_utf8(unescape(field)).unwrap())
-            }
-        })
-        .collect();
+        .find(|n| *n == namespace)
+        .unwrap_or_else(|| panic!("unknown namespace {namespace:?}"));
     Input {
         namespace,
-        version: version.parse().unwrap(),
+        version,
         parts,
     }
 }
