@@ -9,11 +9,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Bundles the worker into `outdir`; returns the paths Miniflare needs. */
-export async function bundle(outdir = path.join(here, 'dist')) {
+/**
+ * Bundles the worker (or another module that imports it: `entry`) into
+ * `outdir`; returns the paths Miniflare needs.
+ */
+export async function bundle(outdir = path.join(here, 'dist'), entry = path.join(here, 'src/worker.js')) {
   mkdirSync(outdir, { recursive: true });
   await build({
-    entryPoints: [path.join(here, 'src/worker.js')],
+    entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'neutral',

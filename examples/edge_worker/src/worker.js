@@ -94,7 +94,8 @@ function caches(env) {
       // at most this before the origin is asked (and, after 3 such
       // failures, KV is skipped for the cool-down).
       tiers: [kvTier(env.CACHE, { timeoutMs: 1000 }), originTier(env)],
-      local: { maxEntries: 1000, maxBytes: 64 << 20, ttlMs: 60_000 },
+      // LOCAL_TTL_MS: how long an isolate keeps an outline (default 60 s).
+      local: { maxEntries: 1000, maxBytes: 64 << 20, ttlMs: Number(env.LOCAL_TTL_MS ?? 60_000) },
       signingKeys: [{ id: 'demo1', secret: env.SIGNING_SECRET }],
       defaultTtlMs: 24 * 3600 * 1000, // versioned keys never go stale
     });

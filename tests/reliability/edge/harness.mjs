@@ -11,7 +11,6 @@
 // request, every mode switch and a poll of every isolate's counters (every
 // `pollMs`) are recorded; analyse() turns that into figures per phase.
 import { createRequire } from 'node:module';
-import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -62,29 +61,10 @@ export function startFaultOrigin(courses, env = {}) {
   });
 }
 
-/** Bundles fault_worker.mjs (and the example's worker it imports) as build.mjs bundles the worker. */
+/** Bundles fault_worker.mjs (and the example's worker it imports) with the example's build.mjs. */
 export async function bundle(outdir) {
-  const { build } = await fromExample('esbuild');
-  mkdirSync(outdir, { recursive: true });
-  await build({
-    entryPoints: [path.join(here, 'fault_worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    external: ['*.wasm'],
-    outfile: path.join(outdir, 'worker.js'),
-    logLevel: 'error',
-  });
-  const pkg = path.dirname(requireFromExample.resolve('tiercache/package.json'));
-  copyFileSync(path.join(pkg, 'tiercache_core_bg.wasm'), path.join(outdir, 'tiercache_core_bg.wasm'));
-  return {
-    root: outdir,
-    modules: [
-      { type: 'ESModule', path: path.join(outdir, 'worker.js') },
-      { type: 'CompiledWasm', path: path.join(outdir, 'tiercache_core_bg.wasm') },
-    ],
-  };
+  const build = await import(pathToFileURL(path.join(example, 'build.mjs')).href);
+  return build.bundle(outdir, path.join(here, 'fault_worker.mjs'));
 }
 
 /**
@@ -92,7 +72,7 @@ export async function bundle(outdir) {
  * namespace CACHE, each the example's worker behind the fault wrapper.
  * Returns { mf, workers: {name: fetcher}, setMode(name, mode, slowMs?), stats(name), dispose() }.
  */
-export async function startEdge({ origin, names, dir, versionTtlMs = 600_000 }) {
+export async function startEdge({ origin, names, dir, versionTtlMs = 600_000, localTtlMs = 60_000 }) {
   const { Miniflare } = await fromExample('miniflare');
   const { root, modules } = await bundle(path.join(dir, 'worker'));
   const worker = (name) => ({
@@ -101,7 +81,7 @@ export async function startEdge({ origin, names, dir, versionTtlMs = 600_000 }) 
     modulesRoot: root,
     compatibilityDate: '2025-01-01',
     kvNamespaces: { CACHE: 'outline-cache' },
-    bindings: { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(versionTtlMs) },
+    bindings: { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(versionTtlMs), LOCAL_TTL_MS: String(localTtlMs) },
   });
   const mf = new Miniflare({ workers: names.map(worker), host: '127.0.0.1' });
   await mf.ready;
