@@ -47,31 +47,39 @@ fi
 # off because wasm-bindgen reads the target_features section; wasm-opt
 # strips debug info and producers afterwards.
 profile="${PROFILE:-wasm-release}"
-step "cargo build -p tiercache-wasm --target wasm32-unknown-unknown --profile $profile"
-cargo build -p tiercache-wasm --target wasm32-unknown-unknown --profile "$profile" --quiet \
-  --config 'profile.wasm-release.inherits="release"' \
-  --config 'profile.wasm-release.opt-level=3' \
-  --config 'profile.wasm-release.lto="fat"' \
-  --config 'profile.wasm-release.codegen-units=1' \
-  --config 'profile.wasm-release.panic="abort"' \
-  --config 'profile.wasm-release.debug=false' \
-  --config 'profile.wasm-release.strip=false' \
-  --config 'target.wasm32-unknown-unknown.rustflags=["-C", "llvm-args=-inline-threshold=40"]'
 out_dir="$profile"; [ "$profile" = dev ] && out_dir=debug
 raw_wasm="target/wasm32-unknown-unknown/$out_dir/tiercache_wasm.wasm"
-
-step "wasm-bindgen + wasm-opt -> bindings-wasm/pkg/"
 rm -rf "$PKG"
 mkdir -p "$PKG"
-wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name tiercache_core "$raw_wasm"
-if [ "$profile" != dev ]; then
-  "$WASM_DIR/node_modules/.bin/wasm-opt" -O3 \
-    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    --strip-debug --strip-producers \
-    "$PKG/tiercache_core_bg.wasm" -o "$PKG/tiercache_core_bg.wasm"
-fi
-cp "$WASM_DIR"/js/*.js "$WASM_DIR"/js/index.d.ts "$WASM_DIR/js/README.md" "$PKG/"
+
+# One module per entry: tiercache_core (what `import "tiercache"` loads)
+# and tiercache_tools (`tiercache/tools`: EnvelopeCodec too).
+build_module() { # <out-name> [cargo feature]
+  local name="$1" features=()
+  [ -n "${2:-}" ] && features=(--features "$2")
+  step "cargo build -p tiercache-wasm ${features[*]} --target wasm32-unknown-unknown --profile $profile"
+  cargo build -p tiercache-wasm "${features[@]}" --target wasm32-unknown-unknown --profile "$profile" --quiet \
+    --config 'profile.wasm-release.inherits="release"' \
+    --config 'profile.wasm-release.opt-level=3' \
+    --config 'profile.wasm-release.lto="fat"' \
+    --config 'profile.wasm-release.codegen-units=1' \
+    --config 'profile.wasm-release.panic="abort"' \
+    --config 'profile.wasm-release.debug=false' \
+    --config 'profile.wasm-release.strip=false' \
+    --config 'target.wasm32-unknown-unknown.rustflags=["-C", "llvm-args=-inline-threshold=40"]'
+  step "wasm-bindgen + wasm-opt -> bindings-wasm/pkg/${name}_bg.wasm"
+  wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name "$name" "$raw_wasm"
+  if [ "$profile" != dev ]; then
+    "$WASM_DIR/node_modules/.bin/wasm-opt" -O3 \
+      --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      --strip-debug --strip-producers \
+      "$PKG/${name}_bg.wasm" -o "$PKG/${name}_bg.wasm"
+  fi
+}
+build_module tiercache_tools tools
+build_module tiercache_core
+cp "$WASM_DIR"/js/*.js "$WASM_DIR"/js/*.d.ts "$WASM_DIR/js/README.md" "$PKG/"
 version="$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)"
 cat > "$PKG/package.json" <<JSON
 {
@@ -92,6 +100,13 @@ cat > "$PKG/package.json" <<JSON
       "deno": "./browser.js",
       "default": "./browser.js"
     },
+    "./tools": {
+      "types": "./tools.d.ts",
+      "workerd": "./tools-workerd.js",
+      "worker": "./tools-workerd.js",
+      "node": "./tools-node.js",
+      "default": "./tools-browser.js"
+    },
     "./package.json": "./package.json"
   },
   "files": ["*.js", "*.d.ts", "*.wasm", "README.md"],
@@ -102,7 +117,9 @@ JSON
 
 wasm_bytes=$(stat -c %s "$PKG/tiercache_core_bg.wasm")
 wasm_gz=$(gzip -9 -c "$PKG/tiercache_core_bg.wasm" | wc -c)
-js_bytes=$(cat "$PKG"/*.js | wc -c)
-js_gz=$(cat "$PKG"/*.js | gzip -9 -c | wc -c)
-printf 'package sizes: wasm %d bytes (%d gzipped), js %d bytes (%d gzipped), total gzipped %d bytes\n' \
+# What `import "tiercache"` loads (the tools entry and its module aside).
+main_js=$(ls "$PKG"/*.js | grep -v '/tiercache_tools.js$\|/tools-')
+js_bytes=$(cat $main_js | wc -c)
+js_gz=$(cat $main_js | gzip -9 -c | wc -c)
+printf 'package sizes (main entry): wasm %d bytes (%d gzipped), js %d bytes (%d gzipped), total gzipped %d bytes\n' \
   "$wasm_bytes" "$wasm_gz" "$js_bytes" "$js_gz" $((wasm_gz + js_gz))

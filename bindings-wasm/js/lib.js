@@ -17,4 +17,3 @@ export {
   KV_MIN_CACHE_TTL_S,
 } from './adapters.js';
 export { serialize, deserialize, CODEC_RAW, CODEC_JSON } from './codec.js';
-export { EnvelopeCodec } from './tiercache_core.js';

@@ -13,8 +13,10 @@
 //!   [`Read`](tiercache::tiered::Read) machine, stepped from JS with `await`.
 //!   Values are `JsValue`s (handles into the JS heap), so they are never
 //!   serialized on the local path.
-//! * [`KeyBuilder`], [`safe_key`], [`EnvelopeCodec`]: the core's key and
-//!   envelope formats, byte for byte.
+//! * [`KeyBuilder`], [`safe_key`]: the core's key format, byte for byte.
+//! * With the `tools` feature (the package's `tiercache/tools` entry, a
+//!   module of its own): `EnvelopeCodec`, the envelope and chunk formats as
+//!   they are, for tools and the golden vectors.
 //!
 //! Everything compiles natively too (for `cargo test`/`clippy` of the
 //! workspace); functions that touch `JsValue`s only run on wasm32.
@@ -25,10 +27,12 @@ mod keys;
 mod local;
 mod request;
 mod tiered;
+#[cfg(feature = "tools")]
 mod vectors;
 
 pub use base64::{base64_decode, base64_encode};
 pub use keys::{is_valid_key, safe_key, KeyBuilder};
 pub use local::LocalSlots;
 pub use tiered::{ReadHandle, RequestRef, Tiered};
+#[cfg(feature = "tools")]
 pub use vectors::EnvelopeCodec;

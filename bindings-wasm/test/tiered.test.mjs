@@ -2,7 +2,8 @@
 // await, over in-memory tiers that keep a real server's limits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TieredCache, RequestCache, memoryTier, Key, safeKey, TiercacheError, EnvelopeCodec } from 'tiercache';
+import { TieredCache, RequestCache, memoryTier, Key, safeKey, TiercacheError } from 'tiercache';
+import { EnvelopeCodec } from 'tiercache/tools';
 
 const SECRET = 'a test secret of at least 16 bytes';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

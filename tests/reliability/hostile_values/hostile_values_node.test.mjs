@@ -17,6 +17,7 @@ import { caches, localPhases, runCase, checkOutcome } from './hv_check.mjs';
 import { RespClient, redisTier } from './hv_redis_adapter.mjs';
 
 const tc = await import(pathToFileURL(path.join(REPO, 'bindings-wasm/pkg/node.js')).href);
+const { EnvelopeCodec } = await import(pathToFileURL(path.join(REPO, 'bindings-wasm/pkg/tools-node.js')).href);
 const RUN = randomBytes(4).toString('hex');
 const REDIS_URL = process.env.TIERCACHE_REDIS_URL;
 if (!REDIS_URL) throw new Error('TIERCACHE_REDIS_URL is not set: run through scripts/test-reliability.sh, or eval "$(bash scripts/servers.sh env)"');
@@ -63,7 +64,7 @@ for (const [tierName, make] of Object.entries(TIERS)) {
   }
 }
 
-const codec = new tc.EnvelopeCodec([{ id: KEY_ID, secret: new TextEncoder().encode(SECRET) }], true, 0, 64 * 1024 * 1024);
+const codec = new EnvelopeCodec([{ id: KEY_ID, secret: new TextEncoder().encode(SECRET) }], true, 0, 64 * 1024 * 1024);
 const chunkKeys = (key, manifest) => codec.readManifest(key, manifest).chunkKeys;
 const bigText = () => randomBytes(4500).toString('base64'); // 6000 chars: 3 chunks of 2 KiB
 

@@ -1,0 +1,8 @@
+// `tiercache/tools` for Node.js: the envelope and chunk formats
+// (EnvelopeCodec), in a wasm module of their own that workers never load.
+import { readFileSync } from 'node:fs';
+import { initSync } from './tiercache_tools.js';
+
+initSync({ module: readFileSync(new URL('./tiercache_tools_bg.wasm', import.meta.url)) });
+
+export { EnvelopeCodec } from './tiercache_tools.js';
