@@ -21,20 +21,19 @@ export class RequestCache {
   /** The value under `key` (in `namespace`), or undefined. */
   get(key, namespace) {
     checkKey(key);
-    const r = this.#ref.get(key, namespace);
-    return r[0] ? r[1] : undefined;
+    return this.#ref.get(key, namespace)[0];
   }
 
   /** `{ hit: true, value }` or `{ hit: false }`: tells a stored undefined/null from a miss. */
   lookup(key, namespace) {
     checkKey(key);
     const r = this.#ref.get(key, namespace);
-    return r[0] ? { hit: true, value: r[1] } : { hit: false, value: undefined };
+    return r.length ? { hit: true, value: r[0] } : { hit: false, value: undefined };
   }
 
   has(key, namespace) {
     checkKey(key);
-    return this.#ref.get(key, namespace)[0];
+    return this.#ref.get(key, namespace).length !== 0;
   }
 
   set(key, value, namespace) {

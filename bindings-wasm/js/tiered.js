@@ -10,12 +10,16 @@
 import { Tiered } from './tiercache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
+import { decodeStep, decodeSteps, decodeResults } from './wire.js';
 
 const READ_LOAD = 1;
 const READ_FORCE_MISS = 2;
 const READ_SKIP_REQUEST = 4;
 
-const TIER_KINDS = new Set(['memcached', 'redis', 'workers_kv', 'storage']);
+// Tier kinds by the code the wasm side takes.
+const TIER_KINDS = ['memcached', 'redis', 'workers_kv', 'storage'];
+// Result sources by code (16 + i: remote tier i).
+const SOURCES = [null, 'request', 'local', 'loader', 'flight'];
 
 /** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, tier_failure. */
 export class TiercacheError extends Error {
@@ -25,6 +29,15 @@ export class TiercacheError extends Error {
     this.kind = kind;
     if (key !== undefined) this.key = key;
   }
+}
+
+// The local tier's and the flights' counters, in the order of Tiered#stats.
+const LOCAL_STATS = ['hits', 'misses', 'inserts', 'updates', 'evictions', 'expirations', 'rejected', 'entries', 'bytes'];
+const FLIGHT_STATS = ['started', 'waitersJoined', 'finished', 'abandoned', 'withdrawn'];
+
+/** `skipped_cooling_down` -> `skippedCoolingDown` (the core names its counters once). */
+function camelCase(name) {
+  return name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
 }
 
 function random53() {
@@ -70,7 +83,7 @@ function normalizeTier(tier, index) {
     }
   }
   const kind = tier.kind ?? 'memcached';
-  if (!TIER_KINDS.has(kind)) {
+  if (!TIER_KINDS.includes(kind)) {
     throw new TypeError(`tiercache: tier ${index} has kind ${JSON.stringify(kind)}; use memcached, redis, workers_kv or storage`);
   }
   const name = tier.name ?? `tier${index}`;
@@ -97,6 +110,46 @@ function normalizeSigningKeys(keys) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`tiercache: signing key ${JSON.stringify(id)} needs a secret (string or Uint8Array)`);
     return { id, secret: bytes };
   });
+}
+
+/** A config number for the wasm side: NaN when not given (the core's default). */
+function num(value) {
+  if (value === undefined) return NaN;
+  if (value === null) return Infinity;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return Number(value);
+}
+
+/** The arguments of the wasm `Tiered` constructor (see src/tiered.rs). */
+function coreConfig(tiers, options) {
+  const names = tiers.map((t) => t.name);
+  const tierNumbers = new Float64Array(tiers.length * 8);
+  tiers.forEach((t, i) => {
+    tierNumbers.set([TIER_KINDS.indexOf(t.kind), num(t.itemLimit), num(t.maxTtlMs), num(t.minTtlMs), num(t.storage), num(t.backfill), num(t.replicas), num(t.leases)], i * 8);
+  });
+  const local = options.local === false || options.local === null ? [] : [num(options.local?.maxEntries), num(options.local?.maxBytes), num(options.local?.ttlMs)];
+  const keys = normalizeSigningKeys(options.signingKeys) ?? [];
+  const secrets = new Uint8Array(keys.reduce((n, k) => n + k.secret.length, 0));
+  keys.reduce((at, k) => (secrets.set(k.secret, at), at + k.secret.length), 0);
+  const lease = options.lease !== null && typeof options.lease === 'object' ? options.lease : undefined;
+  const cooldown = options.cooldown ?? {};
+  const numbers = [
+    options.compressAt,
+    options.defaultTtlMs,
+    options.staleMs,
+    options.ttlJitter,
+    options.xfetchBeta,
+    options.refreshTimeoutMs,
+    options.strict,
+    options.maxPayloadLen,
+    lease !== undefined,
+    lease?.ttlMs,
+    lease?.maxWaitMs,
+    lease?.pollIntervalMs,
+    cooldown.failuresToTrip,
+    cooldown.cooldownMs,
+  ].map(num);
+  return [names, tierNumbers, Float64Array.from(local), keys.map((k) => k.id), secrets, Uint32Array.from(keys, (k) => k.secret.length), Float64Array.from(numbers)];
 }
 
 function ttlOf(options) {
@@ -132,6 +185,9 @@ export class TieredCache {
   #onError;
   #waiters = new Map();
   #background = new Set();
+  #names;
+  #hasLocal;
+  #statNames;
 
   /**
    * @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions)
@@ -139,15 +195,10 @@ export class TieredCache {
   constructor(options = {}) {
     const tiers = options.tiers ?? [];
     if (!Array.isArray(tiers)) throw new TypeError('tiercache: tiers must be an array of adapters');
-    const config = {
-      tiers: tiers.map(normalizeTier),
-      local: options.local === undefined ? {} : options.local === false || options.local === null ? null : options.local,
-      signingKeys: normalizeSigningKeys(options.signingKeys),
-    };
-    for (const field of ['compressAt', 'defaultTtlMs', 'staleMs', 'ttlJitter', 'xfetchBeta', 'refreshTimeoutMs', 'strict', 'maxPayloadLen', 'lease', 'cooldown']) {
-      if (options[field] !== undefined) config[field] = options[field];
-    }
-    this.#core = new Tiered(config);
+    const config = tiers.map(normalizeTier);
+    this.#core = new Tiered(...coreConfig(config, options));
+    this.#names = config.map((t) => t.name);
+    this.#hasLocal = !(options.local === false || options.local === null);
     this.#tiers = tiers;
     this.#clock = options.clock ?? Date.now;
     this.#tierTimeoutMs = options.tierTimeoutMs ?? 5_000;
@@ -203,7 +254,7 @@ export class TieredCache {
     const request = this.#request(options);
     let steps;
     try {
-      steps = this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), request);
+      steps = decodeSteps(this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), request));
     } catch (error) {
       throw keyError(error);
     }
@@ -215,7 +266,7 @@ export class TieredCache {
     checkOne(key);
     let steps;
     try {
-      steps = this.#core.deleteAllTiers(key, this.#clock(), this.#request(options));
+      steps = decodeSteps(this.#core.deleteAllTiers(key, this.#clock(), this.#request(options)));
     } catch (error) {
       throw keyError(error);
     }
@@ -224,7 +275,19 @@ export class TieredCache {
 
   /** Counters: `{ reads, tiers, local, flights }`. */
   stats() {
-    return this.#core.stats();
+    const values = this.#core.stats();
+    if (this.#statNames === undefined) {
+      const [reads, tier] = this.#core.statNames().split('|').map((names) => names.split(',').map(camelCase));
+      this.#statNames = { reads, tier };
+    }
+    const { reads, tier } = this.#statNames;
+    let at = 0;
+    const take = (names) => Object.fromEntries(names.map((name) => [name, values[at++]]));
+    const stats = { reads: take(reads) };
+    stats.tiers = this.#names.map((name) => ({ name, ...take(tier) }));
+    stats.local = this.#hasLocal ? take(LOCAL_STATS) : null;
+    stats.flights = take(FLIGHT_STATS);
+    return stats;
   }
 
   /** Empties this isolate's local tier. */
@@ -307,7 +370,7 @@ export class TieredCache {
     const writes = [];
     try {
       for (;;) {
-        const step = read.next();
+        const step = decodeStep(read.next());
         switch (step.kind) {
           case 'fetch':
             await this.#fetch(read, step);
@@ -337,7 +400,8 @@ export class TieredCache {
             writes.push(this.#write(step));
             break;
           case 'done': {
-            const results = read.finish();
+            const outcome = read.finish();
+            const results = decodeResults(outcome, read.values(), (code) => (code >= 16 ? this.#names[code - 16] : SOURCES[code]));
             await this.#settleWrites(writes, options);
             return results;
           }
@@ -376,21 +440,23 @@ export class TieredCache {
       read.failed(step.tier, message(error), this.#clock());
       return;
     }
-    read.fetched(step.tier, values);
+    for (const value of values) read.fetchedValue(value ?? undefined);
+    read.fetched(step.tier);
   }
 
   #decode(read, step) {
-    const values = new Array(step.items.length);
-    const ok = new Uint8Array(step.items.length);
-    step.items.forEach((item, i) => {
+    for (const item of step.items) {
+      let value;
       try {
-        values[i] = deserialize(item.codec, item.payload);
-        ok[i] = 1;
+        value = deserialize(item.codec, item.payload);
       } catch (error) {
         this.#report(new TiercacheError(`tiercache: the value of ${JSON.stringify(item.key)} could not be decoded: ${message(error)}`, { kind: 'decode', cause: error }));
+        read.decodeFailed();
+        continue;
       }
-    });
-    read.decoded(values, ok);
+      read.decodedValue(value);
+    }
+    read.decoded();
   }
 
   async #lease(read, step) {
@@ -407,10 +473,6 @@ export class TieredCache {
   async #load(read, step, loader, failures) {
     const keys = step.keys;
     const n = keys.length;
-    const values = new Array(n);
-    const codecs = new Uint8Array(n);
-    const payloads = new Array(n);
-    const errors = new Array(n);
     const started = Date.now();
     let loaded;
     try {
@@ -422,26 +484,27 @@ export class TieredCache {
       }
     } catch (error) {
       const wrapped = error instanceof TiercacheError ? error : new TiercacheError(`tiercache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
-      for (let i = 0; i < n; i++) {
-        errors[i] = message(wrapped);
-        failures.set(keys[i], wrapped);
+      for (const key of keys) {
+        read.loadFailed(message(wrapped));
+        failures.set(key, wrapped);
       }
-      read.loaded(values, codecs, payloads, errors, Date.now() - started);
+      read.loaded(Date.now() - started);
       return;
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
+      let codec;
+      let payload;
       try {
-        const [codec, payload] = serialize(loaded[i], keys[i]);
-        values[i] = loaded[i];
-        codecs[i] = codec;
-        payloads[i] = payload;
+        [codec, payload] = serialize(loaded[i], keys[i]);
       } catch (error) {
-        errors[i] = message(error);
+        read.loadFailed(message(error));
         failures.set(keys[i], error);
+        continue;
       }
+      read.loadedValue(loaded[i], codec, payload);
     }
-    read.loaded(values, codecs, payloads, errors, ms);
+    read.loaded(ms);
   }
 
   #waiter(id) {

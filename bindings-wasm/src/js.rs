@@ -1,8 +1,11 @@
-//! Small helpers to read and build plain JS objects.
+//! Small helpers for errors and (for the `tools` feature) plain JS objects.
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
+#[cfg(feature = "tools")]
+use js_sys::{Array, Uint8Array};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "tools")]
 /// A new empty object.
 pub fn object() -> Object {
     Object::new()
@@ -14,21 +17,19 @@ pub fn set(obj: &Object, name: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &JsValue::from_str(name), &value.into());
 }
 
+#[cfg(feature = "tools")]
 /// `obj[name]`, or `undefined`.
 pub fn get(obj: &JsValue, name: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// `obj[name]` as a number, if it is one.
-pub fn get_f64(obj: &JsValue, name: &str) -> Option<f64> {
-    get(obj, name).as_f64()
-}
-
+#[cfg(feature = "tools")]
 /// `obj[name]` as a boolean, if it is one.
 pub fn get_bool(obj: &JsValue, name: &str) -> Option<bool> {
     get(obj, name).as_bool()
 }
 
+#[cfg(feature = "tools")]
 /// `obj[name]` as a string, if it is one.
 pub fn get_string(obj: &JsValue, name: &str) -> Option<String> {
     get(obj, name).as_string()
@@ -47,11 +48,13 @@ pub fn to_u64(n: f64) -> u64 {
     }
 }
 
+#[cfg(feature = "tools")]
 /// An array of strings.
 pub fn strings<'a>(items: impl IntoIterator<Item = &'a String>) -> Array {
     items.into_iter().map(|s| JsValue::from_str(s)).collect()
 }
 
+#[cfg(feature = "tools")]
 /// A copy of bytes as a new `Uint8Array` (owned by JS).
 pub fn bytes(data: &[u8]) -> Uint8Array {
     Uint8Array::from(data)

@@ -29,6 +29,7 @@ mod request;
 mod tiered;
 #[cfg(feature = "tools")]
 mod vectors;
+mod wire;
 
 pub use base64::{base64_decode, base64_encode};
 pub use keys::{is_valid_key, safe_key, KeyBuilder};

@@ -26,13 +26,13 @@ impl RequestCacheHandle {
         }
     }
 
-    /// `[true, value]` for a stored value (which may be `undefined` or
-    /// `null`), `[false]` for a miss.
-    pub fn get(&self, key: &str, ns: Option<String>) -> Result<js_sys::Array, JsValue> {
+    /// `[value]` for a stored value (which may be `undefined` or `null`),
+    /// `[]` for a miss.
+    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Vec<JsValue>, JsValue> {
         let ns = namespace(ns)?;
         Ok(match self.inner.get(&ns, key) {
-            Lookup::Hit(value) => [JsValue::TRUE, value.clone()].into_iter().collect(),
-            Lookup::Miss => [JsValue::FALSE].into_iter().collect(),
+            Lookup::Hit(value) => vec![value.clone()],
+            Lookup::Miss => Vec::new(),
         })
     }
 

@@ -1,27 +1,29 @@
 //! The core's tiered cache and its sans-I/O read machine, stepped from JS.
 //!
-//! JS builds a [`Tiered`] from a plain config object, starts a read with
-//! [`Tiered::read`], and loops on [`ReadHandle::next`], which returns a
-//! plain object `{ kind, ... }` for each step (fetch, decode, lease, sleep,
-//! load, notify, wait, store, delete, done). JS performs the I/O with
-//! `await` and reports back with the matching method. Values are `JsValue`
-//! handles: the local and request tiers keep them as they are.
+//! JS builds a [`Tiered`] from a config it has already checked and
+//! flattened into numbers (`js/tiered.js`), starts a read with
+//! [`Tiered::read`], and loops on [`ReadHandle::next`], which returns each
+//! step (fetch, decode, lease, sleep, load, notify, wait, store, delete,
+//! done) in the byte layout of [`crate::wire`]. JS performs the I/O with
+//! `await` and reports back with the matching methods, one value per call.
+//! Values are `JsValue` handles: the local and request tiers keep them as
+//! they are.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Object, Uint8Array};
 use tiercache::envelope::{Codec, Keyring};
 use tiercache::stampede::{LeasePolicy, WaitId};
 use tiercache::tiered::{
     ConfigError, CooldownPolicy, HostValue, InvalidKey, Loaded, LocalTierConfig, Read, ReadOptions,
-    ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
+    Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use tiercache::{Expiry, Lookup, NamedCounters};
 use wasm_bindgen::prelude::*;
 
-use crate::js::{self, get, get_bool, get_f64, get_string, object, set, to_u64};
+use crate::js::{self, to_u64};
 use crate::request::RequestCacheHandle;
+use crate::wire::Wire;
 
 type Shared = Rc<RefCell<TieredCache<JsValue>>>;
 
@@ -32,72 +34,71 @@ pub struct Tiered {
     cache: Shared,
 }
 
-fn tier_config(index: usize, tier: &JsValue) -> Result<TierConfig, JsValue> {
-    let name = get_string(tier, "name").unwrap_or_default();
-    let kind = get_string(tier, "kind").unwrap_or_else(|| "memcached".to_owned());
-    let mut config = match kind.as_str() {
-        "memcached" => TierConfig::memcached(&name),
-        "redis" => TierConfig::redis(&name),
-        "workers_kv" => TierConfig::workers_kv(&name),
-        "storage" => TierConfig::storage(&name),
-        other => {
-            return Err(js::type_error(&format!(
-                "tier {index} ({}) has kind {}: use \"memcached\", \"redis\", \"workers_kv\" or \"storage\"",
-                js::quote(&name),
-                js::quote(other)
-            )))
-        }
-    };
-    if let Some(limit) = get_f64(tier, "itemLimit") {
-        config.item_limit = to_u64(limit) as usize;
-    }
-    match get(tier, "maxTtlMs") {
-        v if v.is_null() => config.max_ttl_ms = None,
-        v => {
-            if let Some(ms) = v.as_f64() {
-                config.max_ttl_ms = (ms.is_finite()).then(|| to_u64(ms));
-            }
-        }
-    }
-    if let Some(ms) = get_f64(tier, "minTtlMs") {
-        config.min_ttl_ms = to_u64(ms);
-    }
-    if let Some(storage) = get_bool(tier, "storage") {
-        config.storage = storage;
-    }
-    if let Some(backfill) = get_bool(tier, "backfill") {
-        config.backfill = backfill;
-    }
-    if let Some(replicas) = get_f64(tier, "replicas") {
-        config.replicas = replicas.clamp(0.0, 255.0) as u8;
-    }
-    if let Some(leases) = get_bool(tier, "leases") {
-        config.leases = leases;
-    }
-    Ok(config)
+/// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
+/// leaves the core's default.
+const TIER_FIELDS: usize = 8;
+
+/// A config number JS left out (NaN): `None`.
+fn given(n: f64) -> Option<f64> {
+    (!n.is_nan()).then_some(n)
 }
 
-fn keyring(keys: &JsValue) -> Result<Option<Keyring>, JsValue> {
-    if keys.is_undefined() || keys.is_null() {
+/// A config flag (0 or 1; NaN: not given).
+fn flag(n: f64) -> Option<bool> {
+    given(n).map(|n| n != 0.0)
+}
+
+/// A TTL or size where `Infinity` means none.
+fn finite(n: f64) -> Option<u64> {
+    n.is_finite().then(|| to_u64(n))
+}
+
+fn tier_config(name: &str, n: &[f64]) -> TierConfig {
+    // [kind, itemLimit, maxTtlMs, minTtlMs, storage, backfill, replicas, leases]
+    let mut config = match n[0] as u8 {
+        1 => TierConfig::redis(name),
+        2 => TierConfig::workers_kv(name),
+        3 => TierConfig::storage(name),
+        _ => TierConfig::memcached(name),
+    };
+    if let Some(limit) = given(n[1]) {
+        config.item_limit = to_u64(limit) as usize;
+    }
+    if let Some(ms) = given(n[2]) {
+        config.max_ttl_ms = finite(ms);
+    }
+    if let Some(ms) = given(n[3]) {
+        config.min_ttl_ms = to_u64(ms);
+    }
+    if let Some(storage) = flag(n[4]) {
+        config.storage = storage;
+    }
+    if let Some(backfill) = flag(n[5]) {
+        config.backfill = backfill;
+    }
+    if let Some(replicas) = given(n[6]) {
+        config.replicas = replicas.clamp(0.0, 255.0) as u8;
+    }
+    if let Some(leases) = flag(n[7]) {
+        config.leases = leases;
+    }
+    config
+}
+
+/// The keyring of `ids[i]` with the secret of `lengths[i]` bytes, the
+/// secrets one after another in `secrets`.
+fn keyring(ids: &[String], secrets: &[u8], lengths: &[u32]) -> Result<Option<Keyring>, JsValue> {
+    if ids.is_empty() {
         return Ok(None);
     }
-    let list = Array::from(keys);
-    if list.length() == 0 {
-        return Ok(None);
+    let mut at = 0;
+    let mut keys = Vec::with_capacity(ids.len());
+    for (id, &len) in ids.iter().zip(lengths) {
+        let end = (at + len as usize).min(secrets.len());
+        keys.push((id.as_str(), &secrets[at..end]));
+        at = end;
     }
-    let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
-    for entry in list.iter() {
-        let id = get_string(&entry, "id").unwrap_or_default();
-        let secret = get(&entry, "secret");
-        if !secret.is_instance_of::<Uint8Array>() {
-            return Err(js::type_error(&format!(
-                "signing key {}: secret must be a Uint8Array or a string",
-                js::quote(&id)
-            )));
-        }
-        owned.push((id, Uint8Array::from(secret).to_vec()));
-    }
-    Keyring::from_keys(owned.iter().map(|(id, s)| (id.as_str(), s.as_slice())))
+    Keyring::from_keys(keys)
         .map(Some)
         .map_err(|e| js::type_error(&e.to_string()))
 }
@@ -114,119 +115,81 @@ fn expiry(ttl_ms: f64) -> Expiry {
     }
 }
 
-fn source_name(cache: &TieredCache<JsValue>, source: Option<Source>) -> JsValue {
+/// Where a result came from, as `js/wire.js` reads it: 0 nowhere, 1 the
+/// request tier, 2 local, 3 the loader, 4 another read's load, 16 + i
+/// remote tier i.
+fn source_code(source: Option<Source>) -> u8 {
     match source {
-        None => JsValue::NULL,
-        Some(Source::Request) => "request".into(),
-        Some(Source::Local) => "local".into(),
-        Some(Source::Loader) => "loader".into(),
-        Some(Source::Flight) => "flight".into(),
-        Some(Source::Tier(n)) => cache
-            .config()
-            .tiers
-            .get(n)
-            .map_or_else(|| "tier".into(), |t| t.name.as_str().into()),
+        None => 0,
+        Some(Source::Request) => 1,
+        Some(Source::Local) => 2,
+        Some(Source::Loader) => 3,
+        Some(Source::Flight) => 4,
+        Some(Source::Tier(n)) => 16 + n.min(239) as u8,
     }
 }
 
-fn waits(ids: &[WaitId]) -> Array {
-    ids.iter()
-        .map(|id| JsValue::from_f64(id.into_raw() as f64))
-        .collect()
+fn waits(w: &mut Wire, ids: &[WaitId]) {
+    w.u32(ids.len());
+    for id in ids {
+        w.f64(id.into_raw() as f64);
+    }
 }
 
-fn ttl_value(ttl: Option<u64>) -> JsValue {
-    ttl.map_or(JsValue::NULL, |ms| JsValue::from_f64(ms as f64))
-}
-
-/// A step as a plain JS object; `weights` gets the payload lengths of a
-/// decode step (the local tier's weights).
-fn step_object(step: Step, weights: &mut Vec<u64>) -> Object {
-    let o = object();
+/// Appends a step (its kind code first, as in `js/wire.js`); `weights`
+/// gets the payload lengths of a decode step (the local tier's weights).
+fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
     match step {
+        Step::Done => {
+            w.u8(0);
+        }
         Step::Fetch { tier, keys } => {
-            set(&o, "kind", "fetch");
-            set(&o, "tier", tier as u32);
-            set(&o, "keys", js::strings(&keys));
+            w.u8(1).u32(tier).strs(&keys);
         }
         Step::Decode { items } => {
-            set(&o, "kind", "decode");
+            w.u8(2).u32(items.len());
             weights.clear();
-            let list: Array = items
-                .iter()
-                .map(|item| {
-                    weights.push(item.payload.len() as u64);
-                    let i = object();
-                    set(&i, "key", item.key.as_str());
-                    set(&i, "codec", item.codec.name());
-                    set(&i, "payload", js::bytes(&item.payload));
-                    JsValue::from(i)
-                })
-                .collect();
-            set(&o, "items", list);
+            for item in &items {
+                weights.push(item.payload.len() as u64);
+                w.str(&item.key).str(item.codec.name()).bytes(&item.payload);
+            }
         }
         Step::Lease { tier, items } => {
-            set(&o, "kind", "lease");
-            set(&o, "tier", tier as u32);
-            let list: Array = items
-                .iter()
-                .map(|item| {
-                    let i = object();
-                    set(&i, "key", item.key.as_str());
-                    set(&i, "value", js::bytes(&item.token));
-                    set(&i, "ttlMs", item.ttl_ms as f64);
-                    JsValue::from(i)
-                })
-                .collect();
-            set(&o, "entries", list);
+            w.u8(3).u32(tier).u32(items.len());
+            for item in &items {
+                w.str(&item.key).bytes(&item.token).f64(item.ttl_ms as f64);
+            }
         }
         Step::Sleep { ms } => {
-            set(&o, "kind", "sleep");
-            set(&o, "ms", ms as f64);
+            w.u8(4).f64(ms as f64);
         }
         Step::Load { keys } => {
-            set(&o, "kind", "load");
-            set(&o, "keys", js::strings(&keys));
+            w.u8(5).strs(&keys);
         }
-        Step::Notify { waiters } => {
-            set(&o, "kind", "notify");
-            set(&o, "waits", waits(&waiters));
-        }
-        Step::Wait { waits: ids } => {
-            set(&o, "kind", "wait");
-            set(&o, "waits", waits(&ids));
-        }
+        Step::Notify { waiters } => waits(w.u8(6), &waiters),
+        Step::Wait { waits: ids } => waits(w.u8(7), &ids),
         Step::Store { tier, entries } => {
-            set(&o, "kind", "store");
-            set(&o, "tier", tier as u32);
-            let list: Array = entries
-                .iter()
-                .map(|e| {
-                    let i = object();
-                    set(&i, "key", e.key.as_str());
-                    set(&i, "value", js::bytes(&e.value));
-                    set(&i, "ttlMs", ttl_value(e.ttl_ms));
-                    JsValue::from(i)
-                })
-                .collect();
-            set(&o, "entries", list);
+            w.u8(8).u32(tier).u32(entries.len());
+            for e in &entries {
+                w.str(&e.key).bytes(&e.value);
+                w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
+            }
         }
         Step::Delete { tier, keys } => {
-            set(&o, "kind", "delete");
-            set(&o, "tier", tier as u32);
-            set(&o, "keys", js::strings(&keys));
+            w.u8(9).u32(tier).strs(&keys);
         }
-        Step::Done => set(&o, "kind", "done"),
     }
-    o
 }
 
-fn steps_array(steps: Vec<Step>) -> Array {
+/// Steps of a write: their count, then each.
+fn steps_bytes(steps: Vec<Step>) -> Vec<u8> {
+    let mut w = Wire::new();
+    w.u32(steps.len());
     let mut weights = Vec::new();
-    steps
-        .into_iter()
-        .map(|s| JsValue::from(step_object(s, &mut weights)))
-        .collect()
+    for step in steps {
+        write_step(&mut w, step, &mut weights);
+    }
+    w.into_inner()
 }
 
 fn codec_of(tag: u8) -> Codec {
@@ -268,82 +231,83 @@ fn invalid_key(e: InvalidKey) -> JsValue {
 
 #[wasm_bindgen]
 impl Tiered {
-    /// A tiered cache from a normalized config object (see `js/tiered.js`).
+    /// A tiered cache from the config `js/tiered.js` checked and flattened:
+    /// `tier_numbers` holds [`TIER_FIELDS`] numbers per tier (kind code,
+    /// itemLimit, maxTtlMs, minTtlMs, storage, backfill, replicas, leases);
+    /// `local` is empty (no local tier) or [maxEntries, maxBytes, ttlMs];
+    /// signing key `key_ids[i]` has the next `secret_lengths[i]` bytes of
+    /// `secrets`; `numbers` is [compressAt, defaultTtlMs, staleMs,
+    /// ttlJitter, xfetchBeta, refreshTimeoutMs, strict, maxPayloadLen,
+    /// lease (0/1), lease.ttlMs, lease.maxWaitMs, lease.pollIntervalMs,
+    /// cooldown.failuresToTrip, cooldown.cooldownMs]. NaN leaves the core's
+    /// default; `Infinity` as a TTL or compressAt means none.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<Tiered, JsValue> {
-        let tiers_js = Array::from(&get(&options, "tiers"));
-        let mut tiers = Vec::new();
-        for (i, tier) in tiers_js.iter().enumerate() {
-            tiers.push(tier_config(i, &tier)?);
-        }
+    pub fn new(
+        tier_names: Vec<String>,
+        tier_numbers: &[f64],
+        local: &[f64],
+        key_ids: Vec<String>,
+        secrets: &[u8],
+        secret_lengths: &[u32],
+        numbers: &[f64],
+    ) -> Result<Tiered, JsValue> {
+        let tiers = tier_names
+            .iter()
+            .zip(tier_numbers.chunks_exact(TIER_FIELDS))
+            .map(|(name, n)| tier_config(name, n))
+            .collect();
         let mut config = TieredConfig::new(tiers);
-        let local = get(&options, "local");
-        config.local = if local.is_null() || local.is_undefined() || local.as_bool() == Some(false)
-        {
-            None
-        } else {
-            let defaults = LocalTierConfig::default();
-            Some(LocalTierConfig {
-                max_entries: get_f64(&local, "maxEntries")
-                    .map_or(defaults.max_entries, |n| to_u64(n) as usize),
-                max_weight: get_f64(&local, "maxBytes").map_or(defaults.max_weight, to_u64),
-                ttl_ms: get_f64(&local, "ttlMs").map_or(defaults.ttl_ms, to_u64),
-            })
+        config.local = match local {
+            [entries, bytes, ttl] => {
+                let defaults = LocalTierConfig::default();
+                Some(LocalTierConfig {
+                    max_entries: given(*entries)
+                        .map_or(defaults.max_entries, |n| to_u64(n) as usize),
+                    max_weight: given(*bytes).map_or(defaults.max_weight, to_u64),
+                    ttl_ms: given(*ttl).map_or(defaults.ttl_ms, to_u64),
+                })
+            }
+            _ => None,
         };
-        config.keyring = keyring(&get(&options, "signingKeys"))?;
-        match get(&options, "compressAt") {
-            v if v.is_null() => config.compress_at = None,
-            v => {
-                if let Some(n) = v.as_f64() {
-                    config.compress_at = Some(to_u64(n) as usize);
-                }
-            }
+        config.keyring = keyring(&key_ids, secrets, secret_lengths)?;
+        let n = |i: usize| numbers.get(i).copied().and_then(given);
+        if let Some(at) = n(0) {
+            config.compress_at = finite(at).map(|at| at as usize);
         }
-        match get(&options, "defaultTtlMs") {
-            v if v.is_null() => config.default_ttl_ms = None,
-            v => {
-                if let Some(n) = v.as_f64() {
-                    config.default_ttl_ms = n.is_finite().then(|| to_u64(n));
-                }
-            }
+        if let Some(ms) = n(1) {
+            config.default_ttl_ms = finite(ms);
         }
-        if let Some(n) = get_f64(&options, "staleMs") {
-            config.stale_ms = to_u64(n);
+        if let Some(ms) = n(2) {
+            config.stale_ms = to_u64(ms);
         }
-        if let Some(n) = get_f64(&options, "ttlJitter") {
-            config.ttl_jitter = n;
+        if let Some(x) = n(3) {
+            config.ttl_jitter = x;
         }
-        if let Some(n) = get_f64(&options, "xfetchBeta") {
-            config.xfetch_beta = n;
+        if let Some(x) = n(4) {
+            config.xfetch_beta = x;
         }
-        if let Some(n) = get_f64(&options, "refreshTimeoutMs") {
-            config.refresh_timeout_ms = to_u64(n);
+        if let Some(ms) = n(5) {
+            config.refresh_timeout_ms = to_u64(ms);
         }
-        if let Some(b) = get_bool(&options, "strict") {
-            config.strict = b;
+        if let Some(strict) = n(6) {
+            config.strict = strict != 0.0;
         }
-        if let Some(n) = get_f64(&options, "maxPayloadLen") {
-            config.max_payload_len = to_u64(n) as usize;
+        if let Some(len) = n(7) {
+            config.max_payload_len = to_u64(len) as usize;
         }
-        let lease = get(&options, "lease");
-        if lease.is_object() {
+        if n(8) == Some(1.0) {
             let d = LeasePolicy::default();
             config.lease = Some(LeasePolicy {
-                ttl_ms: get_f64(&lease, "ttlMs").map_or(d.ttl_ms, to_u64),
-                max_wait_ms: get_f64(&lease, "maxWaitMs").map_or(d.max_wait_ms, to_u64),
-                poll_interval_ms: get_f64(&lease, "pollIntervalMs")
-                    .map_or(d.poll_interval_ms, to_u64),
+                ttl_ms: n(9).map_or(d.ttl_ms, to_u64),
+                max_wait_ms: n(10).map_or(d.max_wait_ms, to_u64),
+                poll_interval_ms: n(11).map_or(d.poll_interval_ms, to_u64),
             });
         }
-        let cooldown = get(&options, "cooldown");
-        if cooldown.is_object() {
-            let d = CooldownPolicy::default();
-            config.cooldown = CooldownPolicy {
-                failures_to_trip: get_f64(&cooldown, "failuresToTrip")
-                    .map_or(d.failures_to_trip, |n| n as u32),
-                cooldown_ms: get_f64(&cooldown, "cooldownMs").map_or(d.cooldown_ms, to_u64),
-            };
-        }
+        let d = CooldownPolicy::default();
+        config.cooldown = CooldownPolicy {
+            failures_to_trip: n(12).map_or(d.failures_to_trip, |n| n as u32),
+            cooldown_ms: n(13).map_or(d.cooldown_ms, to_u64),
+        };
         let cache = TieredCache::new(config).map_err(|e| js::type_error(&config_error(&e)))?;
         Ok(Tiered {
             cache: Rc::new(RefCell::new(cache)),
@@ -387,12 +351,16 @@ impl Tiered {
             cache: self.cache.clone(),
             request,
             weights: Vec::new(),
+            fetched: Vec::new(),
+            decoded: Vec::new(),
+            loaded: Vec::new(),
+            values: Vec::new(),
         })
     }
 
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
-    /// remote tier. A TTL `<= 0` deletes instead.
+    /// remote tier (count, then each step). A TTL `<= 0` deletes instead.
     #[wasm_bindgen(js_name = setAllTiers)]
     #[allow(clippy::too_many_arguments)]
     pub fn set_all_tiers(
@@ -405,7 +373,7 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<Array, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let mut cache = self.cache.borrow_mut();
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
@@ -419,24 +387,24 @@ impl Tiered {
                 req.as_mut().map(|r| &mut r.inner),
             )
             .map_err(invalid_key)?;
-        Ok(steps_array(steps))
+        Ok(steps_bytes(steps))
     }
 
     /// Removes `key` from the request and local tiers now; returns the
-    /// delete steps for every remote tier.
+    /// delete steps for every remote tier (count, then each step).
     #[wasm_bindgen(js_name = deleteAllTiers)]
     pub fn delete_all_tiers(
         &self,
         key: &str,
         now: f64,
         request: Option<RequestRef>,
-    ) -> Result<Array, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         let mut cache = self.cache.borrow_mut();
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
         let steps = cache
             .delete_all_tiers(key, to_u64(now), req.as_mut().map(|r| &mut r.inner))
             .map_err(invalid_key)?;
-        Ok(steps_array(steps))
+        Ok(steps_bytes(steps))
     }
 
     /// Reports that a write (store, delete) to `tier` failed.
@@ -445,91 +413,72 @@ impl Tiered {
         self.cache.borrow_mut().tier_failed(tier, to_u64(now));
     }
 
-    /// True if `tier` is cooling down after failures.
-    #[wasm_bindgen(js_name = isCoolingDown)]
-    pub fn is_cooling_down(&self, tier: usize, now: f64) -> bool {
-        self.cache.borrow().is_cooling_down(tier, to_u64(now))
-    }
-
     /// Empties the local tier.
     #[wasm_bindgen(js_name = clearLocal)]
     pub fn clear_local(&self) {
         self.cache.borrow_mut().clear_local();
     }
 
-    /// Reclaims expired local entries; returns how many.
-    #[wasm_bindgen(js_name = purgeExpired)]
-    pub fn purge_expired(&self, now: f64) -> usize {
-        self.cache.borrow_mut().purge_expired(to_u64(now))
-    }
-
-    /// `[true, value]` if the local tier holds `key` at `now`, else
-    /// `[false]` (nothing is counted or refreshed).
-    #[wasm_bindgen(js_name = peekLocal)]
-    pub fn peek_local(&self, key: &str, now: f64) -> Array {
-        match self.cache.borrow().peek_local(key, to_u64(now)) {
-            Lookup::Hit(v) => [JsValue::TRUE, v.clone()].into_iter().collect(),
-            Lookup::Miss => [JsValue::FALSE].into_iter().collect(),
-        }
-    }
-
-    /// Every counter, as a plain object.
-    pub fn stats(&self) -> Object {
+    /// The core's counter names (snake case): those of the reads, `|`,
+    /// those of each tier, comma-separated; in the order of `stats`.
+    #[wasm_bindgen(js_name = statNames)]
+    pub fn stat_names(&self) -> String {
         let cache = self.cache.borrow();
-        let o = object();
-        let r = cache.read_stats();
-        let reads = object();
-        for (name, v) in r.named() {
-            set(&reads, &camel_case(name), v as f64);
-        }
-        set(&o, "reads", reads);
-        let tiers: Array = cache
+        let names = |counters: Vec<(&str, u64)>| {
+            counters
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let tier = cache
             .tier_stats()
-            .iter()
-            .zip(&cache.config().tiers)
-            .map(|(t, c)| {
-                let s = object();
-                set(&s, "name", c.name.as_str());
-                for (name, v) in t.named() {
-                    set(&s, &camel_case(name), v as f64);
-                }
-                JsValue::from(s)
-            })
-            .collect();
-        set(&o, "tiers", tiers);
-        match cache.local_stats() {
-            Some(l) => {
-                let s = object();
-                for (name, v) in [
-                    ("hits", l.hits),
-                    ("misses", l.misses),
-                    ("inserts", l.inserts),
-                    ("updates", l.updates),
-                    ("evictions", l.evictions),
-                    ("expirations", l.expirations),
-                    ("rejected", l.rejected),
-                    ("entries", l.entries as u64),
-                    ("bytes", l.weight),
-                ] {
-                    set(&s, name, v as f64);
-                }
-                set(&o, "local", s);
-            }
-            None => set(&o, "local", JsValue::NULL),
+            .first()
+            .map_or_else(String::new, |t| names(t.named()));
+        format!("{}|{}", names(cache.read_stats().named()), tier)
+    }
+
+    /// Every counter: the reads', each tier's, the local tier's (hits,
+    /// misses, inserts, updates, evictions, expirations, rejected, entries,
+    /// bytes; if there is one), then the flights' (started, waiters joined,
+    /// finished, abandoned, withdrawn).
+    pub fn stats(&self) -> Vec<f64> {
+        let cache = self.cache.borrow();
+        let mut out: Vec<f64> = Vec::new();
+        let mut push =
+            |counters: Vec<(&str, u64)>| out.extend(counters.iter().map(|(_, v)| *v as f64));
+        push(cache.read_stats().named());
+        for t in cache.tier_stats() {
+            push(t.named());
+        }
+        if let Some(l) = cache.local_stats() {
+            out.extend(
+                [
+                    l.hits,
+                    l.misses,
+                    l.inserts,
+                    l.updates,
+                    l.evictions,
+                    l.expirations,
+                    l.rejected,
+                    l.entries as u64,
+                    l.weight,
+                ]
+                .map(|v| v as f64),
+            );
         }
         let f = cache.flight_stats();
-        let flights = object();
-        for (name, v) in [
-            ("started", f.flights_started),
-            ("waitersJoined", f.waiters_joined),
-            ("finished", f.finished),
-            ("abandoned", f.abandoned),
-            ("withdrawn", f.withdrawn),
-        ] {
-            set(&flights, name, v as f64);
-        }
-        set(&o, "flights", flights);
-        o
+        out.extend(
+            [
+                f.flights_started,
+                f.waiters_joined,
+                f.finished,
+                f.abandoned,
+                f.withdrawn,
+            ]
+            .map(|v| v as f64),
+        );
+        out
     }
 }
 
@@ -550,8 +499,8 @@ impl RequestRef {
         RequestRef(self.0.clone())
     }
 
-    /// `[true, value]` or `[false]`.
-    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Array, JsValue> {
+    /// `[value]` or `[]` (a miss).
+    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Vec<JsValue>, JsValue> {
         self.0.borrow().get(key, ns)
     }
 
@@ -582,13 +531,21 @@ impl Default for RequestRef {
     }
 }
 
-/// One read in progress.
+/// One read in progress. Answers to a step come one value per call
+/// (`fetchedValue`, `decodedValue`/`decodeFailed`,
+/// `loadedValue`/`loadFailed`), then the call that ends the step.
 #[wasm_bindgen]
 pub struct ReadHandle {
     read: Option<Read<JsValue>>,
     cache: Shared,
     request: Option<RequestRef>,
+    /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
+    fetched: Vec<Option<Vec<u8>>>,
+    decoded: Vec<Result<HostValue<JsValue>, String>>,
+    loaded: Vec<Result<Loaded<JsValue>, String>>,
+    /// The values of the finished read, in key order.
+    values: Vec<JsValue>,
 }
 
 impl ReadHandle {
@@ -604,82 +561,77 @@ impl ReadHandle {
 
 #[wasm_bindgen]
 impl ReadHandle {
-    /// The next step, as `{ kind, ... }`; `{ kind: "done" }` at the end.
+    /// The next step, in the layout `js/wire.js` reads (kind 0: done).
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Object {
-        let Some(read) = self.read.as_mut() else {
-            let o = object();
-            set(&o, "kind", "done");
-            return o;
+    pub fn next(&mut self) -> Vec<u8> {
+        let step = match self.read.as_mut() {
+            Some(read) => read.next(&mut self.cache.borrow_mut()),
+            None => Step::Done,
         };
-        let step = read.next(&mut self.cache.borrow_mut());
-        step_object(step, &mut self.weights)
+        let mut w = Wire::new();
+        write_step(&mut w, step, &mut self.weights);
+        w.into_inner()
     }
 
-    /// The answer to a fetch: one `Uint8Array` or `null` per key.
-    pub fn fetched(&mut self, tier: usize, values: Vec<JsValue>) {
-        let values: Vec<Option<Vec<u8>>> = values
-            .iter()
-            .map(|v| {
-                v.is_instance_of::<Uint8Array>()
-                    .then(|| Uint8Array::from(v.clone()).to_vec())
-            })
-            .collect();
+    /// One answer to a fetch, in key order: the bytes, or `undefined` for
+    /// a miss.
+    #[wasm_bindgen(js_name = fetchedValue)]
+    pub fn fetched_value(&mut self, value: Option<Vec<u8>>) {
+        self.fetched.push(value);
+    }
+
+    /// The fetch from `tier` is answered (one `fetchedValue` per key).
+    pub fn fetched(&mut self, tier: usize) {
+        let values = std::mem::take(&mut self.fetched);
         self.with(|read, cache| read.fetched(cache, tier, values));
     }
 
     /// The operation asked of `tier` failed (rejected, timed out), as known
     /// at `now` (the tier's cool-down runs from then).
     pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
+        self.fetched.clear();
         self.with(|read, cache| read.failed(cache, tier, message, to_u64(now)));
     }
 
-    /// The answer to a decode: a value per item, `ok[i] == 0` where the
-    /// payload could not be deserialized.
-    pub fn decoded(&mut self, values: Vec<JsValue>, ok: &[u8]) {
-        let weights = std::mem::take(&mut self.weights);
-        let results = values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| match ok.get(i) {
-                Some(1) => Ok(HostValue::new(v, weights.get(i).copied().unwrap_or(0))),
-                _ => Err("the payload could not be deserialized".to_owned()),
-            })
-            .collect();
+    /// The next item of a decode step, deserialized.
+    #[wasm_bindgen(js_name = decodedValue)]
+    pub fn decoded_value(&mut self, value: JsValue) {
+        let weight = self.weights.get(self.decoded.len()).copied().unwrap_or(0);
+        self.decoded.push(Ok(HostValue::new(value, weight)));
+    }
+
+    /// The next item of a decode step could not be deserialized.
+    #[wasm_bindgen(js_name = decodeFailed)]
+    pub fn decode_failed(&mut self) {
+        self.decoded
+            .push(Err("the payload could not be deserialized".to_owned()));
+    }
+
+    /// The decode step is answered (one value or failure per item).
+    pub fn decoded(&mut self) {
+        let results = std::mem::take(&mut self.decoded);
+        self.weights.clear();
         self.with(|read, cache| read.decoded(cache, results));
     }
 
-    /// The answer to a load: for key `i`, `errors[i]` is a message (the
-    /// load failed) or `undefined`, and then `values[i]` is the value,
-    /// `codecs[i]` its codec tag and `payloads[i]` its serialized bytes.
-    pub fn loaded(
-        &mut self,
-        values: Vec<JsValue>,
-        codecs: &[u8],
-        payloads: Vec<JsValue>,
-        errors: Vec<JsValue>,
-        load_ms: f64,
-    ) {
-        let mut payloads = payloads.into_iter();
-        let results = values
-            .into_iter()
-            .enumerate()
-            .map(|(i, value)| {
-                let payload = payloads.next().unwrap_or(JsValue::UNDEFINED);
-                if let Some(message) = errors.get(i).and_then(JsValue::as_string) {
-                    return Err(message);
-                }
-                if !payload.is_instance_of::<Uint8Array>() {
-                    return Err("the value was not serialized".to_owned());
-                }
-                let bytes = Uint8Array::from(payload).to_vec();
-                Ok(Loaded::new(
-                    value,
-                    codec_of(codecs.get(i).copied().unwrap_or(0)),
-                    bytes,
-                ))
-            })
-            .collect();
+    /// The next key of a load step: its value, serialized as `payload`
+    /// with codec tag `codec`.
+    #[wasm_bindgen(js_name = loadedValue)]
+    pub fn loaded_value(&mut self, value: JsValue, codec: u8, payload: Vec<u8>) {
+        self.loaded
+            .push(Ok(Loaded::new(value, codec_of(codec), payload)));
+    }
+
+    /// The next key of a load step failed to load (or to serialize).
+    #[wasm_bindgen(js_name = loadFailed)]
+    pub fn load_failed(&mut self, message: String) {
+        self.loaded.push(Err(message));
+    }
+
+    /// The load step is answered (one value or failure per key), after
+    /// `load_ms`.
+    pub fn loaded(&mut self, load_ms: f64) {
+        let results = std::mem::take(&mut self.loaded);
         self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)));
     }
 
@@ -702,10 +654,11 @@ impl ReadHandle {
         self.with(|read, cache| read.woke(cache));
     }
 
-    /// The results after `done`: one `{ key, hit, value, source, refresh,
-    /// error }` per key, in order. Throws in strict mode after a tier
-    /// failure.
-    pub fn finish(&mut self) -> Result<Array, JsValue> {
+    /// Ends the read after `done`: per key, in order, the key, a flags
+    /// byte (1 hit, 2 refresh, 4 an error message follows), the source code
+    /// (see `source_code`) and the message; the values are then taken with
+    /// `values`. Throws in strict mode after a tier failure.
+    pub fn finish(&mut self) -> Result<Vec<u8>, JsValue> {
         let Some(read) = self.read.take() else {
             return Err(js::type_error("tiercache: this read was already finished"));
         };
@@ -714,69 +667,50 @@ impl ReadHandle {
             let mut req = self.request.as_ref().map(|r| r.0.borrow_mut());
             read.finish(&mut cache, req.as_mut().map(|r| &mut r.inner))
         };
-        match results {
-            Ok(results) => Ok(results
-                .into_iter()
-                .map(|r| JsValue::from(result_object(&cache, r)))
-                .collect()),
-            Err(failure) => Err(js::error_with_kind(
+        let results = results.map_err(|failure| {
+            js::error_with_kind(
                 &format!(
                     "tiercache: tier {} failed in strict mode: {}",
                     js::quote(&failure.tier_name),
                     failure.message
                 ),
                 "tier_failure",
-            )),
+            )
+        })?;
+        let mut w = Wire::new();
+        w.u32(results.len());
+        for r in results {
+            let (hit, value) = match r.lookup {
+                Lookup::Hit(v) => (1, v),
+                Lookup::Miss => (0, JsValue::UNDEFINED),
+            };
+            self.values.push(value);
+            w.str(&r.key);
+            let error = if r.error.is_some() { 4 } else { 0 };
+            w.u8(hit | (r.refresh as u8) << 1 | error);
+            w.u8(source_code(r.source));
+            if let Some(message) = &r.error {
+                w.str(message);
+            }
         }
+        Ok(w.into_inner())
+    }
+
+    /// The values of the finished read, in key order (`undefined` for a
+    /// miss).
+    pub fn values(&mut self) -> Vec<JsValue> {
+        std::mem::take(&mut self.values)
     }
 
     /// Gives the read up; returns the waiters to wake (as `notify` would).
-    pub fn cancel(&mut self) -> Array {
+    pub fn cancel(&mut self) -> Vec<f64> {
         match self.read.take() {
-            Some(read) => waits(&read.cancel(&mut self.cache.borrow_mut())),
-            None => Array::new(),
+            Some(read) => read
+                .cancel(&mut self.cache.borrow_mut())
+                .iter()
+                .map(|id| id.into_raw() as f64)
+                .collect(),
+            None => Vec::new(),
         }
     }
-}
-
-fn result_object(cache: &TieredCache<JsValue>, r: ReadResult<JsValue>) -> Object {
-    let o = object();
-    set(&o, "key", r.key.as_str());
-    let source = source_name(cache, r.source);
-    match r.lookup {
-        Lookup::Hit(v) => {
-            set(&o, "hit", true);
-            set(&o, "value", v);
-        }
-        Lookup::Miss => {
-            set(&o, "hit", false);
-            set(&o, "value", JsValue::UNDEFINED);
-        }
-    }
-    set(&o, "source", source);
-    set(&o, "refresh", r.refresh);
-    set(
-        &o,
-        "error",
-        r.error.map_or(JsValue::NULL, |e| JsValue::from_str(&e)),
-    );
-    o
-}
-
-/// `skipped_cooling_down` -> `skippedCoolingDown`: the core names counters
-/// once (`NamedCounters`); JS gets its own naming convention.
-fn camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -1,0 +1,123 @@
+// Reads the byte layout in which the wasm side hands over steps and read
+// results (bindings-wasm/src/wire.rs): little-endian u8, u32 and f64;
+// strings and bytes are a u32 length and the bytes. Byte fields are views
+// into the buffer (a copy out of wasm memory that JS owns), not copies.
+
+const utf8 = new TextDecoder();
+
+class Reader {
+  constructor(bytes) {
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.at = 0;
+  }
+
+  u8() {
+    return this.bytes[this.at++];
+  }
+
+  u32() {
+    const v = this.view.getUint32(this.at, true);
+    this.at += 4;
+    return v;
+  }
+
+  f64() {
+    const v = this.view.getFloat64(this.at, true);
+    this.at += 8;
+    return v;
+  }
+
+  bytesField() {
+    const n = this.u32();
+    const v = this.bytes.subarray(this.at, this.at + n);
+    this.at += n;
+    return v;
+  }
+
+  str() {
+    return utf8.decode(this.bytesField());
+  }
+
+  strs() {
+    const n = this.u32();
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.str();
+    return out;
+  }
+
+  list(item) {
+    const n = this.u32();
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = item(this);
+    return out;
+  }
+}
+
+// Step kinds by code, as src/tiered.rs writes them.
+const KINDS = ['done', 'fetch', 'decode', 'lease', 'sleep', 'load', 'notify', 'wait', 'store', 'delete'];
+
+function readStep(r) {
+  const kind = KINDS[r.u8()];
+  switch (kind) {
+    case 'fetch':
+      return { kind, tier: r.u32(), keys: r.strs() };
+    case 'decode':
+      return { kind, items: r.list(() => ({ key: r.str(), codec: r.str(), payload: r.bytesField() })) };
+    case 'lease':
+      return { kind, tier: r.u32(), entries: r.list(() => ({ key: r.str(), value: r.bytesField(), ttlMs: r.f64() })) };
+    case 'sleep':
+      return { kind, ms: r.f64() };
+    case 'load':
+      return { kind, keys: r.strs() };
+    case 'notify':
+    case 'wait':
+      return { kind, waits: r.list(() => r.f64()) };
+    case 'store': {
+      const tier = r.u32();
+      const entries = r.list(() => {
+        const key = r.str();
+        const value = r.bytesField();
+        const ttl = r.f64();
+        return { key, value, ttlMs: Number.isNaN(ttl) ? null : ttl };
+      });
+      return { kind, tier, entries };
+    }
+    case 'delete':
+      return { kind, tier: r.u32(), keys: r.strs() };
+    case 'done':
+      return { kind };
+    default:
+      throw new Error('tiercache: the wasm module sent an unknown step; the package files do not match');
+  }
+}
+
+/** One step (ReadHandle#next). */
+export function decodeStep(bytes) {
+  return readStep(new Reader(bytes));
+}
+
+/** The steps of a write (setAllTiers, deleteAllTiers). */
+export function decodeSteps(bytes) {
+  const r = new Reader(bytes);
+  return r.list(readStep);
+}
+
+/**
+ * The results of a finished read: `{ key, hit, value, source, refresh,
+ * error }` per key, in order; `sourceName(code)` names a source.
+ */
+export function decodeResults(bytes, values, sourceName) {
+  const r = new Reader(bytes);
+  const n = r.u32();
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const key = r.str();
+    const flags = r.u8();
+    const source = sourceName(r.u8());
+    const error = flags & 4 ? r.str() : null;
+    const hit = (flags & 1) !== 0;
+    out[i] = { key, hit, value: hit ? values[i] : undefined, source, refresh: (flags & 2) !== 0, error };
+  }
+  return out;
+}
