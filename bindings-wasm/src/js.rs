@@ -77,25 +77,7 @@ pub fn error_with_kind(message: &str, kind: &str) -> JsValue {
     error.into()
 }
 
-/// `text` in double quotes, with quotes, backslashes and control characters
-/// escaped (without `{:?}`, whose machinery costs kilobytes of wasm).
+/// `text` in double quotes, escaped (the core's quoting for messages).
 pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let n = c as u32;
-                out.push_str("\\u00");
-                out.push(HEX[(n >> 4) as usize & 15] as char);
-                out.push(HEX[n as usize & 15] as char);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    tiercache::Quoted(text).to_string()
 }

@@ -75,6 +75,7 @@
 //! assert!(decode(&bytes, &DecodeOptions::verify_with(&other)).is_err());
 //! ```
 
+use crate::quote::Quoted;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -305,13 +306,13 @@ pub enum EnvelopeError {
     #[error("envelope is not signed but a signature is required: it was not decoded (an unsigned value in a shared tier may be forged); values written before signing was turned on will be recomputed")]
     Unsigned,
     /// The signature does not match the bytes.
-    #[error("envelope signature does not verify with key {key_id:?}: the value was tampered with, or written with another secret under the same key id; it was not decoded")]
+    #[error("envelope signature does not verify with key {}: the value was tampered with, or written with another secret under the same key id; it was not decoded", Quoted(.key_id))]
     BadSignature {
         /// The key id named in the trailer.
         key_id: String,
     },
     /// The envelope is signed with a key id the keyring does not list.
-    #[error("envelope is signed with key id {key_id:?}, which is not in the keyring: while rotating keys, list the old key after the new one; otherwise let the value be recomputed")]
+    #[error("envelope is signed with key id {}, which is not in the keyring: while rotating keys, list the old key after the new one; otherwise let the value be recomputed", Quoted(.key_id))]
     UnknownKey {
         /// The key id named in the trailer.
         key_id: String,
@@ -364,19 +365,19 @@ pub enum KeyringError {
     #[error("keyring is empty: give at least one (key id, secret) pair, the signing key first")]
     Empty,
     /// The key id is empty, too long, or not printable ASCII.
-    #[error("key id {key_id:?} is invalid: use 1 to {MAX_KEY_ID_LEN} printable ASCII characters without spaces, such as \"2025a\"")]
+    #[error("key id {} is invalid: use 1 to {MAX_KEY_ID_LEN} printable ASCII characters without spaces, such as \"2025a\"", Quoted(.key_id))]
     InvalidKeyId {
         /// The refused key id.
         key_id: String,
     },
     /// Two keys have the same id.
-    #[error("key id {key_id:?} is listed twice: give every secret its own id, so a rotated value names the key that signed it")]
+    #[error("key id {} is listed twice: give every secret its own id, so a rotated value names the key that signed it", Quoted(.key_id))]
     DuplicateKeyId {
         /// The repeated key id.
         key_id: String,
     },
     /// The secret is too short to be safe.
-    #[error("secret for key id {key_id:?} is {len} bytes; at least {MIN_SECRET_LEN} are required: use 32 random bytes")]
+    #[error("secret for key id {} is {len} bytes; at least {MIN_SECRET_LEN} are required: use 32 random bytes", Quoted(.key_id))]
     SecretTooShort {
         /// The key id whose secret was refused.
         key_id: String,

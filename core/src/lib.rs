@@ -13,6 +13,7 @@ pub mod key;
 pub mod local;
 pub mod lookup;
 pub mod namespace;
+pub mod quote;
 pub mod request;
 pub mod stampede;
 pub mod stats;
@@ -26,6 +27,7 @@ pub use key::{
 pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
 pub use namespace::{Namespace, NamespaceError};
+pub use quote::{Quoted, QuotedChar};
 pub use request::RequestCache;
 pub use stampede::{Freshness, LeasePolicy, SingleFlight, WaitId};
 pub use stats::{NamedCounters, ReadStats, TierStats};

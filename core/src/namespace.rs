@@ -1,6 +1,7 @@
 //! [`Namespace`]: a validated name that scopes request-cache entries and
 //! versioned keys.
 
+use crate::quote::{Quoted, QuotedChar};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -40,7 +41,7 @@ pub enum NamespaceError {
         len: usize,
     },
     /// The name contains a character that cannot appear in a cache key.
-    #[error("namespace {name:?} contains {found:?} at byte {at}: use printable ASCII without spaces, '|' or '%'")]
+    #[error("namespace {} contains {} at byte {at}: use printable ASCII without spaces, '|' or '%'", Quoted(.name), QuotedChar(*.found))]
     InvalidChar {
         /// The refused name.
         name: String,
@@ -50,7 +51,7 @@ pub enum NamespaceError {
         at: usize,
     },
     /// The name starts with [`RESERVED_PREFIX`].
-    #[error("namespace {name:?} is reserved: names starting with \"{RESERVED_PREFIX}\" hold tiercache's own entries; pick another name")]
+    #[error("namespace {} is reserved: names starting with \"{RESERVED_PREFIX}\" hold tiercache's own entries; pick another name", Quoted(.name))]
     Reserved {
         /// The refused name.
         name: String,

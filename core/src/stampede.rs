@@ -23,7 +23,7 @@
 //! Throughout, an expiry of `0` (or `None`) means "no such expiry", matching
 //! the envelope's encoding.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 use hashbrown::hash_map::Entry;
@@ -184,9 +184,9 @@ struct Flight<K> {
     key: K,
     /// Raw value of the current leader's token.
     token: u64,
-    /// Raw wait ids in join order (ids increase, so the set's order is the
-    /// join order).
-    waiters: BTreeSet<u64>,
+    /// Raw wait ids in join order, which is increasing order (ids only
+    /// grow), so a binary search finds one.
+    waiters: VecDeque<u64>,
 }
 
 /// In-process single-flight bookkeeping: for each key being loaded, who
@@ -279,7 +279,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
         match self.by_key.entry(key) {
             Entry::Occupied(entry) => {
                 let slot = *entry.get();
-                self.flights[slot].waiters.insert(id);
+                self.flights[slot].waiters.push_back(id);
                 self.by_waiter.insert(id, slot);
                 self.stats.waiters_joined += 1;
                 Claim::Wait(WaitId(id))
@@ -288,7 +288,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
                 let slot = self.flights.insert(Flight {
                     key: entry.key().clone(),
                     token: id,
-                    waiters: BTreeSet::new(),
+                    waiters: VecDeque::new(),
                 });
                 entry.insert(slot);
                 self.by_token.insert(id, slot);
@@ -331,7 +331,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
             if let Some(&slot) = self.by_key.get(&key) {
                 let flight = &self.flights[slot];
                 let led_here = flight.token >= first;
-                let waits_here = flight.waiters.last().is_some_and(|&w| w >= first);
+                let waits_here = flight.waiters.back().is_some_and(|&w| w >= first);
                 if led_here || waits_here {
                     continue;
                 }
@@ -402,7 +402,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
         let slot = self.take_token(token)?;
         self.stats.abandoned += 1;
         if policy == AbandonPolicy::PromoteNext {
-            if let Some(next) = self.flights[slot].waiters.pop_first() {
+            if let Some(next) = self.flights[slot].waiters.pop_front() {
                 self.by_waiter.remove(&next);
                 let id = self.fresh_id();
                 self.flights[slot].token = id;
@@ -440,7 +440,10 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
     pub fn withdraw(&mut self, wait: WaitId) -> bool {
         match self.by_waiter.remove(&wait.0) {
             Some(slot) => {
-                self.flights[slot].waiters.remove(&wait.0);
+                let waiters = &mut self.flights[slot].waiters;
+                if let Ok(at) = waiters.binary_search(&wait.0) {
+                    waiters.remove(at);
+                }
                 self.stats.withdrawn += 1;
                 true
             }

@@ -52,6 +52,7 @@ mod read;
 
 pub use read::{Read, ReadResult, Source};
 
+use crate::quote::Quoted;
 use hashbrown::HashMap;
 
 use crate::chunk::{
@@ -269,7 +270,7 @@ pub enum ConfigError {
     #[error("{0} remote tiers configured; at most {MAX_TIERS} are supported")]
     TooManyTiers(usize),
     /// A tier's item limit is too small to hold a chunk manifest.
-    #[error("tier {name:?} has an item limit of {limit} bytes; the minimum is {MIN_ITEM_LIMIT}")]
+    #[error("tier {} has an item limit of {limit} bytes; the minimum is {MIN_ITEM_LIMIT}", Quoted(.name))]
     ItemLimitTooSmall {
         /// The tier.
         name: String,
@@ -280,7 +281,7 @@ pub enum ConfigError {
     #[error("tier {0} has an empty name: name it after its server, e.g. \"memcached\"")]
     UnnamedTier(usize),
     /// `replicas` is zero.
-    #[error("tier {0:?} has 0 replicas: use 1 for no replicas")]
+    #[error("tier {} has 0 replicas: use 1 for no replicas", Quoted(.0))]
     ZeroReplicas(String),
     /// `ttl_jitter` or `xfetch_beta` out of range.
     #[error("{field} is {value}; it must be {range}")]
@@ -488,7 +489,7 @@ impl ReadOptions {
 
 /// Why a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cache key {shown:?} is not a valid memcached key ({reason}): build keys with tiercache's key builder, or pass arbitrary strings through `safe_key`")]
+#[error("cache key {} is not a valid memcached key ({reason}): build keys with tiercache's key builder, or pass arbitrary strings through `safe_key`", Quoted(.shown))]
 pub struct InvalidKey {
     /// The key, cut to 80 characters for the message.
     pub shown: String,
@@ -515,7 +516,7 @@ pub(crate) fn check_key(key: &str) -> Result<(), InvalidKey> {
 
 /// A remote tier failed and the cache is in strict mode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tier {tier_name:?} failed in strict mode: {message}")]
+#[error("tier {} failed in strict mode: {message}", Quoted(.tier_name))]
 pub struct TierFailure {
     /// The tier's index.
     pub tier: usize,
