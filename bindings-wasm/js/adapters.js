@@ -8,7 +8,7 @@
 //   deleteMany(keys)   -> Promise<void>
 //   add?(entries)      -> Promise<boolean[]>  (store only if absent; for leases)
 
-import { base64Encode, base64Decode } from './tiercache_core.js';
+import { base64Encode, base64Decode } from './base64.js';
 
 /** Workers KV's value limit. */
 export const KV_VALUE_LIMIT = 25 * 1024 * 1024;

@@ -21,8 +21,11 @@
 //! Everything compiles natively too (for `cargo test`/`clippy` of the
 //! workspace); functions that touch `JsValue`s only run on wasm32.
 
-mod base64;
 mod js;
+
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 mod keys;
 mod local;
 mod request;
@@ -31,7 +34,6 @@ mod tiered;
 mod vectors;
 mod wire;
 
-pub use base64::{base64_decode, base64_encode};
 pub use keys::{is_valid_key, safe_key, KeyBuilder};
 pub use local::LocalSlots;
 pub use tiered::{ReadHandle, RequestRef, Tiered};
