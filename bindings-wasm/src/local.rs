@@ -182,9 +182,11 @@ impl LocalSlots {
         let now = js::to_u64(now);
         self.make_planned(made, now);
         self.removed.clear();
-        for i in 0..n.min(READ_BUFFER) {
-            self.policy.read(self.out.reads[i], now, &mut self.removed);
-        }
+        self.policy.read_many(
+            &self.out.reads[..n.min(READ_BUFFER)],
+            now,
+            &mut self.removed,
+        );
         self.report()
     }
 

@@ -31,9 +31,10 @@ test('recency is exact across more reads than the read buffer holds', () => {
   assert.equal(cache.keys()[1], 'k0');
 });
 
-test('matches a reference LRU model over a random workload', () => {
+for (const timed of [false, true]) {
+test(`matches a reference LRU model over a random workload${timed ? ' (entries with a TTL, none expiring)' : ''}`, () => {
   const max = 50;
-  const cache = new LocalCache({ maxEntries: max });
+  const cache = new LocalCache(timed ? { maxEntries: max, ttlMs: 60_000, clock: clock() } : { maxEntries: max });
   const model = new Map(); // insertion order = recency order
   let seed = 42;
   const rand = (n) => {
@@ -60,6 +61,35 @@ test('matches a reference LRU model over a random workload', () => {
     }
   }
   assert.deepEqual(cache.keys(), [...model.keys()].reverse());
+});
+}
+
+test('a set right after reads that found entries expired reports the reads first', () => {
+  const c = clock();
+  const cache = new LocalCache({ maxEntries: 10, ttlMs: 1000, clock: c });
+  cache.set('a', 1).set('b', 2).set('c', 3, { ttlMs: Infinity });
+  c.now += 2000;
+  // Three reads buffered at one millisecond; the set of 'a' applies them
+  // in its own call: they find 'a' and 'b' expired, so 'a' is stored anew.
+  assert.equal(cache.get('a'), undefined);
+  assert.equal(cache.get('b'), undefined);
+  assert.equal(cache.get('c'), 3);
+  cache.set('a', 4);
+  assert.equal(cache.get('a'), 4);
+  assert.equal(cache.has('b'), false);
+  assert.equal(cache.size, 2);
+  assert.deepEqual(cache.keys(), ['a', 'c']);
+  const { hits, misses, inserts, updates, expirations } = cache.stats();
+  assert.deepEqual({ hits, misses, inserts, updates, expirations }, { hits: 2, misses: 2, inserts: 4, updates: 0, expirations: 2 });
+  // A live entry read then set is an update, read first.
+  cache.get('c');
+  cache.set('a', 5);
+  assert.deepEqual(cache.keys(), ['a', 'c']);
+  cache.get('a');
+  cache.get('c');
+  cache.set('c', 6);
+  assert.deepEqual(cache.keys(), ['c', 'a']);
+  assert.equal(cache.stats().updates, 2);
 });
 
 test('runs of new keys (set without crossing into wasm) match the model, counters included', () => {

@@ -1,7 +1,9 @@
 //! `SlotPolicy::plan_inserts` predicts exactly what the next new-entry sets
 //! do: for any history of sets, reads and removals, the planned slots are
 //! the slots those sets return, and each set evicts exactly the entry whose
-//! slot it reuses (nothing else leaves).
+//! slot it reuses (nothing else leaves). And `SlotPolicy::read_many`, which
+//! takes a shorter path while no entry may expire, is the same reads one by
+//! one.
 
 use proptest::prelude::*;
 use tiercache::local::SlotPolicy;
@@ -111,6 +113,58 @@ proptest! {
         if plan.len() < want {
             prop_assert!(policy.len() == max_entries && plan.len() >= held_before.min(max_entries));
         }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_batch_of_reads_is_the_reads_one_by_one(
+        max_entries in 1usize..24,
+        max_weight in prop_oneof![Just(u64::MAX), 20u64..100],
+        default_ttl in prop_oneof![3 => Just(None), 1 => (1u64..100).prop_map(Some)],
+        history in prop::collection::vec(op(), 0..120),
+        reads in prop::collection::vec(prop_oneof![0u32..40, Just(u32::MAX)], 0..80),
+        later in prop_oneof![Just(0u64), 1u64..60, Just(u64::MAX)],
+    ) {
+        let new = || {
+            SlotPolicy::new(max_entries, max_weight)
+                .and_then(|p| p.with_default_ttl(default_ttl))
+                .unwrap()
+        };
+        let (mut one_by_one, mut batched) = (new(), new());
+        let mut removed = Vec::new();
+        let mut now = 1_000;
+        for op in &history {
+            now += 7;
+            apply(&mut one_by_one, op, now, &mut removed);
+            apply(&mut batched, op, now, &mut removed);
+        }
+        let now = now.saturating_add(later);
+        let mut removed_one = Vec::new();
+        let mut hits = 0;
+        for &slot in &reads {
+            hits += u64::from(one_by_one.read(slot, now, &mut removed_one));
+        }
+        let before = batched.stats();
+        let mut removed_batch = Vec::new();
+        batched.read_many(&reads, now, &mut removed_batch);
+        prop_assert_eq!(removed_batch, removed_one);
+        prop_assert_eq!(batched.stats(), one_by_one.stats());
+        prop_assert_eq!(batched.stats().hits - before.hits, hits);
+        prop_assert_eq!(
+            batched.slots_by_recency().collect::<Vec<_>>(),
+            one_by_one.slots_by_recency().collect::<Vec<_>>()
+        );
+        for slot in 0..40 {
+            prop_assert_eq!(batched.expires_at(slot), one_by_one.expires_at(slot));
+        }
+        // Both still know whether an entry may expire (a plan exists only
+        // while none may).
+        let may_expire = default_ttl.is_some()
+            || (0..40).any(|s| matches!(batched.expires_at(s), Some(Some(_))));
+        let mut plan = Vec::new();
+        batched.plan_inserts(8, &mut plan);
+        prop_assert_eq!(plan.is_empty(), may_expire);
     }
 }
 

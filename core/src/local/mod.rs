@@ -23,7 +23,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
 use crate::lookup::Lookup;
-use policy::{Cold, Entries, Links, Meta, Policy, NEVER};
+use policy::{Cold, Entries, Links, Policy, Recency, NEVER};
 pub use slots::SlotPolicy;
 
 /// How late, at most, the timer wheel reclaims an expired entry on its own.
@@ -154,6 +154,16 @@ struct Node<K, V> {
     meta: Meta,
 }
 
+/// What a `get` reads and writes of an entry: its expiry and its recency
+/// links (16 bytes).
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    /// Never 0 (TTLs are positive). The zero niche holds the slab's
+    /// vacant/occupied tag, so a slab entry is no bigger than its node.
+    expires_at: NonZeroU64,
+    recency: Recency,
+}
+
 /// The rest of the entry at the same slab index: what a `get` never needs.
 #[derive(Clone, Copy)]
 struct ColdEntry {
@@ -169,15 +179,23 @@ struct Nodes<'a, K, V> {
 
 impl<K, V> Links for Nodes<'_, K, V> {
     #[inline(always)]
-    fn meta(&self, idx: u32) -> &Meta {
-        &self.nodes[idx as usize].meta
+    fn recency(&self, idx: u32) -> &Recency {
+        &self.nodes[idx as usize].meta.recency
     }
 }
 
 impl<K, V> Entries for Nodes<'_, K, V> {
     #[inline(always)]
-    fn meta_mut(&mut self, idx: u32) -> &mut Meta {
-        &mut self.nodes[idx as usize].meta
+    fn recency_mut(&mut self, idx: u32) -> &mut Recency {
+        &mut self.nodes[idx as usize].meta.recency
+    }
+    #[inline(always)]
+    fn expiry(&self, idx: u32) -> NonZeroU64 {
+        self.nodes[idx as usize].meta.expires_at
+    }
+    #[inline(always)]
+    fn set_expiry(&mut self, idx: u32, expires_at: NonZeroU64) {
+        self.nodes[idx as usize].meta.expires_at = expires_at;
     }
     #[inline(always)]
     fn cold(&self, idx: u32) -> &Cold {
@@ -592,7 +610,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let node = Node {
             key,
             value,
-            meta: Meta::new(expires_at),
+            meta: Meta {
+                expires_at,
+                recency: Recency::UNLINKED,
+            },
         };
         // Make room. The slot of the last entry to go is refilled in place
         // (in a full cache: one out, one in), as the `lru` crate reuses its
@@ -670,8 +691,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
 struct View<'a, K, V>(&'a Slab<Node<K, V>>);
 
 impl<K, V> Links for View<'_, K, V> {
-    fn meta(&self, idx: u32) -> &Meta {
-        &self.0[idx as usize].meta
+    fn recency(&self, idx: u32) -> &Recency {
+        &self.0[idx as usize].meta.recency
     }
 }
 

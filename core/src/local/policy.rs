@@ -4,9 +4,12 @@
 //! is the slot), and so is [`SlotPolicy`](super::SlotPolicy), for hosts that
 //! keep keys and values themselves; both follow the same code.
 //!
-//! The per-entry state lives in the host's own storage (reached through
-//! [`Entries`]), so `LocalCache` keeps it in the entry's node, next to the
-//! key and value, and a `get` still touches one cache line per entry.
+//! The per-entry state lives in the host's own storage, reached through
+//! [`Entries`], so each host lays it out for its own hot path:
+//! `LocalCache` keeps an entry's expiry and recency links in its node, next
+//! to the key and value (a `get` touches one cache line per entry), and
+//! `SlotPolicy` keeps the recency links of all slots in one dense array of
+//! 8-byte [`Recency`] records (a batch of reads relinks nothing else).
 
 use std::num::NonZeroU64;
 
@@ -16,31 +19,25 @@ use super::{Expiry, LocalCacheError, LocalStats, RemovalCause, MAX_ENTRIES_LIMIT
 /// Expiry time of an entry that never expires.
 pub(super) const NEVER: NonZeroU64 = NonZeroU64::MAX;
 
-/// What a `get` reads and writes of an entry: its expiry and its links.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Meta {
-    /// Never 0 (TTLs are positive). The zero niche holds the slab's
-    /// vacant/occupied tag, so a slab entry is no bigger than its node.
-    pub(super) expires_at: NonZeroU64,
-    /// Recency list: towards the most and the least recently used.
-    newer: u32,
-    older: u32,
+/// An entry's place in the recency list: what a read relinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Recency {
+    /// Towards the most recently used entry (`NONE`: this is it).
+    pub(super) newer: u32,
+    /// Towards the least recently used entry (`NONE`: this is it).
+    pub(super) older: u32,
 }
 
-impl Meta {
-    /// An entry expiring at `expires_at`, in no list yet.
-    pub(super) fn new(expires_at: NonZeroU64) -> Self {
-        Meta {
-            expires_at,
-            newer: NONE,
-            older: NONE,
-        }
-    }
+impl Recency {
+    /// In no list yet.
+    pub(super) const UNLINKED: Recency = Recency {
+        newer: NONE,
+        older: NONE,
+    };
 }
 
-/// The rest of an entry's policy state: what a `get` never needs. The
-/// timer-wheel links live here, not in [`Meta`], so the recency links that
-/// every read relinks are packed tighter (16-byte `Meta`s).
+/// The rest of an entry's policy state: what a `get` never needs (the
+/// timer-wheel links and the weight).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Cold {
     weight: u64,
@@ -59,15 +56,19 @@ impl Cold {
     };
 }
 
-/// Where the host keeps each slot's [`Meta`], for reading. Only slots the
-/// policy has linked (and not yet unlinked) are ever asked for.
+/// Where the host keeps each slot's [`Recency`], for reading. Only slots
+/// the policy has linked (and not yet unlinked) are ever asked for.
 pub(super) trait Links {
-    fn meta(&self, idx: u32) -> &Meta;
+    fn recency(&self, idx: u32) -> &Recency;
 }
 
-/// Where the host keeps each slot's [`Meta`] and [`Cold`].
+/// Where the host keeps each slot's [`Recency`], expiry and [`Cold`].
 pub(super) trait Entries: Links {
-    fn meta_mut(&mut self, idx: u32) -> &mut Meta;
+    fn recency_mut(&mut self, idx: u32) -> &mut Recency;
+    /// When the entry expires ([`NEVER`]: never). Written by the host
+    /// before [`Policy::link_new`], by the policy afterwards.
+    fn expiry(&self, idx: u32) -> NonZeroU64;
+    fn set_expiry(&mut self, idx: u32, expires_at: NonZeroU64);
     fn cold(&self, idx: u32) -> &Cold;
     fn cold_mut(&mut self, idx: u32) -> &mut Cold;
 }
@@ -75,7 +76,7 @@ pub(super) trait Entries: Links {
 impl<E: Entries> Timed for E {
     #[inline]
     fn expires_at(&self, idx: u32) -> u64 {
-        self.meta(idx).expires_at.get()
+        self.expiry(idx).get()
     }
     #[inline]
     fn link(&self, idx: u32) -> Link {
@@ -112,6 +113,8 @@ pub(super) struct Policy {
     wheel: TimerWheel,
     /// Entries linked now.
     len: usize,
+    /// Linked entries that expire (not [`NEVER`]): those in the wheel.
+    timed: usize,
     max_entries: usize,
     max_weight: u64,
     weight: u64,
@@ -135,6 +138,7 @@ impl Policy {
             oldest: NONE,
             wheel: TimerWheel::new(),
             len: 0,
+            timed: 0,
             max_entries,
             max_weight,
             weight: 0,
@@ -191,7 +195,7 @@ impl Policy {
     /// counts a miss), and the host frees it.
     #[inline(always)]
     pub(super) fn read(&mut self, e: &mut impl Entries, idx: u32, now: u64) -> bool {
-        if e.meta(idx).expires_at.get() > now {
+        if e.expiry(idx).get() > now {
             self.stats.hits += 1;
             self.mark_used(e, idx);
             true
@@ -200,6 +204,25 @@ impl Policy {
             self.expire(e, idx);
             false
         }
+    }
+
+    /// True if every linked entry is live at `now` (none has a TTL, and
+    /// `now` is before [`NEVER`]; a default TTL only concerns entries not
+    /// made yet): then a read of a linked entry is a hit,
+    /// and a host may apply a batch of them as [`mark_used`](Policy::mark_used)
+    /// each, counted once with [`count_reads`](Policy::count_reads) — what
+    /// [`read`](Policy::read) would do one by one.
+    #[inline]
+    pub(super) fn all_live(&self, now: u64) -> bool {
+        debug_assert_eq!(self.timed == 0, self.wheel.is_empty());
+        self.timed == 0 && now < NEVER.get()
+    }
+
+    /// Counts `hits` and `misses` of reads applied without [`read`](Policy::read).
+    #[inline]
+    pub(super) fn count_reads(&mut self, hits: u64, misses: u64) {
+        self.stats.hits += hits;
+        self.stats.misses += misses;
     }
 
     /// Moves the wheel to `now`; entries whose expiry tick has passed are
@@ -267,7 +290,7 @@ impl Policy {
         let idx = self.oldest;
         debug_assert_ne!(idx, NONE, "evicting from an empty cache");
         self.unlink(e, idx);
-        if e.meta(idx).expires_at.get() <= now {
+        if e.expiry(idx).get() <= now {
             self.stats.expirations += 1;
             (idx, RemovalCause::Expired)
         } else {
@@ -276,8 +299,8 @@ impl Policy {
         }
     }
 
-    /// Links a new entry at `idx` (its [`Meta`] written by the host, with
-    /// its expiry) as the most recently used one.
+    /// Links a new entry at `idx` (its expiry written by the host) as the
+    /// most recently used one.
     #[inline]
     pub(super) fn link_new(&mut self, e: &mut impl Entries, idx: u32, weight: u64) {
         *e.cold_mut(idx) = Cold {
@@ -285,9 +308,10 @@ impl Policy {
             ..Cold::NEW
         };
         self.link_newest(e, idx);
-        let expires_at = e.meta(idx).expires_at;
+        let expires_at = e.expiry(idx);
         if expires_at != NEVER {
             self.wheel.schedule(e, idx, expires_at.get());
+            self.timed += 1;
         }
         self.weight += weight;
         self.len += 1;
@@ -315,26 +339,33 @@ impl Policy {
 
     /// Gives a linked entry a new expiry.
     pub(super) fn reschedule(&mut self, e: &mut impl Entries, idx: u32, expires_at: NonZeroU64) {
-        e.meta_mut(idx).expires_at = expires_at;
+        if e.expiry(idx) != NEVER {
+            self.timed -= 1;
+        }
+        e.set_expiry(idx, expires_at);
         self.wheel.cancel(e, idx);
         if expires_at != NEVER {
             self.wheel.schedule(e, idx, expires_at.get());
+            self.timed += 1;
         }
     }
 
     /// Unlinks entry `idx` from the lists and the weight.
     #[inline]
     pub(super) fn unlink(&mut self, e: &mut impl Entries, idx: u32) {
-        let Meta { newer, older, .. } = *e.meta(idx);
+        let Recency { newer, older } = *e.recency(idx);
         if newer == NONE {
             self.newest = older;
         } else {
-            e.meta_mut(newer).older = older;
+            e.recency_mut(newer).older = older;
         }
         if older == NONE {
             self.oldest = newer;
         } else {
-            e.meta_mut(older).newer = newer;
+            e.recency_mut(older).newer = newer;
+        }
+        if e.expiry(idx) != NEVER {
+            self.timed -= 1;
         }
         self.wheel.cancel(e, idx);
         self.weight -= e.cold(idx).weight;
@@ -348,11 +379,13 @@ impl Policy {
         self.oldest = NONE;
         self.weight = 0;
         self.len = 0;
+        self.timed = 0;
     }
 
     /// True if some entry may expire (one has a TTL, or new ones get one).
     pub(super) fn may_expire(&self) -> bool {
-        self.default_ttl.is_some() || !self.wheel.is_empty()
+        debug_assert_eq!(self.timed == 0, self.wheel.is_empty());
+        self.default_ttl.is_some() || self.timed != 0
     }
 
     pub(super) fn len(&self) -> usize {
@@ -366,7 +399,7 @@ impl Policy {
 
     /// The entry used just after `idx` (towards the newest), if any.
     pub(super) fn newer<L: Links>(e: &L, idx: u32) -> Option<u32> {
-        let newer = e.meta(idx).newer;
+        let newer = e.recency(idx).newer;
         (newer != NONE).then_some(newer)
     }
 
@@ -386,20 +419,20 @@ impl Policy {
         let mut last = first;
         for i in 0..n {
             if i > 0 {
-                last = e.meta(last).newer;
+                last = e.recency(last).newer;
             }
             let cold = e.cold_mut(last);
             self.weight -= cold.weight;
             cold.weight = 0;
         }
         if last != self.newest {
-            let next_oldest = e.meta(last).newer;
-            e.meta_mut(next_oldest).older = NONE;
+            let next_oldest = e.recency(last).newer;
+            e.recency_mut(next_oldest).older = NONE;
             self.oldest = next_oldest;
             let newest = self.newest;
-            e.meta_mut(newest).newer = first;
-            e.meta_mut(first).older = newest;
-            e.meta_mut(last).newer = NONE;
+            e.recency_mut(newest).newer = first;
+            e.recency_mut(first).older = newest;
+            e.recency_mut(last).newer = NONE;
             self.newest = last;
         }
         self.stats.evictions += n as u64;
@@ -409,7 +442,7 @@ impl Policy {
     /// Slots from most to least recently used.
     pub(super) fn by_recency<L: Links>(&self, e: L) -> impl Iterator<Item = u32> {
         std::iter::successors((self.newest != NONE).then_some(self.newest), move |&idx| {
-            let older = e.meta(idx).older;
+            let older = e.recency(idx).older;
             (older != NONE).then_some(older)
         })
     }
@@ -423,31 +456,34 @@ impl Policy {
         if newest == idx {
             return;
         }
-        let meta = e.meta_mut(idx);
-        let (newer, older) = (meta.newer, meta.older);
-        meta.newer = NONE;
-        meta.older = newest;
+        let links = e.recency_mut(idx);
+        let Recency { newer, older } = *links;
+        *links = Recency {
+            newer: NONE,
+            older: newest,
+        };
         // Not the newest: there is a newer entry, and `newest` is another one.
-        e.meta_mut(newer).older = older;
+        e.recency_mut(newer).older = older;
         if older == NONE {
             self.oldest = newer;
         } else {
-            e.meta_mut(older).newer = newer;
+            e.recency_mut(older).newer = newer;
         }
-        e.meta_mut(newest).newer = idx;
+        e.recency_mut(newest).newer = idx;
         self.newest = idx;
     }
 
     #[inline]
     fn link_newest(&mut self, e: &mut impl Entries, idx: u32) {
         let old_newest = self.newest;
-        let meta = e.meta_mut(idx);
-        meta.newer = NONE;
-        meta.older = old_newest;
+        *e.recency_mut(idx) = Recency {
+            newer: NONE,
+            older: old_newest,
+        };
         if old_newest == NONE {
             self.oldest = idx;
         } else {
-            e.meta_mut(old_newest).newer = idx;
+            e.recency_mut(old_newest).newer = idx;
         }
         self.newest = idx;
     }

@@ -1,8 +1,10 @@
 //! [`SlotPolicy`]: the rules of [`LocalCache`](super::LocalCache) for a
 //! host that keeps keys and values itself and names entries by slot number.
 
-use super::policy::{Cold, Entries, Links, Meta, Policy, NEVER};
-use super::{Expiry, LocalCacheError, LocalStats};
+use std::num::NonZeroU64;
+
+use super::policy::{Cold, Entries, Links, Policy, Recency, NEVER};
+use super::{Expiry, LocalCacheError, LocalStats, MAX_ENTRIES_LIMIT};
 
 /// The policy of a [`LocalCache`](super::LocalCache) (LRU by count and by
 /// weight, per-entry expiry reclaimed by a timer wheel, the same counters),
@@ -31,123 +33,146 @@ use super::{Expiry, LocalCacheError, LocalStats};
 /// # Ok::<(), tiercache::LocalCacheError>(())
 /// ```
 pub struct SlotPolicy {
-    metas: Store,
-    /// `cold[i]` belongs to `metas[i]` (stale where `metas[i]` is vacant).
-    cold: Vec<Cold>,
+    store: Store,
     policy: Policy,
 }
 
 /// The policy's view of the slots.
-struct Slots<'a> {
-    metas: &'a mut Store,
-    cold: &'a mut [Cold],
-}
+struct Slots<'a>(&'a mut Store);
 
 impl Links for Slots<'_> {
     #[inline(always)]
-    fn meta(&self, idx: u32) -> &Meta {
-        self.metas.at(idx as usize)
+    fn recency(&self, idx: u32) -> &Recency {
+        self.0.recency(idx)
     }
 }
 
 impl Entries for Slots<'_> {
     #[inline(always)]
-    fn meta_mut(&mut self, idx: u32) -> &mut Meta {
-        self.metas.at_mut(idx as usize)
+    fn recency_mut(&mut self, idx: u32) -> &mut Recency {
+        let links = &mut self.0.recency[idx as usize];
+        debug_assert_ne!(links.newer, VACANT, "SlotPolicy: a vacant slot was used");
+        links
+    }
+    #[inline(always)]
+    fn expiry(&self, idx: u32) -> NonZeroU64 {
+        self.0.expiry[idx as usize]
+    }
+    #[inline(always)]
+    fn set_expiry(&mut self, idx: u32, expires_at: NonZeroU64) {
+        self.0.expiry[idx as usize] = expires_at;
     }
     #[inline(always)]
     fn cold(&self, idx: u32) -> &Cold {
-        &self.cold[idx as usize]
+        &self.0.cold[idx as usize]
     }
     #[inline(always)]
     fn cold_mut(&mut self, idx: u32) -> &mut Cold {
-        &mut self.cold[idx as usize]
+        &mut self.0.cold[idx as usize]
     }
 }
 
 struct View<'a>(&'a Store);
 
 impl Links for View<'_> {
-    fn meta(&self, idx: u32) -> &Meta {
-        self.0.at(idx as usize)
+    fn recency(&self, idx: u32) -> &Recency {
+        self.0.recency(idx)
     }
 }
 
-/// The slots: a flat vector (slots are dense, below `max_entries`) with the
-/// free ones on a stack, reused last freed first as `LocalCache`'s slab
-/// reuses its indices, so both hand out the same slots. A vacant slot is a
-/// `None` (the non-zero expiry is its niche: no extra space, one compare).
+/// Marks a free slot: its `newer` link (a held slot's is a slot number,
+/// below [`MAX_ENTRIES_LIMIT`], or `NONE`).
+const VACANT: u32 = MAX_ENTRIES_LIMIT as u32;
+
+/// The slots, in parallel flat vectors (slots are dense, below
+/// `max_entries`), with the free ones on a stack, reused last freed first
+/// as `LocalCache`'s slab reuses its indices, so both hand out the same
+/// slots. The recency links have a vector of their own (8 bytes a slot),
+/// so a read relinks in it and loads nothing else; a free slot is marked
+/// there too (its `newer` is [`VACANT`]), so telling a held slot costs no
+/// extra load either.
 struct Store {
-    metas: Vec<Option<Meta>>,
+    recency: Vec<Recency>,
+    /// Stale where the slot is free, as is `cold`.
+    expiry: Vec<NonZeroU64>,
+    cold: Vec<Cold>,
     free: Vec<u32>,
 }
 
 impl Store {
     fn with_capacity(capacity: usize) -> Self {
         Store {
-            metas: Vec::with_capacity(capacity),
+            recency: Vec::with_capacity(capacity),
+            expiry: Vec::with_capacity(capacity),
+            cold: Vec::with_capacity(capacity),
             free: Vec::new(),
         }
     }
 
     #[inline(always)]
     fn contains(&self, idx: usize) -> bool {
-        matches!(self.metas.get(idx), Some(Some(_)))
+        matches!(self.recency.get(idx), Some(links) if links.newer != VACANT)
     }
 
+    /// The links of a held slot (the policy only names held slots).
     #[inline(always)]
-    fn get(&self, idx: usize) -> Option<&Meta> {
-        self.metas.get(idx)?.as_ref()
+    fn recency(&self, idx: u32) -> &Recency {
+        let links = &self.recency[idx as usize];
+        debug_assert_ne!(links.newer, VACANT, "SlotPolicy: a vacant slot was used");
+        links
     }
 
-    /// The entry at a held slot (the policy only names held slots).
+    /// When the entry at `idx` expires, if the slot is held.
     #[inline(always)]
-    fn at(&self, idx: usize) -> &Meta {
-        match &self.metas[idx] {
-            Some(meta) => meta,
-            None => vacant(),
-        }
+    fn expiry(&self, idx: usize) -> Option<NonZeroU64> {
+        self.contains(idx).then(|| self.expiry[idx])
     }
 
+    /// Fills a free slot (the last freed) or a new one, for an entry
+    /// expiring at `expires_at`, in no list yet; returns it.
     #[inline(always)]
-    fn at_mut(&mut self, idx: usize) -> &mut Meta {
-        match &mut self.metas[idx] {
-            Some(meta) => meta,
-            None => vacant(),
-        }
-    }
-
-    /// Fills a free slot (the last freed) or a new one; returns it.
-    #[inline(always)]
-    fn insert(&mut self, meta: Meta) -> usize {
+    fn insert(&mut self, expires_at: NonZeroU64) -> u32 {
         match self.free.pop() {
             Some(idx) => {
-                self.metas[idx as usize] = Some(meta);
-                idx as usize
+                self.refill(idx, expires_at);
+                idx
             }
             None => {
-                self.metas.push(Some(meta));
-                self.metas.len() - 1
+                self.recency.push(Recency::UNLINKED);
+                self.expiry.push(expires_at);
+                self.cold.push(Cold::NEW);
+                (self.recency.len() - 1) as u32
             }
         }
+    }
+
+    /// A new entry in slot `idx` (free, or just unlinked by the policy).
+    #[inline(always)]
+    fn refill(&mut self, idx: u32, expires_at: NonZeroU64) {
+        self.recency[idx as usize] = Recency::UNLINKED;
+        self.expiry[idx as usize] = expires_at;
     }
 
     /// Frees a held slot.
     #[inline(always)]
-    fn remove(&mut self, idx: usize) {
-        if self.metas[idx].take().is_none() {
+    fn remove(&mut self, idx: u32) {
+        let links = &mut self.recency[idx as usize];
+        if links.newer == VACANT {
             vacant();
         }
-        self.free.push(idx as u32);
+        links.newer = VACANT;
+        self.free.push(idx);
     }
 
     /// Slots held.
     fn len(&self) -> usize {
-        self.metas.len() - self.free.len()
+        self.recency.len() - self.free.len()
     }
 
     fn clear(&mut self) {
-        self.metas.clear();
+        self.recency.clear();
+        self.expiry.clear();
+        self.cold.clear();
         self.free.clear();
     }
 }
@@ -174,8 +199,7 @@ impl SlotPolicy {
         let policy = Policy::new(max_entries, max_weight)?;
         let capacity = max_entries.min(1 << 12);
         Ok(SlotPolicy {
-            metas: Store::with_capacity(capacity),
-            cold: Vec::with_capacity(capacity),
+            store: Store::with_capacity(capacity),
             policy,
         })
     }
@@ -188,7 +212,7 @@ impl SlotPolicy {
 
     /// True if `slot` holds an entry (expired or not).
     pub fn holds(&self, slot: u32) -> bool {
-        self.metas.contains(slot as usize)
+        self.store.contains(slot as usize)
     }
 
     /// A read of `slot` at `now`, as [`LocalCache::get`](super::LocalCache::get)
@@ -198,7 +222,7 @@ impl SlotPolicy {
     /// pass `u32::MAX` for a key it did not find), counts as a miss.
     #[inline]
     pub fn read(&mut self, slot: u32, now: u64, removed: &mut Vec<u32>) -> bool {
-        if !self.metas.contains(slot as usize) {
+        if !self.store.contains(slot as usize) {
             self.policy.stats.misses += 1;
             return false;
         }
@@ -206,16 +230,32 @@ impl SlotPolicy {
         if policy.read(&mut slots, slot, now) {
             return true;
         }
-        self.metas.remove(slot as usize);
+        self.store.remove(slot);
         removed.push(slot);
         false
     }
 
     /// [`read`](SlotPolicy::read)s each slot in turn, all at `now`.
+    ///
+    /// While no entry may expire, the batch takes a shorter path with the
+    /// same outcome: each held slot is marked used (no expiry to compare),
+    /// and the hits and misses are counted once.
     pub fn read_many(&mut self, slots: &[u32], now: u64, removed: &mut Vec<u32>) {
-        for &slot in slots {
-            self.read(slot, now, removed);
+        if !self.policy.all_live(now) {
+            for &slot in slots {
+                self.read(slot, now, removed);
+            }
+            return;
         }
+        let (policy, mut store) = self.parts();
+        let mut hits = 0;
+        for &slot in slots {
+            if store.0.contains(slot as usize) {
+                policy.mark_used(&mut store, slot);
+                hits += 1;
+            }
+        }
+        policy.count_reads(hits, slots.len() as u64 - hits);
     }
 
     /// Stores an entry of `weight` expiring after `expiry`, at `now`, as
@@ -241,7 +281,7 @@ impl SlotPolicy {
         removed: &mut Vec<u32>,
     ) -> Option<u32> {
         self.advance(now, removed);
-        let existing = slot.filter(|&s| self.metas.contains(s as usize));
+        let existing = slot.filter(|&s| self.store.contains(s as usize));
         let expires_at = match self.policy.expires_at(expiry, now) {
             Some(at) if !self.policy.reject_too_heavy(weight) => at,
             _ => {
@@ -257,7 +297,7 @@ impl SlotPolicy {
             policy.update(&mut slots, idx, weight, expires_at);
             while policy.over_weight() {
                 let (old, _) = policy.unlink_oldest(&mut slots, now);
-                slots.metas.remove(old as usize);
+                slots.0.remove(old);
                 removed.push(old);
             }
             return Some(idx);
@@ -266,26 +306,19 @@ impl SlotPolicy {
         let mut vacated = None;
         while self.policy.must_make_room(weight) {
             if let Some(idx) = vacated.take() {
-                self.metas.remove(idx as usize);
+                self.store.remove(idx);
             }
             let (policy, mut slots) = self.parts();
             let (idx, _) = policy.unlink_oldest(&mut slots, now);
             removed.push(idx);
             vacated = Some(idx);
         }
-        let meta = Meta::new(expires_at);
         let idx = match vacated {
             Some(idx) => {
-                *self.metas.at_mut(idx as usize) = meta;
+                self.store.refill(idx, expires_at);
                 idx
             }
-            None => {
-                let idx = self.metas.insert(meta);
-                if idx == self.cold.len() {
-                    self.cold.push(Cold::NEW);
-                }
-                idx as u32
-            }
+            None => self.store.insert(expires_at),
         };
         let (policy, mut slots) = self.parts();
         policy.link_new(&mut slots, idx, weight);
@@ -312,8 +345,8 @@ impl SlotPolicy {
         // While there is room: free slots (last freed first), then new ones.
         let held = self.policy.len();
         let room = self.policy.max_entries().saturating_sub(held).min(max);
-        let mut free = self.metas.free.iter().rev();
-        let mut next_new = self.metas.metas.len() as u32;
+        let mut free = self.store.free.iter().rev();
+        let mut next_new = self.store.recency.len() as u32;
         for _ in 0..room {
             plan.push(match free.next() {
                 Some(&slot) => slot,
@@ -328,7 +361,7 @@ impl SlotPolicy {
         for _ in 0..(max - room).min(held) {
             let Some(oldest) = slot else { break };
             plan.push(oldest);
-            slot = Policy::newer(&View(&self.metas), oldest);
+            slot = Policy::newer(&View(&self.store), oldest);
         }
     }
 
@@ -341,7 +374,7 @@ impl SlotPolicy {
     /// way (expired entries, when sets are made without a plan) is.
     pub fn set_new_many(&mut self, n: usize, now: u64, removed: &mut Vec<u32>) {
         let mut left = n;
-        while left > 0 && (self.policy.may_expire() || self.metas.len() < self.policy.max_entries())
+        while left > 0 && (self.policy.may_expire() || self.store.len() < self.policy.max_entries())
         {
             let from = removed.len();
             if let Some(slot) = self.set(None, 0, Expiry::Default, now, removed) {
@@ -353,7 +386,7 @@ impl SlotPolicy {
             return;
         }
         self.advance(now, removed);
-        if left > self.metas.len() {
+        if left > self.store.len() {
             // More sets than entries: they evict each other, one by one.
             for _ in 0..left {
                 let from = removed.len();
@@ -372,10 +405,10 @@ impl SlotPolicy {
     /// Removed slots, this one included, are pushed to `removed`.
     pub fn touch(&mut self, slot: u32, expiry: Expiry, now: u64, removed: &mut Vec<u32>) -> bool {
         self.advance(now, removed);
-        if !self.metas.contains(slot as usize) {
+        let Some(expires_at) = self.store.expiry(slot as usize) else {
             return false;
-        }
-        let live = self.metas.at(slot as usize).expires_at.get() > now;
+        };
+        let live = expires_at.get() > now;
         let (policy, mut slots) = self.parts();
         match policy.expires_at(expiry, now) {
             Some(at) if live => {
@@ -385,19 +418,19 @@ impl SlotPolicy {
             _ if live => policy.unlink(&mut slots, slot),
             _ => policy.expire(&mut slots, slot),
         }
-        self.metas.remove(slot as usize);
+        self.store.remove(slot);
         removed.push(slot);
         live
     }
 
     /// Removes the entry at `slot` (the host's delete); false if it held none.
     pub fn remove(&mut self, slot: u32) -> bool {
-        if !self.metas.contains(slot as usize) {
+        if !self.store.contains(slot as usize) {
             return false;
         }
         let (policy, mut slots) = self.parts();
         policy.unlink(&mut slots, slot);
-        self.metas.remove(slot as usize);
+        self.store.remove(slot);
         true
     }
 
@@ -408,7 +441,7 @@ impl SlotPolicy {
         let (policy, mut slots) = self.parts();
         policy.purge_expired(&mut slots, now, removed);
         for &idx in &removed[from..] {
-            self.metas.remove(idx as usize);
+            self.store.remove(idx);
         }
         removed.len() - from
     }
@@ -416,26 +449,25 @@ impl SlotPolicy {
     /// Removes every entry (the host drops all its keys). Counters are kept.
     pub fn clear(&mut self) {
         self.policy.clear();
-        self.metas.clear();
-        self.cold.clear();
+        self.store.clear();
     }
 
     /// When the entry at `slot` expires (ms): `Some(None)` if never, `None`
     /// if `slot` holds nothing.
     #[inline]
     pub fn expires_at(&self, slot: u32) -> Option<Option<u64>> {
-        let at = self.metas.get(slot as usize)?.expires_at;
+        let at = self.store.expiry(slot as usize)?;
         Some((at != NEVER).then_some(at.get()))
     }
 
     /// Entries held (expired ones not yet reclaimed included).
     pub fn len(&self) -> usize {
-        self.metas.len()
+        self.store.len()
     }
 
     /// True when no entry is held.
     pub fn is_empty(&self) -> bool {
-        self.metas.len() == 0
+        self.store.len() == 0
     }
 
     /// Total weight held.
@@ -450,15 +482,11 @@ impl SlotPolicy {
 
     /// Slots from most to least recently used (for debugging and tests; O(n)).
     pub fn slots_by_recency(&self) -> impl Iterator<Item = u32> + '_ {
-        self.policy.by_recency(View(&self.metas))
+        self.policy.by_recency(View(&self.store))
     }
 
     fn parts(&mut self) -> (&mut Policy, Slots<'_>) {
-        let slots = Slots {
-            metas: &mut self.metas,
-            cold: &mut self.cold,
-        };
-        (&mut self.policy, slots)
+        (&mut self.policy, Slots(&mut self.store))
     }
 
     /// Moves time to `now`, removing what expired on the way.
@@ -468,7 +496,7 @@ impl SlotPolicy {
         let (policy, mut slots) = self.parts();
         policy.advance(&mut slots, now, removed);
         for &idx in &removed[from..] {
-            self.metas.remove(idx as usize);
+            self.store.remove(idx);
         }
     }
 }
@@ -476,7 +504,7 @@ impl SlotPolicy {
 impl std::fmt::Debug for SlotPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotPolicy")
-            .field("entries", &self.metas.len())
+            .field("entries", &self.store.len())
             .field("max_entries", &self.policy.max_entries())
             .field("weight", &self.policy.weight())
             .field("max_weight", &self.policy.max_weight())

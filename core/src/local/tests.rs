@@ -459,11 +459,14 @@ fn slot_policy_ignores_slots_it_does_not_hold() {
 }
 
 #[test]
-fn slot_policy_entries_are_the_size_of_their_meta() {
+fn what_a_read_relinks_is_packed() {
     #[allow(dead_code)]
     enum SlabEntry<T> {
         Vacant(usize),
         Occupied(T),
     }
-    assert_eq!(std::mem::size_of::<SlabEntry<policy::Meta>>(), 16);
+    // LocalCache: expiry and links in the node, the expiry's niche the tag.
+    assert_eq!(std::mem::size_of::<SlabEntry<Meta>>(), 16);
+    // SlotPolicy: a read relinks in an array of 8-byte records.
+    assert_eq!(std::mem::size_of::<policy::Recency>(), 8);
 }

@@ -83,12 +83,12 @@ impl TimerWheel {
         top * SLOTS + (slot & SLOT_MASK) as usize
     }
 
-    /// Links node `idx`, which expires at `expires_at`, into its bucket.
     /// True when no entry is scheduled (nothing can expire).
     pub(super) fn is_empty(&self) -> bool {
         self.heads.iter().all(|&head| head == NONE)
     }
 
+    /// Links node `idx`, which expires at `expires_at`, into its bucket.
     pub(super) fn schedule(&mut self, nodes: &mut impl Timed, idx: u32, expires_at: u64) {
         let bucket = self.bucket_for(expires_at);
         let head = self.heads[bucket];
