@@ -52,6 +52,15 @@ raw_wasm="target/wasm32-unknown-unknown/$out_dir/tiercache_wasm.wasm"
 rm -rf "$PKG"
 mkdir -p "$PKG"
 
+# Panic locations name source files: without the checkout's and cargo's own
+# paths the module is the same bytes wherever it is built
+# (std's sources, where the rust-src component is installed, get the name
+# they have where it is not.)
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+rust_src="$(rustc --print sysroot)/lib/rustlib/src/rust"
+rustc_commit="$(rustc -vV | awk '/^commit-hash/{print $2}')"
+remap="\"--remap-path-prefix=$REPO_ROOT=tiercache\", \"--remap-path-prefix=$cargo_home/registry/src=crates\", \"--remap-path-prefix=$rust_src=/rustc/$rustc_commit\""
+
 # One module per entry: tiercache_core (what `import "tiercache"` loads)
 # and tiercache_tools (`tiercache/tools`: EnvelopeCodec too).
 build_module() { # <out-name> [cargo feature]
@@ -66,7 +75,7 @@ build_module() { # <out-name> [cargo feature]
     --config 'profile.wasm-release.panic="abort"' \
     --config 'profile.wasm-release.debug=false' \
     --config 'profile.wasm-release.strip=false' \
-    --config 'target.wasm32-unknown-unknown.rustflags=["-C", "llvm-args=-inline-threshold=40"]'
+    --config "target.wasm32-unknown-unknown.rustflags=[\"-C\", \"llvm-args=-inline-threshold=40\", $remap]"
   step "wasm-bindgen + wasm-opt -> bindings-wasm/pkg/${name}_bg.wasm"
   wasm-bindgen --target web --no-typescript --out-dir "$PKG" --out-name "$name" "$raw_wasm"
   if [ "$profile" != dev ]; then
