@@ -167,7 +167,7 @@ def parse_wasm(text):
             rows.append({"name": cells[2], "lru_ns": float(cells[3]), "ours_ns": float(cells[4]),
                          "ratio": float(cells[5]), "median_ratio": float(cells[6]), "turns": int(cells[7])})
     need(rows, "the LocalCache table", "wasm")
-    size = need(re.search(r"package sizes: wasm (\d+) bytes \((\d+) gzipped\), js (\d+) bytes \((\d+) gzipped\)", text),
+    size = need(re.search(r"package sizes(?: \(main entry\))?: wasm (\d+) bytes \((\d+) gzipped\), js (\d+) bytes \((\d+) gzipped\)", text),
                 "the package sizes", "wasm")
     node = need(re.search(r"compile \+ instantiate \+ first call: ([\d.]+) ms", text), "Node's start-up", "wasm")
     workerd = re.search(r"median < (\d+) ms, max < (\d+) ms", text)
