@@ -343,12 +343,12 @@ export class TieredCache {
     const request = this.#request(options);
     let read;
     try {
-      read = this.#core.read(keys, flags, ttl, this.#clock(), random53(), request);
+      read = this.#start(keys, flags, ttl, request);
     } catch (error) {
       throw keyError(error);
     }
     const failures = new Map();
-    const results = await this.#drive(read, loader, options, failures);
+    const results = await this.#drive(read, keys, loader, options, failures);
     for (const r of results) {
       if (r.error !== null) r.failure = failures.get(r.key);
       if (r.refresh && loader) this.#refresh(r.key, loader, options);
@@ -359,14 +359,19 @@ export class TieredCache {
   /** Reloads `key` and writes it to every tier, in the background. */
   #refresh(key, loader, options) {
     const reload = async () => {
-      const read = this.#core.read([key], READ_LOAD | READ_FORCE_MISS | READ_SKIP_REQUEST, ttlOf(options), this.#clock(), random53(), undefined);
-      await this.#drive(read, loader, { ...options, waitUntil: undefined, ctx: undefined }, new Map());
+      const read = this.#start([key], READ_LOAD | READ_FORCE_MISS | READ_SKIP_REQUEST, ttlOf(options), undefined);
+      await this.#drive(read, [key], loader, { ...options, waitUntil: undefined, ctx: undefined }, new Map());
     };
     const promise = this.#spawn(reload(), options);
     options?.onRefresh?.(promise);
   }
 
-  async #drive(read, loader, options, failures) {
+  /** A read of `keys` in the core. */
+  #start(keys, flags, ttl, request) {
+    return this.#core.read(keys, flags, ttl, this.#clock(), random53(), request);
+  }
+
+  async #drive(read, keys, loader, options, failures) {
     const writes = [];
     try {
       for (;;) {
@@ -401,7 +406,7 @@ export class TieredCache {
             break;
           case 'done': {
             const outcome = read.finish();
-            const results = decodeResults(outcome, read.values(), (code) => (code >= 16 ? this.#names[code - 16] : SOURCES[code]));
+            const results = decodeResults(outcome, keys, read.values(), (code) => (code >= 16 ? this.#names[code - 16] : SOURCES[code]));
             await this.#settleWrites(writes, options);
             return results;
           }

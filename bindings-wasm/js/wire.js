@@ -104,15 +104,15 @@ export function decodeSteps(bytes) {
 }
 
 /**
- * The results of a finished read: `{ key, hit, value, source, refresh,
- * error }` per key, in order; `sourceName(code)` names a source.
+ * The results of a finished read of `keys`: `{ key, hit, value, source,
+ * refresh, error }` per key, in order; `sourceName(code)` names a source.
  */
-export function decodeResults(bytes, values, sourceName) {
+export function decodeResults(bytes, keys, values, sourceName) {
   const r = new Reader(bytes);
   const n = r.u32();
   const out = new Array(n);
   for (let i = 0; i < n; i++) {
-    const key = r.str();
+    const key = keys[i];
     const flags = r.u8();
     const source = sourceName(r.u8());
     const error = flags & 4 ? r.str() : null;

@@ -654,7 +654,7 @@ impl ReadHandle {
         self.with(|read, cache| read.woke(cache));
     }
 
-    /// Ends the read after `done`: per key, in order, the key, a flags
+    /// Ends the read after `done`: per key, in the order given, a flags
     /// byte (1 hit, 2 refresh, 4 an error message follows), the source code
     /// (see `source_code`) and the message; the values are then taken with
     /// `values`. Throws in strict mode after a tier failure.
@@ -685,7 +685,6 @@ impl ReadHandle {
                 Lookup::Miss => (0, JsValue::UNDEFINED),
             };
             self.values.push(value);
-            w.str(&r.key);
             let error = if r.error.is_some() { 4 } else { 0 };
             w.u8(hit | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
