@@ -132,3 +132,12 @@ js_bytes=$(cat $main_js | wc -c)
 js_gz=$(cat $main_js | gzip -9 -c | wc -c)
 printf 'package sizes (main entry): wasm %d bytes (%d gzipped), js %d bytes (%d gzipped), total gzipped %d bytes\n' \
   "$wasm_bytes" "$wasm_gz" "$js_bytes" "$js_gz" $((wasm_gz + js_gz))
+# The budget for the wasm a worker loads (printed, not enforced: the
+# bytes depend on the Rust toolchain's version).
+if [ "$profile" != dev ]; then
+  if [ "$wasm_bytes" -le 200000 ] && [ "$wasm_gz" -le 80000 ]; then
+    echo "wasm size budget (200 KB, 80 KB gzipped): within"
+  else
+    echo "wasm size budget (200 KB, 80 KB gzipped): OVER — see docs/wasm.md, 'Package size'" >&2
+  fi
+fi
