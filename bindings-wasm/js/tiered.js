@@ -129,8 +129,13 @@ function coreConfig(tiers, options) {
   });
   const local = options.local === false || options.local === null ? [] : [num(options.local?.maxEntries), num(options.local?.maxBytes), num(options.local?.ttlMs)];
   const keys = normalizeSigningKeys(options.signingKeys) ?? [];
+  // The secrets one after another; the wasm side cuts them by length.
   const secrets = new Uint8Array(keys.reduce((n, k) => n + k.secret.length, 0));
-  keys.reduce((at, k) => (secrets.set(k.secret, at), at + k.secret.length), 0);
+  let at = 0;
+  for (const { secret } of keys) {
+    secrets.set(secret, at);
+    at += secret.length;
+  }
   const lease = options.lease !== null && typeof options.lease === 'object' ? options.lease : undefined;
   const cooldown = options.cooldown ?? {};
   const numbers = [
