@@ -18,6 +18,8 @@
 
 mod key_decoder;
 
+use key_decoder::Input;
+
 use proptest::prelude::*;
 use proptest::sample::select;
 use tiercache::key::{
@@ -69,22 +71,6 @@ const BYTE_PIECES: &[&[u8]] = &[
 const NAMESPACES: &[&str] = &["a", "a#", "a!", "a.b", "ns", "_default", "x-y:z"];
 
 const MAX_LENS: &[usize] = &[MIN_MAX_KEY_LEN, DEFAULT_MAX_KEY_LEN, MEMCACHED_MAX_KEY_LEN];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Input {
-    namespace: &'static str,
-    version: u64,
-    parts: Vec<OwnedPart>,
-}
-
-impl Input {
-    fn key(&self, max_len: usize) -> String {
-        KeyBuilder::new(Namespace::new(self.namespace).unwrap(), self.version)
-            .with_max_len(max_len)
-            .unwrap()
-            .build_owned(&self.parts)
-    }
-}
 
 fn hostile_string(max_pieces: usize) -> impl Strategy<Value = String> {
     proptest::collection::vec(select(PIECES), 0..max_pieces).prop_map(|p| p.concat())
@@ -232,17 +218,7 @@ fn mutate(input: &Input, kind: usize, at: usize) -> Option<Input> {
 
 /// Recovers the input from an untruncated key.
 fn decode(key: &str) -> Input {
-    let (namespace, version, parts) = key_decoder::decode(key);
-    let namespace = NAMESPACES
-        .iter()
-        .copied()
-        .find(|n| *n == namespace)
-        .unwrap();
-    Input {
-        namespace,
-        version,
-        parts,
-    }
+    Input::decode(key, NAMESPACES)
 }
 
 fn assert_valid(key: &str, max_len: usize, what: &dyn std::fmt::Debug) {

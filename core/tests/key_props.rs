@@ -9,14 +9,14 @@
 
 mod key_decoder;
 
+use key_decoder::Input;
+
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use sha2::{Digest, Sha256};
 use tiercache::key::{
-    is_valid_memcached_key, safe_key, KeyBuilder, OwnedPart, Part, MEMCACHED_MAX_KEY_LEN,
-    MIN_MAX_KEY_LEN,
+    is_valid_memcached_key, safe_key, OwnedPart, MEMCACHED_MAX_KEY_LEN, MIN_MAX_KEY_LEN,
 };
-use tiercache::Namespace;
 
 const CASES: u32 = 2000;
 
@@ -34,23 +34,6 @@ const TRICKY_CHARS: &[char] = &[
 const TRICKY_BYTES: &[u8] = &[
     0, b'a', b'5', b'x', b'|', b'%', b'#', b'!', b' ', 0x7f, 0xc3, 0xa9, 0xff, b'C', b'7',
 ];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Input {
-    namespace: &'static str,
-    version: u64,
-    parts: Vec<OwnedPart>,
-}
-
-impl Input {
-    fn key(&self, max_len: usize) -> String {
-        let parts: Vec<Part<'_>> = self.parts.iter().map(OwnedPart::as_part).collect();
-        KeyBuilder::new(Namespace::new(self.namespace).unwrap(), self.version)
-            .with_max_len(max_len)
-            .unwrap()
-            .build(&parts)
-    }
-}
 
 fn tricky_string(max: usize) -> impl Strategy<Value = String> {
     proptest::collection::vec(select(TRICKY_CHARS), 0..max).prop_map(String::from_iter)
@@ -174,17 +157,7 @@ fn reference_shorten(full: &str, max_len: usize) -> String {
 /// Recovers the input from an untruncated key: if this always succeeds, the
 /// encoding is injective.
 fn decode(key: &str) -> Input {
-    let (namespace, version, parts) = key_decoder::decode(key);
-    let namespace = NAMESPACES
-        .iter()
-        .copied()
-        .find(|n| *n == namespace)
-        .unwrap_or_else(|| panic!("unknown namespace {namespace:?}"));
-    Input {
-        namespace,
-        version,
-        parts,
-    }
+    Input::decode(key, NAMESPACES)
 }
 
 /// A small change that often produces a look-alike input.

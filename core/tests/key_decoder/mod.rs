@@ -1,8 +1,52 @@
-//! Recovers the input of an untruncated key (`ns|v3|part|#int|!bytes`, with
-//! `%XX` escapes): the key tests decode every key they build, so if this
-//! always gives back the input, the encoding is injective.
+//! What the key tests share: their input type, and a decoder that recovers
+//! the input of an untruncated key (`ns|v3|part|#int|!bytes`, with `%XX`
+//! escapes). The tests decode every key they build, so if this always gives
+//! back the input, the encoding is injective.
 
-use tiercache::key::OwnedPart;
+use tiercache::key::{KeyBuilder, OwnedPart, Part};
+use tiercache::Namespace;
+
+/// What a key is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub namespace: &'static str,
+    pub version: u64,
+    pub parts: Vec<OwnedPart>,
+}
+
+impl Input {
+    /// The key of at most `max_len` bytes, built from borrowed parts
+    /// (`build`) and owned ones (`build_owned`), which must agree.
+    pub fn key(&self, max_len: usize) -> String {
+        let builder = KeyBuilder::new(Namespace::new(self.namespace).unwrap(), self.version)
+            .with_max_len(max_len)
+            .unwrap();
+        let parts: Vec<Part<'_>> = self.parts.iter().map(OwnedPart::as_part).collect();
+        let key = builder.build(&parts);
+        assert_eq!(
+            key,
+            builder.build_owned(&self.parts),
+            "build and build_owned differ"
+        );
+        key
+    }
+
+    /// The input of the untruncated `key`, whose namespace is one of
+    /// `namespaces`.
+    pub fn decode(key: &str, namespaces: &[&'static str]) -> Input {
+        let (namespace, version, parts) = decode(key);
+        let namespace = namespaces
+            .iter()
+            .copied()
+            .find(|n| *n == namespace)
+            .unwrap_or_else(|| panic!("unknown namespace {namespace:?}"));
+        Input {
+            namespace,
+            version,
+            parts,
+        }
+    }
+}
 
 /// `(namespace, version, parts)` of an untruncated key.
 pub fn decode(key: &str) -> (&str, u64, Vec<OwnedPart>) {
