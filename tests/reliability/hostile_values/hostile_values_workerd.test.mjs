@@ -9,9 +9,10 @@
 //   node --test tests/reliability/hostile_values/hostile_values_workerd.test.mjs)
 import { test, describe, before, after } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { CASES, REPO, SECRET } from './hv_cases.mjs';
 import { runCase } from './hv_check.mjs';
 import { devImport } from './hv_cases.mjs';
@@ -22,25 +23,14 @@ let mf;
 let dir;
 
 before(async () => {
-  const { build } = await devImport('esbuild');
   const { Miniflare } = await devImport('miniflare');
   dir = mkdtempSync(path.join(tmpdir(), 'tiercache-hv-'));
-  await build({
-    entryPoints: [path.join(here, 'hv_worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    external: ['*.wasm'],
-    outfile: path.join(dir, 'worker.js'),
-    logLevel: 'error',
-  });
-  copyFileSync(path.join(REPO, 'bindings-wasm/pkg/tiercache_core_bg.wasm'), path.join(dir, 'tiercache_core_bg.wasm'));
+  // Bundled as the edge example is (its build.mjs): workerd's conditions,
+  // the package's .wasm kept as a module.
+  const example = await import(pathToFileURL(path.join(REPO, 'examples/edge_worker/build.mjs')).href);
+  const { modules } = await example.bundle(dir, path.join(here, 'hv_worker.mjs'));
   mf = new Miniflare({
-    modules: [
-      { type: 'ESModule', path: path.join(dir, 'worker.js') },
-      { type: 'CompiledWasm', path: path.join(dir, 'tiercache_core_bg.wasm') },
-    ],
+    modules,
     modulesRoot: dir,
     compatibilityDate: '2025-01-01',
     kvNamespaces: { CACHE: 'hv-cache' },
