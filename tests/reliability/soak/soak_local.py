@@ -32,6 +32,8 @@ import json
 import sys
 import time
 
+from soak_rss import rss_bytes
+
 HOT = 4096
 MAX_ENTRIES = 50_000
 MAX_BYTES = 32 << 20
@@ -44,15 +46,6 @@ HOT_KEYS = [f"hot:{n}" for n in range(HOT)]
 CONTENDERS = ("tiercache", "django-locmem", "cachetools-ttl", "dict")
 
 _PAGE = None
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process (VmRSS in /proc/self/status)."""
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Clock:

@@ -34,19 +34,12 @@ import threading
 import time
 import weakref
 
+from soak_rss import rss_bytes
+
 from tiercache import MISSING, RequestCache, current_scope, request_scope
 
 CACHE_A = RequestCache("soak-a")
 CACHE_B = RequestCache("soak-b")
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process (VmRSS in /proc/self/status)."""
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Private:
