@@ -36,6 +36,22 @@ export async function bundle(outdir = path.join(here, 'dist'), entry = path.join
   };
 }
 
+/**
+ * Miniflare's options for one isolate named `name` running the bundled
+ * worker (what `bundle` returned) with the KV namespace CACHE and `bindings`
+ * (ORIGIN, SIGNING_SECRET, ...; see wrangler.toml).
+ */
+export function workerOptions(name, { root, modules }, bindings) {
+  return {
+    name,
+    modules,
+    modulesRoot: root,
+    compatibilityDate: '2025-01-01',
+    kvNamespaces: { CACHE: 'outline-cache' },
+    bindings,
+  };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const out = await bundle(process.argv[2] ? path.resolve(process.argv[2]) : undefined);
   console.log(`bundled into ${out.root}`);

@@ -3,7 +3,7 @@
 // what each request was served from, before and after a publish in Django.
 // Usage: node demo.mjs
 import { Miniflare } from 'miniflare';
-import { bundle } from './build.mjs';
+import { bundle, workerOptions } from './build.mjs';
 import { startOrigin, sleep } from './origin.mjs';
 
 const COURSE = 'course-v1:BigU+Everything+2025';
@@ -14,16 +14,9 @@ const TOKEN = 'outline-demo-edge-token';
 const origin = await startOrigin({ DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
 let mf;
 try {
-  const { root, modules } = await bundle();
-  const worker = (name) => ({
-    name,
-    modules,
-    modulesRoot: root,
-    compatibilityDate: '2025-01-01',
-    kvNamespaces: { CACHE: 'outline-cache' },
-    bindings: { ORIGIN: origin.url, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(VERSION_TTL_MS) },
-  });
-  mf = new Miniflare({ workers: [worker('a'), worker('b')], host: '127.0.0.1' });
+  const bundled = await bundle();
+  const bindings = { ORIGIN: origin.url, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(VERSION_TTL_MS) };
+  mf = new Miniflare({ workers: ['a', 'b'].map((name) => workerOptions(name, bundled, bindings)), host: '127.0.0.1' });
   await mf.ready;
   const isolates = { a: await mf.getWorker('a'), b: await mf.getWorker('b') };
 

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Miniflare } from 'miniflare';
-import { bundle } from '../build.mjs';
+import { bundle, workerOptions } from '../build.mjs';
 import { startOrigin, python, sleep } from '../origin.mjs';
 
 const SECRET = 'edge test: secret shared by Django and the worker';
@@ -82,16 +82,9 @@ before(async () => {
   // requests overlap its load.
   django = await startOrigin({ DEMO_QUERY_DELAY_MS: '1', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
   origin = django.url;
-  const { root, modules } = await bundle(path.join(dir, 'worker'));
-  const worker = (name) => ({
-    name,
-    modules,
-    modulesRoot: root,
-    compatibilityDate: '2025-01-01',
-    kvNamespaces: { CACHE: 'outline-cache' },
-    bindings: { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(VERSION_TTL_MS) },
-  });
-  mf = new Miniflare({ workers: [worker('a'), worker('b')], host: '127.0.0.1' });
+  const bundled = await bundle(path.join(dir, 'worker'));
+  const bindings = { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(VERSION_TTL_MS) };
+  mf = new Miniflare({ workers: ['a', 'b'].map((name) => workerOptions(name, bundled, bindings)), host: '127.0.0.1' });
   await mf.ready;
   a = await mf.getWorker('a');
   b = await mf.getWorker('b');

@@ -63,8 +63,12 @@ export function startFaultOrigin(courses, env = {}) {
 
 /** Bundles fault_worker.mjs (and the example's worker it imports) with the example's build.mjs. */
 export async function bundle(outdir) {
-  const build = await import(pathToFileURL(path.join(example, 'build.mjs')).href);
-  return build.bundle(outdir, path.join(here, 'fault_worker.mjs'));
+  return (await exampleBuild()).bundle(outdir, path.join(here, 'fault_worker.mjs'));
+}
+
+/** The edge example's build.mjs (bundle, workerOptions). */
+function exampleBuild() {
+  return import(pathToFileURL(path.join(example, 'build.mjs')).href);
 }
 
 /**
@@ -74,16 +78,10 @@ export async function bundle(outdir) {
  */
 export async function startEdge({ origin, names, dir, versionTtlMs = 600_000, localTtlMs = 60_000 }) {
   const { Miniflare } = await fromExample('miniflare');
-  const { root, modules } = await bundle(path.join(dir, 'worker'));
-  const worker = (name) => ({
-    name,
-    modules,
-    modulesRoot: root,
-    compatibilityDate: '2025-01-01',
-    kvNamespaces: { CACHE: 'outline-cache' },
-    bindings: { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(versionTtlMs), LOCAL_TTL_MS: String(localTtlMs) },
-  });
-  const mf = new Miniflare({ workers: names.map(worker), host: '127.0.0.1' });
+  const bundled = await bundle(path.join(dir, 'worker'));
+  const { workerOptions } = await exampleBuild();
+  const bindings = { ORIGIN: origin, SIGNING_SECRET: SECRET, EDGE_TOKEN: TOKEN, VERSION_TTL_MS: String(versionTtlMs), LOCAL_TTL_MS: String(localTtlMs) };
+  const mf = new Miniflare({ workers: names.map((name) => workerOptions(name, bundled, bindings)), host: '127.0.0.1' });
   await mf.ready;
   const workers = {};
   for (const name of names) workers[name] = await mf.getWorker(name);
