@@ -470,15 +470,8 @@ impl TieredCore {
             }
             None => out.set_item("local", py.None())?,
         }
-        let f = cache.flight_stats();
         let flights = PyDict::new(py);
-        for (k, v) in [
-            ("flights_started", f.flights_started),
-            ("waiters_joined", f.waiters_joined),
-            ("finished", f.finished),
-            ("abandoned", f.abandoned),
-            ("withdrawn", f.withdrawn),
-        ] {
+        for (k, v) in cache.flight_stats().named() {
             flights.set_item(k, v)?;
         }
         out.set_item("flights", flights)?;

@@ -31,10 +31,6 @@ export class TiercacheError extends Error {
   }
 }
 
-// The local tier's and the flights' counters, in the order of Tiered#stats.
-const LOCAL_STATS = ['hits', 'misses', 'inserts', 'updates', 'evictions', 'expirations', 'rejected', 'entries', 'bytes'];
-const FLIGHT_STATS = ['started', 'waitersJoined', 'finished', 'abandoned', 'withdrawn'];
-
 /** `skipped_cooling_down` -> `skippedCoolingDown` (the core names its counters once). */
 function camelCase(name) {
   return name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
@@ -282,16 +278,16 @@ export class TieredCache {
   stats() {
     const values = this.#core.stats();
     if (this.#statNames === undefined) {
-      const [reads, tier] = this.#core.statNames().split('|').map((names) => names.split(',').map(camelCase));
-      this.#statNames = { reads, tier };
+      const [reads, tier, local, flights] = this.#core.statNames().split('|').map((names) => names.split(',').map(camelCase));
+      this.#statNames = { reads, tier, local, flights };
     }
-    const { reads, tier } = this.#statNames;
+    const { reads, tier, local, flights } = this.#statNames;
     let at = 0;
     const take = (names) => Object.fromEntries(names.map((name) => [name, values[at++]]));
     const stats = { reads: take(reads) };
     stats.tiers = this.#names.map((name) => ({ name, ...take(tier) }));
-    stats.local = this.#hasLocal ? take(LOCAL_STATS) : null;
-    stats.flights = take(FLIGHT_STATS);
+    stats.local = this.#hasLocal ? take(local) : null;
+    stats.flights = take(flights);
     return stats;
   }
 

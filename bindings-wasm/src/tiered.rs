@@ -13,12 +13,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use tiercache::envelope::{Codec, Keyring};
+use tiercache::stampede::FlightStats;
 use tiercache::stampede::{LeasePolicy, WaitId};
 use tiercache::tiered::{
     ConfigError, CooldownPolicy, HostValue, InvalidKey, Loaded, LocalTierConfig, Read, ReadOptions,
     Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use tiercache::{Expiry, Lookup, NamedCounters};
+use tiercache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
 use wasm_bindgen::prelude::*;
 
 use crate::js::{self, to_u64};
@@ -419,11 +420,11 @@ impl Tiered {
         self.cache.borrow_mut().clear_local();
     }
 
-    /// The core's counter names (snake case): those of the reads, `|`,
-    /// those of each tier, comma-separated; in the order of `stats`.
+    /// The core's counter names (snake case), comma-separated, in the
+    /// order of `stats`: the reads', `|`, each tier's, `|`, the local
+    /// tier's, `|`, the flights'.
     #[wasm_bindgen(js_name = statNames)]
     pub fn stat_names(&self) -> String {
-        let cache = self.cache.borrow();
         let names = |counters: Vec<(&str, u64)>| {
             counters
                 .iter()
@@ -431,17 +432,18 @@ impl Tiered {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let tier = cache
-            .tier_stats()
-            .first()
-            .map_or_else(String::new, |t| names(t.named()));
-        format!("{}|{}", names(cache.read_stats().named()), tier)
+        let zero = TierStats::default();
+        format!(
+            "{}|{}|{}|{}",
+            names(ReadStats::default().named()),
+            names(zero.named()),
+            names(LocalStats::default().named()),
+            names(FlightStats::default().named())
+        )
     }
 
-    /// Every counter: the reads', each tier's, the local tier's (hits,
-    /// misses, inserts, updates, evictions, expirations, rejected, entries,
-    /// bytes; if there is one), then the flights' (started, waiters joined,
-    /// finished, abandoned, withdrawn).
+    /// Every counter: the reads', each tier's, the local tier's (if there
+    /// is one), the flights'; named by `statNames`.
     pub fn stats(&self) -> Vec<f64> {
         let cache = self.cache.borrow();
         let mut out: Vec<f64> = Vec::new();
@@ -452,32 +454,9 @@ impl Tiered {
             push(t.named());
         }
         if let Some(l) = cache.local_stats() {
-            out.extend(
-                [
-                    l.hits,
-                    l.misses,
-                    l.inserts,
-                    l.updates,
-                    l.evictions,
-                    l.expirations,
-                    l.rejected,
-                    l.entries as u64,
-                    l.weight,
-                ]
-                .map(|v| v as f64),
-            );
+            push(l.named());
         }
-        let f = cache.flight_stats();
-        out.extend(
-            [
-                f.flights_started,
-                f.waiters_joined,
-                f.finished,
-                f.abandoned,
-                f.withdrawn,
-            ]
-            .map(|v| v as f64),
-        );
+        push(cache.flight_stats().named());
         out
     }
 }

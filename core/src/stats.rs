@@ -112,6 +112,15 @@ named_counters!(ReadStats {
     decode_errors,
     refreshes,
 });
+named_counters!(crate::stampede::FlightStats {
+    flights_started,
+    waiters_joined,
+    finished,
+    abandoned,
+    promoted,
+    withdrawn,
+    stale_tokens,
+});
 named_counters!(crate::local::LocalStats {
     hits,
     misses,
