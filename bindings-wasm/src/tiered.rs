@@ -425,21 +425,20 @@ impl Tiered {
     /// tier's, `|`, the flights'.
     #[wasm_bindgen(js_name = statNames)]
     pub fn stat_names(&self) -> String {
-        let names = |counters: Vec<(&str, u64)>| {
-            counters
-                .iter()
-                .map(|(name, _)| *name)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let zero = TierStats::default();
-        format!(
-            "{}|{}|{}|{}",
-            names(ReadStats::default().named()),
-            names(zero.named()),
-            names(LocalStats::default().named()),
-            names(FlightStats::default().named())
-        )
+        let sections = [
+            ReadStats::NAMES,
+            TierStats::NAMES,
+            LocalStats::NAMES,
+            FlightStats::NAMES,
+        ];
+        let mut out = String::new();
+        for (i, names) in sections.iter().enumerate() {
+            if i > 0 {
+                out.push('|');
+            }
+            out.push_str(&names.join(","));
+        }
+        out
     }
 
     /// Every counter: the reads', each tier's, the local tier's (if there

@@ -68,6 +68,9 @@ pub struct ReadStats {
 /// Counters as `(name, value)` pairs, in a fixed order, so every host
 /// reports them under the same names (`stats()` in Python and JS).
 pub trait NamedCounters {
+    /// The counters' names, in the order of [`named`](NamedCounters::named).
+    const NAMES: &'static [&'static str];
+
     /// The counters, by name.
     fn named(&self) -> Vec<(&'static str, u64)>;
 }
@@ -75,6 +78,8 @@ pub trait NamedCounters {
 macro_rules! named_counters {
     ($ty:ty { $($field:ident),* $(,)? }) => {
         impl NamedCounters for $ty {
+            const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
             fn named(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($field), self.$field as u64)),*]
             }
@@ -154,5 +159,12 @@ mod tests {
             ..Default::default()
         };
         assert!(local.named().contains(&("entries", 4)));
+        let flights = crate::stampede::FlightStats {
+            promoted: 2,
+            ..Default::default()
+        };
+        assert!(flights.named().contains(&("promoted", 2)));
+        let names: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
+        assert_eq!(TierStats::NAMES, names.as_slice());
     }
 }
