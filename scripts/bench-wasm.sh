@@ -10,9 +10,9 @@ cd "$REPO_ROOT"
 
 bash scripts/build-wasm.sh
 WASM_DIR="$REPO_ROOT/bindings-wasm"
-# Resolve `tiercache` to the built package from the bench folder.
+# Resolve `stratacache` to the built package from the bench folder.
 mkdir -p "$WASM_DIR/bench/node_modules"
-ln -sfn ../../pkg "$WASM_DIR/bench/node_modules/tiercache"
+ln -sfn ../../pkg "$WASM_DIR/bench/node_modules/stratacache"
 
 step "LocalCache vs lru-cache"
 node "$WASM_DIR/bench/local.mjs" "${1:-2}"

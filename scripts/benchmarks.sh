@@ -10,7 +10,7 @@
 #   bash scripts/benchmarks.sh --parse  takes the figures from the logs already
 #                                       in target/benchmarks/, then redraws
 #
-# The benchmarks: cargo bench -p tiercache --bench local_cache | envelope |
+# The benchmarks: cargo bench -p stratacache --bench local_cache | envelope |
 # tiered, bash scripts/bench-python.sh, bash scripts/bench-wasm.sh. Each log
 # starts and ends with `uptime`, so the page can say how loaded the machine
 # was. Run --run when the machine is quiet: the figures are ratios from one
@@ -55,9 +55,9 @@ run() {
 if [ "$mode" = run ]; then
   mkdir -p "$LOGS"
   ensure_rust
-  run local_cache cargo bench -q -p tiercache --bench local_cache
-  run envelope cargo bench -q -p tiercache --bench envelope
-  run tiered cargo bench -q -p tiercache --bench tiered
+  run local_cache cargo bench -q -p stratacache --bench local_cache
+  run envelope cargo bench -q -p stratacache --bench envelope
+  run tiered cargo bench -q -p stratacache --bench tiered
   run python bash scripts/bench-python.sh
   run wasm bash scripts/bench-wasm.sh
 fi
@@ -78,7 +78,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-matplotlib.rcParams["svg.hashsalt"] = "tiercache"  # the same figures give the same files
+matplotlib.rcParams["svg.hashsalt"] = "stratacache"  # the same figures give the same files
 import matplotlib.pyplot as plt  # noqa: E402
 
 mode, logs = sys.argv[1], Path(sys.argv[2])
@@ -111,7 +111,7 @@ def parse_local_cache(text):
     rows = []
     op = None
     for line in text.splitlines():
-        m = re.match(r"^(get hit|set evict)?\s+(tiercache|lru|quick_cache|moka)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
+        m = re.match(r"^(get hit|set evict)?\s+(stratacache|lru|quick_cache|moka)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
         if m:
             op = m.group(1) or op
             rows.append({"group": op, "name": m.group(2), "criterion_ns": float(m.group(3)),
@@ -302,11 +302,11 @@ ax.set_yticks(range(len(rs)), labels, fontsize=7)
 ax.invert_yaxis()
 ax.set_xscale("log")
 ax.axvline(1.0, color="k", lw=0.8)
-ax.set_xlabel("peer time / tiercache time (log scale; > 1: tiercache faster)")
+ax.set_xlabel("peer time / stratacache time (log scale; > 1: stratacache faster)")
 ax.set_title("Python package vs its peers")
 save(fig, "python")
 
-# JS: lru-cache time / tiercache time.
+# JS: lru-cache time / stratacache time.
 w = B["wasm"]
 rs = w["rows"]
 fig, ax = plt.subplots(figsize=(9, 2.8))
@@ -319,7 +319,7 @@ ax.set_yticks(list(ys), [r["name"] for r in rs])
 ax.invert_yaxis()
 ax.axvline(1.0, color="k", lw=0.8)
 ax.set_xlim(0, max(max(r["ratio"], r["median_ratio"]) for r in rs) * 1.25)
-ax.set_xlabel("lru-cache time / tiercache time (>= 1: tiercache at least as fast)")
+ax.set_xlabel("lru-cache time / stratacache time (>= 1: stratacache at least as fast)")
 ax.set_title("JS LocalCache vs npm lru-cache (max 10,000 entries)")
 ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
 save(fig, "wasm")
@@ -363,12 +363,12 @@ tables = {
          ["the bench's own figure", f"**{t['best_us']:.2f}**", f"< {t['target_us']:g}"]],
     ) + f"\n\n{load_text('tiered')}.",
     "python": table(
-        ["what", "tiercache", "peer", "peer time", "ratio", "target"],
+        ["what", "stratacache", "peer", "peer time", "ratio", "target"],
         [[r["name"], fmt_time(r["ours_us"]), r["peer"], fmt_time(r["peer_us"]), f"**{r['ratio']:.2f}x**", r["target"]]
          for r in B["python"]["rows"]],
     ) + f"\n\n{load_text('python')}.",
     "wasm": table(
-        ["case", "lru-cache ns/op", "tiercache ns/op", "ratio of bests", "median ratio", "turns"],
+        ["case", "lru-cache ns/op", "stratacache ns/op", "ratio of bests", "median ratio", "turns"],
         [[r["name"], f"{r['lru_ns']:.1f}", f"{r['ours_ns']:.1f}", f"**{r['ratio']:.2f}**", f"{r['median_ratio']:.2f}", r["turns"]]
          for r in w["rows"]],
     ) + (f"\n\nPackage: wasm {w['size']['wasm']:,} bytes ({w['size']['wasm_gz']:,} gzipped), JS {w['size']['js']:,} bytes "

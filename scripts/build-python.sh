@@ -46,14 +46,14 @@ if [ "${#PY_REQUIREMENTS[@]}" -eq 0 ]; then
   echo "build-python.sh: no PY_REQUIREMENTS list found in scripts/test-python.sh" >&2
   exit 1
 fi
-pip_stamped "$VENV/.tiercache-requirements" "${PY_REQUIREMENTS[@]}"
+pip_stamped "$VENV/.stratacache-requirements" "${PY_REQUIREMENTS[@]}"
 if [ "$examples" = 1 ]; then
   mapfile -t example_reqs < <(grep -v '^\s*#' examples/django_outline/requirements.txt | grep -v '^\s*$')
-  pip_stamped "$VENV/.tiercache-examples-requirements" "${example_reqs[@]}"
+  pip_stamped "$VENV/.stratacache-examples-requirements" "${example_reqs[@]}"
 fi
 
-so="$(ls bindings-python/python/tiercache/_core.*.so 2>/dev/null | head -1 || true)"
-if [ "$if_stale" = 1 ] && [ -n "$so" ] && "$VENV/bin/python" -c 'import tiercache' 2>/dev/null; then
+so="$(ls bindings-python/python/stratacache/_core.*.so 2>/dev/null | head -1 || true)"
+if [ "$if_stale" = 1 ] && [ -n "$so" ] && "$VENV/bin/python" -c 'import stratacache' 2>/dev/null; then
   newer="$(find core/src bindings-python/src bindings-python/Cargo.toml bindings-python/pyproject.toml \
     core/Cargo.toml Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)"
   if [ -z "$newer" ]; then
@@ -65,5 +65,5 @@ fi
 
 step "Build the extension (maturin develop --release)"
 ensure_rust
-rm -f bindings-python/python/tiercache/_core.*.so
+rm -f bindings-python/python/stratacache/_core.*.so
 (cd bindings-python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release -q)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the npm package `tiercache` (WebAssembly + JS + TypeScript types)
+# Builds the npm package `stratacache` (WebAssembly + JS + TypeScript types)
 # into bindings-wasm/pkg/, ready for `npm pack`. Installs what is missing:
 # the wasm32 target, wasm-bindgen-cli of exactly the wasm-bindgen version in
 # Cargo.lock, and the dev packages of bindings-wasm/ (binaryen's wasm-opt,
@@ -35,7 +35,7 @@ fi
 # The release profile for wasm, defined here so the workspace's own
 # profiles stay as they are. Measured (wasm after wasm-opt, gzipped):
 # opt-level 3: 228 KB / 96 KB; "s": 234 / 100; "z": 216 / 92 but
-# LocalCache#set 1.5x slower; "z" with opt-level 3 for the tiercache crates:
+# LocalCache#set 1.5x slower; "z" with opt-level 3 for the stratacache crates:
 # 235 / 99 (fat LTO optimizes the whole at the cdylib's level); lto off: 230.
 # wasm-opt -Oz instead of -O3 saves under 1 KB. So: opt-level 3. "z" is slow
 # because it leaves even `Vec` indexing as calls. LLVM's inline threshold
@@ -49,7 +49,7 @@ fi
 # strips debug info and producers afterwards.
 profile="${PROFILE:-wasm-release}"
 out_dir="$profile"; [ "$profile" = dev ] && out_dir=debug
-raw_wasm="target/wasm32-unknown-unknown/$out_dir/tiercache_wasm.wasm"
+raw_wasm="target/wasm32-unknown-unknown/$out_dir/stratacache_wasm.wasm"
 rm -rf "$PKG"
 mkdir -p "$PKG"
 
@@ -60,15 +60,15 @@ mkdir -p "$PKG"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rust_src="$(rustc --print sysroot)/lib/rustlib/src/rust"
 rustc_commit="$(rustc -vV | awk '/^commit-hash/{print $2}')"
-remap="\"--remap-path-prefix=$REPO_ROOT=tiercache\", \"--remap-path-prefix=$cargo_home/registry/src=crates\", \"--remap-path-prefix=$rust_src=/rustc/$rustc_commit\""
+remap="\"--remap-path-prefix=$REPO_ROOT=stratacache\", \"--remap-path-prefix=$cargo_home/registry/src=crates\", \"--remap-path-prefix=$rust_src=/rustc/$rustc_commit\""
 
-# One module per entry: tiercache_core (what `import "tiercache"` loads)
-# and tiercache_tools (`tiercache/tools`: EnvelopeCodec too).
+# One module per entry: stratacache_core (what `import "stratacache"` loads)
+# and stratacache_tools (`stratacache/tools`: EnvelopeCodec too).
 build_module() { # <out-name> [cargo feature]
   local name="$1" features=()
   [ -n "${2:-}" ] && features=(--features "$2")
-  step "cargo build -p tiercache-wasm ${features[*]} --target wasm32-unknown-unknown --profile $profile"
-  cargo build -p tiercache-wasm "${features[@]}" --target wasm32-unknown-unknown --profile "$profile" --quiet \
+  step "cargo build -p stratacache-wasm ${features[*]} --target wasm32-unknown-unknown --profile $profile"
+  cargo build -p stratacache-wasm "${features[@]}" --target wasm32-unknown-unknown --profile "$profile" --quiet \
     --config 'profile.wasm-release.inherits="release"' \
     --config 'profile.wasm-release.opt-level=3' \
     --config 'profile.wasm-release.lto="fat"' \
@@ -87,16 +87,19 @@ build_module() { # <out-name> [cargo feature]
       "$PKG/${name}_bg.wasm" -o "$PKG/${name}_bg.wasm"
   fi
 }
-build_module tiercache_tools tools
-build_module tiercache_core
+build_module stratacache_tools tools
+build_module stratacache_core
 cp "$WASM_DIR"/js/*.js "$WASM_DIR"/js/*.d.ts "$WASM_DIR/js/README.md" "$PKG/"
 version="$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)"
 cat > "$PKG/package.json" <<JSON
 {
-  "name": "tiercache",
+  "name": "stratacache",
   "version": "$version",
   "description": "One caching core (Rust, WebAssembly) for edge workers, Node and browsers: request, local and remote tiers (Workers KV, Cache API), versioned keys, signed envelopes, chunking, stampede control.",
   "license": "Apache-2.0",
+  "homepage": "https://github.com/stratacache/stratacache#readme",
+  "repository": { "type": "git", "url": "git+https://github.com/stratacache/stratacache.git", "directory": "bindings-wasm" },
+  "bugs": "https://github.com/stratacache/stratacache/issues",
   "type": "module",
   "types": "./index.d.ts",
   "main": "./node.js",
@@ -121,14 +124,14 @@ cat > "$PKG/package.json" <<JSON
   },
   "files": ["*.js", "*.d.ts", "*.wasm", "README.md"],
   "engines": { "node": ">=20" },
-  "keywords": ["cache", "cloudflare-workers", "workers-kv", "lru", "wasm", "stampede"]
+  "keywords": ["cache", "cloudflare-workers", "workerd", "workers-kv", "tiered-cache", "lru", "wasm", "stampede"]
 }
 JSON
 
-wasm_bytes=$(stat -c %s "$PKG/tiercache_core_bg.wasm")
-wasm_gz=$(gzip -9 -c "$PKG/tiercache_core_bg.wasm" | wc -c)
-# What `import "tiercache"` loads (the tools entry and its module aside).
-main_js=$(ls "$PKG"/*.js | grep -v '/tiercache_tools.js$\|/tools-')
+wasm_bytes=$(stat -c %s "$PKG/stratacache_core_bg.wasm")
+wasm_gz=$(gzip -9 -c "$PKG/stratacache_core_bg.wasm" | wc -c)
+# What `import "stratacache"` loads (the tools entry and its module aside).
+main_js=$(ls "$PKG"/*.js | grep -v '/stratacache_tools.js$\|/tools-')
 js_bytes=$(cat $main_js | wc -c)
 js_gz=$(cat $main_js | gzip -9 -c | wc -c)
 printf 'package sizes (main entry): wasm %d bytes (%d gzipped), js %d bytes (%d gzipped), total gzipped %d bytes\n' \

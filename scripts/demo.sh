@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The demo: what tiercache does for a Django site and an edge worker, in one
+# The demo: what stratacache does for a Django site and an edge worker, in one
 # command. On a fresh machine it first sets up everything (the venv with the
 # Python package built by maturin and the examples' requirements, the npm
 # package built from the Rust core, the edge worker's npm packages), then:
 #
 #  1. runs the course-outline site (examples/django_outline) under load three
-#     ways: no caching, edx-django-utils' TieredCache, tiercache; prints
+#     ways: no caching, edx-django-utils' TieredCache, stratacache; prints
 #     p50/p95/p99 latency, requests/s, loader calls and remote round trips
 #     per request, and writes latency.png / latency.svg (target/demo/);
 #  2. puts the edge worker (examples/edge_worker, in workerd) in front of
@@ -14,14 +14,14 @@
 # By default the site's tiers are embedded stand-ins (no server needed).
 #   bash scripts/demo.sh --servers     memcached + S3 (moto) started on loopback
 #                                      by scripts/servers.sh, stopped after
-#   TIERCACHE_MEMCACHED=10.0.0.5:11211 TIERCACHE_S3_ENDPOINT=https://... \
-#   TIERCACHE_S3_BUCKET=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
+#   STRATACACHE_MEMCACHED=10.0.0.5:11211 STRATACACHE_S3_ENDPOINT=https://... \
+#   STRATACACHE_S3_BUCKET=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
 #     bash scripts/demo.sh             your own servers
-#   DEMO_SHARED_CACHE=redis TIERCACHE_REDIS_URL=redis://... bash scripts/demo.sh
+#   DEMO_SHARED_CACHE=redis STRATACACHE_REDIS_URL=redis://... bash scripts/demo.sh
 #                                      Redis as the shared tier
 #
 # Usage: bash scripts/demo.sh [--servers] [--setup] [--no-edge] [--out DIR]
-#                             [--requests N] [--concurrency C] [--modes none,edx,tiercache]
+#                             [--requests N] [--concurrency C] [--modes none,edx,stratacache]
 #   --setup    only set up (what scripts/test-examples.sh uses)
 #   --no-edge  skip step 2
 set -euo pipefail
@@ -48,7 +48,7 @@ done
 
 # wasm_stale: true if bindings-wasm/pkg is missing or older than a source it is built from.
 wasm_stale() {
-  local wasm="bindings-wasm/pkg/tiercache_core_bg.wasm"
+  local wasm="bindings-wasm/pkg/stratacache_core_bg.wasm"
   [ -f "$wasm" ] || return 0
   [ -n "$(find core/src bindings-wasm/src bindings-wasm/js bindings-wasm/Cargo.toml core/Cargo.toml Cargo.lock \
     -newer "$wasm" -print -quit 2>/dev/null)" ]
@@ -64,7 +64,7 @@ setup() {
   fi
   local dir=examples/edge_worker
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ] \
-    || [ ! -e "$dir/node_modules/tiercache/package.json" ]; then
+    || [ ! -e "$dir/node_modules/stratacache/package.json" ]; then
     step "npm packages of the edge worker (npm ci)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
@@ -82,13 +82,13 @@ if [ "$servers" = 1 ]; then
   eval "$(bash scripts/servers.sh env)"
 fi
 
-step "1. The course-outline site under load: no caching, edx-django-utils, tiercache"
+step "1. The course-outline site under load: no caching, edx-django-utils, stratacache"
 started=$SECONDS
 .venv/bin/python examples/django_outline/loadtest.py --out "$out" "${load_args[@]}"
 
 if [ "$edge" = 1 ]; then
   step "2. The edge worker in front of the site"
-  (cd examples/edge_worker && TIERCACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node demo.mjs)
+  (cd examples/edge_worker && STRATACACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node demo.mjs)
 fi
 
 cat <<EOF
@@ -102,6 +102,6 @@ What to read next:
   docs/benchmarks.md                           the benchmarks of the core, Python and JS packages
 Real servers instead of the embedded stand-ins:
   bash scripts/demo.sh --servers               memcached + S3 started on loopback
-  TIERCACHE_MEMCACHED=host:port TIERCACHE_S3_ENDPOINT=URL TIERCACHE_S3_BUCKET=NAME bash scripts/demo.sh
-  DEMO_SHARED_CACHE=redis TIERCACHE_REDIS_URL=redis://host:port/0 bash scripts/demo.sh
+  STRATACACHE_MEMCACHED=host:port STRATACACHE_S3_ENDPOINT=URL STRATACACHE_S3_BUCKET=NAME bash scripts/demo.sh
+  DEMO_SHARED_CACHE=redis STRATACACHE_REDIS_URL=redis://host:port/0 bash scripts/demo.sh
 EOF

@@ -27,16 +27,16 @@ bash scripts/demo.sh --setup
 step "Servers (memcached x2, S3) on loopback for the Django origin"
 choose_port_base 21705
 started=0
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$TIERCACHE_PORT_BASE") 2>/dev/null; then started=1; fi
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$STRATACACHE_PORT_BASE") 2>/dev/null; then started=1; fi
 cleanup() { [ "$started" = 1 ] && bash "$REPO_ROOT/scripts/servers.sh" stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 bash scripts/servers.sh start memcached s3
 eval "$(bash scripts/servers.sh env)"
-export TIERCACHE_PYTHON="$REPO_ROOT/.venv/bin/python"
+export STRATACACHE_PYTHON="$REPO_ROOT/.venv/bin/python"
 
 out=target/reliability/edge
 mkdir -p "$out"
-step "The edge worker under KV faults (port base $TIERCACHE_PORT_BASE, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+step "The edge worker under KV faults (port base $STRATACACHE_PORT_BASE, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 status=0
 EDGE_OUT="$out" node tests/reliability/edge/run.mjs || status=$?
 if [ -f "$out/series.json" ]; then

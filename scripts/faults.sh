@@ -31,7 +31,7 @@ trap cleanup EXIT
 bash scripts/servers.sh start
 eval "$(bash scripts/servers.sh env)"
 
-step "Fault injection against the Django example (port base $TIERCACHE_PORT_BASE)"
+step "Fault injection against the Django example (port base $STRATACACHE_PORT_BASE)"
 .venv/bin/python tests/reliability/faults/faultrig.py --out target/reliability/faults "$@"
 
 if [ -f scripts/faults-edge.sh ]; then

@@ -24,18 +24,18 @@ apt_install() {
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# choose_port_base [FIRST]: exports TIERCACHE_PORT_BASE (unless already set)
+# choose_port_base [FIRST]: exports STRATACACHE_PORT_BASE (unless already set)
 # as the first base from FIRST (default 21300) up, step 10, whose four ports
 # are all free, so a concurrent run elsewhere on the machine neither shares
 # nor stops our servers.
 choose_port_base() {
-  [ -n "${TIERCACHE_PORT_BASE:-}" ] && return 0
+  [ -n "${STRATACACHE_PORT_BASE:-}" ] && return 0
   local first="${1:-21300}" base p busy
   for base in $(seq "$first" 10 $((first + 690))); do
     busy=0
     for p in $base $((base + 1)) $((base + 2)) $((base + 3)); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi
     done
-    if [ "$busy" = 0 ]; then export TIERCACHE_PORT_BASE=$base; return 0; fi
+    if [ "$busy" = 0 ]; then export STRATACACHE_PORT_BASE=$base; return 0; fi
   done
 }

@@ -16,29 +16,29 @@
 #
 # SERVICE: memcached (both instances), memcached1, memcached2, redis, s3.
 #
-# Ports are TIERCACHE_PORT_BASE (default 21210) and the next three:
+# Ports are STRATACACHE_PORT_BASE (default 21210) and the next three:
 #   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3.
 # State (pid files, logs) goes to target/servers/<base>/ unless
-# TIERCACHE_SERVERS_DIR is set. Two checkouts running their suites at once
+# STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
 #
 # The variables `env` prints:
-#   TIERCACHE_MEMCACHED      "127.0.0.1:P1,127.0.0.1:P2"
-#   TIERCACHE_REDIS_URL      "redis://127.0.0.1:P3/0"
-#   TIERCACHE_S3_ENDPOINT    "http://127.0.0.1:P4"  (credentials: testing/testing)
-#   TIERCACHE_S3_BUCKET      "tiercache-test"
+#   STRATACACHE_MEMCACHED      "127.0.0.1:P1,127.0.0.1:P2"
+#   STRATACACHE_REDIS_URL      "redis://127.0.0.1:P3/0"
+#   STRATACACHE_S3_ENDPOINT    "http://127.0.0.1:P4"  (credentials: testing/testing)
+#   STRATACACHE_S3_BUCKET      "stratacache-test"
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
-#   TIERCACHE_PORT_BASE, TIERCACHE_SERVERS_DIR
+#   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-BASE="${TIERCACHE_PORT_BASE:-21210}"
+BASE="${STRATACACHE_PORT_BASE:-21210}"
 MC1_PORT=$BASE
 MC2_PORT=$((BASE + 1))
 REDIS_PORT=$((BASE + 2))
 S3_PORT=$((BASE + 3))
-DIR="${TIERCACHE_SERVERS_DIR:-$REPO_ROOT/target/servers/$BASE}"
-VENV="${TIERCACHE_VENV:-$REPO_ROOT/.venv}"
+DIR="${STRATACACHE_SERVERS_DIR:-$REPO_ROOT/target/servers/$BASE}"
+VENV="${STRATACACHE_VENV:-$REPO_ROOT/.venv}"
 MOTO_SPEC='moto[server]>=5,<6'
 
 port_of() {
@@ -99,7 +99,7 @@ start_one() {
     return 0
   fi
   if listening "$port"; then
-    echo "servers.sh: port $port ($s) is taken by another process: set TIERCACHE_PORT_BASE to a free range" >&2
+    echo "servers.sh: port $port ($s) is taken by another process: set STRATACACHE_PORT_BASE to a free range" >&2
     exit 1
   fi
   local user_args=()
@@ -149,12 +149,12 @@ stop_one() {
 
 print_env() {
   cat <<EOF
-export TIERCACHE_PORT_BASE=$BASE
-export TIERCACHE_SERVERS_DIR=$DIR
-export TIERCACHE_MEMCACHED=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT
-export TIERCACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
-export TIERCACHE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
-export TIERCACHE_S3_BUCKET=tiercache-test
+export STRATACACHE_PORT_BASE=$BASE
+export STRATACACHE_SERVERS_DIR=$DIR
+export STRATACACHE_MEMCACHED=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT
+export STRATACACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export STRATACACHE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export STRATACACHE_S3_BUCKET=stratacache-test
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1

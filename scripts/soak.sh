@@ -3,9 +3,9 @@
 # (TTL churn, fresh keys never read again, a hot set, values of 16 B-16 KiB,
 # 50,000 entries / 32 MiB bounds, a fake clock) in each host, each contender
 # in its own process, with RSS sampled over the run:
-#   Rust    tiercache::LocalCache            (core/examples/soak_local.rs, --release)
-#   Python  tiercache.LocalCache, Django's LocMemCache, cachetools.TTLCache
-#   JS      tiercache LocalCache (npm package), npm lru-cache
+#   Rust    stratacache::LocalCache            (core/examples/soak_local.rs, --release)
+#   Python  stratacache.LocalCache, Django's LocMemCache, cachetools.TTLCache
+#   JS      stratacache LocalCache (npm package), npm lru-cache
 # then a long RequestCache run across threads and asyncio tasks (Python) and
 # concurrent async tasks (JS): no cross-request visibility, nothing left after
 # a request, no memory growth. Prints progress, then the tables; writes the
@@ -54,18 +54,18 @@ bash scripts/demo.sh --setup >/dev/null
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)  (ops per contender: $ops)"
 
 if want rust; then
-  step "Rust: tiercache::LocalCache ($ops ops)"
-  cargo build --release -q -p tiercache --example soak_local
-  target/release/examples/soak_local --ops "$ops" --progress >"$out/rust-tiercache.json"
+  step "Rust: stratacache::LocalCache ($ops ops)"
+  cargo build --release -q -p stratacache --example soak_local
+  target/release/examples/soak_local --ops "$ops" --progress >"$out/rust-stratacache.json"
 fi
 if want python; then
-  for c in tiercache django-locmem cachetools-ttl; do
+  for c in stratacache django-locmem cachetools-ttl; do
     step "Python: $c ($ops ops)"
     (cd "$soak" && "$py" soak_local.py "$c" --ops "$ops" --progress) >"$out/python-$c.json"
   done
 fi
 if want js; then
-  for c in tiercache lru-cache; do
+  for c in stratacache lru-cache; do
     step "JS: $c ($ops ops)"
     # --gc: a full GC before each of the 200 samples, so the heap and
     # ArrayBuffer figures are what is retained, not garbage awaiting the GC.

@@ -2,7 +2,7 @@
 # The examples' tests, over real servers on loopback:
 #  - examples/django_outline: ruff, then its views with Django's test client
 #    over memcached and S3 (scripts/servers.sh), and a short run of the demo
-#    (the table is printed; tiercache made fewer loader calls and round
+#    (the table is printed; stratacache made fewer loader calls and round
 #    trips than no caching and edx-django-utils);
 #  - examples/edge_worker: the worker in workerd (Miniflare) in front of the
 #    Django site, two isolates sharing KV;
@@ -35,7 +35,7 @@ step "Django example: views over memcached and S3, and a short demo run (pytest)
 (cd examples/django_outline && "$REPO_ROOT/.venv/bin/python" -m pytest -q "$@")
 
 step "Edge worker in workerd, in front of the Django example (node --test)"
-(cd examples/edge_worker && TIERCACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node --test test/)
+(cd examples/edge_worker && STRATACACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node --test test/)
 
 step "Rust example (cargo run -p rust_service)"
 cargo run --quiet -p rust_service >/dev/null

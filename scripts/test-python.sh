@@ -26,7 +26,7 @@ PY_REQUIREMENTS=(
 
 step "Python environment (.venv)"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-stamp="$VENV/.tiercache-requirements"
+stamp="$VENV/.stratacache-requirements"
 want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
@@ -35,7 +35,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 step "Build the extension once (maturin develop --release)"
-rm -f bindings-python/python/tiercache/_core.*.so
+rm -f bindings-python/python/stratacache/_core.*.so
 (cd bindings-python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release -q)
 
 step "Lint (ruff)"

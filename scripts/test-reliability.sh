@@ -18,7 +18,7 @@ cd "$REPO_ROOT"
 # The venv with the package and the examples' requirements, the npm package.
 bash scripts/demo.sh --setup
 if [ -f tests/reliability/requirements.txt ]; then
-  stamp=.venv/.tiercache-reliability-requirements
+  stamp=.venv/.stratacache-reliability-requirements
   if [ ! -f "$stamp" ] || ! cmp -s tests/reliability/requirements.txt "$stamp"; then
     step "Python packages of the reliability suite"
     .venv/bin/pip install -q -r tests/reliability/requirements.txt
@@ -43,7 +43,7 @@ step "Reliability: Python parts (pytest tests/reliability)"
 mapfile -t js_tests < <(find tests/reliability -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
 if [ ${#js_tests[@]} -gt 0 ]; then
   step "Reliability: JS parts (node --test)"
-  TIERCACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node --test "${js_tests[@]}"
+  STRATACACHE_PYTHON="$REPO_ROOT/.venv/bin/python" node --test "${js_tests[@]}"
 fi
 
 seconds="${FUZZ_SMOKE_SECONDS:-15}"

@@ -20,16 +20,16 @@ step "npm pack the package; install the tarball for the tests"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 (cd "$WASM_DIR/pkg" && npm pack --silent --pack-destination "$tmp" >/dev/null)
-tarball="$(ls "$tmp"/tiercache-*.tgz)"
+tarball="$(ls "$tmp"/stratacache-*.tgz)"
 printf 'packed %s (%d bytes)\n' "$(basename "$tarball")" "$(stat -c %s "$tarball")"
-rm -rf "$TEST_DIR/node_modules/tiercache"
-mkdir -p "$TEST_DIR/node_modules/tiercache"
-tar -xzf "$tarball" -C "$TEST_DIR/node_modules/tiercache" --strip-components=1
+rm -rf "$TEST_DIR/node_modules/stratacache"
+mkdir -p "$TEST_DIR/node_modules/stratacache"
+tar -xzf "$tarball" -C "$TEST_DIR/node_modules/stratacache" --strip-components=1
 
 # The cross-runtime test needs the Python package (built by
 # scripts/test-python.sh into .venv); build it here if it is missing.
 PY="$REPO_ROOT/.venv/bin/python"
-if ! "$PY" -c 'import tiercache' >/dev/null 2>&1; then
+if ! "$PY" -c 'import stratacache' >/dev/null 2>&1; then
   step "Building the Python package for the cross-runtime test (maturin develop --release)"
   [ -x "$PY" ] || python3 -m venv "$REPO_ROOT/.venv"
   "$REPO_ROOT/.venv/bin/pip" install -q "maturin>=1.7,<2"
@@ -44,7 +44,7 @@ step "End-to-end in workerd (Miniflare, loopback)"
 node --test e2e.test.mjs
 
 step "Cross-runtime: Python package <-> JS package"
-TIERCACHE_PYTHON="$PY" node --test cross.test.mjs
+STRATACACHE_PYTHON="$PY" node --test cross.test.mjs
 
 step "Browser: headless Chromium loads the package from a page on 127.0.0.1"
 command -v chromium >/dev/null 2>&1 || apt_install chromium

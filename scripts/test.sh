@@ -20,10 +20,10 @@ cargo fmt --all -- --check
 
 step "Lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo clippy -p tiercache-wasm --features tools --all-targets --quiet -- -D warnings
+cargo clippy -p stratacache-wasm --features tools --all-targets --quiet -- -D warnings
 
 step "Core builds for wasm32-unknown-unknown"
-cargo build -p tiercache --target wasm32-unknown-unknown --quiet
+cargo build -p stratacache --target wasm32-unknown-unknown --quiet
 
 step "Rust tests (cargo test --workspace)"
 cargo test --workspace

@@ -1,11 +1,11 @@
-"""tiercache (Python) against its peers, side by side in one process, over
+"""stratacache (Python) against its peers, side by side in one process, over
 the real servers of scripts/servers.sh. Run: bash scripts/bench-python.sh
 
 Each figure is the best of several rounds (the machine is shared), in
 nanoseconds, microseconds or milliseconds per operation; ours and the peers
 run interleaved (round 1: ours, peer; round 2: peer, ours; ...), so a burst
 of load elsewhere on the machine hits both sides alike. The ratio column
-says how many times faster tiercache is (or, for lru_cache, how many times
+says how many times faster stratacache is (or, for lru_cache, how many times
 its time).
 """
 
@@ -19,7 +19,7 @@ import time
 import django
 from django.conf import settings
 
-MEMCACHED = os.environ["TIERCACHE_MEMCACHED"].split(",")
+MEMCACHED = os.environ["STRATACACHE_MEMCACHED"].split(",")
 settings.configure(
     SECRET_KEY="bench",
     CACHES={
@@ -38,8 +38,8 @@ from django.core.cache import caches  # noqa: E402
 from edx_django_utils.cache import RequestCache as EdxRequestCache  # noqa: E402
 from edx_django_utils.cache import TieredCache as EdxTieredCache  # noqa: E402
 
-from tiercache import LocalCache, RequestCache, TieredCache, request_scope  # noqa: E402
-from tiercache.tiers import MemcachedTier  # noqa: E402
+from stratacache import LocalCache, RequestCache, TieredCache, request_scope  # noqa: E402
+from stratacache.tiers import MemcachedTier  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 ROUNDS = 3 if QUICK else 7
@@ -221,7 +221,7 @@ def bench_big_value() -> None:
 
 
 def main() -> None:
-    print(f"tiercache Python benchmarks (best of {ROUNDS} rounds; memcached at {','.join(MEMCACHED)})")
+    print(f"stratacache Python benchmarks (best of {ROUNDS} rounds; memcached at {','.join(MEMCACHED)})")
     bench_request_cache()
     bench_local_cache()
     bench_memcached_batch()
@@ -230,7 +230,7 @@ def main() -> None:
     pwidth = max(len(r[2]) for r in rows)
     print()
     print(
-        f"{'what':<{width}}  {'tiercache':>11}  {'peer':<{pwidth}}  {'peer time':>11}  {'ratio':>8}  target"
+        f"{'what':<{width}}  {'stratacache':>11}  {'peer':<{pwidth}}  {'peer time':>11}  {'ratio':>8}  target"
     )
     failed = 0
     for what, ours, peer_name, peer, unit, target, ok in rows:

@@ -4,8 +4,8 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use tiercache::chunk::{self, Manifest, ManifestLimits};
-use tiercache::envelope::{
+use stratacache::chunk::{self, Manifest, ManifestLimits};
+use stratacache::envelope::{
     self, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring, SignatureStatus,
 };
 

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use tiercache::Lookup;
+use stratacache::Lookup;
 
 use crate::local::{PyKey, PyLocalCache};
 use crate::request::{current_scope, PyRequestCache};
@@ -43,7 +43,7 @@ fn trampoline(f: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>) -> *mut ffi::Py
             std::ptr::null_mut()
         }
         Err(_) => {
-            PySystemError::new_err("tiercache panicked (a bug: please report it)").restore(py);
+            PySystemError::new_err("stratacache panicked (a bug: please report it)").restore(py);
             std::ptr::null_mut()
         }
     }
@@ -209,7 +209,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         &request,
         c"get",
         request_get,
-        c"get(key, default=MISSING)\n--\n\nThe value of `key`, or `default` (tiercache.MISSING unless given).",
+        c"get(key, default=MISSING)\n--\n\nThe value of `key`, or `default` (stratacache.MISSING unless given).",
     )?;
     Ok(())
 }

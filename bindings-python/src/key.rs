@@ -3,8 +3,8 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString, PyType};
-use tiercache::key::{KeyBuilder, OwnedPart, KEY_FORMAT};
-use tiercache::{is_valid_memcached_key, Namespace};
+use stratacache::key::{KeyBuilder, OwnedPart, KEY_FORMAT};
+use stratacache::{is_valid_memcached_key, Namespace};
 
 use crate::util::as_str;
 
@@ -12,7 +12,7 @@ use crate::util::as_str;
 /// `tiercache-key-1`, shared with every host). Parts are `str`, `int` or
 /// `bytes`; different part lists always give different keys, and every key
 /// is a valid memcached key of at most `max_len` bytes.
-#[pyclass(frozen, module = "tiercache._core", name = "KeyBuilder")]
+#[pyclass(frozen, module = "stratacache._core", name = "KeyBuilder")]
 pub struct PyKeyBuilder {
     inner: KeyBuilder,
 }
@@ -45,7 +45,7 @@ fn part_of(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<OwnedPart> {
 #[pymethods]
 impl PyKeyBuilder {
     #[new]
-    #[pyo3(signature = (namespace, version = 1, max_len = tiercache::DEFAULT_MAX_KEY_LEN))]
+    #[pyo3(signature = (namespace, version = 1, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
     fn py_new(namespace: &str, version: u64, max_len: usize) -> PyResult<Self> {
         let namespace =
             Namespace::new(namespace).map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -95,10 +95,10 @@ impl PyKeyBuilder {
 /// to a readable prefix plus a digest. Injective: different strings never
 /// give the same key.
 #[pyfunction]
-#[pyo3(signature = (raw, max_len = tiercache::DEFAULT_MAX_KEY_LEN))]
+#[pyo3(signature = (raw, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
 fn safe_key(raw: &Bound<'_, PyAny>, max_len: usize) -> PyResult<String> {
     let raw = as_str(raw, "key")?;
-    tiercache::safe_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
+    stratacache::safe_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// What `safe_key` keeps as it is: a key of bytes it never escapes, short
@@ -111,19 +111,19 @@ fn kept_as_is(raw: &str, max_len: usize) -> bool {
             .all(|b| matches!(b, 0x21..=0x7E) && !matches!(b, b'%' | b'|' | b'#' | b'!'))
 }
 
-/// `tiercache.keys.normalize_key` of each key, in one call: keys of type
+/// `stratacache.keys.normalize_key` of each key, in one call: keys of type
 /// `kept` (`BuiltKey`) as they are, other `str` keys through `safe_key`
 /// (returning the same object when `safe_key` would not change it).
 /// Returns `(core_keys, user_keys)`, two lists in the order of `keys`.
 #[pyfunction]
-#[pyo3(signature = (keys, kept, max_len = tiercache::DEFAULT_MAX_KEY_LEN))]
+#[pyo3(signature = (keys, kept, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
 fn normalize_keys<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
     kept: &Bound<'py, PyType>,
     max_len: usize,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-    tiercache::safe_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    stratacache::safe_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let user = match keys.cast::<PyList>() {
         // A copy: the caller may change its list while the read waits for I/O.
         Ok(list) => list.get_slice(0, list.len()),
@@ -137,7 +137,7 @@ fn normalize_keys<'py>(
         }
         if !key.is_instance_of::<PyString>() {
             return Err(PyTypeError::new_err(format!(
-                "cache keys are str, not {}: build them with tiercache.Key or convert them with str()",
+                "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
                 key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
             )));
         }
@@ -145,7 +145,7 @@ fn normalize_keys<'py>(
         if kept_as_is(raw, max_len) {
             core.append(key)?;
         } else {
-            let safe = tiercache::safe_key(raw, max_len)
+            let safe = stratacache::safe_key(raw, max_len)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
             core.append(PyString::new(py, &safe))?;
         }
@@ -165,6 +165,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize_keys, m)?)?;
     m.add_function(wrap_pyfunction!(py_is_valid_memcached_key, m)?)?;
     m.add("KEY_FORMAT", KEY_FORMAT)?;
-    m.add("DEFAULT_MAX_KEY_LEN", tiercache::DEFAULT_MAX_KEY_LEN)?;
+    m.add("DEFAULT_MAX_KEY_LEN", stratacache::DEFAULT_MAX_KEY_LEN)?;
     Ok(())
 }

@@ -1,8 +1,8 @@
-//! `tiercache._core`: the Rust core of the `tiercache` Python package.
+//! `stratacache._core`: the Rust core of the `stratacache` Python package.
 //!
 //! A translation layer only: Python values, the host clock and host I/O are
-//! turned into calls of the `tiercache` crate, which holds every caching
-//! rule. The pure-Python package (`python/tiercache`) drives the sans-I/O
+//! turned into calls of the `stratacache` crate, which holds every caching
+//! rule. The pure-Python package (`python/stratacache`) drives the sans-I/O
 //! read machine and adapts memcached, Redis, S3 and Django.
 
 mod envelope;

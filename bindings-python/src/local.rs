@@ -7,8 +7,8 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use tiercache::NamedCounters;
-use tiercache::{LocalCache, Lookup, SetOutcome};
+use stratacache::NamedCounters;
+use stratacache::{LocalCache, Lookup, SetOutcome};
 
 use crate::request::CachedResponse;
 use crate::util::{clock_ms, lock, seconds_to_ms, PyVal, TtlArg};
@@ -55,7 +55,7 @@ impl Eq for PyKey {}
 /// A bounded in-process cache of Python objects (no pickling), bounded by
 /// entry count and by total weight, with per-entry TTL; expired entries are
 /// reclaimed without waiting for a read.
-#[pyclass(frozen, module = "tiercache._core", name = "LocalCache")]
+#[pyclass(frozen, module = "stratacache._core", name = "LocalCache")]
 pub struct PyLocalCache {
     pub(crate) inner: Mutex<LocalCache<PyKey, PyVal>>,
     weigher: Option<PyVal>,

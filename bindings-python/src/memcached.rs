@@ -1,4 +1,4 @@
-//! A memcached client for `tiercache.tiers.MemcachedTier`: the text protocol
+//! A memcached client for `stratacache.tiers.MemcachedTier`: the text protocol
 //! over plain sockets, nothing else.
 //!
 //! - Keys go to servers by rendezvous hashing with murmur3, bit for bit as
@@ -31,7 +31,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use tiercache::tiered::StoreItem;
+use stratacache::tiered::StoreItem;
 
 use crate::util::as_str;
 
@@ -474,7 +474,7 @@ struct Work {
 }
 
 /// A memcached client over several servers (see the module docs).
-#[pyclass(frozen, module = "tiercache._core", name = "MemcachedClient")]
+#[pyclass(frozen, module = "stratacache._core", name = "MemcachedClient")]
 pub struct MemcachedClient {
     servers: Vec<Server>,
     ring: Ring,
@@ -521,7 +521,7 @@ impl MemcachedClient {
         if !valid_key(key) {
             return Err(PyValueError::new_err(format!(
                 "{:?} is not a valid memcached key (1 to {MAX_KEY_LEN} printable ASCII characters, no spaces): \
-                 build keys with tiercache.Key or pass them through tiercache.safe_key",
+                 build keys with stratacache.Key or pass them through stratacache.safe_key",
                 String::from_utf8_lossy(key)
             )));
         }

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
-use tiercache::{Lookup, Namespace, RequestCache};
+use stratacache::{Lookup, Namespace, RequestCache};
 
 use crate::util::{as_str, context_var_get, lock, missing, new_error, PyVal};
 
@@ -23,7 +23,7 @@ pub fn scope_var(py: Python<'_>) -> PyResult<&Py<PyAny>> {
         kwargs.set_item("default", py.None())?;
         Ok(contextvars
             .getattr("ContextVar")?
-            .call(("tiercache.request_scope",), Some(&kwargs))?
+            .call(("stratacache.request_scope",), Some(&kwargs))?
             .unbind())
     })
 }
@@ -51,9 +51,9 @@ pub fn current_scope_or_new<'py>(py: Python<'py>) -> PyResult<Bound<'py, Request
 
 /// The values cached for one request: namespaces of Python objects, cleared
 /// as a whole. One is set per request by the middleware (or
-/// `tiercache.request_scope()`), in a `ContextVar`, so threads, asyncio
+/// `stratacache.request_scope()`), in a `ContextVar`, so threads, asyncio
 /// tasks and ASGI requests never see each other's.
-#[pyclass(frozen, module = "tiercache._core", name = "RequestScope")]
+#[pyclass(frozen, module = "stratacache._core", name = "RequestScope")]
 pub struct RequestScope {
     pub(crate) cache: Mutex<RequestCache<PyVal>>,
     /// The edx-django-utils compatible caches: namespace -> live dict.
@@ -146,7 +146,7 @@ impl RequestScope {
 /// The answer of a cache lookup: a hit (with the value, which may be `None`)
 /// or a miss. It refuses `bool()` so that `if cache.get_cached_response(k):`
 /// cannot be written by mistake; test `is_found`.
-#[pyclass(frozen, module = "tiercache._core", name = "CachedResponse")]
+#[pyclass(frozen, module = "stratacache._core", name = "CachedResponse")]
 pub struct CachedResponse {
     is_found: bool,
     key: PyVal,
@@ -280,7 +280,7 @@ fn namespace_from(name: Option<&str>) -> PyResult<Namespace> {
 /// Instances are cheap and hold no data: every call works on the request
 /// scope of the current context, so one module-level `RequestCache("x")` is
 /// correct under threads, asyncio tasks and ASGI.
-#[pyclass(frozen, module = "tiercache._core", name = "RequestCache")]
+#[pyclass(frozen, module = "stratacache._core", name = "RequestCache")]
 pub struct PyRequestCache {
     pub(crate) namespace: Namespace,
 }
@@ -341,7 +341,7 @@ impl PyRequestCache {
         self.cached_response(py, key)
     }
 
-    /// The value of `key`, or `default` (`tiercache.MISSING` unless given).
+    /// The value of `key`, or `default` (`stratacache.MISSING` unless given).
     #[pyo3(signature = (key, default = None))]
     fn get(
         &self,

@@ -1,17 +1,17 @@
 //! The sans-I/O tiered cache as Python objects: `TieredCore` (shared state
 //! of one cache in one process) and `Read` (one read, driven step by step by
-//! `tiercache._driver`, which does the I/O).
+//! `stratacache._driver`, which does the I/O).
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use tiercache::stampede::{LeasePolicy, WaitId};
-use tiercache::tiered::{
+use stratacache::stampede::{LeasePolicy, WaitId};
+use stratacache::tiered::{
     CooldownPolicy, HostValue, Loaded, LocalTierConfig, Read, ReadOptions, ReadResult, Source,
     Step, TierConfig, TieredCache, TieredConfig,
 };
-use tiercache::{Expiry, Lookup, NamedCounters};
+use stratacache::{Expiry, Lookup, NamedCounters};
 
 use crate::envelope::{codec_from, keyring_from};
 use crate::memcached::MemcachedClient;
@@ -94,7 +94,7 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<TieredConfig> {
     }
     if let Some(name) = get_item::<String>(d, "request_namespace")? {
         config.request_namespace =
-            tiercache::Namespace::new(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            stratacache::Namespace::new(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     config.keyring = keyring_from(get_item(d, "signing_keys")?)?;
     if let Some(v) = d.get_item("compress_at")? {
@@ -206,7 +206,7 @@ fn results_dict<'py>(
     Ok(dict)
 }
 
-/// `Type: message` of an exception, as `tiercache._driver.describe` writes it.
+/// `Type: message` of an exception, as `stratacache._driver.describe` writes it.
 fn describe(py: Python<'_>, err: &PyErr) -> String {
     let name = err
         .get_type(py)
@@ -277,8 +277,8 @@ fn steps_list<'py>(py: Python<'py>, steps: Vec<Step>) -> PyResult<Bound<'py, PyL
 
 /// The shared state of one tiered cache in this process: configuration,
 /// local tier, single-flight bookkeeping, tier health and counters. Driven
-/// by `tiercache.TieredCache`; not meant to be used directly.
-#[pyclass(frozen, module = "tiercache._core", name = "TieredCore")]
+/// by `stratacache.TieredCache`; not meant to be used directly.
+#[pyclass(frozen, module = "stratacache._core", name = "TieredCore")]
 pub struct TieredCore {
     inner: Mutex<TieredCache<PyVal>>,
 }
@@ -287,7 +287,7 @@ impl TieredCore {
     fn with_scope<R>(
         py: Python<'_>,
         scope: Option<&Bound<'_, RequestScope>>,
-        f: impl FnOnce(Option<&mut tiercache::RequestCache<PyVal>>) -> R,
+        f: impl FnOnce(Option<&mut stratacache::RequestCache<PyVal>>) -> R,
     ) -> R {
         match scope {
             Some(scope) => {
@@ -508,8 +508,8 @@ impl TieredCore {
     }
 }
 
-/// One read in progress (see `tiercache._driver`).
-#[pyclass(module = "tiercache._core", name = "Read")]
+/// One read in progress (see `stratacache._driver`).
+#[pyclass(module = "stratacache._core", name = "Read")]
 pub struct PyRead {
     read: Option<Read<PyVal>>,
     core: Py<TieredCore>,

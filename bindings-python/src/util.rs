@@ -9,7 +9,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyFloat, PyInt, PyString};
-use tiercache::Expiry;
+use stratacache::Expiry;
 
 /// A Python object held by the core (request, local and tiered caches keep
 /// Python objects as they are, never pickled).
@@ -33,7 +33,7 @@ extern "C" {
 pub fn as_str<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
     if !obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(format!(
-            "{what} must be a str, not {}: build keys with tiercache.Key, or convert them with str()",
+            "{what} must be a str, not {}: build keys with stratacache.Key, or convert them with str()",
             obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
         )));
     }
@@ -189,7 +189,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TtlArg {
 
 static DEFAULT_TTL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// The object that stands for "the cache's default TTL" (`tiercache.DEFAULT_TTL`).
+/// The object that stands for "the cache's default TTL" (`stratacache.DEFAULT_TTL`).
 pub fn default_ttl_object(py: Python<'_>) -> &Py<PyAny> {
     DEFAULT_TTL.get_or_init(py, || {
         Py::new(py, DefaultTtl)
@@ -204,25 +204,25 @@ fn is_default_ttl(obj: &Borrowed<'_, '_, PyAny>) -> bool {
         .is_some_and(|d| d.as_ptr() == obj.as_ptr())
 }
 
-/// The type of `tiercache.DEFAULT_TTL`.
-#[pyclass(frozen, module = "tiercache._core", name = "_DefaultTtl")]
+/// The type of `stratacache.DEFAULT_TTL`.
+#[pyclass(frozen, module = "stratacache._core", name = "_DefaultTtl")]
 pub struct DefaultTtl;
 
 #[pymethods]
 impl DefaultTtl {
     fn __repr__(&self) -> &'static str {
-        "tiercache.DEFAULT_TTL"
+        "stratacache.DEFAULT_TTL"
     }
 }
 
-/// The type of `tiercache.MISSING`, the default of `get(key, default=MISSING)`.
-#[pyclass(frozen, module = "tiercache._core", name = "_Missing")]
+/// The type of `stratacache.MISSING`, the default of `get(key, default=MISSING)`.
+#[pyclass(frozen, module = "stratacache._core", name = "_Missing")]
 pub struct Missing;
 
 #[pymethods]
 impl Missing {
     fn __repr__(&self) -> &'static str {
-        "tiercache.MISSING"
+        "stratacache.MISSING"
     }
 
     fn __bool__(&self) -> bool {
@@ -232,23 +232,23 @@ impl Missing {
 
 static MISSING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// `tiercache.MISSING`.
+/// `stratacache.MISSING`.
 pub fn missing(py: Python<'_>) -> &Py<PyAny> {
     MISSING.get_or_init(py, || {
         Py::new(py, Missing).expect("creating MISSING").into_any()
     })
 }
 
-/// An exception class defined in `tiercache._errors` (pure Python, so users
+/// An exception class defined in `stratacache._errors` (pure Python, so users
 /// can subclass and pickle them like any other exception).
 pub fn error_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     let module =
-        ERRORS.get_or_try_init(py, || py.import("tiercache._errors").map(Bound::unbind))?;
+        ERRORS.get_or_try_init(py, || py.import("stratacache._errors").map(Bound::unbind))?;
     module.bind(py).getattr(name)
 }
 
-/// A new exception of class `name` from `tiercache._errors` with `args`.
+/// A new exception of class `name` from `stratacache._errors` with `args`.
 pub fn new_error<'py, A>(py: Python<'py>, name: &str, args: A) -> PyErr
 where
     A: pyo3::call::PyCallArgs<'py>,

@@ -1,11 +1,11 @@
-// LocalCache (tiercache, policy in wasm) vs npm lru-cache, interleaved in
+// LocalCache (stratacache, policy in wasm) vs npm lru-cache, interleaved in
 // one run: for each case both caches are built, then they take turns
 // (alternating which goes first) for SECONDS; each turn times one round.
 // Printed: the best round of each (ns/op) and the median of the per-turn
 // ratios, which load from the other processes on a shared machine hits
 // alike. Usage: node bench/local.mjs [seconds-per-case] (via scripts/bench-wasm.sh)
 import { LRUCache } from 'lru-cache';
-import { LocalCache } from 'tiercache';
+import { LocalCache } from 'stratacache';
 
 const MAX = 10_000;
 const SECONDS = Number(process.argv[2] ?? 1);
@@ -97,12 +97,12 @@ for (const [name, fn] of cases) {
   rows.push({
     case: name,
     'lru-cache ns/op': best.peer.toFixed(1),
-    'tiercache ns/op': best.ours.toFixed(1),
+    'stratacache ns/op': best.ours.toFixed(1),
     'ratio of bests': (best.peer / best.ours).toFixed(2),
     'median ratio': median(ratios).toFixed(2),
     turns: ratios.length,
   });
 }
 console.table(rows);
-console.log('ns/op: best turn of each; ratio = lru-cache time / tiercache time (>= 1.00: tiercache at least as fast);');
+console.log('ns/op: best turn of each; ratio = lru-cache time / stratacache time (>= 1.00: stratacache at least as fast);');
 console.log('median ratio: median over turns of the two interleaved turns\' ratio');

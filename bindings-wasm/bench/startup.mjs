@@ -9,20 +9,20 @@ import { createRequire } from 'node:module';
 import { Miniflare } from 'miniflare';
 
 const require = createRequire(import.meta.url);
-const pkg = path.dirname(require.resolve('tiercache/package.json'));
-const wasmPath = path.join(pkg, 'tiercache_core_bg.wasm');
+const pkg = path.dirname(require.resolve('stratacache/package.json'));
+const wasmPath = path.join(pkg, 'stratacache_core_bg.wasm');
 const wasm = readFileSync(wasmPath);
-// What a worker's `import "tiercache"` loads: every module but the other
+// What a worker's `import "stratacache"` loads: every module but the other
 // entry points and the tools entry's.
 const js = readdirSync(pkg)
-  .filter((f) => f.endsWith('.js') && !/^(tools-|tiercache_tools|node\.js|browser\.js)/.test(f))
+  .filter((f) => f.endsWith('.js') && !/^(tools-|stratacache_tools|node\.js|browser\.js)/.test(f))
   .map((f) => readFileSync(path.join(pkg, f)));
 const jsAll = Buffer.concat(js);
 console.log(`wasm: ${wasm.length} bytes, ${gzipSync(wasm, { level: 9 }).length} gzipped (zlib -9); JS: ${jsAll.length} bytes, ${gzipSync(jsAll, { level: 9 }).length} gzipped`);
 
 // Node: compile + instantiate + first call.
 {
-  const { initSync } = await import(path.join(pkg, 'tiercache_core.js'));
+  const { initSync } = await import(path.join(pkg, 'stratacache_core.js'));
   const runtime = await import(path.join(pkg, 'runtime.js'));
   const t0 = performance.now();
   runtime.attach(initSync({ module: new WebAssembly.Module(wasm) }));
@@ -42,14 +42,14 @@ console.log(`wasm: ${wasm.length} bytes, ${gzipSync(wasm, { level: 9 }).length} 
 // whole milliseconds: timing starts on a tick, and each sample is the ticks
 // seen plus one, an upper bound.
 const ISOLATES = 7;
-const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-startup-'));
+const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-startup-'));
 try {
-  for (const f of ['tiercache_core.js', 'runtime.js', 'local.js']) copyFileSync(path.join(pkg, f), path.join(dir, f));
-  copyFileSync(wasmPath, path.join(dir, 'tiercache_core_bg.wasm'));
+  for (const f of ['stratacache_core.js', 'runtime.js', 'local.js']) copyFileSync(path.join(pkg, f), path.join(dir, f));
+  copyFileSync(wasmPath, path.join(dir, 'stratacache_core_bg.wasm'));
   writeFileSync(
     path.join(dir, 'worker.js'),
-    `import mod from './tiercache_core_bg.wasm';
-import { initSync } from './tiercache_core.js';
+    `import mod from './stratacache_core_bg.wasm';
+import { initSync } from './stratacache_core.js';
 import { attach } from './runtime.js';
 import { LocalCache } from './local.js';
 let cache;
@@ -73,10 +73,10 @@ export default { async fetch() {
   );
   const modules = [
     { type: 'ESModule', path: path.join(dir, 'worker.js') },
-    { type: 'ESModule', path: path.join(dir, 'tiercache_core.js') },
+    { type: 'ESModule', path: path.join(dir, 'stratacache_core.js') },
     { type: 'ESModule', path: path.join(dir, 'runtime.js') },
     { type: 'ESModule', path: path.join(dir, 'local.js') },
-    { type: 'CompiledWasm', path: path.join(dir, 'tiercache_core_bg.wasm') },
+    { type: 'CompiledWasm', path: path.join(dir, 'stratacache_core_bg.wasm') },
   ];
   const mf = new Miniflare({
     workers: Array.from({ length: ISOLATES }, (_, i) => ({ name: `w${i}`, modules, modulesRoot: dir, compatibilityDate: '2025-01-01' })),

@@ -2,7 +2,7 @@
 // a read's trip through the core's read machine and back (no I/O).
 // Prints the best of 50 rounds of 100 reads.
 // Usage: node bench/tiered.mjs (via scripts/bench-wasm.sh)
-import { TieredCache, memoryTier } from 'tiercache';
+import { TieredCache, memoryTier } from 'stratacache';
 
 const cache = new TieredCache({ tiers: [memoryTier()], local: { maxEntries: 10_000 } });
 const keys = Array.from({ length: 100 }, (_, i) => `course-v1:edX+C${i}+2024|block@${i}`);

@@ -36,7 +36,7 @@ const ENVELOPE_B64_PREFIX = 'iVRD';
  */
 export function kvTier(namespace, options = {}) {
   if (!namespace || typeof namespace.get !== 'function' || typeof namespace.put !== 'function') {
-    throw new TypeError('tiercache: kvTier(namespace) needs a KV namespace binding (env.MY_KV)');
+    throw new TypeError('stratacache: kvTier(namespace) needs a KV namespace binding (env.MY_KV)');
   }
   const getOptions = { type: 'text' };
   if (options.cacheTtl !== undefined) getOptions.cacheTtl = Math.max(KV_MIN_CACHE_TTL_S, Math.ceil(options.cacheTtl));
@@ -110,9 +110,9 @@ export function kvTier(namespace, options = {}) {
  */
 export function cacheApiTier(cache, options = {}) {
   if (!cache || typeof cache.match !== 'function' || typeof cache.put !== 'function') {
-    throw new TypeError('tiercache: cacheApiTier(cache) needs a Cache (caches.default, or await caches.open("name"))');
+    throw new TypeError('stratacache: cacheApiTier(cache) needs a Cache (caches.default, or await caches.open("name"))');
   }
-  const base = options.baseUrl ?? 'https://tiercache.internal/';
+  const base = options.baseUrl ?? 'https://stratacache.internal/';
   const url = (key) => base + encodeURIComponent(key);
   return {
     name: options.name ?? 'cache',

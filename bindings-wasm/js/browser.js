@@ -1,8 +1,8 @@
 // Entry point for browsers (and Deno): fetches and instantiates the module
 // (top-level await) next to this file.
-import init from './tiercache_core.js';
+import init from './stratacache_core.js';
 import { attach } from './runtime.js';
 
-attach(await init({ module_or_path: new URL('./tiercache_core_bg.wasm', import.meta.url) }));
+attach(await init({ module_or_path: new URL('./stratacache_core_bg.wasm', import.meta.url) }));
 
 export * from './lib.js';

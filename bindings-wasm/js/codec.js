@@ -48,14 +48,14 @@ export function serialize(value, key) {
     text = JSON.stringify(value, strict);
   } catch (error) {
     throw new TypeError(
-      `tiercache: the value for key ${JSON.stringify(key)} cannot be JSON-encoded: ${error.message}. ` +
+      `stratacache: the value for key ${JSON.stringify(key)} cannot be JSON-encoded: ${error.message}. ` +
         'Store plain data (objects, arrays, strings, finite numbers, booleans, null) or a Uint8Array.',
       { cause: error },
     );
   }
   if (text === undefined) {
     throw new TypeError(
-      `tiercache: the value for key ${JSON.stringify(key)} is ${kindOf(value)}, which JSON cannot encode; use null for "no value".`,
+      `stratacache: the value for key ${JSON.stringify(key)} is ${kindOf(value)}, which JSON cannot encode; use null for "no value".`,
     );
   }
   return [CODEC_JSON, encoder.encode(text)];
@@ -69,6 +69,6 @@ export function deserialize(codec, payload) {
     case 'raw':
       return payload;
     default:
-      throw new TypeError(`tiercache: payloads with codec ${codec} cannot be read in JavaScript`);
+      throw new TypeError(`stratacache: payloads with codec ${codec} cannot be read in JavaScript`);
   }
 }

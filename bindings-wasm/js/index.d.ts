@@ -1,4 +1,4 @@
-// Type definitions of the npm package `tiercache`.
+// Type definitions of the npm package `stratacache`.
 
 /** A bounded in-isolate cache: LRU by entry count and bytes, per-entry TTL.
  * Keys and values stay in JS; the eviction and expiry policy is the Rust
@@ -184,7 +184,7 @@ export interface TieredStats {
   flights: Record<string, number>;
 }
 
-export class TiercacheError extends Error {
+export class StratacacheError extends Error {
   kind: 'timeout' | 'tier' | 'loader' | 'decode' | 'tier_failure' | string;
   key?: string;
 }

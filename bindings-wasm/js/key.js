@@ -1,15 +1,15 @@
 // Key: the core's versioned key builder (format tiercache-key-1).
 
-import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey } from './tiercache_core.js';
+import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey } from './stratacache_core.js';
 
 function versionString(version) {
   if (typeof version === 'bigint') return version.toString();
   if (typeof version === 'number') {
-    if (!Number.isSafeInteger(version) || version < 0) throw new TypeError(`tiercache: key version ${version} must be a whole number >= 0 (use a bigint or decimal string above 2^53)`);
+    if (!Number.isSafeInteger(version) || version < 0) throw new TypeError(`stratacache: key version ${version} must be a whole number >= 0 (use a bigint or decimal string above 2^53)`);
     return String(version);
   }
   if (typeof version === 'string') return version;
-  throw new TypeError(`tiercache: key version must be a number, bigint or decimal string, got ${typeof version}`);
+  throw new TypeError(`stratacache: key version must be a number, bigint or decimal string, got ${typeof version}`);
 }
 
 // A JS string may hold lone surrogates (half of a UTF-16 pair). They have no
@@ -23,7 +23,7 @@ function checkWellFormed(text, what) {
   if (!ok) {
     const at = text.search(LONE_SURROGATE);
     const unit = text.charCodeAt(at).toString(16).toUpperCase();
-    throw new TypeError(`tiercache: ${what} holds a lone surrogate (U+${unit} at index ${at}), which has no UTF-8 form: pass well-formed text (String#toWellFormed() if replacing it with U+FFFD is acceptable), or the raw bytes as a Uint8Array`);
+    throw new TypeError(`stratacache: ${what} holds a lone surrogate (U+${unit} at index ${at}), which has no UTF-8 form: pass well-formed text (String#toWellFormed() if replacing it with U+FFFD is acceptable), or the raw bytes as a Uint8Array`);
   }
 }
 
@@ -35,7 +35,7 @@ export class Key {
   #builder;
 
   constructor(namespace, version = 1, options = {}) {
-    if (typeof namespace !== 'string') throw new TypeError(`tiercache: a key namespace must be a string, got ${typeof namespace}`);
+    if (typeof namespace !== 'string') throw new TypeError(`stratacache: a key namespace must be a string, got ${typeof namespace}`);
     this.#builder = new KeyBuilder(namespace, versionString(version), options.maxLen ?? 0);
   }
 
@@ -63,7 +63,7 @@ export class Key {
 
 /** Any non-empty string as a valid key of at most `maxLen` bytes (default 200). */
 export function safeKey(raw, maxLen = 0) {
-  if (typeof raw !== 'string') throw new TypeError(`tiercache: safeKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
+  if (typeof raw !== 'string') throw new TypeError(`stratacache: safeKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
   checkWellFormed(raw, 'the key');
   return coreSafeKey(raw, maxLen);
 }

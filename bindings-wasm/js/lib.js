@@ -1,10 +1,10 @@
-// The public API of the npm package `tiercache`. Import the package, not
+// The public API of the npm package `stratacache`. Import the package, not
 // this file: the entry points (workerd.js, node.js, browser.js) instantiate
 // the wasm module first.
 
 export { LocalCache } from './local.js';
 export { RequestCache } from './request.js';
-export { TieredCache, TiercacheError } from './tiered.js';
+export { TieredCache, StratacacheError } from './tiered.js';
 export { Key, safeKey, isValidKey } from './key.js';
 export {
   kvTier,

@@ -15,7 +15,7 @@
 // through a header in wasm memory read with views of the whole memory
 // (rebuilt when memory grows), so a call allocates nothing.
 
-import { LocalSlots } from './tiercache_core.js';
+import { LocalSlots } from './stratacache_core.js';
 import { wasmMemory } from './runtime.js';
 
 const READ_BUFFER = 256;
@@ -38,14 +38,14 @@ function describe(value) {
 
 export function checkKey(key) {
   if (typeof key !== 'string') {
-    throw new TypeError(`tiercache: keys must be strings, got ${describe(key)}; build keys with Key#build() or String(...)`);
+    throw new TypeError(`stratacache: keys must be strings, got ${describe(key)}; build keys with Key#build() or String(...)`);
   }
 }
 
 function checkTtl(ttlMs) {
   if (ttlMs === undefined) return NaN;
   if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs)) {
-    throw new TypeError(`tiercache: ttlMs must be a number of milliseconds (Infinity: never expire; 0 or less: delete), got ${describe(ttlMs)}`);
+    throw new TypeError(`stratacache: ttlMs must be a number of milliseconds (Infinity: never expire; 0 or less: delete), got ${describe(ttlMs)}`);
   }
   return ttlMs;
 }
@@ -78,14 +78,14 @@ export class LocalCache {
   constructor(options = {}) {
     const { maxEntries, maxBytes, ttlMs, sizeOf, clock } = options;
     if (typeof maxEntries !== 'number') {
-      throw new TypeError('tiercache: LocalCache needs maxEntries (a whole number of entries, e.g. { maxEntries: 10000 })');
+      throw new TypeError('stratacache: LocalCache needs maxEntries (a whole number of entries, e.g. { maxEntries: 10000 })');
     }
-    if (maxBytes !== undefined && typeof maxBytes !== 'number') throw new TypeError('tiercache: maxBytes must be a number of bytes');
+    if (maxBytes !== undefined && typeof maxBytes !== 'number') throw new TypeError('stratacache: maxBytes must be a number of bytes');
     if (maxBytes !== undefined && sizeOf === undefined) {
-      throw new TypeError('tiercache: maxBytes needs sizeOf(value, key) (or a `size` on each set) to weigh values');
+      throw new TypeError('stratacache: maxBytes needs sizeOf(value, key) (or a `size` on each set) to weigh values');
     }
-    if (sizeOf !== undefined && typeof sizeOf !== 'function') throw new TypeError('tiercache: sizeOf must be a function');
-    if (clock !== undefined && typeof clock !== 'function') throw new TypeError('tiercache: clock must be a function returning milliseconds');
+    if (sizeOf !== undefined && typeof sizeOf !== 'function') throw new TypeError('stratacache: sizeOf must be a function');
+    if (clock !== undefined && typeof clock !== 'function') throw new TypeError('stratacache: clock must be a function returning milliseconds');
     const ttl = ttlMs === undefined || ttlMs === null ? NaN : checkTtl(ttlMs);
     this.#policy = new LocalSlots(maxEntries, maxBytes ?? Infinity, ttl);
     this.#out = this.#policy.outPtr();
@@ -283,7 +283,7 @@ export class LocalCache {
       }
       weight = size !== undefined ? size : this.#sizeOf !== undefined ? this.#sizeOf(value, key) : 0;
       if (typeof weight !== 'number' || !(weight >= 0)) {
-        throw new TypeError(`tiercache: the size of the value for ${JSON.stringify(key.slice(0, 80))} must be a number >= 0, got ${describe(weight)}`);
+        throw new TypeError(`stratacache: the size of the value for ${JSON.stringify(key.slice(0, 80))} must be a number >= 0, got ${describe(weight)}`);
       }
     }
     const now = this.#now();

@@ -1,12 +1,12 @@
 // RequestCache: the core's request cache, one per request.
 
-import { RequestRef } from './tiercache_core.js';
+import { RequestRef } from './stratacache_core.js';
 
-export const SHARE = Symbol('tiercache.share');
+export const SHARE = Symbol('stratacache.share');
 
 function checkKey(key) {
   if (typeof key !== 'string') {
-    throw new TypeError(`tiercache: request cache keys must be strings, got ${key === null ? 'null' : typeof key}`);
+    throw new TypeError(`stratacache: request cache keys must be strings, got ${key === null ? 'null' : typeof key}`);
   }
 }
 

@@ -7,6 +7,6 @@ export function attach(wasmExports) {
 }
 
 export function wasmMemory() {
-  if (exports === null) throw new Error('tiercache: the wasm module is not initialized; import "tiercache" (not its internal files)');
+  if (exports === null) throw new Error('stratacache: the wasm module is not initialized; import "stratacache" (not its internal files)');
   return exports.memory;
 }

@@ -7,7 +7,7 @@
 // payloads, and waking waiting reads (the core's Wait/Notify ids, mapped to
 // promises, give single-flight across concurrent requests of one isolate).
 
-import { Tiered } from './tiercache_core.js';
+import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
 import { decodeStep, decodeSteps, decodeResults } from './wire.js';
@@ -22,10 +22,10 @@ const TIER_KINDS = ['memcached', 'redis', 'workers_kv', 'storage'];
 const SOURCES = [null, 'request', 'local', 'loader', 'flight'];
 
 /** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, tier_failure. */
-export class TiercacheError extends Error {
+export class StratacacheError extends Error {
   constructor(message, { kind, cause, key } = {}) {
     super(message, cause === undefined ? undefined : { cause });
-    this.name = 'TiercacheError';
+    this.name = 'StratacacheError';
     this.kind = kind;
     if (key !== undefined) this.key = key;
   }
@@ -44,12 +44,12 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** `promise`, or a TiercacheError of kind "timeout" after `ms`. */
+/** `promise`, or a StratacacheError of kind "timeout" after `ms`. */
 function withTimeout(promise, ms, what) {
   if (!(ms > 0) || ms === Infinity) return Promise.resolve(promise);
   let timer;
   const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new TiercacheError(`tiercache: ${what} timed out after ${ms} ms`, { kind: 'timeout' })), ms);
+    timer = setTimeout(() => reject(new StratacacheError(`stratacache: ${what} timed out after ${ms} ms`, { kind: 'timeout' })), ms);
   });
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }
@@ -63,24 +63,24 @@ function toBytes(value, tierName, key) {
   if (value instanceof Uint8Array) return value;
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  throw new TiercacheError(
-    `tiercache: tier ${tierName} returned ${typeof value} for key ${JSON.stringify(key)}; getMany must give a Uint8Array or null per key`,
+  throw new StratacacheError(
+    `stratacache: tier ${tierName} returned ${typeof value} for key ${JSON.stringify(key)}; getMany must give a Uint8Array or null per key`,
     { kind: 'tier' },
   );
 }
 
 function normalizeTier(tier, index) {
   if (tier === null || typeof tier !== 'object') {
-    throw new TypeError(`tiercache: tier ${index} is ${tier}; give an adapter such as kvTier(env.CACHE) or memoryTier()`);
+    throw new TypeError(`stratacache: tier ${index} is ${tier}; give an adapter such as kvTier(env.CACHE) or memoryTier()`);
   }
   for (const method of ['getMany', 'setMany', 'deleteMany']) {
     if (typeof tier[method] !== 'function') {
-      throw new TypeError(`tiercache: tier ${index} (${tier.name ?? 'unnamed'}) has no ${method}() method; see the adapter interface in docs/wasm.md`);
+      throw new TypeError(`stratacache: tier ${index} (${tier.name ?? 'unnamed'}) has no ${method}() method; see the adapter interface in docs/wasm.md`);
     }
   }
   const kind = tier.kind ?? 'memcached';
   if (!TIER_KINDS.includes(kind)) {
-    throw new TypeError(`tiercache: tier ${index} has kind ${JSON.stringify(kind)}; use memcached, redis, workers_kv or storage`);
+    throw new TypeError(`stratacache: tier ${index} has kind ${JSON.stringify(kind)}; use memcached, redis, workers_kv or storage`);
   }
   const name = tier.name ?? `tier${index}`;
   const config = { name, kind };
@@ -88,7 +88,7 @@ function normalizeTier(tier, index) {
     if (tier[field] !== undefined) config[field] = tier[field];
   }
   if (config.leases && typeof tier.add !== 'function') {
-    throw new TypeError(`tiercache: tier ${name} has leases on but no add() method`);
+    throw new TypeError(`stratacache: tier ${name} has leases on but no add() method`);
   }
   return config;
 }
@@ -99,11 +99,11 @@ function normalizeSigningKeys(keys) {
   const encoder = new TextEncoder();
   return list.map((entry, i) => {
     const { id, secret } = Array.isArray(entry) ? { id: entry[0], secret: entry[1] } : entry;
-    if (typeof id !== 'string') throw new TypeError(`tiercache: signing key ${i} needs a string id, such as "2025a"`);
+    if (typeof id !== 'string') throw new TypeError(`stratacache: signing key ${i} needs a string id, such as "2025a"`);
     let bytes = secret;
     if (typeof secret === 'string') bytes = encoder.encode(secret);
     else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`tiercache: signing key ${JSON.stringify(id)} needs a secret (string or Uint8Array)`);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`stratacache: signing key ${JSON.stringify(id)} needs a secret (string or Uint8Array)`);
     return { id, secret: bytes };
   });
 }
@@ -156,19 +156,19 @@ function coreConfig(tiers, options) {
 function ttlOf(options) {
   const ttl = options?.ttlMs;
   if (ttl === undefined || ttl === null) return NaN;
-  if (typeof ttl !== 'number' || Number.isNaN(ttl)) throw new TypeError(`tiercache: ttlMs must be a number of milliseconds, got ${ttl}`);
+  if (typeof ttl !== 'number' || Number.isNaN(ttl)) throw new TypeError(`stratacache: ttlMs must be a number of milliseconds, got ${ttl}`);
   return ttl;
 }
 
 function checkKeys(keys) {
-  if (!Array.isArray(keys)) throw new TypeError(`tiercache: keys must be an array of strings, got ${keys === null ? 'null' : typeof keys}`);
+  if (!Array.isArray(keys)) throw new TypeError(`stratacache: keys must be an array of strings, got ${keys === null ? 'null' : typeof keys}`);
   for (const key of keys) checkOne(key);
 }
 
 function checkOne(key) {
   if (typeof key !== 'string') {
     const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
-    throw new TypeError(`tiercache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string through safeKey()`);
+    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string through safeKey()`);
   }
 }
 
@@ -195,7 +195,7 @@ export class TieredCache {
    */
   constructor(options = {}) {
     const tiers = options.tiers ?? [];
-    if (!Array.isArray(tiers)) throw new TypeError('tiercache: tiers must be an array of adapters');
+    if (!Array.isArray(tiers)) throw new TypeError('stratacache: tiers must be an array of adapters');
     const config = tiers.map(normalizeTier);
     this.#core = new Tiered(...coreConfig(config, options));
     this.#names = config.map((t) => t.name);
@@ -227,10 +227,10 @@ export class TieredCache {
    */
   async getOrLoad(key, loader, options) {
     checkOne(key);
-    if (typeof loader !== 'function') throw new TypeError('tiercache: getOrLoad(key, loader) needs a loader function');
+    if (typeof loader !== 'function') throw new TypeError('stratacache: getOrLoad(key, loader) needs a loader function');
     const load = async (keys) => [await loader(keys[0])];
     const [result] = await this.#read([key], this.#loadFlags(options), load, options);
-    if (result.error !== null && !result.hit) throw result.failure ?? new TiercacheError(`tiercache: loading ${JSON.stringify(key)} failed: ${result.error}`, { kind: 'loader', key });
+    if (result.error !== null && !result.hit) throw result.failure ?? new StratacacheError(`stratacache: loading ${JSON.stringify(key)} failed: ${result.error}`, { kind: 'loader', key });
     return result.value;
   }
 
@@ -241,10 +241,10 @@ export class TieredCache {
    */
   async getManyOrLoad(keys, loader, options) {
     checkKeys(keys);
-    if (typeof loader !== 'function') throw new TypeError('tiercache: getManyOrLoad(keys, loader) needs a loader function');
+    if (typeof loader !== 'function') throw new TypeError('stratacache: getManyOrLoad(keys, loader) needs a loader function');
     const results = await this.#read(keys, this.#loadFlags(options), loader, options);
     const failed = results.find((r) => !r.hit && r.error !== null);
-    if (failed) throw failed.failure ?? new TiercacheError(`tiercache: loading ${JSON.stringify(failed.key)} failed: ${failed.error}`, { kind: 'loader', key: failed.key });
+    if (failed) throw failed.failure ?? new StratacacheError(`stratacache: loading ${JSON.stringify(failed.key)} failed: ${failed.error}`, { kind: 'loader', key: failed.key });
     return results.map((r) => r.value);
   }
 
@@ -312,7 +312,7 @@ export class TieredCache {
   #request(options) {
     const request = options?.request;
     if (request === undefined || request === null) return undefined;
-    if (!(request instanceof RequestCache)) throw new TypeError('tiercache: options.request must be a RequestCache');
+    if (!(request instanceof RequestCache)) throw new TypeError('stratacache: options.request must be a RequestCache');
     return request[SHARE]();
   }
 
@@ -412,7 +412,7 @@ export class TieredCache {
             return results;
           }
           default:
-            throw new Error(`tiercache: unknown step ${step.kind}`);
+            throw new Error(`stratacache: unknown step ${step.kind}`);
         }
       }
     } catch (error) {
@@ -438,7 +438,7 @@ export class TieredCache {
     try {
       const got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
       if (!Array.isArray(got) || got.length !== step.keys.length) {
-        throw new TiercacheError(`tiercache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
+        throw new StratacacheError(`stratacache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
       }
       values = got.map((v, i) => toBytes(v, name, step.keys[i]));
     } catch (error) {
@@ -456,7 +456,7 @@ export class TieredCache {
       try {
         value = deserialize(item.codec, item.payload);
       } catch (error) {
-        this.#report(new TiercacheError(`tiercache: the value of ${JSON.stringify(item.key)} could not be decoded: ${message(error)}`, { kind: 'decode', cause: error }));
+        this.#report(new StratacacheError(`stratacache: the value of ${JSON.stringify(item.key)} could not be decoded: ${message(error)}`, { kind: 'decode', cause: error }));
         read.decodeFailed();
         continue;
       }
@@ -482,14 +482,14 @@ export class TieredCache {
     const started = Date.now();
     let loaded;
     try {
-      if (!loader) throw new TiercacheError('tiercache: no loader', { kind: 'loader' });
+      if (!loader) throw new StratacacheError('stratacache: no loader', { kind: 'loader' });
       loaded = await withTimeout(loader(keys.slice()), this.#loadTimeoutMs, `the loader for ${n} key(s)`);
       if (loaded instanceof Map) loaded = keys.map((k) => loaded.get(k));
       if (!Array.isArray(loaded) || loaded.length !== n) {
-        throw new TiercacheError(`tiercache: the loader returned ${Array.isArray(loaded) ? `${loaded.length} values` : typeof loaded} for ${n} keys; return an array in key order or a Map`, { kind: 'loader' });
+        throw new StratacacheError(`stratacache: the loader returned ${Array.isArray(loaded) ? `${loaded.length} values` : typeof loaded} for ${n} keys; return an array in key order or a Map`, { kind: 'loader' });
       }
     } catch (error) {
-      const wrapped = error instanceof TiercacheError ? error : new TiercacheError(`tiercache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
+      const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
       for (const key of keys) {
         read.loadFailed(message(wrapped));
         failures.set(key, wrapped);

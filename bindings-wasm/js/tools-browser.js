@@ -1,7 +1,7 @@
-// `tiercache/tools` for browsers (and Deno): the envelope and chunk formats
+// `stratacache/tools` for browsers (and Deno): the envelope and chunk formats
 // (EnvelopeCodec), in a wasm module of their own, fetched next to this file.
-import init from './tiercache_tools.js';
+import init from './stratacache_tools.js';
 
-await init({ module_or_path: new URL('./tiercache_tools_bg.wasm', import.meta.url) });
+await init({ module_or_path: new URL('./stratacache_tools_bg.wasm', import.meta.url) });
 
-export { EnvelopeCodec } from './tiercache_tools.js';
+export { EnvelopeCodec } from './stratacache_tools.js';

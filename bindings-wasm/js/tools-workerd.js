@@ -1,8 +1,8 @@
-// `tiercache/tools` for Cloudflare Workers / workerd: the envelope and chunk
+// `stratacache/tools` for Cloudflare Workers / workerd: the envelope and chunk
 // formats (EnvelopeCodec), in a wasm module of their own.
-import wasmModule from './tiercache_tools_bg.wasm';
-import { initSync } from './tiercache_tools.js';
+import wasmModule from './stratacache_tools_bg.wasm';
+import { initSync } from './stratacache_tools.js';
 
 initSync({ module: wasmModule });
 
-export { EnvelopeCodec } from './tiercache_tools.js';
+export { EnvelopeCodec } from './stratacache_tools.js';

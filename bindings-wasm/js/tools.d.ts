@@ -1,8 +1,8 @@
-// Types of `tiercache/tools`: the envelope and chunk formats, for tools and
-// tests (a wasm module of its own; `import "tiercache"` does not load it).
+// Types of `stratacache/tools`: the envelope and chunk formats, for tools and
+// tests (a wasm module of its own; `import "stratacache"` does not load it).
 
 /** The core's envelope format (tiercache-envelope-1), for tools and tests.
- *  `import { EnvelopeCodec } from "tiercache/tools"`. */
+ *  `import { EnvelopeCodec } from "stratacache/tools"`. */
 export class EnvelopeCodec {
   constructor(keys: Array<{ id: string; secret: Uint8Array }> | null, requireSignature: boolean, compressAt: number, maxPayloadLen: number);
   /** `key`: the cache key the signature is bound to (default: the empty key). */

@@ -88,7 +88,7 @@ function readStep(r) {
     case 'done':
       return { kind };
     default:
-      throw new Error('tiercache: the wasm module sent an unknown step; the package files do not match');
+      throw new Error('stratacache: the wasm module sent an unknown step; the package files do not match');
   }
 }
 

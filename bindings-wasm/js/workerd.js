@@ -1,7 +1,7 @@
 // Entry point for Cloudflare Workers / workerd (and bundlers that import a
 // .wasm file as a WebAssembly.Module): instantiates the module synchronously.
-import wasmModule from './tiercache_core_bg.wasm';
-import { initSync } from './tiercache_core.js';
+import wasmModule from './stratacache_core_bg.wasm';
+import { initSync } from './stratacache_core.js';
 import { attach } from './runtime.js';
 
 attach(initSync({ module: wasmModule }));

@@ -79,5 +79,5 @@ pub fn error_with_kind(message: &str, kind: &str) -> JsValue {
 
 /// `text` in double quotes, escaped (the core's quoting for messages).
 pub fn quote(text: &str) -> String {
-    tiercache::Quoted(text).to_string()
+    stratacache::Quoted(text).to_string()
 }

@@ -1,8 +1,8 @@
 //! The core's versioned key builder and `safe_key`, for JS.
 
 use js_sys::{ArrayBuffer, Uint8Array};
-use tiercache::key::{self, OwnedPart};
-use tiercache::Namespace;
+use stratacache::key::{self, OwnedPart};
+use stratacache::Namespace;
 use wasm_bindgen::prelude::*;
 
 use crate::js;

@@ -1,20 +1,20 @@
-//! WebAssembly bindings of tiercache: the wasm half of the npm package
-//! `tiercache` (the JS half is in `bindings-wasm/js/`).
+//! WebAssembly bindings of stratacache: the wasm half of the npm package
+//! `stratacache` (the JS half is in `bindings-wasm/js/`).
 //!
 //! This crate is a translation layer. It holds no caching logic: every rule
 //! (eviction, expiry, keys, envelopes, chunking, the tiered read machine,
 //! single-flight) is the core's. What it adds is the shape of the boundary:
 //!
-//! * [`LocalSlots`]: the core's [`SlotPolicy`](tiercache::local::SlotPolicy),
+//! * [`LocalSlots`]: the core's [`SlotPolicy`](stratacache::local::SlotPolicy),
 //!   the rules of `LocalCache` addressed by `u32` slot numbers. Values and
 //!   string keys stay on the JS side; only integers cross, and reads are
 //!   applied in batches.
 //! * [`Tiered`] / [`ReadHandle`]: the core's sans-I/O
-//!   [`Read`](tiercache::tiered::Read) machine, stepped from JS with `await`.
+//!   [`Read`](stratacache::tiered::Read) machine, stepped from JS with `await`.
 //!   Values are `JsValue`s (handles into the JS heap), so they are never
 //!   serialized on the local path.
 //! * [`KeyBuilder`], [`safe_key`]: the core's key format, byte for byte.
-//! * With the `tools` feature (the package's `tiercache/tools` entry, a
+//! * With the `tools` feature (the package's `stratacache/tools` entry, a
 //!   module of its own): `EnvelopeCodec`, the envelope and chunk formats as
 //!   they are, for tools and the golden vectors.
 //!

@@ -10,7 +10,7 @@
 //! allocation): see [`Out`]. Nothing is hashed here: a buffered read is a
 //! relink by slot index.
 
-use tiercache::local::{Expiry, SlotPolicy};
+use stratacache::local::{Expiry, SlotPolicy};
 use wasm_bindgen::prelude::*;
 
 use crate::js;

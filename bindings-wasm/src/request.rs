@@ -1,6 +1,6 @@
 //! The core's `RequestCache`, holding JS values, for one request.
 
-use tiercache::{Lookup, Namespace, RequestCache};
+use stratacache::{Lookup, Namespace, RequestCache};
 use wasm_bindgen::prelude::*;
 
 use crate::js;

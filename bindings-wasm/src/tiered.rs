@@ -12,14 +12,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use tiercache::envelope::{Codec, Keyring};
-use tiercache::stampede::FlightStats;
-use tiercache::stampede::{LeasePolicy, WaitId};
-use tiercache::tiered::{
+use stratacache::envelope::{Codec, Keyring};
+use stratacache::stampede::FlightStats;
+use stratacache::stampede::{LeasePolicy, WaitId};
+use stratacache::tiered::{
     ConfigError, CooldownPolicy, HostValue, InvalidKey, Loaded, LocalTierConfig, Read, ReadOptions,
     Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use tiercache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
+use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
 use wasm_bindgen::prelude::*;
 
 use crate::js::{self, to_u64};
@@ -207,24 +207,24 @@ fn config_error(e: &ConfigError) -> String {
                 "xfetch_beta" => "xfetchBeta",
                 other => other,
             };
-            format!("tiercache: {name} is out of range: it must be {range}")
+            format!("stratacache: {name} is out of range: it must be {range}")
         }
-        ConfigError::TooManyTiers(n) => format!("tiercache: {n} remote tiers configured; at most 8 are supported"),
+        ConfigError::TooManyTiers(n) => format!("stratacache: {n} remote tiers configured; at most 8 are supported"),
         ConfigError::ItemLimitTooSmall { name, limit } => {
-            format!("tiercache: tier {} has an item limit of {limit} bytes; the minimum is 1024", js::quote(name))
+            format!("stratacache: tier {} has an item limit of {limit} bytes; the minimum is 1024", js::quote(name))
         }
-        ConfigError::UnnamedTier(i) => format!("tiercache: tier {i} has an empty name"),
-        ConfigError::ZeroReplicas(name) => format!("tiercache: tier {} has 0 replicas: use 1 for no replicas", js::quote(name)),
+        ConfigError::UnnamedTier(i) => format!("stratacache: tier {i} has an empty name"),
+        ConfigError::ZeroReplicas(name) => format!("stratacache: tier {} has 0 replicas: use 1 for no replicas", js::quote(name)),
         ConfigError::NoLeaseTier => {
-            "tiercache: a lease policy is set but no tier has leases on: turn it on for the tier that has add()".to_owned()
+            "stratacache: a lease policy is set but no tier has leases on: turn it on for the tier that has add()".to_owned()
         }
-        ConfigError::Local(e) => format!("tiercache: local tier: {e}"),
+        ConfigError::Local(e) => format!("stratacache: local tier: {e}"),
     }
 }
 
 fn invalid_key(e: InvalidKey) -> JsValue {
     js::type_error(&format!(
-        "tiercache: cache key {} is not a valid memcached key ({}): build keys with Key, or pass any string through safeKey()",
+        "stratacache: cache key {} is not a valid memcached key ({}): build keys with Key, or pass any string through safeKey()",
         js::quote(&e.shown),
         e.reason
     ))
@@ -638,7 +638,7 @@ impl ReadHandle {
     /// `values`. Throws in strict mode after a tier failure.
     pub fn finish(&mut self) -> Result<Vec<u8>, JsValue> {
         let Some(read) = self.read.take() else {
-            return Err(js::type_error("tiercache: this read was already finished"));
+            return Err(js::type_error("stratacache: this read was already finished"));
         };
         let mut cache = self.cache.borrow_mut();
         let results = {
@@ -648,7 +648,7 @@ impl ReadHandle {
         let results = results.map_err(|failure| {
             js::error_with_kind(
                 &format!(
-                    "tiercache: tier {} failed in strict mode: {}",
+                    "stratacache: tier {} failed in strict mode: {}",
                     js::quote(&failure.tier_name),
                     failure.message
                 ),

@@ -3,8 +3,8 @@
 //! envelopes directly.
 
 use js_sys::{Array, Object};
-use tiercache::chunk::{self, Manifest, ManifestLimits};
-use tiercache::envelope::{
+use stratacache::chunk::{self, Manifest, ManifestLimits};
+use stratacache::envelope::{
     self, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring, SignatureStatus,
 };
 use wasm_bindgen::prelude::*;
@@ -95,7 +95,7 @@ fn manifest_object(m: &Manifest) -> Object {
 /// An error carrying the core's error kind (the kind names are the
 /// contract; see docs/envelope-format.md for what each means).
 fn kind_error(kind: &str) -> JsValue {
-    js::error_with_kind(&format!("tiercache: envelope refused ({kind})"), kind)
+    js::error_with_kind(&format!("stratacache: envelope refused ({kind})"), kind)
 }
 
 #[wasm_bindgen]

@@ -3,7 +3,7 @@
 // native Uint8Array#toBase64 path is exercised by e2e.test.mjs (KV values).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base64Encode, base64Decode } from './node_modules/tiercache/base64.js';
+import { base64Encode, base64Decode } from './node_modules/stratacache/base64.js';
 
 const bytes = (text) => new TextEncoder().encode(text);
 

@@ -1,6 +1,6 @@
 // Cross-runtime: envelope bytes written by the Python package under a key
 // are read by this package under the same key, and the other way round.
-// Needs the Python package (TIERCACHE_PYTHON, default .venv/bin/python).
+// Needs the Python package (STRATACACHE_PYTHON, default .venv/bin/python).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TieredCache, memoryTier, Key } from 'tiercache';
+import { TieredCache, memoryTier, Key } from 'stratacache';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const python = process.env.TIERCACHE_PYTHON ?? path.join(here, '../../.venv/bin/python');
+const python = process.env.STRATACACHE_PYTHON ?? path.join(here, '../../.venv/bin/python');
 const script = path.join(here, 'cross/python_side.py');
 const SECRET = 'cross-runtime secret, 16+ bytes!';
 const hex = (s) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -29,7 +29,7 @@ function jsCache(tier) {
 }
 
 test('values the Python package wrote are read here under the same keys', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-cross-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-cross-'));
   try {
     const file = path.join(dir, 'from-python.json');
     execFileSync(python, [script, 'write', file], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -55,7 +55,7 @@ test('values the Python package wrote are read here under the same keys', async 
 });
 
 test('values this package wrote are read by the Python package', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-cross-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-cross-'));
   try {
     const tier = memoryTier({ itemLimit: 64 * 1024 });
     const cache = jsCache(tier);

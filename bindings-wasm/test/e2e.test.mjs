@@ -18,7 +18,7 @@ let a;
 let b;
 
 before(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tiercache-e2e-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'stratacache-e2e-'));
   // Bundle as wrangler does: workerd conditions, .wasm imports kept as modules.
   await build({
     entryPoints: [path.join(here, 'e2e/worker.mjs')],
@@ -30,13 +30,13 @@ before(async () => {
     outfile: path.join(dir, 'worker.js'),
     logLevel: 'error',
   });
-  const wasm = path.join(here, 'node_modules/tiercache/tiercache_core_bg.wasm');
-  copyFileSync(wasm, path.join(dir, 'tiercache_core_bg.wasm'));
+  const wasm = path.join(here, 'node_modules/stratacache/stratacache_core_bg.wasm');
+  copyFileSync(wasm, path.join(dir, 'stratacache_core_bg.wasm'));
   const worker = (name) => ({
     name,
     modules: [
       { type: 'ESModule', path: path.join(dir, 'worker.js') },
-      { type: 'CompiledWasm', path: path.join(dir, 'tiercache_core_bg.wasm') },
+      { type: 'CompiledWasm', path: path.join(dir, 'stratacache_core_bg.wasm') },
     ],
     modulesRoot: dir,
     compatibilityDate: '2025-01-01',
@@ -55,7 +55,7 @@ after(async () => {
 });
 
 async function call(worker, url) {
-  const res = await worker.fetch(`http://tiercache.test${url.replaceAll('+', '%2B')}`);
+  const res = await worker.fetch(`http://stratacache.test${url.replaceAll('+', '%2B')}`);
   const body = await res.json();
   assert.equal(res.status, 200, JSON.stringify(body));
   return body;

@@ -1,7 +1,7 @@
 // LocalCache over the built package: the core's LRU and expiry, seen from JS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LocalCache } from 'tiercache';
+import { LocalCache } from 'stratacache';
 
 function clock(start = 1_700_000_000_000) {
   const c = () => c.now;

@@ -2,8 +2,8 @@
 // await, over in-memory tiers that keep a real server's limits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TieredCache, RequestCache, memoryTier, Key, safeKey, TiercacheError } from 'tiercache';
-import { EnvelopeCodec } from 'tiercache/tools';
+import { TieredCache, RequestCache, memoryTier, Key, safeKey, StratacacheError } from 'stratacache';
+import { EnvelopeCodec } from 'stratacache/tools';
 
 const SECRET = 'a test secret of at least 16 bytes';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -221,7 +221,7 @@ test('a tier that never answers times out; the read completes', async () => {
   const started = Date.now();
   assert.equal(await cache.getOrLoad('t|v1', () => 'loaded'), 'loaded');
   assert.ok(Date.now() - started < 1000);
-  assert.ok(errors.some((e) => e instanceof TiercacheError && e.kind === 'timeout' && /getMany on tier slow timed out after 50 ms/.test(e.message)));
+  assert.ok(errors.some((e) => e instanceof StratacacheError && e.kind === 'timeout' && /getMany on tier slow timed out after 50 ms/.test(e.message)));
 });
 
 test('a tier that returns garbage is a tier error, not a crash', async () => {

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Key, safeKey, isValidKey } from 'tiercache';
-import { EnvelopeCodec } from 'tiercache/tools';
+import { Key, safeKey, isValidKey } from 'stratacache';
+import { EnvelopeCodec } from 'stratacache/tools';
 
 const root = new URL('../../tests/vectors/', import.meta.url);
 const keys = JSON.parse(readFileSync(new URL('keys.json', root), 'utf8'));

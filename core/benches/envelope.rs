@@ -1,6 +1,6 @@
 //! Envelope decode of a 5 MiB value against `memcpy` of the same bytes.
 //!
-//! Run: `cargo bench -p tiercache --bench envelope`. At the end a table gives
+//! Run: `cargo bench -p stratacache --bench envelope`. At the end a table gives
 //! each figure's throughput (of payload bytes) and its ratio to `memcpy`.
 //!
 //! What is compared: a host never keeps the borrowed payload slice; it copies
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use tiercache::envelope::{
+use stratacache::envelope::{
     decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring,
 };
 

@@ -2,7 +2,7 @@
 //! `quick_cache::unsync::Cache` (which has no TTL) and `moka::sync::Cache`
 //! (with `time_to_live`).
 //!
-//! Run with `cargo bench -p tiercache --bench local_cache`. Two operations:
+//! Run with `cargo bench -p stratacache --bench local_cache`. Two operations:
 //!
 //! - **get hit**: every cache holds all 10,000 keys; keys are looked up by
 //!   `&str` in a shuffled order. Ours has a TTL and gets a constant `now`
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BatchSize, Criterion, Throughput};
-use tiercache::{Expiry, LocalCache, Lookup};
+use stratacache::{Expiry, LocalCache, Lookup};
 
 const KEYS: usize = 10_000;
 /// Entries a full cache holds in the set benchmark.
@@ -52,7 +52,7 @@ const SETS_TIMED: usize = KEYS / 2;
 
 const GET_GROUP: &str = "local_cache_get_hit";
 const SET_GROUP: &str = "local_cache_set_evict";
-const CONTENDERS: [&str; 4] = ["tiercache", "lru", "quick_cache", "moka"];
+const CONTENDERS: [&str; 4] = ["stratacache", "lru", "quick_cache", "moka"];
 
 type Value = Arc<str>;
 
@@ -222,7 +222,7 @@ impl Field {
         }
         field.moka.0.run_pending_tasks();
         for key in &data.keys {
-            assert!(field.ours.get(key, START_MS), "tiercache lost {key}");
+            assert!(field.ours.get(key, START_MS), "stratacache lost {key}");
             assert!(field.lru.get(key, START_MS), "lru lost {key}");
             assert!(field.quick.get(key, START_MS), "quick_cache lost {key}");
             assert!(field.moka.get(key, START_MS), "moka lost {key}");
@@ -592,25 +592,25 @@ fn report(dir: &Path, before: &Stamps, run: &Interleaved, max_weight: u64) {
     println!("{:<34} {:>11} {:>16}", "target", "criterion", "interleaved");
     println!(
         "{:<34} {:>11} {:>16}",
-        "get hit: tiercache / lru <= 1.3",
+        "get hit: stratacache / lru <= 1.3",
         verdict(ratio(0, 0, 1), |r| r <= 1.3),
         verdict(Some(median_ratio(&gets[0], &gets[1])), |r| r <= 1.3)
     );
     println!(
         "{:<34} {:>11} {:>16}",
-        "get hit: moka / tiercache >= 2",
+        "get hit: moka / stratacache >= 2",
         verdict(ratio(0, 3, 0), |r| r >= 2.0),
         verdict(Some(median_ratio(&gets[3], &gets[0])), |r| r >= 2.0)
     );
     println!(
         "{:<34} {:>11} {:>16}",
-        "set evict: tiercache / lru <= 1.5",
+        "set evict: stratacache / lru <= 1.5",
         verdict(ratio(1, 0, 1), |r| r <= 1.5),
         verdict(Some(median_ratio(&sets[0], &sets[1])), |r| r <= 1.5)
     );
     println!();
     println!(
-        "both bounds bite: over one more cycle of {KEYS} sets, tiercache evicted {} entries at \
+        "both bounds bite: over one more cycle of {KEYS} sets, stratacache evicted {} entries at \
          its entry bound ({SET_CAPACITY}) and {} below it, for the weight bound ({max_weight}); \
          it held {}..={SET_CAPACITY} entries, at most {} weight",
         bounds.at_entry_bound, bounds.by_weight_only, bounds.min_entries, bounds.max_weight

@@ -1,14 +1,14 @@
 //! A read of 100 keys that all hit the local tier, through the whole tiered
 //! read path (`read`, `next` → Done, `finish`). Target: under 5 µs in total.
-//! Run: `cargo bench -p tiercache --bench tiered`.
+//! Run: `cargo bench -p stratacache --bench tiered`.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use tiercache::envelope::Codec;
-use tiercache::tiered::{Loaded, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
-use tiercache::Expiry;
+use stratacache::envelope::Codec;
+use stratacache::tiered::{Loaded, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+use stratacache::Expiry;
 
 const NOW: u64 = 1_700_000_000_000;
 

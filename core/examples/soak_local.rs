@@ -18,13 +18,13 @@
 //! Values are fresh buffers of 16 B - 16 KiB, weighed at their length. Time
 //! is the `now` the core takes, moved by the op index (10 ops per ms).
 //!
-//! Usage: cargo run --release -p tiercache --example soak_local -- [--ops N] [--sample N] [--progress]
+//! Usage: cargo run --release -p stratacache --example soak_local -- [--ops N] [--sample N] [--progress]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tiercache::{Expiry, LocalCache, Lookup};
+use stratacache::{Expiry, LocalCache, Lookup};
 
 const HOT: usize = 4096;
 const MAX_ENTRIES: usize = 50_000;
@@ -181,7 +181,7 @@ fn main() {
             if progress && (i + 1) % report_every < sample {
                 let s = samples[samples.len() - 1];
                 eprintln!(
-                    "  [rust tiercache] {:>11} ops  rss {:7.1} MiB  entries {:>7}",
+                    "  [rust stratacache] {:>11} ops  rss {:7.1} MiB  entries {:>7}",
                     s[0],
                     s[1] as f64 / f64::from(1 << 20),
                     s[2]
@@ -207,7 +207,7 @@ fn main() {
     let last = samples[samples.len() - 1];
     let report = serde_json::json!({
         "host": "rust",
-        "contender": "tiercache",
+        "contender": "stratacache",
         "ops": ops,
         "seconds": seconds,
         "ops_per_s": ops as f64 / seconds,

@@ -47,8 +47,8 @@
 //! that a reader that finds a manifest usually finds its chunks.
 //!
 //! ```
-//! use tiercache::chunk::{split, Manifest, ManifestLimits, Stored};
-//! use tiercache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
+//! use stratacache::chunk::{split, Manifest, ManifestLimits, Stored};
+//! use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
 //! use std::collections::HashMap;
 //!
 //! let value = vec![42u8; 5000];
@@ -281,8 +281,8 @@ impl ChunkError {
 /// any host prefix; it is part of every chunk key.
 ///
 /// ```
-/// use tiercache::chunk::{split, Stored, MEMCACHED_VALUE_LIMIT};
-/// use tiercache::envelope::{encode, Codec, EncodeOptions, EnvelopeHeader};
+/// use stratacache::chunk::{split, Stored, MEMCACHED_VALUE_LIMIT};
+/// use stratacache::envelope::{encode, Codec, EncodeOptions, EnvelopeHeader};
 ///
 /// let small = encode(&EnvelopeHeader::new(Codec::Raw, 0), b"small", &EncodeOptions::new());
 /// let stored = split("k", small.clone(), MEMCACHED_VALUE_LIMIT, &EncodeOptions::new()).unwrap();

@@ -33,8 +33,8 @@ pub fn content_digest(payload: &[u8]) -> ContentDigest {
 /// same key, in every host and every version.
 ///
 /// ```
-/// use tiercache::content::{content_digest, content_key};
-/// use tiercache::Namespace;
+/// use stratacache::content::{content_digest, content_key};
+/// use stratacache::Namespace;
 ///
 /// let ns = Namespace::new("content").unwrap();
 /// let key = content_key(&ns, &content_digest(b"<p>Hello</p>"));

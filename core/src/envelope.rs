@@ -1,4 +1,4 @@
-//! Envelopes: the bytes tiercache stores in remote tiers (memcached, Redis,
+//! Envelopes: the bytes stratacache stores in remote tiers (memcached, Redis,
 //! Workers KV, S3).
 //!
 //! Every host (the Django app, the edge worker, a Rust service) writes and
@@ -56,7 +56,7 @@
 //! # Example
 //!
 //! ```
-//! use tiercache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring};
+//! use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring};
 //!
 //! let keyring = Keyring::new("2025a", b"a secret of at least 16 bytes").unwrap();
 //! let header = EnvelopeHeader::new(Codec::Json, 1_700_000_000_000)
@@ -191,7 +191,7 @@ impl fmt::Display for Codec {
 /// values shared between hosts). `None` means "no such time".
 ///
 /// ```
-/// use tiercache::envelope::{Codec, EnvelopeHeader};
+/// use stratacache::envelope::{Codec, EnvelopeHeader};
 ///
 /// let h = EnvelopeHeader::new(Codec::Raw, 1_000).with_soft_expiry(2_000).with_hard_expiry(3_000);
 /// assert!(!h.is_stale(1_999) && h.is_stale(2_000));
@@ -288,7 +288,7 @@ pub enum EnvelopeError {
         len: usize,
     },
     /// The bytes do not start with [`MAGIC`].
-    #[error("not a tiercache envelope (the bytes do not start with the tiercache magic): the key holds a value written by other code; treat it as a miss, or give tiercache its own key prefix")]
+    #[error("not a stratacache envelope (the bytes do not start with the stratacache magic): the key holds a value written by other code; treat it as a miss, or give stratacache its own key prefix")]
     NotAnEnvelope,
     /// The bytes are an envelope but are internally inconsistent.
     #[error("envelope corrupt: {reason}; treat it as a miss and store the value again")]
@@ -297,10 +297,10 @@ pub enum EnvelopeError {
         reason: &'static str,
     },
     /// The format version byte is not [`FORMAT_VERSION`].
-    #[error("envelope format version {0} is not supported (this tiercache reads version {FORMAT_VERSION}): upgrade tiercache on this host, or let the value be recomputed")]
+    #[error("envelope format version {0} is not supported (this stratacache reads version {FORMAT_VERSION}): upgrade stratacache on this host, or let the value be recomputed")]
     UnknownVersion(u8),
     /// The codec tag is not one of [`Codec`].
-    #[error("envelope payload codec tag {0} is unknown to this tiercache: it was written by a newer version; upgrade tiercache on this host, or let the value be recomputed")]
+    #[error("envelope payload codec tag {0} is unknown to this stratacache: it was written by a newer version; upgrade stratacache on this host, or let the value be recomputed")]
     UnknownCodec(u8),
     /// A signature is required and the envelope has none.
     #[error("envelope is not signed but a signature is required: it was not decoded (an unsigned value in a shared tier may be forged); values written before signing was turned on will be recomputed")]
@@ -400,7 +400,7 @@ struct SigningKey {
 /// key ids only, never secrets.
 ///
 /// ```
-/// use tiercache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring};
+/// use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring};
 ///
 /// let old = Keyring::new("k1", b"old secret, 16 bytes+").unwrap();
 /// let bytes = encode(&EnvelopeHeader::new(Codec::Raw, 0), b"v", &EncodeOptions::new().with_signing(&old));
@@ -640,7 +640,7 @@ impl Decoded<'_> {
 /// deterministic: the same inputs give the same bytes on every host.
 ///
 /// ```
-/// use tiercache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
+/// use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
 ///
 /// let json = br#"{"a": 1}"#.repeat(1000);
 /// let bytes = encode(&EnvelopeHeader::new(Codec::Json, 0), &json, &EncodeOptions::new().with_compression(1024));
@@ -659,7 +659,7 @@ pub fn encode(header: &EnvelopeHeader, payload: &[u8], options: &EncodeOptions<'
 /// envelopes are the same bytes whatever the key.
 ///
 /// ```
-/// use tiercache::envelope::{decode_for_key, encode_for_key, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring};
+/// use stratacache::envelope::{decode_for_key, encode_for_key, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring};
 ///
 /// let keyring = Keyring::new("k1", b"a secret of at least 16 bytes").unwrap();
 /// let signed = EncodeOptions::new().with_signing(&keyring);
@@ -734,7 +734,7 @@ pub fn encode_for_key(
 /// a value that fails verification is never returned, not even in part.
 ///
 /// ```
-/// use tiercache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader};
+/// use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader};
 ///
 /// let bytes = encode(&EnvelopeHeader::new(Codec::Raw, 5), b"hello", &EncodeOptions::new());
 /// let decoded = decode(&bytes, &DecodeOptions::new()).unwrap();
@@ -842,7 +842,7 @@ pub fn decode_for_key<'a>(
 }
 
 /// True if `bytes` start like an envelope (magic only; nothing is verified).
-/// Useful to tell tiercache values from values written by other code under
+/// Useful to tell stratacache values from values written by other code under
 /// the same keys.
 pub fn looks_like_envelope(bytes: &[u8]) -> bool {
     bytes.starts_with(&MAGIC)

@@ -53,7 +53,7 @@ const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 /// `Part::Bytes(b"5")` give three different keys.
 ///
 /// ```
-/// use tiercache::key::Part;
+/// use stratacache::key::Part;
 ///
 /// assert_eq!(Part::from("course-v1:edX+DemoX+Demo_Course"), Part::Str("course-v1:edX+DemoX+Demo_Course"));
 /// assert_eq!(Part::from(42u64), Part::Int(42));
@@ -115,8 +115,8 @@ part_from_int!(i32, u32, i64, u64, usize, i128);
 /// Python `int`, a JS `Uint8Array`) and then build the key.
 ///
 /// ```
-/// use tiercache::key::{KeyBuilder, OwnedPart};
-/// use tiercache::Namespace;
+/// use stratacache::key::{KeyBuilder, OwnedPart};
+/// use stratacache::Namespace;
 ///
 /// let parts = vec![OwnedPart::Str("course-v1:edX+DemoX".into()), OwnedPart::Int(3)];
 /// let key = KeyBuilder::new(Namespace::new("outline").unwrap(), 1).build_owned(&parts);
@@ -186,8 +186,8 @@ fn check_max_len(max_len: usize) -> Result<(), KeyError> {
 /// memcached key of at most [`max_len`](KeyBuilder::max_len) bytes.
 ///
 /// ```
-/// use tiercache::key::{KeyBuilder, Part};
-/// use tiercache::Namespace;
+/// use stratacache::key::{KeyBuilder, Part};
+/// use stratacache::Namespace;
 ///
 /// let keys = KeyBuilder::new(Namespace::new("course_blocks").unwrap(), 3);
 /// let key = keys.build(&[
@@ -209,8 +209,8 @@ impl KeyBuilder {
     /// [`DEFAULT_MAX_KEY_LEN`] bytes.
     ///
     /// ```
-    /// use tiercache::key::{KeyBuilder, DEFAULT_MAX_KEY_LEN};
-    /// use tiercache::Namespace;
+    /// use stratacache::key::{KeyBuilder, DEFAULT_MAX_KEY_LEN};
+    /// use stratacache::Namespace;
     ///
     /// let keys = KeyBuilder::new(Namespace::new("grades").unwrap(), 1);
     /// assert_eq!(keys.max_len(), DEFAULT_MAX_KEY_LEN);
@@ -230,8 +230,8 @@ impl KeyBuilder {
     /// [`MIN_MAX_KEY_LEN`] to [`MEMCACHED_MAX_KEY_LEN`].
     ///
     /// ```
-    /// use tiercache::key::{KeyBuilder, KeyError};
-    /// use tiercache::Namespace;
+    /// use stratacache::key::{KeyBuilder, KeyError};
+    /// use stratacache::Namespace;
     ///
     /// let keys = KeyBuilder::new(Namespace::new("grades").unwrap(), 1);
     /// assert_eq!(keys.clone().with_max_len(250).unwrap().max_len(), 250);
@@ -261,8 +261,8 @@ impl KeyBuilder {
     /// The key for `parts`.
     ///
     /// ```
-    /// use tiercache::key::{KeyBuilder, Part};
-    /// use tiercache::Namespace;
+    /// use stratacache::key::{KeyBuilder, Part};
+    /// use stratacache::Namespace;
     ///
     /// let keys = KeyBuilder::new(Namespace::new("ns").unwrap(), 1);
     /// assert_eq!(keys.build(&[Part::Str("a.b"), Part::Str("c")]), "ns|v1|a.b|c");
@@ -311,8 +311,8 @@ impl KeyBuilder {
     /// own growth.
     ///
     /// ```
-    /// use tiercache::key::{KeyBuilder, Part};
-    /// use tiercache::Namespace;
+    /// use stratacache::key::{KeyBuilder, Part};
+    /// use stratacache::Namespace;
     ///
     /// let keys = KeyBuilder::new(Namespace::new("users").unwrap(), 2);
     /// let mut buf = String::with_capacity(keys.max_len());
@@ -364,7 +364,7 @@ impl KeyBuilder {
 /// [`KeyError::EmptyKey`] if `raw` is empty.
 ///
 /// ```
-/// use tiercache::key::{safe_key, DEFAULT_MAX_KEY_LEN};
+/// use stratacache::key::{safe_key, DEFAULT_MAX_KEY_LEN};
 ///
 /// let key = safe_key("any key with spaces", DEFAULT_MAX_KEY_LEN).unwrap();
 /// assert_eq!(key, "any%20key%20with%20spaces");
@@ -387,7 +387,7 @@ pub fn safe_key(raw: &str, max_len: usize) -> Result<String, KeyError> {
 /// a printable ASCII character other than space (`0x21..=0x7E`).
 ///
 /// ```
-/// use tiercache::key::is_valid_memcached_key;
+/// use stratacache::key::is_valid_memcached_key;
 ///
 /// assert!(is_valid_memcached_key("ns|v1|a%20b"));
 /// assert!(!is_valid_memcached_key("a b"));

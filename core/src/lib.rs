@@ -1,4 +1,4 @@
-//! tiercache: one caching core for Django apps, edge workers and Rust services.
+//! stratacache: one caching core for Django apps, edge workers and Rust services.
 //!
 //! The crate does no I/O, reads no clock, starts no threads and keeps no
 //! global state. Hosts pass the time (`now`, milliseconds) and any random

@@ -9,7 +9,7 @@
 /// returning `None` cannot tell "cached None" from "not cached".
 ///
 /// ```
-/// use tiercache::Lookup;
+/// use stratacache::Lookup;
 ///
 /// let cached_none: Lookup<Option<u32>> = Lookup::Hit(None);
 /// assert!(cached_none.is_found());

@@ -5,7 +5,7 @@ use crate::quote::{Quoted, QuotedChar};
 use std::borrow::Cow;
 use std::fmt;
 
-/// Names that start with this prefix are kept for tiercache's own entries
+/// Names that start with this prefix are kept for stratacache's own entries
 /// (leases, chunks, manifests), so user data can never collide with them.
 pub const RESERVED_PREFIX: &str = "tiercache";
 
@@ -18,12 +18,12 @@ pub const MAX_NAMESPACE_LEN: usize = 64;
 /// starting with [`RESERVED_PREFIX`].
 ///
 /// ```
-/// use tiercache::Namespace;
+/// use stratacache::Namespace;
 ///
 /// let blocks = Namespace::new("course_blocks").unwrap();
 /// assert_eq!(blocks.as_str(), "course_blocks");
 /// assert!(Namespace::new("").is_err());
-/// assert!(Namespace::new("tiercache.locks").is_err());
+/// assert!(Namespace::new("stratacache.locks").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace(Cow<'static, str>);
@@ -51,7 +51,7 @@ pub enum NamespaceError {
         at: usize,
     },
     /// The name starts with [`RESERVED_PREFIX`].
-    #[error("namespace {} is reserved: names starting with \"{RESERVED_PREFIX}\" hold tiercache's own entries; pick another name", Quoted(.name))]
+    #[error("namespace {} is reserved: names starting with \"{RESERVED_PREFIX}\" hold stratacache's own entries; pick another name", Quoted(.name))]
     Reserved {
         /// The refused name.
         name: String,
@@ -72,7 +72,7 @@ impl Namespace {
         Ok(Namespace(Cow::Owned(name)))
     }
 
-    /// A namespace for tiercache's own entries; `suffix` follows
+    /// A namespace for stratacache's own entries; `suffix` follows
     /// [`RESERVED_PREFIX`] and a dot.
     pub(crate) fn internal(suffix: &str) -> Self {
         let name = format!("{RESERVED_PREFIX}.{suffix}");

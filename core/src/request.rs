@@ -14,7 +14,7 @@ use crate::namespace::Namespace;
 /// and no expiry, because it dies with the request.
 ///
 /// ```
-/// use tiercache::{Lookup, Namespace, RequestCache};
+/// use stratacache::{Lookup, Namespace, RequestCache};
 ///
 /// let mut cache = RequestCache::new();
 /// let ns = Namespace::new("enrollments").unwrap();

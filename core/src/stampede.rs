@@ -207,7 +207,7 @@ struct Flight<K> {
 /// calling `finish`, so that a released waiter's re-read hits.
 ///
 /// ```
-/// use tiercache::stampede::{AbandonPolicy, Claim, SingleFlight};
+/// use stratacache::stampede::{AbandonPolicy, Claim, SingleFlight};
 ///
 /// let mut flights = SingleFlight::new();
 /// let Claim::Lead(token) = flights.claim("course:1") else { unreachable!() };
@@ -266,7 +266,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
     /// value instead of starting a second flight.
     ///
     /// ```
-    /// use tiercache::stampede::{Claim, SingleFlight};
+    /// use stratacache::stampede::{Claim, SingleFlight};
     ///
     /// let mut flights = SingleFlight::new();
     /// assert!(matches!(flights.claim(7u32), Claim::Lead(_)));
@@ -298,14 +298,14 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
         }
     }
 
-    /// Claims a batch of keys at once (tiercache loads cold keys in batches).
+    /// Claims a batch of keys at once (stratacache loads cold keys in batches).
     ///
     /// Each key is claimed as by [`claim`](SingleFlight::claim). A key given
     /// more than once counts once: its later copies are skipped, so a batch
     /// never waits for itself.
     ///
     /// ```
-    /// use tiercache::stampede::{Claim, SingleFlight};
+    /// use stratacache::stampede::{Claim, SingleFlight};
     ///
     /// let mut flights = SingleFlight::new();
     /// let Claim::Lead(_) = flights.claim("b") else { unreachable!() };
@@ -351,7 +351,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
     /// does not lead a current flight.
     ///
     /// ```
-    /// use tiercache::stampede::{Claim, SingleFlight};
+    /// use stratacache::stampede::{Claim, SingleFlight};
     ///
     /// let mut flights = SingleFlight::new();
     /// let Claim::Lead(token) = flights.claim("k") else { unreachable!() };
@@ -376,7 +376,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
     /// Also call this when a leader is cancelled before it could load.
     ///
     /// ```
-    /// use tiercache::stampede::{AbandonPolicy, Claim, SingleFlight};
+    /// use stratacache::stampede::{AbandonPolicy, Claim, SingleFlight};
     ///
     /// let mut flights = SingleFlight::new();
     /// let Claim::Lead(first) = flights.claim("k") else { unreachable!() };
@@ -428,7 +428,7 @@ impl<K: Hash + Eq + Clone> SingleFlight<K> {
     /// never issued. Withdrawing never ends a flight: the leader still loads.
     ///
     /// ```
-    /// use tiercache::stampede::{Claim, SingleFlight};
+    /// use stratacache::stampede::{Claim, SingleFlight};
     ///
     /// let mut flights = SingleFlight::new();
     /// let Claim::Lead(token) = flights.claim("k") else { unreachable!() };
@@ -533,7 +533,7 @@ pub const LEASE_KEY_VERSION: u64 = 1;
 /// namespace no user key can use.
 ///
 /// ```
-/// use tiercache::stampede::lease_key;
+/// use stratacache::stampede::lease_key;
 ///
 /// let key = lease_key("grades|v1|#42");
 /// assert!(key.starts_with("tiercache.lease|v1|grades"));
@@ -565,7 +565,7 @@ pub fn lease_key(main_key: &str) -> String {
 /// runs this protocol for a key.
 ///
 /// ```
-/// use tiercache::stampede::{LeaseDecision, LeaseOutcome, LeasePolicy};
+/// use stratacache::stampede::{LeaseDecision, LeaseOutcome, LeasePolicy};
 ///
 /// let policy = LeasePolicy { ttl_ms: 5_000, max_wait_ms: 300, poll_interval_ms: 100 };
 /// assert_eq!(policy.decide(LeaseOutcome::Acquired, false, 0), LeaseDecision::Load);
@@ -639,7 +639,7 @@ impl LeasePolicy {
     /// permanent.
     ///
     /// ```
-    /// use tiercache::stampede::LeasePolicy;
+    /// use stratacache::stampede::LeasePolicy;
     ///
     /// let policy = LeasePolicy { ttl_ms: 2_500, ..LeasePolicy::default() };
     /// assert_eq!(policy.ttl_secs(), 3);
@@ -691,7 +691,7 @@ impl LeasePolicy {
 /// host only passes `now`.
 ///
 /// ```
-/// use tiercache::stampede::{LeaseDecision, LeaseOutcome, LeasePolicy, LeaseWait};
+/// use stratacache::stampede::{LeaseDecision, LeaseOutcome, LeasePolicy, LeaseWait};
 ///
 /// let policy = LeasePolicy { ttl_ms: 5_000, max_wait_ms: 200, poll_interval_ms: 100 };
 /// let mut wait = LeaseWait::new(policy, 1_000);
@@ -775,7 +775,7 @@ const MIN_RANDOM: f64 = f64::MIN_POSITIVE;
 ///   1, negative values and NaN are read as 1, which never refreshes early.
 ///
 /// ```
-/// use tiercache::stampede::should_refresh_early;
+/// use stratacache::stampede::should_refresh_early;
 ///
 /// // Expires at 10_000; recomputing takes 100 ms.
 /// assert!(!should_refresh_early(5_000, 10_000, 100, 1.0, 0.5)); // far from expiry
@@ -816,7 +816,7 @@ pub fn should_refresh_early(
 /// dashboards and for choosing `beta`.
 ///
 /// ```
-/// use tiercache::stampede::early_refresh_probability;
+/// use stratacache::stampede::early_refresh_probability;
 ///
 /// let p = early_refresh_probability(9_900, 10_000, 100, 1.0);
 /// assert!((p - (-1.0f64).exp()).abs() < 1e-12);
@@ -876,7 +876,7 @@ impl Freshness {
     /// the hard expiry wins.
     ///
     /// ```
-    /// use tiercache::stampede::Freshness;
+    /// use stratacache::stampede::Freshness;
     ///
     /// let (soft, hard) = (Some(1_000), Some(2_000));
     /// assert_eq!(Freshness::at(999, soft, hard), Freshness::Fresh);
@@ -926,7 +926,7 @@ impl Freshness {
 /// - `random` is clamped to `[0, 1]`; NaN means 0.5 (no jitter).
 ///
 /// ```
-/// use tiercache::stampede::jitter_ttl;
+/// use stratacache::stampede::jitter_ttl;
 ///
 /// assert_eq!(jitter_ttl(60_000, 0.1, 0.0), 54_000);
 /// assert_eq!(jitter_ttl(60_000, 0.1, 0.5), 60_000);
@@ -968,7 +968,7 @@ pub const REPLICA_KEY_VERSION: u64 = 1;
 /// to different memcached nodes.
 ///
 /// ```
-/// use tiercache::stampede::replica_key;
+/// use stratacache::stampede::replica_key;
 ///
 /// assert_eq!(replica_key("hot", 0), "hot");
 /// assert!(replica_key("hot", 2).starts_with("tiercache.replica|v1|hot|"));
@@ -987,7 +987,7 @@ pub fn replica_key(main_key: &str, index: u8) -> String {
 /// key; 0 is read as 1 (no replicas).
 ///
 /// ```
-/// use tiercache::stampede::{replica_key, replica_keys};
+/// use stratacache::stampede::{replica_key, replica_keys};
 ///
 /// let keys = replica_keys("hot", 3);
 /// assert_eq!(keys.len(), 3);
@@ -1007,7 +1007,7 @@ pub fn replica_keys(main_key: &str, replicas: u8) -> Vec<String> {
 /// replica). `replicas` is read as by [`replica_keys`].
 ///
 /// ```
-/// use tiercache::stampede::{pick_replica, replica_keys};
+/// use stratacache::stampede::{pick_replica, replica_keys};
 ///
 /// let keys = replica_keys("hot", 4);
 /// assert_eq!(pick_replica("hot", 4, 0), keys[0]);

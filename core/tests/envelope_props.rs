@@ -2,8 +2,8 @@
 //! chunk loss or substitution never yields different data.
 
 use proptest::prelude::*;
-use tiercache::chunk::{split, Manifest, ManifestLimits, Stored};
-use tiercache::envelope::{
+use stratacache::chunk::{split, Manifest, ManifestLimits, Stored};
+use stratacache::envelope::{
     decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring,
 };
 
@@ -91,7 +91,7 @@ proptest! {
         let _ = decode(&bytes, &DecodeOptions::new());
         let _ = decode(&bytes, &DecodeOptions::verify_with(&k));
         if let Some(flags) = bytes.get_mut(5) {
-            *flags |= tiercache::envelope::FLAG_COMPRESSED;
+            *flags |= stratacache::envelope::FLAG_COMPRESSED;
         }
         let _ = decode(&bytes, &DecodeOptions::new());
         let _ = Manifest::decode("main", &bytes, &DecodeOptions::new(), &ManifestLimits::default());

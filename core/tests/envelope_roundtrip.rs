@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use tiercache::envelope::{
+use stratacache::envelope::{
     decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring,
     SignatureStatus,
 };
@@ -147,7 +147,7 @@ fn signature_covers_header_and_strip_attacks_fail() {
 
     // Strip the trailer and clear the signed flag: now unsigned, refused.
     let mut stripped = signed[..signed.len() - 32 - 1 - 2].to_vec();
-    stripped[5] &= !tiercache::envelope::FLAG_SIGNED;
+    stripped[5] &= !stratacache::envelope::FLAG_SIGNED;
     assert_eq!(
         decode(&stripped, &DecodeOptions::new()).unwrap().payload,
         &b"payload"[..]
@@ -261,7 +261,7 @@ fn strict_decoding_never_returns_unverified_payloads() {
         b"cos\nsystem\n",
         &EncodeOptions::new(),
     );
-    forged[5] |= tiercache::envelope::FLAG_SIGNED;
+    forged[5] |= stratacache::envelope::FLAG_SIGNED;
     forged.extend_from_slice(b"k1");
     forged.push(2);
     forged.extend_from_slice(&[0u8; 32]);

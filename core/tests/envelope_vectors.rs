@@ -5,14 +5,14 @@
 //! The bytes in that file are a contract with values already stored by
 //! earlier deploys and by the Python and JS hosts: if this test fails, fix the
 //! code, never the vector. To add vectors, add them to `generate()` below and
-//! run `TIERCACHE_WRITE_VECTORS=1 cargo test -p tiercache --test envelope_vectors`;
+//! run `STRATACACHE_WRITE_VECTORS=1 cargo test -p stratacache --test envelope_vectors`;
 //! the test refuses to rewrite a vector that already exists with other bytes.
 
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use tiercache::chunk::{split, Manifest, ManifestLimits, Stored};
-use tiercache::envelope::{
+use stratacache::chunk::{split, Manifest, ManifestLimits, Stored};
+use stratacache::envelope::{
     decode, decode_for_key, encode_for_key, Codec, DecodeOptions, EncodeOptions, EnvelopeError,
     EnvelopeHeader, Keyring, FORMAT_VERSION,
 };
@@ -40,9 +40,9 @@ fn unhex(s: &str) -> Vec<u8> {
 /// The test keys: (key id, secret). Test-only secrets, never use them.
 fn test_keys() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("2025a", b"tiercache test secret 2025a !!!!".to_vec()),
-        ("2024b", b"tiercache test secret 2024b !!!!".to_vec()),
-        ("gone", b"tiercache test secret gone !!!!!".to_vec()),
+        ("2025a", b"stratacache test secret 2025a !!!!".to_vec()),
+        ("2024b", b"stratacache test secret 2024b !!!!".to_vec()),
+        ("gone", b"stratacache test secret gone !!!!!".to_vec()),
     ]
 }
 
@@ -458,7 +458,7 @@ fn generate() -> Value {
     json!({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "about": "Golden vectors for tiercache envelopes and chunk manifests. Described in docs/envelope-format.md. Existing vectors never change. The secrets are for tests only.",
+        "about": "Golden vectors for stratacache envelopes and chunk manifests. Described in docs/envelope-format.md. Existing vectors never change. The secrets are for tests only.",
         "keys": keys_json(),
         "valid": valid_vectors,
         "invalid": invalid_vectors,
@@ -475,7 +475,7 @@ fn load() -> Value {
 /// Writes the generated vectors when asked, keeping existing ones unchanged.
 #[test]
 fn write_vectors_when_asked() {
-    if std::env::var_os("TIERCACHE_WRITE_VECTORS").is_none() {
+    if std::env::var_os("STRATACACHE_WRITE_VECTORS").is_none() {
         return;
     }
     let new = generate();
@@ -706,6 +706,6 @@ fn checked_in_vectors_match_the_generator() {
     let _: &Map<String, Value> = generated.as_object().unwrap();
     assert_eq!(
         file, generated,
-        "run with TIERCACHE_WRITE_VECTORS=1 after adding vectors"
+        "run with STRATACACHE_WRITE_VECTORS=1 after adding vectors"
     );
 }

@@ -16,13 +16,13 @@ use std::cell::Cell;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tiercache::chunk::{Manifest, ManifestLimits};
-use tiercache::envelope::{
+use stratacache::chunk::{Manifest, ManifestLimits};
+use stratacache::envelope::{
     decode, decode_for_key, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError,
     EnvelopeHeader, Keyring, FLAG_COMPRESSED, FLAG_MANIFEST, FLAG_SIGNED,
 };
-use tiercache::tiered::{ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
-use tiercache::ChunkError;
+use stratacache::tiered::{ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+use stratacache::ChunkError;
 
 /// The most a refused hostile header may cost, in bytes allocated.
 const BOUND: usize = 64 * 1024;

@@ -22,11 +22,11 @@ use key_decoder::Input;
 
 use proptest::prelude::*;
 use proptest::sample::select;
-use tiercache::key::{
+use stratacache::key::{
     is_valid_memcached_key, safe_key, KeyBuilder, OwnedPart, DEFAULT_MAX_KEY_LEN,
     MEMCACHED_MAX_KEY_LEN, MIN_MAX_KEY_LEN,
 };
-use tiercache::Namespace;
+use stratacache::Namespace;
 
 /// Pieces hostile strings are made of.
 const PIECES: &[&str] = &[

@@ -14,7 +14,7 @@ use key_decoder::Input;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use sha2::{Digest, Sha256};
-use tiercache::key::{
+use stratacache::key::{
     is_valid_memcached_key, safe_key, OwnedPart, MEMCACHED_MAX_KEY_LEN, MIN_MAX_KEY_LEN,
 };
 

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tiercache::key::{
+use stratacache::key::{
     is_valid_memcached_key, safe_key, KeyBuilder, KeyError, Part, DEFAULT_MAX_KEY_LEN, KEY_FORMAT,
 };
-use tiercache::Namespace;
+use stratacache::Namespace;
 
 fn load() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/keys.json");

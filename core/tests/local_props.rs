@@ -3,8 +3,8 @@
 //! never an expired value.
 
 use proptest::prelude::*;
-use tiercache::local::EXPIRY_GRANULARITY_MS;
-use tiercache::{Expiry, LocalCache, LocalStats, Lookup};
+use stratacache::local::EXPIRY_GRANULARITY_MS;
+use stratacache::{Expiry, LocalCache, LocalStats, Lookup};
 
 #[derive(Debug, Clone)]
 enum Op {

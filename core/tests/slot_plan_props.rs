@@ -6,8 +6,8 @@
 //! one.
 
 use proptest::prelude::*;
-use tiercache::local::SlotPolicy;
-use tiercache::Expiry;
+use stratacache::local::SlotPolicy;
+use stratacache::Expiry;
 
 #[derive(Debug, Clone)]
 enum Op {

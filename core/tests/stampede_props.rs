@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
-use tiercache::stampede::{AbandonPolicy, Claim, FlightError, LeadToken, SingleFlight, WaitId};
+use stratacache::stampede::{AbandonPolicy, Claim, FlightError, LeadToken, SingleFlight, WaitId};
 
 #[derive(Debug, Clone)]
 enum Op {

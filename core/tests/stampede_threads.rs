@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiercache::stampede::{AbandonPolicy, Claim, LeadToken, SingleFlight, WaitId};
+use stratacache::stampede::{AbandonPolicy, Claim, LeadToken, SingleFlight, WaitId};
 
 /// What a woken waiter was told.
 enum Outcome {

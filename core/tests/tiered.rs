@@ -7,11 +7,11 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use support::{tiers, Host};
-use tiercache::chunk::MEMCACHED_VALUE_LIMIT;
-use tiercache::envelope::{Codec, Keyring};
-use tiercache::stampede::LeasePolicy;
-use tiercache::tiered::{Loaded, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig};
-use tiercache::{Expiry, Lookup, RequestCache};
+use stratacache::chunk::MEMCACHED_VALUE_LIMIT;
+use stratacache::envelope::{Codec, Keyring};
+use stratacache::stampede::LeasePolicy;
+use stratacache::tiered::{Loaded, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig};
+use stratacache::{Expiry, Lookup, RequestCache};
 
 const MIB: usize = 1024 * 1024;
 
@@ -306,10 +306,10 @@ fn signing_rejects_tampered_and_unsigned_values_before_decoding() {
         let last = value.len() - 40;
         value[last] ^= 1; // flip a payload bit
                           // An unsigned envelope, as an attacker with memcached access writes it.
-        let forged = tiercache::envelope::encode(
-            &tiercache::envelope::EnvelopeHeader::new(Codec::Raw, 0),
+        let forged = stratacache::envelope::encode(
+            &stratacache::envelope::EnvelopeHeader::new(Codec::Raw, 0),
             b"forged",
-            &tiercache::envelope::EncodeOptions::new(),
+            &stratacache::envelope::EncodeOptions::new(),
         );
         memcached.items.insert("u|v1".into(), forged);
     }
@@ -568,7 +568,7 @@ fn set_and_delete_all_tiers() {
         .unwrap();
     assert!(steps
         .iter()
-        .all(|s| matches!(s, tiercache::tiered::Step::Delete { .. })));
+        .all(|s| matches!(s, stratacache::tiered::Step::Delete { .. })));
 }
 
 #[test]
@@ -607,7 +607,7 @@ fn bad_keys_and_bad_configs_are_clear_errors() {
     config.tiers[1].replicas = 0;
     assert!(TieredCache::<String>::new(config).is_err());
     let mut config = memcached_and_storage();
-    config.local = Some(tiercache::tiered::LocalTierConfig {
+    config.local = Some(stratacache::tiered::LocalTierConfig {
         max_entries: 0,
         ..Default::default()
     });
@@ -636,8 +636,8 @@ fn corrupt_and_foreign_bytes_in_a_tier_are_misses() {
 
 #[test]
 fn content_addressed_publish_keeps_unchanged_entries_valid() {
-    use tiercache::content::ContentManifest;
-    use tiercache::Namespace;
+    use stratacache::content::ContentManifest;
+    use stratacache::Namespace;
     let h = host(memcached_and_storage());
     let ns = Namespace::new("content").unwrap();
     let mut v1 = ContentManifest::new();
@@ -709,7 +709,7 @@ fn a_signed_value_replayed_under_another_key_is_refused() {
 
 #[test]
 fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
-    use tiercache::tiered::{HostValue, Step};
+    use stratacache::tiered::{HostValue, Step};
     let mut cache: TieredCache<String> =
         TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("memcached")])).unwrap();
     let keys = || vec!["cold|v1".to_string()];

@@ -6,9 +6,9 @@ mod support;
 
 use proptest::prelude::*;
 use support::{tiers, Host};
-use tiercache::envelope::{encode, Codec, EncodeOptions, EnvelopeHeader, Keyring};
-use tiercache::tiered::{Loaded, ReadOptions, TierConfig, TieredCache, TieredConfig};
-use tiercache::Expiry;
+use stratacache::envelope::{encode, Codec, EncodeOptions, EnvelopeHeader, Keyring};
+use stratacache::tiered::{Loaded, ReadOptions, TierConfig, TieredCache, TieredConfig};
+use stratacache::Expiry;
 
 #[derive(Debug, Clone, Copy)]
 enum Damage {

@@ -1,5 +1,5 @@
 """The demo's three-way comparison: the course-outline site under load with
-no caching, with edx-django-utils' ``TieredCache``, and with tiercache.
+no caching, with edx-django-utils' ``TieredCache``, and with stratacache.
 
 For each mode it starts the site (gunicorn, one process, 8 threads) on
 loopback with a fresh copy of the same modulestore and fresh cache keys,
@@ -16,13 +16,13 @@ and a publish of a popular course every 100 requests.
 
 Round trips are the calls that leave the process: modulestore queries (the
 database), memcached calls (one per ``get``/``set``; one per batch for
-tiercache's batched reads), storage requests (one per file).
+stratacache's batched reads), storage requests (one per file).
 
-Tiers: the embedded stand-ins unless the ``TIERCACHE_*`` variables point at
+Tiers: the embedded stand-ins unless the ``STRATACACHE_*`` variables point at
 servers (``eval "$(bash scripts/servers.sh env)"``); see
 ``outline_site/settings.py``.
 
-Usage: python loadtest.py [--requests N] [--concurrency C] [--modes none,edx,tiercache] [--out DIR]
+Usage: python loadtest.py [--requests N] [--concurrency C] [--modes none,edx,stratacache] [--out DIR]
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ sys.path.insert(0, str(HERE))
 from courses.modulestore import LARGE_COURSE, catalog, seed  # noqa: E402
 from outline_site.s3 import ensure_bucket  # noqa: E402
 
-MODES = ("none", "edx", "tiercache")
-LABELS = {"none": "no caching", "edx": "edx-django-utils", "tiercache": "tiercache"}
-COLORS = {"none": "#999999", "edx": "#d9822b", "tiercache": "#2b6cd9"}
+MODES = ("none", "edx", "stratacache")
+LABELS = {"none": "no caching", "edx": "edx-django-utils", "stratacache": "stratacache"}
+COLORS = {"none": "#999999", "edx": "#d9822b", "stratacache": "#2b6cd9"}
 ENROLLMENT_SHARE = 0.20
 LARGE_SHARE = 0.05
 PUBLISH_EVERY = 100
@@ -263,12 +263,12 @@ def summarize(mode: str, samples: list, wall: float, server: dict) -> dict:
     latencies = [s[1] for s in samples]
     db = counts.get("db_queries", 0)
     storage = counts.get("storage_calls", 0)
-    if mode == "tiercache":
-        # tiercache's own count of what it asked of the cache server: one
+    if mode == "stratacache":
+        # stratacache's own count of what it asked of the cache server: one
         # per batch (its memcached client sends a batch to every server at once).
         cache = sum(
             t["fetches"] + t["writes"]
-            for stats in server["tiercache"].values()
+            for stats in server["stratacache"].values()
             for t in stats["tiers"]
             if t["name"] != "storage"
         )
@@ -325,7 +325,7 @@ def plot(rows: list, out: Path, subtitle: str) -> list:
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "tiercache"
+    matplotlib.rcParams["svg.hashsalt"] = "stratacache"
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1.2, 1.2, 0.9]})
@@ -377,13 +377,13 @@ def plot(rows: list, out: Path, subtitle: str) -> list:
 
 def describe_tiers(env: dict) -> str:
     if env.get("DEMO_SHARED_CACHE") == "redis":
-        shared = f"Redis at {env.get('TIERCACHE_REDIS_URL')}"
-    elif env.get("DEMO_SHARED_CACHE", "memcached") == "memcached" and env.get("TIERCACHE_MEMCACHED"):
-        shared = f"memcached at {env['TIERCACHE_MEMCACHED']}"
+        shared = f"Redis at {env.get('STRATACACHE_REDIS_URL')}"
+    elif env.get("DEMO_SHARED_CACHE", "memcached") == "memcached" and env.get("STRATACACHE_MEMCACHED"):
+        shared = f"memcached at {env['STRATACACHE_MEMCACHED']}"
     else:
         shared = f"memcached stand-in (in-process, {env.get('DEMO_EMBEDDED_RTT_MS', '0.25')} ms per call)"
-    if env.get("TIERCACHE_S3_ENDPOINT"):
-        storage = f"S3 at {env['TIERCACHE_S3_ENDPOINT']}"
+    if env.get("STRATACACHE_S3_ENDPOINT"):
+        storage = f"S3 at {env['STRATACACHE_S3_ENDPOINT']}"
     else:
         storage = f"S3 stand-in (filesystem, {env.get('DEMO_EMBEDDED_STORAGE_MS', '5')} ms per request)"
     delay = env.get("DEMO_QUERY_DELAY_MS", "1")
@@ -395,7 +395,7 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="requests per mode (default 1000)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: none,edx,tiercache")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: none,edx,stratacache")
     parser.add_argument("--courses", type=int, default=200, help="courses in the catalog (default 200)")
     parser.add_argument("--out", type=Path, default=HERE / "var" / "demo", help="where results and plots go")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib needed)")

@@ -1,5 +1,5 @@
 // Bundles src/worker.js as wrangler would (workerd's export conditions, the
-// .wasm kept as a module) into dist/: worker.js + tiercache_core_bg.wasm.
+// .wasm kept as a module) into dist/: worker.js + stratacache_core_bg.wasm.
 // Usage: node build.mjs [outdir]
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -25,13 +25,13 @@ export async function bundle(outdir = path.join(here, 'dist'), entry = path.join
     outfile: path.join(outdir, 'worker.js'),
     logLevel: 'error',
   });
-  const pkg = path.dirname(createRequire(import.meta.url).resolve('tiercache/package.json'));
-  copyFileSync(path.join(pkg, 'tiercache_core_bg.wasm'), path.join(outdir, 'tiercache_core_bg.wasm'));
+  const pkg = path.dirname(createRequire(import.meta.url).resolve('stratacache/package.json'));
+  copyFileSync(path.join(pkg, 'stratacache_core_bg.wasm'), path.join(outdir, 'stratacache_core_bg.wasm'));
   return {
     root: outdir,
     modules: [
       { type: 'ESModule', path: path.join(outdir, 'worker.js') },
-      { type: 'CompiledWasm', path: path.join(outdir, 'tiercache_core_bg.wasm') },
+      { type: 'CompiledWasm', path: path.join(outdir, 'stratacache_core_bg.wasm') },
     ],
   };
 }

@@ -28,13 +28,13 @@ try {
     if (response.status !== 200) throw new Error(`${what}: ${response.status} ${body.slice(0, 300)}`);
     const outline = JSON.parse(body);
     console.log(
-      `  ${what.padEnd(44)} isolate ${name}: ${response.headers.get('x-tiercache-source').padEnd(7)} ` +
+      `  ${what.padEnd(44)} isolate ${name}: ${response.headers.get('x-stratacache-source').padEnd(7)} ` +
         `v${response.headers.get('x-course-version')}  ${(body.length / 1048576).toFixed(2)} MiB  ${ms.toFixed(1).padStart(6)} ms` +
         `  "${outline.sections[0].title}"`,
     );
   };
 
-  console.log(`edge worker (workerd via Miniflare) -> KV -> Django origin at ${origin.url} (tiercache mode)`);
+  console.log(`edge worker (workerd via Miniflare) -> KV -> Django origin at ${origin.url} (stratacache mode)`);
   const page = await fetch(`${origin.url}/courses/${encodeURIComponent(COURSE)}/`);
   await page.text();
   console.log(`  Django served the course page once: its outline is in Django's tiers under ${JSON.stringify(

@@ -1,5 +1,5 @@
 // Starts the Django example (examples/django_outline) as the edge worker's
-// origin: gunicorn on a free loopback port, DEMO_MODE=tiercache, a seeded
+// origin: gunicorn on a free loopback port, DEMO_MODE=stratacache, a seeded
 // modulestore in a temporary directory. Used by the tests and by demo.mjs.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
 export const site = path.join(repo, 'examples/django_outline');
-/** The Python with tiercache and the example's requirements (TIERCACHE_PYTHON, default .venv). */
-export const python = process.env.TIERCACHE_PYTHON ?? path.join(repo, '.venv/bin/python');
+/** The Python with stratacache and the example's requirements (STRATACACHE_PYTHON, default .venv). */
+export const python = process.env.STRATACACHE_PYTHON ?? path.join(repo, '.venv/bin/python');
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -28,14 +28,14 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts the origin; `env` adds to the process environment (the TIERCACHE_*
+ * Starts the origin; `env` adds to the process environment (the STRATACACHE_*
  * variables choose real servers). Returns { url, dir, log(), stop() }.
  */
 export async function startOrigin(env = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-origin-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-origin-'));
   const fullEnv = {
     ...process.env,
-    DEMO_MODE: 'tiercache',
+    DEMO_MODE: 'stratacache',
     DEMO_VAR: dir,
     DEMO_KEY_PREFIX: `edge-${process.pid}-${Date.now()}`,
     DJANGO_SETTINGS_MODULE: 'outline_site.settings',

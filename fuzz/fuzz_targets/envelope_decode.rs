@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tiercache::envelope::{decode, encode, DecodeOptions, EncodeOptions, Keyring, SignatureStatus};
+use stratacache::envelope::{decode, encode, DecodeOptions, EncodeOptions, Keyring, SignatureStatus};
 
 fuzz_target!(|data: &[u8]| {
     let keyring = Keyring::from_keys([

@@ -5,10 +5,10 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tiercache::key::{
+use stratacache::key::{
     is_valid_memcached_key, KeyBuilder, Part, MEMCACHED_MAX_KEY_LEN, MIN_MAX_KEY_LEN,
 };
-use tiercache::Namespace;
+use stratacache::Namespace;
 
 #[derive(Arbitrary, Debug)]
 enum P<'a> {

@@ -14,8 +14,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tiercache::key::{is_valid_memcached_key, KeyBuilder, OwnedPart, MEMCACHED_MAX_KEY_LEN};
-use tiercache::Namespace;
+use stratacache::key::{is_valid_memcached_key, KeyBuilder, OwnedPart, MEMCACHED_MAX_KEY_LEN};
+use stratacache::Namespace;
 
 #[derive(Arbitrary, Debug)]
 enum P<'a> {

@@ -6,8 +6,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tiercache::chunk::{Manifest, ManifestLimits};
-use tiercache::envelope::{encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
+use stratacache::chunk::{Manifest, ManifestLimits};
+use stratacache::envelope::{encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

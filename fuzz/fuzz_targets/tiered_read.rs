@@ -16,14 +16,14 @@ use std::collections::{HashMap, HashSet};
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use tiercache::chunk::Manifest;
-use tiercache::envelope::{encode_for_key, Codec, EncodeOptions, EnvelopeHeader, Keyring};
-use tiercache::stampede::WaitId;
-use tiercache::tiered::{
+use stratacache::chunk::Manifest;
+use stratacache::envelope::{encode_for_key, Codec, EncodeOptions, EnvelopeHeader, Keyring};
+use stratacache::stampede::WaitId;
+use stratacache::tiered::{
     HostValue, Loaded, LocalTierConfig, Read, ReadOptions, Step, TierConfig, TieredCache,
     TieredConfig,
 };
-use tiercache::{LeasePolicy, Lookup, RequestCache, Source};
+use stratacache::{LeasePolicy, Lookup, RequestCache, Source};
 
 /// Keys the reads ask for: short, long (chunked), one that hashes into the
 /// same replica space, and one invalid key (refused at `read`).

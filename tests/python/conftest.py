@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import tiercache
-from tiercache.scope import SCOPE_VAR
-from tiercache.tiers import MemcachedTier, RedisTier, StorageTier
+import stratacache
+from stratacache.scope import SCOPE_VAR
+from stratacache.tiers import MemcachedTier, RedisTier, StorageTier
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = REPO / "scripts" / "servers.sh"
@@ -31,14 +31,14 @@ def no_request_scope():
 
 @pytest.fixture
 def memcached() -> MemcachedTier:
-    tier = MemcachedTier(os.environ["TIERCACHE_MEMCACHED"])
+    tier = MemcachedTier(os.environ["STRATACACHE_MEMCACHED"])
     tier.clear()
     return tier
 
 
 @pytest.fixture
 def redis_tier() -> RedisTier:
-    tier = RedisTier(os.environ["TIERCACHE_REDIS_URL"])
+    tier = RedisTier(os.environ["STRATACACHE_REDIS_URL"])
     tier.clear()
     return tier
 
@@ -47,10 +47,10 @@ def redis_tier() -> RedisTier:
 def s3_bucket() -> str:
     import boto3
 
-    bucket = os.environ["TIERCACHE_S3_BUCKET"]
+    bucket = os.environ["STRATACACHE_S3_BUCKET"]
     client = boto3.client(
         "s3",
-        endpoint_url=os.environ["TIERCACHE_S3_ENDPOINT"],
+        endpoint_url=os.environ["STRATACACHE_S3_ENDPOINT"],
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
@@ -84,5 +84,5 @@ def secret_keys():
 
 @pytest.fixture
 def scope():
-    with tiercache.request_scope() as s:
+    with stratacache.request_scope() as s:
         yield s

@@ -5,10 +5,10 @@ alias), Redis and an S3-compatible server, as started by scripts/servers.sh
 import os
 
 REQUIRED = (
-    "TIERCACHE_MEMCACHED",
-    "TIERCACHE_REDIS_URL",
-    "TIERCACHE_S3_ENDPOINT",
-    "TIERCACHE_S3_BUCKET",
+    "STRATACACHE_MEMCACHED",
+    "STRATACACHE_REDIS_URL",
+    "STRATACACHE_S3_ENDPOINT",
+    "STRATACACHE_S3_BUCKET",
 )
 missing = [name for name in REQUIRED if not os.environ.get(name)]
 if missing:
@@ -17,12 +17,12 @@ if missing:
         'servers with `bash scripts/servers.sh start` and `eval "$(bash scripts/servers.sh env)"`'
     )
 
-MEMCACHED = os.environ["TIERCACHE_MEMCACHED"].split(",")
-REDIS_URL = os.environ["TIERCACHE_REDIS_URL"]
-S3_ENDPOINT = os.environ["TIERCACHE_S3_ENDPOINT"]
-S3_BUCKET = os.environ["TIERCACHE_S3_BUCKET"]
+MEMCACHED = os.environ["STRATACACHE_MEMCACHED"].split(",")
+REDIS_URL = os.environ["STRATACACHE_REDIS_URL"]
+S3_ENDPOINT = os.environ["STRATACACHE_S3_ENDPOINT"]
+S3_BUCKET = os.environ["STRATACACHE_S3_BUCKET"]
 
-SECRET_KEY = "tiercache-tests-not-a-secret"
+SECRET_KEY = "stratacache-tests-not-a-secret"
 DEBUG = False
 USE_TZ = True
 ALLOWED_HOSTS = ["*"]
@@ -31,20 +31,20 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
-    "tiercache.django",
+    "stratacache.django",
 ]
 MIDDLEWARE = [
-    "tiercache.django.middleware.RequestCacheMiddleware",
+    "stratacache.django.middleware.RequestCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "tiercache.django.middleware.ForceCacheMissMiddleware",
+    "stratacache.django.middleware.ForceCacheMissMiddleware",
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 _memcached = {
     "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
     "LOCATION": MEMCACHED,
-    "KEY_FUNCTION": "tiercache.django.safe_key_function",
+    "KEY_FUNCTION": "stratacache.django.safe_key_function",
     "OPTIONS": {"connect_timeout": 0.5, "timeout": 1.0},
 }
 CACHES = {
@@ -53,7 +53,7 @@ CACHES = {
     "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
     "locmem": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "tiercache-tests",
+        "LOCATION": "stratacache-tests",
     },
 }
 S3_OPTIONS = {
@@ -67,13 +67,13 @@ S3_OPTIONS = {
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "tiercache": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": S3_OPTIONS},
+    "stratacache": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": S3_OPTIONS},
 }
-TIERCACHE = {
+STRATACACHE = {
     "TIERS": [
         {"CACHE": "memcached"},
         {"CACHE": "redis"},
-        {"STORAGE": "tiercache", "PREFIX": "blocks"},
+        {"STORAGE": "stratacache", "PREFIX": "blocks"},
     ],
     "DEFAULT_TTL": 300,
     "COOLDOWN": (3, 0.2),

@@ -1,5 +1,5 @@
-"""tiercache.django: settings, middleware (sync and async), checks, commands,
-and tiercache.django.edx over the real servers."""
+"""stratacache.django: settings, middleware (sync and async), checks, commands,
+and stratacache.django.edx over the real servers."""
 
 import asyncio
 import io
@@ -11,11 +11,11 @@ from django.core.cache import caches
 from django.core.management import CommandError, call_command
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
-from tiercache import MISSING, RequestCache, cached, current_scope
-from tiercache.django import get_cache, reset_caches
-from tiercache.django.checks import check_middleware, check_settings
-from tiercache.django.middleware import ForceCacheMissMiddleware, RequestCacheMiddleware
-from tiercache.tiers import MemcachedTier, RedisTier, StorageTier
+from stratacache import MISSING, RequestCache, cached, current_scope
+from stratacache.django import get_cache, reset_caches
+from stratacache.django.checks import check_middleware, check_settings
+from stratacache.django.middleware import ForceCacheMissMiddleware, RequestCacheMiddleware
+from stratacache.tiers import MemcachedTier, RedisTier, StorageTier
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def clean(s3_bucket):
 
 
 def test_memcached_tier_timeouts_from_settings():
-    from tiercache.django import tier_from_settings
+    from stratacache.django import tier_from_settings
 
     tier = tier_from_settings({"CACHE": "memcached", "TIMEOUT": 0.2, "CONNECT_TIMEOUT": 0.1})
     assert (tier.client.timeout, tier.client.connect_timeout) == (0.2, 0.1)
@@ -99,65 +99,65 @@ def test_checks_pass_on_a_good_configuration():
 
 
 @pytest.mark.parametrize(
-    "tiercache, expected",
+    "stratacache, expected",
     [
-        ({"TIERS": [{"CACHE": "nope"}]}, "tiercache.E002"),
-        ({"TIERS": [{"CACHE": "memcached", "ITEM_LIMIT": 8 * 1024 * 1024}]}, "tiercache.E003"),
-        ({"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False}, "tiercache.E004"),
-        ({"TIERS": [], "CODEC": "yaml"}, "tiercache.E005"),
-        ({"TIERS": [{"STORAGE": "no.such.Storage"}]}, "tiercache.E002"),
-        ("not a dict", "tiercache.E001"),
+        ({"TIERS": [{"CACHE": "nope"}]}, "stratacache.E002"),
+        ({"TIERS": [{"CACHE": "memcached", "ITEM_LIMIT": 8 * 1024 * 1024}]}, "stratacache.E003"),
+        ({"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False}, "stratacache.E004"),
+        ({"TIERS": [], "CODEC": "yaml"}, "stratacache.E005"),
+        ({"TIERS": [{"STORAGE": "no.such.Storage"}]}, "stratacache.E002"),
+        ("not a dict", "stratacache.E001"),
     ],
 )
-def test_checks_report_misconfiguration_with_advice(tiercache, expected):
-    with override_settings(TIERCACHE=tiercache):
+def test_checks_report_misconfiguration_with_advice(stratacache, expected):
+    with override_settings(STRATACACHE=stratacache):
         messages = check_settings()
     assert expected in [m.id for m in messages]
     message = next(m for m in messages if m.id == expected)
-    assert message.msg and (message.hint or "TIERCACHE" in message.msg)
+    assert message.msg and (message.hint or "STRATACACHE" in message.msg)
 
 
 def test_signing_off_with_json_codec_is_fine():
-    with override_settings(TIERCACHE={"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False, "CODEC": "json"}):
-        assert "tiercache.E004" not in [m.id for m in check_settings()]
+    with override_settings(STRATACACHE={"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False, "CODEC": "json"}):
+        assert "stratacache.E004" not in [m.id for m in check_settings()]
 
 
 def test_middleware_checks():
     with override_settings(MIDDLEWARE=[]):
-        assert [m.id for m in check_middleware()] == ["tiercache.W001"]
+        assert [m.id for m in check_middleware()] == ["stratacache.W001"]
     order = [
-        "tiercache.django.middleware.RequestCacheMiddleware",
-        "tiercache.django.middleware.ForceCacheMissMiddleware",
+        "stratacache.django.middleware.RequestCacheMiddleware",
+        "stratacache.django.middleware.ForceCacheMissMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
     ]
     with override_settings(MIDDLEWARE=order):
-        assert [m.id for m in check_middleware()] == ["tiercache.E007"]
+        assert [m.id for m in check_middleware()] == ["stratacache.E007"]
 
 
 def test_memcached_default_without_safe_key_function_warns():
     caches_setting = {
         "default": {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache", "LOCATION": "x:1"}
     }
-    with override_settings(CACHES=caches_setting, TIERCACHE={"TIERS": []}):
-        assert "tiercache.W002" in [m.id for m in check_settings()]
+    with override_settings(CACHES=caches_setting, STRATACACHE={"TIERS": []}):
+        assert "stratacache.W002" in [m.id for m in check_settings()]
 
 
 def test_stats_command_prints_a_table_per_tier():
     get_cache().get_or_load("k", lambda: "v")
     out = io.StringIO()
-    call_command("tiercache_stats", "--cache", "default", stdout=out)
+    call_command("stratacache_stats", "--cache", "default", stdout=out)
     text = out.getvalue()
     for name in ("tier memcached", "tier redis", "tier storage", "fetches", "curr_items", "redis_version"):
         assert name in text
     out = io.StringIO()
-    call_command("tiercache_stats", "--json", "--no-server", stdout=out)
+    call_command("stratacache_stats", "--json", "--no-server", stdout=out)
     assert '"local_only"' in out.getvalue()
 
 
 def test_warm_command_fills_every_tier_with_a_progress_bar():
     warmers.CALLS.clear()
     out, err = io.StringIO(), io.StringIO()
-    call_command("tiercache_warm", "warmers.outlines", stdout=out, stderr=err)
+    call_command("stratacache_warm", "warmers.outlines", stdout=out, stderr=err)
     assert "warmed 25 key(s)" in out.getvalue()
     assert "warming: 25key" in err.getvalue() and "warmed=25" in err.getvalue()  # tqdm bar
     assert len(warmers.CALLS) == 25
@@ -165,25 +165,25 @@ def test_warm_command_fills_every_tier_with_a_progress_bar():
     memcached_only = get_cache()
     assert memcached_only.get("outline:7") == {"course": 7}
     out = io.StringIO()
-    call_command("tiercache_warm", "warmers.outlines", "--missing-only", "--no-progress", stdout=out)
+    call_command("stratacache_warm", "warmers.outlines", "--missing-only", "--no-progress", stdout=out)
     assert "warmed 0 key(s), skipped 25" in out.getvalue()
 
 
 def test_warm_command_reports_failures_and_keeps_the_rest():
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(CommandError, match="1 loader"):
-        call_command("tiercache_warm", "warmers.some_fail", "--no-progress", stdout=out, stderr=err)
+        call_command("stratacache_warm", "warmers.some_fail", "--no-progress", stdout=out, stderr=err)
     assert "course store unavailable" in err.getvalue()
     assert get_cache().get("also good") == "ok"
     with pytest.raises(CommandError, match="yield \\(key, loader\\)"):
-        call_command("tiercache_warm", "warmers.not_pairs", "--no-progress", stdout=io.StringIO())
+        call_command("stratacache_warm", "warmers.not_pairs", "--no-progress", stdout=io.StringIO())
     with pytest.raises(CommandError, match="cannot import"):
-        call_command("tiercache_warm", "warmers.nothing_here", stdout=io.StringIO())
+        call_command("stratacache_warm", "warmers.nothing_here", stdout=io.StringIO())
 
 
 def test_edx_layer_over_real_memcached_accepts_any_key():
-    from tiercache.django.edx import RequestCache as EdxRequestCache
-    from tiercache.django.edx import TieredCache as EdxTieredCache
+    from stratacache.django.edx import RequestCache as EdxRequestCache
+    from stratacache.django.edx import TieredCache as EdxTieredCache
 
     keys = ["with spaces", "ünïcödé", "ctrl\x00\n", "x" * 10 * 1024]
     for i, key in enumerate(keys):
@@ -196,7 +196,7 @@ def test_edx_layer_over_real_memcached_accepts_any_key():
 
 
 def test_edx_data_is_a_live_dict():
-    from tiercache.django.edx import RequestCache as EdxRequestCache
+    from stratacache.django.edx import RequestCache as EdxRequestCache
 
     data = EdxRequestCache("live").data
     data["k"] = "set through .data"

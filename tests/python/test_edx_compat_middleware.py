@@ -1,12 +1,12 @@
 """edx-django-utils' own middleware tests (edx_django_utils/cache/tests/test_middleware.py),
-run against tiercache.django.edx: only the imports changed."""
+run against stratacache.django.edx: only the imports changed."""
 
 from unittest.mock import MagicMock, Mock
 
 from django.test import RequestFactory, TestCase
 
-from tiercache.django import edx as middleware
-from tiercache.django.edx import FORCE_CACHE_MISS_PARAM, SHOULD_FORCE_CACHE_MISS_KEY, RequestCache
+from stratacache.django import edx as middleware
+from stratacache.django.edx import FORCE_CACHE_MISS_PARAM, SHOULD_FORCE_CACHE_MISS_KEY, RequestCache
 
 TEST_KEY = "clobert"
 EXPECTED_VALUE = "bertclob"

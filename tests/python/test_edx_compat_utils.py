@@ -1,5 +1,5 @@
 """edx-django-utils' own cache tests (edx_django_utils/cache/tests/test_utils.py, version
-pinned by scripts/test-python.sh), run against tiercache.django.edx: only the imports
+pinned by scripts/test-python.sh), run against stratacache.django.edx: only the imports
 changed (and ddt became pytest.mark.parametrize)."""
 
 from threading import Thread
@@ -8,7 +8,7 @@ from unittest import TestCase, mock
 import pytest
 from django.test import TestCase as DjangoTestCase
 
-from tiercache.django.edx import (
+from stratacache.django.edx import (
     DEFAULT_REQUEST_CACHE_NAMESPACE,
     SHOULD_FORCE_CACHE_MISS_KEY,
     CachedResponse,

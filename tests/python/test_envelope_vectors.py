@@ -1,11 +1,11 @@
-"""tests/vectors/envelopes.json through the Python API (tiercache._core)."""
+"""tests/vectors/envelopes.json through the Python API (stratacache._core)."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from tiercache import EnvelopeError, _core
+from stratacache import EnvelopeError, _core
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "envelopes.json").read_text())
 KEYS = {k["key_id"]: bytes.fromhex(k["secret_hex"]) for k in VECTORS["keys"]}

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tiercache import LocalCache
+from stratacache import LocalCache
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""MemcachedTier and its client (tiercache._core.MemcachedClient) over the two
+"""MemcachedTier and its client (stratacache._core.MemcachedClient) over the two
 real memcached instances of scripts/servers.sh: key→server mapping shared
 with Django's PyMemcacheCache, batching, item limits, add, TTLs, deletes,
 timeouts on a frozen server, connection errors, reconnects, threads."""
@@ -14,10 +14,10 @@ import time
 import pytest
 from conftest import servers
 
-from tiercache import TieredCache, _core
-from tiercache.tiers import MemcachedTier, _servers
+from stratacache import TieredCache, _core
+from stratacache.tiers import MemcachedTier, _servers
 
-MEMCACHED = os.environ["TIERCACHE_MEMCACHED"]
+MEMCACHED = os.environ["STRATACACHE_MEMCACHED"]
 NODES = MEMCACHED.split(",")
 
 
@@ -308,7 +308,7 @@ def test_undecodable_payload_is_a_logged_miss(memcached, caplog):
     sealed = _core.encode_envelope(b"\x80\x05not a pickle", codec="pickle", created_at_ms=_core.now_ms())
     memcached.set_many([("broken", sealed, 60_000)])
     reader = TieredCache([memcached], local=None)
-    with caplog.at_level("WARNING", logger="tiercache"):
+    with caplog.at_level("WARNING", logger="stratacache"):
         assert reader.get_many(["broken"]) == {}
     assert "could not decode the value of 'broken'" in caplog.text
     assert reader.stats()["reads"]["decode_errors"] == 1
@@ -339,7 +339,7 @@ def test_a_subclass_that_overrides_get_many_is_called(memcached):
 
 
 def test_get_many_keeps_the_callers_keys(memcached):
-    from tiercache import Key
+    from stratacache import Key
 
     built = Key("ns", 2)("a b")
     cache = TieredCache([memcached])

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-import tiercache
+import stratacache
 
 
 class Clock:
@@ -44,7 +44,7 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 
 def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached):
     clock = Clock()
-    cache = tiercache.TieredCache(
+    cache = stratacache.TieredCache(
         [memcached],
         local=None,
         default_ttl=10,
@@ -74,7 +74,7 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
     key = f"xfetch|v1|{uuid.uuid4().hex}"
     # The loader takes ~50 ms: that recompute cost goes into the envelope.
     slow = CountingLoader("v1", delay=0.05)
-    eager = tiercache.TieredCache(
+    eager = stratacache.TieredCache(
         [memcached],
         local=None,
         default_ttl=100,
@@ -83,7 +83,7 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
         clock=clock,
     )
     assert eager.get_or_load(key, slow) == "v1"
-    never = tiercache.TieredCache(
+    never = stratacache.TieredCache(
         [memcached],
         local=None,
         default_ttl=100,

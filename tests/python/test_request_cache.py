@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from tiercache import (
+from stratacache import (
     MISSING,
     CachedResponse,
     CachedResponseError,
@@ -74,7 +74,7 @@ def test_invalid_namespace_and_key_errors_say_what_to_do():
     with pytest.raises(ValueError, match="printable ASCII"):
         RequestCache("has space")
     with pytest.raises(ValueError, match="reserved"):
-        RequestCache("tiercache.internal")
+        RequestCache("stratacache.internal")
     with pytest.raises(TypeError, match="must be a str"):
         RequestCache("ok").get_cached_response(42)
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import servers
 
-from tiercache import MISSING, Key, LoaderError, LocalTier, TieredCache, TierError, request_scope
-from tiercache.codecs import JSON
+from stratacache import MISSING, Key, LoaderError, LocalTier, TieredCache, TierError, request_scope
+from stratacache.codecs import JSON
 
 MiB = 1024 * 1024
 
@@ -81,7 +81,7 @@ def test_five_mib_value_through_memcached(memcached):
 
 
 def test_lost_chunk_is_a_miss_and_the_loader_runs(memcached):
-    from tiercache import _core
+    from stratacache import _core
 
     big = os.urandom(3 * MiB)
     fresh([memcached]).set_all_tiers("big", big, ttl=60)
@@ -192,7 +192,7 @@ def test_slow_redis_times_out_to_the_loader(redis_tier):
     admin = redis_tier.client
     admin.execute_command("CLIENT", "PAUSE", "1500")
     try:
-        reader = fresh([type(redis_tier)(os.environ["TIERCACHE_REDIS_URL"], timeout=0.3)], local=None)
+        reader = fresh([type(redis_tier)(os.environ["STRATACACHE_REDIS_URL"], timeout=0.3)], local=None)
         start = time.monotonic()
         assert reader.get_or_load("k", lambda: "loaded", ttl=60) == "loaded"
         assert time.monotonic() - start < 1.4
@@ -243,7 +243,7 @@ def test_asyncio_tasks_on_one_cold_key_load_once(memcached):
 
 
 def test_leases_make_one_process_load(memcached):
-    from tiercache import LeasePolicy
+    from stratacache import LeasePolicy
 
     policy = LeasePolicy(ttl=5, max_wait=3, poll_interval=0.05)
     processes = [fresh([memcached], leases=policy) for _ in range(4)]  # four processes' caches
@@ -304,7 +304,7 @@ def test_force_cache_miss_scope_reloads(memcached):
 
 
 def test_json_codec_for_edge_readable_values(memcached):
-    from tiercache import _core
+    from stratacache import _core
 
     cache = fresh([memcached], codec=JSON)
     cache.set_all_tiers(Key("edge", 1)("home"), {"title": "Hello"})
@@ -330,7 +330,7 @@ def test_unpicklable_value_is_a_clear_error(memcached):
 
 
 def test_repr_and_bad_config():
-    from tiercache import ConfigurationError
+    from stratacache import ConfigurationError
 
     assert "request → local → no remote tiers" in repr(TieredCache([]))
     with pytest.raises(ConfigurationError, match="not a tier adapter"):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tiercache import Key, _core, safe_key
-from tiercache.keys import normalize_key
+from stratacache import Key, _core, safe_key
+from stratacache.keys import normalize_key
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 KEYS = json.loads((VECTORS / "keys.json").read_text())

@@ -5,8 +5,8 @@ import asyncio
 from django.http import JsonResponse
 from django.urls import path
 
-from tiercache import RequestCache, current_scope
-from tiercache.django import get_cache
+from stratacache import RequestCache, current_scope
+from stratacache.django import get_cache
 
 notes = RequestCache("views")
 

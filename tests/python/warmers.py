@@ -1,4 +1,4 @@
-"""Generators for the tiercache_warm command tests."""
+"""Generators for the stratacache_warm command tests."""
 
 CALLS = []
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 // The package as installed from its tarball (scripts/test-wasm.sh), else
 // the build output.
-const installed = path.resolve(here, '../node_modules/tiercache');
+const installed = path.resolve(here, '../node_modules/stratacache');
 const roots = {
   '/pkg/': existsSync(path.join(installed, 'browser.js')) ? installed : path.resolve(here, '../../pkg'),
   '/vectors/': path.resolve(here, '../../../tests/vectors'),
@@ -37,7 +37,7 @@ const server = createServer(async (req, res) => {
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address();
 
-const profile = await mkdtemp(path.join(tmpdir(), 'tiercache-chromium-'));
+const profile = await mkdtemp(path.join(tmpdir(), 'stratacache-chromium-'));
 const chromium = process.argv[2] ?? '/usr/bin/chromium';
 const args = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -9,9 +9,9 @@ import json
 import random
 import sys
 
-from tiercache import Key, TieredCache
-from tiercache.keys import BuiltKey
-from tiercache.tiers import Tier
+from stratacache import Key, TieredCache
+from stratacache.keys import BuiltKey
+from stratacache.tiers import Tier
 
 SECRET = b"cross-runtime secret, 16+ bytes!"
 

@@ -1,7 +1,7 @@
 // A worker using the package as an edge project would: imported by name,
 // bundled by esbuild with workerd's conditions (as wrangler does), a KV
 // namespace as the remote tier. Per-isolate state lives at module scope.
-import { TieredCache, RequestCache, kvTier, Key } from 'tiercache';
+import { TieredCache, RequestCache, kvTier, Key } from 'stratacache';
 
 let loads = 0;
 let kvGets = 0;

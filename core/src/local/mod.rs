@@ -223,14 +223,14 @@ impl<K, V> Entries for Nodes<'_, K, V> {
 /// the same code, applied to the entries a hash table finds by key.
 ///
 /// ```
-/// use tiercache::{Expiry, LocalCache, Lookup};
+/// use stratacache::{Expiry, LocalCache, Lookup};
 ///
 /// let mut cache = LocalCache::new(1_000, 64 << 20)?.with_default_ttl(Some(60_000))?;
 /// let now = 1_700_000_000_000;
 /// cache.set("course-v1:edX+DemoX".to_string(), "outline", 7, Expiry::Default, now);
 /// assert_eq!(cache.get("course-v1:edX+DemoX", now), Lookup::Hit(&"outline"));
 /// assert_eq!(cache.get("course-v1:edX+DemoX", now + 60_000), Lookup::Miss);
-/// # Ok::<(), tiercache::LocalCacheError>(())
+/// # Ok::<(), stratacache::LocalCacheError>(())
 /// ```
 ///
 /// [`purge_expired`]: LocalCache::purge_expired

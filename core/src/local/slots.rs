@@ -19,8 +19,8 @@ use super::{Expiry, LocalCacheError, LocalStats, MAX_ENTRIES_LIMIT};
 /// WebAssembly binding does) pay a few nanoseconds per read.
 ///
 /// ```
-/// use tiercache::local::SlotPolicy;
-/// use tiercache::Expiry;
+/// use stratacache::local::SlotPolicy;
+/// use stratacache::Expiry;
 ///
 /// let mut policy = SlotPolicy::new(2, u64::MAX)?;
 /// let mut removed = Vec::new();
@@ -30,7 +30,7 @@ use super::{Expiry, LocalCacheError, LocalStats, MAX_ENTRIES_LIMIT};
 /// let c = policy.set(None, 0, Expiry::Never, 0, &mut removed).unwrap();
 /// assert_eq!(removed, [b]); // b was evicted...
 /// assert_eq!(c, b); // ...and its slot holds the new entry
-/// # Ok::<(), tiercache::LocalCacheError>(())
+/// # Ok::<(), stratacache::LocalCacheError>(())
 /// ```
 pub struct SlotPolicy {
     store: Store,

@@ -10,8 +10,8 @@
 //! with `await`, and Rust however it likes:
 //!
 //! ```
-//! use tiercache::tiered::{HostValue, Loaded, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
-//! use tiercache::envelope::Codec;
+//! use stratacache::tiered::{HostValue, Loaded, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+//! use stratacache::envelope::Codec;
 //! use std::collections::HashMap;
 //!
 //! let mut memcached: HashMap<String, Vec<u8>> = HashMap::new(); // stands in for a server
@@ -44,7 +44,7 @@
 //!     }
 //! }
 //! let results = read.finish(&mut cache, None).unwrap();
-//! assert_eq!(results[0].lookup.as_ref().cloned(), tiercache::Lookup::Hit("hello".to_string()));
+//! assert_eq!(results[0].lookup.as_ref().cloned(), stratacache::Lookup::Hit("hello".to_string()));
 //! assert_eq!(memcached.len(), 1); // written through to the remote tier
 //! ```
 
@@ -489,7 +489,7 @@ impl ReadOptions {
 
 /// Why a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cache key {} is not a valid memcached key ({reason}): build keys with tiercache's key builder, or pass arbitrary strings through `safe_key`", Quoted(.shown))]
+#[error("cache key {} is not a valid memcached key ({reason}): build keys with stratacache's key builder, or pass arbitrary strings through `safe_key`", Quoted(.shown))]
 pub struct InvalidKey {
     /// The key, cut to 80 characters for the message.
     pub shown: String,

@@ -3,8 +3,8 @@
 //! escapes). The tests decode every key they build, so if this always gives
 //! back the input, the encoding is injective.
 
-use tiercache::key::{KeyBuilder, OwnedPart, Part};
-use tiercache::Namespace;
+use stratacache::key::{KeyBuilder, OwnedPart, Part};
+use stratacache::Namespace;
 
 /// What a key is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tiercache::envelope::Codec;
-use tiercache::stampede::WaitId;
-use tiercache::tiered::{HostValue, Loaded, Read, ReadOptions, ReadResult, Step, TieredCache};
-use tiercache::RequestCache;
+use stratacache::envelope::Codec;
+use stratacache::stampede::WaitId;
+use stratacache::tiered::{HostValue, Loaded, Read, ReadOptions, ReadResult, Step, TieredCache};
+use stratacache::RequestCache;
 
 /// One remote tier: a map with an item limit, like memcached's.
 #[derive(Debug, Default)]
@@ -209,7 +209,7 @@ impl Host {
         keys: &[&str],
         options: ReadOptions,
         request: Option<&mut RequestCache<String>>,
-    ) -> Result<Vec<ReadResult<String>>, tiercache::tiered::TierFailure> {
+    ) -> Result<Vec<ReadResult<String>>, stratacache::tiered::TierFailure> {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
         let random = rand_u64();
         let mut read: Read<String> = {

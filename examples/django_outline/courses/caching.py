@@ -1,8 +1,8 @@
 """How the views get course outlines and course overviews: three ways, one
 per ``DEMO_MODE``, behind the same two functions.
 
-``tiercache``
-    :class:`TiercacheCourses`: versioned keys, one ``get_or_load`` per
+``stratacache``
+    :class:`StratacacheCourses`: versioned keys, one ``get_or_load`` per
     outline and one ``get_many_or_load`` for all the overviews of an
     enrollment list. Tiers: request → local → memcached (→ storage for
     outlines) → loader. Values over memcached's 1 MiB item size are chunked;
@@ -32,8 +32,8 @@ from typing import Optional
 
 from django.conf import settings
 
-from tiercache import Key
-from tiercache.django import get_cache
+from stratacache import Key
+from stratacache.django import get_cache
 
 from . import loaders
 from .modulestore import CourseNotFound, Modulestore
@@ -71,10 +71,10 @@ class UncachedCourses:
         return {cid: o for cid, o in found.items() if o is not None}
 
 
-class TiercacheCourses:
-    """tiercache: request → local → memcached (→ storage) → loader."""
+class StratacacheCourses:
+    """stratacache: request → local → memcached (→ storage) → loader."""
 
-    name = "tiercache"
+    name = "stratacache"
 
     def outline(self, course_id: str, version: Optional[int] = None) -> dict:
         store = modulestore()
@@ -153,9 +153,9 @@ class EdxCourses:
         return out
 
 
-STRATEGIES = {s.name: s for s in (UncachedCourses(), EdxCourses(), TiercacheCourses())}
+STRATEGIES = {s.name: s for s in (UncachedCourses(), EdxCourses(), StratacacheCourses())}
 
 
-def courses() -> UncachedCourses | EdxCourses | TiercacheCourses:
+def courses() -> UncachedCourses | EdxCourses | StratacacheCourses:
     """The implementation for ``settings.DEMO_MODE``."""
     return STRATEGIES[settings.DEMO_MODE]

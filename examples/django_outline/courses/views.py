@@ -28,7 +28,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from tiercache.django import get_cache
+from stratacache.django import get_cache
 
 from . import counters
 from .caching import OUTLINE_KEY, courses, modulestore
@@ -140,13 +140,13 @@ def publish(request: HttpRequest, course_id: str) -> JsonResponse:
 def edge_entries(request: HttpRequest) -> JsonResponse:
     """The raw bytes (envelopes, manifests, chunks) Django's outline tiers
     hold under the given keys, base64, first tier that has each: the edge
-    worker's origin tier. Only in tiercache mode."""
+    worker's origin tier. Only in stratacache mode."""
     token = request.headers.get("X-Edge-Token", "")
     if not hmac.compare_digest(token.encode(), settings.DEMO_EDGE_TOKEN.encode()):
         return JsonResponse({"error": "send the X-Edge-Token header (settings.DEMO_EDGE_TOKEN)"}, status=403)
-    if settings.DEMO_MODE != "tiercache":
+    if settings.DEMO_MODE != "stratacache":
         return JsonResponse(
-            {"error": "the edge reads Django's entries only with DEMO_MODE=tiercache"}, status=409
+            {"error": "the edge reads Django's entries only with DEMO_MODE=stratacache"}, status=409
         )
     keys = request.GET.getlist("key")
     if not keys or len(keys) > MAX_EDGE_KEYS:
@@ -168,9 +168,9 @@ def edge_entries(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def demo_counters(request: HttpRequest) -> JsonResponse:
-    """Counters of this process, and each tiercache's stats."""
+    """Counters of this process, and each stratacache's stats."""
     stats = {}
-    if settings.DEMO_MODE == "tiercache":
+    if settings.DEMO_MODE == "stratacache":
         stats = {name: get_cache(name).stats() for name in ("default", "outlines")}
     return JsonResponse(
         {
@@ -178,7 +178,7 @@ def demo_counters(request: HttpRequest) -> JsonResponse:
             "shared_cache": settings.DEMO_SHARED_CACHE,
             "storage": settings.DEMO_STORAGE,
             "counters": counters.snapshot(),
-            "tiercache": stats,
+            "stratacache": stats,
         }
     )
 

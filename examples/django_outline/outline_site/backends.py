@@ -161,7 +161,7 @@ class EmbeddedStorage(_CountedStorage, FileSystemStorage):
     reader sees the old file or the new one, never half of one (the new file
     is written aside, then renamed over the old)."""
 
-    file_overwrite = True  # as S3Storage: tiercache's StorageTier then writes with one request
+    file_overwrite = True  # as S3Storage: stratacache's StorageTier then writes with one request
 
     def __init__(self, *args: Any, request_ms: float = 5.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 
 def ensure_bucket(env: Mapping) -> bool:
-    """Creates the bucket ``TIERCACHE_S3_BUCKET`` on ``TIERCACHE_S3_ENDPOINT``
+    """Creates the bucket ``STRATACACHE_S3_BUCKET`` on ``STRATACACHE_S3_ENDPOINT``
     if the variables name one and it does not exist. Returns True if the
     storage tier is S3."""
-    endpoint = env.get("TIERCACHE_S3_ENDPOINT")
+    endpoint = env.get("STRATACACHE_S3_ENDPOINT")
     if not endpoint or env.get("DEMO_STORAGE", "s3") != "s3":
         return False
     import boto3
@@ -21,7 +21,7 @@ def ensure_bucket(env: Mapping) -> bool:
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
     )
-    bucket = env.get("TIERCACHE_S3_BUCKET", "tiercache-demo")
+    bucket = env.get("STRATACACHE_S3_BUCKET", "stratacache-demo")
     try:
         client.head_bucket(Bucket=bucket)
     except client.exceptions.ClientError:

@@ -6,19 +6,19 @@ environment variables, so one settings module serves the demo, the tests and
 a developer's shell:
 
 ``DEMO_MODE``
-    ``tiercache`` (default), ``edx`` (edx-django-utils' ``TieredCache``
+    ``stratacache`` (default), ``edx`` (edx-django-utils' ``TieredCache``
     over the same memcached, with a storage backing written by hand as
     edx-platform's block structures do) or ``none`` (no caching).
-``TIERCACHE_MEMCACHED``
+``STRATACACHE_MEMCACHED``
     ``host:port,host:port``: use these memcached servers. Unset: an
     in-process stand-in (:class:`outline_site.backends.EmbeddedCache`), so
     the example needs no server. ``DEMO_SHARED_CACHE=redis`` with
-    ``TIERCACHE_REDIS_URL`` uses Redis instead.
-``TIERCACHE_S3_ENDPOINT``, ``TIERCACHE_S3_BUCKET`` (and ``AWS_*``)
+    ``STRATACACHE_REDIS_URL`` uses Redis instead.
+``STRATACACHE_S3_ENDPOINT``, ``STRATACACHE_S3_BUCKET`` (and ``AWS_*``)
     Use this S3 server for the storage tier. Unset: a directory under
     ``DEMO_VAR``.
 
-``eval "$(bash scripts/servers.sh env)"`` sets the ``TIERCACHE_*`` variables
+``eval "$(bash scripts/servers.sh env)"`` sets the ``STRATACACHE_*`` variables
 for the servers the project's scripts start. Other knobs: ``DEMO_VAR``
 (runtime files), ``DEMO_MODULESTORE`` (the SQLite file),
 ``DEMO_QUERY_DELAY_MS`` (per modulestore query, default 1),
@@ -28,7 +28,7 @@ default 60; the fault-injection runs lower it so the shared tier keeps
 working), ``DEMO_S3_TIMEOUT`` (seconds: connect and read timeout of the S3
 client, with one retry; default 5; ``0``: botocore's defaults, 60 s and 4
 retries, with which a hung S3 blocks every thread that reads it for
-minutes: tiercache cannot skip a tier whose calls never fail),
+minutes: stratacache cannot skip a tier whose calls never fail),
 ``DEMO_EMBEDDED_RTT_MS`` / ``DEMO_EMBEDDED_STORAGE_MS`` (simulated latency
 of the embedded stand-ins), ``DEMO_SIGNING_SECRET`` and ``DEMO_EDGE_TOKEN``
 (shared with the edge worker).
@@ -47,9 +47,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = os.environ.get
 
-DEMO_MODE = env("DEMO_MODE", "tiercache")
-if DEMO_MODE not in ("none", "edx", "tiercache"):
-    raise RuntimeError(f"DEMO_MODE is {DEMO_MODE!r}: use tiercache, edx or none")
+DEMO_MODE = env("DEMO_MODE", "stratacache")
+if DEMO_MODE not in ("none", "edx", "stratacache"):
+    raise RuntimeError(f"DEMO_MODE is {DEMO_MODE!r}: use stratacache, edx or none")
 
 DEMO_VAR = Path(env("DEMO_VAR", str(BASE_DIR / "var")))
 DEMO_MODULESTORE = Path(env("DEMO_MODULESTORE", str(DEMO_VAR / "modulestore.sqlite3")))
@@ -59,11 +59,11 @@ DEMO_KEY_PREFIX = env("DEMO_KEY_PREFIX", "outline")
 # Versioned keys never go stale: an entry lives a day, or until evicted.
 DEMO_CACHE_TTL = int(env("DEMO_CACHE_TTL", str(24 * 3600)))
 
-MEMCACHED = [s for s in env("TIERCACHE_MEMCACHED", "").split(",") if s]
-REDIS_URL = env("TIERCACHE_REDIS_URL", "")
+MEMCACHED = [s for s in env("STRATACACHE_MEMCACHED", "").split(",") if s]
+REDIS_URL = env("STRATACACHE_REDIS_URL", "")
 DEMO_SHARED_CACHE = env("DEMO_SHARED_CACHE") or ("memcached" if MEMCACHED else "embedded")
-S3_ENDPOINT = env("TIERCACHE_S3_ENDPOINT", "")
-S3_BUCKET = env("TIERCACHE_S3_BUCKET", "tiercache-demo")
+S3_ENDPOINT = env("STRATACACHE_S3_ENDPOINT", "")
+S3_BUCKET = env("STRATACACHE_S3_BUCKET", "stratacache-demo")
 DEMO_STORAGE = env("DEMO_STORAGE") or ("s3" if S3_ENDPOINT else "filesystem")
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "outline-example-not-a-secret")
@@ -78,13 +78,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES: dict = {}
 
 INSTALLED_APPS = [
-    "tiercache.django",
+    "stratacache.django",
     "courses",
 ]
 
 MIDDLEWARE = [
-    # One request scope per request: tiercache's request tier...
-    "tiercache.django.middleware.RequestCacheMiddleware",
+    # One request scope per request: stratacache's request tier...
+    "stratacache.django.middleware.RequestCacheMiddleware",
     # ...and edx-django-utils' thread-local request cache (DEMO_MODE=edx).
     "edx_django_utils.cache.middleware.RequestCacheMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,18 +103,18 @@ TEMPLATES = [
 
 if DEMO_SHARED_CACHE == "memcached":
     if not MEMCACHED:
-        raise RuntimeError("DEMO_SHARED_CACHE=memcached needs TIERCACHE_MEMCACHED=host:port[,host:port]")
+        raise RuntimeError("DEMO_SHARED_CACHE=memcached needs STRATACACHE_MEMCACHED=host:port[,host:port]")
     SHARED_CACHE = {
         "BACKEND": "outline_site.backends.CountingPyMemcacheCache",
         "LOCATION": MEMCACHED,
-        # Any string key is a valid memcached key (tiercache.safe_key).
-        "KEY_FUNCTION": "tiercache.django.safe_key_function",
+        # Any string key is a valid memcached key (stratacache.safe_key).
+        "KEY_FUNCTION": "stratacache.django.safe_key_function",
         # As Open edX configures it: a failed set (an item over 1 MiB) is silent.
         "OPTIONS": {"ignore_exc": True, "no_delay": True, "connect_timeout": 0.5, "timeout": 0.5},
     }
 elif DEMO_SHARED_CACHE == "redis":
     if not REDIS_URL:
-        raise RuntimeError("DEMO_SHARED_CACHE=redis needs TIERCACHE_REDIS_URL=redis://host:port/db")
+        raise RuntimeError("DEMO_SHARED_CACHE=redis needs STRATACACHE_REDIS_URL=redis://host:port/db")
     SHARED_CACHE = {"BACKEND": "outline_site.backends.CountingRedisCache", "LOCATION": REDIS_URL}
 elif DEMO_SHARED_CACHE == "embedded":
     SHARED_CACHE = {
@@ -163,7 +163,7 @@ STORAGES = {
     "blocks": BLOCKS_STORAGE,
 }
 
-# -- tiercache ---------------------------------------------------------------
+# -- stratacache ---------------------------------------------------------------
 
 # The edge worker reads what Django writes: same keys, JSON envelopes signed
 # with this shared secret.
@@ -173,7 +173,7 @@ DEMO_EDGE_TOKEN = env("DEMO_EDGE_TOKEN", "outline-demo-edge-token")
 
 
 def cache_settings(prefix: str) -> tuple:
-    """``(CACHES, TIERCACHE)`` with every key (memcached, S3) under ``prefix``,
+    """``(CACHES, STRATACACHE)`` with every key (memcached, S3) under ``prefix``,
     so that runs and tests never share entries."""
     caches = {"default": {**SHARED_CACHE, "KEY_PREFIX": prefix, "TIMEOUT": DEMO_CACHE_TTL}}
     shared_tier: dict = {"CACHE": "default", "NAME": "redis" if DEMO_SHARED_CACHE == "redis" else "memcached"}
@@ -186,7 +186,7 @@ def cache_settings(prefix: str) -> tuple:
         "DEFAULT_TTL": DEMO_CACHE_TTL,
         "LOCAL": {"MAX_ENTRIES": 10_000, "MAX_BYTES": 256 << 20, "TTL": float(env("DEMO_LOCAL_TTL", "60"))},
     }
-    tiercache = {
+    stratacache = {
         # Course overviews: request → local → memcached → loader.
         "TIERS": [shared_tier],
         **common,
@@ -195,23 +195,23 @@ def cache_settings(prefix: str) -> tuple:
             "outlines": {
                 "TIERS": [
                     shared_tier,
-                    {"STORAGE": "blocks", "PREFIX": f"{prefix}/tiercache", "NAME": "storage"},
+                    {"STORAGE": "blocks", "PREFIX": f"{prefix}/stratacache", "NAME": "storage"},
                 ],
                 **common,
             },
         },
     }
-    return caches, tiercache
+    return caches, stratacache
 
 
-CACHES, TIERCACHE = cache_settings(DEMO_KEY_PREFIX)
+CACHES, STRATACACHE = cache_settings(DEMO_KEY_PREFIX)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
-        "tiercache": {"handlers": ["console"], "level": "WARNING"},
+        "stratacache": {"handlers": ["console"], "level": "WARNING"},
         # Server errors with their tracebacks in the server's log (the demo shows it).
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },

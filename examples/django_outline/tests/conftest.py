@@ -21,7 +21,7 @@ import pytest
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 
-REQUIRED = ("TIERCACHE_MEMCACHED", "TIERCACHE_S3_ENDPOINT", "TIERCACHE_S3_BUCKET")
+REQUIRED = ("STRATACACHE_MEMCACHED", "STRATACACHE_S3_ENDPOINT", "STRATACACHE_S3_BUCKET")
 _missing = [name for name in REQUIRED if not os.environ.get(name)]
 if _missing:
     raise RuntimeError(
@@ -29,7 +29,7 @@ if _missing:
         'the servers with `bash scripts/servers.sh start` and `eval "$(bash scripts/servers.sh env)"`'
     )
 
-_var = tempfile.mkdtemp(prefix="tiercache-outline-tests-")
+_var = tempfile.mkdtemp(prefix="stratacache-outline-tests-")
 os.environ.update(
     {
         "DJANGO_SETTINGS_MODULE": "outline_site.settings",
@@ -71,14 +71,14 @@ def counts():
 
 def _site(mode: str):
     prefix = f"test-{uuid.uuid4().hex[:10]}"
-    caches, tiercache = site_settings.cache_settings(prefix)
-    return override_settings(DEMO_MODE=mode, DEMO_KEY_PREFIX=prefix, CACHES=caches, TIERCACHE=tiercache)
+    caches, stratacache = site_settings.cache_settings(prefix)
+    return override_settings(DEMO_MODE=mode, DEMO_KEY_PREFIX=prefix, CACHES=caches, STRATACACHE=stratacache)
 
 
 @pytest.fixture
-def tiercache_site():
-    """The site in ``tiercache`` mode, with fresh keys."""
-    with _site("tiercache"):
+def stratacache_site():
+    """The site in ``stratacache`` mode, with fresh keys."""
+    with _site("stratacache"):
         yield Client()
 
 

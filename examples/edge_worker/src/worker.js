@@ -17,10 +17,10 @@
 // (Django's DEMO_EDGE_TOKEN), VERSION_TTL_MS (optional, default 5000).
 //
 // Routes:
-//   GET /courses/<course_id>/outline.json  the outline; headers x-tiercache-key,
-//                                          x-tiercache-source, x-course-version
+//   GET /courses/<course_id>/outline.json  the outline; headers x-stratacache-key,
+//                                          x-stratacache-source, x-course-version
 //   GET /_stats                            counters of this isolate
-import { TieredCache, RequestCache, Key, kvTier } from 'tiercache';
+import { TieredCache, RequestCache, Key, kvTier } from 'stratacache';
 
 /** The key Django builds in courses/caching.py: Key("course_outline", 1)(course_id, version). */
 export const OUTLINE = new Key('course_outline', 1);
@@ -170,8 +170,8 @@ export default {
         if (version === null) return json({ error: `no course ${courseId}` }, 404);
         const { key, value, source } = await outline(env, ctx, courseId, version);
         return json(value, 200, {
-          'x-tiercache-key': key,
-          'x-tiercache-source': source,
+          'x-stratacache-key': key,
+          'x-stratacache-source': source,
           'x-course-version': String(version),
         });
       }

@@ -1,11 +1,11 @@
 // The edge worker in real workerd (Miniflare), in front of the real Django
-// example (gunicorn, DEMO_MODE=tiercache) on loopback: two isolates sharing
-// one KV namespace. The Django site uses the servers the TIERCACHE_*
+// example (gunicorn, DEMO_MODE=stratacache) on loopback: two isolates sharing
+// one KV namespace. The Django site uses the servers the STRATACACHE_*
 // variables name (scripts/test-examples.sh starts them), else its embedded
 // stand-ins.
 //
 // Needs the Python package and the example's requirements in
-// TIERCACHE_PYTHON (default: the repository's .venv).
+// STRATACACHE_PYTHON (default: the repository's .venv).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -62,8 +62,8 @@ async function edge(worker, courseId) {
   assert.equal(response.status, 200, JSON.stringify(body).slice(0, 500));
   return {
     body,
-    source: response.headers.get('x-tiercache-source'),
-    key: response.headers.get('x-tiercache-key'),
+    source: response.headers.get('x-stratacache-source'),
+    key: response.headers.get('x-stratacache-key'),
     version: Number(response.headers.get('x-course-version')),
   };
 }
@@ -77,7 +77,7 @@ async function edgeStats(worker) {
 }
 
 before(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'stratacache-edge-'));
   // 1 ms per modulestore query: an outline takes tens of ms to build, so concurrent
   // requests overlap its load.
   django = await startOrigin({ DEMO_QUERY_DELAY_MS: '1', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN });
@@ -178,15 +178,15 @@ test('a course that does not exist is a 404 at the edge', async () => {
   await response.text();
 });
 
-test('Python\'s tiercache reads the entry the worker wrote to KV, under the same key', async () => {
+test('Python\'s stratacache reads the entry the worker wrote to KV, under the same key', async () => {
   const id = course(7);
   const key = `course_outline|v1|${id}|#1`;
   const text = await waitFor('the worker\'s KV entry', () => kv.get(key));
   const script = [
     'import base64, json, sys',
-    'from tiercache import TieredCache',
-    'from tiercache.keys import BuiltKey',
-    'from tiercache.tiers import Tier',
+    'from stratacache import TieredCache',
+    'from stratacache.keys import BuiltKey',
+    'from stratacache.tiers import Tier',
     'class One(Tier):',
     '    kind = "memcached"',
     '    def __init__(self, items): self.items = items',
@@ -203,8 +203,8 @@ test('Python\'s tiercache reads the entry the worker wrote to KV, under the same
 
 test('Django\'s tiers never failed during these tests', async () => {
   const { body } = await originCall('/_demo/counters');
-  for (const [name, stats] of Object.entries(body.tiercache)) {
+  for (const [name, stats] of Object.entries(body.stratacache)) {
     for (const tier of stats.tiers) assert.equal(tier.errors, 0, `${name}/${tier.name}: ${JSON.stringify(tier)}\n${django.log().slice(-2000)}`);
   }
-  assert.ok(!/tiercache: .* failed/.test(django.log()), django.log().slice(-2000));
+  assert.ok(!/stratacache: .* failed/.test(django.log()), django.log().slice(-2000));
 });

@@ -1,4 +1,4 @@
-//! A Rust service using the `tiercache` crate directly: versioned keys, a
+//! A Rust service using the `stratacache` crate directly: versioned keys, a
 //! request cache, a bounded local cache with expiry, and the tiered
 //! read-through driven by a small host over in-memory "memcached" and "S3"
 //! tiers. Run it with `cargo run -p rust_service`.
@@ -6,10 +6,10 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 
-use tiercache::envelope::Codec;
-use tiercache::key::{KeyBuilder, Part};
-use tiercache::tiered::{HostValue, Loaded};
-use tiercache::{
+use stratacache::envelope::Codec;
+use stratacache::key::{KeyBuilder, Part};
+use stratacache::tiered::{HostValue, Loaded};
+use stratacache::{
     Expiry, Keyring, LocalCache, Lookup, Namespace, ReadOptions, RequestCache, Source, Step,
     TierConfig, TieredCache, TieredConfig,
 };
@@ -148,7 +148,7 @@ fn read(
     request: &mut RequestCache<String>,
     loader: &dyn Fn(&str) -> String,
     now: u64,
-) -> Result<Vec<tiercache::ReadResult<String>>, Box<dyn std::error::Error>> {
+) -> Result<Vec<stratacache::ReadResult<String>>, Box<dyn std::error::Error>> {
     let mut read = cache.read(keys, ReadOptions::load(), now, now ^ 0x9e37, Some(request))?;
     loop {
         match read.next(cache) {
@@ -234,7 +234,7 @@ fn outline_json(course: &str, sections: usize) -> String {
     )
 }
 
-fn source(r: &tiercache::ReadResult<String>) -> &'static str {
+fn source(r: &stratacache::ReadResult<String>) -> &'static str {
     match r.source {
         Some(Source::Request) => "request tier",
         Some(Source::Local) => "local tier",

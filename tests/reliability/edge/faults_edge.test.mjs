@@ -41,7 +41,7 @@ let run;
 let rows;
 
 before(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-faults-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'stratacache-edge-faults-'));
   origin = await startFaultOrigin(COURSES);
   const reject = ['r0', 'r1', 'r2'];
   const hang = ['h0', 'h1', 'h2'];

@@ -19,7 +19,7 @@ export const repo = path.resolve(here, '../../..');
 export const example = path.join(repo, 'examples/edge_worker');
 const requireFromExample = createRequire(path.join(example, 'package.json'));
 
-/** A package installed in the example's node_modules (miniflare, esbuild, tiercache). */
+/** A package installed in the example's node_modules (miniflare, esbuild, stratacache). */
 async function fromExample(name) {
   return import(pathToFileURL(requireFromExample.resolve(name)).href);
 }
@@ -122,7 +122,7 @@ export async function request(fetcher, id) {
     try {
       const response = await fetcher.fetch(outlinePath(id));
       const body = await response.text();
-      const out = { status: response.status, source: response.headers.get('x-tiercache-source') };
+      const out = { status: response.status, source: response.headers.get('x-stratacache-source') };
       if (response.status !== 200) out.error = body.slice(0, 300);
       else if (!body.includes(id)) out.error = `the body is not the outline of ${id}`;
       return out;

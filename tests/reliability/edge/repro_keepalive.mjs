@@ -1,5 +1,5 @@
 // Reproduction (not a test): the edge example's worker, with NO KV fault,
-// returns a few 502s ("tiercache: the loader failed: Network connection
+// returns a few 502s ("stratacache: the loader failed: Network connection
 // lost.") under steady load in front of the Django origin started as
 // examples/edge_worker/origin.mjs starts it (gunicorn, keep-alive 2 s by
 // default): workerd reuses a pooled connection gunicorn is closing, the
@@ -15,7 +15,7 @@ import { startOrigin, startEdge, courseIds, warm, runTimeline, SECRET, TOKEN } f
 
 const extra = process.env.KA ? { GUNICORN_CMD_ARGS: `--keep-alive ${process.env.KA}` } : {};
 const origin = await startOrigin({ DEMO_COURSES: '200', DEMO_QUERY_DELAY_MS: '0', DEMO_SIGNING_SECRET: SECRET, DEMO_EDGE_TOKEN: TOKEN, ...extra });
-const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-keepalive-'));
+const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-edge-keepalive-'));
 const names = ['warm', 'a', 'b', 'c', 'd', 'e', 'f'];
 const edge = await startEdge({ origin: origin.url, names, dir });
 const ids = courseIds(200);

@@ -30,7 +30,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, '../../../examples/edge_worker/package.json'));
-const { TieredCache } = await import(pathToFileURL(require.resolve('tiercache')).href);
+const { TieredCache } = await import(pathToFileURL(require.resolve('stratacache')).href);
 
 async function run(timeoutMs, cooldownMs, seconds = 8) {
   const callTimes = [];

@@ -30,12 +30,12 @@ const scenarios = (env.EDGE_SCENARIOS ?? 'reject,hang,slow').split(',').filter(B
 
 const log = (line) => console.log(line);
 mkdirSync(out, { recursive: true });
-const dir = mkdtempSync(path.join(tmpdir(), 'tiercache-edge-faults-'));
+const dir = mkdtempSync(path.join(tmpdir(), 'stratacache-edge-faults-'));
 const load0 = loadavg();
 let origin;
 let edge;
 try {
-  log(`==> Django origin (${courses} courses; TIERCACHE_MEMCACHED=${env.TIERCACHE_MEMCACHED ?? 'embedded'})`);
+  log(`==> Django origin (${courses} courses; STRATACACHE_MEMCACHED=${env.STRATACACHE_MEMCACHED ?? 'embedded'})`);
   let t = performance.now();
   origin = await startFaultOrigin(courses);
   log(`  up at ${origin.url} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -64,8 +64,8 @@ try {
     slowMs,
     loadavgBefore: load0,
     loadavgAfter: load1,
-    memcached: env.TIERCACHE_MEMCACHED ?? null,
-    s3: env.TIERCACHE_S3_ENDPOINT ?? null,
+    memcached: env.STRATACACHE_MEMCACHED ?? null,
+    s3: env.STRATACACHE_S3_ENDPOINT ?? null,
     at: new Date().toISOString(),
   };
   const finals = await Promise.all(['a', 'b'].map((n) => edge.stats(n)));

@@ -7,11 +7,11 @@ answering 503s, resetting connections or hanging.
 Every tier is reached through a :class:`faultproxy.FaultProxy` (mode
 ``pass`` unless the fault is the proxy's), which counts the calls that reach
 it, so the count of calls a failing tier received is measured outside the
-process under test as well as by tiercache's own counters.
+process under test as well as by stratacache's own counters.
 
 Each run has three phases: ``before`` (warm-up and baseline), ``fault``
 and ``after`` (restart / thaw / pass again). Every ~0.5 s the run samples
-the server's counters (``/_demo/counters``): loader calls, tiercache's
+the server's counters (``/_demo/counters``): loader calls, stratacache's
 counters per tier (hits, misses, fetches, writes, errors, operations skipped
 while cooling down). It reports:
 
@@ -19,10 +19,10 @@ while cooling down). It reports:
   error), loader calls, in each phase;
 - the hit ratio over time (``1 - loader calls / keys asked``, keys counted
   client-side: two per outline page, one per course of an enrollment list)
-  and, for tiercache, the shared tier's own hit ratio (hits / keys that
+  and, for stratacache, the shared tier's own hit ratio (hits / keys that
   missed the local tier), and the time from the restore until the hit ratio
   is back to 95% of its baseline (two samples in a row);
-- the failing tier during the fault: operations tiercache sent to it,
+- the failing tier during the fault: operations stratacache sent to it,
   errors, skips (cool-down), and what the proxy in front of it saw, with
   the bound the cool-down rule allows (per cache: 3 failures + the
   operations already in flight + one probe per cool-down period).
@@ -62,7 +62,7 @@ sys.path.insert(0, str(EXAMPLE))
 import loadtest  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 
-COOLDOWN_FAILURES = 3  # the core's default CooldownPolicy (tiercache.django: COOLDOWN (3, 5.0))
+COOLDOWN_FAILURES = 3  # the core's default CooldownPolicy (stratacache.django: COOLDOWN (3, 5.0))
 COOLDOWN_SECONDS = 5.0
 SAMPLE_EVERY = 0.5
 RECOVERY_SHARE = 0.95
@@ -72,14 +72,14 @@ RECOVERY_SHARE = 0.95
 class Scenario:
     """One fault: ``action`` is ``kill`` / ``freeze`` (servers.sh on
     ``services``) or a proxy mode (``error``, ``reset``, ``hang``) on the
-    proxies named in ``services``; ``tier`` is the tiercache tier that fails."""
+    proxies named in ``services``; ``tier`` is the stratacache tier that fails."""
 
     name: str
     title: str
     action: str
     services: tuple
     tier: str
-    mode: str = "tiercache"
+    mode: str = "stratacache"
     shared: str = "memcached"
     env: dict = field(default_factory=dict)
     #: A publish (a new version: new keys, so reads reach the storage and
@@ -121,7 +121,7 @@ SCENARIOS = {
 
 
 class Rig:
-    """Proxies in front of the servers named by the ``TIERCACHE_*``
+    """Proxies in front of the servers named by the ``STRATACACHE_*``
     variables, a seeded modulestore, and the controls of the faults."""
 
     def __init__(self, out: Path, *, courses: int = 200, threads: int = 8, concurrency: int = 8) -> None:
@@ -132,14 +132,14 @@ class Rig:
         env = os.environ
         missing = [
             v
-            for v in ("TIERCACHE_MEMCACHED", "TIERCACHE_REDIS_URL", "TIERCACHE_S3_ENDPOINT")
+            for v in ("STRATACACHE_MEMCACHED", "STRATACACHE_REDIS_URL", "STRATACACHE_S3_ENDPOINT")
             if not env.get(v)
         ]
         if missing:
             raise RuntimeError(f'set {", ".join(missing)}: eval "$(bash scripts/servers.sh env)"')
-        mc = env["TIERCACHE_MEMCACHED"].split(",")
-        redis_hostport = env["TIERCACHE_REDIS_URL"].split("//", 1)[1].split("/", 1)[0]
-        s3_hostport = env["TIERCACHE_S3_ENDPOINT"].split("//", 1)[1].rstrip("/")
+        mc = env["STRATACACHE_MEMCACHED"].split(",")
+        redis_hostport = env["STRATACACHE_REDIS_URL"].split("//", 1)[1].split("/", 1)[0]
+        s3_hostport = env["STRATACACHE_S3_ENDPOINT"].split("//", 1)[1].rstrip("/")
         self.upstreams = {
             "memcached1": mc[0],
             "memcached2": mc[1] if len(mc) > 1 else mc[0],
@@ -167,9 +167,9 @@ class Rig:
         p = self.proxies
         env = {
             **os.environ,
-            "TIERCACHE_MEMCACHED": f"{p['memcached1'].address},{p['memcached2'].address}",
-            "TIERCACHE_REDIS_URL": f"redis://{p['redis'].address}/0",
-            "TIERCACHE_S3_ENDPOINT": f"http://{p['s3'].address}",
+            "STRATACACHE_MEMCACHED": f"{p['memcached1'].address},{p['memcached2'].address}",
+            "STRATACACHE_REDIS_URL": f"redis://{p['redis'].address}/0",
+            "STRATACACHE_S3_ENDPOINT": f"http://{p['s3'].address}",
             "DEMO_COURSES": str(self.courses),
             # A short-lived local tier, so the shared tier keeps working (many
             # processes' local tiers miss in a real deployment).
@@ -196,8 +196,8 @@ class Rig:
     def signal(self, services: tuple, sig: int) -> None:
         """Sends ``sig`` to the servers (pids from servers.sh's pid files):
         at once, where ``servers.sh`` would first start a shell."""
-        base = os.environ.get("TIERCACHE_PORT_BASE", "21210")
-        folder = Path(os.environ.get("TIERCACHE_SERVERS_DIR") or REPO / "target" / "servers" / base)
+        base = os.environ.get("STRATACACHE_PORT_BASE", "21210")
+        folder = Path(os.environ.get("STRATACACHE_SERVERS_DIR") or REPO / "target" / "servers" / base)
         for s in services:
             os.kill(int((folder / f"{s}.pid").read_text().strip()), sig)
 
@@ -401,7 +401,7 @@ def _tier_totals(snapshot: dict, tier: str) -> dict:
     """The named tier's counters, summed over the site's caches, and per cache."""
     total: dict = {}
     per_cache: dict = {}
-    for cache, stats in (snapshot.get("tiercache") or {}).items():
+    for cache, stats in (snapshot.get("stratacache") or {}).items():
         for t in stats["tiers"]:
             if t["name"] == tier:
                 per_cache[cache] = {k: v for k, v in t.items() if isinstance(v, int)}
@@ -412,7 +412,7 @@ def _tier_totals(snapshot: dict, tier: str) -> dict:
 
 def _reads(snapshot: dict) -> dict:
     total: dict = {}
-    for stats in (snapshot.get("tiercache") or {}).values():
+    for stats in (snapshot.get("stratacache") or {}).values():
         for k, v in stats["reads"].items():
             total[k] = total.get(k, 0) + v
     return total
@@ -592,7 +592,7 @@ def analyse(
                 return round(q["t"] - t_restore, 2)
         return None
 
-    # The failing tier during the fault window (tiercache counters).
+    # The failing tier during the fault window (stratacache counters).
     # Counters taken just before the fault and just before the restore.
     a = window[0] or _at(counter_samples, t_inject)
     b = window[1] or _at(counter_samples, t_restore + 0.01)
@@ -677,9 +677,9 @@ def table(results: list) -> str:
             f"{_fmt(f['p99_ms'], '.0f'):>8} {_fmt(f['max_ms'], '.0f'):>8} "
             f"{_fmt(r['baseline_hit_ratio'], '.3f'):>8} {_fmt(r['fault_hit_ratio'], '.3f'):>9} "
             f"{_fmt(r['recovery_s'], '.1f'):>7} {_fmt(r['tier_recovery_s'], '.1f'):>10} "
-            f"{(c['ops_sent'] if r['mode'] == 'tiercache' else '-'):>9} "
-            f"{(c['bound'] if r['mode'] == 'tiercache' else '-'):>6} "
-            f"{(c['skipped'] if r['mode'] == 'tiercache' else '-'):>7} {c['proxy_requests']:9d}"
+            f"{(c['ops_sent'] if r['mode'] == 'stratacache' else '-'):>9} "
+            f"{(c['bound'] if r['mode'] == 'stratacache' else '-'):>6} "
+            f"{(c['skipped'] if r['mode'] == 'stratacache' else '-'):>7} {c['proxy_requests']:9d}"
         )
     return "\n".join(lines)
 
@@ -692,7 +692,7 @@ hit base / hit fault: 1 - loader calls / keys asked, before the fault (baseline)
 recov s: seconds from the restart/thaw until the hit ratio is back to 95% of the baseline (2 samples
   of 0.5 s in a row); tier recov: the same for the failing tier's own hit ratio (hits / keys that
   missed the local tier).
-ops->tier: operations tiercache sent to the failing tier during the fault (fetches + writes, both
+ops->tier: operations stratacache sent to the failing tier during the fault (fetches + writes, both
   caches); bound: what the cool-down rule allows (per cache: 3 failures + 8 in flight + one probe per
   5 s); skipped: operations skipped while cooling down; proxy req: requests the proxy in front of the
   failing server(s) received during the fault."""
@@ -757,7 +757,7 @@ def plot(r: dict, path: Path) -> None:
     ax1.set_title(
         f"{r['title']} [{r['mode']}]\n{r['served']} served, {r['errors']} errors, "
         f"{r['loader_calls']} loader calls; "
-        + (f"{c['ops_sent']} ops sent to the failing tier, " if r["mode"] == "tiercache" else "")
+        + (f"{c['ops_sent']} ops sent to the failing tier, " if r["mode"] == "stratacache" else "")
         + f"proxy saw {c['proxy_requests']} requests during the fault",
         fontsize=9,
     )

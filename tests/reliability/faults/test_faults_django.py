@@ -1,6 +1,6 @@
 """Fault injection against the Django example, short runs (issue 7).
 
-The course-outline site (gunicorn, tiercache mode) under 8 concurrent
+The course-outline site (gunicorn, stratacache mode) under 8 concurrent
 clients; in the middle of each run memcached is killed or frozen, Redis
 frozen, or S3 answers 503s, then it comes back. Each test asserts:
 
@@ -8,7 +8,7 @@ frozen, or S3 answers 503s, then it comes back. Each test asserts:
   the reason a page fails;
 - pages were served during the fault, and the loader served what the tier
   could not;
-- the failing tier was not hammered: the operations tiercache sent it
+- the failing tier was not hammered: the operations stratacache sent it
   during the fault, and the requests the proxy in front of it saw, are
   within the cool-down rule's bound (per cache: 3 failures, the operations
   already in flight, one probe per 5 s cool-down), and it was skipped;
@@ -49,7 +49,7 @@ def _servers(*args: str) -> None:
 def rig(tmp_path_factory: pytest.TempPathFactory):
     missing = [
         v
-        for v in ("TIERCACHE_MEMCACHED", "TIERCACHE_REDIS_URL", "TIERCACHE_S3_ENDPOINT")
+        for v in ("STRATACACHE_MEMCACHED", "STRATACACHE_REDIS_URL", "STRATACACHE_S3_ENDPOINT")
         if not os.environ.get(v)
     ]
     assert not missing, (
@@ -90,7 +90,7 @@ def _assert_no_client_errors(r: dict) -> None:
 
 def _assert_cooldown(r: dict, *, proxy_factor: int = 1) -> None:
     """The failing tier failed, tripped, was skipped, and received no more
-    than the cool-down rule allows, by tiercache's count and by the proxy's."""
+    than the cool-down rule allows, by stratacache's count and by the proxy's."""
     c = r["cooldown"]
     assert c["errors"] >= faultrig.COOLDOWN_FAILURES, f"the tier never failed enough to trip: {c}"
     assert c["skipped"] > 0, f"the tier was never skipped (cooling down): {c}"
@@ -116,7 +116,7 @@ def test_memcached_killed_then_restarted(rig: faultrig.Rig, restore_servers: Non
     assert r["loader_calls_fault"] > 0, "the loader served nothing while memcached was down"
     # The proxy sees each call twice while the server is dead: the client
     # sends it once more on a new connection when a pooled one dies before
-    # any reply byte (tiercache's memcached client, by design).
+    # any reply byte (stratacache's memcached client, by design).
     _assert_cooldown(r, proxy_factor=2)
     _assert_recovered(r)
 
@@ -140,5 +140,5 @@ def test_s3_answering_503(rig: faultrig.Rig, restore_servers: None) -> None:
     _assert_no_client_errors(r)
     c = r["cooldown"]
     assert c["proxy"].get("answered_503", 0) > 0, f"no request reached S3 during the fault: {c}"
-    # botocore retries a 503 up to 4 times (5 requests per tiercache operation).
+    # botocore retries a 503 up to 4 times (5 requests per stratacache operation).
     _assert_cooldown(r, proxy_factor=5)

@@ -5,7 +5,7 @@ have Python build the same keys:
 
 * ``python hk_cases.py dump``: every case as JSON on stdout;
 * ``python hk_cases.py build``: reads cases (JSON) on stdin and writes, for
-  each, the key Python's ``tiercache.Key`` builds, or the exception's class
+  each, the key Python's ``stratacache.Key`` builds, or the exception's class
   name (lone surrogates: ``ValueError``).
 
 A part is ``{"str": s}``, ``{"int": "decimal"}``, ``{"bytes_hex": "..."}``, or
@@ -167,9 +167,9 @@ def to_part(p: dict) -> str | int | bytes:
 
 
 def build(case: dict) -> str:
-    import tiercache
+    import stratacache
 
-    key = tiercache.Key(case["namespace"], case["version"], max_len=case["max_len"])
+    key = stratacache.Key(case["namespace"], case["version"], max_len=case["max_len"])
     return str(key(*(to_part(p) for p in case["parts"])))
 
 

@@ -2,12 +2,12 @@
 // cases of hk_cases.py (separators, confusables, NFC/NFD, NUL and controls,
 // empty parts, 1 MB strings, at max_len 64, 200 and 250) give valid
 // memcached keys that never collide, byte-identical to the keys Python's
-// tiercache.Key builds for the same parts (the venv python is spawned).
+// stratacache.Key builds for the same parts (the venv python is spawned).
 // JS strings may hold lone surrogates; they are refused (TypeError), as
 // Python refuses them (ValueError), instead of being merged with U+FFFD.
 //
 // Run: bash scripts/test-reliability.sh   (or:
-//   TIERCACHE_PYTHON=.venv/bin/python node --test tests/reliability/hostile_keys/hostile_keys.test.mjs)
+//   STRATACACHE_PYTHON=.venv/bin/python node --test tests/reliability/hostile_keys/hostile_keys.test.mjs)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../../..');
-const PYTHON = process.env.TIERCACHE_PYTHON ?? path.join(REPO, '.venv/bin/python');
+const PYTHON = process.env.STRATACACHE_PYTHON ?? path.join(REPO, '.venv/bin/python');
 const { Key, safeKey, isValidKey } = await import(pathToFileURL(path.join(REPO, 'bindings-wasm/pkg/node.js')).href);
 
 function python(command, input) {

@@ -23,7 +23,7 @@ import pytest
 from hostile_keys.hk_cases import LONE_SURROGATES, MEGABYTE, all_cases, build
 from pymemcache.client.base import Client
 
-import tiercache
+import stratacache
 
 CASES = all_cases()
 
@@ -55,13 +55,13 @@ def test_different_parts_never_share_a_key(keys):
 
 @pytest.mark.parametrize("text", LONE_SURROGATES)
 def test_lone_surrogates_are_refused(text):
-    key = tiercache.Key("hk")
+    key = stratacache.Key("hk")
     with pytest.raises(ValueError, match="lone surrogate"):
         key(text)
     with pytest.raises(ValueError, match="lone surrogate"):
         key("ok", text)
     with pytest.raises(ValueError, match="lone surrogate"):
-        tiercache.safe_key(text)
+        stratacache.safe_key(text)
 
 
 def test_fsdecoded_names_are_refused_not_merged():
@@ -69,13 +69,13 @@ def test_fsdecoded_names_are_refused_not_merged():
     # never share a key with "\ufffd" as a lossy UTF-8 encoding would.
     name = os.fsdecode(b"caf\xe9")
     with pytest.raises(ValueError):
-        tiercache.Key("hk")(name)
-    assert tiercache.Key("hk")("caf\ufffd") != tiercache.Key("hk")(b"caf\xe9")
+        stratacache.Key("hk")(name)
+    assert stratacache.Key("hk")("caf\ufffd") != stratacache.Key("hk")(b"caf\xe9")
 
 
 def test_memcached_accepts_every_key(keys):
-    servers = os.environ.get("TIERCACHE_MEMCACHED")
-    assert servers, "TIERCACHE_MEMCACHED is not set: run through scripts/test-reliability.sh"
+    servers = os.environ.get("STRATACACHE_MEMCACHED")
+    assert servers, "STRATACACHE_MEMCACHED is not set: run through scripts/test-reliability.sh"
     host, port = servers.split(",")[0].rsplit(":", 1)
     client = Client((host, int(port)), connect_timeout=5, timeout=5)
     run = uuid.uuid4().hex[:8].encode()

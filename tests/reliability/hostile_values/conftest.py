@@ -14,7 +14,7 @@ from typing import Optional
 import pytest
 from hv_support import RUN
 
-from tiercache.tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier, storage_name
+from stratacache.tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier, storage_name
 
 
 def _env(name: str) -> str:
@@ -22,17 +22,17 @@ def _env(name: str) -> str:
     if not value:
         raise RuntimeError(
             f"{name} is not set: run through scripts/test-reliability.sh, or start the servers with "
-            'TIERCACHE_PORT_BASE=22300 bash scripts/servers.sh start && eval "$(bash scripts/servers.sh env)"'
+            'STRATACACHE_PORT_BASE=22300 bash scripts/servers.sh start && eval "$(bash scripts/servers.sh env)"'
         )
     return value
 
 
 def _memcached_servers() -> list:
-    return [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in _env("TIERCACHE_MEMCACHED").split(","))]
+    return [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in _env("STRATACACHE_MEMCACHED").split(","))]
 
 
 def _redis_url(db: int) -> str:
-    return _env("TIERCACHE_REDIS_URL").rsplit("/", 1)[0] + f"/{db}"
+    return _env("STRATACACHE_REDIS_URL").rsplit("/", 1)[0] + f"/{db}"
 
 
 def _django_caches() -> dict:
@@ -105,7 +105,7 @@ class Memcached(Target):
     def tier(self, **kwargs):
         if self.item_limit:
             kwargs["item_limit"] = self.item_limit
-        return MemcachedTier(_env("TIERCACHE_MEMCACHED"), **kwargs)
+        return MemcachedTier(_env("STRATACACHE_MEMCACHED"), **kwargs)
 
     def raw_get(self, key):
         return self.raw.get(key)
@@ -151,10 +151,10 @@ class S3(Target):
     def __init__(self) -> None:
         import boto3
 
-        self.bucket = _env("TIERCACHE_S3_BUCKET")
+        self.bucket = _env("STRATACACHE_S3_BUCKET")
         self.raw = boto3.client(
             "s3",
-            endpoint_url=_env("TIERCACHE_S3_ENDPOINT"),
+            endpoint_url=_env("STRATACACHE_S3_ENDPOINT"),
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
             region_name="us-east-1",
@@ -173,7 +173,7 @@ class S3(Target):
         if self._storage is None:
             self._storage = S3Storage(
                 bucket_name=self.bucket,
-                endpoint_url=_env("TIERCACHE_S3_ENDPOINT"),
+                endpoint_url=_env("STRATACACHE_S3_ENDPOINT"),
                 access_key=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                 secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
                 region_name="us-east-1",

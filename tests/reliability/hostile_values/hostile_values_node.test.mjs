@@ -19,8 +19,8 @@ import { RespClient, redisTier } from './hv_redis_adapter.mjs';
 const tc = await import(pathToFileURL(path.join(REPO, 'bindings-wasm/pkg/node.js')).href);
 const { EnvelopeCodec } = await import(pathToFileURL(path.join(REPO, 'bindings-wasm/pkg/tools-node.js')).href);
 const RUN = randomBytes(4).toString('hex');
-const REDIS_URL = process.env.TIERCACHE_REDIS_URL;
-if (!REDIS_URL) throw new Error('TIERCACHE_REDIS_URL is not set: run through scripts/test-reliability.sh, or eval "$(bash scripts/servers.sh env)"');
+const REDIS_URL = process.env.STRATACACHE_REDIS_URL;
+if (!REDIS_URL) throw new Error('STRATACACHE_REDIS_URL is not set: run through scripts/test-reliability.sh, or eval "$(bash scripts/servers.sh env)"');
 
 let redis;
 before(async () => {
@@ -94,6 +94,6 @@ test('hostile value [custom adapter answering with a non-bytes value]', async ()
   assert.equal((await r.get('k')).hit, false);
   assert.equal(r.stats().tiers[0].errors, 1, 'a tier failure, counted');
   // strict mode: a clear error (kind "tier_failure"; a plain Error thrown by
-  // the wasm side, not an instance of TiercacheError)
+  // the wasm side, not an instance of StratacacheError)
   await assert.rejects(c.reader({ strict: true }).get('k'), (e) => e.kind === 'tier_failure' && /failed in strict mode/.test(e.message));
 });

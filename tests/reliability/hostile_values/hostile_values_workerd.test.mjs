@@ -24,7 +24,7 @@ let dir;
 
 before(async () => {
   const { Miniflare } = await devImport('miniflare');
-  dir = mkdtempSync(path.join(tmpdir(), 'tiercache-hv-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'stratacache-hv-'));
   // Bundled as the edge example is (its build.mjs): workerd's conditions,
   // the package's .wasm kept as a module.
   const example = await import(pathToFileURL(path.join(REPO, 'examples/edge_worker/build.mjs')).href);

@@ -33,7 +33,7 @@ export const FLAG_SIGNED = 4;
 const MAC_LEN = 32;
 
 /** A pickle that would call os.system('touch /tmp/pwned') if a Python host unpickled it. */
-export const EVIL_PICKLE = Buffer.from("cos\nsystem\n(S'touch /tmp/tiercache-hv-pwned'\ntR.", 'latin1');
+export const EVIL_PICKLE = Buffer.from("cos\nsystem\n(S'touch /tmp/stratacache-hv-pwned'\ntR.", 'latin1');
 
 export function varint(n) {
   let v = BigInt(n);

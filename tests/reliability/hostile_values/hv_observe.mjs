@@ -5,7 +5,7 @@
 //
 // caches: { writer(), reader(extraOptions), errors() } make TieredCaches
 // over one tier (each a fresh "process": no local tier); raw: { get(key),
-// put(key, bytes), stored?(key) } reach the server without tiercache.
+// put(key, bytes), stored?(key) } reach the server without stratacache.
 
 const TTL = { ttlMs: 60_000 };
 

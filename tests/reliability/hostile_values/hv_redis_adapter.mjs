@@ -99,7 +99,7 @@ function parseReply(buf, pos) {
   }
 }
 
-/** A tiercache tier adapter over Redis (MGET, SET PX, SET NX PX, DEL). */
+/** A stratacache tier adapter over Redis (MGET, SET PX, SET NX PX, DEL). */
 export function redisTier(client, { name = 'redis', itemLimit, keyPrefix = '' } = {}) {
   return {
     name,

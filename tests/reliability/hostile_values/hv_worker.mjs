@@ -1,4 +1,4 @@
-// The worker of hostile_values_workerd.test.mjs: tiercache over Workers KV
+// The worker of hostile_values_workerd.test.mjs: stratacache over Workers KV
 // (kvTier) and the Cache API (cacheApiTier) in real workerd. One endpoint:
 //   POST /phase {phase: write|read, tier: kv|cache_api, form: text|binary, key, ...}
 // runs hv_observe.mjs's phase here (fresh TieredCaches over the tier, raw
@@ -7,7 +7,7 @@
 import { TieredCache, kvTier, cacheApiTier } from '../../../bindings-wasm/pkg/workerd.js';
 import { writePhase, readPhase } from './hv_observe.mjs';
 
-const BASE = 'https://tiercache.internal/';
+const BASE = 'https://stratacache.internal/';
 const READER_MAX_PAYLOAD = 64 * 1024;
 
 function b64(bytes) {
@@ -49,7 +49,7 @@ function cachesOf(env, tier) {
   };
 }
 
-/** The server without tiercache. get: the bytes the adapter hands the core;
+/** The server without stratacache. get: the bytes the adapter hands the core;
  * stored: the bytes as stored (KV text form: base64-decoded); put: KV as the
  * adapter's base64 text, or as binary (another writer's bytes). */
 function rawOf(env, tier, form) {

@@ -39,8 +39,8 @@ from hv_support import (
     varint,
 )
 
-from tiercache import MISSING, TieredCache, TierError, _core
-from tiercache.tiers import Tier
+from stratacache import MISSING, TieredCache, TierError, _core
+from stratacache.tiers import Tier
 
 ORIGINAL = {"owner": "user A", "grade": 93}
 FRESH = {"owner": "loader", "grade": 0}
@@ -95,12 +95,12 @@ def check_outcome(target, tier, key, counter, marker, unpickled, fresh=FRESH, **
     assert r.stats()["reads"]["loads"] == 1
     assert r.stats()["reads"]["decode_errors"] == 0
 
-    # nothing hostile was unpickled, by tiercache or by anyone
+    # nothing hostile was unpickled, by stratacache or by anyone
     assert not marker.exists(), "the evil pickle ran"
     evil = evil_pickle(marker)
     assert evil not in unpickled
     if target.name not in ("django_redis", "django_locmem"):  # these frame every value in a pickle
-        assert unpickled == [], "tiercache unpickled bytes from the tier"
+        assert unpickled == [], "stratacache unpickled bytes from the tier"
 
     # the bad entry was replaced: another process reads the fresh value
     check = cache(tier)

@@ -1,6 +1,6 @@
 """The load test of issue 7: locust against the Django course-outline
-example over real memcached (two instances) and S3 (moto), tiercache
-(``DEMO_MODE=tiercache``) against the edx-django-utils configuration
+example over real memcached (two instances) and S3 (moto), stratacache
+(``DEMO_MODE=stratacache``) against the edx-django-utils configuration
 (``DEMO_MODE=edx``) on the same servers.
 
 Each run starts the site under gunicorn (``loadtest.Server``: one process,
@@ -10,14 +10,14 @@ of users, all started at once, no think time, the request mix of
 ``loadtest.make_schedule``) for a fixed time, reads the server's counters
 (loader calls, memcached and storage round trips, modulestore queries) and
 memcached's own ``stats`` before and after, and stops the site. The two
-configurations alternate in rounds (edx, tiercache, tiercache, edx, ...), so
+configurations alternate in rounds (edx, stratacache, stratacache, edx, ...), so
 a noisy neighbour on the shared machine weighs on both alike.
 
 Prints a table per run and combined per configuration with the ratios
-tiercache/edx, and writes ``results.json``, ``table.txt``, per-run samples
+stratacache/edx, and writes ``results.json``, ``table.txt``, per-run samples
 and ``load-timeline.png`` (throughput and p99 over time) to ``--out``.
 
-Needs ``TIERCACHE_MEMCACHED`` and ``TIERCACHE_S3_ENDPOINT`` (and the
+Needs ``STRATACACHE_MEMCACHED`` and ``STRATACACHE_S3_ENDPOINT`` (and the
 ``AWS_*`` variables): ``eval "$(bash scripts/servers.sh env)"``;
 ``scripts/loadtest.sh`` does all of it.
 
@@ -46,8 +46,8 @@ sys.path.insert(0, str(EXAMPLE))
 import loadtest  # noqa: E402
 from loadtest import LABELS, Server, get_json, percentile, summarize  # noqa: E402
 
-COLORS = {"edx": "#d9822b", "tiercache": "#2b6cd9"}
-MODES = ("edx", "tiercache")
+COLORS = {"edx": "#d9822b", "stratacache": "#2b6cd9"}
+MODES = ("edx", "stratacache")
 MC_STATS = ("cmd_get", "cmd_set", "get_hits", "get_misses", "delete_hits", "delete_misses", "bytes_read")
 MC_STATS += ("bytes_written", "total_connections")
 BIN_S = 5.0
@@ -62,7 +62,7 @@ class LoadError(RuntimeError):
 
 def memcached_servers(env: dict) -> list:
     out = []
-    for spec in env.get("TIERCACHE_MEMCACHED", "").split(","):
+    for spec in env.get("STRATACACHE_MEMCACHED", "").split(","):
         if spec:
             host, _, port = spec.rpartition(":")
             out.append((host, int(port)))
@@ -89,14 +89,14 @@ def memcached_stats(env: dict) -> dict:
 
 
 def check_env(env: dict) -> None:
-    missing = [v for v in ("TIERCACHE_MEMCACHED", "TIERCACHE_S3_ENDPOINT") if not env.get(v)]
+    missing = [v for v in ("STRATACACHE_MEMCACHED", "STRATACACHE_S3_ENDPOINT") if not env.get(v)]
     if missing:
         raise LoadError(
             f"{' and '.join(missing)} not set: start the servers and "
             'eval "$(bash scripts/servers.sh env)" (scripts/loadtest.sh does it)'
         )
     if len(memcached_servers(env)) < 2:
-        print("note: TIERCACHE_MEMCACHED names fewer than two memcached servers", file=sys.stderr)
+        print("note: STRATACACHE_MEMCACHED names fewer than two memcached servers", file=sys.stderr)
 
 
 def seed_db(out: Path, courses: int) -> Path:
@@ -399,8 +399,8 @@ def table(rows: list, combined: list) -> str:
     for r in combined:
         lines.append(line(f"all ({r['runs']} runs)", r["config"], r))
     by_mode = {r["mode"]: r for r in combined}
-    if "edx" in by_mode and "tiercache" in by_mode:
-        a, b = by_mode["tiercache"], by_mode["edx"]
+    if "edx" in by_mode and "stratacache" in by_mode:
+        a, b = by_mode["stratacache"], by_mode["edx"]
         cells = []
         for _, key, _fmt in COLUMNS:
             if key == "loadavg_mean" or not b[key]:
@@ -408,7 +408,7 @@ def table(rows: list, combined: list) -> str:
             else:
                 ratio = a[key] / b[key]
                 cells.append(f" {ratio:>11.2f}x" if ratio >= 0.1 else f" {ratio:>11.4f}x")
-        lines.append(f"{'ratio':14} {'tiercache/edx':17}" + "".join(cells))
+        lines.append(f"{'ratio':14} {'stratacache/edx':17}" + "".join(cells))
     return "\n".join(lines)
 
 
@@ -482,7 +482,7 @@ def plot(rows: list, path: Path, subtitle: str) -> None:
 
 
 def order(rounds: int, modes: tuple = MODES) -> list:
-    """edx, tiercache, tiercache, edx, edx, tiercache, ... (ABBA...)."""
+    """edx, stratacache, stratacache, edx, edx, stratacache, ... (ABBA...)."""
     out = []
     for i in range(rounds):
         out += list(modes) if i % 2 == 0 else list(reversed(modes))
@@ -570,7 +570,7 @@ def main(argv: Optional[list] = None) -> int:
     t0 = time.monotonic()
     print(
         f"load test: {args.users} locust users (no think time, all started at once) against the Django example "
-        f"(gunicorn, 1 process, {args.threads} threads); {args.rounds} rounds of edx and tiercache alternating, "
+        f"(gunicorn, 1 process, {args.threads} threads); {args.rounds} rounds of edx and stratacache alternating, "
         f"{seconds:.0f} s per run; load avg now {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -600,7 +600,7 @@ def main(argv: Optional[list] = None) -> int:
     print()
     print(kind_table(combined))
     print(
-        "\nmc rt/req: calls that reach memcached per request (tiercache: one per batch, counted by tiercache; "
+        "\nmc rt/req: calls that reach memcached per request (stratacache: one per batch, counted by stratacache; "
         "edx: one per Django cache call). S3 rt/req: storage requests. mc keys/req and KiB/req: from "
         "memcached's own stats (keys read/written/deleted, bytes in+out); mc conn/1k: new connections to "
         "memcached per 1000 requests (its total_connections). loader calls: outlines built + "

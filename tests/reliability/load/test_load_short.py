@@ -1,12 +1,12 @@
 """A short version of the load test (``scripts/loadtest.sh`` is the long
 one): locust against the Django example over real memcached (two
 instances) and S3, 12 s per configuration at low concurrency, edx-django-utils
-then tiercache. Asserts counts, never times: no request failed, both
-configurations really used memcached and S3, and tiercache made fewer
+then stratacache. Asserts counts, never times: no request failed, both
+configurations really used memcached and S3, and stratacache made fewer
 memcached round trips per request than the edx configuration (by its own
 count and by memcached's).
 
-Uses the servers named by ``TIERCACHE_MEMCACHED`` / ``TIERCACHE_S3_ENDPOINT``
+Uses the servers named by ``STRATACACHE_MEMCACHED`` / ``STRATACACHE_S3_ENDPOINT``
 (``scripts/test-reliability.sh`` exports them), or starts its own.
 """
 
@@ -31,7 +31,7 @@ MAX_SECONDS = 60
 @pytest.fixture(scope="module")
 def servers_env():
     env = dict(os.environ)
-    if env.get("TIERCACHE_MEMCACHED") and env.get("TIERCACHE_S3_ENDPOINT"):
+    if env.get("STRATACACHE_MEMCACHED") and env.get("STRATACACHE_S3_ENDPOINT"):
         yield env
         return
     script = (
@@ -51,7 +51,7 @@ def servers_env():
         )
 
 
-def test_short_load_run_tiercache_vs_edx(servers_env: dict, tmp_path: Path) -> None:
+def test_short_load_run_stratacache_vs_edx(servers_env: dict, tmp_path: Path) -> None:
     result = loadrun.campaign(
         seconds=SECONDS,
         users=USERS,
@@ -64,7 +64,7 @@ def test_short_load_run_tiercache_vs_edx(servers_env: dict, tmp_path: Path) -> N
     )
     print(loadrun.table(result["rows"], result["combined"]))
     rows = {r["mode"]: r for r in result["rows"]}
-    assert set(rows) == {"edx", "tiercache"}
+    assert set(rows) == {"edx", "stratacache"}
     for mode, r in rows.items():
         assert r["errors"] == 0, (
             f"{mode}: {r['errors']} of {r['requests']} requests failed\n{r.get('server_log_tail')}"
@@ -77,9 +77,9 @@ def test_short_load_run_tiercache_vs_edx(servers_env: dict, tmp_path: Path) -> N
         assert r["cache_round_trips"] > 0, mode
         assert r["storage_requests"] > 0, mode
         assert r["memcached_server"]["cmd_get"] > 0 and r["memcached_server"]["cmd_set"] > 0, (mode, r)
-    tc, edx = rows["tiercache"], rows["edx"]
+    tc, edx = rows["stratacache"], rows["edx"]
     assert tc["memcached_round_trips_per_request"] < edx["memcached_round_trips_per_request"], (
-        f"memcached round trips per request: tiercache {tc['memcached_round_trips_per_request']:.2f}, "
+        f"memcached round trips per request: stratacache {tc['memcached_round_trips_per_request']:.2f}, "
         f"edx {edx['memcached_round_trips_per_request']:.2f}"
     )
     # The same from memcached's side: keys read, written or deleted per request.

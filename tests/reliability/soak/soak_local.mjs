@@ -6,9 +6,9 @@
 // sampled every --sample ops (and, in JS, the heap used and the bytes of
 // ArrayBuffers from process.memoryUsage()). Values are fresh Uint8Arrays of 16 B - 16 KiB
 // weighed at their length; time is a fake clock moved by the op index (10
-// ops per ms), given to tiercache as `clock` and to lru-cache as `perf`.
+// ops per ms), given to stratacache as `clock` and to lru-cache as `perf`.
 //
-// Contenders: tiercache (LocalCache from the npm package in
+// Contenders: stratacache (LocalCache from the npm package in
 // bindings-wasm/pkg: maxEntries, maxBytes), lru-cache (npm lru-cache from
 // bindings-wasm/node_modules: max, maxSize, per-entry ttl).
 //
@@ -48,7 +48,7 @@ export function heap() {
 
 /** {get, set(key, value, ttlMs), delete, size()} over the contender, on the clock. */
 export async function build(contender, clock) {
-  if (contender === 'tiercache') {
+  if (contender === 'stratacache') {
     const { LocalCache } = await import(pathToFileURL(join(REPO, 'bindings-wasm', 'pkg', 'node.js')));
     const cache = new LocalCache({
       maxEntries: MAX_ENTRIES,
@@ -80,7 +80,7 @@ export async function build(contender, clock) {
       size: () => cache.size,
     };
   }
-  throw new Error(`unknown contender ${contender}: one of tiercache, lru-cache`);
+  throw new Error(`unknown contender ${contender}: one of stratacache, lru-cache`);
 }
 
 export async function run(contender, ops, sample, progress = false, collect = false) {

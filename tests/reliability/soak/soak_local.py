@@ -15,7 +15,7 @@ average), each weighed at its length. Time is a fake clock driven by the op
 index (10 ops per millisecond, so 10M ops are ~17 simulated minutes and
 every short TTL lapses many times over).
 
-Contenders: ``tiercache`` (tiercache.LocalCache, max_entries and max_bytes),
+Contenders: ``stratacache`` (stratacache.LocalCache, max_entries and max_bytes),
 ``django-locmem`` (Django's LocMemCache, MAX_ENTRIES: it has no byte bound),
 ``cachetools-ttl`` (cachetools.TTLCache, maxsize in bytes via getsizeof: it
 has one TTL for all entries, 60 s here, and no entry bound); ``dict`` (a
@@ -43,7 +43,7 @@ START_MS = 1_700_000_000_000
 SEED = 2463534242
 BLOB = bytes((i * 131 + 7) & 0xFF for i in range(32 << 10))
 HOT_KEYS = [f"hot:{n}" for n in range(HOT)]
-CONTENDERS = ("tiercache", "django-locmem", "cachetools-ttl", "dict")
+CONTENDERS = ("stratacache", "django-locmem", "cachetools-ttl", "dict")
 
 _PAGE = None
 
@@ -62,8 +62,8 @@ class Clock:
 
 def build(contender: str, clock: Clock):
     """(get(key) -> value or None, set(key, value, ttl_ms), delete(key), len())."""
-    if contender == "tiercache":
-        from tiercache import LocalCache
+    if contender == "stratacache":
+        from stratacache import LocalCache
 
         cache = LocalCache(MAX_ENTRIES, MAX_BYTES, HOT_TTL_MS / 1000, clock=clock.seconds)
 

@@ -30,7 +30,7 @@ def load(directory: Path) -> tuple[list[dict], list[dict]]:
             continue
         (request if data["contender"] == "request-cache" else local).append(data)
     order = {h: i for i, h in enumerate(HOSTS)}
-    local.sort(key=lambda d: (order.get(d["host"], 9), d["contender"] != "tiercache", d["contender"]))
+    local.sort(key=lambda d: (order.get(d["host"], 9), d["contender"] != "stratacache", d["contender"]))
     request.sort(key=lambda d: order.get(d["host"], 9))
     return local, request
 
@@ -40,7 +40,7 @@ def mib(n: float) -> str:
 
 
 def local_table(local: list[dict]) -> list[str]:
-    tc_speed = {d["host"]: d["ops_per_s"] for d in local if d["contender"] == "tiercache"}
+    tc_speed = {d["host"]: d["ops_per_s"] for d in local if d["contender"] == "stratacache"}
     head = (
         f"{'host':<7}{'contender':<16}{'ops':>12}{'entries':>9}{'bounds':>17}{'peak RSS':>10}{'final RSS':>10}"
         f"{'peak-base':>10}{'growth':>8}{'peak gr.':>9}{'ops/s':>10}{'vs tc':>7}"
@@ -61,7 +61,7 @@ def local_table(local: list[dict]) -> list[str]:
     lines.append(
         "RSS in MiB. peak-base: peak RSS minus RSS after imports and the empty cache (compare with the 32 MiB"
         " weight bound); growth: final minus RSS at the end of warm-up (first fifth of the ops); peak gr.:"
-        " highest RSS after warm-up minus RSS at its end. vs tc: ops/s over tiercache's in the same host."
+        " highest RSS after warm-up minus RSS at its end. vs tc: ops/s over stratacache's in the same host."
     )
     for d in (d for d in local if "final_live_heap" in d):
         lines.append("")

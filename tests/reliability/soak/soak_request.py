@@ -1,4 +1,4 @@
-"""Request-cache soak (issue 7, "Soak and memory"): tiercache.RequestCache
+"""Request-cache soak (issue 7, "Soak and memory"): stratacache.RequestCache
 across threads and asyncio tasks at once.
 
 ``--threads`` OS threads each serve requests one after another, and one more
@@ -36,7 +36,7 @@ import weakref
 
 from soak_rss import rss_bytes
 
-from tiercache import MISSING, RequestCache, current_scope, request_scope
+from stratacache import MISSING, RequestCache, current_scope, request_scope
 
 CACHE_A = RequestCache("soak-a")
 CACHE_B = RequestCache("soak-b")

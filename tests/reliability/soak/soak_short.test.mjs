@@ -28,7 +28,7 @@ function runJson(script, args) {
 const mib = (n) => (n / MIB).toFixed(1);
 
 test('JS LocalCache: RSS stays within the weight bound plus a margin and stops growing after warm-up', () => {
-  const d = runJson('soak_local.mjs', ['tiercache', '--ops', '300000', '--sample', '5000', '--gc']);
+  const d = runJson('soak_local.mjs', ['stratacache', '--ops', '300000', '--sample', '5000', '--gc']);
   const over = d.peak_rss - d.baseline_rss;
   // V8 keeps freed heap pages and the wasm memory never shrinks: a generous
   // fixed margin over the 32 MiB of values (a leak of values grows past it).

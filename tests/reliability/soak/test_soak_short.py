@@ -46,7 +46,7 @@ def python_soak(contender: str, ops: int = OPS) -> dict:
 def rust_example() -> str:
     """Builds core/examples/soak_local.rs (debug) and returns its path."""
     done = subprocess.run(
-        ["cargo", "build", "-q", "-p", "tiercache", "--example", "soak_local", "--message-format=json"],
+        ["cargo", "build", "-q", "-p", "stratacache", "--example", "soak_local", "--message-format=json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -79,25 +79,25 @@ def assert_bounded(d: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def python_tiercache() -> dict:
-    return python_soak("tiercache")
+def python_stratacache() -> dict:
+    return python_soak("stratacache")
 
 
-def test_python_local_cache_rss_stays_within_the_weight_bound(python_tiercache):
-    assert_bounded(python_tiercache)
+def test_python_local_cache_rss_stays_within_the_weight_bound(python_stratacache):
+    assert_bounded(python_stratacache)
 
 
-def test_rust_local_cache_rss_stays_within_the_weight_bound(python_tiercache):
+def test_rust_local_cache_rss_stays_within_the_weight_bound(python_stratacache):
     d = run_json([rust_example(), "--ops", str(OPS), "--sample", "5000"])
     assert_bounded(d)
     assert d["final_weight"] <= d["max_bytes"]
     # The same op stream and the same policy as the Python binding: the same
     # hits, misses and entries at the end.
-    assert d["digest"] == python_tiercache["digest"]
+    assert d["digest"] == python_stratacache["digest"]
     assert (d["hits"], d["misses"], d["final_entries"]) == (
-        python_tiercache["hits"],
-        python_tiercache["misses"],
-        python_tiercache["final_entries"],
+        python_stratacache["hits"],
+        python_stratacache["misses"],
+        python_stratacache["final_entries"],
     )
 
 

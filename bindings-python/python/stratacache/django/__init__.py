@@ -1,26 +1,26 @@
-"""Django integration: caches built from ``settings.TIERCACHE``, middleware,
+"""Django integration: caches built from ``settings.STRATACACHE``, middleware,
 system checks and management commands.
 
 ::
 
-    INSTALLED_APPS = [..., "tiercache.django"]
+    INSTALLED_APPS = [..., "stratacache.django"]
     MIDDLEWARE = [
-        "tiercache.django.middleware.RequestCacheMiddleware",   # early
+        "stratacache.django.middleware.RequestCacheMiddleware",   # early
         ...,
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "tiercache.django.middleware.ForceCacheMissMiddleware",  # after auth
+        "stratacache.django.middleware.ForceCacheMissMiddleware",  # after auth
     ]
-    TIERCACHE = {
+    STRATACACHE = {
         "TIERS": [
             {"CACHE": "memcached"},                          # a CACHES alias
             {"CACHE": "redis"},
-            {"STORAGE": "tiercache", "PREFIX": "blocks"},    # a STORAGES alias
+            {"STORAGE": "stratacache", "PREFIX": "blocks"},    # a STORAGES alias
         ],
         "DEFAULT_TTL": 300,
         # "SIGNING_KEYS": [("2025a", "...")],   default: derived from SECRET_KEY
     }
 
-    from tiercache.django import get_cache
+    from stratacache.django import get_cache
     cache = get_cache()
 """
 
@@ -35,7 +35,7 @@ from ..keys import safe_key
 from ..tiered import LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
 from ..tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier
 
-__all__ = ["build_cache", "get_cache", "reset_caches", "safe_key_function", "tiercache_settings"]
+__all__ = ["build_cache", "get_cache", "reset_caches", "safe_key_function", "stratacache_settings"]
 
 _lock = threading.Lock()
 _caches: dict = {}
@@ -47,37 +47,37 @@ REDIS_BACKENDS = ("RedisCache",)
 def safe_key_function(key: str, key_prefix: str, version: Any) -> str:
     """A Django ``KEY_FUNCTION`` that accepts any string key (spaces,
     Unicode, control characters, 10 KB) on memcached, by passing it through
-    tiercache's ``safe_key``. Set it on the cache aliases that code using
-    ``tiercache.django.edx`` (or Django's cache API) reaches with arbitrary
+    stratacache's ``safe_key``. Set it on the cache aliases that code using
+    ``stratacache.django.edx`` (or Django's cache API) reaches with arbitrary
     keys::
 
-        CACHES = {"default": {..., "KEY_FUNCTION": "tiercache.django.safe_key_function"}}
+        CACHES = {"default": {..., "KEY_FUNCTION": "stratacache.django.safe_key_function"}}
     """
     return f"{key_prefix}:{version}:{safe_key(str(key))}"
 
 
-def tiercache_settings() -> dict:
-    """``settings.TIERCACHE`` with upper-case keys (empty dict if unset)."""
+def stratacache_settings() -> dict:
+    """``settings.STRATACACHE`` with upper-case keys (empty dict if unset)."""
     from django.conf import settings
 
-    raw = getattr(settings, "TIERCACHE", None) or {}
+    raw = getattr(settings, "STRATACACHE", None) or {}
     if not isinstance(raw, Mapping):
         raise ConfigurationError(
-            "settings.TIERCACHE must be a dict, such as {'TIERS': [{'CACHE': 'default'}]}"
+            "settings.STRATACACHE must be a dict, such as {'TIERS': [{'CACHE': 'default'}]}"
         )
     return {str(k).upper(): v for k, v in raw.items()}
 
 
 def cache_config(name: str = "default") -> dict:
-    """The settings of cache ``name``: the top level of ``TIERCACHE`` for
-    ``"default"``, ``TIERCACHE["CACHES"][name]`` for the others."""
-    conf = tiercache_settings()
+    """The settings of cache ``name``: the top level of ``STRATACACHE`` for
+    ``"default"``, ``STRATACACHE["CACHES"][name]`` for the others."""
+    conf = stratacache_settings()
     if name == "default":
         return {k: v for k, v in conf.items() if k != "CACHES"}
     named = conf.get("CACHES") or {}
     if name not in named:
         raise ConfigurationError(
-            f"no tiercache named {name!r}: add it to settings.TIERCACHE['CACHES'] "
+            f"no stratacache named {name!r}: add it to settings.STRATACACHE['CACHES'] "
             f"(known: {', '.join(['default', *named])})"
         )
     return {str(k).upper(): v for k, v in named[name].items()}
@@ -88,7 +88,7 @@ def _upper(d: Mapping) -> dict:
 
 
 def tier_from_settings(spec: Any, index: int = 0) -> Any:
-    """A tier adapter from one entry of ``TIERCACHE['TIERS']``: ``{"CACHE":
+    """A tier adapter from one entry of ``STRATACACHE['TIERS']``: ``{"CACHE":
     alias, "ITEM_LIMIT": ..., "REPLICAS": ..., "LEASES": ...}``, ``{"STORAGE":
     alias or dotted path, "OPTIONS": {...}, "PREFIX": ...}``, or an adapter."""
     from django.conf import settings
@@ -99,8 +99,8 @@ def tier_from_settings(spec: Any, index: int = 0) -> Any:
         spec = {"CACHE": spec}
     if not isinstance(spec, Mapping):
         raise ConfigurationError(
-            f"TIERCACHE['TIERS'][{index}] must be a dict such as {{'CACHE': 'memcached'}} "
-            f"or {{'STORAGE': 'tiercache'}}, not {spec!r}"
+            f"STRATACACHE['TIERS'][{index}] must be a dict such as {{'CACHE': 'memcached'}} "
+            f"or {{'STORAGE': 'stratacache'}}, not {spec!r}"
         )
     spec = _upper(spec)
     extra: dict = {}
@@ -112,7 +112,7 @@ def tier_from_settings(spec: Any, index: int = 0) -> Any:
         alias = spec["CACHE"]
         if alias not in settings.CACHES:
             raise ConfigurationError(
-                f"TIERCACHE['TIERS'][{index}] names cache {alias!r}, which is not in settings.CACHES "
+                f"STRATACACHE['TIERS'][{index}] names cache {alias!r}, which is not in settings.CACHES "
                 f"(known: {', '.join(settings.CACHES)}): add it to CACHES or fix the name"
             )
         backend = settings.CACHES[alias].get("BACKEND", "")
@@ -146,13 +146,13 @@ def tier_from_settings(spec: Any, index: int = 0) -> Any:
                     storage = import_string(storage)(**(spec.get("OPTIONS") or {}))
                 except ImportError as exc:
                     raise ConfigurationError(
-                        f"TIERCACHE['TIERS'][{index}]['STORAGE'] is {storage!r}: it is neither a key of "
+                        f"STRATACACHE['TIERS'][{index}]['STORAGE'] is {storage!r}: it is neither a key of "
                         f"settings.STORAGES nor an importable Storage class ({exc})"
                     ) from exc
-        kwargs = {"prefix": spec.get("PREFIX", "tiercache")}
+        kwargs = {"prefix": spec.get("PREFIX", "stratacache")}
         kwargs.update(extra)
         return StorageTier(storage, **kwargs)
-    raise ConfigurationError(f"TIERCACHE['TIERS'][{index}] has neither 'CACHE' nor 'STORAGE': {dict(spec)!r}")
+    raise ConfigurationError(f"STRATACACHE['TIERS'][{index}] has neither 'CACHE' nor 'STORAGE': {dict(spec)!r}")
 
 
 def signing_keys_from_settings(conf: Mapping) -> Any:
@@ -208,7 +208,7 @@ def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
 
 def get_cache(name: str = "default") -> TieredCache:
     """The process-wide ``TieredCache`` configured as ``name`` in
-    ``settings.TIERCACHE`` (built on first use, rebuilt when the settings
+    ``settings.STRATACACHE`` (built on first use, rebuilt when the settings
     change in tests)."""
     cache = _caches.get(name)
     if cache is None:
@@ -226,15 +226,15 @@ def reset_caches() -> None:
 
 
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:
-    if setting in ("TIERCACHE", "CACHES", "STORAGES", "SECRET_KEY"):
+    if setting in ("STRATACACHE", "CACHES", "STORAGES", "SECRET_KEY"):
         reset_caches()
 
 
 try:  # pragma: no branch
     from django.core.signals import setting_changed
 
-    setting_changed.connect(_on_setting_changed, dispatch_uid="tiercache.reset_caches")
+    setting_changed.connect(_on_setting_changed, dispatch_uid="stratacache.reset_caches")
 except ImportError:  # pragma: no cover - Django is optional for the core package
     pass
 
-default_app_config = "tiercache.django.apps.TiercacheConfig"
+default_app_config = "stratacache.django.apps.StratacacheConfig"

@@ -13,7 +13,7 @@ FORCE_CACHE_MISS_PARAM = "force_cache_miss"
 
 class RequestCacheMiddleware:
     """Gives every request its own request scope (``RequestCache``, the
-    request tier of ``TieredCache``, ``tiercache.django.edx``), in a
+    request tier of ``TieredCache``, ``stratacache.django.edx``), in a
     ``ContextVar``: correct under WSGI threads, ASGI and asyncio. Put it
     near the top of ``MIDDLEWARE``."""
 

@@ -75,11 +75,11 @@ class Tier:
         raise NotImplementedError
 
     def clear(self) -> None:
-        """Removes everything this tier holds (tests, ``tiercache_warm --clear``)."""
+        """Removes everything this tier holds (tests, ``stratacache_warm --clear``)."""
         raise NotImplementedError
 
     def server_stats(self) -> dict:
-        """What the server says about itself (for ``tiercache_stats``)."""
+        """What the server says about itself (for ``stratacache_stats``)."""
         return {}
 
     async def aget_many(self, keys: Sequence[str]) -> list:
@@ -128,7 +128,7 @@ def _servers(location: Union[str, Sequence[Any]]) -> list:
 
 
 class MemcachedTier(Tier):
-    """memcached through tiercache's own client (``tiercache._core.MemcachedClient``,
+    """memcached through stratacache's own client (``stratacache._core.MemcachedClient``,
     the text protocol over plain sockets), with raw bytes: a value some other
     process wrote (with a pickle flag, say) is handed to the core as bytes and
     refused unless it is a valid envelope.
@@ -355,7 +355,7 @@ class StorageTier(Tier):
         self,
         storage: Any,
         *,
-        prefix: str = "tiercache",
+        prefix: str = "stratacache",
         name: str = "storage",
         item_limit: int = 256 * 1024 * 1024,
         max_workers: int = 8,
@@ -386,7 +386,7 @@ class StorageTier(Tier):
             return [fn(i) for i in items]
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(
-                self.max_workers, thread_name_prefix="tiercache-storage"
+                self.max_workers, thread_name_prefix="stratacache-storage"
             )
         return list(self._pool.map(fn, items))
 
@@ -447,7 +447,7 @@ class StorageTier(Tier):
 #: stored under the key (a str, an int, a dict...): bytes that are not an
 #: envelope, so the core refuses and counts it (``rejected``) and the loader
 #: replaces it, instead of the read failing on a value that is not bytes.
-FOREIGN_VALUE = b"\x00not a tiercache envelope"
+FOREIGN_VALUE = b"\x00not a stratacache envelope"
 
 
 def _bytes_or_foreign(value: Any) -> Optional[bytes]:
@@ -493,7 +493,7 @@ def _raw_reader(backend: Any) -> Optional[Callable[[list], list]]:
     """For Django's memcached (pymemcache) and Redis backends, a reader of
     the stored bytes that bypasses the backend's unpickling: those servers
     are shared, and the backend would unpickle whatever another writer put
-    there before tiercache could refuse it. None for other backends."""
+    there before stratacache could refuse it. None for other backends."""
     if backend in _raw_readers:
         return _raw_readers[backend]
     reader = None

@@ -3,16 +3,16 @@ names, signatures and behaviour, so Open edX code switches by changing an
 import::
 
     # from edx_django_utils.cache import RequestCache, TieredCache
-    from tiercache.django.edx import RequestCache, TieredCache
+    from stratacache.django.edx import RequestCache, TieredCache
 
 What changes: the request cache lives in a ``ContextVar`` set per request by
 the middleware, not in a thread-local, so it is correct under ASGI and
 asyncio (two requests served by one thread, or 200 tasks interleaved, never
 see each other's values). ``TieredCache`` calls ``django.core.cache.cache``
 exactly as edx-django-utils does; point that alias's ``KEY_FUNCTION`` at
-``tiercache.django.safe_key_function`` and any string key works on
+``stratacache.django.safe_key_function`` and any string key works on
 memcached. For batched reads, chunking, signing and stampede control, use
-``tiercache.TieredCache``.
+``stratacache.TieredCache``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ _default: Optional[TieredCache] = None
 
 def default_cache() -> TieredCache:
     """The cache ``@cached`` uses when none is given: the Django cache from
-    ``settings.TIERCACHE`` when Django is configured, else a process-wide
+    ``settings.STRATACACHE`` when Django is configured, else a process-wide
     cache with only the request and local tiers."""
     global _default
     try:
@@ -39,6 +39,8 @@ def default_cache() -> TieredCache:
 def _namespace_for(fn: Callable) -> str:
     name = f"{fn.__module__}.{fn.__qualname__}".replace("<locals>.", "").replace("<lambda>", "lambda")
     name = re.sub(r"[^!-~]|[|%]", "_", name)
+    # Namespaces starting with the reserved prefix (a format identifier that
+    # keeps its old name, see docs/key-format.md) hold the core's own entries.
     if name.startswith("tiercache"):
         name = "fn." + name
     return name[-64:]

@@ -35,7 +35,7 @@ __all__ = [
     "signing_keys_from_secret",
 ]
 
-log = logging.getLogger("tiercache")
+log = logging.getLogger("stratacache")
 
 MISSING = _core.MISSING
 DEFAULT_TTL = _core.DEFAULT_TTL
@@ -137,7 +137,7 @@ class TieredCache:
     (threads and asyncio tasks); across processes too with ``leases``.
 
     Arguments:
-        tiers: remote tier adapters, fastest first (``tiercache.tiers``).
+        tiers: remote tier adapters, fastest first (``stratacache.tiers``).
         local: a ``LocalTier`` (or dict of its fields), or None for no local tier.
         signing_keys: ``[(key_id, secret), ...]`` newest first, or one secret.
             With keys, unsigned or badly signed values are never decoded.
@@ -204,7 +204,7 @@ class TieredCache:
             if config is None:
                 raise ConfigurationError(
                     f"tier {i} ({tier!r}) is not a tier adapter: use MemcachedTier, RedisTier, "
-                    "StorageTier or DjangoCacheTier from tiercache.tiers"
+                    "StorageTier or DjangoCacheTier from stratacache.tiers"
                 )
             tier_configs.append(dict(config()))
         if leases is not None and not any(c.get("leases") for c in tier_configs):
@@ -261,7 +261,7 @@ class TieredCache:
         if now - self._error_log_at.get(key, -1e9) >= 10:
             self._error_log_at[key] = now
             log.warning(
-                "tiercache: %s on tier %r failed (%s); serving from the next tier or the loader",
+                "stratacache: %s on tier %r failed (%s); serving from the next tier or the loader",
                 op,
                 self._tiers[tier].name,
                 describe(exc),
@@ -274,7 +274,7 @@ class TieredCache:
             try:
                 out.append((codec.loads(payload), len(payload)))
             except Exception as exc:
-                log.warning("tiercache: could not decode the value of %r: %s", key, describe(exc))
+                log.warning("stratacache: could not decode the value of %r: %s", key, describe(exc))
                 out.append(f"could not decode: {describe(exc)}")
         return out
 
@@ -407,7 +407,7 @@ class TieredCache:
                 if not isinstance(read, list):
                     self._driver.run(read, None, self._loader_for(back, batch_loader, errors))
             except Exception as exc:  # a failed refresh keeps the old value
-                log.warning("tiercache: background refresh of %d key(s) failed: %s", len(due), describe(exc))
+                log.warning("stratacache: background refresh of %d key(s) failed: %s", len(due), describe(exc))
 
         thread = threading.Thread(target=contextvars.Context().run, args=(refresh,), daemon=True)
         thread.start()

@@ -1,14 +1,14 @@
-"""Exceptions raised by tiercache (pure Python, so they pickle and subclass
+"""Exceptions raised by stratacache (pure Python, so they pickle and subclass
 like any other exception). Every message says what to do next."""
 
 from __future__ import annotations
 
 
-class TiercacheError(Exception):
-    """Base class of tiercache's own errors."""
+class StratacacheError(Exception):
+    """Base class of stratacache's own errors."""
 
 
-class CachedResponseError(TiercacheError):
+class CachedResponseError(StratacacheError):
     """A ``CachedResponse`` was misused: it refuses ``bool()`` and comparison
     with anything but another ``CachedResponse`` (the edx-django-utils
     contract), because ``if response:`` cannot tell a cached ``None`` from a
@@ -28,7 +28,7 @@ class CachedResponseMissError(CachedResponseError, AttributeError):
         super().__init__(message)
 
 
-class EnvelopeError(TiercacheError, ValueError):
+class EnvelopeError(StratacacheError, ValueError):
     """Bytes from a remote tier could not be used (truncated, tampered,
     unsigned when signing is required, ...). ``kind`` is a stable name such as
     ``"bad_signature"``; the read path treats all of them as a miss."""
@@ -38,7 +38,7 @@ class EnvelopeError(TiercacheError, ValueError):
         self.kind = kind
 
 
-class TierError(TiercacheError):
+class TierError(StratacacheError):
     """A remote tier failed while the cache is in strict mode (outside strict
     mode tier failures are counted and the read falls back to the next tier
     or the loader)."""
@@ -49,10 +49,10 @@ class TierError(TiercacheError):
         self.message = message
 
 
-class LoaderError(TiercacheError):
+class LoaderError(StratacacheError):
     """A loader raised or returned no value for a key; the original exception
     is chained as ``__cause__`` when there is one."""
 
 
-class ConfigurationError(TiercacheError, ValueError):
+class ConfigurationError(StratacacheError, ValueError):
     """The cache configuration is invalid; the message names the setting."""

@@ -1,4 +1,4 @@
-"""``manage.py tiercache_warm <dotted.path>``: fills every tier from a
+"""``manage.py stratacache_warm <dotted.path>``: fills every tier from a
 generator of ``(key, loader)`` pairs, with a progress bar (the
 ``generate_course_blocks --all_courses`` of this project)."""
 
@@ -40,14 +40,14 @@ def _unpack(item: Any) -> tuple:
 
 class Command(BaseCommand):
     help = (
-        "Computes values and writes them to every tier of a tiercache cache. DOTTED_PATH names a "
+        "Computes values and writes them to every tier of a stratacache cache. DOTTED_PATH names a "
         "function (or iterable) yielding (key, loader) or (key, loader, ttl) items."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("dotted_path", help="e.g. myapp.cache_warmers.all_course_outlines")
         parser.add_argument(
-            "--cache", default="default", help="the TIERCACHE cache to fill (default: default)"
+            "--cache", default="default", help="the STRATACACHE cache to fill (default: default)"
         )
         parser.add_argument(
             "--missing-only",

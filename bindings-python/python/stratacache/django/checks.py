@@ -18,24 +18,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         MEMCACHED_BACKENDS,
         signing_keys_from_settings,
         tier_from_settings,
-        tiercache_settings,
+        stratacache_settings,
     )
 
     messages: list[CheckMessage] = []
     try:
-        conf = tiercache_settings()
+        conf = stratacache_settings()
     except ConfigurationError as exc:
-        return [Error(str(exc), id="tiercache.E001")]
+        return [Error(str(exc), id="stratacache.E001")]
     configs = [("default", {k: v for k, v in conf.items() if k != "CACHES"})]
     for name, sub in (conf.get("CACHES") or {}).items():
         configs.append((name, {str(k).upper(): v for k, v in sub.items()}))
     for name, sub in configs:
-        where = "TIERCACHE" if name == "default" else f"TIERCACHE['CACHES'][{name!r}]"
+        where = "STRATACACHE" if name == "default" else f"STRATACACHE['CACHES'][{name!r}]"
         codec_name = sub.get("CODEC", "pickle")
         try:
             codec = get_codec(codec_name)
         except (TypeError, ValueError) as exc:
-            messages.append(Error(f"{where}['CODEC']: {exc}", id="tiercache.E005"))
+            messages.append(Error(f"{where}['CODEC']: {exc}", id="stratacache.E005"))
             codec = None
         shared_tiers = []
         for i, spec in enumerate(sub.get("TIERS") or []):
@@ -45,10 +45,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 hint = None
                 if "not in settings.CACHES" in str(exc):
                     hint = "Define the alias in CACHES, or name one of the aliases it lists."
-                messages.append(Error(f"{where}: {exc}", hint=hint, id="tiercache.E002"))
+                messages.append(Error(f"{where}: {exc}", hint=hint, id="stratacache.E002"))
                 continue
             except Exception as exc:
-                messages.append(Error(f"{where}['TIERS'][{i}] cannot be built: {exc}", id="tiercache.E006"))
+                messages.append(Error(f"{where}['TIERS'][{i}] cannot be built: {exc}", id="stratacache.E006"))
                 continue
             if not isinstance(spec, dict) or "CACHE" in {str(k).upper() for k in spec}:
                 alias = (
@@ -69,16 +69,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                             "less ~1 KiB of item overhead): larger values would be refused and never cached",
                             hint=f"Set 'ITEM_LIMIT' to at most {server_max - 4096}, or start memcached with a "
                             "larger -I; values above the limit are chunked automatically.",
-                            id="tiercache.E003",
+                            id="stratacache.E003",
                         )
                     )
             if isinstance(tier, StorageTier) and not getattr(tier.storage, "file_overwrite", True):
                 messages.append(
                     Warning(
-                        f"{where}['TIERS'][{i}]: the storage does not overwrite files; tiercache deletes "
+                        f"{where}['TIERS'][{i}]: the storage does not overwrite files; stratacache deletes "
                         "before each write, which costs a round trip",
                         hint="Set file_overwrite=True on the storage.",
-                        id="tiercache.W003",
+                        id="stratacache.W003",
                     )
                 )
         if (
@@ -94,7 +94,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     "through a forged pickle",
                     hint="Remove 'SIGNING_KEYS': False (keys are then derived from SECRET_KEY), set "
                     "'SIGNING_KEYS': [('key-id', '<32 random bytes>')], or use 'CODEC': 'json'.",
-                    id="tiercache.E004",
+                    id="stratacache.E004",
                 )
             )
     default = settings.CACHES.get("default", {})
@@ -103,8 +103,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             Warning(
                 "CACHES['default'] is memcached with Django's key function: keys with spaces, control "
                 "characters or over 250 bytes (which edx-django-utils callers pass) raise InvalidCacheKey",
-                hint="Add 'KEY_FUNCTION': 'tiercache.django.safe_key_function' to CACHES['default'].",
-                id="tiercache.W002",
+                hint="Add 'KEY_FUNCTION': 'stratacache.django.safe_key_function' to CACHES['default'].",
+                id="stratacache.W002",
             )
         )
     return messages
@@ -112,26 +112,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    ours = "tiercache.django.middleware.RequestCacheMiddleware"
-    edx = "tiercache.django.edx.RequestCacheMiddleware"
+    ours = "stratacache.django.middleware.RequestCacheMiddleware"
+    edx = "stratacache.django.edx.RequestCacheMiddleware"
     if ours not in middleware and edx not in middleware:
         return [
             Warning(
-                "no tiercache request-scope middleware in MIDDLEWARE: request caches then live as long as "
+                "no stratacache request-scope middleware in MIDDLEWARE: request caches then live as long as "
                 "the thread or task that made them, and are shared by the requests it serves",
                 hint=f"Add '{ours}' near the top of MIDDLEWARE.",
-                id="tiercache.W001",
+                id="stratacache.W001",
             )
         ]
     messages = []
-    force = "tiercache.django.middleware.ForceCacheMissMiddleware"
+    force = "stratacache.django.middleware.ForceCacheMissMiddleware"
     auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
     if force in middleware and auth in middleware and middleware.index(force) < middleware.index(auth):
         messages.append(
             Error(
                 f"{force} comes before {auth}: it cannot tell staff users, so ?force_cache_miss=true is ignored",
                 hint=f"Move '{force}' after '{auth}'.",
-                id="tiercache.E007",
+                id="stratacache.E007",
             )
         )
     return messages

@@ -85,7 +85,7 @@ def normalize_key(key: str, max_len: int = _core.DEFAULT_MAX_KEY_LEN) -> str:
         return key
     if not isinstance(key, str):
         raise TypeError(
-            f"cache keys are str, not {type(key).__name__}: build them with tiercache.Key "
+            f"cache keys are str, not {type(key).__name__}: build them with stratacache.Key "
             "or convert them with str()"
         )
     return _core.safe_key(key, max_len)

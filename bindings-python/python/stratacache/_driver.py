@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, Callable, Optional
 
-log = logging.getLogger("tiercache")
+log = logging.getLogger("stratacache")
 
 #: A loader for the driver: given the core's keys, returns one entry per key:
 #: ``(value, codec_name, payload, weight)`` or an error message (str).
@@ -132,7 +132,7 @@ class Driver:
                     read.decoded(cache._decode(step[1]))
                 elif kind == "decode_errors":
                     for key, message in step[1]:
-                        log.warning("tiercache: could not decode the value of %r: %s", key, message)
+                        log.warning("stratacache: could not decode the value of %r: %s", key, message)
                 elif kind == "load":
                     if load is None:
                         raise RuntimeError("the core asked to load without a loader")

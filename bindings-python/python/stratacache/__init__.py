@@ -1,13 +1,13 @@
-"""tiercache: request, local and remote (memcached, Redis, S3) caching with
+"""stratacache: request, local and remote (memcached, Redis, S3) caching with
 one Rust core shared with the edge worker and Rust services.
 
 The pieces::
 
-    from tiercache import RequestCache, LocalCache, TieredCache, Key, cached
-    from tiercache.tiers import MemcachedTier, RedisTier, StorageTier
+    from stratacache import RequestCache, LocalCache, TieredCache, Key, cached
+    from stratacache.tiers import MemcachedTier, RedisTier, StorageTier
 
-Django: ``tiercache.django`` (settings, middleware, checks, commands) and
-``tiercache.django.edx`` (a drop-in edx-django-utils cache API).
+Django: ``stratacache.django`` (settings, middleware, checks, commands) and
+``stratacache.django.edx`` (a drop-in edx-django-utils cache API).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ._errors import (
     ConfigurationError,
     EnvelopeError,
     LoaderError,
-    TiercacheError,
+    StratacacheError,
     TierError,
 )
 from .codecs import JSON, PICKLE, RAW, Codec, JsonCodec, PickleCodec, RawCodec
@@ -62,7 +62,7 @@ __all__ = [
     "RequestCache",
     "RequestScope",
     "TierError",
-    "TiercacheError",
+    "StratacacheError",
     "TieredCache",
     "cached",
     "current_scope",

@@ -1,4 +1,4 @@
-"""Type stubs of the Rust extension ``tiercache._core``."""
+"""Type stubs of the Rust extension ``stratacache._core``."""
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextvars import ContextVar
