@@ -638,7 +638,9 @@ impl ReadHandle {
     /// `values`. Throws in strict mode after a tier failure.
     pub fn finish(&mut self) -> Result<Vec<u8>, JsValue> {
         let Some(read) = self.read.take() else {
-            return Err(js::type_error("stratacache: this read was already finished"));
+            return Err(js::type_error(
+                "stratacache: this read was already finished",
+            ));
         };
         let mut cache = self.cache.borrow_mut();
         let results = {

@@ -6,12 +6,14 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use support::{tiers, Host};
 use stratacache::chunk::MEMCACHED_VALUE_LIMIT;
 use stratacache::envelope::{Codec, Keyring};
 use stratacache::stampede::LeasePolicy;
-use stratacache::tiered::{Loaded, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig};
+use stratacache::tiered::{
+    Loaded, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
+};
 use stratacache::{Expiry, Lookup, RequestCache};
+use support::{tiers, Host};
 
 const MIB: usize = 1024 * 1024;
 

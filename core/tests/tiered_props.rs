@@ -5,10 +5,10 @@
 mod support;
 
 use proptest::prelude::*;
-use support::{tiers, Host};
 use stratacache::envelope::{encode, Codec, EncodeOptions, EnvelopeHeader, Keyring};
 use stratacache::tiered::{Loaded, ReadOptions, TierConfig, TieredCache, TieredConfig};
 use stratacache::Expiry;
+use support::{tiers, Host};
 
 #[derive(Debug, Clone, Copy)]
 enum Damage {
