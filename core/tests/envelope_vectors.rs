@@ -40,9 +40,9 @@ fn unhex(s: &str) -> Vec<u8> {
 /// The test keys: (key id, secret). Test-only secrets, never use them.
 fn test_keys() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("2025a", b"stratacache test secret 2025a !!!!".to_vec()),
-        ("2024b", b"stratacache test secret 2024b !!!!".to_vec()),
-        ("gone", b"stratacache test secret gone !!!!!".to_vec()),
+        ("2025a", b"tiercache test secret 2025a !!!!".to_vec()),
+        ("2024b", b"tiercache test secret 2024b !!!!".to_vec()),
+        ("gone", b"tiercache test secret gone !!!!!".to_vec()),
     ]
 }
 
