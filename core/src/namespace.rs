@@ -23,7 +23,7 @@ pub const MAX_NAMESPACE_LEN: usize = 64;
 /// let blocks = Namespace::new("course_blocks").unwrap();
 /// assert_eq!(blocks.as_str(), "course_blocks");
 /// assert!(Namespace::new("").is_err());
-/// assert!(Namespace::new("stratacache.locks").is_err());
+/// assert!(Namespace::new("tiercache.locks").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace(Cow<'static, str>);

@@ -74,7 +74,7 @@ def test_invalid_namespace_and_key_errors_say_what_to_do():
     with pytest.raises(ValueError, match="printable ASCII"):
         RequestCache("has space")
     with pytest.raises(ValueError, match="reserved"):
-        RequestCache("stratacache.internal")
+        RequestCache("tiercache.internal")
     with pytest.raises(TypeError, match="must be a str"):
         RequestCache("ok").get_cached_response(42)
 
