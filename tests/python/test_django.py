@@ -118,7 +118,9 @@ def test_checks_report_misconfiguration_with_advice(stratacache, expected):
 
 
 def test_signing_off_with_json_codec_is_fine():
-    with override_settings(STRATACACHE={"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False, "CODEC": "json"}):
+    with override_settings(
+        STRATACACHE={"TIERS": [{"CACHE": "redis"}], "SIGNING_KEYS": False, "CODEC": "json"}
+    ):
         assert "stratacache.E004" not in [m.id for m in check_settings()]
 
 

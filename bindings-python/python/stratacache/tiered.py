@@ -407,7 +407,9 @@ class TieredCache:
                 if not isinstance(read, list):
                     self._driver.run(read, None, self._loader_for(back, batch_loader, errors))
             except Exception as exc:  # a failed refresh keeps the old value
-                log.warning("stratacache: background refresh of %d key(s) failed: %s", len(due), describe(exc))
+                log.warning(
+                    "stratacache: background refresh of %d key(s) failed: %s", len(due), describe(exc)
+                )
 
         thread = threading.Thread(target=contextvars.Context().run, args=(refresh,), daemon=True)
         thread.start()

@@ -1,8 +1,7 @@
 """URLs of the course-outline example (see ``courses.views``)."""
 
-from django.urls import path
-
 from courses import views
+from django.urls import path
 
 urlpatterns = [
     path("", views.index, name="index"),

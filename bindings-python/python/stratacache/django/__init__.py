@@ -152,7 +152,9 @@ def tier_from_settings(spec: Any, index: int = 0) -> Any:
         kwargs = {"prefix": spec.get("PREFIX", "stratacache")}
         kwargs.update(extra)
         return StorageTier(storage, **kwargs)
-    raise ConfigurationError(f"STRATACACHE['TIERS'][{index}] has neither 'CACHE' nor 'STORAGE': {dict(spec)!r}")
+    raise ConfigurationError(
+        f"STRATACACHE['TIERS'][{index}] has neither 'CACHE' nor 'STORAGE': {dict(spec)!r}"
+    )
 
 
 def signing_keys_from_settings(conf: Mapping) -> Any:

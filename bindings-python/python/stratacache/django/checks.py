@@ -17,8 +17,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     from . import (
         MEMCACHED_BACKENDS,
         signing_keys_from_settings,
-        tier_from_settings,
         stratacache_settings,
+        tier_from_settings,
     )
 
     messages: list[CheckMessage] = []
