@@ -26,11 +26,12 @@ import threading
 import time
 from typing import Any, Callable
 
-from courses import counters
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.memcached import PyMemcacheCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.files.storage import FileSystemStorage
+
+from courses import counters
 
 MEMCACHED_ITEM_SIZE_MAX = 1024 * 1024
 

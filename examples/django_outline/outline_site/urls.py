@@ -1,7 +1,8 @@
 """URLs of the course-outline example (see ``courses.views``)."""
 
-from courses import views
 from django.urls import path
+
+from courses import views
 
 urlpatterns = [
     path("", views.index, name="index"),

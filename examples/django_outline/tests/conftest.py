@@ -44,9 +44,10 @@ import django  # noqa: E402
 
 django.setup()
 
-from courses import counters  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
+
+from courses import counters  # noqa: E402
 from outline_site import settings as site_settings  # noqa: E402
 
 call_command("demo_setup", stdout=io.StringIO())

@@ -9,14 +9,14 @@ import base64
 import json
 import threading
 
-from courses.caching import OUTLINE_KEY, OVERVIEW_KEY
-from courses.modulestore import LARGE_COURSE, catalog
-from courses.views import enrollments_for
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.core.files.storage import storages
 from django.test import Client
 
+from courses.caching import OUTLINE_KEY, OVERVIEW_KEY
+from courses.modulestore import LARGE_COURSE, catalog
+from courses.views import enrollments_for
 from stratacache.django import get_cache
 
 COURSES = catalog(200)

@@ -7,6 +7,7 @@ import os
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
 from outline_site.s3 import ensure_bucket
 
 
