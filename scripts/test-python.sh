@@ -39,8 +39,8 @@ rm -f bindings-python/python/stratacache/_core.*.so
 (cd bindings-python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release -q)
 
 step "Lint (ruff)"
-"$VENV/bin/ruff" check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench tests/python
-"$VENV/bin/ruff" format --check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench tests/python
+"$VENV/bin/ruff" check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench bindings-python/tests
+"$VENV/bin/ruff" format --check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench bindings-python/tests
 
 step "Servers (memcached x2, Redis, S3) on loopback"
 # A port base of our own, so a concurrent run elsewhere on the machine does
@@ -51,6 +51,6 @@ trap cleanup EXIT
 bash scripts/servers.sh start
 eval "$(bash scripts/servers.sh env)"
 
-step "pytest (tests/python)"
-cd tests/python
+step "pytest (bindings-python/tests)"
+cd bindings-python/tests
 "$VENV/bin/python" -m pytest -q "$@"

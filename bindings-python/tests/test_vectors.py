@@ -8,7 +8,7 @@ import pytest
 from stratacache import Key, _core, safe_key
 from stratacache.keys import normalize_key
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "tests" / "vectors"
 KEYS = json.loads((VECTORS / "keys.json").read_text())
 
 
