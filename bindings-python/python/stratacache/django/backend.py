@@ -1,0 +1,712 @@
+"""``stratacache.django.backend.TieredCacheBackend``: Django's cache API
+(``django.core.cache``) over a stratacache ``TieredCache``.
+
+::
+
+    CACHES = {
+        "default": {
+            "BACKEND": "stratacache.django.backend.TieredCacheBackend",
+            "LOCATION": ["10.0.0.1:11211", "10.0.0.2:11211"],   # or "redis://10.0.0.3:6379/0"
+            "KEY_PREFIX": "lms",
+            "OPTIONS": {
+                "LOCAL": {"MAX_ENTRIES": 10_000, "TTL": 5},   # off unless configured
+                "TIERS_AFTER": [{"STORAGE": "stratacache"}],  # a STORAGES alias, for values past 1 MiB
+            },
+        }
+    }
+
+Every ``django.core.cache`` caller (sessions, ``cache_page``, ``{% cache %}``,
+waffle, block structures) then reads through the request tier, the local
+tier (when configured) and the remote tiers of ``LOCATION``, with values
+signed (keys derived from ``SECRET_KEY``), chunked past memcached's item size
+and ``get_many`` in one round trip per tier. See docs/django-backend.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import random
+import socket
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Optional
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
+
+from .. import _core
+from .._errors import ConfigurationError
+from ..keys import normalize_key
+from ..tiered import LeasePolicy, LocalTier, TieredCache, _keyring, _ttl_ms
+from ..tiers import MemcachedTier, RedisTier
+
+__all__ = ["BACKEND_PATH", "OPTION_NAMES", "TieredCacheBackend", "build_tiered_cache"]
+
+#: The one ``BACKEND`` path of this backend.
+BACKEND_PATH = "stratacache.django.backend.TieredCacheBackend"
+
+#: The ``OPTIONS`` this backend reads (upper case; lower case is accepted).
+OPTION_NAMES = (
+    "TIERS",
+    "TIERS_AFTER",
+    "LOCAL",
+    "SIGNING_KEYS",
+    "ITEM_LIMIT",
+    "LEASES",
+    "STALE_TTL",
+    "CODEC",
+    "COMPRESS_AT",
+    "TTL_JITTER",
+    "COOLDOWN",
+    "STRICT",
+    "CLEAR",
+    "TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "LOCK_TIMEOUT",
+    "INVALIDATION",
+)
+CLEAR_MODES = ("prefix", "flush", "local")
+#: Chunks of a large value live under ``tiercache.chunk|v1|<main key>|...``
+#: (wire format, docs/key-format.md): ``clear()`` matches them too.
+CHUNK_PREFIX = "tiercache.chunk|v1|"
+_LOCK_SUFFIX = "\x00stratacache.lock"
+
+
+def _upper(d: Mapping) -> dict:
+    return {str(k).upper(): v for k, v in d.items()}
+
+
+def _is_redis_url(text: Any) -> bool:
+    return isinstance(text, str) and text.split("://", 1)[0] in ("redis", "rediss", "unix")
+
+
+def _location_tiers(location: Any, options: Mapping) -> list:
+    """The remote tiers of ``LOCATION``: one ``RedisTier`` per Redis URL, or
+    one ``MemcachedTier`` over all the memcached servers."""
+    if not location:
+        return []
+    items = location if isinstance(location, (list, tuple)) else [location]
+    if isinstance(location, str) and not _is_redis_url(location):
+        items = [location]
+    redis_urls = [i for i in items if _is_redis_url(i)]
+    if redis_urls and len(redis_urls) != len(items):
+        raise ConfigurationError(
+            "LOCATION mixes Redis URLs and memcached servers: list the extra tiers in OPTIONS['TIERS_AFTER'] "
+            "(e.g. [{'REDIS': 'redis://host:6379/0'}])"
+        )
+    extra: dict = {}
+    if "ITEM_LIMIT" in options:
+        extra["item_limit"] = int(options["ITEM_LIMIT"])
+    if "TIMEOUT" in options:
+        extra["timeout"] = float(options["TIMEOUT"])
+    if redis_urls:
+        return [
+            RedisTier(url, name="redis" if len(redis_urls) == 1 else f"redis{i}", **extra)
+            for i, url in enumerate(redis_urls)
+        ]
+    if "CONNECT_TIMEOUT" in options:
+        extra["connect_timeout"] = float(options["CONNECT_TIMEOUT"])
+    return [MemcachedTier(location, **extra)]
+
+
+def _tier(spec: Any, index: int, where: str) -> Any:
+    """One entry of ``OPTIONS['TIERS']`` / ``['TIERS_AFTER']``: ``{"MEMCACHED":
+    servers}``, ``{"REDIS": url}``, ``{"STORAGE": alias}``, ``{"CACHE": alias}``
+    or a tier adapter."""
+    from . import tier_from_settings
+
+    if hasattr(spec, "tier_config"):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(
+            f"{where}[{index}] must be a dict such as {{'MEMCACHED': ['host:11211']}}, "
+            f"{{'REDIS': 'redis://host:6379/0'}} or {{'STORAGE': 'alias'}}, not {spec!r}"
+        )
+    spec = _upper(spec)
+    extra: dict = {}
+    for key, arg in (("ITEM_LIMIT", "item_limit"), ("NAME", "name"), ("TIMEOUT", "timeout")):
+        if key in spec:
+            extra[arg] = spec[key]
+    if "MEMCACHED" in spec:
+        return MemcachedTier(spec["MEMCACHED"], **extra)
+    if "REDIS" in spec:
+        return RedisTier(spec["REDIS"], **extra)
+    if "STORAGE" in spec or "CACHE" in spec:
+        try:
+            return tier_from_settings(spec, index)
+        except ConfigurationError as exc:
+            raise ConfigurationError(str(exc).replace("STRATACACHE['TIERS']", where)) from None
+    raise ConfigurationError(
+        f"{where}[{index}] names no tier: use one of 'MEMCACHED', 'REDIS', 'STORAGE' or 'CACHE' ({dict(spec)!r})"
+    )
+
+
+def _signing_keys(options: Mapping) -> Any:
+    from django.conf import settings
+
+    from . import signing_keys_from_secret
+
+    keys = options.get("SIGNING_KEYS")
+    if keys is False:
+        return None
+    if keys is None:
+        secret = getattr(settings, "SECRET_KEY", "")
+        return signing_keys_from_secret(secret, "django") if secret else None
+    return keys
+
+
+def build_tiered_cache(
+    location: Any, options: Mapping, name: str = "default", local: bool = True
+) -> TieredCache:
+    """The ``TieredCache`` a ``TieredCacheBackend`` with these ``LOCATION``
+    and ``OPTIONS`` uses (``local=False``: without the local tier)::
+
+        build_tiered_cache("redis://127.0.0.1:6379/0", {"LOCAL": {"TTL": 5}})
+    """
+    options = _upper(options)
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown OPTIONS {', '.join(map(repr, unknown))} for {BACKEND_PATH} "
+            f"(known: {', '.join(OPTION_NAMES)})"
+        )
+    if options.get("INVALIDATION") is not None:
+        # The fleet's invalidation channel plugs in here (it keeps a local
+        # tier coherent across processes); until then it is refused.
+        raise ConfigurationError("OPTIONS['INVALIDATION'] is not available yet: leave it out")
+    if "TIERS" in options:
+        tiers = [_tier(s, i, "OPTIONS['TIERS']") for i, s in enumerate(options["TIERS"] or [])]
+    else:
+        tiers = _location_tiers(location, options)
+    tiers += [_tier(s, i, "OPTIONS['TIERS_AFTER']") for i, s in enumerate(options.get("TIERS_AFTER") or [])]
+    local_conf = options.get("LOCAL")
+    local_tier = None
+    if local and local_conf:
+        local_conf = _upper(local_conf if isinstance(local_conf, Mapping) else {})
+        local_tier = LocalTier(
+            max_entries=int(local_conf.get("MAX_ENTRIES", 10_000)),
+            max_bytes=int(local_conf.get("MAX_BYTES", 64 * 1024 * 1024)),
+            ttl=float(local_conf.get("TTL", 5)),
+        )
+    leases = options.get("LEASES", False)
+    if isinstance(leases, Mapping):
+        leases = LeasePolicy(**{str(k).lower(): v for k, v in leases.items()})
+    return TieredCache(
+        tiers,
+        local=local_tier,
+        signing_keys=_signing_keys(options),
+        codec=options.get("CODEC", "pickle"),
+        default_ttl=None,
+        stale_ttl=float(options.get("STALE_TTL", 0)),
+        ttl_jitter=float(options.get("TTL_JITTER", 0)),
+        xfetch_beta=0.0,
+        leases=leases,
+        cooldown=tuple(options.get("COOLDOWN", (3, 5.0))),
+        strict=bool(options.get("STRICT", False)),
+        compress_at=options.get("COMPRESS_AT", 1024),
+        name=name,
+    )
+
+
+class TieredCacheBackend(BaseCache):
+    """A Django cache backend (``BACKEND``:
+    ``"stratacache.django.backend.TieredCacheBackend"``) over stratacache's
+    tiers: a request tier, an optional local tier and the remote tiers of
+    ``LOCATION`` (memcached servers or Redis URLs), plus ``TIERS_AFTER``
+    (a storage tier for values past memcached's item size, say).
+
+    ::
+
+        from django.core.cache import cache
+        cache.set("outline", outline, 3600)        # chunked past 1 MiB, signed
+        cache.get_many(["a", "b", "c"])            # one round trip per tier
+
+    Django's semantics hold: a stored ``None`` is a hit, ``timeout=None``
+    keeps a value forever, ``0`` or negative stores nothing, ``add`` /
+    ``incr`` / ``decr`` are atomic across processes (through the first
+    memcached or Redis tier), ``clear()`` deletes this cache's keys only
+    (``OPTIONS['CLEAR']``).
+    """
+
+    def __init__(self, server: Any, params: Mapping) -> None:
+        super().__init__(params)
+        self._location = server
+        self._options = _upper(params.get("OPTIONS") or {})
+        self.alias = params.get("ALIAS") or _alias_of(params)
+        clear = self._options.get("CLEAR", "prefix")
+        if clear not in CLEAR_MODES:
+            raise ImproperlyConfigured(
+                f"OPTIONS['CLEAR'] is {clear!r}: use 'prefix' (delete this cache's keys), 'flush' (empty the "
+                "servers) or 'local' (this process's tiers only)"
+            )
+        self.clear_mode = clear
+        self.lock_timeout = float(self._options.get("LOCK_TIMEOUT", 5))
+        self._tiered: Optional[TieredCache] = None
+        self._remote: Optional[TieredCache] = None
+
+    # -- the TieredCache ----------------------------------------------------
+
+    @property
+    def tiered(self) -> TieredCache:
+        """The ``TieredCache`` under this backend (built on first use), also
+        what ``stratacache.django.get_cache(alias)`` returns."""
+        if self._tiered is None:
+            try:
+                self._tiered = build_tiered_cache(self._location, self._options, self.alias)
+                self._remote = build_tiered_cache(self._location, self._options, self.alias, local=False)
+                # Both share the adapters (and their connection pools).
+                self._remote._tiers = self._tiered._tiers
+                self._remote._natives = self._tiered._natives
+            except ConfigurationError as exc:
+                raise ImproperlyConfigured(f"CACHES[{self.alias!r}]: {exc}") from None
+        return self._tiered
+
+    def _atomic_tier(self) -> Any:
+        """The first memcached or Redis tier: where ``add``, ``incr`` and
+        ``decr`` are made atomic."""
+        for tier in self.tiered.tiers:
+            if tier.kind in ("memcached", "redis"):
+                return tier
+        return None
+
+    def _ttl(self, timeout: Any) -> Any:
+        """Django's timeout as the TieredCache TTL (None: forever; 0: none)."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        return timeout if timeout > 0 else 0
+
+    def _key(self, key: Any, version: Optional[int]) -> str:
+        return self.make_key(key, version)
+
+    def validate_key(self, key: Any) -> None:
+        """Nothing to warn about: every key is made valid for memcached
+        (``stratacache.safe_key``: escaped, long keys digested)."""
+
+    def _plan(self, cache: TieredCache, key: str, value: Any, ttl: Any, scope: Any) -> list:
+        _, codec, payload, weight = cache._encode(key, value)
+        return cache._core.set_all_tiers(
+            normalize_key(key),
+            value,
+            codec,
+            payload,
+            weight,
+            _ttl_ms(ttl),
+            scope,
+            cache._now(),
+            random.getrandbits(64),
+        )
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
+        response = self.tiered.get_cached_response(self._key(key, version))
+        return response.value if response.is_found else default
+
+    def has_key(self, key: Any, version: Optional[int] = None) -> bool:
+        return self.tiered.get_cached_response(self._key(key, version)).is_found
+
+    def get_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
+        back = {self._key(k, version): k for k in keys}
+        if not back:
+            return {}
+        found = self.tiered.get_many(list(back))
+        return {back[k]: v for k, v in found.items()}
+
+    # -- writes -------------------------------------------------------------
+
+    def set(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> None:
+        with _pickle_errors():
+            self.tiered.set_all_tiers(self._key(key, version), value, self._ttl(timeout))
+
+    def set_many(self, data: Mapping, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> list:
+        """Sets every key in one batch per tier; returns the keys the first
+        remote tier did not store."""
+        with _pickle_errors():
+            steps, back = self._set_many_steps(data, timeout, version)
+        return self._run_steps(steps, back)
+
+    def _set_many_steps(self, data: Mapping, timeout: Any, version: Optional[int]) -> tuple:
+        cache = self.tiered
+        ttl = self._ttl(timeout)
+        scope = cache._scope()
+        merged: dict = {}
+        back: dict = {}
+        for key, value in data.items():
+            made = self._key(key, version)
+            back[normalize_key(made)] = key
+            for kind, tier, items in self._plan(cache, made, value, ttl, scope):
+                merged.setdefault((kind, tier), []).extend(items)
+        return [(kind, tier, items) for (kind, tier), items in merged.items()], back
+
+    def _run_steps(self, steps: list, back: dict) -> list:
+        cache = self.tiered
+        failed: list = []
+        for kind, tier, items in steps:
+            try:
+                adapter = cache._tiers[tier]
+                if kind == "store":
+                    client = getattr(adapter, "native_client", None)
+                    missed = client.set_many(items) if client is not None else adapter.set_many(items)
+                    if tier == 0 and missed:
+                        failed.extend(back[k] for k in missed if k in back)
+                else:
+                    adapter.delete_many(items)
+            except Exception as exc:
+                cache._tier_error(tier, kind, exc)
+                cache._core.tier_failed(tier, cache._now())
+                if cache.strict:
+                    raise
+                if tier == 0 and kind == "store":
+                    failed.extend(back[e[0]] for e in items if e[0] in back)
+        return failed
+
+    def delete(self, key: Any, version: Optional[int] = None) -> bool:
+        made = self._key(key, version)
+        existed = self.has_key(key, version)
+        self.tiered.delete_all_tiers(made)
+        return existed
+
+    def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
+        cache = self.tiered
+        scope = cache._scope()
+        merged: dict = {}
+        for key in keys:
+            for kind, tier, items in cache._core.delete_all_tiers(
+                normalize_key(self._key(key, version)), scope, cache._now()
+            ):
+                merged.setdefault((kind, tier), []).extend(items)
+        self._run_steps([(k, t, i) for (k, t), i in merged.items()], {})
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
+        """Gives ``key`` a new timeout (a read and a write: the expiry is also
+        inside the signed envelope)."""
+        made = self._key(key, version)
+        response = self._remote_response(made)
+        if not response.is_found:
+            return False
+        self.tiered.set_all_tiers(made, response.value, self._ttl(timeout))
+        return True
+
+    def _remote_response(self, made: str) -> Any:
+        self.tiered  # noqa: B018 - builds both caches
+        assert self._remote is not None
+        return self._remote.get_cached_response(made)
+
+    def add(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> bool:
+        """Stores ``value`` only if ``key`` has no value: atomic across
+        processes through memcached ``add`` / Redis ``SET NX`` on the first
+        such tier. True if it was stored."""
+        with _pickle_errors():
+            return self._add(key, value, timeout, version, retry=True)
+
+    def _add(self, key: Any, value: Any, timeout: Any, version: Optional[int], retry: bool) -> bool:
+        made = self._key(key, version)
+        ttl = self._ttl(timeout)
+        cache = self.tiered
+        tier_index, tier = next(
+            ((i, t) for i, t in enumerate(cache.tiers) if t.kind in ("memcached", "redis")), (None, None)
+        )
+        if tier is None:  # no atomic tier: check, then set (one process only)
+            if self.has_key(key, version):
+                return False
+            self.set(key, value, timeout, version)
+            return True
+        if ttl == 0:
+            return not self.has_key(key, version)
+        main = normalize_key(made)
+        assert self._remote is not None
+        steps = self._plan(self._remote, made, value, ttl, None)
+        added = False
+        for _kind, index, items in steps:
+            if index != tier_index:
+                continue
+            chunks = [e for e in items if e[0] != main]
+            head = [e for e in items if e[0] == main]
+            if chunks:
+                tier.set_many(chunks)
+            added = bool(tier.add_many(head)[0])
+        if not added:
+            # A value that cannot be served (its envelope expired, or it is
+            # not ours) does not count as present: remove it, try once more.
+            if retry and not self._remote.get_cached_response(made).is_found:
+                self.tiered.delete_all_tiers(made)
+                return self._add(key, value, timeout, version, retry=False)
+            return False
+        # The request and local tiers, and the tiers after the atomic one.
+        for kind, index, items in self._plan(cache, made, value, ttl, cache._scope()):
+            if index != tier_index:
+                self._run_steps([(kind, index, items)], {})
+        return True
+
+    def get_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> Any:
+        response = self.tiered.get_cached_response(self._key(key, version))
+        if response.is_found:
+            return response.value
+        if callable(default):
+            default = default()
+        self.add(key, default, timeout=timeout, version=version)
+        # The value some other process may have added first wins, as in Django.
+        return self.get(key, default, version=version)
+
+    def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
+        """Adds ``delta`` to an integer value; ``ValueError`` if the key is
+        missing. Atomic across processes: a lock through memcached ``add`` /
+        Redis ``SET NX`` serializes every ``incr`` and ``decr`` of the key."""
+        made = self._key(key, version)
+        cache = self.tiered
+        assert self._remote is not None
+        tier = self._atomic_tier()
+        lock = normalize_key(made + _LOCK_SUFFIX)
+        token = os.urandom(8)
+        if tier is not None:
+            self._lock(tier, lock, token)
+        try:
+            response = self._remote.get_cached_response(made)
+            if not response.is_found:
+                self.tiered.delete_all_tiers(made)  # nothing stale left locally
+                raise ValueError(f"Key '{key}' not found")
+            value = response.value
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"the value of {key!r} is a {type(value).__name__}, not an integer")
+            new = value + delta
+            ttl = self._remaining_ttl(made)
+            cache.set_all_tiers(made, new, ttl)
+            return new
+        finally:
+            if tier is not None:
+                tier.delete_many([lock])
+
+    def decr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
+        """``incr`` by ``-delta`` (may go below zero, as with Redis)."""
+        return self.incr(key, -delta, version)
+
+    def _lock(self, tier: Any, lock: str, token: bytes) -> None:
+        deadline = time.monotonic() + self.lock_timeout
+        ttl_ms = max(1000, int(self.lock_timeout * 1000))
+        while True:
+            try:
+                if tier.add_many([(lock, token, ttl_ms)])[0]:
+                    return
+            except Exception as exc:
+                raise ConnectionError(f"cannot take the counter lock on {tier.name!r}: {exc}") from exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the counter lock {lock!r} is held for over {self.lock_timeout}s")
+            time.sleep(0.001)
+
+    def _remaining_ttl(self, made: str) -> Any:
+        """What is left of the stored value's lifetime (incr keeps it, as
+        memcached and Redis do)."""
+        tier = self._atomic_tier()
+        cache = self.tiered
+        if tier is None:
+            return self._ttl(DEFAULT_TIMEOUT)
+        raw = tier.get_many([normalize_key(made)])[0]
+        if raw is None:
+            return self._ttl(DEFAULT_TIMEOUT)
+        ring = _keyring(_signing_keys(self._options))
+        try:
+            header = _core.decode_envelope(
+                raw, signing_keys=ring, require_signature=cache.signed, key=normalize_key(made)
+            )["header"]
+        except Exception:
+            return self._ttl(DEFAULT_TIMEOUT)
+        hard = header.get("hard_expiry_ms")
+        if hard is None:
+            return None
+        return max(0.001, (hard - _core.now_ms()) / 1000)
+
+    def clear(self) -> None:
+        """Deletes this cache's keys (``OPTIONS['CLEAR']``): ``"prefix"``
+        (default) deletes the keys under this cache's ``KEY_PREFIX`` on each
+        server and leaves other users' keys alone; ``"flush"`` empties the
+        servers (what Django's memcached and Redis backends do);
+        ``"local"`` empties this process's request and local tiers only."""
+        cache = self.tiered
+        cache.clear_local()
+        scope = cache._scope()
+        if scope is not None:
+            scope.clear()
+        if self.clear_mode == "local":
+            return
+        for tier in cache.tiers:
+            if tier.kind == "storage":
+                tier.clear()
+            elif self.clear_mode == "flush":
+                tier.clear()
+            elif tier.kind == "memcached":
+                _clear_memcached_prefix(tier, self._clear_prefixes())
+            elif tier.kind == "redis":
+                _clear_redis_prefix(tier, self._clear_prefixes())
+            else:
+                tier.clear()
+
+    def _clear_prefixes(self) -> list:
+        """What every remote key of this cache starts with, whatever its
+        version (the common start of two made keys, as stored)."""
+        a = normalize_key(self.make_key("a", 1))
+        b = normalize_key(self.make_key("b", 2))
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        prefix = a[:n]
+        return [prefix, CHUNK_PREFIX + prefix]
+
+    def close(self, **kwargs: Any) -> None:
+        """Nothing to close per request: connections are pooled per process."""
+
+    # -- async: the TieredCache's own async API, no thread per call -----------
+
+    async def aget(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
+        response = await self.tiered.aget_cached_response(self._key(key, version))
+        return response.value if response.is_found else default
+
+    async def ahas_key(self, key: Any, version: Optional[int] = None) -> bool:
+        return (await self.tiered.aget_cached_response(self._key(key, version))).is_found
+
+    async def aget_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
+        back = {self._key(k, version): k for k in keys}
+        if not back:
+            return {}
+        found = await self.tiered.aget_many(list(back))
+        return {back[k]: v for k, v in found.items()}
+
+    async def aset(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> None:
+        await self.tiered.aset_all_tiers(self._key(key, version), value, self._ttl(timeout))
+
+    async def aset_many(
+        self, data: Mapping, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> list:
+        steps, back = self._set_many_steps(data, timeout, version)
+        failed: list = []
+        cache = self.tiered
+        for kind, tier, items in steps:
+            try:
+                adapter = cache._tiers[tier]
+                method = adapter.aset_many if kind == "store" else adapter.adelete_many
+                await method(items)
+            except Exception as exc:
+                cache._tier_error(tier, kind, exc)
+                cache._core.tier_failed(tier, cache._now())
+                if cache.strict:
+                    raise
+                if tier == 0 and kind == "store":
+                    failed.extend(back[e[0]] for e in items if e[0] in back)
+        return failed
+
+    async def adelete(self, key: Any, version: Optional[int] = None) -> bool:
+        existed = await self.ahas_key(key, version)
+        await self.tiered.adelete_all_tiers(self._key(key, version))
+        return existed
+
+    async def aget_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
+    ) -> Any:
+        response = await self.tiered.aget_cached_response(self._key(key, version))
+        if response.is_found:
+            return response.value
+        if callable(default):
+            default = default()
+        await self.aadd(key, default, timeout=timeout, version=version)
+        return await self.aget(key, default, version=version)
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """Nothing to close (see ``close``)."""
+
+    # -- introspection ------------------------------------------------------
+
+    def stats(self) -> dict:
+        """The TieredCache counters (``stratacache_stats`` prints them)."""
+        return self.tiered.stats()
+
+    def __repr__(self) -> str:
+        return f"<TieredCacheBackend {self.alias!r}: {self.tiered!r}>"
+
+
+@contextlib.contextmanager
+def _pickle_errors() -> Iterator[None]:
+    """Django's backends let ``pickle.PickleError`` out of ``set``; the
+    TieredCache wraps it in a TypeError that says what to do."""
+    try:
+        yield
+    except TypeError as exc:
+        if isinstance(exc.__cause__, pickle.PickleError):
+            raise exc.__cause__ from exc
+        raise
+
+
+def _alias_of(params: Mapping) -> str:
+    from django.conf import settings
+
+    for alias, conf in getattr(settings, "CACHES", {}).items():
+        if conf is params or conf == params:
+            return alias
+    return "default"
+
+
+# -- clear() by prefix ---------------------------------------------------------
+
+
+def _clear_redis_prefix(tier: Any, prefixes: list) -> None:
+    client = tier.client
+    for prefix in prefixes:
+        pattern = _redis_glob_escape(tier.key_prefix + prefix) + "*"
+        batch = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.delete(*batch)
+                batch = []
+        if batch:
+            client.delete(*batch)
+
+
+def _redis_glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _clear_memcached_prefix(tier: Any, prefixes: list) -> None:
+    """Deletes the keys under ``prefixes`` on each server (``lru_crawler
+    metadump all`` lists them; memcached ≥ 1.4.31)."""
+    full = [tier.key_prefix + p for p in prefixes]
+    for _node, host, port in tier.servers:
+        keys = [k for k in _metadump(host, port, tier.client.timeout) if k.startswith(tuple(full))]
+        for i in range(0, len(keys), 500):
+            tier.client.delete_many([k[len(tier.key_prefix) :] for k in keys[i : i + 500]])
+
+
+def _metadump(host: str, port: Optional[int], timeout: float) -> list:
+    if port is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(timeout, 2.0))
+        sock.connect(host)
+    else:
+        sock = socket.create_connection((host, port), timeout=max(timeout, 2.0))
+    with sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not (data.endswith(b"END\r\n") or data.startswith(b"ERROR") or data.startswith(b"BUSY")):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    if not data.endswith(b"END\r\n"):
+        raise OSError(f"memcached {host}:{port} cannot list its keys: {data[:80]!r}")
+    keys = []
+    for line in data.splitlines():
+        if line.startswith(b"key="):
+            raw = line.split(b" ", 1)[0][4:].decode("ascii")
+            keys.append(urllib.parse.unquote(raw))
+    return keys
