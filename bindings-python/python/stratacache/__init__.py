@@ -12,6 +12,8 @@ Django: ``stratacache.django`` (settings, middleware, checks, commands) and
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import _core
 from ._core import CachedResponse, LocalCache, RequestCache, RequestScope
 from ._errors import (
@@ -72,3 +74,12 @@ __all__ = [
     "safe_key",
     "signing_keys_from_secret",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # "BACKEND": "stratacache.TieredCacheBackend": name the right path.
+    if name in ("TieredCacheBackend", "CacheBackend", "Backend", "StratacacheBackend"):
+        from .django import backend_paths
+
+        return backend_paths.wrong_name_class(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

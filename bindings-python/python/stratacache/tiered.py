@@ -158,6 +158,14 @@ class TieredCache:
         clock: a callable returning seconds (like ``time.time``), for tests.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TieredCache:
+        # Named as a Django cache BACKEND by mistake: say which path is right.
+        if len(args) == 2 and isinstance(args[1], dict):
+            from .django.backend_paths import refuse_django_call
+
+            refuse_django_call(cls, args)
+        return super().__new__(cls)
+
     def __init__(
         self,
         tiers: Sequence[Any] = (),

@@ -35,7 +35,14 @@ from ..keys import safe_key
 from ..tiered import LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
 from ..tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier
 
-__all__ = ["build_cache", "get_cache", "reset_caches", "safe_key_function", "stratacache_settings"]
+__all__ = [
+    "backend_aliases",
+    "build_cache",
+    "get_cache",
+    "reset_caches",
+    "safe_key_function",
+    "stratacache_settings",
+]
 
 _lock = threading.Lock()
 _caches: dict = {}
@@ -208,10 +215,35 @@ def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
     )
 
 
+def backend_aliases() -> list:
+    """The ``CACHES`` aliases served by ``TieredCacheBackend``."""
+    from django.conf import settings
+
+    from .backend import BACKEND_PATH
+
+    return [a for a, c in getattr(settings, "CACHES", {}).items() if c.get("BACKEND") == BACKEND_PATH]
+
+
+def _configured_in_stratacache(name: str) -> bool:
+    conf = stratacache_settings()
+    if name == "default":
+        return bool(conf.get("TIERS")) or "LOCAL" in conf
+    return name in (conf.get("CACHES") or {})
+
+
 def get_cache(name: str = "default") -> TieredCache:
-    """The process-wide ``TieredCache`` configured as ``name`` in
-    ``settings.STRATACACHE`` (built on first use, rebuilt when the settings
-    change in tests)."""
+    """The process-wide ``TieredCache`` named ``name``: a ``CACHES`` alias
+    served by ``TieredCacheBackend`` (the one place to configure it; its
+    ``TieredCache`` is returned, so ``get_or_load`` and ``cache.get`` share
+    tiers), else ``settings.STRATACACHE`` (built on first use, rebuilt when
+    the settings change in tests)::
+
+        get_cache("default").get_or_load(Key("outline", 3)(course_id), build)
+    """
+    if name in backend_aliases() and not _configured_in_stratacache(name):
+        from django.core.cache import caches
+
+        return caches[name].tiered
     cache = _caches.get(name)
     if cache is None:
         with _lock:
@@ -225,6 +257,9 @@ def reset_caches() -> None:
     """Forgets the built caches (the next ``get_cache`` rebuilds them)."""
     with _lock:
         _caches.clear()
+    from . import backend
+
+    backend.forget_shared()
 
 
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:
@@ -240,3 +275,15 @@ except ImportError:  # pragma: no cover - Django is optional for the core packag
     pass
 
 default_app_config = "stratacache.django.apps.StratacacheConfig"
+
+from . import backend_paths as _backend_paths  # noqa: E402
+
+_backend_paths.install()
+
+
+def __getattr__(name: str) -> Any:
+    # "BACKEND": "stratacache.django.TieredCacheBackend" and the like: a
+    # class whose instantiation names the right path.
+    if name in _backend_paths.NEAR_NAMES:
+        return _backend_paths.wrong_name_class(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,3 +17,8 @@ class StratacacheConfig(AppConfig):
 
         checks.register(stratacache_checks.check_settings, checks.Tags.caches)
         checks.register(stratacache_checks.check_middleware)
+
+        from . import backend_checks
+
+        checks.register(backend_checks.check_backend_paths, checks.Tags.caches)
+        checks.register(backend_checks.check_backend_options, checks.Tags.caches)

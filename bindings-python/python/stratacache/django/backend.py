@@ -29,6 +29,7 @@ import os
 import pickle
 import random
 import socket
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
@@ -252,16 +253,11 @@ class TieredCacheBackend(BaseCache):
     @property
     def tiered(self) -> TieredCache:
         """The ``TieredCache`` under this backend (built on first use), also
-        what ``stratacache.django.get_cache(alias)`` returns."""
+        what ``stratacache.django.get_cache(alias)`` returns. Django makes a
+        backend per thread; they all share one ``TieredCache`` per alias and
+        configuration, so the local tier is per process."""
         if self._tiered is None:
-            try:
-                self._tiered = build_tiered_cache(self._location, self._options, self.alias)
-                self._remote = build_tiered_cache(self._location, self._options, self.alias, local=False)
-                # Both share the adapters (and their connection pools).
-                self._remote._tiers = self._tiered._tiers
-                self._remote._natives = self._tiered._natives
-            except ConfigurationError as exc:
-                raise ImproperlyConfigured(f"CACHES[{self.alias!r}]: {exc}") from None
+            self._tiered, self._remote = _shared(self.alias, self._location, self._options)
         return self._tiered
 
     def _atomic_tier(self) -> Any:
@@ -647,6 +643,38 @@ def _pickle_errors() -> Iterator[None]:
         raise
 
 
+_shared_lock = threading.Lock()
+_shared_caches: dict = {}
+
+
+def _shared(alias: str, location: Any, options: Mapping) -> tuple:
+    """``(tiered, remote)`` for an alias and configuration, built once per
+    process: ``remote`` has no local tier and shares ``tiered``'s adapters
+    (and their connection pools)."""
+    key = (alias, repr(location), repr(sorted(options.items(), key=lambda kv: kv[0])))
+    found = _shared_caches.get(key)
+    if found is not None:
+        return found
+    with _shared_lock:
+        found = _shared_caches.get(key)
+        if found is None:
+            try:
+                tiered = build_tiered_cache(location, options, alias)
+                remote = build_tiered_cache(location, options, alias, local=False)
+            except ConfigurationError as exc:
+                raise ImproperlyConfigured(f"CACHES[{alias!r}]: {exc}") from None
+            remote._tiers = tiered._tiers
+            remote._natives = tiered._natives
+            found = _shared_caches[key] = (tiered, remote)
+    return found
+
+
+def forget_shared() -> None:
+    """Forgets the built caches (settings changed, in tests)."""
+    with _shared_lock:
+        _shared_caches.clear()
+
+
 def _alias_of(params: Mapping) -> str:
     from django.conf import settings
 
@@ -710,3 +738,12 @@ def _metadump(host: str, port: Optional[int], timeout: float) -> list:
             raw = line.split(b" ", 1)[0][4:].decode("ascii")
             keys.append(urllib.parse.unquote(raw))
     return keys
+
+
+def __getattr__(name: str) -> Any:
+    # "BACKEND": "stratacache.django.backend.TieredCache" and the like.
+    from . import backend_paths
+
+    if name in backend_paths.NEAR_NAMES:
+        return backend_paths.wrong_name_class(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

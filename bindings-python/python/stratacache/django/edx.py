@@ -119,6 +119,13 @@ DEFAULT_REQUEST_CACHE = RequestCache()
 class TieredCache:
     """The request cache backed by ``django.core.cache.cache``."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TieredCache:
+        # Named as a Django cache BACKEND by mistake: say which path is right.
+        from .backend_paths import refuse_django_call
+
+        refuse_django_call(cls, args)
+        return super().__new__(cls)
+
     @classmethod
     def get_cached_response(cls, key: Any) -> CachedResponse:
         """The request cache's answer, else the Django cache's (which is then

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ... import get_cache, stratacache_settings
+from ... import backend_aliases, get_cache, stratacache_settings
 
 COLUMNS = (
     "hits",
@@ -23,7 +23,10 @@ COLUMNS = (
 
 
 class Command(BaseCommand):
-    help = "Shows each stratacache tier: this process's counters and what the server reports."
+    help = (
+        "Shows each stratacache tier (STRATACACHE caches and CACHES aliases served by TieredCacheBackend): "
+        "this process's counters and what the server reports."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--cache", action="append", help="only this cache (default: all)")
@@ -31,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-server", action="store_true", help="do not ask the servers")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        names = options["cache"] or ["default", *(stratacache_settings().get("CACHES") or {})]
+        names = options["cache"] or list(
+            dict.fromkeys(["default", *(stratacache_settings().get("CACHES") or {}), *backend_aliases()])
+        )
         report = {}
         for name in names:
             cache = get_cache(name)
