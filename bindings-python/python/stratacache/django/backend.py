@@ -678,8 +678,10 @@ def forget_shared() -> None:
 def _alias_of(params: Mapping) -> str:
     from django.conf import settings
 
+    # Django hands a backend a copy of its settings less BACKEND and
+    # LOCATION, not its alias: the first alias with those settings names it.
     for alias, conf in getattr(settings, "CACHES", {}).items():
-        if conf is params or conf == params:
+        if {k: v for k, v in conf.items() if k not in ("BACKEND", "LOCATION")} == dict(params):
             return alias
     return "default"
 
