@@ -292,6 +292,34 @@ def test_async_methods(flushed):
         asyncio.run(main())
 
 
+@pytest.mark.parametrize("server", ["memcached", "redis"])
+def test_async_methods_do_not_hop_to_a_thread(server, flushed, monkeypatch):
+    """Remote round trips of aget/aget_many/aset/aset_many/adelete/aadd are
+    awaited on the event loop (the tiers have native async methods)."""
+    location = MEMCACHED if server == "memcached" else REDIS_URL
+
+    async def no_thread(*args, **kwargs):
+        raise AssertionError("asyncio.to_thread called")
+
+    with caches_with(strata=backend(location, KEY_PREFIX="aio")):
+        cache = caches["strata"]
+        cache.set("big", b"x" * (3 * 1024 * 1024))  # chunked on memcached
+
+        async def main():
+            monkeypatch.setattr(asyncio, "to_thread", no_thread)
+            await cache.aset("a", 1)
+            assert await cache.aset_many({f"k{i}": i for i in range(50)}) == []
+            assert await cache.aget("a") == 1
+            assert await cache.aget_many([f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
+            assert await cache.aget("big") == b"x" * (3 * 1024 * 1024)
+            assert await cache.adelete("a") is True
+            assert await cache.aget("a", "gone") == "gone"
+            monkeypatch.undo()
+
+        asyncio.run(main())
+        assert cache.get_many(["k1", "k49"]) == {"k1": 1, "k49": 49}  # the sync client reads them
+
+
 def test_set_many_returns_failed_keys_when_the_server_is_down():
     with caches_with(strata=backend(["127.0.0.1:1"], OPTIONS={"CONNECT_TIMEOUT": 0.1})):
         assert sorted(caches["strata"].set_many({"a": 1, "b": 2})) == ["a", "b"]

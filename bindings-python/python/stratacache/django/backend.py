@@ -42,7 +42,7 @@ from .. import _core
 from .._errors import ConfigurationError
 from ..keys import normalize_key
 from ..tiered import LeasePolicy, LocalTier, TieredCache, _keyring, _ttl_ms
-from ..tiers import MemcachedTier, RedisTier
+from .aio import AsyncMemcachedTier, AsyncRedisTier
 
 __all__ = ["BACKEND_PATH", "OPTION_NAMES", "TieredCacheBackend", "build_tiered_cache"]
 
@@ -105,12 +105,12 @@ def _location_tiers(location: Any, options: Mapping) -> list:
         extra["timeout"] = float(options["TIMEOUT"])
     if redis_urls:
         return [
-            RedisTier(url, name="redis" if len(redis_urls) == 1 else f"redis{i}", **extra)
+            AsyncRedisTier(url, name="redis" if len(redis_urls) == 1 else f"redis{i}", **extra)
             for i, url in enumerate(redis_urls)
         ]
     if "CONNECT_TIMEOUT" in options:
         extra["connect_timeout"] = float(options["CONNECT_TIMEOUT"])
-    return [MemcachedTier(location, **extra)]
+    return [AsyncMemcachedTier(location, **extra)]
 
 
 def _tier(spec: Any, index: int, where: str) -> Any:
@@ -132,9 +132,9 @@ def _tier(spec: Any, index: int, where: str) -> Any:
         if key in spec:
             extra[arg] = spec[key]
     if "MEMCACHED" in spec:
-        return MemcachedTier(spec["MEMCACHED"], **extra)
+        return AsyncMemcachedTier(spec["MEMCACHED"], **extra)
     if "REDIS" in spec:
-        return RedisTier(spec["REDIS"], **extra)
+        return AsyncRedisTier(spec["REDIS"], **extra)
     if "STORAGE" in spec or "CACHE" in spec:
         try:
             return tier_from_settings(spec, index)
