@@ -324,6 +324,8 @@ def test_set_many_returns_failed_keys_when_the_server_is_down():
     with caches_with(strata=backend(["127.0.0.1:1"], OPTIONS={"CONNECT_TIMEOUT": 0.1})):
         assert sorted(caches["strata"].set_many({"a": 1, "b": 2})) == ["a", "b"]
         assert caches["strata"].get("a", "fallback") == "fallback"  # degrades, never raises
+        assert caches["strata"].add("a", 1) is False
+        assert caches["strata"].get_many(["a", "b"]) == {}
 
 
 def test_get_cache_returns_the_backend_tiered_cache(flushed):

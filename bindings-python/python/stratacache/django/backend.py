@@ -300,13 +300,18 @@ class TieredCacheBackend(BaseCache):
     # -- reads --------------------------------------------------------------
 
     def get(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
+        """The value of ``key`` (a stored ``None`` included), else ``default``:
+        ``cache.get("outline", default=MISSING)``."""
         response = self.tiered.get_cached_response(self._key(key, version))
         return response.value if response.is_found else default
 
     def has_key(self, key: Any, version: Optional[int] = None) -> bool:
+        """True if some tier has ``key``: ``cache.has_key("outline")``."""
         return self.tiered.get_cached_response(self._key(key, version)).is_found
 
     def get_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
+        """``{key: value}`` for the keys found, one round trip per tier:
+        ``cache.get_many(["a", "b"])``."""
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -318,6 +323,7 @@ class TieredCacheBackend(BaseCache):
     def set(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> None:
+        """Writes ``value`` to every tier (``timeout``: seconds, None forever, 0 none): ``cache.set("a", 1, 60)``."""
         with _pickle_errors():
             self.tiered.set_all_tiers(self._key(key, version), value, self._ttl(timeout))
 
@@ -364,12 +370,16 @@ class TieredCacheBackend(BaseCache):
         return failed
 
     def delete(self, key: Any, version: Optional[int] = None) -> bool:
+        """Removes ``key`` from every tier; True if it was there:
+        ``cache.delete("outline")``."""
         made = self._key(key, version)
         existed = self.has_key(key, version)
         self.tiered.delete_all_tiers(made)
         return existed
 
     def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
+        """Removes the keys from every tier, one batch per tier:
+        ``cache.delete_many(["a", "b"])``."""
         cache = self.tiered
         scope = cache._scope()
         merged: dict = {}
@@ -427,9 +437,16 @@ class TieredCacheBackend(BaseCache):
                 continue
             chunks = [e for e in items if e[0] != main]
             head = [e for e in items if e[0] == main]
-            if chunks:
-                tier.set_many(chunks)
-            added = bool(tier.add_many(head)[0])
+            try:
+                if chunks:
+                    tier.set_many(chunks)
+                added = bool(tier.add_many(head)[0])
+            except Exception as exc:  # a dead server: nothing added, counted
+                cache._tier_error(tier_index, "add", exc)
+                cache._core.tier_failed(tier_index, cache._now())
+                if cache.strict:
+                    raise
+                return False
         if not added:
             # A value that cannot be served (its envelope expired, or it is
             # not ours) does not count as present: remove it, try once more.
@@ -446,6 +463,7 @@ class TieredCacheBackend(BaseCache):
     def get_or_set(
         self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> Any:
+        """The value of ``key``, else ``default`` (called if callable) added atomically: ``cache.get_or_set("a", build, 60)``."""
         response = self.tiered.get_cached_response(self._key(key, version))
         if response.is_found:
             return response.value
@@ -564,13 +582,16 @@ class TieredCacheBackend(BaseCache):
     # -- async: the TieredCache's own async API, no thread per call -----------
 
     async def aget(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
+        """Async ``get``: ``await cache.aget("a")``."""
         response = await self.tiered.aget_cached_response(self._key(key, version))
         return response.value if response.is_found else default
 
     async def ahas_key(self, key: Any, version: Optional[int] = None) -> bool:
+        """Async ``has_key``: ``await cache.ahas_key("a")``."""
         return (await self.tiered.aget_cached_response(self._key(key, version))).is_found
 
     async def aget_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
+        """Async ``get_many``: ``await cache.aget_many(["a", "b"])``."""
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -580,11 +601,13 @@ class TieredCacheBackend(BaseCache):
     async def aset(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> None:
+        """Async ``set``: ``await cache.aset("a", 1, 60)``."""
         await self.tiered.aset_all_tiers(self._key(key, version), value, self._ttl(timeout))
 
     async def aset_many(
         self, data: Mapping, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> list:
+        """Async ``set_many`` (returns the keys not stored): ``await cache.aset_many({"a": 1})``."""
         steps, back = self._set_many_steps(data, timeout, version)
         failed: list = []
         cache = self.tiered
@@ -603,6 +626,7 @@ class TieredCacheBackend(BaseCache):
         return failed
 
     async def adelete(self, key: Any, version: Optional[int] = None) -> bool:
+        """Async ``delete``: ``await cache.adelete("a")``."""
         existed = await self.ahas_key(key, version)
         await self.tiered.adelete_all_tiers(self._key(key, version))
         return existed
@@ -610,6 +634,7 @@ class TieredCacheBackend(BaseCache):
     async def aget_or_set(
         self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> Any:
+        """Async ``get_or_set``: ``await cache.aget_or_set("a", 1)``."""
         response = await self.tiered.aget_cached_response(self._key(key, version))
         if response.is_found:
             return response.value
