@@ -387,6 +387,7 @@ def test_check_reports_bad_options_and_paths():
             "ttl": backend(MEMCACHED, KEY_PREFIX="t", OPTIONS={"LOCAL": {"TTL": 0}}),
             "unsigned": backend(MEMCACHED, KEY_PREFIX="u", OPTIONS={"SIGNING_KEYS": False}),
             "noprefix": backend(MEMCACHED),
+            "toobig": backend(MEMCACHED, KEY_PREFIX="b", OPTIONS={"ITEM_LIMIT": 4 * 1024 * 1024}),
             "old": {"BACKEND": "tiercache.django.TieredCache"},
         }
     ):
@@ -400,6 +401,8 @@ def test_check_reports_bad_options_and_paths():
     assert any("unsigned" in m for m in by_id["stratacache.E107"])
     assert any("'noprefix'" in m for m in by_id["stratacache.W101"])
     assert any("tiercache.django.TieredCache" in m for m in by_id["stratacache.E100"])
+    assert any("'toobig'" in m for m in by_id["stratacache.E109"])
+    assert not any("'noprefix'" in m for m in by_id["stratacache.E109"])
 
 
 def test_values_are_signed_with_a_key_derived_from_secret_key(flushed):
@@ -417,3 +420,12 @@ def test_values_are_signed_with_a_key_derived_from_secret_key(flushed):
         forged = _core.encode_envelope(pickle.dumps("forged"), codec="pickle", created_at_ms=_core.now_ms())
         MemcachedTier(MEMCACHED).set_many([(normalize_key(cache.make_key("k")), forged, None)])
         assert cache.get("k", "miss") == "miss"
+
+
+def test_manage_py_check_runs_the_backend_checks():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with caches_with(bad=backend(MEMCACHED, KEY_PREFIX="x", OPTIONS={"LOCAL_TTL": 5})):
+        with pytest.raises(SystemCheckError, match="LOCAL_TTL"):
+            call_command("check")

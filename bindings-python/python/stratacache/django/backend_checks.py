@@ -115,11 +115,26 @@ def check_backend_options(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 )
             )
         try:
-            build_tiered_cache(conf.get("LOCATION"), options, alias)
+            built = build_tiered_cache(conf.get("LOCATION"), options, alias)
         except (ConfigurationError, TypeError, ValueError) as exc:
             messages.append(Error(f"{where}: {exc}", id="stratacache.E101"))
+            continue
         except Exception as exc:
             messages.append(
                 Error(f"{where} cannot be built: {type(exc).__name__}: {exc}", id="stratacache.E108")
             )
+            continue
+        for tier in built.tiers:
+            size_max = getattr(tier, "server_item_size_max", None)
+            server_max = size_max() if size_max is not None else None
+            if server_max is not None and tier.item_limit > server_max - 1024:
+                messages.append(
+                    Error(
+                        f"{where}: ITEM_LIMIT is {tier.item_limit} bytes but its memcached servers store items of "
+                        f"at most {server_max} bytes (item_size_max): larger values would never be cached",
+                        hint=f"Set OPTIONS['ITEM_LIMIT'] to at most {server_max - 4096}; larger values are "
+                        "chunked automatically.",
+                        id="stratacache.E109",
+                    )
+                )
     return messages
