@@ -11,7 +11,6 @@ import logging
 import math
 import random
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,7 @@ from typing import Any, Callable, Optional, Union
 from . import _core
 from ._driver import Driver, Waiters, describe
 from ._errors import ConfigurationError, LoaderError
+from ._ratelog import TierFailureLog
 from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .keys import BuiltKey, normalize_key
 from .scope import current_scope
@@ -193,7 +193,7 @@ class TieredCache:
         self._waiters = Waiters()
         self._driver = Driver(self)
         self._signed = signing_keys is not None and signing_keys is not False
-        self._error_log_at: dict = {}
+        self._failure_log = TierFailureLog()
         if isinstance(local, Mapping):
             local = LocalTier(**local)
         if isinstance(leases, bool):
@@ -254,18 +254,9 @@ class TieredCache:
         return int(self._clock() * 1000)
 
     def _tier_error(self, tier: int, op: str, exc: BaseException) -> None:
-        # One log line per tier and operation per 10 s: a dead memcached must
-        # not flood the logs (the counters have the totals).
-        now = time.monotonic()
-        key = (tier, op)
-        if now - self._error_log_at.get(key, -1e9) >= 10:
-            self._error_log_at[key] = now
-            log.warning(
-                "stratacache: %s on tier %r failed (%s); serving from the next tier or the loader",
-                op,
-                self._tiers[tier].name,
-                describe(exc),
-            )
+        # A dead tier logs one line when it starts failing, then one ERROR a
+        # minute with the count (stratacache._ratelog), never a line per call.
+        self._failure_log.failed(self._tiers[tier].name, op, describe(exc))
 
     def _decode(self, items: list) -> list:
         out = []

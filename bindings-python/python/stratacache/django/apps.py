@@ -17,3 +17,4 @@ class StratacacheConfig(AppConfig):
 
         checks.register(stratacache_checks.check_settings, checks.Tags.caches)
         checks.register(stratacache_checks.check_middleware)
+        checks.register(stratacache_checks.check_connections, checks.Tags.caches, deploy=True)
