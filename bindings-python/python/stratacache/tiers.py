@@ -372,7 +372,7 @@ def storage_name(prefix: str, key: str) -> str:
     and, below 200 characters, reversed by :func:`storage_key`.
 
     >>> storage_name("blocks", "outline|v3|course-v1%3AedX")
-    'blocks/outline%7Cv3%7Ccourse-v1%253Aed%58'
+    'blocks/outline%7Cv3%7Ccourse-v1%253%41ed%58'
     """
     name = _escape_name(key)
     return f"{prefix.rstrip('/')}/{name}" if prefix else name
@@ -383,7 +383,7 @@ def storage_key(name: str) -> Optional[str]:
     or None for a shortened name (its key is not recoverable) or a name that
     is not a stratacache object.
 
-    >>> storage_key("outline%7Cv3%7Ccourse-v1%253Aed%58")
+    >>> storage_key("outline%7Cv3%7Ccourse-v1%253%41ed%58")
     'outline|v3|course-v1%3AedX'
     """
     if "%-" in name:

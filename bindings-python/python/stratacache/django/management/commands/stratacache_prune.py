@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ... import _core
-from ...tiers import StorageTier, storage_key
+from stratacache import _core
+from stratacache.tiers import StorageTier, storage_key
 
 _VERSIONED = re.compile(r"^([^|]+)\|v(\d+)((?:\|.*)?)$")
 _CHUNK_NS = "tiercache.chunk"
@@ -120,7 +120,7 @@ def plan_prune(
                 plan.unreadable += 1
                 continue
         keys[key] = name
-        hard = head.get("hard_expiry_ms")
+        hard = head["header"].get("hard_expiry_ms")
         if hard is not None and hard <= now_ms:
             plan.expired.append(name)
             continue
@@ -137,14 +137,15 @@ def plan_prune(
     return plan
 
 
-def _progress(enabled: bool, desc: str) -> Callable[[Iterable], Iterable]:
+def _progress(enabled: bool, desc: str, file: Any) -> Callable[[Iterable], Iterable]:
     if not enabled:
         return lambda it: it
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is the [progress] extra
+        file.write("tqdm is not installed: pip install tqdm for a progress bar")
         return lambda it: it
-    return lambda it: tqdm(it, desc=desc, unit="obj")
+    return lambda it: tqdm(it, desc=desc, unit="obj", file=getattr(file, "_out", file))
 
 
 class Command(BaseCommand):
@@ -163,7 +164,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from ....tiered import _keyring
+        from stratacache.tiered import _keyring
+
         from ... import cache_config, get_cache, signing_keys_from_settings, stratacache_settings
 
         if options["keep"] < 1:
@@ -182,7 +184,9 @@ class Command(BaseCommand):
                     now_ms=_core.now_ms(),
                     keyring=keyring,
                     progress=_progress(
-                        not options["no_progress"] and not options["json"], f"{name}/{tier.name}"
+                        not options["no_progress"] and not options["json"],
+                        f"{name}/{tier.name}",
+                        self.stderr,
                     ),
                 )
                 if not options["dry_run"]:
