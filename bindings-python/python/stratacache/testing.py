@@ -59,8 +59,15 @@ def _known_caches(extra: Iterable[TieredCache] = ()) -> list:
         from django.conf import settings
 
         if settings.configured:
-            from .django import _caches
+            from .django import _caches, get_cache, stratacache_settings
 
+            # Build the configured caches, so a test's first use finds their
+            # remote tiers emptied too.
+            for name in ["default", *(stratacache_settings().get("CACHES") or {})]:
+                try:
+                    get_cache(name)
+                except Exception:  # a misconfigured cache fails in the test, not here
+                    pass
             caches.extend(_caches.values())
     except ImportError:
         pass
