@@ -32,6 +32,7 @@ from .tiered import (
     MISSING,
     LeasePolicy,
     LocalTier,
+    ReadResult,
     TieredCache,
     signing_keys_from_secret,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "LocalTier",
     "PickleCodec",
     "RawCodec",
+    "ReadResult",
     "RequestCache",
     "RequestScope",
     "StratacacheError",
