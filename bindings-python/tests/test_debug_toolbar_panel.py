@@ -66,7 +66,7 @@ def test_panel_lists_each_read_with_tiers_sources_and_time():
     assert re.search(r"2 reads, 9 keys in [0-9.]+ ms", html)
     assert "default.get_or_load" in content and "default.get_many" in content
     assert "course-v1:edX+DemoX+Demo outline" in content
-    assert "memcached ×1" in content and "storage ×1" in content  # tiers consulted
+    assert "memcached (1)" in content and "storage (1)" in content  # tiers consulted
     assert "loader: 1" in content and "miss: 8" in content  # where the keys came from
     assert "block-0" in content and "(+3 more)" in content
     assert not _observe._originals  # reads are unwrapped again after the request
@@ -138,7 +138,7 @@ def test_panel_screenshot_in_headless_chromium(tmp_path):
     dom = subprocess.run(
         [*run, "--dump-dom", page.as_uri()], check=True, capture_output=True, timeout=120, text=True
     ).stdout
-    assert "default.get_many" in dom and "memcached ×1" in dom  # what Chromium rendered
+    assert "default.get_many" in dom and "memcached (1)" in dom  # what Chromium rendered
     width, height, dark = _png_pixels(shot)
     assert (width, height) == (1200, 500)
     assert dark > 2000, "the screenshot is blank"  # text and table rules were drawn

@@ -107,7 +107,7 @@ class StratacachePanel(Panel):
                     f" (+{len(r['keys']) - _MAX_KEYS_SHOWN} more)"
                     if len(r["keys"]) > _MAX_KEYS_SHOWN
                     else "",
-                    ", ".join(f"{t} ×{n}" for t, n in r["consulted"].items()) or "none",
+                    ", ".join(f"{t} ({n})" for t, n in r["consulted"].items()) or "none",
                     ", ".join(f"{s}: {n}" for s, n in r["sources"].items()) or "-",
                     f"{r['ms']:.3f} ms",
                     r["error"] or "",
