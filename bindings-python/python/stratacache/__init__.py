@@ -10,8 +10,6 @@ Django: ``stratacache.django`` (settings, middleware, checks, commands) and
 ``stratacache.django.edx`` (a drop-in edx-django-utils cache API).
 """
 
-from __future__ import annotations
-
 from . import _core
 from ._core import CachedResponse, LocalCache, RequestCache, RequestScope
 from ._errors import (
