@@ -90,7 +90,10 @@ mod tests {
         let find = |name: &str, tier: Option<&str>| {
             snapshot.iter().find(|(key, _, _, _)| {
                 key.key().name() == name
-                    && tier.is_none_or(|t| key.key().labels().any(|l| l.key() == "tier" && l.value() == t))
+                    && match tier {
+                        None => true,
+                        Some(t) => key.key().labels().any(|l| l.key() == "tier" && l.value() == t),
+                    }
             })
         };
         for counter in ["hits", "misses", "errors", "chunked_reads", "skipped_cooling_down"] {
