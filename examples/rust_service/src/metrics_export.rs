@@ -45,7 +45,11 @@ pub fn export<V: Clone>(cache_name: &str, cache: &TieredCache<V>, now_ms: u64) {
         for (name, value) in stats.named() {
             metrics::counter!(format!("stratacache_tier_{name}_total"), &labels).absolute(value);
         }
-        let cooling = if cache.is_cooling_down(i, now_ms) { 1.0 } else { 0.0 };
+        let cooling = if cache.is_cooling_down(i, now_ms) {
+            1.0
+        } else {
+            0.0
+        };
         metrics::gauge!("stratacache_tier_cooling_down", &labels).set(cooling);
     }
     let labels = [("cache", cache_label.clone())];
@@ -55,7 +59,9 @@ pub fn export<V: Clone>(cache_name: &str, cache: &TieredCache<V>, now_ms: u64) {
     if let Some(local) = cache.local_stats() {
         for (name, value) in local.named() {
             match name {
-                "entries" => metrics::gauge!("stratacache_local_entries", &labels).set(value as f64),
+                "entries" => {
+                    metrics::gauge!("stratacache_local_entries", &labels).set(value as f64)
+                }
                 "weight" => {
                     metrics::gauge!("stratacache_local_weight_bytes", &labels).set(value as f64)
                 }
@@ -92,13 +98,23 @@ mod tests {
                 key.key().name() == name
                     && match tier {
                         None => true,
-                        Some(t) => key.key().labels().any(|l| l.key() == "tier" && l.value() == t),
+                        Some(t) => key
+                            .key()
+                            .labels()
+                            .any(|l| l.key() == "tier" && l.value() == t),
                     }
             })
         };
-        for counter in ["hits", "misses", "errors", "chunked_reads", "skipped_cooling_down"] {
+        for counter in [
+            "hits",
+            "misses",
+            "errors",
+            "chunked_reads",
+            "skipped_cooling_down",
+        ] {
             let name = format!("stratacache_tier_{counter}_total");
-            let (_, _, _, value) = find(&name, Some("memcached")).unwrap_or_else(|| panic!("{name}"));
+            let (_, _, _, value) =
+                find(&name, Some("memcached")).unwrap_or_else(|| panic!("{name}"));
             assert_eq!(*value, DebugValue::Counter(0));
         }
         assert!(find("stratacache_tier_cooling_down", Some("memcached")).is_some());
