@@ -144,3 +144,11 @@ def test_dead_memcached_tier_logs_one_line_not_one_per_read(caplog):
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert "memcached" in lines[0].getMessage() and "summed up" in lines[0].getMessage()
     assert cache.stats()["tiers"][0]["errors"] >= 50
+
+
+def test_a_caches_alias_on_the_stratacache_backend_counts_as_configured():
+    caches = {
+        "default": {"BACKEND": "stratacache.django.backend.TieredCacheBackend", "LOCATION": "x"},
+    }
+    with override_settings(CACHES=caches, STRATACACHE=None):
+        assert "stratacache.W004" not in ids(check_settings())

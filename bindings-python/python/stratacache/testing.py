@@ -69,6 +69,9 @@ def _known_caches(extra: Iterable[TieredCache] = ()) -> list:
                 except Exception:  # a misconfigured cache fails in the test, not here
                     pass
             caches.extend(_caches.values())
+            from .django.checks import backend_tiered_caches
+
+            caches.extend(backend_tiered_caches().values())
     except ImportError:
         pass
     from . import decorators

@@ -161,6 +161,30 @@ def _backend_aliases() -> list:
     ]
 
 
+def backend_tiered_caches() -> dict:
+    """``{alias: TieredCache}`` of the CACHES aliases served by the
+    stratacache backend (``stratacache.django.backend``), found by duck
+    typing (the backend keeps its ``TieredCache`` as ``.tiered`` or
+    ``.cache``): the connection check, the metrics and the test helpers
+    cover them next to the ``STRATACACHE`` caches."""
+    from django.core.cache import caches
+
+    from ..tiered import TieredCache
+
+    out = {}
+    for alias in _backend_aliases():
+        try:
+            backend = caches[alias]
+        except Exception:
+            continue
+        for attr in ("tiered", "cache", "_tiered", "_cache"):
+            candidate = getattr(backend, attr, None)
+            if isinstance(candidate, TieredCache):
+                out[alias] = candidate
+                break
+    return out
+
+
 #: The key each tier is asked for by the connection check (never written).
 PROBE_KEY = "stratacache-check|v1|probe"
 
@@ -180,6 +204,7 @@ def probe_tiers(names: Any = None) -> list:
     from . import get_cache
 
     conf = stratacache_settings_safe()
+    names_given = names
     if names is None:
         names = ["default", *(conf.get("CACHES") or {})]
     out = []
@@ -199,6 +224,16 @@ def probe_tiers(names: Any = None) -> list:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             out.append((name, tier.name, tier.kind, error, time.perf_counter() - start))
+    if names_given is None:
+        for alias, cache in backend_tiered_caches().items():
+            for tier in cache.tiers:
+                start = time.perf_counter()
+                try:
+                    tier.get_many([PROBE_KEY])
+                    error = None
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                out.append((f"CACHES[{alias!r}]", tier.name, tier.kind, error, time.perf_counter() - start))
     return out
 
 
