@@ -192,3 +192,21 @@ def test_public_items_have_docstrings():
             obj = getattr(module, name)
             if callable(obj) and not isinstance(obj, type(os)):
                 assert (obj.__doc__ or "").strip(), f"{module.__name__}.{name} has no docstring"
+
+
+def test_read_observer_sees_each_read_once_sync_and_async():
+    from stratacache._observe import _originals, observe
+
+    cache = get_cache()
+    events = []
+    with observe(events.append):
+        cache.get_or_load("ev", lambda: 1)  # calls get_many_or_load inside: one event
+        cache.get("ev")  # calls get_cached_response inside: one event
+        asyncio.run(cache.aget_many(["ev", "none"]))
+    assert [e.method for e in events] == ["get_or_load", "get", "aget_many"]
+    assert [e.source for e in events] == ["loader", "local", "miss"]
+    assert events[0].consulted == {"memcached": 1, "redis": 1, "storage": 1}
+    assert events[2].sources == {"local": 1, "miss": 1}
+    assert all(e.seconds > 0 for e in events)
+    assert not _originals  # unwrapped when the last observer leaves
+    assert not hasattr(TieredCache.get, "__wrapped__")  # the original method again
