@@ -144,3 +144,9 @@ def test_prune_command_dry_run_then_prune_on_s3(s3_settings):
 def test_prune_refuses_keep_zero(s3_settings):
     with pytest.raises(CommandError, match="--keep"):
         call_command("stratacache_prune", "--keep", "0", stdout=io.StringIO())
+
+
+def test_names_of_the_older_scheme_are_not_taken_for_keys():
+    assert storage_key("outline|v3|course-v1:edX") is None
+    assert storage_key("Outline") is None
+    assert storage_key("outline%7Cv3") == "outline|v3"

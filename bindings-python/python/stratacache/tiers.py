@@ -386,8 +386,8 @@ def storage_key(name: str) -> Optional[str]:
     >>> storage_key("outline%7Cv3%7Ccourse-v1%253%41ed%58")
     'outline|v3|course-v1%3AedX'
     """
-    if "%-" in name:
-        return None
+    if "%-" in name or any(b not in _NAME_SAFE and b != 0x25 for b in name.encode("utf-8")):
+        return None  # shortened, or not written by this scheme (an older name with `|`, say)
     out = bytearray()
     i = 0
     raw = name.encode("ascii", "replace")
