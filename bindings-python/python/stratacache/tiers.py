@@ -13,6 +13,7 @@ import concurrent.futures
 import io
 import math
 import pickle
+import re
 import weakref
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
@@ -337,6 +338,8 @@ class RedisTier(Tier):
 #: digits, ``-``, ``_`` and ``.`` (never first) are valid and case-distinct on
 #: every filesystem (NTFS, APFS, ext4) and object store (S3, GCS, Azure).
 _NAME_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: A full (not shortened) object name of this scheme.
+_NAME_RE = re.compile(r"(?:[a-z0-9._-]|%[0-9A-F]{2})*")
 #: Longest file name component written; longer names keep a readable prefix
 #: and end in ``%-`` and a SHA-256 (``%-`` never appears in an escaped name).
 _NAME_MAX = 200
@@ -386,7 +389,7 @@ def storage_key(name: str) -> Optional[str]:
     >>> storage_key("outline%7Cv3%7Ccourse-v1%253%41ed%58")
     'outline|v3|course-v1%3AedX'
     """
-    if "%-" in name or any(b not in _NAME_SAFE and b != 0x25 for b in name.encode("utf-8")):
+    if not _NAME_RE.fullmatch(name):
         return None  # shortened, or not written by this scheme (an older name with `|`, say)
     out = bytearray()
     i = 0
