@@ -120,6 +120,7 @@ cat > "$PKG/package.json" <<JSON
       "node": "./tools-node.js",
       "default": "./tools-browser.js"
     },
+    "./metrics": { "types": "./metrics.d.ts", "default": "./metrics.js" },
     "./package.json": "./package.json"
   },
   "files": ["*.js", "*.d.ts", "*.wasm", "README.md"],

@@ -22,6 +22,10 @@ PY_REQUIREMENTS=(
   "edx-django-utils>=5"
   "cachetools>=5"
   "ruff>=0.6"
+  "django-debug-toolbar>=4.4"
+  "prometheus-client>=0.20"
+  "opentelemetry-api>=1.25"
+  "opentelemetry-sdk>=1.25"
 )
 
 step "Python environment (.venv)"
@@ -50,6 +54,9 @@ cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
 trap cleanup EXIT
 bash scripts/servers.sh start
 eval "$(bash scripts/servers.sh env)"
+
+# The Debug Toolbar panel test takes a screenshot in headless Chromium.
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 
 step "pytest (bindings-python/tests)"
 cd bindings-python/tests

@@ -32,7 +32,20 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "stratacache.django",
+    "django.contrib.staticfiles",
+    "debug_toolbar",
 ]
+STATIC_URL = "/static/"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+# The Debug Toolbar is only in the MIDDLEWARE of the panel test (test_debug_toolbar_panel.py).
+DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": lambda request: True, "IS_RUNNING_TESTS": False}
+DEBUG_TOOLBAR_PANELS = ["stratacache.django.panels.StratacachePanel"]
 MIDDLEWARE = [
     "stratacache.django.middleware.RequestCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
 from stratacache import RequestCache, current_scope
@@ -39,8 +39,24 @@ def loader_view(request):
     return JsonResponse({"value": value, "loaded": bool(calls)})
 
 
+def outline_view(request):
+    """An HTML page that reads through the tiers (the Debug Toolbar panel test)."""
+    cache = get_cache()
+    cache.get_or_load("course-v1:edX+DemoX+Demo outline", lambda: {"blocks": 3}, ttl=60)
+    found = cache.get_many([f"block-{i}" for i in range(8)])
+    return HttpResponse(f"<html><body><h1>outline</h1><p>{len(found)} blocks</p></body></html>")
+
+
 urlpatterns = [
     path("sync/", sync_view),
     path("async/", async_view),
     path("loader/", loader_view),
+    path("outline/", outline_view),
 ]
+
+try:  # the Debug Toolbar panel test (django-debug-toolbar is a test requirement)
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()
+except ImportError:  # pragma: no cover
+    pass

@@ -10,9 +10,7 @@ Django: ``stratacache.django`` (settings, middleware, checks, commands) and
 ``stratacache.django.edx`` (a drop-in edx-django-utils cache API).
 """
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any as _Any
 
 from . import _core
 from ._core import CachedResponse, LocalCache, RequestCache, RequestScope
@@ -34,6 +32,7 @@ from .tiered import (
     MISSING,
     LeasePolicy,
     LocalTier,
+    ReadResult,
     TieredCache,
     signing_keys_from_secret,
 )
@@ -61,6 +60,7 @@ __all__ = [
     "LocalTier",
     "PickleCodec",
     "RawCodec",
+    "ReadResult",
     "RequestCache",
     "RequestScope",
     "StratacacheError",
@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # "BACKEND": "stratacache.TieredCacheBackend": name the right path.
     if name in ("TieredCacheBackend", "CacheBackend", "Backend", "StratacacheBackend"):
         from .django import backend_paths

@@ -11,15 +11,15 @@ import logging
 import math
 import random
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import _core
 from ._driver import Driver, Waiters, describe
 from ._errors import ConfigurationError, LoaderError
+from ._ratelog import TierFailureLog
 from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .keys import BuiltKey, normalize_key
 from .scope import current_scope
@@ -31,6 +31,7 @@ __all__ = [
     "MISSING",
     "LeasePolicy",
     "LocalTier",
+    "ReadResult",
     "TieredCache",
     "signing_keys_from_secret",
 ]
@@ -64,6 +65,21 @@ class LeasePolicy:
     ttl: float = 10.0
     max_wait: float = 2.0
     poll_interval: float = 0.1
+
+
+class ReadResult(NamedTuple):
+    """What :meth:`TieredCache.lookup` found for one key, and where:
+    ``source`` is ``"request"``, ``"local"``, ``"loader"``, a remote tier's
+    name, or None for a miss.
+
+    >>> ReadResult("k", True, 1, "memcached").source
+    'memcached'
+    """
+
+    key: Any
+    hit: bool
+    value: Any
+    source: Optional[str]
 
 
 def _ttl_ms(ttl: Ttl) -> int:
@@ -201,7 +217,7 @@ class TieredCache:
         self._waiters = Waiters()
         self._driver = Driver(self)
         self._signed = signing_keys is not None and signing_keys is not False
-        self._error_log_at: dict = {}
+        self._failure_log = TierFailureLog()
         if isinstance(local, Mapping):
             local = LocalTier(**local)
         if isinstance(leases, bool):
@@ -262,18 +278,9 @@ class TieredCache:
         return int(self._clock() * 1000)
 
     def _tier_error(self, tier: int, op: str, exc: BaseException) -> None:
-        # One log line per tier and operation per 10 s: a dead memcached must
-        # not flood the logs (the counters have the totals).
-        now = time.monotonic()
-        key = (tier, op)
-        if now - self._error_log_at.get(key, -1e9) >= 10:
-            self._error_log_at[key] = now
-            log.warning(
-                "stratacache: %s on tier %r failed (%s); serving from the next tier or the loader",
-                op,
-                self._tiers[tier].name,
-                describe(exc),
-            )
+        # A dead tier logs one line when it starts failing, then one ERROR a
+        # minute with the count (stratacache._ratelog), never a line per call.
+        self._failure_log.failed(self._tiers[tier].name, op, describe(exc))
 
     def _decode(self, items: list) -> list:
         out = []
@@ -446,6 +453,49 @@ class TieredCache:
         scope = current_scope(False)
         read = self._read(core_keys, scope, False, DEFAULT_TTL, user_keys=user_keys)
         return read if type(read) is dict else self._driver.run(read, scope, None, user_keys)
+
+    def _source_name(self, source: Any) -> Optional[str]:
+        return self._tiers[source].name if isinstance(source, int) else source
+
+    def lookup_many(self, keys: Iterable[str]) -> list:
+        """One ``ReadResult(key, hit, value, source)`` per key, in order,
+        where ``source`` says which tier answered: ``"request"``,
+        ``"local"``, a remote tier's name (``"memcached"``), or None for a
+        miss. One batch per tier, like :meth:`get_many` (the JS ``getMany``
+        returns the same ``{key, hit, value, source}``).
+
+        >>> [r.source for r in cache.lookup_many(["a", "b"])]  # doctest: +SKIP
+        ['local', 'memcached']
+        """
+        keys = list(keys)
+        core_keys, _ = self._norm(keys)
+        scope = self._scope()
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else self._driver.run(read, scope, None)
+        return [
+            ReadResult(key, bool(r[0]), r[1] if r[0] else None, self._source_name(r[2]) if r[0] else None)
+            for key, r in zip(keys, results)
+        ]
+
+    def lookup(self, key: str) -> ReadResult:
+        """:meth:`lookup_many` for one key.
+
+        >>> cache.lookup("outline").source  # doctest: +SKIP
+        'redis'
+        """
+        return self.lookup_many([key])[0]
+
+    async def alookup_many(self, keys: Iterable[str]) -> list:
+        """Async :meth:`lookup_many`."""
+        keys = list(keys)
+        core_keys, _ = self._norm(keys)
+        scope = self._scope()
+        read = self._read(core_keys, scope, False, DEFAULT_TTL)
+        results = read if isinstance(read, list) else await self._driver.arun(read, scope, None)
+        return [
+            ReadResult(key, bool(r[0]), r[1] if r[0] else None, self._source_name(r[2]) if r[0] else None)
+            for key, r in zip(keys, results)
+        ]
 
     def prefetch(self, keys: Iterable[str]) -> int:
         """Reads ``keys`` in one batch and leaves what was found in the

@@ -13,6 +13,7 @@ import concurrent.futures
 import io
 import math
 import pickle
+import re
 import weakref
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
@@ -25,6 +26,8 @@ __all__ = [
     "RedisTier",
     "StorageTier",
     "Tier",
+    "storage_key",
+    "storage_name",
 ]
 
 Entry = tuple  # (key, bytes, ttl_ms or None)
@@ -331,21 +334,98 @@ class RedisTier(Tier):
         }
 
 
+#: Bytes kept as they are in storage object names: lower-case letters,
+#: digits, ``-``, ``_`` and ``.`` (never first) are valid and case-distinct on
+#: every filesystem (NTFS, APFS, ext4) and object store (S3, GCS, Azure).
+_NAME_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: A full (not shortened) object name of this scheme.
+_NAME_RE = re.compile(r"(?:[a-z0-9._-]|%[0-9A-F]{2})*")
+#: Longest file name component written; longer names keep a readable prefix
+#: and end in ``%-`` and a SHA-256 (``%-`` never appears in an escaped name).
+_NAME_MAX = 200
+
+
+def _escape_name(key: str) -> str:
+    out = []
+    for i, b in enumerate(key.encode("utf-8")):
+        if b in _NAME_SAFE and not (i == 0 and b == 0x2E):
+            out.append(chr(b))
+        else:
+            out.append(f"%{b:02X}")
+    name = "".join(out)
+    if len(name) > _NAME_MAX:
+        import hashlib
+
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        head = name[: _NAME_MAX - 42]
+        cut = head.rfind("%", len(head) - 2)  # never split an escape
+        if cut != -1:
+            head = head[:cut]
+        name = f"{head}%-{digest}"
+    return name
+
+
 def storage_name(prefix: str, key: str) -> str:
-    """The file name of ``key`` in a storage tier: keys never contain ``/``
-    nor start with ``.`` once mapped (``%`` is already escaped in keys, so the
-    mapping is injective)."""
-    name = key.replace("/", "%2F")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
+    """The object name of ``key`` in a storage tier, valid on every
+    filesystem and object store (Windows included): every byte but
+    lower-case letters, digits, ``-``, ``_`` and ``.`` is written ``%XX``
+    (so ``|``, ``:``, ``%`` and upper-case letters never reach the storage,
+    and two keys that differ only in case never share a file), and names
+    past 200 characters end in ``%-`` and a digest. The mapping is injective
+    and, below 200 characters, reversed by :func:`storage_key`.
+
+    >>> storage_name("blocks", "outline|v3|course-v1%3AedX")
+    'blocks/outline%7Cv3%7Ccourse-v1%253%41ed%58'
+    """
+    name = _escape_name(key)
     return f"{prefix.rstrip('/')}/{name}" if prefix else name
+
+
+def storage_key(name: str) -> Optional[str]:
+    """The key a storage object name (without the prefix) was written for,
+    or None for a shortened name (its key is not recoverable) or a name that
+    is not a stratacache object.
+
+    >>> storage_key("outline%7Cv3%7Ccourse-v1%253%41ed%58")
+    'outline|v3|course-v1%3AedX'
+    """
+    if not _NAME_RE.fullmatch(name):
+        return None  # shortened, or not written by this scheme (an older name with `|`, say)
+    out = bytearray()
+    i = 0
+    raw = name.encode("ascii", "replace")
+    while i < len(raw):
+        b = raw[i]
+        if b == 0x25:
+            try:
+                out.append(int(raw[i + 1 : i + 3], 16))
+            except ValueError:
+                return None
+            i += 3
+        else:
+            out.append(b)
+            i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class StorageTier(Tier):
     """A Django ``Storage`` (``FileSystemStorage``, django-storages' S3, ...)
-    as the slowest, largest tier: entries never expire there (the envelope's
-    own expiry decides what is served), and are not back-filled. Reads of a
-    batch run in parallel threads (storages have no multi-get)."""
+    as the slowest, largest tier. Each object is an envelope that carries
+    its own expiry (and its key carries its version); storages do not expire
+    objects themselves, so ``manage.py stratacache_prune`` removes what has
+    expired and what older versions left behind. Entries are not
+    back-filled. Object names are safe on every filesystem and object store
+    (:func:`storage_name`). Reads of a batch run in parallel threads
+    (storages have no multi-get).
+
+    ::
+
+        tier = StorageTier(S3Storage(bucket_name="cache"), prefix="blocks")
+        cache = TieredCache([MemcachedTier("127.0.0.1:11211"), tier])
+    """
 
     kind = "storage"
     backfill = False
@@ -435,12 +515,37 @@ class StorageTier(Tier):
     def delete_many(self, keys: Sequence[str]) -> None:
         self._map(self._delete, list(keys))
 
-    def clear(self) -> None:
+    def names(self) -> list:
+        """The object names (without the prefix) this tier holds: what
+        ``stratacache_prune`` walks. ``storage_key(name)`` gives the key.
+
+        >>> tier.names()  # doctest: +SKIP
+        ['outline%7Cv3%7Ccourse-v1%253Aed%58']
+        """
         try:
             _dirs, files = self.storage.listdir(self.prefix)
         except FileNotFoundError:
-            return
-        self._map(lambda f: self.storage.delete(f"{self.prefix.rstrip('/')}/{f}"), files)
+            return []
+        return sorted(files)
+
+    def read_head(self, name: str) -> Optional[bytes]:
+        """The stored bytes of object ``name`` (without the prefix), or None
+        if it is gone: ``stratacache_prune`` reads the envelope header (its
+        expiry) from them."""
+        full = f"{self.prefix.rstrip('/')}/{name}" if self.prefix else name
+        try:
+            with self.storage.open(full, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def delete_names(self, names: Sequence[str]) -> None:
+        """Deletes objects by name (without the prefix)."""
+        base = f"{self.prefix.rstrip('/')}/" if self.prefix else ""
+        self._map(lambda n: self.storage.delete(base + n), list(names))
+
+    def clear(self) -> None:
+        self.delete_names(self.names())
 
 
 #: What a Django cache tier hands to the core for a value some other code

@@ -24,8 +24,6 @@ system checks and management commands.
     cache = get_cache()
 """
 
-from __future__ import annotations
-
 import threading
 from collections.abc import Mapping
 from typing import Any, Optional

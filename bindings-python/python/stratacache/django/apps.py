@@ -22,3 +22,4 @@ class StratacacheConfig(AppConfig):
 
         checks.register(backend_checks.check_backend_paths, checks.Tags.caches)
         checks.register(backend_checks.check_backend_options, checks.Tags.caches)
+        checks.register(stratacache_checks.check_connections, checks.Tags.caches, deploy=True)

@@ -26,6 +26,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         conf = stratacache_settings()
     except ConfigurationError as exc:
         return [Error(str(exc), id="stratacache.E001")]
+    if not conf.get("TIERS") and not conf.get("LOCAL_ONLY") and not _backend_aliases():
+        messages.append(
+            Warning(
+                "settings.STRATACACHE is missing or has no 'TIERS' (and no CACHES alias uses the "
+                "stratacache backend): get_cache() is then a local-only cache, private to each process",
+                hint="Add STRATACACHE = {'TIERS': [{'CACHE': 'memcached'}]} (a CACHES alias), or set "
+                "'LOCAL_ONLY': True to say that a per-process cache is meant.",
+                id="stratacache.W004",
+            )
+        )
     configs = [("default", {k: v for k, v in conf.items() if k != "CACHES"})]
     for name, sub in (conf.get("CACHES") or {}).items():
         configs.append((name, {str(k).upper(): v for k, v in sub.items()}))
@@ -134,4 +144,112 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 id="stratacache.E007",
             )
         )
+    return messages
+
+
+def _backend_aliases() -> list:
+    """The CACHES aliases served by the stratacache backend."""
+    from . import backend_aliases
+
+    return backend_aliases()
+
+
+def backend_tiered_caches() -> dict:
+    """``{alias: TieredCache}`` of the CACHES aliases served by the
+    stratacache backend (``stratacache.django.backend``), found by duck
+    typing (the backend keeps its ``TieredCache`` as ``.tiered`` or
+    ``.cache``): the connection check, the metrics and the test helpers
+    cover them next to the ``STRATACACHE`` caches."""
+    from django.core.cache import caches
+
+    from ..tiered import TieredCache
+
+    out = {}
+    for alias in _backend_aliases():
+        try:
+            backend = caches[alias]
+        except Exception:
+            continue
+        for attr in ("tiered", "cache", "_tiered", "_cache"):
+            candidate = getattr(backend, attr, None)
+            if isinstance(candidate, TieredCache):
+                out[alias] = candidate
+                break
+    return out
+
+
+#: The key each tier is asked for by the connection check (never written).
+PROBE_KEY = "stratacache-check|v1|probe"
+
+
+def probe_tiers(names: Any = None) -> list:
+    """Asks every remote tier of the configured caches for one key, once:
+    ``[(cache, tier, kind, error or None, seconds)]``. What
+    ``manage.py stratacache_check`` prints and ``check --deploy`` reports.
+
+    ::
+
+        for cache, tier, kind, error, seconds in probe_tiers():
+            print(cache, tier, "OK" if error is None else error)
+    """
+    import time
+
+    from . import get_cache
+
+    conf = stratacache_settings_safe()
+    names_given = names
+    if names is None:
+        names = ["default", *(conf.get("CACHES") or {})]
+    out = []
+    for name in names:
+        try:
+            cache = get_cache(name)
+        except Exception as exc:
+            out.append((name, "-", "-", f"cannot be built: {type(exc).__name__}: {exc}", 0.0))
+            continue
+        for tier in cache.tiers:
+            start = time.perf_counter()
+            try:
+                got = tier.get_many([PROBE_KEY])
+                if not isinstance(got, (list, tuple)) or len(got) != 1:
+                    raise TypeError(f"get_many returned {got!r} for one key")
+                error = None
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            out.append((name, tier.name, tier.kind, error, time.perf_counter() - start))
+    if names_given is None:
+        for alias, cache in backend_tiered_caches().items():
+            for tier in cache.tiers:
+                start = time.perf_counter()
+                try:
+                    tier.get_many([PROBE_KEY])
+                    error = None
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                out.append((f"CACHES[{alias!r}]", tier.name, tier.kind, error, time.perf_counter() - start))
+    return out
+
+
+def stratacache_settings_safe() -> dict:
+    from . import stratacache_settings
+
+    try:
+        return stratacache_settings()
+    except ConfigurationError:
+        return {}
+
+
+def check_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``manage.py check --deploy``: every remote tier answers one read."""
+    messages: list[CheckMessage] = []
+    for cache, tier, kind, error, _seconds in probe_tiers():
+        if error is not None:
+            messages.append(
+                Error(
+                    f"stratacache cache {cache!r}, tier {tier!r} ({kind}) does not answer: {error}",
+                    hint="Start the server or fix its address in CACHES/STORAGES; until then every read "
+                    "skips this tier (manage.py stratacache_check probes again).",
+                    id="stratacache.E008",
+                )
+            )
     return messages

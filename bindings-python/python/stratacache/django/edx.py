@@ -5,14 +5,27 @@ import::
     # from edx_django_utils.cache import RequestCache, TieredCache
     from stratacache.django.edx import RequestCache, TieredCache
 
-What changes: the request cache lives in a ``ContextVar`` set per request by
-the middleware, not in a thread-local, so it is correct under ASGI and
-asyncio (two requests served by one thread, or 200 tasks interleaved, never
-see each other's values). ``TieredCache`` calls ``django.core.cache.cache``
-exactly as edx-django-utils does; point that alias's ``KEY_FUNCTION`` at
-``stratacache.django.safe_key_function`` and any string key works on
-memcached. For batched reads, chunking, signing and stampede control, use
-``stratacache.TieredCache``.
+Which cache ``TieredCache`` reads and writes below the request cache:
+
+* by default ``django.core.cache.cache``, exactly as edx-django-utils does.
+  When ``CACHES["default"]`` is the stratacache backend
+  (``stratacache.django.backend.TieredCacheBackend``), that *is* the tiered
+  cache: edx code gets the local tier, chunking, signing and the storage tier
+  without changes;
+* with ``STRATACACHE["EDX_CACHE"] = "default"`` (a name of a cache of
+  ``settings.STRATACACHE``), that ``stratacache.TieredCache`` directly, whatever
+  ``CACHES["default"]`` is; an alias of ``settings.CACHES`` works too.
+
+What differs from edx-django-utils (also in docs/python.md):
+the request cache lives in a ``ContextVar`` set per request by the
+middleware, not in a thread-local, so it is correct under ASGI and asyncio
+(two requests served by one thread, or 200 tasks interleaved, never see
+each other's values). Through a stratacache cache, keys are any string
+(mapped by ``safe_key``; on a plain memcached alias set its
+``KEY_FUNCTION`` to ``stratacache.django.safe_key_function``), a
+``django_cache_timeout`` of 0 deletes the entry (Django's backends store it
+already expired: the same for readers), and ``dangerous_clear_all_tiers``
+empties the local tier and every remote tier of that cache.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import hashlib
 from typing import Any
 
 from django.core.cache import cache as django_cache
+from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.encoding import force_str
@@ -41,6 +55,7 @@ __all__ = [
     "RequestCacheMiddleware",
     "TieredCache",
     "TieredCacheMiddleware",
+    "edx_django_cache",
     "get_cache_key",
 ]
 
@@ -116,8 +131,69 @@ class RequestCache:
 DEFAULT_REQUEST_CACHE = RequestCache()
 
 
+class _StratacacheAsDjangoCache:
+    """The four calls edx's ``TieredCache`` makes of a Django cache, served
+    by a ``stratacache.TieredCache`` (``STRATACACHE["EDX_CACHE"]``)."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.cache.get(key, default)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> None:
+        from ..tiered import DEFAULT_TTL
+
+        self.cache.set_all_tiers(key, value, DEFAULT_TTL if timeout is DEFAULT_TIMEOUT else timeout)
+
+    def delete(self, key: Any) -> None:
+        self.cache.delete_all_tiers(key)
+
+    def clear(self) -> None:
+        self.cache.clear_local()
+        for tier in self.cache.tiers:
+            tier.clear()
+
+
+def edx_django_cache() -> Any:
+    """The cache edx's ``TieredCache`` uses below the request cache:
+    ``STRATACACHE["EDX_CACHE"]`` (a stratacache cache name, or a CACHES
+    alias such as one served by the stratacache backend) if set, else
+    ``django.core.cache.cache``.
+
+    >>> edx_django_cache()  # doctest: +SKIP
+    <stratacache.django.edx._StratacacheAsDjangoCache object ...>
+    """
+    from django.conf import settings
+
+    from . import get_cache, stratacache_settings
+
+    name = stratacache_settings().get("EDX_CACHE")
+    if name is None:
+        return django_cache
+    named = stratacache_settings().get("CACHES") or {}
+    if name == "default" or name in named:
+        return _StratacacheAsDjangoCache(get_cache(name))
+    if name in settings.CACHES:
+        return caches[name]
+    from .._errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"STRATACACHE['EDX_CACHE'] is {name!r}: neither a stratacache cache ('default', "
+        f"{', '.join(map(repr, named)) or 'no others'}) nor a CACHES alias ({', '.join(settings.CACHES)})"
+    )
+
+
 class TieredCache:
-    """The request cache backed by ``django.core.cache.cache``."""
+    """The request cache backed by ``django.core.cache.cache``, or by the
+    cache ``STRATACACHE["EDX_CACHE"]`` names (see the module docs).
+
+    ::
+
+        response = TieredCache.get_cached_response(key)
+        if not response.is_found:
+            TieredCache.set_all_tiers(key, compute(), 3600)
+    """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TieredCache:
         # Named as a Django cache BACKEND by mistake: say which path is right.
@@ -142,25 +218,25 @@ class TieredCache:
         """Caches ``value`` in the request cache and the Django cache
         (``django_cache_timeout`` seconds; 0 skips the Django cache)."""
         DEFAULT_REQUEST_CACHE.set(key, value)
-        django_cache.set(key, value, django_cache_timeout)
+        edx_django_cache().set(key, value, django_cache_timeout)
 
     @staticmethod
     def delete_all_tiers(key: Any) -> None:
         """Deletes ``key`` from the request cache and the Django cache."""
         DEFAULT_REQUEST_CACHE.delete(key)
-        django_cache.delete(key)
+        edx_django_cache().delete(key)
 
     @staticmethod
     def dangerous_clear_all_tiers() -> None:
         """Clears the default request cache and the whole Django cache (tests only)."""
         DEFAULT_REQUEST_CACHE.clear()
-        django_cache.clear()
+        edx_django_cache().clear()
 
     @staticmethod
     def _get_cached_response_from_django_cache(key: Any) -> CachedResponse:
         if TieredCache._should_force_django_cache_miss():
             return CachedResponse(is_found=False, key=key, value=None)
-        cached_value = django_cache.get(key, _CACHE_MISS)
+        cached_value = edx_django_cache().get(key, _CACHE_MISS)
         is_found = cached_value is not _CACHE_MISS
         return CachedResponse(is_found, key, cached_value)
 

@@ -1,4 +1,15 @@
-"""``manage.py stratacache_stats``: a table per tier of every configured cache."""
+"""``manage.py stratacache_stats``: a table per tier of every configured cache.
+
+``--json`` prints ``{cache name: stats}`` where each ``stats`` has the shape
+of ``TieredCache.stats()`` (``tiers``, ``reads``, ``local``, ``flights``;
+see docs/observability.md), with ``repr`` added, and ``kind``,
+``cooling_down`` and ``server`` (what the server reports) added to each
+tier: a script written against one reads the other.
+
+The counters are this process's: a command runs in a fresh process, so they
+start at zero (the servers' own figures are under ``server``). For a running
+application's counters, export them (``stratacache.metrics``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,8 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand
+
+from stratacache.metrics import snapshot
 
 from ... import backend_aliases, get_cache, stratacache_settings
 
@@ -40,8 +53,7 @@ class Command(BaseCommand):
         report = {}
         for name in names:
             cache = get_cache(name)
-            stats = cache.stats()
-            tiers = []
+            stats = snapshot(cache)
             for tier, counters in zip(cache.tiers, stats["tiers"]):
                 server: Any = {}
                 if not options["no_server"]:
@@ -49,23 +61,19 @@ class Command(BaseCommand):
                         server = tier.server_stats()
                     except Exception as exc:
                         server = {"error": f"{type(exc).__name__}: {exc}"}
-                tiers.append({"name": tier.name, "kind": tier.kind, "counters": counters, "server": server})
-            report[name] = {
-                "repr": repr(cache),
-                "tiers": tiers,
-                "reads": stats["reads"],
-                "local": stats["local"],
-            }
+                counters["server"] = server
+            report[name] = {"repr": repr(cache), **stats}
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, default=str))
             return
         for name, entry in report.items():
             self.stdout.write(self.style.MIGRATE_HEADING(f"cache {name!r}: {entry['repr']}"))
+            self.stdout.write("  (counters of this process since it started; the servers' own figures below)")
             for tier in entry["tiers"]:
                 self.stdout.write(f"\n  tier {tier['name']} ({tier['kind']})")
                 width = max(len(c) for c in COLUMNS)
                 for column in COLUMNS:
-                    self.stdout.write(f"    {column:<{width}}  {tier['counters'][column]:>12}")
+                    self.stdout.write(f"    {column:<{width}}  {tier[column]:>12}")
                 server = tier["server"]
                 if isinstance(server, dict) and server:
                     self.stdout.write("    server:")
