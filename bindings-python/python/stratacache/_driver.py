@@ -108,9 +108,10 @@ class Driver:
         codec = cache._codec
         loads = codec.decoder if cache._fast_decoder else codec.loads
         codec_name = codec.name
+        writer = cache._writer  # background writes: stores come back here to be queued
         try:
             while True:
-                step = read.advance(natives, loads, codec_name)
+                step = read.advance(natives, loads, codec_name, writer is not None)
                 kind = step[0]
                 if kind == "done":
                     return read.finish(scope, user_keys)
@@ -141,6 +142,9 @@ class Driver:
                     read.loaded(out, int((time.perf_counter() - start) * 1000))
                 elif kind == "store":
                     _, tier, entries = step
+                    if writer is not None:
+                        writer.submit(tier, entries)
+                        continue
                     try:
                         tiers[tier].set_many(entries)
                     except Exception as exc:
@@ -221,6 +225,9 @@ class Driver:
                     read.loaded(out, int((time.perf_counter() - start) * 1000))
                 elif kind == "store":
                     _, tier, entries = step
+                    if cache._writer is not None:
+                        cache._writer.submit(tier, entries)
+                        continue
                     try:
                         await _call(tiers[tier], "set_many", entries)
                     except Exception as exc:
