@@ -204,3 +204,29 @@ def test_bad_background_options_are_clear_errors(memcached):
         TieredCache([memcached], background_writes="yes")
     with pytest.raises(TypeError):
         TieredCache([memcached], background_writes={"max_stepz": 1})
+
+
+def test_a_lease_is_released_only_after_the_queued_store(gated):
+    """With leases, another process waiting on the lease finds the value
+    in memcached instead of loading it again: the lease release is queued
+    behind the store."""
+    from stratacache import LeasePolicy
+
+    policy = LeasePolicy(ttl=10, max_wait=5, poll_interval=0.05)
+    a = TieredCache([gated], background_writes=True, leases=policy, name="a")
+    b = TieredCache([gated], leases=policy, name="b")
+    a.get_or_load("leased", lambda: "from a")  # holds the lease until its queue drains
+    assert gated.entered.wait(2)
+    b_loads = []
+    got = {}
+    reader = threading.Thread(
+        target=lambda: got.setdefault("b", b.get_or_load("leased", lambda: b_loads.append(1) or "from b"))
+    )
+    reader.start()
+    time.sleep(0.3)
+    assert reader.is_alive()  # waiting on a's lease
+    gated.gate.set()
+    reader.join(5)
+    assert got["b"] == "from a" and b_loads == []
+    assert a.stats()["background_writes"]["deletes_queued"] == 1
+    a.close()

@@ -169,6 +169,9 @@ class Driver:
                     read.slept(cache._now())
                 elif kind == "delete":
                     _, tier, keys = step
+                    if writer is not None:  # lease releases go after the queued stores
+                        writer.submit_delete(tier, keys)
+                        continue
                     try:
                         tiers[tier].delete_many(keys)
                     except Exception as exc:
@@ -252,6 +255,9 @@ class Driver:
                     read.slept(cache._now())
                 elif kind == "delete":
                     _, tier, keys = step
+                    if cache._writer is not None:
+                        cache._writer.submit_delete(tier, keys)
+                        continue
                     try:
                         await _call(tiers[tier], "delete_many", keys)
                     except Exception as exc:

@@ -93,7 +93,14 @@ class BackgroundWriter:
         self._thread: Optional[threading.Thread] = None
         self._closed = False
         self._dropped_logged_at = -1e9
-        self._counts = {"queued": 0, "written": 0, "dropped": 0, "failed": 0, "superseded": 0}
+        self._counts = {
+            "queued": 0,
+            "written": 0,
+            "dropped": 0,
+            "failed": 0,
+            "superseded": 0,
+            "deletes_queued": 0,
+        }
         _register(self)
 
     # -- the request path ---------------------------------------------------
@@ -101,12 +108,24 @@ class BackgroundWriter:
     def submit(self, tier: int, entries: list) -> bool:
         """Queues one store step (``entries``: ``(key, bytes, ttl_ms)``);
         False if it was dropped (queue full, or the writer is closed)."""
-        size = _entry_bytes(entries)
+        return self._submit("store", tier, entries, _entry_bytes(entries))
+
+    def submit_delete(self, tier: int, keys: list) -> bool:
+        """Queues the delete step of a read (the release of its leases), so
+        it happens after the read's stores: a process waiting on a lease
+        finds the value once the lease is gone. Never dropped for the
+        bounds (it is a few bytes); dropped only after ``close()``."""
+        return self._submit("delete", tier, keys, 0)
+
+    def _submit(self, kind: str, tier: int, items: list, size: int) -> bool:
+        entries = items
         with self._cond:
-            full = (
-                self._closed
-                or len(self._queue) >= self.config.max_steps
-                or (self._bytes + size > self.config.max_bytes and self._queue)
+            full = self._closed or (
+                kind == "store"
+                and (
+                    len(self._queue) >= self.config.max_steps
+                    or (self._bytes + size > self.config.max_bytes and bool(self._queue))
+                )
             )
             if full:
                 self._counts["dropped"] += len(entries)
@@ -116,9 +135,9 @@ class BackgroundWriter:
                     self._dropped_logged_at = now
             else:
                 self._seq += 1
-                self._queue.append((self._seq, tier, entries, size))
+                self._queue.append((self._seq, kind, tier, entries, size))
                 self._bytes += size
-                self._counts["queued"] += len(entries)
+                self._counts["queued" if kind == "store" else "deletes_queued"] += len(entries)
                 self._start()
                 self._cond.notify_all()
                 return True
@@ -169,15 +188,20 @@ class BackgroundWriter:
                     if self._closed:
                         return
                     self._cond.wait()
-                seq, tier, entries, size = self._queue.popleft()
+                seq, kind, tier, entries, size = self._queue.popleft()
                 self._bytes -= size
                 self._busy = True
-                keep = [e for e in entries if self._superseded.get(e[0], 0) < seq]
-                self._counts["superseded"] += len(entries) - len(keep)
-                self._inflight = frozenset(e[0] for e in keep)
+                if kind == "store":
+                    keep = [e for e in entries if self._superseded.get(e[0], 0) < seq]
+                    self._counts["superseded"] += len(entries) - len(keep)
+                    self._inflight = frozenset(e[0] for e in keep)
+                else:
+                    keep = entries
             try:
-                if keep:
+                if keep and kind == "store":
                     self._write(tier, keep)
+                elif keep:
+                    self._delete(tier, keep)
             finally:
                 with self._cond:
                     self._inflight = frozenset()
@@ -203,6 +227,19 @@ class BackgroundWriter:
         with self._cond:
             self._counts["written"] += len(entries)
 
+    def _delete(self, tier: int, keys: list) -> None:
+        try:
+            cache = self._cache
+            cache._tiers[tier].delete_many(keys)
+        except ReferenceError:
+            return
+        except Exception as exc:
+            try:
+                cache._tier_error(tier, "delete", exc)
+                cache._core.tier_failed(tier, cache._now())
+            except Exception:  # pragma: no cover
+                log.warning("stratacache: background delete failed: %s", describe(exc))
+
     # -- shutdown and introspection -----------------------------------------
 
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -222,7 +259,8 @@ class BackgroundWriter:
 
     def stats(self) -> dict:
         """``queued``, ``written``, ``dropped``, ``failed``, ``superseded``
-        (counted in entries), and ``pending`` steps / ``pending_bytes`` now."""
+        (counted in entries), ``deletes_queued`` (lease releases), and
+        ``pending`` steps / ``pending_bytes`` now."""
         with self._cond:
             out = dict(self._counts)
             out["pending"] = len(self._queue)
