@@ -252,7 +252,7 @@ def test_current_version_is_read_through_the_request_tier_and_invalidated(memcac
 def test_bad_invalidation_options_are_clear_errors(memcached):
     with pytest.raises(ValueError, match="url"):
         TieredCache([memcached], invalidation={"channel": "x"})
-    with pytest.raises(ValueError, match="unexpected keyword|invalidation options"):
+    with pytest.raises(ValueError, match=r"unexpected keyword|invalidation options"):
         TieredCache([memcached], invalidation={"url": REDIS_URL, "chanel": "x"})
     with pytest.raises(TypeError, match="invalidation must be"):
         TieredCache([memcached], invalidation=42)

@@ -20,8 +20,8 @@ from typing import Any, Callable, Optional, Union
 from . import _core
 from ._driver import Driver, Waiters, describe
 from ._errors import ConfigurationError, LoaderError
-from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .background import background_writer
+from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .invalidation import InvalidationChannel, invalidation_config
 from .keys import BuiltKey, normalize_key
 from .scope import current_scope
