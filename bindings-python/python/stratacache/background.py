@@ -185,9 +185,9 @@ class BackgroundWriter:
                     self._busy = False
                     self._superseded.clear()  # nothing queued is older than them
                     self._cond.notify_all()
-                    if self._closed:
+                    if self._closed or not self._cache_alive():
                         return
-                    self._cond.wait()
+                    self._cond.wait(1.0)
                 seq, kind, tier, entries, size = self._queue.popleft()
                 self._bytes -= size
                 self._busy = True
@@ -206,6 +206,13 @@ class BackgroundWriter:
                 with self._cond:
                     self._inflight = frozenset()
                     self._cond.notify_all()
+
+    def _cache_alive(self) -> bool:
+        try:
+            self._cache.name  # noqa: B018 - a dead proxy raises
+        except ReferenceError:  # the cache was collected: the thread ends
+            return False
+        return True
 
     def _write(self, tier: int, entries: list) -> None:
         try:

@@ -238,6 +238,9 @@ class InvalidationChannel:
                 backoff = 0.05
                 self._connected.set()
                 while not self._closed.is_set():
+                    if self._cache() is None:  # the cache was collected
+                        self._closed.set()
+                        break
                     msg = pubsub.get_message(timeout=self._next_wait())
                     if msg is not None and msg.get("type") == "message":
                         self._handle(msg.get("data"))
