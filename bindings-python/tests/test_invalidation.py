@@ -274,3 +274,20 @@ def test_django_settings_turn_the_channel_on(memcached, settings):
         assert cache.stats()["background_writes"]["queued"] == 0
     finally:
         cache.close()
+
+
+def test_refresh_publishes_after_its_background_writes(memcached):
+    """``refresh`` stores a new value: the others are told once it is in
+    memcached (with background writes, by the writer thread after the store)."""
+    name = channel()
+    a = TieredCache(
+        [memcached], invalidation=Invalidation(REDIS_URL, channel=name), background_writes=True, name="a"
+    )
+    b = TieredCache([memcached], local=LocalTier(ttl=60), invalidation=Invalidation(REDIS_URL, channel=name))
+    assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
+    a.set("report", "old")
+    until(lambda: b.get("report") == "old", 2)
+    assert a.refresh("report", lambda: "new") == "new"
+    until(lambda: b.get("report") == "new", 2)
+    assert a.stats()["invalidation"]["published"] == 2
+    assert a.stats()["background_writes"]["written"] == 1

@@ -117,6 +117,11 @@ class BackgroundWriter:
         bounds (it is a few bytes); dropped only after ``close()``."""
         return self._submit("delete", tier, keys, 0)
 
+    def after_writes(self, fn: Any) -> bool:
+        """Runs ``fn()`` on the writer thread once the writes queued so far
+        are done (an invalidation message that must follow them)."""
+        return self._submit("call", -1, [fn], 0)
+
     def _submit(self, kind: str, tier: int, items: list, size: int) -> bool:
         entries = items
         with self._cond:
@@ -128,7 +133,8 @@ class BackgroundWriter:
                 )
             )
             if full:
-                self._counts["dropped"] += len(entries)
+                if kind == "store":
+                    self._counts["dropped"] += len(entries)
                 now = time.monotonic()
                 log_it = now - self._dropped_logged_at >= 10
                 if log_it:
@@ -137,7 +143,8 @@ class BackgroundWriter:
                 self._seq += 1
                 self._queue.append((self._seq, kind, tier, entries, size))
                 self._bytes += size
-                self._counts["queued" if kind == "store" else "deletes_queued"] += len(entries)
+                if kind != "call":
+                    self._counts["queued" if kind == "store" else "deletes_queued"] += len(entries)
                 self._start()
                 self._cond.notify_all()
                 return True
@@ -200,6 +207,11 @@ class BackgroundWriter:
             try:
                 if keep and kind == "store":
                     self._write(tier, keep)
+                elif kind == "call":
+                    try:
+                        keep[0]()
+                    except Exception as exc:  # pragma: no cover - publish never raises
+                        log.warning("stratacache: a background call failed: %s", describe(exc))
                 elif keep:
                     self._delete(tier, keep)
             finally:

@@ -499,7 +499,12 @@ class TieredCache:
             if isinstance(read, list)
             else self._driver.run(read, scope, self._loader_for(back, lambda keys: [loader()], errors))
         )
-        return self._results(core_keys, back, results, errors, True)[key]
+        value = self._results(core_keys, back, results, errors, True)[key]
+        if self.invalidation is not None:  # a new value: after its writes, tell the others
+            publish = self.invalidation.publish
+            if self._writer is None or not self._writer.after_writes(lambda: publish(core_keys)):
+                publish(core_keys)
+        return value
 
     # -- writes -------------------------------------------------------------
 
