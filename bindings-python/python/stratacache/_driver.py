@@ -109,12 +109,18 @@ class Driver:
         loads = codec.decoder if cache._fast_decoder else codec.loads
         codec_name = codec.name
         writer = cache._writer  # background writes: stores come back here to be queued
+        # Handed to the writer when the read ends or waits, so its thread
+        # does not compete with the rest of this read for the GIL.
+        deferred: list = []
         try:
             while True:
                 step = read.advance(natives, loads, codec_name, writer is not None)
                 kind = step[0]
                 if kind == "done":
-                    return read.finish(scope, user_keys)
+                    result = read.finish(scope, user_keys)
+                    if deferred:
+                        writer.submit_steps(deferred)
+                    return result
                 if kind == "fetch":
                     _, tier, keys = step
                     try:
@@ -143,7 +149,7 @@ class Driver:
                 elif kind == "store":
                     _, tier, entries = step
                     if writer is not None:
-                        writer.submit(tier, entries)
+                        deferred.append(step)
                         continue
                     try:
                         tiers[tier].set_many(entries)
@@ -153,6 +159,9 @@ class Driver:
                 elif kind == "notify":
                     cache._waiters.notify(step[1])
                 elif kind == "wait":
+                    if deferred:
+                        writer.submit_steps(deferred)
+                        deferred = []
                     cache._waiters.wait(step[1], cache.wait_timeout)
                     read.woke()
                 elif kind == "lease":
@@ -165,12 +174,15 @@ class Driver:
                     else:
                         read.leased(list(taken))
                 elif kind == "sleep":
+                    if deferred:
+                        writer.submit_steps(deferred)
+                        deferred = []
                     time.sleep(step[1] / 1000)
                     read.slept(cache._now())
                 elif kind == "delete":
                     _, tier, keys = step
                     if writer is not None:  # lease releases go after the queued stores
-                        writer.submit_delete(tier, keys)
+                        deferred.append(step)
                         continue
                     try:
                         tiers[tier].delete_many(keys)
@@ -181,6 +193,8 @@ class Driver:
                     raise RuntimeError(f"unknown step {kind!r} from the core")
         except BaseException:
             cache._waiters.notify(read.cancel())
+            if deferred:
+                writer.submit_steps(deferred)
             raise
 
     def run_writes(self, steps: list) -> None:

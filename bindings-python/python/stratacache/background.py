@@ -117,6 +117,15 @@ class BackgroundWriter:
         bounds (it is a few bytes); dropped only after ``close()``."""
         return self._submit("delete", tier, keys, 0)
 
+    def submit_steps(self, steps: list) -> None:
+        """Queues a read's ``("store", tier, entries)`` and
+        ``("delete", tier, keys)`` steps, in order."""
+        for kind, tier, items in steps:
+            if kind == "store":
+                self.submit(tier, items)
+            else:
+                self.submit_delete(tier, items)
+
     def after_writes(self, fn: Any) -> bool:
         """Runs ``fn()`` on the writer thread once the writes queued so far
         are done (an invalidation message that must follow them)."""
