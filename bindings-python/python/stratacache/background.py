@@ -63,6 +63,10 @@ class BackgroundWrites:
     drain_timeout: float = 5.0
 
 
+_MERGE_BYTES = 4 * 1024 * 1024
+_MERGE_ENTRIES = 500
+
+
 def _entry_bytes(entries: Any) -> int:
     return sum(len(e[1]) for e in entries)
 
@@ -208,8 +212,21 @@ class BackgroundWriter:
                 self._bytes -= size
                 self._busy = True
                 if kind == "store":
-                    keep = [e for e in entries if self._superseded.get(e[0], 0) < seq]
-                    self._counts["superseded"] += len(entries) - len(keep)
+                    keep = self._fresh(seq, entries)
+                    # Consecutive stores to the same tier go out as one batch
+                    # (one round trip), in order, up to a few MiB.
+                    batch_bytes = size
+                    while (
+                        self._queue
+                        and self._queue[0][1] == "store"
+                        and self._queue[0][2] == tier
+                        and batch_bytes + self._queue[0][4] <= _MERGE_BYTES
+                        and len(keep) < _MERGE_ENTRIES
+                    ):
+                        seq2, _, _, entries2, size2 = self._queue.popleft()
+                        self._bytes -= size2
+                        batch_bytes += size2
+                        keep.extend(self._fresh(seq2, entries2))
                     self._inflight = frozenset(e[0] for e in keep)
                 else:
                     keep = entries
@@ -227,6 +244,12 @@ class BackgroundWriter:
                 with self._cond:
                     self._inflight = frozenset()
                     self._cond.notify_all()
+
+    def _fresh(self, seq: int, entries: list) -> list:
+        """The entries of step ``seq`` no explicit write has superseded."""
+        keep = [e for e in entries if self._superseded.get(e[0], 0) < seq]
+        self._counts["superseded"] += len(entries) - len(keep)
+        return keep
 
     def _cache_alive(self) -> bool:
         try:
