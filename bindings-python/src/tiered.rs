@@ -434,6 +434,13 @@ impl TieredCore {
         lock(py, &self.inner).clear_local();
     }
 
+    /// Drops `keys` from the local tier only (an invalidation from another
+    /// process); returns how many were there.
+    fn delete_local(&self, py: Python<'_>, keys: Vec<String>) -> usize {
+        let mut cache = lock(py, &self.inner);
+        keys.iter().filter(|k| cache.delete_local(k)).count()
+    }
+
     /// Reclaims expired local entries; returns how many.
     fn purge_expired(&self, py: Python<'_>, now: u64) -> usize {
         lock(py, &self.inner).purge_expired(now)
@@ -551,12 +558,18 @@ impl PyRead {
     /// store, records the failure with `TieredCore.tier_failed`), and
     /// `("decode_errors", [(key, message), ...])` after `loads` raised for
     /// some payloads (those keys are misses; the host logs them).
+    ///
+    /// With `defer_stores`, store steps always come back to the host (which
+    /// queues them for a background writer instead of writing them on the
+    /// caller's thread).
+    #[pyo3(signature = (natives, loads, codec, defer_stores = false))]
     fn advance<'py>(
         &mut self,
         py: Python<'py>,
         natives: &Bound<'py, PyTuple>,
         loads: &Bound<'py, PyAny>,
         codec: &str,
+        defer_stores: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         loop {
             let step = match self.first.take() {
@@ -591,7 +604,8 @@ impl PyRead {
                     }
                 }
                 Step::Store { tier, entries } => {
-                    let Some(client) = native(natives, tier) else {
+                    let client = native(natives, tier).filter(|_| !defer_stores);
+                    let Some(client) = client else {
                         return step_obj(py, Step::Store { tier, entries });
                     };
                     let client = client.get();

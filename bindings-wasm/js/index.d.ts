@@ -182,6 +182,8 @@ export interface TieredStats {
   tiers: Array<Record<string, number> & { name: string }>;
   local: Record<string, number> | null;
   flights: Record<string, number>;
+  /** Writes of reads handed to waitUntil: queued, written, failed (docs/fleet.md). */
+  background: { queued: number; written: number; failed: number };
 }
 
 export class StratacacheError extends Error {

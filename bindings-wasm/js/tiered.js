@@ -186,6 +186,8 @@ export class TieredCache {
   #onError;
   #waiters = new Map();
   #background = new Set();
+  /** Writes of reads handed to waitUntil (off the request path): docs/fleet.md. */
+  #handedOff = { queued: 0, written: 0, failed: 0 };
   #names;
   #hasLocal;
   #statNames;
@@ -288,6 +290,7 @@ export class TieredCache {
     stats.tiers = this.#names.map((name) => ({ name, ...take(tier) }));
     stats.local = this.#hasLocal ? take(local) : null;
     stats.flights = take(flights);
+    stats.background = { ...this.#handedOff };
     return stats;
   }
 
@@ -427,8 +430,18 @@ export class TieredCache {
   async #settleWrites(writes, options) {
     if (writes.length === 0) return;
     const all = Promise.all(writes);
-    if (options?.waitUntil || options?.ctx) this.#spawn(all, options);
-    else await all;
+    if (options?.waitUntil || options?.ctx) {
+      // Off the request path: the response goes out, the host keeps the
+      // isolate alive for the writes (ctx.waitUntil), they are counted.
+      const counts = this.#handedOff;
+      counts.queued += writes.length;
+      this.#spawn(
+        all.then((done) => {
+          for (const ok of done) ok ? counts.written++ : counts.failed++;
+        }),
+        options,
+      );
+    } else await all;
   }
 
   async #fetch(read, step) {
@@ -554,11 +567,13 @@ export class TieredCache {
       } else {
         await withTimeout(adapter.deleteMany(step.keys), timeout, `deleteMany on tier ${name}`);
       }
+      return true;
     } catch (error) {
       this.#core.tierFailed(step.tier, this.#clock());
       // Writes are best effort: counted (and cooling the tier down after
       // repeated failures), reported to onError, never thrown.
       this.#report(error, name);
+      return false;
     }
   }
 

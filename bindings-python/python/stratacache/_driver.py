@@ -108,12 +108,19 @@ class Driver:
         codec = cache._codec
         loads = codec.decoder if cache._fast_decoder else codec.loads
         codec_name = codec.name
+        writer = cache._writer  # background writes: stores come back here to be queued
+        # Handed to the writer when the read ends or waits, so its thread
+        # does not compete with the rest of this read for the GIL.
+        deferred: list = []
         try:
             while True:
-                step = read.advance(natives, loads, codec_name)
+                step = read.advance(natives, loads, codec_name, writer is not None)
                 kind = step[0]
                 if kind == "done":
-                    return read.finish(scope, user_keys)
+                    result = read.finish(scope, user_keys)
+                    if deferred:
+                        writer.submit_steps(deferred)
+                    return result
                 if kind == "fetch":
                     _, tier, keys = step
                     try:
@@ -141,6 +148,9 @@ class Driver:
                     read.loaded(out, int((time.perf_counter() - start) * 1000))
                 elif kind == "store":
                     _, tier, entries = step
+                    if writer is not None:
+                        deferred.append(step)
+                        continue
                     try:
                         tiers[tier].set_many(entries)
                     except Exception as exc:
@@ -149,6 +159,9 @@ class Driver:
                 elif kind == "notify":
                     cache._waiters.notify(step[1])
                 elif kind == "wait":
+                    if deferred:
+                        writer.submit_steps(deferred)
+                        deferred = []
                     cache._waiters.wait(step[1], cache.wait_timeout)
                     read.woke()
                 elif kind == "lease":
@@ -161,10 +174,16 @@ class Driver:
                     else:
                         read.leased(list(taken))
                 elif kind == "sleep":
+                    if deferred:
+                        writer.submit_steps(deferred)
+                        deferred = []
                     time.sleep(step[1] / 1000)
                     read.slept(cache._now())
                 elif kind == "delete":
                     _, tier, keys = step
+                    if writer is not None:  # lease releases go after the queued stores
+                        deferred.append(step)
+                        continue
                     try:
                         tiers[tier].delete_many(keys)
                     except Exception as exc:
@@ -174,6 +193,8 @@ class Driver:
                     raise RuntimeError(f"unknown step {kind!r} from the core")
         except BaseException:
             cache._waiters.notify(read.cancel())
+            if deferred:
+                writer.submit_steps(deferred)
             raise
 
     def run_writes(self, steps: list) -> None:
@@ -221,6 +242,9 @@ class Driver:
                     read.loaded(out, int((time.perf_counter() - start) * 1000))
                 elif kind == "store":
                     _, tier, entries = step
+                    if cache._writer is not None:
+                        cache._writer.submit(tier, entries)
+                        continue
                     try:
                         await _call(tiers[tier], "set_many", entries)
                     except Exception as exc:
@@ -245,6 +269,9 @@ class Driver:
                     read.slept(cache._now())
                 elif kind == "delete":
                     _, tier, keys = step
+                    if cache._writer is not None:
+                        cache._writer.submit_delete(tier, keys)
+                        continue
                     try:
                         await _call(tiers[tier], "delete_many", keys)
                     except Exception as exc:

@@ -20,7 +20,9 @@ from . import _core
 from ._driver import Driver, Waiters, describe
 from ._errors import ConfigurationError, LoaderError
 from ._ratelog import TierFailureLog
+from .background import background_writer
 from .codecs import Codec, JsonCodec, PickleCodec, get_codec
+from .invalidation import InvalidationChannel, invalidation_config
 from .keys import BuiltKey, normalize_key
 from .scope import current_scope
 
@@ -172,6 +174,12 @@ class TieredCache:
         wait_timeout: seconds a reader waits for another reader's load before
             loading itself.
         clock: a callable returning seconds (like ``time.time``), for tests.
+        invalidation: a Redis URL, ``{"url": ..., "channel": ...}`` or an
+            ``Invalidation``: sets and deletes drop the keys from other
+            processes' local tiers (``stratacache.invalidation``).
+        background_writes: ``True`` or a ``BackgroundWrites``: back-fill and
+            load-then-store writes go to a bounded queue drained by a thread
+            (``stratacache.background``); explicit sets stay synchronous.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TieredCache:
@@ -202,6 +210,8 @@ class TieredCache:
         wait_timeout: float = 30.0,
         clock: Optional[Callable[[], float]] = None,
         name: str = "default",
+        invalidation: Any = None,
+        background_writes: Any = False,
     ) -> None:
         self.name = name
         self._tiers = list(tiers)
@@ -269,6 +279,10 @@ class TieredCache:
             self._core = _core.TieredCore(config)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        # Fleet options (docs/fleet.md): both off unless asked for.
+        self._writer = background_writer(self, background_writes)
+        inv = invalidation_config(invalidation)
+        self.invalidation = None if inv is None else InvalidationChannel(self, inv)
 
     # -- helpers ------------------------------------------------------------
 
@@ -543,7 +557,12 @@ class TieredCache:
             if isinstance(read, list)
             else self._driver.run(read, scope, self._loader_for(back, lambda keys: [loader()], errors))
         )
-        return self._results(core_keys, back, results, errors, True)[key]
+        value = self._results(core_keys, back, results, errors, True)[key]
+        if self.invalidation is not None:  # a new value: after its writes, tell the others
+            publish = self.invalidation.publish
+            if self._writer is None or not self._writer.after_writes(lambda: publish(core_keys)):
+                publish(core_keys)
+        return value
 
     # -- writes -------------------------------------------------------------
 
@@ -571,7 +590,10 @@ class TieredCache:
     def set_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
         """Writes ``value`` to the request, local and every remote tier
         (write-through). ``ttl``: seconds; None: forever; 0: delete."""
-        self._driver.run_writes(self._set_plan(key, value, ttl))
+        steps = self._set_plan(key, value, ttl)
+        self._explicit_writes(steps)
+        self._driver.run_writes(steps)
+        self._published([key])
 
     def set(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
         """Same as :meth:`set_all_tiers`."""
@@ -580,9 +602,47 @@ class TieredCache:
     def delete_all_tiers(self, key: str) -> None:
         """Removes ``key`` from every tier (versioned keys usually make this
         unnecessary: bump the version instead)."""
-        self._driver.run_writes(self._delete_plan(key))
+        steps = self._delete_plan(key)
+        self._explicit_writes(steps)
+        self._driver.run_writes(steps)
+        self._published([key])
 
     delete = delete_all_tiers
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Removes ``keys`` from every tier (one invalidation message for all)."""
+        keys = list(keys)
+        for key in keys:
+            steps = self._delete_plan(key)
+            self._explicit_writes(steps)
+            self._driver.run_writes(steps)
+        self._published(keys)
+
+    # -- fleet hooks (docs/fleet.md) ------------------------------------------
+
+    def _explicit_writes(self, steps: list) -> None:
+        # Queued background writes of these keys must not land after them.
+        if self._writer is not None:
+            self._writer.supersede(steps)
+
+    def _published(self, keys: list) -> None:
+        if self.invalidation is not None:
+            self.invalidation.publish([normalize_key(k) for k in keys])
+
+    def flush_writes(self, timeout: Optional[float] = None) -> bool:
+        """Waits for queued background writes (True when none are left)."""
+        return True if self._writer is None else self._writer.flush(timeout)
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Drains queued background writes (up to ``timeout`` seconds) and
+        stops the invalidation subscriber. The cache still reads and writes
+        afterwards, synchronously and without invalidation messages."""
+        if self._writer is not None:
+            self._writer.close(timeout)
+            self._writer = None
+        if self.invalidation is not None:
+            self.invalidation.close()
+            self.invalidation = None
 
     def clear_local(self) -> None:
         """Empties this process's local tier (remote tiers are untouched)."""
@@ -651,11 +711,17 @@ class TieredCache:
 
     async def aset_all_tiers(self, key: str, value: Any, ttl: Ttl = DEFAULT_TTL) -> None:
         """Async :meth:`set_all_tiers`."""
-        await self._driver.arun_writes(self._set_plan(key, value, ttl))
+        steps = self._set_plan(key, value, ttl)
+        self._explicit_writes(steps)
+        await self._driver.arun_writes(steps)
+        self._published([key])
 
     async def adelete_all_tiers(self, key: str) -> None:
         """Async :meth:`delete_all_tiers`."""
-        await self._driver.arun_writes(self._delete_plan(key))
+        steps = self._delete_plan(key)
+        self._explicit_writes(steps)
+        await self._driver.arun_writes(steps)
+        self._published([key])
 
     # -- introspection ------------------------------------------------------
 
@@ -677,8 +743,14 @@ class TieredCache:
         """Counters: ``tiers`` (one dict per remote tier: hits, misses,
         errors, fetches, writes, bytes, chunked reads, rejected values, ...),
         ``reads`` (request/local/remote hits, loads, misses, ...), ``local``
-        and ``flights`` (single-flight)."""
-        return self._core.stats()
+        and ``flights`` (single-flight); with the fleet options,
+        ``invalidation`` and ``background_writes``."""
+        stats = self._core.stats()
+        if self.invalidation is not None:
+            stats["invalidation"] = self.invalidation.stats()
+        if self._writer is not None:
+            stats["background_writes"] = self._writer.stats()
+        return stats
 
     def __repr__(self) -> str:
         tiers = ", ".join(f"{t.name}" for t in self._tiers) or "no remote tiers"

@@ -759,6 +759,22 @@ impl<V: Clone> TieredCache<V> {
         }
     }
 
+    /// Drops `key` from the local tier only (remote tiers and request tiers
+    /// are not touched): how a host applies another process's invalidation.
+    /// Returns true if the key was there.
+    ///
+    /// ```
+    /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<u32> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// assert!(!cache.delete_local("k"));
+    /// ```
+    pub fn delete_local(&mut self, key: &str) -> bool {
+        self.local
+            .as_mut()
+            .is_some_and(|local| local.delete(key).is_found())
+    }
+
     /// Reclaims expired local entries; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
         self.local

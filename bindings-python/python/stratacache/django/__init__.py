@@ -18,6 +18,8 @@ system checks and management commands.
         ],
         "DEFAULT_TTL": 300,
         # "SIGNING_KEYS": [("2025a", "...")],   default: derived from SECRET_KEY
+        # "INVALIDATION": {"URL": "redis://...", "CHANNEL": "myapp:invalidate"},
+        # "BACKGROUND_WRITES": True,            see docs/fleet.md
     }
 
     from stratacache.django import get_cache
@@ -210,6 +212,9 @@ def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
         strict=bool(conf.get("STRICT", False)),
         compress_at=conf.get("COMPRESS_AT", 1024),
         name=name,
+        # docs/fleet.md: {"URL": "redis://...", "CHANNEL": "..."} and True/{"MAX_BYTES": ...}
+        invalidation=conf.get("INVALIDATION"),
+        background_writes=_lower_keys(conf.get("BACKGROUND_WRITES", False)),
     )
 
 
@@ -227,6 +232,10 @@ def _configured_in_stratacache(name: str) -> bool:
     if name == "default":
         return bool(conf.get("TIERS")) or "LOCAL" in conf
     return name in (conf.get("CACHES") or {})
+
+
+def _lower_keys(option: Any) -> Any:
+    return {str(k).lower(): v for k, v in option.items()} if isinstance(option, Mapping) else option
 
 
 def get_cache(name: str = "default") -> TieredCache:
@@ -254,6 +263,8 @@ def get_cache(name: str = "default") -> TieredCache:
 def reset_caches() -> None:
     """Forgets the built caches (the next ``get_cache`` rebuilds them)."""
     with _lock:
+        for cache in _caches.values():
+            cache.close()  # its writer thread and invalidation subscriber
         _caches.clear()
     from . import backend
 
