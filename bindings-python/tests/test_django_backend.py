@@ -139,6 +139,39 @@ def test_two_aliases_local_tier_staleness_bound(flushed):
         assert b.get("flag") == "new"  # past the local TTL: fresh
 
 
+def test_two_aliases_with_invalidation_drop_stale_local_entries(flushed):
+    """OPTIONS['INVALIDATION']: a set or delete through one alias drops the
+    key from the other's local tier, long before the local TTL (60 s)."""
+    channel = {"URL": REDIS_URL, "CHANNEL": "backend-invalidation-test"}
+    with caches_with(
+        a=backend(
+            MEMCACHED,
+            KEY_PREFIX="inv",
+            OPTIONS={"LOCAL": {"MAX_ENTRIES": 100, "TTL": 60}, "INVALIDATION": channel},
+        ),
+        b=backend(
+            MEMCACHED,
+            KEY_PREFIX="inv",
+            OPTIONS={"LOCAL": {"MAX_ENTRIES": 101, "TTL": 60}, "INVALIDATION": channel},
+        ),
+    ):
+        a, b = caches["a"], caches["b"]
+        a.set("flag", "old")
+        assert b.get("flag") == "old"  # now in b's local tier
+        time.sleep(0.3)  # both subscribers are listening
+        a.set_many({"flag": "new"})
+        deadline = time.monotonic() + 5
+        while b.get("flag") != "new" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b.get("flag") == "new"
+        a.delete_many(["flag"])
+        deadline = time.monotonic() + 5
+        while b.get("flag", "gone") != "gone" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b.get("flag", "gone") == "gone"
+        assert b.tiered.stats()["invalidation"]["received"] >= 2
+
+
 def test_two_aliases_without_local_tier_see_each_other_at_once(flushed):
     with caches_with(a=backend(REDIS_URL, KEY_PREFIX="two"), b=backend(REDIS_URL, KEY_PREFIX="two")):
         a, b = caches["a"], caches["b"]

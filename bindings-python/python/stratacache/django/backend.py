@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +68,7 @@ OPTION_NAMES = (
     "CONNECT_TIMEOUT",
     "LOCK_TIMEOUT",
     "INVALIDATION",
+    "BACKGROUND_WRITES",
 )
 CLEAR_MODES = ("prefix", "flush", "local")
 #: Chunks of a large value live under ``tiercache.chunk|v1|<main key>|...``
@@ -174,10 +175,6 @@ def build_tiered_cache(
             f"unknown OPTIONS {', '.join(map(repr, unknown))} for {BACKEND_PATH} "
             f"(known: {', '.join(OPTION_NAMES)})"
         )
-    if options.get("INVALIDATION") is not None:
-        # The fleet's invalidation channel plugs in here (it keeps a local
-        # tier coherent across processes); until then it is refused.
-        raise ConfigurationError("OPTIONS['INVALIDATION'] is not available yet: leave it out")
     if "TIERS" in options:
         tiers = [_tier(s, i, "OPTIONS['TIERS']") for i, s in enumerate(options["TIERS"] or [])]
     else:
@@ -209,7 +206,15 @@ def build_tiered_cache(
         strict=bool(options.get("STRICT", False)),
         compress_at=options.get("COMPRESS_AT", 1024),
         name=name,
+        # docs/fleet.md: {"URL": "redis://...", "CHANNEL": "..."}; True or {"MAX_BYTES": ...}
+        # The remote-only twin (``local=False``) reads and never writes.
+        invalidation=options.get("INVALIDATION") if local else None,
+        background_writes=_lower(options.get("BACKGROUND_WRITES", False)) if local else False,
     )
+
+
+def _lower(option: Any) -> Any:
+    return {str(k).lower(): v for k, v in option.items()} if isinstance(option, Mapping) else option
 
 
 class TieredCacheBackend(BaseCache):
@@ -332,7 +337,7 @@ class TieredCacheBackend(BaseCache):
         remote tier did not store."""
         with _pickle_errors():
             steps, back = self._set_many_steps(data, timeout, version)
-        return self._run_steps(steps, back)
+        return self._run_steps(steps, back, [self._key(k, version) for k in data])
 
     def _set_many_steps(self, data: Mapping, timeout: Any, version: Optional[int]) -> tuple:
         cache = self.tiered
@@ -347,8 +352,11 @@ class TieredCacheBackend(BaseCache):
                 merged.setdefault((kind, tier), []).extend(items)
         return [(kind, tier, items) for (kind, tier), items in merged.items()], back
 
-    def _run_steps(self, steps: list, back: dict) -> list:
+    def _run_steps(self, steps: list, back: dict, published: Sequence = ()) -> list:
+        # ``published``: the keys other processes' local tiers must drop
+        # (the invalidation channel, when configured).
         cache = self.tiered
+        cache._explicit_writes(steps)
         failed: list = []
         for kind, tier, items in steps:
             try:
@@ -367,6 +375,7 @@ class TieredCacheBackend(BaseCache):
                     raise
                 if tier == 0 and kind == "store":
                     failed.extend(back[e[0]] for e in items if e[0] in back)
+        cache._published(list(published))
         return failed
 
     def delete(self, key: Any, version: Optional[int] = None) -> bool:
@@ -383,12 +392,11 @@ class TieredCacheBackend(BaseCache):
         cache = self.tiered
         scope = cache._scope()
         merged: dict = {}
-        for key in keys:
-            for kind, tier, items in cache._core.delete_all_tiers(
-                normalize_key(self._key(key, version)), scope, cache._now()
-            ):
+        made = [self._key(key, version) for key in keys]
+        for key in made:
+            for kind, tier, items in cache._core.delete_all_tiers(normalize_key(key), scope, cache._now()):
                 merged.setdefault((kind, tier), []).extend(items)
-        self._run_steps([(k, t, i) for (k, t), i in merged.items()], {})
+        self._run_steps([(k, t, i) for (k, t), i in merged.items()], {}, made)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         """Gives ``key`` a new timeout (a read and a write: the expiry is also
@@ -458,6 +466,7 @@ class TieredCacheBackend(BaseCache):
         for kind, index, items in self._plan(cache, made, value, ttl, cache._scope()):
             if index != tier_index:
                 self._run_steps([(kind, index, items)], {})
+        cache._published([made])
         return True
 
     def get_or_set(
@@ -623,6 +632,7 @@ class TieredCacheBackend(BaseCache):
                     raise
                 if tier == 0 and kind == "store":
                     failed.extend(back[e[0]] for e in items if e[0] in back)
+        cache._published([self._key(k, version) for k in data])
         return failed
 
     async def adelete(self, key: Any, version: Optional[int] = None) -> bool:
@@ -697,6 +707,9 @@ def _shared(alias: str, location: Any, options: Mapping) -> tuple:
 def forget_shared() -> None:
     """Forgets the built caches (settings changed, in tests)."""
     with _shared_lock:
+        for tiered, remote in _shared_caches.values():
+            tiered.close()  # its writer thread and invalidation subscriber
+            remote.close()
         _shared_caches.clear()
 
 
