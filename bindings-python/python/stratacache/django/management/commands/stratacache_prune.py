@@ -166,11 +166,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from stratacache.tiered import _keyring
 
-        from ... import cache_config, get_cache, signing_keys_from_settings, stratacache_settings
+        from ... import cache_config, get_cache, named_caches_setting, signing_keys_from_settings
 
         if options["keep"] < 1:
             raise CommandError("--keep must be at least 1 (the newest version of a family is never pruned)")
-        names = options["cache"] or ["default", *(stratacache_settings().get("CACHES") or {})]
+        names = options["cache"] or ["default", *named_caches_setting()]
         report: dict = {}
         for name in names:
             cache = get_cache(name)
