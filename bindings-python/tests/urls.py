@@ -47,7 +47,19 @@ def outline_view(request):
     return HttpResponse(f"<html><body><h1>outline</h1><p>{len(found)} blocks</p></body></html>")
 
 
+def backend_view(request):
+    """Reads and writes through ``caches["strata"]`` (a TieredCacheBackend alias)."""
+    from django.core.cache import caches
+
+    cache = caches["strata"]
+    cache.set("page-key", "page-value", 60)
+    found = cache.get("page-key")
+    many = cache.get_many(["page-key", "page-absent"])
+    return HttpResponse(f"<html><body><p>{found} {sorted(many)}</p></body></html>")
+
+
 urlpatterns = [
+    path("backend/", backend_view),
     path("sync/", sync_view),
     path("async/", async_view),
     path("loader/", loader_view),
