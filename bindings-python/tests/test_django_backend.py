@@ -344,6 +344,27 @@ def test_async_methods_do_not_hop_to_a_thread(server, flushed, monkeypatch):
         assert cache.get("n", version=2) == 12 and cache.get("big2") == b"y" * (2 * 1024 * 1024)
 
 
+@pytest.mark.parametrize("server", ["memcached", "redis"])
+def test_concurrent_aincr_and_aadd_on_one_loop_are_atomic(server, flushed):
+    """40 ``aincr`` tasks at once on one loop lose no update (the counter
+    lock is awaited, not blocking the loop); of 10 ``aadd`` of one key,
+    exactly one wins."""
+    location = MEMCACHED if server == "memcached" else REDIS_URL
+    with caches_with(strata=backend(location, KEY_PREFIX="aconc")):
+        cache = caches["strata"]
+
+        async def main():
+            await cache.aset("hits", 0)
+            await asyncio.gather(*(cache.aincr("hits") for _ in range(40)))
+            added = await asyncio.gather(*(cache.aadd("once", i) for i in range(10)))
+            return await cache.aget("hits"), added
+
+        hits, added = asyncio.run(main())
+        assert hits == 40
+        assert sum(added) == 1
+        assert cache.get("hits") == 40
+
+
 def test_set_many_returns_failed_keys_when_the_server_is_down():
     with caches_with(strata=backend(["127.0.0.1:1"], OPTIONS={"CONNECT_TIMEOUT": 0.1})):
         assert sorted(caches["strata"].set_many({"a": 1, "b": 2})) == ["a", "b"]
