@@ -177,11 +177,15 @@ def _backend_aliases() -> list:
 
 
 def backend_tiered_caches() -> dict:
-    """``{alias: TieredCache}`` of the CACHES aliases served by the
-    stratacache backend (``stratacache.django.backend``), found by duck
-    typing (the backend keeps its ``TieredCache`` as ``.tiered`` or
-    ``.cache``): the connection check, the metrics and the test helpers
-    cover them next to the ``STRATACACHE`` caches."""
+    """``{alias: TieredCache}`` of the CACHES aliases served by
+    ``stratacache.django.backend.TieredCacheBackend`` (each backend's
+    ``.tiered``): the connection check, the metrics and the test helpers
+    cover them next to the ``STRATACACHE`` caches. An alias that cannot be
+    built is left out (``check_backend_options`` reports it).
+
+    >>> backend_tiered_caches()  # doctest: +SKIP
+    {'default': <TieredCache 'default': request → local → memcached; ...>}
+    """
     from django.core.cache import caches
 
     from ..tiered import TieredCache
@@ -189,14 +193,11 @@ def backend_tiered_caches() -> dict:
     out = {}
     for alias in _backend_aliases():
         try:
-            backend = caches[alias]
-            for attr in ("tiered", "cache", "_tiered", "_cache"):
-                candidate = getattr(backend, attr, None)
-                if isinstance(candidate, TieredCache):
-                    out[alias] = candidate
-                    break
+            tiered = caches[alias].tiered
         except Exception:  # a misconfigured alias: its own check reports it
             continue
+        if isinstance(tiered, TieredCache):
+            out[alias] = tiered
     return out
 
 
