@@ -82,6 +82,10 @@ def test_stratacache_check_and_check_deploy_probe_backend_alias_tiers():
 
         errors = [m for m in check_connections() if m.id == "stratacache.E008"]
         assert len(errors) == 1 and "strata_dead" in errors[0].msg
+        from django.core.management.base import SystemCheckError
+
+        with pytest.raises(SystemCheckError, match=r"stratacache.E008.*strata_dead"):
+            call_command("check", "--deploy", stdout=StringIO(), stderr=StringIO())
 
 
 def test_a_default_alias_on_the_backend_is_probed_once():
