@@ -181,13 +181,18 @@ class CallCounts:
 
 
 def _snapshot(cache: TieredCache) -> dict:
-    stats = cache.stats()
-    return {
-        "loads": stats["reads"]["loads"],
-        "reads": dict(stats["reads"]),
-        "fetches": {t["name"]: t["fetches"] for t in stats["tiers"]},
-        "writes": {t["name"]: t["writes"] for t in stats["tiers"]},
-    }
+    out: dict = {"loads": 0, "reads": {}, "fetches": {}, "writes": {}}
+    # A backend alias reads through a sibling cache without the local tier
+    # for add/incr/touch: its counters are the alias's too.
+    for one in (cache, *getattr(cache, "_stratacache_siblings", ())):
+        stats = one.stats()
+        out["loads"] += stats["reads"]["loads"]
+        for name, value in stats["reads"].items():
+            out["reads"][name] = out["reads"].get(name, 0) + value
+        for t in stats["tiers"]:
+            out["fetches"][t["name"]] = out["fetches"].get(t["name"], 0) + t["fetches"]
+            out["writes"][t["name"]] = out["writes"].get(t["name"], 0) + t["writes"]
+    return out
 
 
 @contextlib.contextmanager
