@@ -231,6 +231,33 @@ def test_stratacache_isolation_fixture_covers_a_backend_alias(stratacache_isolat
         assert cache.get("k", "gone") == "gone"
 
 
+def test_stratacache_prune_covers_a_backend_alias_storage_tier(s3_bucket):
+    """An expired entry in a backend alias's storage tier (OPTIONS
+    TIERS_AFTER) is pruned, read with the alias's own signing keys; a live
+    one is kept."""
+    import time
+
+    options = {
+        "SIGNING_KEYS": [("dx1", "a backend-only signing secret, 32+ bytes long")],
+        "TIERS_AFTER": [{"STORAGE": "stratacache", "PREFIX": "prune-dx"}],
+    }
+    with caches_with(strata=backend(MEMCACHED, KEY_PREFIX="prune", OPTIONS=options)):
+        cache = caches["strata"]
+        storage = next(t for t in cache.tiered.tiers if isinstance(t, StorageTier))
+        storage.clear()
+        cache.set("short", "gone soon", 1)
+        cache.set("long", "kept", 3600)
+        time.sleep(1.2)
+        out = StringIO()
+        call_command("stratacache_prune", "--json", stdout=out, stderr=StringIO())
+        report = json.loads(out.getvalue())["strata/storage"]
+        assert report["expired"] == 1 and report["unreadable"] == 0, report
+        MemcachedTier(MEMCACHED).clear()
+        cache.tiered.clear_local()
+        assert cache.get("long") == "kept"  # from the storage tier
+        storage.clear()
+
+
 # -- the edx-compatible API ------------------------------------------------------
 
 
