@@ -23,6 +23,7 @@ PY_REQUIREMENTS=(
   "cachetools>=5"
   "ruff>=0.6"
   "django-debug-toolbar>=4.4"
+  "django-waffle>=4"
   "prometheus-client>=0.20"
   "opentelemetry-api>=1.25"
   "opentelemetry-sdk>=1.25"

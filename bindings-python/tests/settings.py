@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "stratacache.django",
     "django.contrib.staticfiles",
     "debug_toolbar",
+    "waffle",
 ]
 STATIC_URL = "/static/"
 TEMPLATES = [
@@ -90,7 +91,7 @@ STRATACACHE = {
     ],
     "DEFAULT_TTL": 300,
     "COOLDOWN": (3, 0.2),
-    "CACHES": {
+    "NAMED": {
         "local_only": {"TIERS": [], "LOCAL": {"MAX_ENTRIES": 100}},
     },
 }

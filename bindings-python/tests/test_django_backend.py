@@ -327,12 +327,17 @@ def test_async_methods(flushed):
 
 @pytest.mark.parametrize("server", ["memcached", "redis"])
 def test_async_methods_do_not_hop_to_a_thread(server, flushed, monkeypatch):
-    """Remote round trips of aget/aget_many/aset/aset_many/adelete/aadd are
-    awaited on the event loop (the tiers have native async methods)."""
+    """Remote round trips of aget/aget_many/aset/aset_many/adelete/aadd/
+    aincr/adecr/atouch/adelete_many/aget_or_set/aincr_version are awaited on
+    the event loop (the tiers have native async methods): neither
+    asyncio.to_thread nor sync_to_async's run_in_executor is called."""
     location = MEMCACHED if server == "memcached" else REDIS_URL
 
     async def no_thread(*args, **kwargs):
         raise AssertionError("asyncio.to_thread called")
+
+    def no_executor(*args, **kwargs):  # what sync_to_async (BaseCache's a* methods) uses
+        raise AssertionError("loop.run_in_executor called")
 
     with caches_with(strata=backend(location, KEY_PREFIX="aio")):
         cache = caches["strata"]
@@ -340,6 +345,7 @@ def test_async_methods_do_not_hop_to_a_thread(server, flushed, monkeypatch):
 
         async def main():
             monkeypatch.setattr(asyncio, "to_thread", no_thread)
+            monkeypatch.setattr(asyncio.get_running_loop(), "run_in_executor", no_executor)
             await cache.aset("a", 1)
             assert await cache.aset_many({f"k{i}": i for i in range(50)}) == []
             assert await cache.aget("a") == 1
@@ -347,10 +353,49 @@ def test_async_methods_do_not_hop_to_a_thread(server, flushed, monkeypatch):
             assert await cache.aget("big") == b"x" * (3 * 1024 * 1024)
             assert await cache.adelete("a") is True
             assert await cache.aget("a", "gone") == "gone"
+            # add, incr/decr (their lock too), touch, delete_many, get_or_set,
+            # versions: every remote call awaited on the loop.
+            assert await cache.aadd("n", 10) is True
+            assert await cache.aadd("n", 11) is False
+            assert await cache.aadd("big2", b"y" * (2 * 1024 * 1024)) is True
+            assert await cache.aincr("n", 5) == 15
+            assert await cache.adecr("n", 3) == 12
+            with pytest.raises(ValueError):
+                await cache.aincr("missing")
+            assert await cache.atouch("n", 600) is True
+            assert await cache.atouch("missing", 600) is False
+            assert await cache.aget_or_set("gos", lambda: "made") == "made"
+            assert await cache.aincr_version("n") == 2
+            assert await cache.aget("n", version=2) == 12
+            await cache.adelete_many([f"k{i}" for i in range(10)])
+            assert await cache.aget_many([f"k{i}" for i in range(12)]) == {"k10": 10, "k11": 11}
             monkeypatch.undo()
 
         asyncio.run(main())
-        assert cache.get_many(["k1", "k49"]) == {"k1": 1, "k49": 49}  # the sync client reads them
+        assert cache.get_many(["k1", "k49"]) == {"k49": 49}  # k1 deleted by adelete_many
+        assert cache.get_many(["k11", "k49"]) == {"k11": 11, "k49": 49}  # the sync client reads them
+        assert cache.get("n", version=2) == 12 and cache.get("big2") == b"y" * (2 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("server", ["memcached", "redis"])
+def test_concurrent_aincr_and_aadd_on_one_loop_are_atomic(server, flushed):
+    """40 ``aincr`` tasks at once on one loop lose no update (the counter
+    lock is awaited, not blocking the loop); of 10 ``aadd`` of one key,
+    exactly one wins."""
+    location = MEMCACHED if server == "memcached" else REDIS_URL
+    with caches_with(strata=backend(location, KEY_PREFIX="aconc")):
+        cache = caches["strata"]
+
+        async def main():
+            await cache.aset("hits", 0)
+            await asyncio.gather(*(cache.aincr("hits") for _ in range(40)))
+            added = await asyncio.gather(*(cache.aadd("once", i) for i in range(10)))
+            return await cache.aget("hits"), added
+
+        hits, added = asyncio.run(main())
+        assert hits == 40
+        assert sum(added) == 1
+        assert cache.get("hits") == 40
 
 
 def test_set_many_returns_failed_keys_when_the_server_is_down():

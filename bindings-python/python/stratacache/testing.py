@@ -47,6 +47,7 @@ __all__ = [
     "assert_remote_calls",
     "clear_caches",
     "isolated_caches",
+    "resolve_cache",
     "stratacache_isolation",
 ]
 
@@ -54,16 +55,16 @@ __all__ = [
 def _known_caches(extra: Iterable[TieredCache] = ()) -> list:
     """The caches a test touches: every built ``stratacache.django`` cache,
     the process-wide ``@cached`` default, and ``extra``."""
-    caches = list(extra)
+    caches = [resolve_cache(c) for c in extra]
     try:
         from django.conf import settings
 
         if settings.configured:
-            from .django import _caches, get_cache, stratacache_settings
+            from .django import _caches, get_cache, named_caches_setting
 
             # Build the configured caches, so a test's first use finds their
             # remote tiers emptied too.
-            for name in ["default", *(stratacache_settings().get("CACHES") or {})]:
+            for name in ["default", *named_caches_setting()]:
                 try:
                     get_cache(name)
                 except Exception:  # a misconfigured cache fails in the test, not here
@@ -85,9 +86,42 @@ def _known_caches(extra: Iterable[TieredCache] = ()) -> list:
     return out
 
 
-def _default(cache: Optional[TieredCache]) -> TieredCache:
-    if cache is not None:
+#: What the helpers accept as a cache: a ``TieredCache``, a Django cache
+#: backend over one (``caches["default"]`` on ``TieredCacheBackend``), or a
+#: name (a ``CACHES`` alias on the backend, else a ``get_cache`` name).
+CacheLike = Union[TieredCache, str, Any]
+
+
+def resolve_cache(cache: CacheLike) -> TieredCache:
+    """The ``TieredCache`` behind ``cache``: itself, a backend's ``.tiered``,
+    or the cache a name stands for (a ``CACHES`` alias served by
+    ``TieredCacheBackend``, else ``stratacache.django.get_cache(name)``).
+
+    >>> resolve_cache(TieredCache([], name="doc")).name
+    'doc'
+    """
+    if isinstance(cache, TieredCache):
         return cache
+    if isinstance(cache, str):
+        from .django import backend_aliases, get_cache
+
+        if cache in backend_aliases():
+            from django.core.cache import caches
+
+            return caches[cache].tiered
+        return get_cache(cache)
+    tiered = getattr(cache, "tiered", None)
+    if isinstance(tiered, TieredCache):
+        return tiered
+    raise TypeError(
+        f"{cache!r} is not a stratacache cache: pass a TieredCache, a CACHES alias served by "
+        "stratacache.django.backend.TieredCacheBackend, or django.core.cache.caches[alias] of one"
+    )
+
+
+def _default(cache: Optional[CacheLike]) -> TieredCache:
+    if cache is not None:
+        return resolve_cache(cache)
     from .decorators import default_cache
 
     return default_cache()
@@ -147,17 +181,22 @@ class CallCounts:
 
 
 def _snapshot(cache: TieredCache) -> dict:
-    stats = cache.stats()
-    return {
-        "loads": stats["reads"]["loads"],
-        "reads": dict(stats["reads"]),
-        "fetches": {t["name"]: t["fetches"] for t in stats["tiers"]},
-        "writes": {t["name"]: t["writes"] for t in stats["tiers"]},
-    }
+    out: dict = {"loads": 0, "reads": {}, "fetches": {}, "writes": {}}
+    # A backend alias reads through a sibling cache without the local tier
+    # for add/incr/touch: its counters are the alias's too.
+    for one in (cache, *getattr(cache, "_stratacache_siblings", ())):
+        stats = one.stats()
+        out["loads"] += stats["reads"]["loads"]
+        for name, value in stats["reads"].items():
+            out["reads"][name] = out["reads"].get(name, 0) + value
+        for t in stats["tiers"]:
+            out["fetches"][t["name"]] = out["fetches"].get(t["name"], 0) + t["fetches"]
+            out["writes"][t["name"]] = out["writes"].get(t["name"], 0) + t["writes"]
+    return out
 
 
 @contextlib.contextmanager
-def _counting(cache: Optional[TieredCache]) -> Iterator[CallCounts]:
+def _counting(cache: Optional[CacheLike]) -> Iterator[CallCounts]:
     cache = _default(cache)
     before = _snapshot(cache)
     counts = CallCounts()
@@ -170,10 +209,11 @@ def _counting(cache: Optional[TieredCache]) -> Iterator[CallCounts]:
 
 
 @contextlib.contextmanager
-def assert_num_loads(expected: int, cache: Optional[TieredCache] = None) -> Iterator[CallCounts]:
+def assert_num_loads(expected: int, cache: Optional[CacheLike] = None) -> Iterator[CallCounts]:
     """Fails unless the block loads exactly ``expected`` keys (loader calls
     per key, after every tier missed) through ``cache`` (default: the
-    ``@cached`` default, i.e. ``settings.STRATACACHE``'s cache under Django).
+    ``@cached`` default, i.e. ``get_cache()`` under Django; a ``CACHES``
+    alias on the backend, or ``caches[alias]``, counts that alias).
 
     >>> with assert_num_loads(1, cache):  # doctest: +SKIP
     ...     cache.get_or_load("k", lambda: 1)
@@ -188,7 +228,7 @@ def assert_num_loads(expected: int, cache: Optional[TieredCache] = None) -> Iter
 @contextlib.contextmanager
 def assert_remote_calls(
     expected: Union[int, Mapping[str, int]],
-    cache: Optional[TieredCache] = None,
+    cache: Optional[CacheLike] = None,
     *,
     kind: str = "fetches",
 ) -> Iterator[CallCounts]:
@@ -223,7 +263,8 @@ class CacheIsolationMixin:
     scope with emptied local and remote tiers (``isolate_remote = False``
     keeps the remote tiers), and gets ``assertNumLoads`` and
     ``assertRemoteCalls``. ``stratacache_caches``: extra ``TieredCache``
-    objects to isolate (the Django-configured ones always are)."""
+    objects (or ``CACHES`` aliases on the backend) to isolate; the ones
+    Django settings configure, backend aliases included, always are."""
 
     isolate_remote = True
     stratacache_caches: tuple = ()
@@ -234,14 +275,14 @@ class CacheIsolationMixin:
         cm.__enter__()
         self.addCleanup(cm.__exit__, None, None, None)  # type: ignore[attr-defined]
 
-    def assertNumLoads(self, expected: int, cache: Optional[TieredCache] = None) -> Any:
+    def assertNumLoads(self, expected: int, cache: Optional[CacheLike] = None) -> Any:
         """See :func:`assert_num_loads`."""
         return assert_num_loads(expected, cache)
 
     def assertRemoteCalls(
         self,
         expected: Union[int, Mapping[str, int]],
-        cache: Optional[TieredCache] = None,
+        cache: Optional[CacheLike] = None,
         kind: str = "fetches",
     ) -> Any:
         """See :func:`assert_remote_calls`."""

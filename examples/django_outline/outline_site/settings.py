@@ -190,7 +190,7 @@ def cache_settings(prefix: str) -> tuple:
         # Course overviews: request → local → memcached → loader.
         "TIERS": [shared_tier],
         **common,
-        "CACHES": {
+        "NAMED": {
             # Course outlines: request → local → memcached → storage (S3) → loader.
             "outlines": {
                 "TIERS": [

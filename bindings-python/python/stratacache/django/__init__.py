@@ -17,6 +17,7 @@ system checks and management commands.
             {"STORAGE": "stratacache", "PREFIX": "blocks"},    # a STORAGES alias
         ],
         "DEFAULT_TTL": 300,
+        # "NAMED": {"blocks": {"TIERS": [...]}},   get_cache("blocks")
         # "SIGNING_KEYS": [("2025a", "...")],   default: derived from SECRET_KEY
         # "INVALIDATION": {"URL": "redis://...", "CHANNEL": "myapp:invalidate"},
         # "BACKGROUND_WRITES": True,            see docs/fleet.md
@@ -39,6 +40,7 @@ __all__ = [
     "backend_aliases",
     "build_cache",
     "get_cache",
+    "named_caches_setting",
     "reset_caches",
     "safe_key_function",
     "stratacache_settings",
@@ -75,16 +77,37 @@ def stratacache_settings() -> dict:
     return {str(k).upper(): v for k, v in raw.items()}
 
 
+#: The key of ``STRATACACHE`` that names further caches (``get_cache(name)``).
+NAMED_KEY = "NAMED"
+#: Its old name, still read (a check warns): it reused Django's word ``CACHES``.
+DEPRECATED_NAMED_KEY = "CACHES"
+
+
+def named_caches_setting(conf: Optional[Mapping] = None) -> dict:
+    """``STRATACACHE["NAMED"]``: ``{name: settings}`` of the caches other
+    than ``"default"`` (the deprecated key ``"CACHES"`` is read when
+    ``"NAMED"`` is absent)::
+
+        STRATACACHE = {"TIERS": [...], "NAMED": {"local_only": {"TIERS": []}}}
+        named_caches_setting()   # {"local_only": {"TIERS": []}}
+    """
+    conf = stratacache_settings() if conf is None else conf
+    named = conf.get(NAMED_KEY)
+    if named is None:
+        named = conf.get(DEPRECATED_NAMED_KEY)
+    return dict(named or {})
+
+
 def cache_config(name: str = "default") -> dict:
     """The settings of cache ``name``: the top level of ``STRATACACHE`` for
-    ``"default"``, ``STRATACACHE["CACHES"][name]`` for the others."""
+    ``"default"``, ``STRATACACHE["NAMED"][name]`` for the others."""
     conf = stratacache_settings()
     if name == "default":
-        return {k: v for k, v in conf.items() if k != "CACHES"}
-    named = conf.get("CACHES") or {}
+        return {k: v for k, v in conf.items() if k not in (NAMED_KEY, DEPRECATED_NAMED_KEY)}
+    named = named_caches_setting(conf)
     if name not in named:
         raise ConfigurationError(
-            f"no stratacache named {name!r}: add it to settings.STRATACACHE['CACHES'] "
+            f"no stratacache named {name!r}: add it to settings.STRATACACHE['{NAMED_KEY}'] "
             f"(known: {', '.join(['default', *named])})"
         )
     return {str(k).upper(): v for k, v in named[name].items()}
@@ -231,7 +254,7 @@ def _configured_in_stratacache(name: str) -> bool:
     conf = stratacache_settings()
     if name == "default":
         return bool(conf.get("TIERS")) or "LOCAL" in conf
-    return name in (conf.get("CACHES") or {})
+    return name in named_caches_setting(conf)
 
 
 def _lower_keys(option: Any) -> Any:

@@ -1,7 +1,9 @@
 """Tiers with native async reads and writes for ``TieredCacheBackend``'s
-``aget``/``aget_many``/``aset``/``aset_many``/``adelete``: the
-``TieredCache`` async driver awaits them on the event loop instead of
-running the sync client in a worker thread.
+async methods (``aget``, ``aget_many``, ``aset``, ``aset_many``, ``aadd``,
+``aincr``/``adecr`` and their lock, ``atouch``, ``adelete``,
+``adelete_many``): the backend and the ``TieredCache`` async driver await
+them on the event loop instead of running the sync client in a worker
+thread.
 
 - ``AsyncMemcachedTier``: the memcached text protocol over asyncio streams
   (``get k1 k2 ...`` to every server a batch touches, at once; pipelined

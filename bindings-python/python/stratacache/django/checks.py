@@ -15,7 +15,10 @@ from ..codecs import get_codec
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from ..tiers import MemcachedTier, StorageTier
     from . import (
+        DEPRECATED_NAMED_KEY,
         MEMCACHED_BACKENDS,
+        NAMED_KEY,
+        named_caches_setting,
         signing_keys_from_settings,
         stratacache_settings,
         tier_from_settings,
@@ -36,11 +39,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="stratacache.W004",
             )
         )
-    configs = [("default", {k: v for k, v in conf.items() if k != "CACHES"})]
-    for name, sub in (conf.get("CACHES") or {}).items():
+    if DEPRECATED_NAMED_KEY in conf:
+        if NAMED_KEY in conf:
+            messages.append(
+                Error(
+                    f"settings.STRATACACHE has both '{NAMED_KEY}' and the deprecated '{DEPRECATED_NAMED_KEY}': "
+                    f"only '{NAMED_KEY}' is read",
+                    hint=f"Move the caches of STRATACACHE['{DEPRECATED_NAMED_KEY}'] into '{NAMED_KEY}'.",
+                    id="stratacache.E009",
+                )
+            )
+        else:
+            messages.append(
+                Warning(
+                    f"settings.STRATACACHE['{DEPRECATED_NAMED_KEY}'] is deprecated: it names stratacache caches, "
+                    "not Django's CACHES aliases",
+                    hint=f"Rename the key to '{NAMED_KEY}' (same contents).",
+                    id="stratacache.W005",
+                )
+            )
+    configs = [("default", {k: v for k, v in conf.items() if k not in (NAMED_KEY, DEPRECATED_NAMED_KEY)})]
+    for name, sub in named_caches_setting(conf).items():
         configs.append((name, {str(k).upper(): v for k, v in sub.items()}))
     for name, sub in configs:
-        where = "STRATACACHE" if name == "default" else f"STRATACACHE['CACHES'][{name!r}]"
+        where = "STRATACACHE" if name == "default" else f"STRATACACHE['{NAMED_KEY}'][{name!r}]"
         codec_name = sub.get("CODEC", "pickle")
         try:
             codec = get_codec(codec_name)
@@ -155,11 +177,15 @@ def _backend_aliases() -> list:
 
 
 def backend_tiered_caches() -> dict:
-    """``{alias: TieredCache}`` of the CACHES aliases served by the
-    stratacache backend (``stratacache.django.backend``), found by duck
-    typing (the backend keeps its ``TieredCache`` as ``.tiered`` or
-    ``.cache``): the connection check, the metrics and the test helpers
-    cover them next to the ``STRATACACHE`` caches."""
+    """``{alias: TieredCache}`` of the CACHES aliases served by
+    ``stratacache.django.backend.TieredCacheBackend`` (each backend's
+    ``.tiered``): the connection check, the metrics and the test helpers
+    cover them next to the ``STRATACACHE`` caches. An alias that cannot be
+    built is left out (``check_backend_options`` reports it).
+
+    >>> backend_tiered_caches()  # doctest: +SKIP
+    {'default': <TieredCache 'default': request → local → memcached; ...>}
+    """
     from django.core.cache import caches
 
     from ..tiered import TieredCache
@@ -167,14 +193,11 @@ def backend_tiered_caches() -> dict:
     out = {}
     for alias in _backend_aliases():
         try:
-            backend = caches[alias]
-        except Exception:
+            tiered = caches[alias].tiered
+        except Exception:  # a misconfigured alias: its own check reports it
             continue
-        for attr in ("tiered", "cache", "_tiered", "_cache"):
-            candidate = getattr(backend, attr, None)
-            if isinstance(candidate, TieredCache):
-                out[alias] = candidate
-                break
+        if isinstance(tiered, TieredCache):
+            out[alias] = tiered
     return out
 
 
@@ -194,19 +217,32 @@ def probe_tiers(names: Any = None) -> list:
     """
     import time
 
+    from django.core.cache import caches
+
     from . import get_cache
 
     conf = stratacache_settings_safe()
-    names_given = names
+    aliases = _backend_aliases()
     if names is None:
-        names = ["default", *(conf.get("CACHES") or {})]
+        # The CACHES aliases on the backend first (named as such), then the
+        # STRATACACHE caches that are not one of them.
+        names = [f"CACHES[{a!r}]" for a in aliases] + ["default", *named_settings(conf)]
     out = []
+    probed: list = []
     for name in names:
+        label = name
+        alias = name[8:-2] if name.startswith("CACHES[") and name.endswith("]") else None
         try:
-            cache = get_cache(name)
+            if alias is not None:
+                cache = caches[alias].tiered
+            else:
+                cache = get_cache(name)
         except Exception as exc:
-            out.append((name, "-", "-", f"cannot be built: {type(exc).__name__}: {exc}", 0.0))
+            out.append((label, "-", "-", f"cannot be built: {type(exc).__name__}: {exc}", 0.0))
             continue
+        if any(cache is c for c in probed):
+            continue  # get_cache(name) is a backend alias probed above
+        probed.append(cache)
         for tier in cache.tiers:
             start = time.perf_counter()
             try:
@@ -216,18 +252,15 @@ def probe_tiers(names: Any = None) -> list:
                 error = None
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            out.append((name, tier.name, tier.kind, error, time.perf_counter() - start))
-    if names_given is None:
-        for alias, cache in backend_tiered_caches().items():
-            for tier in cache.tiers:
-                start = time.perf_counter()
-                try:
-                    tier.get_many([PROBE_KEY])
-                    error = None
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                out.append((f"CACHES[{alias!r}]", tier.name, tier.kind, error, time.perf_counter() - start))
+            out.append((label, tier.name, tier.kind, error, time.perf_counter() - start))
     return out
+
+
+def named_settings(conf: dict) -> dict:
+    """The named caches of a ``STRATACACHE`` dict."""
+    from . import named_caches_setting
+
+    return named_caches_setting(conf)
 
 
 def stratacache_settings_safe() -> dict:

@@ -166,12 +166,22 @@ def edx_django_cache() -> Any:
     """
     from django.conf import settings
 
-    from . import get_cache, stratacache_settings
+    from . import (
+        _configured_in_stratacache,
+        backend_aliases,
+        get_cache,
+        named_caches_setting,
+        stratacache_settings,
+    )
 
     name = stratacache_settings().get("EDX_CACHE")
     if name is None:
         return django_cache
-    named = stratacache_settings().get("CACHES") or {}
+    named = named_caches_setting()
+    if name in backend_aliases() and not _configured_in_stratacache(name):
+        # A CACHES alias on the backend: through the backend itself, so edx
+        # code and ``caches[name]`` read the same (prefixed, versioned) keys.
+        return caches[name]
     if name == "default" or name in named:
         return _StratacacheAsDjangoCache(get_cache(name))
     if name in settings.CACHES:

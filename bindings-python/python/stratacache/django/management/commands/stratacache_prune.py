@@ -164,17 +164,35 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.core.cache import caches
+
         from stratacache.tiered import _keyring
 
-        from ... import cache_config, get_cache, signing_keys_from_settings, stratacache_settings
+        from ... import (
+            _configured_in_stratacache,
+            backend_aliases,
+            cache_config,
+            get_cache,
+            named_caches_setting,
+            signing_keys_from_settings,
+        )
+        from ...backend import _signing_keys
 
         if options["keep"] < 1:
             raise CommandError("--keep must be at least 1 (the newest version of a family is never pruned)")
-        names = options["cache"] or ["default", *(stratacache_settings().get("CACHES") or {})]
+        # CACHES aliases on the backend (their storage tiers come from
+        # OPTIONS['TIERS'] / ['TIERS_AFTER']) next to the STRATACACHE caches.
+        aliases = [a for a in backend_aliases() if not _configured_in_stratacache(a)]
+        names = options["cache"] or list(dict.fromkeys(["default", *named_caches_setting(), *aliases]))
         report: dict = {}
         for name in names:
-            cache = get_cache(name)
-            keyring = _keyring(signing_keys_from_settings(cache_config(name)))
+            if name in aliases:
+                backend = caches[name]
+                cache = backend.tiered
+                keyring = _keyring(_signing_keys(backend._options))
+            else:
+                cache = get_cache(name)
+                keyring = _keyring(signing_keys_from_settings(cache_config(name)))
             for tier in cache.tiers:
                 if not isinstance(tier, StorageTier):
                     continue

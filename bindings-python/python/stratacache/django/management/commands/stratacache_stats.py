@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 
 from stratacache.metrics import snapshot
 
-from ... import backend_aliases, get_cache, stratacache_settings
+from ... import backend_aliases, get_cache, named_caches_setting
 
 COLUMNS = (
     "hits",
@@ -48,7 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         names = options["cache"] or list(
-            dict.fromkeys(["default", *(stratacache_settings().get("CACHES") or {}), *backend_aliases()])
+            dict.fromkeys(["default", *named_caches_setting(), *backend_aliases()])
         )
         report = {}
         for name in names:
