@@ -42,7 +42,9 @@ def caches_with(**aliases):
 
 
 @pytest.fixture(autouse=True)
-def flushed():
+def flushed(s3_bucket):
+    # s3_bucket: the test settings' caches include an S3 storage tier, which
+    # the isolation helpers clear (the bucket must exist, whatever ran first).
     MemcachedTier(MEMCACHED).clear()
     RedisTier(REDIS_URL).clear()
     reset_caches()

@@ -623,12 +623,13 @@ class TieredCacheBackend(BaseCache):
         """Async ``set_many`` (returns the keys not stored): ``await cache.aset_many({"a": 1})``."""
         with _pickle_errors():
             steps, back = self._set_many_steps(data, timeout, version)
-        return await self._arun_steps(steps, back)
+        return await self._arun_steps(steps, back, [self._key(k, version) for k in data])
 
-    async def _arun_steps(self, steps: list, back: dict) -> list:
+    async def _arun_steps(self, steps: list, back: dict, published: Sequence = ()) -> list:
         """``_run_steps`` awaiting each tier's async batch methods."""
         failed: list = []
         cache = self.tiered
+        cache._explicit_writes(steps)
         for kind, tier, items in steps:
             try:
                 adapter = cache._tiers[tier]
@@ -641,7 +642,7 @@ class TieredCacheBackend(BaseCache):
                     raise
                 if tier == 0 and kind == "store":
                     failed.extend(back[e[0]] for e in items if e[0] in back)
-        cache._published([self._key(k, version) for k in data])
+        cache._published(list(published))
         return failed
 
     async def adelete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
@@ -649,12 +650,11 @@ class TieredCacheBackend(BaseCache):
         cache = self.tiered
         scope = cache._scope()
         merged: dict = {}
-        for key in keys:
-            for kind, tier, items in cache._core.delete_all_tiers(
-                normalize_key(self._key(key, version)), scope, cache._now()
-            ):
+        made = [self._key(key, version) for key in keys]
+        for key in made:
+            for kind, tier, items in cache._core.delete_all_tiers(normalize_key(key), scope, cache._now()):
                 merged.setdefault((kind, tier), []).extend(items)
-        await self._arun_steps([(k, t, i) for (k, t), i in merged.items()], {})
+        await self._arun_steps([(k, t, i) for (k, t), i in merged.items()], {}, made)
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         """Async ``touch``: ``await cache.atouch("a", 60)``."""
