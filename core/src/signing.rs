@@ -56,7 +56,7 @@ pub struct EmptySecret;
     "the {codec} codec can run code hidden in a value, and this cache would read unsigned values from {remote_tiers} remote tier(s) that others may write to: \
      give it signing keys derived from a secret (Python: signing_keys=signing_keys_from_secret(settings.SECRET_KEY); \
      JS: signingKeys: signingKeysFromSecret(env.SECRET)), or choose the json codec, \
-     or, only if no one else can write to these tiers, opt in with allow_unsigned_pickle=True (JS: allowUnsignedPickle: true)"
+     or, only if no one else can write to these tiers, opt in with allow_unsigned_pickle=True"
 )]
 pub struct UnsafeCodec {
     /// The codec's name (`pickle`).
