@@ -22,7 +22,9 @@ from stratacache import (
     signing_keys_from_secret,
 )
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "tests" / "vectors" / "plain-keys.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests" / "vectors" / "plain-keys.json").read_text()
+)
 KEYS = signing_keys_from_secret("test_keys_and_safety secret")
 
 
@@ -39,7 +41,13 @@ def odd_keys() -> list:
     for sep in ["|", "#", "%", "!", " ", ":", "~", "%~", "\u00e9", "\U0001f600", "\x00", "\\"]:
         for shape in ["a{s}b", "{s}a", "a{s}", "{s}{s}", "ns{s}v1{s}a", "{s}", "x {s} y", "{s}5"]:
             keys.append(shape.format(s=sep))
-    for base in ["caf\u00e9", "cafe\u0301", "\u65e5\u672c\u8a9e", "\u0420\u043e\u0441\u0441\u0438\u044f", "\u200b"]:
+    for base in [
+        "caf\u00e9",
+        "cafe\u0301",
+        "\u65e5\u672c\u8a9e",
+        "\u0420\u043e\u0441\u0441\u0438\u044f",
+        "\u200b",
+    ]:
         keys += [base, base + " ", "|" + base, base * 40]
     for n in (199, 200, 201, 250, 251, 10 * 1024):
         keys += ["k" * n, "\u00e9" * n, "%" * n]
@@ -77,7 +85,11 @@ def test_odd_keys_never_share_a_remote_key():
 
 
 def test_a_built_key_and_its_str_are_one_key():
-    for key in [Key("ns", 1)("a b|c"), Key("outline", 3)("course-v1:edX+DemoX", 42), Key("n", 1)("\u00e9" * 300)]:
+    for key in [
+        Key("ns", 1)("a b|c"),
+        Key("outline", 3)("course-v1:edX+DemoX", 42),
+        Key("n", 1)("\u00e9" * 300),
+    ]:
         assert normalize_key(str(key)) == normalize_key(key) == key
         assert normalize_key(json.loads(json.dumps(key))) == key
         assert normalize_key(f"{key}") == key
@@ -89,7 +101,7 @@ def test_a_built_key_and_its_str_are_one_key():
 @pytest.mark.parametrize("case", VECTORS["signing_keys"], ids=[c["name"] for c in VECTORS["signing_keys"]])
 def test_signing_key_vector(case):
     if "error" in case:
-        with pytest.raises(ValueError, match="secret .* is empty"):
+        with pytest.raises(ValueError, match=r"secret .* is empty"):
             signing_keys_from_secret(case["secret"])
         return
     ((key_id, key),) = signing_keys_from_secret(case["secret"])
@@ -105,7 +117,11 @@ def test_str_of_a_built_key_reads_the_same_entry(memcached):
     writer = TieredCache([memcached], signing_keys=KEYS, local=None)
     reader = TieredCache([memcached], signing_keys=KEYS, local=None)
     run = uuid.uuid4().hex[:8]
-    built = [Key("ns", 1)(run, "a b|c"), Key("grades", 7)(run, 42, b"\x00\xff"), Key("long", 1)(run, "\u00e9" * 200)]
+    built = [
+        Key("ns", 1)(run, "a b|c"),
+        Key("grades", 7)(run, 42, b"\x00\xff"),
+        Key("long", 1)(run, "\u00e9" * 200),
+    ]
     for i, key in enumerate(built):
         writer.set(key, {"i": i}, ttl=60)
     for i, key in enumerate(built):
@@ -115,7 +131,9 @@ def test_str_of_a_built_key_reads_the_same_entry(memcached):
     # and the other way: written under the str, read under the built key
     writer.set(str(built[0]), "via str", ttl=60)
     assert reader.get(built[0]) == "via str"
-    assert reader.get_many([str(k) for k in built[1:]]) == {str(k): {"i": i + 1} for i, k in enumerate(built[1:])}
+    assert reader.get_many([str(k) for k in built[1:]]) == {
+        str(k): {"i": i + 1} for i, k in enumerate(built[1:])
+    }
 
 
 def test_odd_plain_keys_round_trip_through_memcached(memcached):
@@ -132,7 +150,9 @@ def test_odd_plain_keys_round_trip_through_memcached(memcached):
 
 
 def test_pickle_over_remote_tiers_needs_keys_or_an_opt_in(memcached):
-    with pytest.raises(ConfigurationError, match=r"signing_keys=signing_keys_from_secret\(settings.SECRET_KEY\)"):
+    with pytest.raises(
+        ConfigurationError, match=r"signing_keys=signing_keys_from_secret\(settings.SECRET_KEY\)"
+    ):
         TieredCache([memcached])
     with pytest.raises(ConfigurationError, match="allow_unsigned_pickle=True"):
         TieredCache([memcached], codec="pickle", signing_keys=None)
@@ -168,7 +188,9 @@ def _forge(memcached, key: str, marker: Path) -> None:
 def test_a_forged_pickle_in_memcached_is_never_unpickled(memcached, tmp_path, monkeypatch, options):
     loads = []
     real_loads = pickle.loads
-    monkeypatch.setattr(pickle, "loads", lambda data, *a, **k: loads.append(data) or real_loads(data, *a, **k))
+    monkeypatch.setattr(
+        pickle, "loads", lambda data, *a, **k: loads.append(data) or real_loads(data, *a, **k)
+    )
     for i, key in enumerate(["forged", "forged key with spaces", Key("ns", 1)("forged")]):
         marker = tmp_path / f"pwned-{i}"
         _forge(memcached, key, marker)

@@ -348,7 +348,9 @@ def test_get_many_keeps_the_callers_keys(memcached):
     cache = TieredCache([memcached], signing_keys=KEYS)
     cache.set_all_tiers(built, "built", ttl=60)
     cache.set_all_tiers("plain key with spaces", "plain", ttl=60)
-    got = TieredCache([memcached], signing_keys=KEYS, local=None).get_many(iter([built, "plain key with spaces", "missing"]))
+    got = TieredCache([memcached], signing_keys=KEYS, local=None).get_many(
+        iter([built, "plain key with spaces", "missing"])
+    )
     assert got == {built: "built", "plain key with spaces": "plain"}
     assert [type(k) for k in got] == [type(built), str]
     with pytest.raises(TypeError, match="cache keys are str"):
