@@ -1,6 +1,6 @@
 // Key: the core's versioned key builder (format tiercache-key-1).
 
-import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey, plainKey as corePlainKey, plainKeys as corePlainKeys, signingKeyFromSecret as coreSigningKey } from './stratacache_core.js';
+import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey, plainKey as corePlainKey, signingKeyFromSecret as coreSigningKey } from './stratacache_core.js';
 
 function versionString(version) {
   if (typeof version === 'bigint') return version.toString();
@@ -85,10 +85,6 @@ export function plainKey(raw, maxLen = 0) {
   return corePlainKey(raw, maxLen);
 }
 
-/** plainKey of each of `keys` (default maximum length), in one call. */
-export function plainKeys(keys) {
-  return corePlainKeys(keys);
-}
 
 /**
  * Signing keys `[{ id, secret }]` derived from an application secret

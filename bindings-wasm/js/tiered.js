@@ -11,7 +11,7 @@ import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
 import { decodeStep, decodeSteps, decodeResults } from './wire.js';
-import { checkWellFormed, plainKeys } from './key.js';
+import { checkWellFormed, plainKey } from './key.js';
 
 const READ_LOAD = 1;
 const READ_FORCE_MISS = 2;
@@ -178,7 +178,7 @@ function checkOne(key) {
 
 /** The host's keys for the remote keys a load step names (the core maps keys with plainKey). */
 function userKeysOf(remoteKeys, userKeys) {
-  const back = new Map(plainKeys(userKeys).map((k, i) => [k, userKeys[i]]));
+  const back = new Map(userKeys.map((k) => [plainKey(k), k]));
   return remoteKeys.map((k) => back.get(k) ?? k);
 }
 

@@ -1,6 +1,8 @@
 //! The core's versioned key builder, `plain_key`, `safe_key` and the
 //! signing-key derivation, for JS.
 
+use std::borrow::Cow;
+
 use js_sys::{ArrayBuffer, Uint8Array};
 use stratacache::key::{self, OwnedPart};
 use stratacache::Namespace;
@@ -146,21 +148,28 @@ pub fn plain_key(raw: String, max_len: u32) -> Result<String, JsValue> {
         .map_err(|e| js::range_error(&e.to_string()))
 }
 
-/// `plain_key` of each key, at the default maximum length.
-#[wasm_bindgen(js_name = plainKeys)]
-pub fn plain_keys(keys: Vec<String>) -> Vec<String> {
-    remote_keys(keys)
-}
-
-/// The remote keys the tiered cache uses for the host's keys.
-pub(crate) fn remote_keys(keys: Vec<String>) -> Vec<String> {
-    keys.into_iter().map(remote_key).collect()
+/// The remote keys the tiered cache uses for the host's keys (the core's
+/// `plain_key` at the default maximum length), in place.
+pub(crate) fn remote_keys(mut keys: Vec<String>) -> Vec<String> {
+    for k in &mut keys {
+        to_remote(k);
+    }
+    keys
 }
 
 /// The remote key the tiered cache uses for one host key.
-pub(crate) fn remote_key(raw: String) -> String {
-    // The default maximum length is in range: this never fails.
-    key::plain_key_owned(raw, key::DEFAULT_MAX_KEY_LEN).unwrap_or_default()
+pub(crate) fn remote_key(mut raw: String) -> String {
+    to_remote(&mut raw);
+    raw
+}
+
+// One copy of the mapping in the module (size budget), not one per caller.
+#[inline(never)]
+fn to_remote(key: &mut String) {
+    // The default maximum length is in range: `plain_key` cannot fail here.
+    if let Ok(Cow::Owned(remote)) = key::plain_key(key, key::DEFAULT_MAX_KEY_LEN) {
+        *key = remote;
+    }
 }
 
 /// The 32-byte signing key derived from a secret (UTF-8 bytes), as every

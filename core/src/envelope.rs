@@ -347,7 +347,7 @@ pub enum EnvelopeError {
     /// The payload is a pickle (a codec that can run code) and its
     /// signature was not verified, and unsigned pickles are not allowed
     /// ([`DecodeOptions::allow_unsigned_pickle`]).
-    #[error("envelope holds a pickle whose signature was not verified: it was not decoded (unpickling a forged value runs the forger's code); sign values with keys derived from a secret, or set allow_unsigned_pickle if no one else can write to this tier")]
+    #[error("envelope holds an unverified pickle: not decoded (a forged pickle runs code); sign values (keys derived from a secret) or set allow_unsigned_pickle")]
     UnsignedPickle,
     /// [`DecodeOptions::require_signature`] is set but no keyring was given.
     #[error("a signature is required but no keyring was given: set DecodeOptions::keyring (or use DecodeOptions::verify_with)")]
@@ -1138,6 +1138,48 @@ mod tests {
         assert_eq!(d.signature, SignatureStatus::Unchecked("k1"));
         assert_eq!(d.signature.key_id(), Some("k1"));
         assert_eq!(SignatureStatus::Unsigned.key_id(), None);
+    }
+
+    #[test]
+    fn pickles_are_decoded_only_when_verified_or_allowed() {
+        let k = ring("k1");
+        let pickle = EnvelopeHeader::new(Codec::Pickle, 1);
+        let unsigned = encode(&pickle, b"\x80\x04N.", &EncodeOptions::new());
+        let signed = encode(
+            &pickle,
+            b"\x80\x04N.",
+            &EncodeOptions::new().with_signing(&k),
+        );
+        let lax = DecodeOptions::new();
+        let allowed = DecodeOptions::new().with_unsigned_pickle(true);
+        // Unsigned, or signed but not checked: refused unless allowed.
+        assert_eq!(
+            decode(&unsigned, &lax).unwrap_err(),
+            EnvelopeError::UnsignedPickle
+        );
+        assert_eq!(
+            decode(&signed, &lax).unwrap_err(),
+            EnvelopeError::UnsignedPickle
+        );
+        let not_required = DecodeOptions {
+            require_signature: false,
+            ..DecodeOptions::verify_with(&k)
+        };
+        assert_eq!(
+            decode(&unsigned, &not_required).unwrap_err().kind(),
+            "unsigned_pickle"
+        );
+        assert!(decode(&unsigned, &allowed).is_ok());
+        assert!(decode(&signed, &allowed).is_ok());
+        // Verified: decoded.
+        assert!(decode(&signed, &DecodeOptions::verify_with(&k)).is_ok());
+        assert!(decode(&signed, &not_required).is_ok());
+        // Other codecs are not affected.
+        let json = encode(&header(), b"1", &EncodeOptions::new());
+        assert!(decode(&json, &lax).is_ok());
+        assert!(EnvelopeError::UnsignedPickle
+            .to_string()
+            .contains("allow_unsigned_pickle"));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn signing_key_from_secret(secret: &[u8]) -> Result<[u8; 32], EmptySecret> {
 
 /// [`signing_key_from_secret`] was given an empty secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the secret to derive signing keys from is empty: pass the application's secret (Django's SECRET_KEY, or a secret of the edge worker's environment)")]
+#[error("the secret to derive signing keys from is empty: pass the application secret (e.g. SECRET_KEY)")]
 pub struct EmptySecret;
 
 /// A cache that would decode unsigned values from a remote tier with a codec

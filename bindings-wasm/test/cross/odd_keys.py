@@ -21,7 +21,13 @@ def odd_keys() -> list:
     for sep in ["|", "#", "%", "!", " ", ":", "~", "%~", "\u00e9", "\U0001f600", "\x00", "\\"]:
         for shape in ["a{s}b", "{s}a", "a{s}", "{s}{s}", "ns{s}v1{s}a", "{s}", "x {s} y", "{s}5"]:
             keys.append(shape.format(s=sep))
-    for base in ["caf\u00e9", "cafe\u0301", "\u65e5\u672c\u8a9e", "\u0420\u043e\u0441\u0441\u0438\u044f", "\u200b"]:
+    for base in [
+        "caf\u00e9",
+        "cafe\u0301",
+        "\u65e5\u672c\u8a9e",
+        "\u0420\u043e\u0441\u0441\u0438\u044f",
+        "\u200b",
+    ]:
         keys += [base, base + " ", "|" + base, base * 40]
     for n in (199, 200, 201, 250, 251, 10 * 1024):
         keys += ["k" * n, "\u00e9" * n, "%" * n]
