@@ -46,6 +46,12 @@ node --test e2e.test.mjs
 step "Cross-runtime: Python package <-> JS package"
 STRATACACHE_PYTHON="$PY" node --test cross.test.mjs
 
+step "Cross-runtime: odd plain string keys through a real memcached (Python <-> JS)"
+choose_port_base
+trap 'rm -rf "$tmp"; bash "$REPO_ROOT/scripts/servers.sh" stop memcached || true' EXIT
+bash "$REPO_ROOT/scripts/servers.sh" start memcached
+(eval "$(bash "$REPO_ROOT/scripts/servers.sh" env)" && STRATACACHE_PYTHON="$PY" node --test cross-keys.test.mjs)
+
 step "Browser: headless Chromium loads the package from a page on 127.0.0.1"
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 node browser/run.mjs "$(command -v chromium)"

@@ -146,7 +146,8 @@ def bench_memcached_batch() -> None:
     memcached = MemcachedTier(MEMCACHED)
     memcached.clear()
     keys = [f"course-block-{i}" for i in range(100)]
-    ours = TieredCache([memcached], local=None)
+    # Unsigned, as edx-django-utils stores them (the bench's memcached is private).
+    ours = TieredCache([memcached], local=None, allow_unsigned_pickle=True)
     for i, k in enumerate(keys):
         ours.set_all_tiers(k, {"block": i, "children": list(range(10))}, ttl=600)
         EdxTieredCache.set_all_tiers(k, {"block": i, "children": list(range(10))}, 600)
@@ -189,7 +190,7 @@ def bench_big_value() -> None:
         time.sleep(0.2)  # stands for building a large course structure
         return big
 
-    ours = TieredCache([memcached], local=None)
+    ours = TieredCache([memcached], local=None, allow_unsigned_pickle=True)
     ours.get_or_load("big-structure", loader, ttl=600)
     plain = caches["default"]
 

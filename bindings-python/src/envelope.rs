@@ -78,9 +78,11 @@ fn encode_envelope<'py>(
 }
 
 /// Opens an envelope: a dict with `header`, `payload`, `compressed` and
-/// `key_id`; raises `EnvelopeError` (with `.kind`) for anything unusable.
+/// `key_id`; raises `EnvelopeError` (with `.kind`) for anything unusable,
+/// including an unverified pickle (`unsigned_pickle`) unless
+/// `allow_unsigned_pickle=True`.
 #[pyfunction]
-#[pyo3(signature = (data, *, signing_keys = None, require_signature = false, max_payload_len = envelope::DEFAULT_MAX_PAYLOAD_LEN, key = None))]
+#[pyo3(signature = (data, *, signing_keys = None, require_signature = false, max_payload_len = envelope::DEFAULT_MAX_PAYLOAD_LEN, key = None, allow_unsigned_pickle = false))]
 fn decode_envelope<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -88,12 +90,14 @@ fn decode_envelope<'py>(
     require_signature: bool,
     max_payload_len: usize,
     key: Option<&str>,
+    allow_unsigned_pickle: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let keyring = keyring_from(signing_keys)?;
     let options = DecodeOptions {
         keyring: keyring.as_ref(),
         require_signature,
         max_payload_len,
+        allow_unsigned_pickle,
     };
     let decoded = match key {
         Some(key) => envelope::decode_for_key(key, data, &options),
@@ -157,6 +161,7 @@ fn decode_manifest<'py>(
         keyring: keyring.as_ref(),
         require_signature,
         max_payload_len: envelope::DEFAULT_MAX_PAYLOAD_LEN,
+        allow_unsigned_pickle: false,
     };
     let manifest = Manifest::decode(main_key, data, &options, &ManifestLimits::default())
         .map_err(|e| new_error(py, "EnvelopeError", (e.kind(), e.to_string())))?;
@@ -193,6 +198,7 @@ fn join_chunks<'py>(
         keyring: keyring.as_ref(),
         require_signature,
         max_payload_len: envelope::DEFAULT_MAX_PAYLOAD_LEN,
+        allow_unsigned_pickle: false,
     };
     let manifest = Manifest::decode(main_key, manifest, &options, &ManifestLimits::default())
         .map_err(|e| new_error(py, "EnvelopeError", (e.kind(), e.to_string())))?;

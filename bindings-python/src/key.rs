@@ -1,9 +1,12 @@
-//! Keys: the core's versioned key builder and `safe_key`.
+//! Keys: the core's versioned key builder, `plain_key`, `safe_key` and the
+//! signing-key derivation.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString, PyType};
-use stratacache::key::{KeyBuilder, OwnedPart, KEY_FORMAT};
+use std::borrow::Cow;
+
+use stratacache::key::{KeyBuilder, OwnedPart, KEY_FORMAT, PLAIN_KEY_FORMAT};
 use stratacache::{is_valid_memcached_key, Namespace};
 
 use crate::util::as_str;
@@ -101,29 +104,34 @@ fn safe_key(raw: &Bound<'_, PyAny>, max_len: usize) -> PyResult<String> {
     stratacache::safe_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// What `safe_key` keeps as it is: a key of bytes it never escapes, short
-/// enough not to be shortened.
-fn kept_as_is(raw: &str, max_len: usize) -> bool {
-    !raw.is_empty()
-        && raw.len() <= max_len
-        && raw
-            .bytes()
-            .all(|b| matches!(b, 0x21..=0x7E) && !matches!(b, b'%' | b'|' | b'#' | b'!'))
+/// The remote key for a plain string key (format `stratacache-plain-key-1`,
+/// the same in every host): a valid memcached key of at most `max_len`
+/// bytes not starting with `%~` as it is (so `str()` of a built key is the
+/// same key), any other string `%~` and its escaping. Injective.
+#[pyfunction]
+#[pyo3(signature = (raw, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
+fn plain_key(raw: &Bound<'_, PyAny>, max_len: usize) -> PyResult<String> {
+    let raw = as_str(raw, "key")?;
+    stratacache::plain_key(raw, max_len)
+        .map(|k| k.into_owned())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// `stratacache.keys.normalize_key` of each key, in one call: keys of type
-/// `kept` (`BuiltKey`) as they are, other `str` keys through `safe_key`
-/// (returning the same object when `safe_key` would not change it).
+/// `stratacache.keys.normalize_key` of each key, in one call: every `str`
+/// key (a `Key` result or any other string) through the core's `plain_key`,
+/// returning the same object when it is kept as it is. `kept` is accepted
+/// for callers of the earlier signature; a built key needs no special case.
 /// Returns `(core_keys, user_keys)`, two lists in the order of `keys`.
 #[pyfunction]
-#[pyo3(signature = (keys, kept, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
+#[pyo3(signature = (keys, kept = None, max_len = stratacache::DEFAULT_MAX_KEY_LEN))]
 fn normalize_keys<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
-    kept: &Bound<'py, PyType>,
+    kept: Option<&Bound<'py, PyType>>,
     max_len: usize,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-    stratacache::safe_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let _ = kept;
+    stratacache::plain_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let user = match keys.cast::<PyList>() {
         // A copy: the caller may change its list while the read waits for I/O.
         Ok(list) => list.get_slice(0, list.len()),
@@ -131,10 +139,6 @@ fn normalize_keys<'py>(
     };
     let core = PyList::empty(py);
     for key in user.iter() {
-        if key.get_type().is(kept) {
-            core.append(key)?;
-            continue;
-        }
         if !key.is_instance_of::<PyString>() {
             return Err(PyTypeError::new_err(format!(
                 "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
@@ -142,15 +146,40 @@ fn normalize_keys<'py>(
             )));
         }
         let raw = as_str(&key, "key")?;
-        if kept_as_is(raw, max_len) {
-            core.append(key)?;
-        } else {
-            let safe = stratacache::safe_key(raw, max_len)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            core.append(PyString::new(py, &safe))?;
+        match stratacache::plain_key(raw, max_len) {
+            Ok(Cow::Borrowed(_)) => core.append(key)?,
+            Ok(Cow::Owned(remote)) => core.append(PyString::new(py, &remote))?,
+            Err(e) => return Err(PyValueError::new_err(e.to_string())),
         }
     }
     Ok((core, user))
+}
+
+/// The signing key (32 bytes) derived from an application secret (`str`,
+/// UTF-8, or `bytes`), as every host derives it: SHA-256 of the label
+/// `tiercache.signing.v1`, a NUL byte and the secret.
+#[pyfunction]
+fn signing_key_from_secret<'py>(
+    py: Python<'py>,
+    secret: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let bytes: Vec<u8> = if secret.is_instance_of::<PyString>() {
+        as_str(secret, "secret")?.as_bytes().to_vec()
+    } else if let Ok(b) = secret.cast::<PyBytes>() {
+        b.as_bytes().to_vec()
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "a secret is str or bytes, not {}",
+            secret
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    };
+    let key = stratacache::signing_key_from_secret(&bytes)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &key))
 }
 
 /// True if memcached accepts `key` as it is.
@@ -163,6 +192,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKeyBuilder>()?;
     m.add_function(wrap_pyfunction!(safe_key, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(plain_key, m)?)?;
+    m.add_function(wrap_pyfunction!(signing_key_from_secret, m)?)?;
+    m.add("PLAIN_KEY_FORMAT", PLAIN_KEY_FORMAT)?;
     m.add_function(wrap_pyfunction!(py_is_valid_memcached_key, m)?)?;
     m.add("KEY_FORMAT", KEY_FORMAT)?;
     m.add("DEFAULT_MAX_KEY_LEN", stratacache::DEFAULT_MAX_KEY_LEN)?;

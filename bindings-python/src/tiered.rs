@@ -11,7 +11,7 @@ use stratacache::tiered::{
     CooldownPolicy, HostValue, Loaded, LocalTierConfig, Read, ReadOptions, ReadResult, Source,
     Step, TierConfig, TieredCache, TieredConfig,
 };
-use stratacache::{Expiry, Lookup, NamedCounters};
+use stratacache::{Codec, Expiry, Lookup, NamedCounters};
 
 use crate::envelope::{codec_from, keyring_from};
 use crate::memcached::MemcachedClient;
@@ -134,6 +134,17 @@ fn config_from(d: &Bound<'_, PyDict>) -> PyResult<TieredConfig> {
     }
     if let Some(v) = get_item(d, "max_payload_len")? {
         config.max_payload_len = v;
+    }
+    // The core's safety rule: no code-running codec over unsigned remote values.
+    config.allow_unsigned_pickle = get_item(d, "allow_unsigned_pickle")?.unwrap_or(false);
+    if let Some(codec) = get_item::<String>(d, "codec")?.and_then(|n| Codec::from_name(&n)) {
+        stratacache::check_codec_safety(
+            codec,
+            config.tiers.len(),
+            config.keyring.is_some(),
+            config.allow_unsigned_pickle,
+        )
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     Ok(config)
 }

@@ -14,11 +14,13 @@ import time
 import pytest
 from conftest import servers
 
-from stratacache import TieredCache, _core
+from stratacache import TieredCache, _core, signing_keys_from_secret
 from stratacache.tiers import MemcachedTier, _servers
 
 MEMCACHED = os.environ["STRATACACHE_MEMCACHED"]
 NODES = MEMCACHED.split(",")
+# Pickle over a shared tier needs signing keys (stratacache refuses otherwise).
+KEYS = signing_keys_from_secret("test_memcached secret")
 
 
 def single(node: str, **kwargs) -> _core.MemcachedClient:
@@ -137,11 +139,11 @@ def test_item_over_the_server_limit_is_refused_and_the_connection_stays_in_sync(
 
 
 def test_chunked_values_through_the_tier(memcached):
-    cache = TieredCache([memcached], local=None)
+    cache = TieredCache([memcached], signing_keys=KEYS, local=None)
     big = os.urandom(3 * 1024 * 1024 + 5)
     cache.set_all_tiers("big", big, ttl=60)
-    assert TieredCache([memcached], local=None).get("big") == big
-    assert TieredCache([memcached], local=None).get_many(["big", "nope"]) == {"big": big}
+    assert TieredCache([memcached], signing_keys=KEYS, local=None).get("big") == big
+    assert TieredCache([memcached], signing_keys=KEYS, local=None).get_many(["big", "nope"]) == {"big": big}
 
 
 def test_invalid_keys_are_refused():
@@ -203,11 +205,11 @@ def test_connection_refused_names_the_server():
 
 
 def test_frozen_server_times_out_once_and_the_read_degrades(memcached, redis_tier):
-    writer = TieredCache([memcached, redis_tier], local=None)
+    writer = TieredCache([memcached, redis_tier], signing_keys=KEYS, local=None)
     keys = [f"f{i}" for i in range(40)]
     writer.get_many_or_load(keys, lambda ks: {k: k.upper() for k in ks}, ttl=600)
     tier = MemcachedTier(MEMCACHED, timeout=0.3)
-    reader = TieredCache([tier, redis_tier], local=None, cooldown=(3, 0.2))
+    reader = TieredCache([tier, redis_tier], signing_keys=KEYS, local=None, cooldown=(3, 0.2))
     servers("freeze", "memcached")  # both: accept connections, never answer
     try:
         start = time.monotonic()
@@ -307,7 +309,8 @@ def test_threads_share_one_tier(memcached):
 def test_undecodable_payload_is_a_logged_miss(memcached, caplog):
     sealed = _core.encode_envelope(b"\x80\x05not a pickle", codec="pickle", created_at_ms=_core.now_ms())
     memcached.set_many([("broken", sealed, 60_000)])
-    reader = TieredCache([memcached], local=None)
+    # Opted in: the unsigned pickle reaches the decoder, which fails.
+    reader = TieredCache([memcached], local=None, allow_unsigned_pickle=True)
     with caplog.at_level("WARNING", logger="stratacache"):
         assert reader.get_many(["broken"]) == {}
     assert "could not decode the value of 'broken'" in caplog.text
@@ -316,9 +319,9 @@ def test_undecodable_payload_is_a_logged_miss(memcached, caplog):
 
 
 def test_values_in_another_codec_are_decoded_too(memcached):
-    TieredCache([memcached], codec="json").set_all_tiers("j", {"a": [1, 2]}, ttl=60)
-    TieredCache([memcached]).set_all_tiers("p", {"b": (3,)}, ttl=60)
-    reader = TieredCache([memcached], local=None)  # pickle by default
+    TieredCache([memcached], signing_keys=KEYS, codec="json").set_all_tiers("j", {"a": [1, 2]}, ttl=60)
+    TieredCache([memcached], signing_keys=KEYS).set_all_tiers("p", {"b": (3,)}, ttl=60)
+    reader = TieredCache([memcached], signing_keys=KEYS, local=None)  # pickle by default
     assert reader.get_many(["j", "p", "none"]) == {"j": {"a": [1, 2]}, "p": {"b": (3,)}}
 
 
@@ -333,8 +336,8 @@ def test_a_subclass_that_overrides_get_many_is_called(memcached):
     tier = Counting(MEMCACHED)
     assert tier.native_client is None
     assert MemcachedTier(MEMCACHED).native_client is not None
-    TieredCache([tier]).set_all_tiers("c", 1, ttl=60)
-    assert TieredCache([tier], local=None).get_many(["c", "d"]) == {"c": 1}
+    TieredCache([tier], signing_keys=KEYS).set_all_tiers("c", 1, ttl=60)
+    assert TieredCache([tier], signing_keys=KEYS, local=None).get_many(["c", "d"]) == {"c": 1}
     assert calls == [["c", "d"]]
 
 
@@ -342,10 +345,12 @@ def test_get_many_keeps_the_callers_keys(memcached):
     from stratacache import Key
 
     built = Key("ns", 2)("a b")
-    cache = TieredCache([memcached])
+    cache = TieredCache([memcached], signing_keys=KEYS)
     cache.set_all_tiers(built, "built", ttl=60)
     cache.set_all_tiers("plain key with spaces", "plain", ttl=60)
-    got = TieredCache([memcached], local=None).get_many(iter([built, "plain key with spaces", "missing"]))
+    got = TieredCache([memcached], signing_keys=KEYS, local=None).get_many(
+        iter([built, "plain key with spaces", "missing"])
+    )
     assert got == {built: "built", "plain key with spaces": "plain"}
     assert [type(k) for k in got] == [type(built), str]
     with pytest.raises(TypeError, match="cache keys are str"):
@@ -355,7 +360,7 @@ def test_get_many_keeps_the_callers_keys(memcached):
 def test_async_reads_use_the_same_tier(memcached):
     import asyncio
 
-    cache = TieredCache([memcached], local=None)
+    cache = TieredCache([memcached], signing_keys=KEYS, local=None)
     cache.set_all_tiers("a", "x", ttl=60)
 
     async def main():

@@ -10,6 +10,9 @@ import uuid
 
 import stratacache
 
+# Pickle over a shared tier needs signing keys.
+KEYS = stratacache.signing_keys_from_secret("test_refresh secret")
+
 
 class Clock:
     """A settable clock (seconds), shared by the cache and the test."""
@@ -47,6 +50,7 @@ def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached
     cache = stratacache.TieredCache(
         [memcached],
         local=None,
+        signing_keys=KEYS,
         default_ttl=10,
         stale_ttl=60,
         ttl_jitter=0,
@@ -77,6 +81,7 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
     eager = stratacache.TieredCache(
         [memcached],
         local=None,
+        signing_keys=KEYS,
         default_ttl=100,
         ttl_jitter=0,
         xfetch_beta=1e6,
@@ -86,6 +91,7 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
     never = stratacache.TieredCache(
         [memcached],
         local=None,
+        signing_keys=KEYS,
         default_ttl=100,
         ttl_jitter=0,
         xfetch_beta=0,

@@ -9,15 +9,29 @@ import time
 import pytest
 from conftest import servers
 
-from stratacache import MISSING, Key, LoaderError, LocalTier, TieredCache, TierError, request_scope
+from stratacache import (
+    MISSING,
+    Key,
+    LoaderError,
+    LocalTier,
+    TieredCache,
+    TierError,
+    request_scope,
+    signing_keys_from_secret,
+)
 from stratacache.codecs import JSON
 
 MiB = 1024 * 1024
 
 
+# Pickle over shared tiers needs signing keys (stratacache refuses otherwise).
+KEYS = signing_keys_from_secret("test_tiered secret")
+
+
 def fresh(tiers, **kwargs):
     """Another process's view: same servers, empty local tier."""
     kwargs.setdefault("cooldown", (3, 0.2))
+    kwargs.setdefault("signing_keys", KEYS)
     return TieredCache(tiers, **kwargs)
 
 

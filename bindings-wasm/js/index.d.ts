@@ -76,6 +76,10 @@ export class Key {
 
 /** Any non-empty string as a valid key of at most maxLen bytes (default 200); a lone surrogate is a TypeError. */
 export function safeKey(raw: string, maxLen?: number): string;
+/** The remote key the caches use for a plain string key (format stratacache-plain-key-1), as in Python and Rust. */
+export function plainKey(raw: string, maxLen?: number): string;
+/** Signing keys derived from a secret exactly as Python's signing_keys_from_secret derives them. */
+export function signingKeysFromSecret(secret: string | Uint8Array | ArrayBuffer, keyId?: string): { id: string; secret: Uint8Array }[];
 export function isValidKey(key: string): boolean;
 
 /** One stored entry handed to an adapter. */

@@ -1,6 +1,6 @@
 // Key: the core's versioned key builder (format tiercache-key-1).
 
-import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey } from './stratacache_core.js';
+import { KeyBuilder, safeKey as coreSafeKey, isValidKey as coreIsValidKey, plainKey as corePlainKey, signingKeyFromSecret as coreSigningKey } from './stratacache_core.js';
 
 function versionString(version) {
   if (typeof version === 'bigint') return version.toString();
@@ -18,7 +18,7 @@ function versionString(version) {
 // Python refuses them (ValueError).
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-function checkWellFormed(text, what) {
+export function checkWellFormed(text, what) {
   const ok = typeof text.isWellFormed === 'function' ? text.isWellFormed() : !LONE_SURROGATE.test(text);
   if (!ok) {
     const at = text.search(LONE_SURROGATE);
@@ -71,4 +71,33 @@ export function safeKey(raw, maxLen = 0) {
 /** True if every tier accepts `key` as it is (1-250 printable ASCII bytes, no spaces). */
 export function isValidKey(key) {
   return typeof key === 'string' && coreIsValidKey(key);
+}
+
+/**
+ * The remote key the caches use for a plain string key (format
+ * stratacache-plain-key-1, the core's plainKey): a valid memcached key not
+ * starting with `%~` as it is, any other string `%~` and its escaping. The
+ * same string as in Python and Rust, so a key Django writes is read here.
+ */
+export function plainKey(raw, maxLen = 0) {
+  if (typeof raw !== 'string') throw new TypeError(`stratacache: plainKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
+  checkWellFormed(raw, 'the key');
+  return corePlainKey(raw, maxLen);
+}
+
+
+/**
+ * Signing keys `[{ id, secret }]` derived from an application secret
+ * exactly as Python's signing_keys_from_secret derives them, so the edge
+ * reads what Django signs: pass the same secret and key id (Django's
+ * default integration uses the id "django").
+ */
+export function signingKeysFromSecret(secret, keyId = 'k1') {
+  let bytes = secret;
+  if (typeof secret === 'string') {
+    checkWellFormed(secret, 'the secret');
+    bytes = new TextEncoder().encode(secret);
+  } else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('stratacache: signingKeysFromSecret needs a secret (string or Uint8Array)');
+  return [{ id: keyId, secret: coreSigningKey(bytes) }];
 }

@@ -5,7 +5,7 @@
 export { LocalCache } from './local.js';
 export { RequestCache } from './request.js';
 export { TieredCache, StratacacheError } from './tiered.js';
-export { Key, safeKey, isValidKey } from './key.js';
+export { Key, safeKey, isValidKey, plainKey, signingKeysFromSecret } from './key.js';
 export {
   kvTier,
   cacheApiTier,

@@ -11,6 +11,7 @@ import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
 import { decodeStep, decodeSteps, decodeResults } from './wire.js';
+import { checkWellFormed, plainKey } from './key.js';
 
 const READ_LOAD = 1;
 const READ_FORCE_MISS = 2;
@@ -168,8 +169,17 @@ function checkKeys(keys) {
 function checkOne(key) {
   if (typeof key !== 'string') {
     const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
-    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string through safeKey()`);
+    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string`);
   }
+  // Any string is a key (the core maps it with plainKey), but a lone
+  // surrogate has no UTF-8 form and would merge with U+FFFD.
+  checkWellFormed(key, 'the key');
+}
+
+/** The host's keys for the remote keys a load step names (the core maps keys with plainKey). */
+function userKeysOf(remoteKeys, userKeys) {
+  const back = new Map(userKeys.map((k) => [plainKey(k), k]));
+  return remoteKeys.map((k) => back.get(k) ?? k);
 }
 
 /** Errors thrown by the wasm side are already TypeErrors with a full message. */
@@ -395,7 +405,7 @@ export class TieredCache {
             read.slept(this.#clock());
             break;
           case 'load':
-            await this.#load(read, step, loader, failures);
+            await this.#load(read, { ...step, keys: userKeysOf(step.keys, keys) }, loader, failures);
             break;
           case 'notify':
             this.#notify(step.waits);

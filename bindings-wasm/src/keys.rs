@@ -1,4 +1,7 @@
-//! The core's versioned key builder and `safe_key`, for JS.
+//! The core's versioned key builder, `plain_key`, `safe_key` and the
+//! signing-key derivation, for JS.
+
+use std::borrow::Cow;
 
 use js_sys::{ArrayBuffer, Uint8Array};
 use stratacache::key::{self, OwnedPart};
@@ -116,11 +119,7 @@ impl KeyBuilder {
 /// bytes (0: 200), as the core's `safe_key` does.
 #[wasm_bindgen(js_name = safeKey)]
 pub fn safe_key(raw: &str, max_len: u32) -> Result<String, JsValue> {
-    let max_len = if max_len == 0 {
-        key::DEFAULT_MAX_KEY_LEN
-    } else {
-        max_len as usize
-    };
+    let max_len = max_len_or_default(max_len);
     key::safe_key(raw, max_len).map_err(|e| match e {
         key::KeyError::EmptyKey => js::type_error(&e.to_string()),
         key::KeyError::MaxLenOutOfRange { .. } => js::range_error(&e.to_string()),
@@ -131,4 +130,53 @@ pub fn safe_key(raw: &str, max_len: u32) -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = isValidKey)]
 pub fn is_valid_key(key: &str) -> bool {
     key::is_valid_memcached_key(key)
+}
+
+fn max_len_or_default(max_len: u32) -> usize {
+    if max_len == 0 {
+        key::DEFAULT_MAX_KEY_LEN
+    } else {
+        max_len as usize
+    }
+}
+
+/// The remote key for a plain string key (format `stratacache-plain-key-1`,
+/// the core's `plain_key`): the same string in Python, Rust and JS.
+#[wasm_bindgen(js_name = plainKey)]
+pub fn plain_key(raw: String, max_len: u32) -> Result<String, JsValue> {
+    key::plain_key_owned(raw, max_len_or_default(max_len))
+        .map_err(|e| js::range_error(&e.to_string()))
+}
+
+/// The remote keys the tiered cache uses for the host's keys (the core's
+/// `plain_key` at the default maximum length), in place.
+pub(crate) fn remote_keys(mut keys: Vec<String>) -> Vec<String> {
+    for k in &mut keys {
+        to_remote(k);
+    }
+    keys
+}
+
+/// The remote key the tiered cache uses for one host key.
+pub(crate) fn remote_key(mut raw: String) -> String {
+    to_remote(&mut raw);
+    raw
+}
+
+// One copy of the mapping in the module (size budget), not one per caller.
+#[inline(never)]
+fn to_remote(key: &mut String) {
+    // The default maximum length is in range: `plain_key` cannot fail here.
+    if let Ok(Cow::Owned(remote)) = key::plain_key(key, key::DEFAULT_MAX_KEY_LEN) {
+        *key = remote;
+    }
+}
+
+/// The 32-byte signing key derived from a secret (UTF-8 bytes), as every
+/// host derives it (`stratacache::signing::signing_key_from_secret`).
+#[wasm_bindgen(js_name = signingKeyFromSecret)]
+pub fn signing_key_from_secret(secret: &[u8]) -> Result<Vec<u8>, JsValue> {
+    stratacache::signing_key_from_secret(secret)
+        .map(|k| k.to_vec())
+        .map_err(|e| js::type_error(&e.to_string()))
 }

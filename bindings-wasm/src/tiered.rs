@@ -339,7 +339,7 @@ impl Tiered {
             let req = request.as_ref().map(|r| r.0.borrow());
             cache
                 .read(
-                    keys,
+                    crate::keys::remote_keys(keys),
                     options,
                     to_u64(now),
                     to_u64(random),
@@ -378,9 +378,10 @@ impl Tiered {
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let mut cache = self.cache.borrow_mut();
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
+        let key = crate::keys::remote_key(key.to_owned());
         let steps = cache
             .set_all_tiers(
-                key,
+                &key,
                 loaded,
                 expiry(ttl_ms),
                 to_u64(now),
@@ -403,7 +404,11 @@ impl Tiered {
         let mut cache = self.cache.borrow_mut();
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
         let steps = cache
-            .delete_all_tiers(key, to_u64(now), req.as_mut().map(|r| &mut r.inner))
+            .delete_all_tiers(
+                &crate::keys::remote_key(key.to_owned()),
+                to_u64(now),
+                req.as_mut().map(|r| &mut r.inner),
+            )
             .map_err(invalid_key)?;
         Ok(steps_bytes(steps))
     }

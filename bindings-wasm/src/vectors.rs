@@ -174,6 +174,7 @@ impl EnvelopeCodec {
             keyring: self.keyring.as_ref(),
             require_signature: self.require_signature,
             max_payload_len: self.max_payload_len,
+            allow_unsigned_pickle: false,
         };
         let decoded = envelope::decode_for_key(key.as_deref().unwrap_or(""), bytes, &options)
             .map_err(|e| kind_error(e.kind()))?;
@@ -234,6 +235,7 @@ impl EnvelopeCodec {
             keyring: self.keyring.as_ref(),
             require_signature: self.require_signature,
             max_payload_len: self.max_payload_len,
+            allow_unsigned_pickle: false,
         };
         let decoded = envelope::decode_for_key(main_key, bytes, &options)
             .map_err(|e| kind_error(e.kind()))?;
@@ -258,6 +260,7 @@ impl EnvelopeCodec {
             keyring: self.keyring.as_ref(),
             require_signature: self.require_signature,
             max_payload_len: self.max_payload_len,
+            allow_unsigned_pickle: false,
         };
         let decoded = envelope::decode_for_key(main_key, manifest_bytes, &options)
             .map_err(|e| kind_error(e.kind()))?;

@@ -2,7 +2,7 @@
 // await, over in-memory tiers that keep a real server's limits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TieredCache, RequestCache, memoryTier, Key, safeKey, StratacacheError } from 'stratacache';
+import { TieredCache, RequestCache, memoryTier, Key, safeKey, plainKey, StratacacheError } from 'stratacache';
 import { EnvelopeCodec } from 'stratacache/tools';
 
 const SECRET = 'a test secret of at least 16 bytes';
@@ -171,15 +171,25 @@ test('non-string keys are refused with a TypeError', async () => {
   assert.throws(() => new Key('ns', 1).build(1.5), /not a safe integer/);
 });
 
-test('10 KB keys are refused with a pointer to safeKey, which makes them usable', async () => {
-  const cache = new TieredCache({ tiers: [memoryTier()] });
+test('any string is a key: 10 KB, spaces, Unicode map to remote keys with plainKey, and loaders see the caller\'s keys', async () => {
+  const tier = memoryTier();
+  const cache = new TieredCache({ tiers: [tier] });
   const long = 'k'.repeat(10_240);
-  await assert.rejects(cache.get(long), { name: 'TypeError', message: /longer than 250 bytes.*safeKey\(\)/ });
-  await assert.rejects(cache.setAllTiers(long, 1), /longer than 250 bytes/);
-  await assert.rejects(cache.getOrLoad('has space', () => 1), /space, control or non-ASCII/);
-  const key = safeKey(long);
-  assert.equal(key.length, 200);
-  assert.equal(await cache.getOrLoad(key, () => 'ok'), 'ok');
+  const seen = [];
+  const keys = [long, 'has space', 'caf\u00e9|#1', '', 'ns|v1|a'];
+  const values = await cache.getManyOrLoad(keys, (ks) => {
+    seen.push(...ks);
+    return ks.map((k) => `v:${k.length}`);
+  });
+  assert.deepEqual(values, keys.map((k) => `v:${k.length}`));
+  assert.deepEqual(seen, keys);
+  assert.deepEqual([...tier.items.keys()].sort(), keys.map((k) => plainKey(k)).sort());
+  assert.ok(tier.items.has('%~has%20space') && tier.items.has('ns|v1|a'));
+  assert.equal(plainKey(long).length, 200);
+  const fresh = new TieredCache({ tiers: [tier] });
+  assert.deepEqual(await fresh.get('has space'), { hit: true, value: 'v:9', source: 'memory' });
+  await assert.rejects(cache.get('\ud800'), /lone surrogate/);
+  assert.equal(safeKey(long).length, 200);
 });
 
 test('values JSON cannot encode are refused, naming the key, and waiters are released', async () => {

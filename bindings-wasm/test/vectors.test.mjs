@@ -2,12 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Key, safeKey, isValidKey } from 'stratacache';
+import { Key, safeKey, isValidKey, plainKey, signingKeysFromSecret } from 'stratacache';
 import { EnvelopeCodec } from 'stratacache/tools';
 
 const root = new URL('../../tests/vectors/', import.meta.url);
 const keys = JSON.parse(readFileSync(new URL('keys.json', root), 'utf8'));
 const envelopes = JSON.parse(readFileSync(new URL('envelopes.json', root), 'utf8'));
+const plain = JSON.parse(readFileSync(new URL('plain-keys.json', root), 'utf8'));
 
 const hex = (s) => Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16));
 const toHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -39,6 +40,32 @@ test(`every safe_key vector (${keys.safe_keys.length}) gives the exact key`, () 
     const raw = v.raw ?? v.raw_repeat.unit.repeat(v.raw_repeat.count);
     if (v.error) assert.throws(() => safeKey(raw, v.max_len), v.name);
     else assert.equal(safeKey(raw, v.max_len), v.key, v.name);
+  }
+});
+
+test(`every plain-key vector (${plain.plain_keys.length}) gives the exact remote key`, () => {
+  assert.equal(plain.format, 'stratacache-plain-key-1');
+  for (const v of plain.plain_keys) {
+    const raw = v.raw ?? v.raw_repeat.unit.repeat(v.raw_repeat.count);
+    if (v.error) assert.throws(() => plainKey(raw, v.max_len), RangeError, v.name);
+    else assert.equal(plainKey(raw, v.max_len), v.key, v.name);
+  }
+  // A built key is its own plain key.
+  for (const v of keys.vectors) {
+    if (v.key && (v.max_len ?? 200) <= 200) assert.equal(plainKey(v.key), v.key, v.name);
+  }
+});
+
+test(`every signing-key vector (${plain.signing_keys.length}) derives the exact key`, () => {
+  for (const v of plain.signing_keys) {
+    if (v.error) {
+      assert.throws(() => signingKeysFromSecret(v.secret), /secret .* is empty/, v.name);
+      continue;
+    }
+    const [{ id, secret }] = signingKeysFromSecret(v.secret);
+    assert.equal(id, 'k1');
+    assert.equal(toHex(secret), v.key_hex, v.name);
+    assert.equal(toHex(signingKeysFromSecret(new TextEncoder().encode(v.secret), 'django')[0].secret), v.key_hex);
   }
 });
 

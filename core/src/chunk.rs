@@ -394,7 +394,13 @@ impl Manifest {
         options: &DecodeOptions<'_>,
         limits: &ManifestLimits,
     ) -> Result<Manifest, ChunkError> {
-        let decoded = crate::envelope::decode_for_key(main_key, bytes, options)?;
+        // A manifest's payload is postcard and never reaches a host's
+        // decoder: the unsigned-pickle guard applies to the value it leads to.
+        let options = DecodeOptions {
+            allow_unsigned_pickle: true,
+            ..*options
+        };
+        let decoded = crate::envelope::decode_for_key(main_key, bytes, &options)?;
         Manifest::from_decoded(&decoded, limits)
     }
 

@@ -177,6 +177,33 @@ impl Codec {
             Codec::Postcard => "postcard",
         }
     }
+
+    /// The codec named `name` (`"raw"`, `"json"`, `"pickle"`, `"postcard"`).
+    ///
+    /// ```
+    /// use stratacache::Codec;
+    ///
+    /// assert_eq!(Codec::from_name("pickle"), Some(Codec::Pickle));
+    /// assert_eq!(Codec::from_name("yaml"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|codec| codec.name() == name)
+    }
+
+    /// True for a codec whose decoder can run code chosen by whoever wrote
+    /// the bytes (a Python pickle). Such payloads are decoded only when
+    /// their signature verified, unless the host opts in by name
+    /// ([`DecodeOptions::allow_unsigned_pickle`]).
+    ///
+    /// ```
+    /// use stratacache::Codec;
+    ///
+    /// assert!(Codec::Pickle.executes_code());
+    /// assert!(!Codec::Json.executes_code());
+    /// ```
+    pub const fn executes_code(self) -> bool {
+        matches!(self, Codec::Pickle)
+    }
 }
 
 impl fmt::Display for Codec {
@@ -317,6 +344,11 @@ pub enum EnvelopeError {
         /// The key id named in the trailer.
         key_id: String,
     },
+    /// The payload is a pickle (a codec that can run code) and its
+    /// signature was not verified, and unsigned pickles are not allowed
+    /// ([`DecodeOptions::allow_unsigned_pickle`]).
+    #[error("envelope holds an unverified pickle: not decoded (a forged pickle runs code); sign values (keys derived from a secret) or set allow_unsigned_pickle")]
+    UnsignedPickle,
     /// [`DecodeOptions::require_signature`] is set but no keyring was given.
     #[error("a signature is required but no keyring was given: set DecodeOptions::keyring (or use DecodeOptions::verify_with)")]
     MissingKeyring,
@@ -340,7 +372,8 @@ impl EnvelopeError {
     /// A stable snake_case name for the variant, as used by the test vectors
     /// and the host bindings: `truncated`, `not_an_envelope`, `corrupt`,
     /// `unknown_version`, `unknown_codec`, `unsigned`, `bad_signature`,
-    /// `unknown_key`, `missing_keyring`, `too_large`, `decompress`.
+    /// `unknown_key`, `missing_keyring`, `too_large`, `decompress`,
+    /// `unsigned_pickle`.
     pub fn kind(&self) -> &'static str {
         match self {
             EnvelopeError::Truncated { .. } => "truncated",
@@ -349,6 +382,7 @@ impl EnvelopeError {
             EnvelopeError::UnknownVersion(_) => "unknown_version",
             EnvelopeError::UnknownCodec(_) => "unknown_codec",
             EnvelopeError::Unsigned => "unsigned",
+            EnvelopeError::UnsignedPickle => "unsigned_pickle",
             EnvelopeError::BadSignature { .. } => "bad_signature",
             EnvelopeError::UnknownKey { .. } => "unknown_key",
             EnvelopeError::MissingKeyring => "missing_keyring",
@@ -543,6 +577,10 @@ impl<'k> EncodeOptions<'k> {
 /// | `Some` | `false` | decoded | verified: an unknown key or a bad signature is an error |
 /// | `Some` | `true` | [`EnvelopeError::Unsigned`] | verified: an unknown key or a bad signature is an error |
 /// | `None` | `true` | [`EnvelopeError::MissingKeyring`] | [`EnvelopeError::MissingKeyring`] |
+///
+/// Whatever the row, a pickle ([`Codec::executes_code`]) whose signature
+/// was not verified is [`EnvelopeError::UnsignedPickle`] unless
+/// [`DecodeOptions::allow_unsigned_pickle`] is set.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions<'k> {
     /// Keys to verify signatures with.
@@ -551,6 +589,10 @@ pub struct DecodeOptions<'k> {
     pub require_signature: bool,
     /// The largest (uncompressed) payload accepted, in bytes.
     pub max_payload_len: usize,
+    /// Decode pickles ([`Codec::executes_code`]) whose signature was not
+    /// verified. Off by default: set it only for tiers no one else can
+    /// write to.
+    pub allow_unsigned_pickle: bool,
 }
 
 impl Default for DecodeOptions<'_> {
@@ -566,6 +608,7 @@ impl<'k> DecodeOptions<'k> {
             keyring: None,
             require_signature: false,
             max_payload_len: DEFAULT_MAX_PAYLOAD_LEN,
+            allow_unsigned_pickle: false,
         }
     }
 
@@ -575,12 +618,28 @@ impl<'k> DecodeOptions<'k> {
             keyring: Some(keyring),
             require_signature: true,
             max_payload_len: DEFAULT_MAX_PAYLOAD_LEN,
+            allow_unsigned_pickle: false,
         }
     }
 
     /// Sets [`DecodeOptions::max_payload_len`].
     pub const fn with_max_payload_len(mut self, limit: usize) -> Self {
         self.max_payload_len = limit;
+        self
+    }
+
+    /// Sets [`DecodeOptions::allow_unsigned_pickle`].
+    ///
+    /// ```
+    /// use stratacache::envelope::{decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader};
+    /// use stratacache::EnvelopeError;
+    ///
+    /// let bytes = encode(&EnvelopeHeader::new(Codec::Pickle, 0), b"\x80\x04N.", &EncodeOptions::new());
+    /// assert_eq!(decode(&bytes, &DecodeOptions::new()).unwrap_err(), EnvelopeError::UnsignedPickle);
+    /// assert!(decode(&bytes, &DecodeOptions::new().with_unsigned_pickle(true)).is_ok());
+    /// ```
+    pub const fn with_unsigned_pickle(mut self, allow: bool) -> Self {
+        self.allow_unsigned_pickle = allow;
         self
     }
 }
@@ -789,6 +848,10 @@ pub fn decode_for_key<'a>(
         }
         (bytes.len(), SignatureStatus::Unsigned)
     };
+
+    if header.codec.executes_code() && !signature.is_verified() && !options.allow_unsigned_pickle {
+        return Err(EnvelopeError::UnsignedPickle);
+    }
 
     let body = bytes
         .get(body_start..body_end)
@@ -1075,6 +1138,48 @@ mod tests {
         assert_eq!(d.signature, SignatureStatus::Unchecked("k1"));
         assert_eq!(d.signature.key_id(), Some("k1"));
         assert_eq!(SignatureStatus::Unsigned.key_id(), None);
+    }
+
+    #[test]
+    fn pickles_are_decoded_only_when_verified_or_allowed() {
+        let k = ring("k1");
+        let pickle = EnvelopeHeader::new(Codec::Pickle, 1);
+        let unsigned = encode(&pickle, b"\x80\x04N.", &EncodeOptions::new());
+        let signed = encode(
+            &pickle,
+            b"\x80\x04N.",
+            &EncodeOptions::new().with_signing(&k),
+        );
+        let lax = DecodeOptions::new();
+        let allowed = DecodeOptions::new().with_unsigned_pickle(true);
+        // Unsigned, or signed but not checked: refused unless allowed.
+        assert_eq!(
+            decode(&unsigned, &lax).unwrap_err(),
+            EnvelopeError::UnsignedPickle
+        );
+        assert_eq!(
+            decode(&signed, &lax).unwrap_err(),
+            EnvelopeError::UnsignedPickle
+        );
+        let not_required = DecodeOptions {
+            require_signature: false,
+            ..DecodeOptions::verify_with(&k)
+        };
+        assert_eq!(
+            decode(&unsigned, &not_required).unwrap_err().kind(),
+            "unsigned_pickle"
+        );
+        assert!(decode(&unsigned, &allowed).is_ok());
+        assert!(decode(&signed, &allowed).is_ok());
+        // Verified: decoded.
+        assert!(decode(&signed, &DecodeOptions::verify_with(&k)).is_ok());
+        assert!(decode(&signed, &not_required).is_ok());
+        // Other codecs are not affected.
+        let json = encode(&header(), b"1", &EncodeOptions::new());
+        assert!(decode(&json, &lax).is_ok());
+        assert!(EnvelopeError::UnsignedPickle
+            .to_string()
+            .contains("allow_unsigned_pickle"));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! ends in `%#` and 32 lowercase hex digits of the SHA-256 of the whole
 //! untruncated key.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::namespace::Namespace;
@@ -383,6 +385,92 @@ pub fn safe_key(raw: &str, max_len: usize) -> Result<String, KeyError> {
     Ok(out)
 }
 
+/// The name of the mapping of plain string keys to remote keys that
+/// [`plain_key`] implements, as it appears in the `format` field of
+/// `tests/vectors/plain-keys.json`.
+pub const PLAIN_KEY_FORMAT: &str = "stratacache-plain-key-1";
+
+/// What every remote key made from a plain string that is not used as it
+/// is starts with. No versioned key (its namespace has no `%`) and no key
+/// [`plain_key`] keeps as it is starts with it.
+pub const PLAIN_KEY_ESCAPE_PREFIX: &str = "%~";
+
+/// The remote key for a plain string key, the same in every host (format
+/// [`PLAIN_KEY_FORMAT`]).
+///
+/// * A string that memcached accepts as it is (1 to `max_len` printable
+///   ASCII bytes, no space) and that does not start with `%~` is its own
+///   remote key. Every key a [`KeyBuilder`] with a `max_len` of at most this
+///   one builds is such a string, so a built key turned into a plain string
+///   (`str(key)`, `String(key)`, a JSON round trip) reaches the same entry.
+/// * Any other string (empty, with spaces, control or non-ASCII characters,
+///   longer than `max_len`, or starting with `%~`) becomes `%~` followed by
+///   its [`safe_key`] escaping, shortened like an over-long versioned key.
+///
+/// The mapping is injective: the first kind is the identity, every key of
+/// the second kind starts with `%~` (which no key of the first kind does),
+/// and the escaping is injective (shortened keys differ unless 128 bits of
+/// SHA-256 collide). It is not idempotent: pass the host's own string, not
+/// a remote key read back from a tier.
+///
+/// Fails only with [`KeyError::MaxLenOutOfRange`]; the empty string is a
+/// key like any other (`%~`).
+///
+/// ```
+/// use std::borrow::Cow;
+/// use stratacache::key::{plain_key, KeyBuilder, Part, DEFAULT_MAX_KEY_LEN};
+/// use stratacache::Namespace;
+///
+/// let max = DEFAULT_MAX_KEY_LEN;
+/// assert_eq!(plain_key("user:42", max).unwrap(), "user:42");
+/// assert_eq!(plain_key("a|b", max).unwrap(), "a|b");
+/// assert!(matches!(plain_key("a|b", max).unwrap(), Cow::Borrowed(_)));
+/// assert_eq!(plain_key("any key", max).unwrap(), "%~any%20key");
+/// assert_eq!(plain_key("", max).unwrap(), "%~");
+/// assert_eq!(plain_key("%~x", max).unwrap(), "%~%25~x");
+///
+/// // A built key passed back as a plain string is the same key.
+/// let built = KeyBuilder::new(Namespace::new("ns").unwrap(), 1).build(&[Part::Str("a b")]);
+/// assert_eq!(plain_key(&built, max).unwrap(), built);
+/// ```
+pub fn plain_key(raw: &str, max_len: usize) -> Result<Cow<'_, str>, KeyError> {
+    check_max_len(max_len)?;
+    if is_kept_plain_key(raw, max_len) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = String::with_capacity((raw.len() + 2).min(max_len));
+    out.push_str(PLAIN_KEY_ESCAPE_PREFIX);
+    push_escaped(&mut out, raw.as_bytes());
+    shorten(&mut out, max_len);
+    Ok(Cow::Owned(out))
+}
+
+/// Like [`plain_key`], taking and returning an owned string (no copy when
+/// the key is kept as it is).
+///
+/// ```
+/// use stratacache::key::plain_key_owned;
+///
+/// assert_eq!(plain_key_owned("k1".to_owned(), 200).unwrap(), "k1");
+/// assert_eq!(plain_key_owned("k 1".to_owned(), 200).unwrap(), "%~k%201");
+/// ```
+pub fn plain_key_owned(raw: String, max_len: usize) -> Result<String, KeyError> {
+    match plain_key(&raw, max_len)? {
+        Cow::Borrowed(_) => Ok(raw),
+        Cow::Owned(key) => Ok(key),
+    }
+}
+
+/// Whether [`plain_key`] keeps `raw` as it is.
+#[inline]
+fn is_kept_plain_key(raw: &str, max_len: usize) -> bool {
+    raw.len() <= max_len
+        && is_valid_memcached_key(raw)
+        && !raw
+            .as_bytes()
+            .starts_with(PLAIN_KEY_ESCAPE_PREFIX.as_bytes())
+}
+
 /// True if memcached accepts `key`: 1 to [`MEMCACHED_MAX_KEY_LEN`] bytes, each
 /// a printable ASCII character other than space (`0x21..=0x7E`).
 ///
@@ -696,6 +784,80 @@ mod tests {
             safe_key("", 0),
             Err(KeyError::MaxLenOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn plain_keys_keep_valid_keys_and_escape_the_rest() {
+        let k = |raw: &str| plain_key(raw, 200).unwrap().into_owned();
+        for kept in [
+            "a", "a|b", "#5", "!x", "50%", "%20", "ns|v1|a", "~%", "%", "%%~",
+        ] {
+            assert_eq!(k(kept), kept);
+        }
+        assert_eq!(k(""), "%~");
+        assert_eq!(k(" "), "%~%20");
+        assert_eq!(k("a b|c"), "%~a%20b%7Cc");
+        assert_eq!(k("%~"), "%~%25~");
+        assert_eq!(k("é"), "%~%C3%A9");
+        let at_limit = "a".repeat(200);
+        assert_eq!(k(&at_limit), at_limit);
+        let over = "a".repeat(201);
+        let full = format!("%~{over}");
+        assert_eq!(
+            k(&over),
+            format!("%~{}%#{}", "a".repeat(164), sha_hex16(&full))
+        );
+        assert!(plain_key("k", 63).is_err());
+        assert_eq!(plain_key_owned("a b".into(), 64).unwrap(), "%~a%20b");
+    }
+
+    #[test]
+    fn built_keys_are_their_own_plain_keys() {
+        let long = "é".repeat(300);
+        for max_len in [64, 200, 250] {
+            let b = builder("ns", 1).with_max_len(max_len).unwrap();
+            for parts in [
+                vec![Part::Str("a b|c")],
+                vec![Part::Str(&long)],
+                vec![Part::Int(-5), Part::Bytes(b"\x00!")],
+                vec![],
+            ] {
+                let key = b.build(&parts);
+                assert_eq!(plain_key(&key, max_len).unwrap(), key);
+                assert_eq!(plain_key(&key, 250).unwrap(), key);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_keys_are_injective_on_odd_strings() {
+        let mut inputs: Vec<String> = vec![
+            "".into(),
+            " ".into(),
+            "%~".into(),
+            "%~%".into(),
+            "%".into(),
+            "%25".into(),
+            "a|b".into(),
+            "a%7Cb".into(),
+            "%~a%7Cb".into(),
+            "\0".into(),
+            "\u{7f}".into(),
+        ];
+        for c in ["|", "#", "%", "!", " ", "~", "é", "\n"] {
+            inputs.push(c.repeat(3));
+            inputs.push(format!("{c}x"));
+            inputs.push(format!("%~{c}"));
+        }
+        let keys: std::collections::HashSet<String> = inputs
+            .iter()
+            .map(|s| plain_key(s, 64).unwrap().into_owned())
+            .collect();
+        let distinct: std::collections::HashSet<&String> = inputs.iter().collect();
+        assert_eq!(keys.len(), distinct.len());
+        assert!(keys
+            .iter()
+            .all(|key| is_valid_memcached_key(key) && key.len() <= 64));
     }
 
     #[test]

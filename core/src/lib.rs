@@ -15,6 +15,7 @@ pub mod lookup;
 pub mod namespace;
 pub mod quote;
 pub mod request;
+pub mod signing;
 pub mod stampede;
 pub mod stats;
 pub mod tiered;
@@ -22,13 +23,15 @@ pub mod tiered;
 pub use chunk::{ChunkError, Manifest};
 pub use envelope::{Codec, EnvelopeError, EnvelopeHeader, Keyring};
 pub use key::{
-    is_valid_memcached_key, safe_key, KeyBuilder, KeyError, OwnedPart, Part, DEFAULT_MAX_KEY_LEN,
+    is_valid_memcached_key, plain_key, safe_key, KeyBuilder, KeyError, OwnedPart, Part,
+    DEFAULT_MAX_KEY_LEN,
 };
 pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
 pub use lookup::Lookup;
 pub use namespace::{Namespace, NamespaceError};
 pub use quote::{Quoted, QuotedChar};
 pub use request::RequestCache;
+pub use signing::{check_codec_safety, signing_key_from_secret, UnsafeCodec};
 pub use stampede::{Freshness, LeasePolicy, SingleFlight, WaitId};
 pub use stats::{NamedCounters, ReadStats, TierStats};
 pub use tiered::{ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig};

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use stratacache::chunk::{split, Manifest, ManifestLimits, Stored};
 use stratacache::envelope::{
-    decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeHeader, Keyring,
+    decode, encode, Codec, DecodeOptions, EncodeOptions, EnvelopeError, EnvelopeHeader, Keyring,
 };
 
 fn keyring() -> Keyring {
@@ -60,7 +60,11 @@ proptest! {
         let k = keyring();
         let opts = EncodeOptions { compress_at: compress.map(usize::from), keyring: signed.then_some(&k) };
         let bytes = encode(&header, &payload, &opts);
-        let dopts = if signed { DecodeOptions::verify_with(&k) } else { DecodeOptions::new() };
+        // Unsigned pickles are decoded only by a reader that opts in.
+        let dopts = if signed { DecodeOptions::verify_with(&k) } else { DecodeOptions::new().with_unsigned_pickle(true) };
+        if !signed && header.codec == Codec::Pickle {
+            prop_assert_eq!(decode(&bytes, &DecodeOptions::new()).unwrap_err(), EnvelopeError::UnsignedPickle);
+        }
         let d = decode(&bytes, &dopts).unwrap();
         prop_assert_eq!(d.header, header);
         prop_assert_eq!(&d.payload[..], &payload[..]);

@@ -55,7 +55,8 @@ fn every_codec_and_flag_combination_round_trips() {
                     let dec_opts = if signed {
                         DecodeOptions::verify_with(&k)
                     } else {
-                        DecodeOptions::new()
+                        // Unsigned pickles only with the opt-in.
+                        DecodeOptions::new().with_unsigned_pickle(true)
                     };
                     let d = decode(&bytes, &dec_opts).unwrap();
                     assert_eq!(d.header, header);
@@ -145,11 +146,18 @@ fn signature_covers_header_and_strip_attacks_fail() {
     let signed = encode(&header, b"payload", &EncodeOptions::new().with_signing(&k));
     let strict = DecodeOptions::verify_with(&k);
 
-    // Strip the trailer and clear the signed flag: now unsigned, refused.
+    // Strip the trailer and clear the signed flag: now unsigned, refused
+    // (and an unsigned pickle is refused even by a lax reader).
     let mut stripped = signed[..signed.len() - 32 - 1 - 2].to_vec();
     stripped[5] &= !stratacache::envelope::FLAG_SIGNED;
     assert_eq!(
-        decode(&stripped, &DecodeOptions::new()).unwrap().payload,
+        decode(&stripped, &DecodeOptions::new()),
+        Err(EnvelopeError::UnsignedPickle)
+    );
+    assert_eq!(
+        decode(&stripped, &DecodeOptions::new().with_unsigned_pickle(true))
+            .unwrap()
+            .payload,
         &b"payload"[..]
     );
     assert_eq!(decode(&stripped, &strict), Err(EnvelopeError::Unsigned));

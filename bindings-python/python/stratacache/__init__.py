@@ -25,7 +25,7 @@ from ._errors import (
 )
 from .codecs import JSON, PICKLE, RAW, Codec, JsonCodec, PickleCodec, RawCodec
 from .decorators import cached, default_cache
-from .keys import BuiltKey, Key, normalize_key, safe_key
+from .keys import BuiltKey, Key, normalize_key, plain_key, safe_key
 from .scope import current_scope, request_scope
 from .tiered import (
     DEFAULT_TTL,
@@ -70,6 +70,7 @@ __all__ = [
     "current_scope",
     "default_cache",
     "normalize_key",
+    "plain_key",
     "request_scope",
     "safe_key",
     "signing_keys_from_secret",

@@ -1,4 +1,6 @@
-"""Versioned keys (format ``tiercache-key-1``, shared with every host)."""
+"""Keys, shared with every host: versioned keys (format ``tiercache-key-1``),
+the mapping of plain string keys to remote keys (``stratacache-plain-key-1``)
+and signing keys derived from a secret. Every rule is the Rust core's."""
 
 from __future__ import annotations
 
@@ -6,16 +8,22 @@ from typing import Union
 
 from . import _core
 
-__all__ = ["BuiltKey", "Key", "normalize_key", "safe_key"]
+__all__ = ["BuiltKey", "Key", "normalize_key", "plain_key", "safe_key", "signing_keys_from_secret"]
 
 Part = Union[str, int, bytes]
 
 safe_key = _core.safe_key
+plain_key = _core.plain_key
 
 
 class BuiltKey(str):
-    """A key made by :class:`Key`: a valid memcached key, used as it is by
-    every cache (plain ``str`` keys go through :func:`safe_key` first)."""
+    """A key made by :class:`Key`: a valid memcached key. Every cache maps it
+    like any ``str`` (:func:`plain_key` keeps it as it is), so ``str(key)``
+    reaches the same entry::
+
+        key = Key("ns", 1)("a b")
+        assert plain_key(str(key)) == key
+    """
 
     __slots__ = ()
 
@@ -78,14 +86,31 @@ class Key:
 
 
 def normalize_key(key: str, max_len: int = _core.DEFAULT_MAX_KEY_LEN) -> str:
-    """The key a cache uses for ``key``: keys from :class:`Key` as they are,
-    any other string through :func:`safe_key` (so spaces, Unicode, control
-    characters and 10 KB keys all work, and never collide)."""
-    if type(key) is BuiltKey:
-        return key
+    """The remote key a cache uses for ``key`` (the core's :func:`plain_key`):
+    a valid memcached key (a :class:`Key` result, ``str()`` of one, or any
+    printable ASCII key without spaces) as it is, any other string (spaces,
+    Unicode, control characters, 10 KB, empty) escaped under the ``%~``
+    prefix. Different strings never share a remote key, and the edge worker
+    maps the same string to the same key::
+
+        normalize_key("user:42")    # 'user:42'
+        normalize_key("a b")        # '%~a%20b'
+    """
     if not isinstance(key, str):
         raise TypeError(
             f"cache keys are str, not {type(key).__name__}: build them with stratacache.Key "
             "or convert them with str()"
         )
-    return _core.safe_key(key, max_len)
+    return _core.plain_key(key, max_len)
+
+
+def signing_keys_from_secret(secret: Union[str, bytes], key_id: str = "k1") -> list:
+    """A signing keyring ``[(key_id, key)]`` derived from an application
+    secret (such as Django's ``SECRET_KEY``) by the core, exactly as the edge
+    worker's ``signingKeysFromSecret`` derives it: the HMAC key is never the
+    secret itself::
+
+        cache = TieredCache([MemcachedTier(servers)],
+                            signing_keys=signing_keys_from_secret(settings.SECRET_KEY))
+    """
+    return [(key_id, _core.signing_key_from_secret(secret))]

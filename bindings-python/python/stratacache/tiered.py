@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import inspect
 import logging
 import math
@@ -23,7 +22,7 @@ from ._ratelog import TierFailureLog
 from .background import background_writer
 from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .invalidation import InvalidationChannel, invalidation_config
-from .keys import BuiltKey, normalize_key
+from .keys import BuiltKey, normalize_key, signing_keys_from_secret
 from .scope import current_scope
 
 _normalize_keys = _core.normalize_keys
@@ -106,15 +105,6 @@ def _ttl_ms(ttl: Ttl) -> int:
     return max(1, math.ceil(ttl * 1000))
 
 
-def signing_keys_from_secret(secret: Union[str, bytes], key_id: str = "k1") -> list:
-    """A signing keyring derived from an application secret (such as
-    Django's ``SECRET_KEY``): HMAC keys never reuse the secret itself."""
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8")
-    derived = hashlib.sha256(b"tiercache.signing.v1\x00" + secret).digest()
-    return [(key_id, derived)]
-
-
 def _keyring(signing_keys: Any) -> Optional[list]:
     if signing_keys is None or signing_keys is False:
         return None
@@ -157,8 +147,14 @@ class TieredCache:
     Arguments:
         tiers: remote tier adapters, fastest first (``stratacache.tiers``).
         local: a ``LocalTier`` (or dict of its fields), or None for no local tier.
-        signing_keys: ``[(key_id, secret), ...]`` newest first, or one secret.
-            With keys, unsigned or badly signed values are never decoded.
+        signing_keys: ``[(key_id, secret), ...]`` newest first, or one secret
+            (see ``signing_keys_from_secret``). With keys, unsigned or badly
+            signed values are never decoded. Required with remote tiers and
+            the pickle codec.
+        allow_unsigned_pickle: read and write unsigned pickles in remote
+            tiers (only for tiers no one else can write to). Off: building a
+            pickle cache with remote tiers and no keys fails, and an unsigned
+            pickle read from a tier is rejected (counted), never unpickled.
         codec: ``"pickle"`` (default), ``"json"``, ``"raw"`` or a codec object.
         default_ttl: seconds a loaded value lives when a call does not say
             (None: forever).
@@ -212,6 +208,7 @@ class TieredCache:
         name: str = "default",
         invalidation: Any = None,
         background_writes: Any = False,
+        allow_unsigned_pickle: bool = False,
     ) -> None:
         self.name = name
         self._tiers = list(tiers)
@@ -274,6 +271,8 @@ class TieredCache:
             "cooldown": (int(cooldown[0]), int(cooldown[1] * 1000)),
             "strict": strict,
             "max_payload_len": max_payload_len,
+            "codec": self._codec.name,
+            "allow_unsigned_pickle": bool(allow_unsigned_pickle),
         }
         try:
             self._core = _core.TieredCore(config)

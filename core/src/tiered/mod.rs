@@ -238,6 +238,9 @@ pub struct TieredConfig {
     pub strict: bool,
     /// Largest payload accepted from a remote tier.
     pub max_payload_len: usize,
+    /// Decode pickles from remote tiers without a verified signature (off:
+    /// an unsigned pickle is rejected and counted, never unpickled).
+    pub allow_unsigned_pickle: bool,
 }
 
 impl TieredConfig {
@@ -259,6 +262,7 @@ impl TieredConfig {
             cooldown: CooldownPolicy::default(),
             strict: false,
             max_payload_len: envelope::DEFAULT_MAX_PAYLOAD_LEN,
+            allow_unsigned_pickle: false,
         }
     }
 }
@@ -820,6 +824,7 @@ impl<V: Clone> TieredCache<V> {
             keyring: self.config.keyring.as_ref(),
             require_signature: self.config.keyring.is_some(),
             max_payload_len: self.config.max_payload_len,
+            allow_unsigned_pickle: self.config.allow_unsigned_pickle,
         }
     }
 
