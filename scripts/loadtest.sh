@@ -41,12 +41,7 @@ done
 
 # The venv with the package and the example's requirements; locust.
 bash scripts/demo.sh --setup
-stamp=.venv/.stratacache-reliability-requirements
-if [ ! -f "$stamp" ] || ! cmp -s tests/reliability/requirements.txt "$stamp"; then
-  step "Python packages of the reliability suite"
-  .venv/bin/pip install -q -r tests/reliability/requirements.txt
-  cp tests/reliability/requirements.txt "$stamp"
-fi
+ensure_venv reliability
 
 if [ -z "${STRATACACHE_MEMCACHED:-}" ] || [ -z "${STRATACACHE_S3_ENDPOINT:-}" ]; then
   step "Servers (memcached x2, S3) on loopback"

@@ -49,7 +49,7 @@ soak="$REPO_ROOT/tests/reliability/soak"
 py="$REPO_ROOT/.venv/bin/python"
 
 bash scripts/demo.sh --setup >/dev/null
-"$py" -c "import cachetools, django" 2>/dev/null || "$py" -m pip install -q -r tests/reliability/requirements.txt
+ensure_venv reliability
 [ -d bindings-wasm/node_modules/lru-cache ] || (cd bindings-wasm && npm ci --no-audit --no-fund --loglevel=error)
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)  (ops per contender: $ops)"
 

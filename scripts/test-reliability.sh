@@ -17,14 +17,7 @@ cd "$REPO_ROOT"
 
 # The venv with the package and the examples' requirements, the npm package.
 bash scripts/demo.sh --setup
-if [ -f tests/reliability/requirements.txt ]; then
-  stamp=.venv/.stratacache-reliability-requirements
-  if [ ! -f "$stamp" ] || ! cmp -s tests/reliability/requirements.txt "$stamp"; then
-    step "Python packages of the reliability suite"
-    .venv/bin/pip install -q -r tests/reliability/requirements.txt
-    cp tests/reliability/requirements.txt "$stamp"
-  fi
-fi
+ensure_venv reliability
 
 step "Lint the reliability suite (ruff)"
 .venv/bin/ruff check --config bindings-python/pyproject.toml tests/reliability

@@ -28,13 +28,8 @@ tar -xzf "$tarball" -C "$TEST_DIR/node_modules/stratacache" --strip-components=1
 
 # The cross-runtime test needs the Python package (built by
 # scripts/test-python.sh into .venv); build it here if it is missing.
-PY="$REPO_ROOT/.venv/bin/python"
-if ! "$PY" -c 'import stratacache' >/dev/null 2>&1; then
-  step "Building the Python package for the cross-runtime test (maturin develop --release)"
-  [ -x "$PY" ] || python3 -m venv "$REPO_ROOT/.venv"
-  "$REPO_ROOT/.venv/bin/pip" install -q "maturin>=1.7,<2"
-  (cd bindings-python && VIRTUAL_ENV="$REPO_ROOT/.venv" PATH="$REPO_ROOT/.venv/bin:$PATH" maturin develop --release -q)
-fi
+PY="$VENV/bin/python"
+"$PY" -c 'import stratacache' >/dev/null 2>&1 || ensure_extension
 
 cd "$TEST_DIR"
 step "Unit tests and golden vectors (node --test, over the packed package)"
