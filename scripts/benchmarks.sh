@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The figures of docs/benchmarks.md: plots and tables, from one set of figures.
+# The figures of docs/reports/benchmarks.md: plots and tables, from one set of figures.
 #
-#   bash scripts/benchmarks.sh          redraws docs/demo/bench-*.png|svg and the
-#                                       tables of docs/benchmarks.md from the
-#                                       figures in docs/demo/benchmarks.json
+#   bash scripts/benchmarks.sh          redraws docs/reports/demo/bench-*.png|svg and the
+#                                       tables of docs/reports/benchmarks.md from the
+#                                       figures in docs/reports/demo/benchmarks.json
 #   bash scripts/benchmarks.sh --run    first runs the five benchmarks (a few
 #                                       minutes; logs in target/benchmarks/),
 #                                       and takes the figures from their output
@@ -62,11 +62,11 @@ if [ "$mode" = run ]; then
   run wasm bash scripts/bench-wasm.sh
 fi
 
-step "Figures -> docs/demo/bench-*.png|svg and the tables of docs/benchmarks.md"
+step "Figures -> docs/reports/demo/bench-*.png|svg and the tables of docs/reports/benchmarks.md"
 "$PY" - "$mode" "$LOGS" <<'PY'
-"""Parses the benchmark logs into docs/demo/benchmarks.json (--run/--parse),
+"""Parses the benchmark logs into docs/reports/demo/benchmarks.json (--run/--parse),
 then draws one plot per benchmark and rewrites the generated tables of
-docs/benchmarks.md (between <!-- figures:NAME --> and <!-- /figures -->)."""
+docs/reports/benchmarks.md (between <!-- figures:NAME --> and <!-- /figures -->)."""
 
 import json
 import platform
@@ -82,8 +82,8 @@ matplotlib.rcParams["svg.hashsalt"] = "stratacache"  # the same figures give the
 import matplotlib.pyplot as plt  # noqa: E402
 
 mode, logs = sys.argv[1], Path(sys.argv[2])
-FIGURES = Path("docs/demo/benchmarks.json")
-PAGE = Path("docs/benchmarks.md")
+FIGURES = Path("docs/reports/demo/benchmarks.json")
+PAGE = Path("docs/reports/benchmarks.md")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 OURS, PEER = "#2b6cd9", "#d9822b"
 
@@ -212,7 +212,7 @@ def commit():
 
 
 if mode in ("run", "parse"):
-    Path("docs/demo").mkdir(parents=True, exist_ok=True)
+    Path("docs/reports/demo").mkdir(parents=True, exist_ok=True)
     figures = {"machine": machine(),
                "commit": commit(),
                "date": subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip(),
@@ -232,9 +232,9 @@ def save(fig, name, tight=True):
     else:
         fig.tight_layout(rect=(0, 0.08, 1, 1))
     for ext in ("png", "svg"):
-        fig.savefig(f"docs/demo/bench-{name}.{ext}", dpi=110, metadata={"Date": None} if ext == "svg" else {})
+        fig.savefig(f"docs/reports/demo/bench-{name}.{ext}", dpi=110, metadata={"Date": None} if ext == "svg" else {})
     plt.close(fig)
-    print(f"plot -> docs/demo/bench-{name}.png|svg")
+    print(f"plot -> docs/reports/demo/bench-{name}.png|svg")
 
 
 def bar_labels(ax, bars, fmt):

@@ -99,7 +99,7 @@ What to read next:
   examples/django_outline/outline_site/settings.py   the tiers: embedded, or real servers
   examples/django_outline/README.md            what the table means
   examples/edge_worker/src/worker.js           the edge worker (same keys, same envelopes)
-  docs/benchmarks.md                           the benchmarks of the core, Python and JS packages
+  docs/reports/benchmarks.md                           the benchmarks of the core, Python and JS packages
 Real servers instead of the embedded stand-ins:
   bash scripts/demo.sh --servers               memcached + S3 started on loopback
   STRATACACHE_MEMCACHED=host:port STRATACACHE_S3_ENDPOINT=URL STRATACACHE_S3_BUCKET=NAME bash scripts/demo.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load test of issue 7 (docs/reliability/load.md): locust against the
+# The load test of issue 7 (docs/reports/reliability/load.md): locust against the
 # Django course-outline example over real memcached (two instances) and S3
 # (moto) on loopback, stratacache (DEMO_MODE=stratacache) against the
 # edx-django-utils configuration (DEMO_MODE=edx) on the same servers, with a

@@ -3,7 +3,7 @@
 # loopback: fault injection against the Django example and the edge worker,
 # short soaks, hostile input in every tier, a short load run, and a short
 # cargo-fuzz run of every fuzz target. The long versions have their own
-# commands (see docs/reliability.md):
+# commands (see docs/reports/reliability.md):
 #   bash scripts/faults.sh   bash scripts/soak.sh   bash scripts/loadtest.sh
 #   bash scripts/fuzz.sh     (FUZZ_SECONDS, default 600 per target)
 # Builds only what is missing or stale (after scripts/test-python.sh and
