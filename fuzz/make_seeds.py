@@ -32,7 +32,9 @@ def seeds() -> dict[str, dict[str, bytes]]:
     """Every seed: {target: {file name: bytes}}."""
     keys = json.loads((VECTORS / "keys.json").read_text())
     envelopes = json.loads((VECTORS / "envelopes.json").read_text())
-    out: dict[str, dict[str, bytes]] = {t: {} for t in ("envelope_decode", "manifest_decode", "key_build", "key_decode", "tiered_read")}
+    out: dict[str, dict[str, bytes]] = {
+        t: {} for t in ("envelope_decode", "manifest_decode", "key_build", "key_decode", "tiered_read")
+    }
 
     for v in envelopes["valid"]:
         data = bytes.fromhex(v["envelope_hex"])
