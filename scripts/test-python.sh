@@ -12,8 +12,8 @@ ensure_venv test
 ensure_extension
 
 step "Lint (ruff)"
-"$VENV/bin/ruff" check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench bindings-python/tests
-"$VENV/bin/ruff" format --check --config bindings-python/pyproject.toml bindings-python/python bindings-python/bench bindings-python/tests
+"$VENV/bin/ruff" check --config bindings-python/pyproject.toml bindings-python/python bindings-python/build_backend bindings-python/bench bindings-python/tests
+"$VENV/bin/ruff" format --check --config bindings-python/pyproject.toml bindings-python/python bindings-python/build_backend bindings-python/bench bindings-python/tests
 
 step "Servers (memcached x2, Redis, S3) on loopback"
 start_servers
