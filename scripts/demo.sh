@@ -77,9 +77,7 @@ setup
 if [ "$servers" = 1 ]; then
   step "Servers (memcached x2, S3) on loopback"
   choose_port_base
-  trap 'bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true' EXIT
-  bash scripts/servers.sh start memcached s3
-  eval "$(bash scripts/servers.sh env)"
+  start_servers memcached s3
 fi
 
 step "1. The course-outline site under load: no caching, edx-django-utils, stratacache"

@@ -46,10 +46,7 @@ ensure_venv reliability
 if [ -z "${STRATACACHE_MEMCACHED:-}" ] || [ -z "${STRATACACHE_S3_ENDPOINT:-}" ]; then
   step "Servers (memcached x2, S3) on loopback"
   choose_port_base 22100
-  cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true; }
-  trap cleanup EXIT
-  bash scripts/servers.sh start memcached s3
-  eval "$(bash scripts/servers.sh env)"
+  start_servers memcached s3
 fi
 
 step "Load test: stratacache vs edx-django-utils"

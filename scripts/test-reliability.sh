@@ -25,10 +25,7 @@ step "Lint the reliability suite (ruff)"
 
 step "Servers (memcached x2, Redis, S3) on loopback"
 choose_port_base 21405
-cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
-trap cleanup EXIT
-bash scripts/servers.sh start
-eval "$(bash scripts/servers.sh env)"
+start_servers
 
 step "Reliability: Python parts (pytest tests/reliability)"
 (cd tests/reliability && "$REPO_ROOT/.venv/bin/python" -m pytest -q "$@")
