@@ -4,8 +4,8 @@
 # markers):
 #   - the wheel (scripts/build-wheel.sh: manylinux2014, abi3) installed into a
 #     fresh venv with no cargo, rustc or C compiler on PATH, then the Python
-#     quick start run against a real memcached; its output must be the
-#     README's "what you see" block;
+#     and the Django quick starts run against a real memcached; each one's
+#     output must be the README's "what you see" block;
 #   - building from source with Rust missing stops with one clear line;
 #   - `cargo package` lists every publishable crate's files.
 # (The npm tarball's test, the worker quick start bundled by wrangler and
@@ -40,18 +40,25 @@ step "The wheel in a fresh venv with no Rust or C compiler on PATH: $(basename "
 PATH="$NO_RUST_PATH" python3 -m venv "$tmp/venv"
 PATH="$NO_RUST_PATH" "$tmp/venv/bin/python" -m pip install -q --no-index "$wheel"
 
-step "The README's Python quick start against a real memcached"
+step "The README's Python and Django quick starts against a real memcached"
 # The wheel's extension sits in the venv, not in this checkout: run from $tmp.
 start_servers memcached1
-quickstart python >"$tmp/quickstart.py"
-quickstart python-output >"$tmp/expected.txt"
-[ -s "$tmp/quickstart.py" ] && [ -s "$tmp/expected.txt" ] || { echo "README.md: quick start blocks not found" >&2; exit 1; }
-(cd "$tmp" && PATH="$NO_RUST_PATH" MEMCACHED="${STRATACACHE_MEMCACHED%%,*}" "$tmp/venv/bin/python" quickstart.py) >"$tmp/got.txt"
-if ! diff -u "$tmp/expected.txt" "$tmp/got.txt"; then
-  echo "test-packaging.sh: the Python quick start's output differs from README.md's" >&2
-  exit 1
-fi
-echo "the quick start printed what README.md says"
+# run_quickstart NAME: runs the README's NAME block, compares with NAME-output.
+run_quickstart() {
+  quickstart "$1" >"$tmp/quickstart_$1.py"
+  quickstart "$1-output" >"$tmp/$1.expected"
+  [ -s "$tmp/quickstart_$1.py" ] && [ -s "$tmp/$1.expected" ] || { echo "README.md: quick start '$1' not found" >&2; exit 1; }
+  (cd "$tmp" && PATH="$NO_RUST_PATH" MEMCACHED="${STRATACACHE_MEMCACHED%%,*}" "$tmp/venv/bin/python" "quickstart_$1.py") >"$tmp/$1.got"
+  if ! diff -u "$tmp/$1.expected" "$tmp/$1.got"; then
+    echo "test-packaging.sh: the $1 quick start's output differs from README.md's" >&2
+    exit 1
+  fi
+  echo "the $1 quick start printed what README.md says"
+}
+run_quickstart python
+# The Django quick start's install line: the [django] extra, pymemcache (pure Python, from the index).
+PATH="$NO_RUST_PATH" "$tmp/venv/bin/python" -m pip install -q "$wheel[django]" pymemcache
+run_quickstart django
 
 step "Building from source without Rust: one clear line"
 ensure_venv build
