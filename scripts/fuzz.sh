@@ -21,8 +21,8 @@
 # and turn it into a regression test in core/tests/hostile_*.rs.
 #
 # Corpora: fuzz/seeds/<target>/ holds a few dozen named seeds generated from
-# the golden vectors in tests/vectors/ by fuzz/make_seeds.py (read only here;
-# regenerate after changing the vectors: python3 fuzz/make_seeds.py);
+# the golden vectors in tests/vectors/ by fuzz/make_seeds.py (written here
+# this script regenerates them first, so they follow the vectors);
 # fuzz/corpus/<target>/ is the working corpus, not in git, which grows run
 # after run and can be minimised in place:
 #   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz cmin <target>)
@@ -52,6 +52,9 @@ if [ "$#" -gt 0 ]; then
 else
     mapfile -t targets < <(cd fuzz && cargo fuzz list)
 fi
+
+# The seeds follow the vectors (a no-op when they are current).
+python3 fuzz/make_seeds.py >&2
 
 started=$(date +%s)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)

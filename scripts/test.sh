@@ -14,7 +14,6 @@ exec > >(tee "$LOG") 2>&1
 
 step "Links in the documentation stay inside the repository"
 python3 scripts/check_links.py
-python3 fuzz/make_seeds.py --check
 
 step "Toolchain"
 ensure_rust
