@@ -21,8 +21,8 @@
 # and turn it into a regression test in core/tests/hostile_*.rs.
 #
 # Corpora: fuzz/seeds/<target>/ holds a few dozen named seeds generated from
-# the golden vectors in tests/vectors/ by fuzz/make_seeds.py (which
-# this script regenerates them first, so they follow the vectors);
+# the golden vectors in tests/vectors/ by fuzz/make_seeds.py (this script
+# regenerates them first, so they follow the vectors);
 # fuzz/corpus/<target>/ is the working corpus, not in git, which grows run
 # after run and can be minimised in place:
 #   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz cmin <target>)
