@@ -77,9 +77,7 @@ setup
 if [ "$servers" = 1 ]; then
   step "Servers (memcached x2, S3) on loopback"
   choose_port_base
-  trap 'bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true' EXIT
-  bash scripts/servers.sh start memcached s3
-  eval "$(bash scripts/servers.sh env)"
+  start_servers memcached s3
 fi
 
 step "1. The course-outline site under load: no caching, edx-django-utils, stratacache"
@@ -99,7 +97,7 @@ What to read next:
   examples/django_outline/outline_site/settings.py   the tiers: embedded, or real servers
   examples/django_outline/README.md            what the table means
   examples/edge_worker/src/worker.js           the edge worker (same keys, same envelopes)
-  docs/benchmarks.md                           the benchmarks of the core, Python and JS packages
+  docs/reports/benchmarks.md                           the benchmarks of the core, Python and JS packages
 Real servers instead of the embedded stand-ins:
   bash scripts/demo.sh --servers               memcached + S3 started on loopback
   STRATACACHE_MEMCACHED=host:port STRATACACHE_S3_ENDPOINT=URL STRATACACHE_S3_BUCKET=NAME bash scripts/demo.sh

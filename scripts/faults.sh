@@ -26,10 +26,7 @@ cd "$REPO_ROOT"
 
 bash scripts/demo.sh --setup
 choose_port_base 22000
-cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-bash scripts/servers.sh start
-eval "$(bash scripts/servers.sh env)"
+start_servers
 
 step "Fault injection against the Django example (port base $STRATACACHE_PORT_BASE)"
 .venv/bin/python tests/reliability/faults/faultrig.py --out target/reliability/faults "$@"

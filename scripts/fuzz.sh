@@ -20,11 +20,12 @@
 #   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run <target> artifacts/<target>/<file>)
 # and turn it into a regression test in core/tests/hostile_*.rs.
 #
-# Corpora: fuzz/seeds/<target>/ is a small minimized seed corpus kept in git
-# (read only here); fuzz/corpus/<target>/ is the working corpus, not in git,
-# which grows run after run. To refresh the seeds after a long run:
-#   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz cmin <target>) &&
-#   rm -rf fuzz/seeds/<target> && cp -r fuzz/corpus/<target> fuzz/seeds/<target>
+# Corpora: fuzz/seeds/<target>/ holds a few dozen named seeds generated from
+# the golden vectors in tests/vectors/ by fuzz/make_seeds.py (this script
+# regenerates them first, so they follow the vectors);
+# fuzz/corpus/<target>/ is the working corpus, not in git, which grows run
+# after run and can be minimised in place:
+#   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz cmin <target>)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ if [ "$#" -gt 0 ]; then
 else
     mapfile -t targets < <(cd fuzz && cargo fuzz list)
 fi
+
+# The seeds follow the vectors (a no-op when they are current).
+python3 fuzz/make_seeds.py >&2
 
 started=$(date +%s)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)

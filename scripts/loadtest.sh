@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load test of issue 7 (docs/reliability/load.md): locust against the
+# The load test of issue 7 (docs/reports/reliability/load.md): locust against the
 # Django course-outline example over real memcached (two instances) and S3
 # (moto) on loopback, stratacache (DEMO_MODE=stratacache) against the
 # edx-django-utils configuration (DEMO_MODE=edx) on the same servers, with a
@@ -41,20 +41,12 @@ done
 
 # The venv with the package and the example's requirements; locust.
 bash scripts/demo.sh --setup
-stamp=.venv/.stratacache-reliability-requirements
-if [ ! -f "$stamp" ] || ! cmp -s tests/reliability/requirements.txt "$stamp"; then
-  step "Python packages of the reliability suite"
-  .venv/bin/pip install -q -r tests/reliability/requirements.txt
-  cp tests/reliability/requirements.txt "$stamp"
-fi
+ensure_venv reliability
 
 if [ -z "${STRATACACHE_MEMCACHED:-}" ] || [ -z "${STRATACACHE_S3_ENDPOINT:-}" ]; then
   step "Servers (memcached x2, S3) on loopback"
   choose_port_base 22100
-  cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true; }
-  trap cleanup EXIT
-  bash scripts/servers.sh start memcached s3
-  eval "$(bash scripts/servers.sh env)"
+  start_servers memcached s3
 fi
 
 step "Load test: stratacache vs edx-django-utils"

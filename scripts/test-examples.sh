@@ -26,10 +26,7 @@ step "Servers (memcached x2, S3) on loopback"
 # A port base of our own, so a concurrent run elsewhere on the machine does
 # not share (or stop) our servers.
 choose_port_base 21305
-cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop memcached s3 || true; }
-trap cleanup EXIT
-bash scripts/servers.sh start memcached s3
-eval "$(bash scripts/servers.sh env)"
+start_servers memcached s3
 
 step "Django example: views over memcached and S3, and a short demo run (pytest)"
 (cd examples/django_outline && "$REPO_ROOT/.venv/bin/python" -m pytest -q "$@")

@@ -3,7 +3,7 @@
 # loopback: fault injection against the Django example and the edge worker,
 # short soaks, hostile input in every tier, a short load run, and a short
 # cargo-fuzz run of every fuzz target. The long versions have their own
-# commands (see docs/reliability.md):
+# commands (see docs/reports/reliability.md):
 #   bash scripts/faults.sh   bash scripts/soak.sh   bash scripts/loadtest.sh
 #   bash scripts/fuzz.sh     (FUZZ_SECONDS, default 600 per target)
 # Builds only what is missing or stale (after scripts/test-python.sh and
@@ -17,14 +17,7 @@ cd "$REPO_ROOT"
 
 # The venv with the package and the examples' requirements, the npm package.
 bash scripts/demo.sh --setup
-if [ -f tests/reliability/requirements.txt ]; then
-  stamp=.venv/.stratacache-reliability-requirements
-  if [ ! -f "$stamp" ] || ! cmp -s tests/reliability/requirements.txt "$stamp"; then
-    step "Python packages of the reliability suite"
-    .venv/bin/pip install -q -r tests/reliability/requirements.txt
-    cp tests/reliability/requirements.txt "$stamp"
-  fi
-fi
+ensure_venv reliability
 
 step "Lint the reliability suite (ruff)"
 .venv/bin/ruff check --config bindings-python/pyproject.toml tests/reliability
@@ -32,10 +25,7 @@ step "Lint the reliability suite (ruff)"
 
 step "Servers (memcached x2, Redis, S3) on loopback"
 choose_port_base 21405
-cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
-trap cleanup EXIT
-bash scripts/servers.sh start
-eval "$(bash scripts/servers.sh env)"
+start_servers
 
 step "Reliability: Python parts (pytest tests/reliability)"
 (cd tests/reliability && "$REPO_ROOT/.venv/bin/python" -m pytest -q "$@")

@@ -3,7 +3,9 @@
 # (scripts/build-wasm.sh), packs it with `npm pack` and installs the tarball
 # for the tests, then runs with Node's test runner: the unit tests and the
 # shared golden vectors over the built package, the end-to-end tests in real
-# workerd (Miniflare, loopback), and the cross-runtime test against the
+# workerd (Miniflare, loopback), the packaging test (the README's worker
+# quick start bundled by wrangler and by esbuild from the packed tarball,
+# installed into an empty folder with no Rust, run in workerd), and the cross-runtime test against the
 # Python package, and a smoke test in headless Chromium (Debian's package,
 # installed when missing). Exits non-zero on any failure.
 # Usage: bash scripts/test-wasm.sh
@@ -28,13 +30,8 @@ tar -xzf "$tarball" -C "$TEST_DIR/node_modules/stratacache" --strip-components=1
 
 # The cross-runtime test needs the Python package (built by
 # scripts/test-python.sh into .venv); build it here if it is missing.
-PY="$REPO_ROOT/.venv/bin/python"
-if ! "$PY" -c 'import stratacache' >/dev/null 2>&1; then
-  step "Building the Python package for the cross-runtime test (maturin develop --release)"
-  [ -x "$PY" ] || python3 -m venv "$REPO_ROOT/.venv"
-  "$REPO_ROOT/.venv/bin/pip" install -q "maturin>=1.7,<2"
-  (cd bindings-python && VIRTUAL_ENV="$REPO_ROOT/.venv" PATH="$REPO_ROOT/.venv/bin:$PATH" maturin develop --release -q)
-fi
+PY="$VENV/bin/python"
+"$PY" -c 'import stratacache' >/dev/null 2>&1 || ensure_extension
 
 cd "$TEST_DIR"
 step "Unit tests and golden vectors (node --test, over the packed package)"
@@ -42,6 +39,9 @@ node --test local.test.mjs vectors.test.mjs tiered.test.mjs base64.test.mjs metr
 
 step "End-to-end in workerd (Miniflare, loopback)"
 node --test e2e.test.mjs
+
+step "Packaging: the tarball in an empty folder, the README's worker bundled by wrangler and esbuild, run in workerd"
+STRATACACHE_TARBALL="$tarball" node --test packaging/
 
 step "Cross-runtime: Python package <-> JS package"
 STRATACACHE_PYTHON="$PY" node --test cross.test.mjs

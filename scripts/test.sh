@@ -12,6 +12,9 @@ cd "$REPO_ROOT"
 LOG="$(mktemp)"
 exec > >(tee "$LOG") 2>&1
 
+step "Links in the documentation stay inside the repository"
+python3 scripts/check_links.py
+
 step "Toolchain"
 ensure_rust
 
@@ -30,7 +33,7 @@ cargo test --workspace
 
 # The host packages' and the examples' suites (each builds what it needs
 # once and starts the servers it needs).
-for suite in scripts/test-python.sh scripts/test-wasm.sh scripts/test-examples.sh scripts/test-reliability.sh; do
+for suite in scripts/test-python.sh scripts/test-wasm.sh scripts/test-packaging.sh scripts/test-examples.sh scripts/test-reliability.sh; do
   if [ -f "$suite" ]; then
     step "$suite"
     bash "$suite"

@@ -2,7 +2,8 @@
 //!
 //! The crate does no I/O, reads no clock, starts no threads and keeps no
 //! global state. Hosts pass the time (`now`, milliseconds) and any random
-//! numbers in, and perform the I/O the core asks for. See `DESIGN.md`.
+//! numbers in, and perform the I/O the core asks for. The map of the project
+//! is `docs/design.md` in the repository.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

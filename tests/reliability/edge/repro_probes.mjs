@@ -20,7 +20,7 @@
 //       every read called the hung tier and waited the whole timeout
 // The same happens, less visibly, with the defaults (timeout 5 s = cool-down
 // 5 s): the cool-down after a hung read ends as the failure is reported; only
-// the probe's own push keeps the tier skipped (docs/reliability/edge.md).
+// the probe's own push keeps the tier skipped (docs/reports/reliability/edge.md).
 // Fix (core): take the failure time from the host (failed(tier, message, now))
 // and never move cooling_until back (max).
 // Usage: node tests/reliability/edge/repro_probes.mjs

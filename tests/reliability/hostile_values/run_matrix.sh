@@ -11,10 +11,7 @@ cd "$REPO_ROOT"
 
 bash scripts/demo.sh --setup
 choose_port_base 22300
-cleanup() { bash "$REPO_ROOT/scripts/servers.sh" stop || true; }
-trap cleanup EXIT
-bash scripts/servers.sh start
-eval "$(bash scripts/servers.sh env)"
+start_servers
 
 out="$REPO_ROOT/target/reliability/hostile_values"
 mkdir -p "$out"

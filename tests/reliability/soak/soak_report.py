@@ -190,6 +190,16 @@ def main(argv=None) -> None:
     (directory / "summary.json").write_text(json.dumps({"runs": strip, "table": lines}, indent=2))
     for path in plot(local, request, directory):
         print(f"plot: {path}")
+    # A request cache seen from another request, or surviving its request, fails the soak.
+    bad = [d for d in request if d.get("sightings") or d.get("survivors")]
+    for d in bad:
+        print(
+            f"FAIL {d['host']} RequestCache: {d['sightings']} cross-request sightings, "
+            f"{d['survivors']} survivors:",
+            d["sighting_examples"] + d["survivor_examples"],
+        )
+    if bad:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
