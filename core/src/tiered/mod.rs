@@ -3,54 +3,58 @@
 //!
 //! [`TieredCache`] holds what a process shares (configuration, the local
 //! tier, single-flight bookkeeping, tier health, counters). A [`Read`] is a
-//! state machine the host drives: each [`Read::next`] returns a [`Step`] —
-//! fetch these keys from tier N in one batch, decode these payloads, load
-//! these keys, store these entries — and the host does the I/O and feeds the
-//! results back. The core never waits, so Python drives it synchronously, JS
-//! with `await`, and Rust however it likes:
+//! state machine the host drives: [`Read::next`] hands out one step at a
+//! time as a handle the host answers (fetch these keys from tier N in one
+//! batch, decode these payloads, load these keys), and
+//! [`Read::poll_effect`] hands out the work that needs no answer (stores,
+//! deletes, wake-ups). The core never waits, so Python drives it
+//! synchronously, JS with `await`, and Rust with the reference
+//! [`driver`]:
 //!
 //! ```
-//! use stratacache::tiered::{HostValue, Loaded, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+//! use stratacache::tiered::driver::{self, Host};
+//! use stratacache::tiered::{DecodeItem, Fetched, HostValue, Loaded, ReadOptions, StoreItem, TierConfig, TieredCache, TieredConfig};
 //! use stratacache::envelope::Codec;
 //! use std::collections::HashMap;
 //!
-//! let mut memcached: HashMap<String, Vec<u8>> = HashMap::new(); // stands in for a server
-//! let config = TieredConfig::new(vec![TierConfig::memcached("memcached")]);
-//! let mut cache: TieredCache<String> = TieredCache::new(config).unwrap();
+//! struct App { cache: TieredCache<String>, memcached: HashMap<String, Vec<u8>> }
 //!
-//! let keys = vec!["greeting|v1".to_string()];
-//! let mut read = cache.read(keys, ReadOptions::load(), 1_000, 42, None).unwrap();
-//! loop {
-//!     match read.next(&mut cache) {
-//!         Step::Fetch { tier, keys } => {
-//!             let found = keys.iter().map(|k| memcached.get(k).cloned()).collect();
-//!             read.fetched(&mut cache, tier, found);
-//!         }
-//!         Step::Decode { items } => {
-//!             let values = items.iter().map(|item| {
-//!                 Ok(HostValue::new(String::from_utf8(item.payload.clone()).unwrap(), item.payload.len() as u64))
-//!             }).collect();
-//!             read.decoded(&mut cache, values);
-//!         }
-//!         Step::Load { keys } => {
-//!             let loaded = keys.iter().map(|_| Ok(Loaded::new("hello".to_string(), Codec::Raw, b"hello".to_vec()))).collect();
-//!             read.loaded(&mut cache, loaded, 3);
-//!         }
-//!         Step::Store { entries, .. } => {
-//!             for entry in entries { memcached.insert(entry.key, entry.value); }
-//!         }
-//!         Step::Done => break,
-//!         other => unreachable!("no leases, waits or deletes in this example: {other:?}"),
+//! impl Host<String> for App {
+//!     type Error = String;
+//!     fn cache<R>(&mut self, f: impl FnOnce(&mut TieredCache<String>) -> R) -> R { f(&mut self.cache) }
+//!     async fn get_many(&mut self, _tier: usize, keys: &[String]) -> Result<Vec<Fetched<String>>, String> {
+//!         Ok(keys.iter().map(|k| self.memcached.get(k).cloned().into()).collect())
+//!     }
+//!     async fn set_many(&mut self, _tier: usize, entries: Vec<StoreItem>) -> Result<(), String> {
+//!         for e in entries { self.memcached.insert(e.key, e.value); }
+//!         Ok(())
+//!     }
+//!     fn decode(&mut self, item: DecodeItem) -> Result<HostValue<String>, String> {
+//!         String::from_utf8(item.payload).map(|v| HostValue::new(v, 1)).map_err(|e| e.to_string())
+//!     }
+//!     async fn load(&mut self, keys: &[String]) -> Vec<Result<Loaded<String>, String>> {
+//!         keys.iter().map(|_| Ok(Loaded::new("hello".to_string(), Codec::Raw, b"hello".to_vec()))).collect()
 //!     }
 //! }
-//! let results = read.finish(&mut cache, None).unwrap();
+//!
+//! let cache = TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("memcached")])).unwrap();
+//! let mut app = App { cache, memcached: HashMap::new() };
+//! let results = driver::block_on(driver::get(&mut app, vec!["greeting|v1".into()], ReadOptions::load(), None)).unwrap();
 //! assert_eq!(results[0].lookup.as_ref().cloned(), stratacache::Lookup::Hit("hello".to_string()));
-//! assert_eq!(memcached.len(), 1); // written through to the remote tier
+//! assert_eq!(app.memcached.len(), 1); // written through to the remote tier
 //! ```
 
+pub mod driver;
+mod protocol;
 mod read;
 
-pub use read::{Read, ReadResult, Source};
+pub use protocol::{
+    AnswerError, DecodeStep, Effect, FetchStep, Fetched, LeaseStep, LoadStep, Next, Read,
+    ReadError, SleepStep, WaitStep,
+};
+pub use read::{RawRead, ReadResult, Source};
+
+use protocol::{Abandon, Reaper};
 
 use crate::quote::Quoted;
 use hashbrown::HashMap;
@@ -67,7 +71,8 @@ use crate::lookup::Lookup;
 use crate::namespace::Namespace;
 use crate::request::RequestCache;
 use crate::stampede::{
-    jitter_ttl, replica_keys, should_refresh_early, LeasePolicy, SingleFlight, WaitId,
+    jitter_ttl, replica_keys, should_refresh_early, AbandonPolicy, LeasePolicy, SingleFlight,
+    WaitId,
 };
 use crate::stats::{ReadStats, TierStats};
 
@@ -384,22 +389,22 @@ pub struct LeaseItem {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Get these keys from remote tier `tier` in one batch, then call
-    /// [`Read::fetched`] with one `Option<Vec<u8>>` per key, in order (or
-    /// [`Read::failed`] if the tier failed).
+    /// [`RawRead::fetched`] with one `Option<Vec<u8>>` per key, in order (or
+    /// [`RawRead::failed`] if the tier failed).
     Fetch {
         /// Index of the tier in [`TieredConfig::tiers`].
         tier: usize,
         /// Keys to get.
         keys: Vec<String>,
     },
-    /// Deserialize these payloads, then call [`Read::decoded`] with one
+    /// Deserialize these payloads, then call [`RawRead::decoded`] with one
     /// result per item, in order.
     Decode {
         /// The payloads.
         items: Vec<DecodeItem>,
     },
     /// Try to take these leases with `add` in `tier`, then call
-    /// [`Read::leased`] with one `bool` (taken) per item, or [`Read::failed`].
+    /// [`RawRead::leased`] with one `bool` (taken) per item, or [`RawRead::failed`].
     Lease {
         /// The tier holding leases.
         tier: usize,
@@ -407,12 +412,12 @@ pub enum Step {
         items: Vec<LeaseItem>,
     },
     /// Another process holds the lease: wait this long, then call
-    /// [`Read::slept`] with the new time.
+    /// [`RawRead::slept`] with the new time.
     Sleep {
         /// How long to wait.
         ms: u64,
     },
-    /// Call the loader for these keys (one batch), then [`Read::loaded`].
+    /// Call the loader for these keys (one batch), then [`RawRead::loaded`].
     Load {
         /// Keys to load.
         keys: Vec<String>,
@@ -424,7 +429,7 @@ pub enum Step {
         waiters: Vec<WaitId>,
     },
     /// Wait until each of these waiters is notified (another read in this
-    /// process is loading their keys), then call [`Read::woke`].
+    /// process is loading their keys), then call [`RawRead::woke`].
     Wait {
         /// Waiter ids, as [`Step::Notify`] of the leading read will name them.
         waits: Vec<WaitId>,
@@ -444,7 +449,7 @@ pub enum Step {
         /// The keys.
         keys: Vec<String>,
     },
-    /// The read is complete: call [`Read::finish`].
+    /// The read is complete: call [`RawRead::finish`].
     Done,
 }
 
@@ -515,15 +520,21 @@ pub(crate) fn check_key(key: &str) -> Result<(), InvalidKey> {
 }
 
 /// A remote tier failed and the cache is in strict mode.
+///
+/// ```
+/// use stratacache::tiered::TierFailure;
+/// let failure = TierFailure { tier: 0, tier_name: "memcached".into(), message: "timed out" };
+/// assert_eq!(failure.to_string(), "tier \"memcached\" failed in strict mode: timed out");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("tier {} failed in strict mode: {message}", Quoted(.tier_name))]
-pub struct TierFailure {
+pub struct TierFailure<E = String> {
     /// The tier's index.
     pub tier: usize,
     /// The tier's name.
     pub tier_name: String,
-    /// What the host reported.
-    pub message: String,
+    /// The host's error.
+    pub message: E,
 }
 
 /// A value in the local tier, with what refresh decisions need.
@@ -555,6 +566,10 @@ pub struct TieredCache<V> {
     tier_stats: Vec<TierStats>,
     read_stats: ReadStats,
     next_token: u64,
+    /// Claims of reads dropped before they finished.
+    reaper: Reaper,
+    /// Waiters of those reads' flights, for the next read to wake.
+    wakeups: Vec<WaitId>,
 }
 
 impl<V: Clone> TieredCache<V> {
@@ -612,22 +627,96 @@ impl<V: Clone> TieredCache<V> {
             tier_stats: vec![TierStats::default(); tiers],
             read_stats: ReadStats::default(),
             next_token: 0,
+            reaper: Reaper::default(),
+            wakeups: Vec::new(),
         })
     }
 
     /// Starts a read of `keys` (any number, duplicates allowed) at `now` (ms).
     /// `random` seeds this read's random choices (XFetch, jitter, replicas);
     /// pass a fresh random number each time. Request-tier and local-tier hits
-    /// are answered here; drive the rest with [`Read::next`].
-    pub fn read(
+    /// are answered here; drive the rest with [`Read::next`] (or hand the
+    /// read to the [`driver`]). `E` is the host's error type.
+    ///
+    /// ```
+    /// use stratacache::tiered::{Next, ReadOptions, TieredCache, TieredConfig};
+    /// use stratacache::local::Expiry;
+    /// use stratacache::tiered::Loaded;
+    /// use stratacache::envelope::Codec;
+    /// let mut cache: TieredCache<String> = TieredCache::new(TieredConfig::new(vec![])).unwrap();
+    /// let _ = cache.set_all_tiers("k", Loaded::new("v".into(), Codec::Raw, b"v".to_vec()), Expiry::Default, 0, 1, None);
+    /// let mut read = cache.read::<String>(vec!["k".into()], ReadOptions::get(), 1, 2, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Next::Done)); // a local hit
+    /// assert_eq!(read.finish(&mut cache, None).unwrap()[0].lookup.as_ref().cloned(), stratacache::Lookup::Hit("v".to_string()));
+    /// ```
+    pub fn read<E>(
         &mut self,
         keys: Vec<String>,
         options: ReadOptions,
         now: u64,
         random: u64,
         request: Option<&RequestCache<V>>,
-    ) -> Result<Read<V>, InvalidKey> {
-        Read::start(self, keys, options, now, random, request)
+    ) -> Result<Read<V, E>, InvalidKey> {
+        RawRead::start(self, keys, options, now, random, request).map(Read::new)
+    }
+
+    /// [`read`](TieredCache::read) in its untyped form, for FFI bindings:
+    /// each reply is checked at run time ([`AnswerError`]).
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::get(), 0, 7, None).unwrap();
+    /// assert_eq!(read.next(&mut cache), Step::Fetch { tier: 0, keys: vec!["k".into()] });
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// assert_eq!(read.next(&mut cache), Step::Done);
+    /// ```
+    pub fn read_raw<E>(
+        &mut self,
+        keys: Vec<String>,
+        options: ReadOptions,
+        now: u64,
+        random: u64,
+        request: Option<&RequestCache<V>>,
+    ) -> Result<RawRead<V, E>, InvalidKey> {
+        RawRead::start(self, keys, options, now, random, request)
+    }
+
+    /// Waiters left behind by reads that were dropped before they
+    /// finished: wake them (their keys are free to claim again). Drivers
+    /// call this with their other wake-ups; reads also pass them on.
+    ///
+    /// ```
+    /// use stratacache::tiered::{TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<u8> = TieredCache::new(TieredConfig::new(vec![])).unwrap();
+    /// assert!(cache.poll_wakeups().is_empty());
+    /// ```
+    pub fn poll_wakeups(&mut self) -> Vec<WaitId> {
+        self.reap_abandoned();
+        std::mem::take(&mut self.wakeups)
+    }
+
+    fn reaper_has_work(&self) -> bool {
+        // Cheap: an uncontended lock, only taken on a read's `next`.
+        !self.reaper.is_empty()
+    }
+
+    /// Releases the claims of reads dropped before they finished.
+    fn reap_abandoned(&mut self) {
+        for claim in self.reaper.take() {
+            match claim {
+                Abandon::Lead(token) => {
+                    if let Ok(abandoned) = self.flights.abandon(token, AbandonPolicy::ReleaseAll) {
+                        self.wakeups.extend(abandoned.release);
+                    }
+                }
+                Abandon::Wait(id) => {
+                    self.flights.withdraw(id);
+                    self.handoff.remove(&id);
+                }
+            }
+        }
     }
 
     /// Writes `value` under `key` to the request and local tiers now, and
