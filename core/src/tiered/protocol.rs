@@ -191,7 +191,7 @@ impl Reaper {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.0.lock().map_or(false, |queue| queue.is_empty())
+        self.0.lock().is_ok_and(|queue| queue.is_empty())
     }
 
     pub(super) fn take(&self) -> Vec<Abandon> {
@@ -295,12 +295,8 @@ pub enum ReadError<E> {
 /// let mut read = cache
 ///     .read::<std::io::Error>(vec!["greeting|v1".into()], ReadOptions::load(), 1_000, 42, None)
 ///     .unwrap();
-/// loop {
-///     while let Some(effect) = read.poll_effect() {
-///         if let Effect::Store { entries, .. } = effect {
-///             for e in entries { memcached.insert(e.key, e.value); }
-///         }
-///     }
+/// let mut done = false;
+/// while !done {
 ///     match read.next(&mut cache) {
 ///         Next::Fetch(fetch) => {
 ///             let found = fetch.keys().iter().map(|k| memcached.get(k).cloned().into()).collect();
@@ -318,8 +314,14 @@ pub enum ReadError<E> {
 ///                 .collect();
 ///             load.answer(&mut cache, values, 3);
 ///         }
-///         Next::Done => break,
+///         Next::Done => done = true,
 ///         _ => unreachable!("no leases or waits without a lease policy or a second reader"),
+///     }
+///     // Effects after each step, and after the last.
+///     while let Some(effect) = read.poll_effect() {
+///         if let Effect::Store { entries, .. } = effect {
+///             for e in entries { memcached.insert(e.key, e.value); }
+///         }
 ///     }
 /// }
 /// let results = read.finish(&mut cache, None).unwrap();
