@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
-    AnswerError, CooldownPolicy, Fetched, HostValue, Loaded, LocalTierConfig, RawRead,
-    ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
+    AnswerError, CooldownPolicy, Fetched, HostValue, Loaded, LocalTierConfig, RawRead, ReadOptions,
+    ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{Expiry, Lookup, NamedCounters};
 
@@ -657,7 +657,12 @@ impl PyRead {
     /// the tier's cool-down runs from then).
     fn failed(&mut self, py: Python<'_>, tier: usize, message: &str, now: u64) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.failed(&mut lock(py, &core.get().inner), tier, message.to_owned(), now);
+        read.failed(
+            &mut lock(py, &core.get().inner),
+            tier,
+            message.to_owned(),
+            now,
+        );
         Ok(())
     }
 

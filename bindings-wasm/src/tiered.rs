@@ -581,7 +581,12 @@ impl ReadHandle {
     pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
         self.fetched.clear();
         if let Some(read) = self.read.as_mut() {
-            read.failed(&mut self.cache.borrow_mut(), tier, message.to_owned(), to_u64(now));
+            read.failed(
+                &mut self.cache.borrow_mut(),
+                tier,
+                message.to_owned(),
+                to_u64(now),
+            );
         }
     }
 

@@ -48,8 +48,15 @@ fn a_partly_failed_batch_keeps_the_healthy_keys() {
     assert_eq!(reader.steps_of("fetch:1:2"), 1, "only the failed keys");
     assert_eq!(reader.load_count(), 0);
     let cache = reader.cache.lock().unwrap();
-    assert_eq!(cache.tier_stats()[0].errors, 1, "the partial failure is counted");
-    assert!(!cache.is_cooling_down(0, reader.now()), "the tier stays in use");
+    assert_eq!(
+        cache.tier_stats()[0].errors,
+        1,
+        "the partial failure is counted"
+    );
+    assert!(
+        !cache.is_cooling_down(0, reader.now()),
+        "the tier stays in use"
+    );
 }
 
 #[test]
@@ -96,8 +103,8 @@ fn a_dropped_read_releases_its_claims() {
     };
     let waits = wait.waits().to_vec();
     drop(leader); // the host returned early with `?`
-    // The next call into the cache wakes the waiter; it claims the key
-    // itself and loads it.
+                  // The next call into the cache wakes the waiter; it claims the key
+                  // itself and loads it.
     assert_eq!(cache.poll_wakeups(), waits);
     wait.woke(&mut cache);
     let Next::Load(load) = waiter.next(&mut cache) else {

@@ -737,7 +737,8 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
             value.clone().into_bytes(),
         ))],
         5,
-    ).unwrap();
+    )
+    .unwrap();
     while a.next(&mut cache) != Step::Done {}
     a.finish(&mut cache, None).unwrap();
     // B finds A's value in the local tier instead of loading it again.
@@ -746,7 +747,8 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
         match b.next(&mut cache) {
             Step::Load { .. } => {
                 loads += 1;
-                b.loaded(&mut cache, vec![Err("second load".into())], 0).unwrap();
+                b.loaded(&mut cache, vec![Err("second load".into())], 0)
+                    .unwrap();
             }
             Step::Decode { items } => {
                 let values = items
@@ -791,9 +793,9 @@ fn a_hung_tier_cools_down_from_when_its_failures_are_known() {
                     read.failed(cache, 0, "timed out".into(), start + timeout_ms);
                     return true;
                 }
-                Step::Fetch { tier, keys } => read
-                    .fetched(cache, tier, vec![None; keys.len()])
-                    .unwrap(),
+                Step::Fetch { tier, keys } => {
+                    read.fetched(cache, tier, vec![None; keys.len()]).unwrap()
+                }
                 Step::Done => return false,
                 _ => return false,
             }
