@@ -435,18 +435,28 @@ export class TieredCache {
     const adapter = this.#tiers[step.tier];
     const name = adapter.name ?? `tier${step.tier}`;
     let values;
+    let failed;
     try {
-      const got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
+      let got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
+      // `{ values, failed }`: some keys could not be answered (their server
+      // is down); they go on to the next tier, the others are kept.
+      if (got && !Array.isArray(got) && Array.isArray(got.values)) {
+        failed = new Set(got.failed ?? []);
+        got = got.values;
+      }
       if (!Array.isArray(got) || got.length !== step.keys.length) {
         throw new StratacacheError(`stratacache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
       }
-      values = got.map((v, i) => toBytes(v, name, step.keys[i]));
+      values = got.map((v, i) => (failed?.has(step.keys[i]) ? undefined : toBytes(v, name, step.keys[i])));
     } catch (error) {
       this.#report(error, name);
       read.failed(step.tier, message(error), this.#clock());
       return;
     }
-    for (const value of values) read.fetchedValue(value ?? undefined);
+    values.forEach((value, i) => {
+      if (failed?.has(step.keys[i])) read.fetchFailed();
+      else read.fetchedValue(value ?? undefined);
+    });
     read.fetched(step.tier);
   }
 
