@@ -288,6 +288,15 @@ impl<V: Clone, E> RawRead<V, E> {
     /// The next thing the host must do. Asking again without answering the
     /// last step counts that step as failed (the typed [`Read`](super::Read)
     /// makes this impossible).
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. }));
+    /// ```
     pub fn next(&mut self, cache: &mut TieredCache<V>) -> Step {
         if !cache.wakeups.is_empty() || cache.reaper_has_work() {
             // Readers left waiting by a dropped read: this read wakes them.
@@ -558,6 +567,14 @@ impl<V: Clone, E> RawRead<V, E> {
     /// order (`None`: the tier does not have it). Shorthand for
     /// [`fetched_outcomes`](RawRead::fetched_outcomes) with no per-key
     /// failure.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap(); // not found
+    /// ```
     pub fn fetched(
         &mut self,
         cache: &mut TieredCache<V>,
@@ -572,6 +589,15 @@ impl<V: Clone, E> RawRead<V, E> {
     /// failed (the server holding that key is down). Keys that failed go on
     /// to the next tier or the loader; the others are kept. A batch where
     /// every key failed counts as a failure of the tier.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched_outcomes(&mut cache, 0, vec![Fetched::Failed("node down".into())]).unwrap();
+    /// assert_eq!(cache.tier_stats()[0].errors, 1);
+    /// ```
     pub fn fetched_outcomes(
         &mut self,
         cache: &mut TieredCache<V>,
@@ -717,6 +743,15 @@ impl<V: Clone, E> RawRead<V, E> {
     /// The host's answer to [`Step::Decode`]: one result per item, in order.
     /// An `Err` (the host could not deserialize) is counted and the key is
     /// treated as a miss.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// // Not a decode step: refused, the read still waits for its fetch.
+    /// assert!(read.decoded(&mut cache, vec![]).is_err());
+    /// ```
     pub fn decoded(
         &mut self,
         cache: &mut TieredCache<V>,
@@ -796,6 +831,14 @@ impl<V: Clone, E> RawRead<V, E> {
 
     /// The host's answer to [`Step::Lease`]: for each item, whether `add`
     /// took the lease.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.leased(&mut cache, vec![true]).is_err()); // no lease asked
+    /// ```
     pub fn leased(
         &mut self,
         cache: &mut TieredCache<V>,
@@ -841,12 +884,28 @@ impl<V: Clone, E> RawRead<V, E> {
 
     /// The read's time (ms): when it started, moved on by
     /// [`slept`](RawRead::slept) and [`failed`](RawRead::failed).
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert_eq!(read.now(), 0);
+    /// ```
     pub fn now(&self) -> u64 {
         self.now
     }
 
     /// The host's answer to [`Step::Sleep`], with the time after sleeping:
     /// the keys waiting on leases are fetched again.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.slept(10).is_err()); // no sleep asked
+    /// ```
     pub fn slept(&mut self, now: u64) -> Result<(), AnswerError> {
         if !matches!(self.awaiting, Awaiting::Sleep) {
             return Err(AnswerError::wrong_step(self.awaiting.name(), "sleep"));
@@ -867,6 +926,18 @@ impl<V: Clone, E> RawRead<V, E> {
     /// and how long the loader took (the recompute cost XFetch uses). An
     /// `Err` is the loader's error for that key: the key is a miss with that
     /// error, and readers waiting for it are released to try themselves.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// use stratacache::{envelope::Codec, tiered::Loaded};
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. }));
+    /// let value = Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec());
+    /// read.loaded(&mut cache, vec![Ok(value)], 5).unwrap();
+    /// ```
     pub fn loaded(
         &mut self,
         cache: &mut TieredCache<V>,
@@ -956,6 +1027,14 @@ impl<V: Clone, E> RawRead<V, E> {
     /// The host's answer to [`Step::Wait`]: every waiter was notified (or
     /// the host stopped waiting). Keys whose leader succeeded are hits;
     /// the others are claimed again.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.woke(&mut cache).is_err()); // no wait asked
+    /// ```
     pub fn woke(&mut self, cache: &mut TieredCache<V>) -> Result<(), AnswerError> {
         if !matches!(self.awaiting, Awaiting::Wait(_)) {
             return Err(AnswerError::wrong_step(self.awaiting.name(), "wait"));
@@ -990,6 +1069,16 @@ impl<V: Clone, E> RawRead<V, E> {
     /// the failure was known (after a timeout, the read's start plus the
     /// timeout): the tier's cool-down runs from then, not from the start of
     /// the read.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.failed(&mut cache, 0, "timed out".to_string(), 3_000);
+    /// assert_eq!(read.now(), 3_000);
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. })); // on to the loader
+    /// ```
     pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, error: E, now: u64) {
         self.tier_down(cache, tier, Some(error), now);
     }
@@ -1057,6 +1146,14 @@ impl<V: Clone, E> RawRead<V, E> {
     }
 
     /// True while the read waits for the host's answer to its last step.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.is_awaiting());
+    /// ```
     pub fn is_awaiting(&self) -> bool {
         !matches!(self.awaiting, Awaiting::Nothing)
     }
@@ -1091,6 +1188,14 @@ impl<V: Clone, E> RawRead<V, E> {
 
     /// Gives up the read (the host stops driving it): releases its claims so
     /// other readers do not wait for it. Returns the waiters to wake.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.cancel(&mut cache).is_empty()); // nobody waited for it
+    /// ```
     pub fn cancel(mut self, cache: &mut TieredCache<V>) -> Vec<WaitId> {
         self.release_claims(cache);
         std::mem::take(&mut self.notify)
@@ -1100,6 +1205,17 @@ impl<V: Clone, E> RawRead<V, E> {
     /// found in other tiers are put in the request tier. In strict mode, a
     /// tier failure is an error. Any claim still held (the host stopped
     /// early) is released.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// let _load = read.next(&mut cache); // the host gives up here
+    /// let results = read.finish(&mut cache, None).unwrap();
+    /// assert!(results[0].lookup.is_miss());
+    /// ```
     pub fn finish(
         mut self,
         cache: &mut TieredCache<V>,
@@ -1157,6 +1273,14 @@ impl<V: Clone, E> RawRead<V, E> {
     }
 
     /// The keys of this read, in order.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert_eq!(read.keys(), ["k".to_string()]);
+    /// ```
     pub fn keys(&self) -> &[String] {
         &self.keys
     }
