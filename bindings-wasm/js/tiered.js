@@ -54,6 +54,11 @@ function withTimeout(promise, ms, what) {
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The core refused an answer (the wrong step, or the wrong number of values). */
+function answered(accepted) {
+  if (!accepted) throw new StratacacheError('stratacache: the core refused an answer to the wrong step or with the wrong number of values (a driver bug)', { kind: 'answer_error' });
+}
+
 function message(error) {
   return error instanceof Error ? error.message : String(error);
 }
@@ -389,7 +394,7 @@ export class TieredCache {
             break;
           case 'sleep':
             await sleep(step.ms);
-            read.slept(this.#clock());
+            answered(read.slept(this.#clock()));
             break;
           case 'load':
             await this.#load(read, step, loader, failures);
@@ -399,7 +404,7 @@ export class TieredCache {
             break;
           case 'wait':
             await this.#wait(step.waits);
-            read.woke();
+            answered(read.woke());
             break;
           case 'store':
           case 'delete':
@@ -457,7 +462,7 @@ export class TieredCache {
       if (failed?.has(step.keys[i])) read.fetchFailed();
       else read.fetchedValue(value ?? undefined);
     });
-    read.fetched(step.tier);
+    answered(read.fetched(step.tier));
   }
 
   #decode(read, step) {
@@ -472,14 +477,14 @@ export class TieredCache {
       }
       read.decodedValue(value);
     }
-    read.decoded();
+    answered(read.decoded());
   }
 
   async #lease(read, step) {
     const adapter = this.#tiers[step.tier];
     try {
       const taken = await withTimeout(adapter.add(step.entries), adapter.timeoutMs ?? this.#tierTimeoutMs, `add on tier ${adapter.name}`);
-      read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0)));
+      answered(read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0))));
     } catch (error) {
       this.#report(error, adapter.name);
       read.failed(step.tier, message(error), this.#clock());
@@ -504,7 +509,7 @@ export class TieredCache {
         read.loadFailed(message(wrapped));
         failures.set(key, wrapped);
       }
-      read.loaded(Date.now() - started);
+      answered(read.loaded(Date.now() - started));
       return;
     }
     const ms = Date.now() - started;
@@ -520,7 +525,7 @@ export class TieredCache {
       }
       read.loadedValue(loaded[i], codec, payload);
     }
-    read.loaded(ms);
+    answered(read.loaded(ms));
   }
 
   #waiter(id) {

@@ -527,17 +527,17 @@ pub struct ReadHandle {
 }
 
 impl ReadHandle {
-    fn with<R>(
+    /// Runs an answer; false if the core refused it (see `AnswerError`):
+    /// JS throws then (a bool keeps the wasm smaller than a `Result`).
+    fn with(
         &mut self,
-        f: impl FnOnce(&mut RawRead<JsValue>, &mut TieredCache<JsValue>) -> Result<R, AnswerError>,
-    ) -> Result<Option<R>, JsValue> {
+        f: impl FnOnce(&mut RawRead<JsValue>, &mut TieredCache<JsValue>) -> Result<(), AnswerError>,
+    ) -> bool {
         let Some(read) = self.read.as_mut() else {
-            return Ok(None);
+            return true;
         };
         let mut cache = self.cache.borrow_mut();
-        f(read, &mut cache)
-            .map(Some)
-            .map_err(|e| js::error_with_kind(&format!("stratacache: {e}"), "answer_error"))
+        f(read, &mut cache).is_ok()
     }
 }
 
@@ -570,10 +570,9 @@ impl ReadHandle {
     }
 
     /// The fetch from `tier` is answered (one `fetchedValue` per key).
-    pub fn fetched(&mut self, tier: usize) -> Result<(), JsValue> {
+    pub fn fetched(&mut self, tier: usize) -> bool {
         let values = std::mem::take(&mut self.fetched);
         self.with(|read, cache| read.fetched_outcomes(cache, tier, values))
-            .map(drop)
     }
 
     /// The operation asked of `tier` failed (rejected, timed out), as known
@@ -605,11 +604,10 @@ impl ReadHandle {
     }
 
     /// The decode step is answered (one value or failure per item).
-    pub fn decoded(&mut self) -> Result<(), JsValue> {
+    pub fn decoded(&mut self) -> bool {
         let results = std::mem::take(&mut self.decoded);
         self.weights.clear();
         self.with(|read, cache| read.decoded(cache, results))
-            .map(drop)
     }
 
     /// The next key of a load step: its value, serialized as `payload`
@@ -628,27 +626,26 @@ impl ReadHandle {
 
     /// The load step is answered (one value or failure per key), after
     /// `load_ms`.
-    pub fn loaded(&mut self, load_ms: f64) -> Result<(), JsValue> {
+    pub fn loaded(&mut self, load_ms: f64) -> bool {
         let results = std::mem::take(&mut self.loaded);
         self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)))
-            .map(drop)
     }
 
     /// The answer to a lease step: `taken[i] == 1` where `add` took it.
-    pub fn leased(&mut self, taken: &[u8]) -> Result<(), JsValue> {
+    pub fn leased(&mut self, taken: &[u8]) -> bool {
         let taken = taken.iter().map(|&t| t == 1).collect();
-        self.with(|read, cache| read.leased(cache, taken)).map(drop)
+        self.with(|read, cache| read.leased(cache, taken))
     }
 
     /// The answer to a sleep step, with the time after sleeping.
-    pub fn slept(&mut self, now: f64) -> Result<(), JsValue> {
-        self.with(|read, _| read.slept(to_u64(now))).map(drop)
+    pub fn slept(&mut self, now: f64) -> bool {
+        self.with(|read, _| read.slept(to_u64(now)))
     }
 
     /// The answer to a wait step: the waiters were notified (or the host
     /// stopped waiting).
-    pub fn woke(&mut self) -> Result<(), JsValue> {
-        self.with(|read, cache| read.woke(cache)).map(drop)
+    pub fn woke(&mut self) -> bool {
+        self.with(|read, cache| read.woke(cache))
     }
 
     /// Ends the read after `done`: per key, in the order given, a flags

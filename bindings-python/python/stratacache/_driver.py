@@ -42,6 +42,7 @@ ALoadFn = Callable[[list], Awaitable[list]]
 Effect = tuple
 Steps = Generator[Effect, Any, Any]
 
+
 class Waiters:
     """Where ``notify`` steps of one read wake the ``wait`` steps of others,
     across threads and asyncio tasks (single-flight within a process)."""
@@ -287,7 +288,9 @@ def _fetched(cache: Any, read: Any, tier: int, keys: list, values: Any) -> None:
         failed_keys = set(failed_keys)
         failed = [i for i, key in enumerate(keys) if key in failed_keys]
         if failed:
-            log.warning("stratacache: tier %r could not answer %d key(s)", cache._tiers[tier].name, len(failed))
+            log.warning(
+                "stratacache: tier %r could not answer %d key(s)", cache._tiers[tier].name, len(failed)
+            )
     try:
         read.fetched(tier, values, failed)
     except (TypeError, ValueError) as exc:

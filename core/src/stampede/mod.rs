@@ -23,7 +23,6 @@
 //! Throughout, an expiry of `0` (or `None`) means "no such expiry", matching
 //! the envelope's encoding.
 
-
 mod flight;
 mod lease;
 mod replicas;

@@ -1,8 +1,6 @@
 //! When to refresh: XFetch early refresh, freshness between the soft and
 //! hard expiry (stale-while-revalidate), and TTL jitter.
 
-
-
 /// The β of XFetch that the paper finds optimal; larger values refresh
 /// earlier.
 pub const DEFAULT_BETA: f64 = 1.0;

@@ -190,10 +190,6 @@ impl Reaper {
         queue.extend(claims);
     }
 
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.lock().is_ok_and(|queue| queue.is_empty())
-    }
-
     pub(super) fn take(&self) -> Vec<Abandon> {
         let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *queue)

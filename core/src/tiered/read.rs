@@ -298,9 +298,10 @@ impl<V: Clone, E> RawRead<V, E> {
     /// assert!(matches!(read.next(&mut cache), Step::Load { .. }));
     /// ```
     pub fn next(&mut self, cache: &mut TieredCache<V>) -> Step {
-        if !cache.wakeups.is_empty() || cache.reaper_has_work() {
-            // Readers left waiting by a dropped read: this read wakes them.
-            self.notify.extend(cache.poll_wakeups());
+        if !cache.wakeups.is_empty() {
+            // Readers left waiting by a dropped read (reaped when a read
+            // starts, or by `poll_wakeups`): this read wakes them.
+            self.notify.append(&mut cache.wakeups);
         }
         if !matches!(self.awaiting, Awaiting::Nothing) {
             // The host asked again without reporting: count it as a failure

@@ -183,11 +183,6 @@ impl<V: Clone> TieredCache<V> {
         std::mem::take(&mut self.wakeups)
     }
 
-    pub(super) fn reaper_has_work(&self) -> bool {
-        // Cheap: an uncontended lock, only taken on a read's `next`.
-        !self.reaper.is_empty()
-    }
-
     /// Releases the claims of reads dropped before they finished.
     pub(super) fn reap_abandoned(&mut self) {
         for claim in self.reaper.take() {
