@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
-    CooldownPolicy, HostValue, Loaded, LocalTierConfig, Read, ReadOptions, ReadResult, Source,
-    Step, TierConfig, TieredCache, TieredConfig,
+    AnswerError, CooldownPolicy, Fetched, HostValue, Loaded, LocalTierConfig, RawRead, ReadOptions,
+    ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{Codec, Expiry, Lookup, NamedCounters};
 
@@ -352,7 +352,7 @@ impl TieredCore {
         let mut read = {
             let request = scope.map(|s| lock(py, &s.get().cache));
             cache
-                .read(keys, options, now, random, request.as_deref())
+                .read_raw(keys, options, now, random, request.as_deref())
                 .map_err(|e| PyValueError::new_err(e.to_string()))?
         };
         let first = read.next(&mut cache);
@@ -529,13 +529,13 @@ impl TieredCore {
 /// One read in progress (see `stratacache._driver`).
 #[pyclass(module = "stratacache._core", name = "Read")]
 pub struct PyRead {
-    read: Option<Read<PyVal>>,
+    read: Option<RawRead<PyVal>>,
     core: Py<TieredCore>,
     first: Option<Step>,
 }
 
 impl PyRead {
-    fn parts(&mut self) -> PyResult<(&mut Read<PyVal>, &Py<TieredCore>)> {
+    fn parts(&mut self) -> PyResult<(&mut RawRead<PyVal>, &Py<TieredCore>)> {
         match &mut self.read {
             Some(read) => Ok((read, &self.core)),
             None => Err(PyRuntimeError::new_err("this read is finished")),
@@ -600,7 +600,9 @@ impl PyRead {
                     let result = py.detach(|| client.fetch_core_keys(&keys));
                     let (read, core) = self.parts()?;
                     match result {
-                        Ok(values) => read.fetched(&mut lock(py, &core.get().inner), tier, values),
+                        Ok(values) => read
+                            .fetched(&mut lock(py, &core.get().inner), tier, values)
+                            .map_err(answer_error)?,
                         Err(e) => {
                             let err = PyErr::from(e);
                             let message = describe(py, &err);
@@ -608,7 +610,7 @@ impl PyRead {
                             // the cool-down runs from then.
                             let elapsed = started.elapsed().as_millis() as u64;
                             let now = read.now().saturating_add(elapsed);
-                            read.failed(&mut lock(py, &core.get().inner), tier, &message, now);
+                            read.failed(&mut lock(py, &core.get().inner), tier, message, now);
                             return ("tier_error", tier, "get", err.into_value(py))
                                 .into_pyobject(py);
                         }
@@ -643,7 +645,8 @@ impl PyRead {
                         }
                     }
                     let (read, core) = self.parts()?;
-                    read.decoded(&mut lock(py, &core.get().inner), out);
+                    read.decoded(&mut lock(py, &core.get().inner), out)
+                        .map_err(answer_error)?;
                     if !errors.is_empty() {
                         return ("decode_errors", errors).into_pyobject(py);
                     }
@@ -653,23 +656,38 @@ impl PyRead {
         }
     }
 
-    /// One entry per key asked (`bytes` or `None`), in order.
+    /// One entry per key asked (`bytes` or `None`), in order; `failed`
+    /// lists the positions of keys the tier could not answer (their server
+    /// is down): they go on to the next tier, the others are kept.
+    #[pyo3(signature = (tier, values, failed = None))]
     fn fetched(
         &mut self,
         py: Python<'_>,
         tier: usize,
         values: Vec<Option<Vec<u8>>>,
+        failed: Option<Vec<usize>>,
     ) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.fetched(&mut lock(py, &core.get().inner), tier, values);
-        Ok(())
+        let mut outcomes: Vec<Fetched> = values.into_iter().map(Fetched::from).collect();
+        for i in failed.unwrap_or_default() {
+            if let Some(outcome) = outcomes.get_mut(i) {
+                *outcome = Fetched::Failed(String::new());
+            }
+        }
+        read.fetched_outcomes(&mut lock(py, &core.get().inner), tier, outcomes)
+            .map_err(answer_error)
     }
 
     /// The tier failed (timeout, refused connection), as known at `now` (ms;
     /// the tier's cool-down runs from then).
     fn failed(&mut self, py: Python<'_>, tier: usize, message: &str, now: u64) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.failed(&mut lock(py, &core.get().inner), tier, message, now);
+        read.failed(
+            &mut lock(py, &core.get().inner),
+            tier,
+            message.to_owned(),
+            now,
+        );
         Ok(())
     }
 
@@ -685,22 +703,21 @@ impl PyRead {
             }
         }
         let (read, core) = self.parts()?;
-        read.decoded(&mut lock(py, &core.get().inner), out);
-        Ok(())
+        read.decoded(&mut lock(py, &core.get().inner), out)
+            .map_err(answer_error)
     }
 
     /// One bool (lease taken) per lease item.
     fn leased(&mut self, py: Python<'_>, taken: Vec<bool>) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.leased(&mut lock(py, &core.get().inner), taken);
-        Ok(())
+        read.leased(&mut lock(py, &core.get().inner), taken)
+            .map_err(answer_error)
     }
 
     /// The time after sleeping.
     fn slept(&mut self, now: u64) -> PyResult<()> {
         let (read, _) = self.parts()?;
-        read.slept(now);
-        Ok(())
+        read.slept(now).map_err(answer_error)
     }
 
     /// One `(value, codec, payload, weight)` or error message per key
@@ -719,15 +736,15 @@ impl PyRead {
             }
         }
         let (read, core) = self.parts()?;
-        read.loaded(&mut lock(py, &core.get().inner), out, load_ms);
-        Ok(())
+        read.loaded(&mut lock(py, &core.get().inner), out, load_ms)
+            .map_err(answer_error)
     }
 
     /// The waiters of the last `wait` step were notified (or timed out).
     fn woke(&mut self, py: Python<'_>) -> PyResult<()> {
         let (read, core) = self.parts()?;
-        read.woke(&mut lock(py, &core.get().inner));
-        Ok(())
+        read.woke(&mut lock(py, &core.get().inner))
+            .map_err(answer_error)
     }
 
     /// The results, after the `done` step; values found are put in `scope`.
@@ -791,6 +808,12 @@ impl Drop for PyRead {
             });
         }
     }
+}
+
+/// A reply the core refused (the wrong step, or the wrong number of
+/// values): `stratacache.AnswerError`, a driver bug.
+fn answer_error(error: AnswerError) -> PyErr {
+    Python::attach(|py| new_error(py, "AnswerError", (error.to_string(),)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 # time.monotonic() is CLOCK_MONOTONIC on Linux: one clock for every process
 # on the machine, so lags can be computed across processes.
 
@@ -30,7 +33,7 @@ def coherence_reader(
         [MemcachedTier(memcached)],
         local=LocalTier(ttl=60),
         invalidation={"url": redis_url, "channel": channel} if invalidation else None,
-        name=f"reader{reader_id}",
+        name=f"reader{reader_id}", **SIGNED
     )
     if cache.invalidation is not None and not cache.invalidation.wait_connected(10):
         results.put((reader_id, "error", "not subscribed"))
@@ -77,7 +80,7 @@ def run_coherence(
         [MemcachedTier(memcached)],
         local=LocalTier(ttl=60),
         invalidation={"url": redis_url, "channel": channel} if invalidation else None,
-        name="writer",
+        name="writer", **SIGNED
     )
     writer.set(key, 0)
     ctx = multiprocessing.get_context("spawn")

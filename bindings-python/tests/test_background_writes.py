@@ -36,7 +36,7 @@ class GatedMemcached(MemcachedTier):
 
 def remote(tier):
     """Another process's view of the remote tier: no local tier."""
-    return TieredCache([tier], local=None, name="observer")
+    return TieredCache([tier], local=None, name="observer", **SIGNED)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def gated(memcached):
 
 
 def test_a_loaded_value_reaches_memcached_after_the_read_returned(gated):
-    cache = TieredCache([gated], background_writes=True)
+    cache = TieredCache([gated], background_writes=True, **SIGNED)
     key = Key("outline", 1)("course-1")
     assert cache.get_or_load(key, lambda: {"blocks": 42}) == {"blocks": 42}
     # The read returned while its write waits at the gate.
@@ -64,7 +64,7 @@ def test_a_loaded_value_reaches_memcached_after_the_read_returned(gated):
 
 
 def test_the_native_memcached_client_writes_in_the_background_too(memcached):
-    cache = TieredCache([memcached], background_writes=True)
+    cache = TieredCache([memcached], background_writes=True, **SIGNED)
     assert memcached.native_client is not None
     keys = [Key("grades", 1)(i) for i in range(20)]
     cache.get_many_or_load(keys, lambda ks: [f"g{k}" for k in ks])
@@ -75,8 +75,8 @@ def test_the_native_memcached_client_writes_in_the_background_too(memcached):
 
 
 def test_back_fill_from_a_lower_tier_is_queued(memcached, redis_tier):
-    TieredCache([redis_tier], local=None).set("only-in-redis", "deep value")
-    cache = TieredCache([memcached, redis_tier], background_writes=True)
+    TieredCache([redis_tier], local=None, **SIGNED).set("only-in-redis", "deep value")
+    cache = TieredCache([memcached, redis_tier], background_writes=True, **SIGNED)
     assert cache.get("only-in-redis") == "deep value"
     assert cache.flush_writes(5)
     assert remote(memcached).get("only-in-redis") == "deep value"
@@ -84,7 +84,7 @@ def test_back_fill_from_a_lower_tier_is_queued(memcached, redis_tier):
 
 
 def test_the_queue_bound_drops_and_counts(gated):
-    cache = TieredCache([gated], background_writes=BackgroundWrites(max_steps=2))
+    cache = TieredCache([gated], background_writes=BackgroundWrites(max_steps=2), **SIGNED)
     keys = [f"k{i}" for i in range(5)]
     cache.get_or_load(keys[0], lambda: 0)
     assert gated.entered.wait(2)  # the writer holds k0: the queue is empty
@@ -101,7 +101,7 @@ def test_the_queue_bound_drops_and_counts(gated):
 
 
 def test_the_byte_bound_counts_value_bytes(gated):
-    cache = TieredCache([gated], background_writes=BackgroundWrites(max_bytes=64 * 1024), compress_at=None)
+    cache = TieredCache([gated], background_writes=BackgroundWrites(max_bytes=64 * 1024), compress_at=None, **SIGNED)
     cache.get_or_load("first", lambda: b"x")
     assert gated.entered.wait(2)
     cache.get_or_load("big1", lambda: os.urandom(40 * 1024))
@@ -114,7 +114,7 @@ def test_the_byte_bound_counts_value_bytes(gated):
 
 
 def test_close_drains_the_queue_and_later_writes_are_synchronous(gated):
-    cache = TieredCache([gated], background_writes=True)
+    cache = TieredCache([gated], background_writes=True, **SIGNED)
     for i in range(10):
         cache.get_or_load(f"drain{i}", lambda i=i: i)
     threading.Timer(0.2, gated.gate.set).start()
@@ -128,7 +128,7 @@ def test_close_drains_the_queue_and_later_writes_are_synchronous(gated):
 
 
 def test_an_explicit_set_supersedes_a_queued_write_of_the_same_key(gated):
-    cache = TieredCache([gated], background_writes=True)
+    cache = TieredCache([gated], background_writes=True, **SIGNED)
     cache.get_or_load("blocker", lambda: "b")
     assert gated.entered.wait(2)
     cache.get_or_load("outline", lambda: "loaded v1")  # queued behind the blocker
@@ -142,7 +142,7 @@ def test_an_explicit_set_supersedes_a_queued_write_of_the_same_key(gated):
 
 
 def test_a_delete_supersedes_a_queued_write(gated):
-    cache = TieredCache([gated], background_writes=True)
+    cache = TieredCache([gated], background_writes=True, **SIGNED)
     cache.get_or_load("blocker", lambda: "b")
     assert gated.entered.wait(2)
     cache.get_or_load("gone", lambda: "v1")
@@ -155,7 +155,7 @@ def test_a_delete_supersedes_a_queued_write(gated):
 
 def test_failed_background_writes_are_counted_and_never_raised():
     dead = MemcachedTier("127.0.0.1:1", connect_timeout=0.05, timeout=0.05)
-    cache = TieredCache([dead], background_writes=True, cooldown=(100, 1.0))
+    cache = TieredCache([dead], background_writes=True, cooldown=(100, 1.0), **SIGNED)
     assert cache.get_or_load("k", lambda: "v") == "v"
     assert cache.flush_writes(5)
     stats = cache.stats()
@@ -167,7 +167,7 @@ def test_failed_background_writes_are_counted_and_never_raised():
 def test_async_reads_queue_their_writes_too(memcached):
     import asyncio
 
-    cache = TieredCache([memcached], background_writes=True)
+    cache = TieredCache([memcached], background_writes=True, **SIGNED)
 
     async def main():
         return await cache.aget_or_load("async-key", lambda: "async value")
@@ -187,12 +187,15 @@ import os, time
 from stratacache import TieredCache
 from stratacache.tiers import MemcachedTier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 class Slow(MemcachedTier):
     def set_many(self, entries):
         time.sleep(0.3)
         super().set_many(entries)
 
-cache = TieredCache([Slow(os.environ["STRATACACHE_MEMCACHED"])], background_writes=True)
+cache = TieredCache([Slow(os.environ["STRATACACHE_MEMCACHED"])], background_writes=True, **SIGNED)
 cache.get_or_load({key!r}, lambda: "written at exit")
 """
     subprocess.run([sys.executable, "-c", program], check=True, timeout=30, env=os.environ.copy())
@@ -201,9 +204,9 @@ cache.get_or_load({key!r}, lambda: "written at exit")
 
 def test_bad_background_options_are_clear_errors(memcached):
     with pytest.raises(TypeError, match="background_writes must be"):
-        TieredCache([memcached], background_writes="yes")
+        TieredCache([memcached], background_writes="yes", **SIGNED)
     with pytest.raises(TypeError):
-        TieredCache([memcached], background_writes={"max_stepz": 1})
+        TieredCache([memcached], background_writes={"max_stepz": 1}, **SIGNED)
 
 
 def test_a_lease_is_released_only_after_the_queued_store(gated):
@@ -213,8 +216,8 @@ def test_a_lease_is_released_only_after_the_queued_store(gated):
     from stratacache import LeasePolicy
 
     policy = LeasePolicy(ttl=10, max_wait=5, poll_interval=0.05)
-    a = TieredCache([gated], background_writes=True, leases=policy, name="a")
-    b = TieredCache([gated], leases=policy, name="b")
+    a = TieredCache([gated], background_writes=True, leases=policy, name="a", **SIGNED)
+    b = TieredCache([gated], leases=policy, name="b", **SIGNED)
     a.get_or_load("leased", lambda: "from a")  # holds the lease until its queue drains
     assert gated.entered.wait(2)
     b_loads = []

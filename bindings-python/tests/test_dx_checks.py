@@ -18,6 +18,9 @@ from stratacache.django import reset_caches
 from stratacache.django.checks import check_connections, check_settings
 from stratacache.tiers import MemcachedTier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 
 @pytest.fixture(autouse=True)
 def clean(s3_bucket):
@@ -135,7 +138,7 @@ def test_failure_log_sums_up_a_failing_tier_once_a_window():
 
 def test_dead_memcached_tier_logs_one_line_not_one_per_read(caplog):
     cache = TieredCache(
-        [MemcachedTier(dead_address(), connect_timeout=0.05)], local=None, cooldown=(1000, 0.01)
+        [MemcachedTier(dead_address(), connect_timeout=0.05)], local=None, cooldown=(1000, 0.01), **SIGNED
     )
     with caplog.at_level(logging.WARNING, logger="stratacache"):
         for i in range(50):

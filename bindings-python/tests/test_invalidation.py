@@ -16,6 +16,9 @@ from stratacache import Key, LocalTier, TieredCache, request_scope
 from stratacache.invalidation import CurrentVersion, Invalidation
 from stratacache.tiers import MemcachedTier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 MEMCACHED = os.environ.get("STRATACACHE_MEMCACHED", "")
 REDIS_URL = os.environ.get("STRATACACHE_REDIS_URL", "")
 
@@ -60,7 +63,7 @@ def pair(memcached, name: str, local_ttl: float = 60, **kwargs):
             local=LocalTier(ttl=local_ttl),
             invalidation=Invalidation(REDIS_URL, channel=name, **kwargs),
             cooldown=(3, 0.2),
-            name=f"p{i}",
+            name=f"p{i}", **SIGNED
         )
         for i in range(2)
     ]
@@ -87,8 +90,8 @@ def test_four_processes_stop_serving_the_old_value_after_a_set(memcached):
 
 def test_without_the_channel_a_local_tier_keeps_the_old_value(memcached):
     """The control: the same set is not seen by another local tier."""
-    a = TieredCache([memcached], local=LocalTier(ttl=60), name="a")
-    b = TieredCache([memcached], local=LocalTier(ttl=60), name="b")
+    a = TieredCache([memcached], local=LocalTier(ttl=60), name="a", **SIGNED)
+    b = TieredCache([memcached], local=LocalTier(ttl=60), name="b", **SIGNED)
     a.set("course", 1)
     assert b.get("course") == 1
     a.set("course", 2)
@@ -139,14 +142,14 @@ class SlowReads(MemcachedTier):
 @pytest.mark.parametrize("redrop_after", [0.3, 0])
 def test_a_read_racing_the_set_is_corrected_by_the_second_drop(memcached, redrop_after):
     name = channel()
-    a = TieredCache([memcached], invalidation=Invalidation(REDIS_URL, channel=name), name="a")
+    a = TieredCache([memcached], invalidation=Invalidation(REDIS_URL, channel=name), name="a", **SIGNED)
     slow = SlowReads(MEMCACHED)
     slow.fetched = threading.Event()
     b = TieredCache(
         [slow],
         local=LocalTier(ttl=60),
         invalidation=Invalidation(REDIS_URL, channel=name, redrop_after=redrop_after),
-        name="b",
+        name="b", **SIGNED
     )
     assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
     a.set("race", "old")
@@ -251,11 +254,11 @@ def test_current_version_is_read_through_the_request_tier_and_invalidated(memcac
 
 def test_bad_invalidation_options_are_clear_errors(memcached):
     with pytest.raises(ValueError, match="url"):
-        TieredCache([memcached], invalidation={"channel": "x"})
+        TieredCache([memcached], invalidation={"channel": "x"}, **SIGNED)
     with pytest.raises(ValueError, match=r"unexpected keyword|invalidation options"):
-        TieredCache([memcached], invalidation={"url": REDIS_URL, "chanel": "x"})
+        TieredCache([memcached], invalidation={"url": REDIS_URL, "chanel": "x"}, **SIGNED)
     with pytest.raises(TypeError, match="invalidation must be"):
-        TieredCache([memcached], invalidation=42)
+        TieredCache([memcached], invalidation=42, **SIGNED)
 
 
 def test_django_settings_turn_the_channel_on(memcached, settings):
@@ -281,9 +284,9 @@ def test_refresh_publishes_after_its_background_writes(memcached):
     memcached (with background writes, by the writer thread after the store)."""
     name = channel()
     a = TieredCache(
-        [memcached], invalidation=Invalidation(REDIS_URL, channel=name), background_writes=True, name="a"
+        [memcached], invalidation=Invalidation(REDIS_URL, channel=name), background_writes=True, name="a", **SIGNED
     )
-    b = TieredCache([memcached], local=LocalTier(ttl=60), invalidation=Invalidation(REDIS_URL, channel=name))
+    b = TieredCache([memcached], local=LocalTier(ttl=60), invalidation=Invalidation(REDIS_URL, channel=name), **SIGNED)
     assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
     a.set("report", "old")
     until(lambda: b.get("report") == "old", 2)

@@ -21,6 +21,9 @@ from stratacache.metrics import register_opentelemetry, register_prometheus, sna
 from stratacache.testing import clear_caches
 from stratacache.tiers import MemcachedTier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 
 @pytest.fixture(autouse=True)
 def fresh(s3_bucket):
@@ -96,7 +99,7 @@ def test_prometheus_counts_errors_and_cool_downs_of_a_dead_tier():
     s.bind(("127.0.0.1", 0))
     dead = f"127.0.0.1:{s.getsockname()[1]}"
     s.close()
-    cache = TieredCache([MemcachedTier(dead, name="dead", connect_timeout=0.05)], cooldown=(2, 60), name="d")
+    cache = TieredCache([MemcachedTier(dead, name="dead", connect_timeout=0.05)], cooldown=(2, 60), name="d", **SIGNED)
     registry = CollectorRegistry()
     collector = register_prometheus([cache], registry=registry, latency=False)
     try:

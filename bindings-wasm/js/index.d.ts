@@ -91,6 +91,9 @@ export interface TierEntry {
 }
 
 /** A remote tier. See docs/wasm.md, "Adapter interface". */
+/** A value a tier returns for one key. */
+export type TierValue = Uint8Array | ArrayBuffer | null | undefined;
+
 export interface TierAdapter {
   name?: string;
   /** The core's preset of limits (default "memcached"). */
@@ -104,7 +107,13 @@ export interface TierAdapter {
   leases?: boolean;
   /** Per-call timeout (default: the cache's tierTimeoutMs). */
   timeoutMs?: number;
-  getMany(keys: string[]): Promise<(Uint8Array | ArrayBuffer | null | undefined)[]>;
+  /**
+   * One value (or null: not found) per key, in order. When some keys could
+   * not be answered (the server holding them is down), resolve to
+   * `{ values, failed }` with the failed keys: they go on to the next tier,
+   * the others are kept. Reject when the whole batch failed.
+   */
+  getMany(keys: string[]): Promise<TierValue[] | { values: TierValue[]; failed: Iterable<string> }>;
   setMany(entries: TierEntry[]): Promise<void>;
   deleteMany(keys: string[]): Promise<void>;
   /** Store each entry only if its key is absent; one boolean per entry (for leases). */

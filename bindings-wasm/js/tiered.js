@@ -55,6 +55,11 @@ function withTimeout(promise, ms, what) {
   return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The core refused an answer (the wrong step, or the wrong number of values). */
+function answered(accepted) {
+  if (!accepted) throw new StratacacheError('stratacache: the core refused an answer to the wrong step or with the wrong number of values (a driver bug)', { kind: 'answer_error' });
+}
+
 function message(error) {
   return error instanceof Error ? error.message : String(error);
 }
@@ -402,7 +407,7 @@ export class TieredCache {
             break;
           case 'sleep':
             await sleep(step.ms);
-            read.slept(this.#clock());
+            answered(read.slept(this.#clock()));
             break;
           case 'load':
             await this.#load(read, { ...step, keys: userKeysOf(step.keys, keys) }, loader, failures);
@@ -412,7 +417,7 @@ export class TieredCache {
             break;
           case 'wait':
             await this.#wait(step.waits);
-            read.woke();
+            answered(read.woke());
             break;
           case 'store':
           case 'delete':
@@ -458,19 +463,29 @@ export class TieredCache {
     const adapter = this.#tiers[step.tier];
     const name = adapter.name ?? `tier${step.tier}`;
     let values;
+    let failed;
     try {
-      const got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
+      let got = await withTimeout(adapter.getMany(step.keys), adapter.timeoutMs ?? this.#tierTimeoutMs, `getMany on tier ${name}`);
+      // `{ values, failed }`: some keys could not be answered (their server
+      // is down); they go on to the next tier, the others are kept.
+      if (got && !Array.isArray(got) && Array.isArray(got.values)) {
+        failed = new Set(got.failed ?? []);
+        got = got.values;
+      }
       if (!Array.isArray(got) || got.length !== step.keys.length) {
         throw new StratacacheError(`stratacache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
       }
-      values = got.map((v, i) => toBytes(v, name, step.keys[i]));
+      values = got.map((v, i) => (failed?.has(step.keys[i]) ? undefined : toBytes(v, name, step.keys[i])));
     } catch (error) {
       this.#report(error, name);
       read.failed(step.tier, message(error), this.#clock());
       return;
     }
-    for (const value of values) read.fetchedValue(value ?? undefined);
-    read.fetched(step.tier);
+    values.forEach((value, i) => {
+      if (failed?.has(step.keys[i])) read.fetchFailed();
+      else read.fetchedValue(value ?? undefined);
+    });
+    answered(read.fetched(step.tier));
   }
 
   #decode(read, step) {
@@ -485,14 +500,14 @@ export class TieredCache {
       }
       read.decodedValue(value);
     }
-    read.decoded();
+    answered(read.decoded());
   }
 
   async #lease(read, step) {
     const adapter = this.#tiers[step.tier];
     try {
       const taken = await withTimeout(adapter.add(step.entries), adapter.timeoutMs ?? this.#tierTimeoutMs, `add on tier ${adapter.name}`);
-      read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0)));
+      answered(read.leased(Uint8Array.from(step.entries, (_, i) => (taken?.[i] ? 1 : 0))));
     } catch (error) {
       this.#report(error, adapter.name);
       read.failed(step.tier, message(error), this.#clock());
@@ -517,7 +532,7 @@ export class TieredCache {
         read.loadFailed(message(wrapped));
         failures.set(key, wrapped);
       }
-      read.loaded(Date.now() - started);
+      answered(read.loaded(Date.now() - started));
       return;
     }
     const ms = Date.now() - started;
@@ -533,7 +548,7 @@ export class TieredCache {
       }
       read.loadedValue(loaded[i], codec, payload);
     }
-    read.loaded(ms);
+    answered(read.loaded(ms));
   }
 
   #waiter(id) {

@@ -16,8 +16,8 @@ use stratacache::envelope::{Codec, Keyring};
 use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
-    ConfigError, CooldownPolicy, HostValue, InvalidKey, Loaded, LocalTierConfig, Read, ReadOptions,
-    Source, Step, TierConfig, TieredCache, TieredConfig,
+    AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
+    LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
 use wasm_bindgen::prelude::*;
@@ -338,7 +338,7 @@ impl Tiered {
         let read = {
             let req = request.as_ref().map(|r| r.0.borrow());
             cache
-                .read(
+                .read_raw(
                     crate::keys::remote_keys(keys),
                     options,
                     to_u64(now),
@@ -519,12 +519,12 @@ impl Default for RequestRef {
 /// `loadedValue`/`loadFailed`), then the call that ends the step.
 #[wasm_bindgen]
 pub struct ReadHandle {
-    read: Option<Read<JsValue>>,
+    read: Option<RawRead<JsValue>>,
     cache: Shared,
     request: Option<RequestRef>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
-    fetched: Vec<Option<Vec<u8>>>,
+    fetched: Vec<Fetched>,
     decoded: Vec<Result<HostValue<JsValue>, String>>,
     loaded: Vec<Result<Loaded<JsValue>, String>>,
     /// The values of the finished read, in key order.
@@ -532,13 +532,17 @@ pub struct ReadHandle {
 }
 
 impl ReadHandle {
-    fn with<R>(
+    /// Runs an answer; false if the core refused it (see `AnswerError`):
+    /// JS throws then (a bool keeps the wasm smaller than a `Result`).
+    fn with(
         &mut self,
-        f: impl FnOnce(&mut Read<JsValue>, &mut TieredCache<JsValue>) -> R,
-    ) -> Option<R> {
-        let read = self.read.as_mut()?;
+        f: impl FnOnce(&mut RawRead<JsValue>, &mut TieredCache<JsValue>) -> Result<(), AnswerError>,
+    ) -> bool {
+        let Some(read) = self.read.as_mut() else {
+            return true;
+        };
         let mut cache = self.cache.borrow_mut();
-        Some(f(read, &mut cache))
+        f(read, &mut cache).is_ok()
     }
 }
 
@@ -560,20 +564,34 @@ impl ReadHandle {
     /// a miss.
     #[wasm_bindgen(js_name = fetchedValue)]
     pub fn fetched_value(&mut self, value: Option<Vec<u8>>) {
-        self.fetched.push(value);
+        self.fetched.push(value.into());
+    }
+
+    /// One answer to a fetch, in key order: the tier could not answer for
+    /// this key (its server is down); it goes on to the next tier.
+    #[wasm_bindgen(js_name = fetchFailed)]
+    pub fn fetch_failed(&mut self) {
+        self.fetched.push(Fetched::Failed(String::new()));
     }
 
     /// The fetch from `tier` is answered (one `fetchedValue` per key).
-    pub fn fetched(&mut self, tier: usize) {
+    pub fn fetched(&mut self, tier: usize) -> bool {
         let values = std::mem::take(&mut self.fetched);
-        self.with(|read, cache| read.fetched(cache, tier, values));
+        self.with(|read, cache| read.fetched_outcomes(cache, tier, values))
     }
 
     /// The operation asked of `tier` failed (rejected, timed out), as known
     /// at `now` (the tier's cool-down runs from then).
     pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
         self.fetched.clear();
-        self.with(|read, cache| read.failed(cache, tier, message, to_u64(now)));
+        if let Some(read) = self.read.as_mut() {
+            read.failed(
+                &mut self.cache.borrow_mut(),
+                tier,
+                message.to_owned(),
+                to_u64(now),
+            );
+        }
     }
 
     /// The next item of a decode step, deserialized.
@@ -591,10 +609,10 @@ impl ReadHandle {
     }
 
     /// The decode step is answered (one value or failure per item).
-    pub fn decoded(&mut self) {
+    pub fn decoded(&mut self) -> bool {
         let results = std::mem::take(&mut self.decoded);
         self.weights.clear();
-        self.with(|read, cache| read.decoded(cache, results));
+        self.with(|read, cache| read.decoded(cache, results))
     }
 
     /// The next key of a load step: its value, serialized as `payload`
@@ -613,28 +631,26 @@ impl ReadHandle {
 
     /// The load step is answered (one value or failure per key), after
     /// `load_ms`.
-    pub fn loaded(&mut self, load_ms: f64) {
+    pub fn loaded(&mut self, load_ms: f64) -> bool {
         let results = std::mem::take(&mut self.loaded);
-        self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)));
+        self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)))
     }
 
     /// The answer to a lease step: `taken[i] == 1` where `add` took it.
-    pub fn leased(&mut self, taken: &[u8]) {
+    pub fn leased(&mut self, taken: &[u8]) -> bool {
         let taken = taken.iter().map(|&t| t == 1).collect();
-        self.with(|read, cache| read.leased(cache, taken));
+        self.with(|read, cache| read.leased(cache, taken))
     }
 
     /// The answer to a sleep step, with the time after sleeping.
-    pub fn slept(&mut self, now: f64) {
-        if let Some(read) = self.read.as_mut() {
-            read.slept(to_u64(now));
-        }
+    pub fn slept(&mut self, now: f64) -> bool {
+        self.with(|read, _| read.slept(to_u64(now)))
     }
 
     /// The answer to a wait step: the waiters were notified (or the host
     /// stopped waiting).
-    pub fn woke(&mut self) {
-        self.with(|read, cache| read.woke(cache));
+    pub fn woke(&mut self) -> bool {
+        self.with(|read, cache| read.woke(cache))
     }
 
     /// Ends the read after `done`: per key, in the order given, a flags

@@ -373,14 +373,14 @@ fn tiered_read_refuses_huge_claims_from_a_tier() {
         Some(manifest_envelope(64 << 20, 1024, 65_536)),
     ];
     let mut read = cache
-        .read(keys.clone(), ReadOptions::get(), 1_700_000_000_000, 1, None)
+        .read_raw::<String>(keys.clone(), ReadOptions::get(), 1_700_000_000_000, 1, None)
         .unwrap();
     let Step::Fetch { tier, keys: asked } = read.next(&mut cache) else {
         panic!("expected a fetch");
     };
     assert_eq!(asked, keys);
     let (step, allocs) = measure(|| {
-        read.fetched(&mut cache, tier, answers);
+        read.fetched(&mut cache, tier, answers).unwrap();
         read.next(&mut cache)
     });
     // No chunk fetch for any of the manifests: the read is over.
@@ -423,7 +423,7 @@ fn a_forged_manifest_within_the_limits_costs_its_chunk_keys_only_when_unsigned()
         config.keyring = signed.then(|| keyring.clone());
         let mut cache: TieredCache<Vec<u8>> = TieredCache::new(config).unwrap();
         let mut read = cache
-            .read(
+            .read_raw::<String>(
                 vec!["ns|v1|k".into()],
                 ReadOptions::get(),
                 1_700_000_000_000,
@@ -436,7 +436,7 @@ fn a_forged_manifest_within_the_limits_costs_its_chunk_keys_only_when_unsigned()
         };
         let answer = vec![Some(forged.clone())];
         let (step, allocs) = measure(|| {
-            read.fetched(&mut cache, tier, answer);
+            read.fetched(&mut cache, tier, answer).unwrap();
             read.next(&mut cache)
         });
         eprintln!("forged 4096-chunk manifest, signed={signed}: {allocs:?}");
@@ -450,7 +450,7 @@ fn a_forged_manifest_within_the_limits_costs_its_chunk_keys_only_when_unsigned()
             assert_eq!(keys.len(), 4096);
             assert!(allocs.total < 4096 * 512, "{allocs:?}");
             // The chunks are not there: a miss, counted.
-            read.fetched(&mut cache, tier, vec![None; 4096]);
+            read.fetched(&mut cache, tier, vec![None; 4096]).unwrap();
             assert_eq!(read.next(&mut cache), Step::Done);
             assert_eq!(cache.tier_stats()[0].chunk_misses, 1);
         }

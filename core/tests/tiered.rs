@@ -585,7 +585,7 @@ fn bad_keys_and_bad_configs_are_clear_errors() {
         &"y".repeat(10_000),
     ] {
         let err = cache
-            .read(vec![bad.to_string()], ReadOptions::load(), 0, 0, None)
+            .read::<String>(vec![bad.to_string()], ReadOptions::load(), 0, 0, None)
             .unwrap_err();
         assert!(err.to_string().contains("safe_key"), "{err}");
         assert!(err.shown.chars().count() <= 80);
@@ -717,15 +717,15 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
     let keys = || vec!["cold|v1".to_string()];
     // Both readers ask memcached and miss before either has loaded.
     let mut a = cache
-        .read(keys(), ReadOptions::load(), 1_000, 1, None)
+        .read_raw::<String>(keys(), ReadOptions::load(), 1_000, 1, None)
         .unwrap();
     let mut b = cache
-        .read(keys(), ReadOptions::load(), 1_000, 2, None)
+        .read_raw::<String>(keys(), ReadOptions::load(), 1_000, 2, None)
         .unwrap();
     assert!(matches!(a.next(&mut cache), Step::Fetch { .. }));
     assert!(matches!(b.next(&mut cache), Step::Fetch { .. }));
-    a.fetched(&mut cache, 0, vec![None]);
-    b.fetched(&mut cache, 0, vec![None]);
+    a.fetched(&mut cache, 0, vec![None]).unwrap();
+    b.fetched(&mut cache, 0, vec![None]).unwrap();
     // A claims, loads and finishes its flight before B claims.
     assert!(matches!(a.next(&mut cache), Step::Load { .. }));
     let value = "loaded once".to_string();
@@ -737,7 +737,8 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
             value.clone().into_bytes(),
         ))],
         5,
-    );
+    )
+    .unwrap();
     while a.next(&mut cache) != Step::Done {}
     a.finish(&mut cache, None).unwrap();
     // B finds A's value in the local tier instead of loading it again.
@@ -746,7 +747,8 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
         match b.next(&mut cache) {
             Step::Load { .. } => {
                 loads += 1;
-                b.loaded(&mut cache, vec![Err("second load".into())], 0);
+                b.loaded(&mut cache, vec![Err("second load".into())], 0)
+                    .unwrap();
             }
             Step::Decode { items } => {
                 let values = items
@@ -758,7 +760,7 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
                         ))
                     })
                     .collect();
-                b.decoded(&mut cache, values);
+                b.decoded(&mut cache, values).unwrap();
             }
             Step::Done => break,
             _ => {}
@@ -783,15 +785,17 @@ fn a_hung_tier_cools_down_from_when_its_failures_are_known() {
     // a fetch of it fails at `start + timeout_ms`.
     let read_at = |cache: &mut TieredCache<String>, start: u64, key: &str| -> bool {
         let mut read = cache
-            .read(vec![key.to_owned()], ReadOptions::default(), start, 7, None)
+            .read_raw::<String>(vec![key.to_owned()], ReadOptions::default(), start, 7, None)
             .unwrap();
         loop {
             match read.next(cache) {
                 Step::Fetch { tier: 0, .. } => {
-                    read.failed(cache, 0, "timed out", start + timeout_ms);
+                    read.failed(cache, 0, "timed out".into(), start + timeout_ms);
                     return true;
                 }
-                Step::Fetch { tier, keys } => read.fetched(cache, tier, vec![None; keys.len()]),
+                Step::Fetch { tier, keys } => {
+                    read.fetched(cache, tier, vec![None; keys.len()]).unwrap()
+                }
                 Step::Done => return false,
                 _ => return false,
             }

@@ -20,8 +20,8 @@ use stratacache::chunk::Manifest;
 use stratacache::envelope::{encode_for_key, Codec, EncodeOptions, EnvelopeHeader, Keyring};
 use stratacache::stampede::WaitId;
 use stratacache::tiered::{
-    HostValue, Loaded, LocalTierConfig, Read, ReadOptions, Step, TierConfig, TieredCache,
-    TieredConfig,
+    Fetched, HostValue, Loaded, LocalTierConfig, RawRead, ReadOptions, Step, TierConfig,
+    TieredCache, TieredConfig,
 };
 use stratacache::{LeasePolicy, Lookup, RequestCache, Source};
 
@@ -51,7 +51,7 @@ struct Host {
 }
 
 struct Run {
-    read: Read<Vec<u8>>,
+    read: RawRead<Vec<u8>>,
     keys: Vec<String>,
     steps: usize,
     /// Waiting for these waiters (a `Step::Wait`).
@@ -191,7 +191,7 @@ impl Host {
             // Only scheduled once every waiter was notified.
             debug_assert!(waits.iter().all(|w| notified.contains(w)));
             run.waiting = None;
-            run.read.woke(cache);
+            run.read.woke(cache).unwrap();
             return Ok(());
         }
         run.steps += 1;
@@ -204,20 +204,27 @@ impl Host {
                 14 => {
                     // Known now or after a timeout.
                     let at = self.now + u.int_in_range(0..=10_000)?;
-                    run.read.failed(cache, tier, "connection refused", at)
+                    run.read
+                        .failed(cache, tier, "connection refused".to_owned(), at)
                 }
                 15 => {
-                    // A host bug: the wrong number of answers.
+                    // A host bug: the wrong number of answers (refused; the
+                    // read still waits, and its next step counts it failed).
                     let n = u.int_in_range(0..=keys.len() + 1)?;
                     let values = (0..n).map(|_| None).collect();
-                    run.read.fetched(cache, tier, values);
+                    let refused = run.read.fetched(cache, tier, values).is_err();
+                    assert_eq!(refused, n != keys.len());
                 }
                 _ => {
+                    // Per key: an answer, or (one server down) a failure.
                     let mut values = Vec::with_capacity(keys.len());
                     for key in &keys {
-                        values.push(self.answer(u, tier, key)?);
+                        values.push(match u.int_in_range(0u8..=15)? {
+                            15 => Fetched::Failed("server down".to_owned()),
+                            _ => self.answer(u, tier, key)?.into(),
+                        });
                     }
-                    run.read.fetched(cache, tier, values);
+                    run.read.fetched_outcomes(cache, tier, values).unwrap();
                 }
             },
             Step::Decode { items } => {
@@ -231,7 +238,7 @@ impl Host {
                         Ok(HostValue::new(item.payload, weight))
                     });
                 }
-                run.read.decoded(cache, values);
+                run.read.decoded(cache, values).unwrap();
             }
             Step::Load { keys } => {
                 let mut values = Vec::with_capacity(keys.len());
@@ -260,12 +267,12 @@ impl Host {
                     values.push(Ok(Loaded::new(payload.clone(), Codec::Raw, payload)));
                 }
                 let ms = u.int_in_range(0..=500)?;
-                run.read.loaded(cache, values, ms);
+                run.read.loaded(cache, values, ms).unwrap();
             }
             Step::Lease { tier, items } => {
                 if u.int_in_range(0u8..=7)? == 7 {
                     let at = self.now + u.int_in_range(0..=10_000)?;
-                    run.read.failed(cache, tier, "timeout", at);
+                    run.read.failed(cache, tier, "timeout".to_owned(), at);
                 } else {
                     let mut taken = Vec::new();
                     // Usually one answer per item; sometimes a wrong count.
@@ -283,12 +290,12 @@ impl Host {
                         taken.push(took);
                     }
                     taken.resize(n, false);
-                    run.read.leased(cache, taken);
+                    let _ = run.read.leased(cache, taken); // a wrong count is refused
                 }
             }
             Step::Sleep { ms } => {
                 self.now += ms.max(1) + u.int_in_range(0..=50)?;
-                run.read.slept(self.now);
+                run.read.slept(self.now).unwrap();
             }
             Step::Notify { waiters } => notified.extend(waiters),
             Step::Wait { waits } => run.waiting = Some(waits),
@@ -329,7 +336,7 @@ fn start(
     };
     let request = u.arbitrary::<bool>()?.then_some(request);
     Ok(cache
-        .read(
+        .read_raw(
             keys.clone(),
             options,
             now,
@@ -417,7 +424,7 @@ fn run(data: &[u8]) -> Result<()> {
                     Some(j) if !u.arbitrary::<bool>().unwrap_or(false) => i = j,
                     _ => {
                         runs[i].waiting = None;
-                        runs[i].read.woke(&mut cache);
+                        runs[i].read.woke(&mut cache).unwrap();
                         continue;
                     }
                 }

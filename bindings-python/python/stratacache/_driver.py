@@ -3,9 +3,19 @@
 these entries, wait for another reader), this module does it and reports
 back. No caching rule lives here; see ``core/src/tiered``.
 
-The sync driver runs on the calling thread; the async driver awaits the
-tiers' async methods (or runs their sync methods in a worker thread) and the
-loader, so neither blocks an event loop.
+There is one driver, :func:`_steps`: a generator that answers the core and
+*yields* each piece of I/O it needs as an effect (call a tier's method, run
+the loader, wait for another reader, sleep). Two runners perform the
+effects: :meth:`Driver.run` on the calling thread, :meth:`Driver.arun` with
+``await`` (a tier's ``aget_many``... when it has them, else its sync method
+in a worker thread), so neither blocks an event loop.
+
+The tier adapter contract for ``get_many(keys)``: a list with one ``bytes``
+or ``None`` (not found) per key, in order. When some keys could not be
+answered (one memcached server of several is down), it may return a tuple
+``(values, failed)`` instead, where ``failed`` is a collection of the keys
+that failed: those keys go on to the next tier (or the loader) and the
+others are kept. Raising fails the whole batch.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any, Callable, Optional
 
 log = logging.getLogger("stratacache")
@@ -24,6 +34,13 @@ log = logging.getLogger("stratacache")
 #: ``(value, codec_name, payload, weight)`` or an error message (str).
 LoadFn = Callable[[list], list]
 ALoadFn = Callable[[list], Awaitable[list]]
+
+#: The effects the driver yields to its runner, and what the runner sends
+#: back: ``("call", tier, method, arg)`` → ``(ok, result_or_exception)``;
+#: ``("load", keys)`` → the loader's list; ``("wait", ids)`` → None;
+#: ``("sleep", seconds)`` → None.
+Effect = tuple
+Steps = Generator[Effect, Any, Any]
 
 
 class Waiters:
@@ -87,223 +104,217 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class Driver:
-    """What a read needs from its cache: the tiers, codecs, waiters, clock,
-    core and logging of tier failures."""
-
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
-
-    # -- sync ---------------------------------------------------------------
-
-    def run(self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Optional[list] = None) -> Any:
-        """Drives ``read`` to the end; returns ``read.finish(scope, user_keys)``.
-
-        ``read.advance`` does in the extension what needs no Python: fetches
-        and stores of tiers with a native client, decoding in the cache's
-        codec. Everything else comes back here as a step."""
-        cache = self.cache
-        tiers = cache._tiers
+def _steps(cache: Any, read: Any, scope: Any, user_keys: Optional[list], native: bool) -> Steps:
+    """The one driver. With ``native``, ``read.advance`` does in the
+    extension what needs no Python (fetches and stores of tiers with a
+    native client, blocking with the GIL released; decoding in the cache's
+    codec); without it (async), every step comes here."""
+    if native:
         natives = cache._natives
         codec = cache._codec
         loads = codec.decoder if cache._fast_decoder else codec.loads
         codec_name = codec.name
-        writer = cache._writer  # background writes: stores come back here to be queued
-        # Handed to the writer when the read ends or waits, so its thread
-        # does not compete with the rest of this read for the GIL.
-        deferred: list = []
-        try:
-            while True:
-                step = read.advance(natives, loads, codec_name, writer is not None)
-                kind = step[0]
-                if kind == "done":
-                    result = read.finish(scope, user_keys)
-                    if deferred:
-                        writer.submit_steps(deferred)
-                    return result
-                if kind == "fetch":
-                    _, tier, keys = step
-                    try:
-                        values = tiers[tier].get_many(keys)
-                    except Exception as exc:
-                        cache._tier_error(tier, "get", exc)
-                        read.failed(tier, describe(exc), cache._now())
-                    else:
-                        _fetched(cache, read, tier, values)
-                elif kind == "tier_error":  # a native fetch or store failed
-                    _, tier, op, exc = step
-                    cache._tier_error(tier, op, exc)
-                    if op != "get":
-                        cache._core.tier_failed(tier, cache._now())
-                elif kind == "decode":
-                    read.decoded(cache._decode(step[1]))
-                elif kind == "decode_errors":
-                    for key, message in step[1]:
-                        log.warning("stratacache: could not decode the value of %r: %s", key, message)
-                elif kind == "load":
-                    if load is None:
-                        raise RuntimeError("the core asked to load without a loader")
-                    start = time.perf_counter()
-                    out = load(step[1])
-                    read.loaded(out, int((time.perf_counter() - start) * 1000))
-                elif kind == "store":
-                    _, tier, entries = step
-                    if writer is not None:
-                        deferred.append(step)
-                        continue
-                    try:
-                        tiers[tier].set_many(entries)
-                    except Exception as exc:
-                        cache._tier_error(tier, "set", exc)
-                        cache._core.tier_failed(tier, cache._now())
-                elif kind == "notify":
-                    cache._waiters.notify(step[1])
-                elif kind == "wait":
-                    if deferred:
-                        writer.submit_steps(deferred)
-                        deferred = []
-                    cache._waiters.wait(step[1], cache.wait_timeout)
-                    read.woke()
-                elif kind == "lease":
-                    _, tier, items = step
-                    try:
-                        taken = tiers[tier].add_many(items)
-                    except Exception as exc:
-                        cache._tier_error(tier, "add", exc)
-                        read.failed(tier, describe(exc), cache._now())
-                    else:
-                        read.leased(list(taken))
-                elif kind == "sleep":
-                    if deferred:
-                        writer.submit_steps(deferred)
-                        deferred = []
-                    time.sleep(step[1] / 1000)
-                    read.slept(cache._now())
-                elif kind == "delete":
-                    _, tier, keys = step
-                    if writer is not None:  # lease releases go after the queued stores
-                        deferred.append(step)
-                        continue
-                    try:
-                        tiers[tier].delete_many(keys)
-                    except Exception as exc:
-                        cache._tier_error(tier, "delete", exc)
-                        cache._core.tier_failed(tier, cache._now())
-                else:  # pragma: no cover - a core newer than this driver
-                    raise RuntimeError(f"unknown step {kind!r} from the core")
-        except BaseException:
-            cache._waiters.notify(read.cancel())
-            if deferred:
+    writer = cache._writer  # background writes: this read's stores are queued
+    # Handed to the writer when the read ends, waits or fails, so its thread
+    # does not compete with the rest of this read for the GIL.
+    deferred: list = []
+    try:
+        while True:
+            step = read.advance(natives, loads, codec_name, writer is not None) if native else read.next()
+            kind = step[0]
+            if kind == "done":
+                return read.finish(scope, user_keys)
+            if writer is not None and kind in ("store", "delete"):
+                deferred.append(step)  # lease releases stay behind their stores
+                continue
+            if deferred and kind in ("wait", "sleep"):
                 writer.submit_steps(deferred)
-            raise
+                deferred = []
+            yield from _step(cache, read, step)
+    finally:
+        if deferred:
+            writer.submit_steps(deferred)
 
-    def run_writes(self, steps: list) -> None:
+
+def _step(cache: Any, read: Any, step: tuple) -> Steps:
+    """Answers one step of a read."""
+    kind = step[0]
+    if kind == "fetch":
+        _, tier, keys = step
+        ok, values = yield ("call", tier, "get_many", keys)
+        if ok:
+            _fetched(cache, read, tier, keys, values)
+        else:
+            read.failed(tier, describe(values), cache._now())
+    elif kind == "tier_error":  # a native fetch or store failed
+        _, tier, op, exc = step
+        cache._tier_error(tier, op, exc)
+        if op != "get":
+            cache._core.tier_failed(tier, cache._now())
+    elif kind == "decode":
+        read.decoded(cache._decode(step[1]))
+    elif kind == "decode_errors":
+        for key, message in step[1]:
+            log.warning("stratacache: could not decode the value of %r: %s", key, message)
+    elif kind == "load":
+        start = time.perf_counter()
+        out = yield ("load", step[1])
+        read.loaded(out, int((time.perf_counter() - start) * 1000))
+    elif kind in ("store", "delete"):
+        _, tier, items = step
+        yield from _write(cache, kind, tier, items, strict=False)
+    elif kind == "notify":
+        cache._waiters.notify(step[1])
+    elif kind == "wait":
+        yield ("wait", step[1])
+        read.woke()
+    elif kind == "lease":
+        _, tier, items = step
+        ok, taken = yield ("call", tier, "add_many", items)
+        if ok:
+            read.leased(list(taken))
+        else:
+            read.failed(tier, describe(taken), cache._now())
+    elif kind == "sleep":
+        yield ("sleep", step[1] / 1000)
+        read.slept(cache._now())
+    else:  # pragma: no cover - a core newer than this driver
+        raise RuntimeError(f"unknown step {kind!r} from the core")
+
+
+def _write(cache: Any, kind: str, tier: int, items: list, strict: bool) -> Steps:
+    """Issues one write (a store or delete step): the one place writes go
+    out, for reads (back-fills, write-through, lease releases) and for
+    ``set``/``delete``. A failure is logged and counted against the tier."""
+    method = "set_many" if kind == "store" else "delete_many"
+    ok, exc = yield ("call", tier, method, items)
+    if not ok:
+        cache._tier_error(tier, "set" if kind == "store" else kind, exc)
+        cache._core.tier_failed(tier, cache._now())
+        if strict and cache.strict:
+            raise _core_tier_error(cache, tier, exc) from exc
+
+
+def _writes(cache: Any, steps: list) -> Steps:
+    for kind, tier, items in steps:
+        yield from _write(cache, kind, tier, items, strict=True)
+
+
+class Driver:
+    """Runs the driver's effects for one cache: synchronously (:meth:`run`)
+    or with ``await`` (:meth:`arun`). Both go through one runner,
+    :func:`_run`; only the way an effect is performed differs."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def _failed_call(self, tier: int, method: str, exc: Exception) -> tuple:
+        if method in ("get_many", "add_many"):  # writes log in `_write`
+            self.cache._tier_error(tier, "get" if method == "get_many" else "add", exc)
+        return (False, exc)
+
+    async def _perform(self, effect: Effect, load: Optional[LoadFn]) -> Any:
+        """Performs an effect on this thread (this coroutine never suspends)."""
         cache = self.cache
-        for step in steps:
-            kind, tier, items = step
+        kind = effect[0]
+        if kind == "call":
+            _, tier, method, arg = effect
             try:
-                if kind == "store":
-                    cache._tiers[tier].set_many(items)
-                else:
-                    cache._tiers[tier].delete_many(items)
+                return (True, getattr(cache._tiers[tier], method)(arg))
             except Exception as exc:
-                cache._tier_error(tier, kind, exc)
-                cache._core.tier_failed(tier, cache._now())
-                if cache.strict:
-                    raise _core_tier_error(cache, tier, exc) from exc
+                return self._failed_call(tier, method, exc)
+        if kind == "load":
+            return _loader(load)(effect[1])
+        if kind == "wait":
+            return cache._waiters.wait(effect[1], cache.wait_timeout)
+        return time.sleep(effect[1])
 
-    # -- async --------------------------------------------------------------
+    async def _aperform(self, effect: Effect, load: Optional[ALoadFn]) -> Any:
+        """Performs an effect with ``await``."""
+        cache = self.cache
+        kind = effect[0]
+        if kind == "call":
+            _, tier, method, arg = effect
+            try:
+                return (True, await _call(cache._tiers[tier], method, arg))
+            except Exception as exc:
+                return self._failed_call(tier, method, exc)
+        if kind == "load":
+            return await _loader(load)(effect[1])
+        if kind == "wait":
+            return await cache._waiters.wait_async(effect[1], cache.wait_timeout)
+        return await asyncio.sleep(effect[1])
+
+    def run(self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Optional[list] = None) -> Any:
+        """Drives ``read`` to the end; returns ``read.finish(scope, user_keys)``."""
+        steps = _steps(self.cache, read, scope, user_keys, True)
+        return _complete(_run(self.cache, steps, lambda e: self._perform(e, load), read))
 
     async def arun(
         self, read: Any, scope: Any, load: Optional[ALoadFn], user_keys: Optional[list] = None
     ) -> Any:
-        cache = self.cache
-        tiers = cache._tiers
-        try:
-            while True:
-                step = read.next()
-                kind = step[0]
-                if kind == "fetch":
-                    _, tier, keys = step
-                    try:
-                        values = await _call(tiers[tier], "get_many", keys)
-                    except Exception as exc:
-                        cache._tier_error(tier, "get", exc)
-                        read.failed(tier, describe(exc), cache._now())
-                    else:
-                        _fetched(cache, read, tier, values)
-                elif kind == "decode":
-                    read.decoded(cache._decode(step[1]))
-                elif kind == "load":
-                    if load is None:
-                        raise RuntimeError("the core asked to load without a loader")
-                    start = time.perf_counter()
-                    out = await load(step[1])
-                    read.loaded(out, int((time.perf_counter() - start) * 1000))
-                elif kind == "store":
-                    _, tier, entries = step
-                    if cache._writer is not None:
-                        cache._writer.submit(tier, entries)
-                        continue
-                    try:
-                        await _call(tiers[tier], "set_many", entries)
-                    except Exception as exc:
-                        cache._tier_error(tier, "set", exc)
-                        cache._core.tier_failed(tier, cache._now())
-                elif kind == "notify":
-                    cache._waiters.notify(step[1])
-                elif kind == "wait":
-                    await cache._waiters.wait_async(step[1], cache.wait_timeout)
-                    read.woke()
-                elif kind == "lease":
-                    _, tier, items = step
-                    try:
-                        taken = await _call(tiers[tier], "add_many", items)
-                    except Exception as exc:
-                        cache._tier_error(tier, "add", exc)
-                        read.failed(tier, describe(exc), cache._now())
-                    else:
-                        read.leased(list(taken))
-                elif kind == "sleep":
-                    await asyncio.sleep(step[1] / 1000)
-                    read.slept(cache._now())
-                elif kind == "delete":
-                    _, tier, keys = step
-                    if cache._writer is not None:
-                        cache._writer.submit_delete(tier, keys)
-                        continue
-                    try:
-                        await _call(tiers[tier], "delete_many", keys)
-                    except Exception as exc:
-                        cache._tier_error(tier, "delete", exc)
-                        cache._core.tier_failed(tier, cache._now())
-                elif kind == "done":
-                    return read.finish(scope, user_keys)
-                else:  # pragma: no cover
-                    raise RuntimeError(f"unknown step {kind!r} from the core")
-        except BaseException:
-            cache._waiters.notify(read.cancel())
-            raise
+        """Async :meth:`run`."""
+        steps = _steps(self.cache, read, scope, user_keys, False)
+        return await _run(self.cache, steps, lambda e: self._aperform(e, load), read)
+
+    def run_writes(self, steps: list) -> None:
+        """Runs the core's write steps (``set_all_tiers``, ``delete_all_tiers``)."""
+        _complete(_run(self.cache, _writes(self.cache, steps), lambda e: self._perform(e, None)))
 
     async def arun_writes(self, steps: list) -> None:
-        cache = self.cache
-        for kind, tier, items in steps:
-            try:
-                await _call(cache._tiers[tier], "set_many" if kind == "store" else "delete_many", items)
-            except Exception as exc:
-                cache._tier_error(tier, kind, exc)
-                cache._core.tier_failed(tier, cache._now())
-                if cache.strict:
-                    raise _core_tier_error(cache, tier, exc) from exc
+        """Async :meth:`run_writes`."""
+        await _run(self.cache, _writes(self.cache, steps), lambda e: self._aperform(e, None))
 
 
-def _fetched(cache: Any, read: Any, tier: int, values: Any) -> None:
-    """Hands a tier's answer to the core; an answer that is not one ``bytes``
-    or ``None`` per key (an adapter bug) is a failure of that tier, not an
-    exception for the caller."""
+async def _run(cache: Any, steps: Steps, perform: Callable, read: Any = None) -> Any:
+    """The one runner: sends each effect's outcome back into the driver.
+    A read abandoned by an exception releases its single-flight claims."""
+    answer: Any = None
     try:
-        read.fetched(tier, values)
-    except TypeError as exc:
+        while True:
+            answer = await perform(steps.send(answer))
+    except StopIteration as stop:
+        return stop.value
+    except BaseException:
+        steps.close()  # the driver hands its queued writes over
+        if read is not None:
+            cache._waiters.notify(read.cancel())
+        raise
+
+
+def _complete(coro: Any) -> Any:
+    """Runs a coroutine that never suspends (the sync runner) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("stratacache: the sync driver was asked to await")
+
+
+def _loader(load: Any) -> Any:
+    if load is None:
+        raise RuntimeError("the core asked to load without a loader")
+    return load
+
+
+def _fetched(cache: Any, read: Any, tier: int, keys: list, values: Any) -> None:
+    """Hands a tier's answer to the core: one ``bytes`` or ``None`` per key,
+    or ``(values, failed_keys)`` when some keys failed. An answer of another
+    shape (an adapter bug) is a failure of that tier, not an exception for
+    the caller."""
+    failed = None
+    if isinstance(values, tuple) and len(values) == 2:
+        values, failed_keys = values
+        failed_keys = set(failed_keys)
+        failed = [i for i, key in enumerate(keys) if key in failed_keys]
+        if failed:
+            log.warning(
+                "stratacache: tier %r could not answer %d key(s)", cache._tiers[tier].name, len(failed)
+            )
+    try:
+        read.fetched(tier, values, failed)
+    except (TypeError, ValueError) as exc:
         exc = TypeError(f"get_many must return one bytes or None per key: {describe(exc)}")
         cache._tier_error(tier, "get", exc)
         read.failed(tier, describe(exc), cache._now())

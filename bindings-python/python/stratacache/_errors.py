@@ -56,3 +56,9 @@ class LoaderError(StratacacheError):
 
 class ConfigurationError(StratacacheError, ValueError):
     """The cache configuration is invalid; the message names the setting."""
+
+
+class AnswerError(StratacacheError, RuntimeError):
+    """The core refused a driver's answer: it answered a step the read was
+    not waiting for, or with the wrong number of values. A bug in the
+    driver (``stratacache._driver``), never caused by cached data."""

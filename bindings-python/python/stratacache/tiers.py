@@ -65,7 +65,12 @@ class Tier:
             "supports_add": self.supports_add,
         }
 
-    def get_many(self, keys: Sequence[str]) -> list:
+    def get_many(self, keys: Sequence[str]) -> Any:
+        """One ``bytes`` or ``None`` (not found) per key, in order. When
+        some keys could not be answered (the server holding them is down),
+        return ``(values, failed_keys)`` instead: the failed keys go on to
+        the next tier or the loader, the others are kept. Raise when the
+        whole batch failed."""
         raise NotImplementedError
 
     def set_many(self, entries: Sequence[Entry]) -> None:

@@ -9,6 +9,7 @@ use crate::stampede::{
     LeaseOutcome, LeaseWait, WaitId,
 };
 
+use super::protocol::{Abandon, AnswerError, Fetched, Reaper};
 use super::{
     check_key, mix, unit_random, DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, ReadOptions,
     Step, StoreItem, TierFailure, TieredCache,
@@ -35,7 +36,7 @@ pub enum Source {
 
 /// The answer for one key of a read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReadResult<V> {
+pub struct ReadResult<V, E = String> {
     /// The key.
     pub key: String,
     /// The value, or a miss (a plain get that no tier had, or a failed load).
@@ -46,14 +47,18 @@ pub struct ReadResult<V> {
     /// chosen to refresh it: reload it with [`ReadOptions::refresh`] (in the
     /// background, e.g. `ctx.waitUntil` in a worker). Others keep serving it.
     pub refresh: bool,
-    /// The loader's error, for a key whose load failed.
-    pub error: Option<String>,
+    /// The loader's error, for a key whose load failed (the host's own
+    /// error type).
+    pub error: Option<E>,
 }
 
-enum State<V> {
+enum State<V, E> {
     Pending,
     Found(V, Source),
-    Failed(String),
+    Failed(E),
+    /// Given up without an error value: the host did not answer for the
+    /// key, or a strict-mode tier failure ended the read.
+    GaveUp,
 }
 
 /// A value found in a remote tier, awaiting the host's deserializer.
@@ -65,8 +70,8 @@ struct RemoteHit {
     envelope: Option<Vec<u8>>,
 }
 
-struct Slot<V> {
-    state: State<V>,
+struct Slot<V, E> {
+    state: State<V, E>,
     refresh: bool,
     /// What a key not answered locally needs on its way through the remote
     /// tiers and the loader (boxed: most keys of a hot page never need it).
@@ -88,7 +93,7 @@ struct RemoteState {
     load_now: bool,
 }
 
-impl<V> Slot<V> {
+impl<V, E> Slot<V, E> {
     fn found(value: V, source: Source) -> Self {
         Slot {
             state: State::Found(value, source),
@@ -173,16 +178,20 @@ enum Awaiting {
     Sleep,
 }
 
-/// One read in progress; see the [module docs](super) for the loop that
-/// drives it. Every call that needs shared state takes the
-/// [`TieredCache`], so the host holds its lock only for the call, never
-/// across its own I/O.
+/// One read in progress, driven through the untyped reply methods: the
+/// form FFI bindings use (a reply to the wrong step, or with the wrong
+/// number of values, is an [`AnswerError`]). Rust hosts use the typed
+/// [`Read`](super::Read), whose step handles make such replies impossible.
 ///
-/// End every read with [`finish`](Read::finish) (or [`cancel`](Read::cancel)
-/// if the host gives up): it releases the read's single-flight claims.
-pub struct Read<V> {
+/// Every call that needs shared state takes the [`TieredCache`], so the
+/// host holds its lock only for the call, never across its own I/O. End
+/// every read with [`finish`](RawRead::finish) (or
+/// [`cancel`](RawRead::cancel)); a read dropped before that still releases
+/// its single-flight claims (the cache reaps them on its next call).
+#[must_use = "drive the read to `Step::Done` and `finish` it"]
+pub struct RawRead<V, E = String> {
     keys: Vec<String>,
-    slots: Vec<Slot<V>>,
+    slots: Vec<Slot<V, E>>,
     options: ReadOptions,
     now: u64,
     random: u64,
@@ -193,10 +202,11 @@ pub struct Read<V> {
     lease_tier: Option<usize>,
     releases: Vec<String>,
     wait_rounds: u32,
-    failure: Option<TierFailure>,
+    failure: Option<TierFailure<E>>,
+    reaper: Reaper,
 }
 
-impl<V: Clone> Read<V> {
+impl<V: Clone, E> RawRead<V, E> {
     pub(super) fn start(
         cache: &mut TieredCache<V>,
         keys: Vec<String>,
@@ -207,7 +217,9 @@ impl<V: Clone> Read<V> {
     ) -> Result<Self, InvalidKey> {
         cache.read_stats.reads += 1;
         cache.read_stats.keys += keys.len() as u64;
-        let mut read = Read {
+        cache.reap_abandoned();
+        let mut read = RawRead {
+            reaper: cache.reaper.clone(),
             slots: Vec::with_capacity(keys.len()),
             keys,
             options,
@@ -245,7 +257,7 @@ impl<V: Clone> Read<V> {
         cache: &mut TieredCache<V>,
         index: usize,
         request: Option<&RequestCache<V>>,
-    ) -> Slot<V> {
+    ) -> Slot<V, E> {
         let key = &self.keys[index];
         if let (Some(request), false) = (request, self.options.skip_request_tier) {
             if let Lookup::Hit(value) = request.get(&cache.config.request_namespace, key) {
@@ -273,8 +285,24 @@ impl<V: Clone> Read<V> {
         slot
     }
 
-    /// The next thing the host must do.
+    /// The next thing the host must do. Asking again without answering the
+    /// last step counts that step as failed (the typed [`Read`](super::Read)
+    /// makes this impossible).
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. }));
+    /// ```
     pub fn next(&mut self, cache: &mut TieredCache<V>) -> Step {
+        if !cache.wakeups.is_empty() {
+            // Readers left waiting by a dropped read (reaped when a read
+            // starts, or by `poll_wakeups`): this read wakes them.
+            self.notify.append(&mut cache.wakeups);
+        }
         if !matches!(self.awaiting, Awaiting::Nothing) {
             // The host asked again without reporting: count it as a failure
             // of what was asked, so the read can still complete.
@@ -537,36 +565,104 @@ impl<V: Clone> Read<V> {
     }
 
     /// The host's answer to [`Step::Fetch`]: one entry per key asked, in
-    /// order (`None`: the tier does not have it).
+    /// order (`None`: the tier does not have it). Shorthand for
+    /// [`fetched_outcomes`](RawRead::fetched_outcomes) with no per-key
+    /// failure.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap(); // not found
+    /// ```
     pub fn fetched(
         &mut self,
         cache: &mut TieredCache<V>,
         tier: usize,
         values: Vec<Option<Vec<u8>>>,
-    ) {
+    ) -> Result<(), AnswerError> {
+        let outcomes = values.into_iter().map(Fetched::from).collect();
+        self.fetched_outcomes(cache, tier, outcomes)
+    }
+
+    /// The host's answer to [`Step::Fetch`], per key: found, not found, or
+    /// failed (the server holding that key is down). Keys that failed go on
+    /// to the next tier or the loader; the others are kept. A batch where
+    /// every key failed counts as a failure of the tier.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched_outcomes(&mut cache, 0, vec![Fetched::Failed("node down".into())]).unwrap();
+    /// assert_eq!(cache.tier_stats()[0].errors, 1);
+    /// ```
+    pub fn fetched_outcomes(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        tier: usize,
+        values: Vec<Fetched<E>>,
+    ) -> Result<(), AnswerError> {
+        let expected = match &self.awaiting {
+            Awaiting::Fetch { tier: asked, slots } if *asked == tier => slots.len(),
+            Awaiting::Chunks { tier: asked, slots } if *asked == tier => {
+                slots.iter().map(|s| s.1).sum()
+            }
+            Awaiting::Fetch { tier: asked, .. } | Awaiting::Chunks { tier: asked, .. } => {
+                return Err(AnswerError::WrongTier {
+                    asked: *asked,
+                    answered: tier,
+                })
+            }
+            other => return Err(AnswerError::wrong_step(other.name(), "fetch")),
+        };
+        if values.len() != expected {
+            return Err(AnswerError::WrongCount {
+                step: "fetch",
+                expected,
+                got: values.len(),
+            });
+        }
+        let failed = values.iter().filter(|v| v.is_failed()).count();
+        if failed > 0 && failed == values.len() {
+            // Nothing came back: the tier is down, not one of its servers.
+            let error = values.into_iter().find_map(Fetched::into_error);
+            self.tier_down(cache, tier, error, self.now);
+            return Ok(());
+        }
+        if failed > 0 {
+            cache.tier_stats[tier].errors += 1;
+            if cache.config.strict {
+                if let Some(error) = values.into_iter().find_map(Fetched::into_error) {
+                    self.awaiting = Awaiting::Nothing;
+                    self.fail_strict(cache, tier, error);
+                }
+                return Ok(());
+            }
+        }
+        cache.tier_succeeded(tier);
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
-            Awaiting::Fetch { tier: asked, slots }
-                if asked == tier && values.len() == slots.len() =>
-            {
-                cache.tier_succeeded(tier);
+            Awaiting::Fetch { slots, .. } => {
                 for (i, value) in slots.into_iter().zip(values) {
                     match value {
-                        Some(bytes) => {
+                        Fetched::Found(bytes) => {
                             cache.tier_stats[tier].bytes_read += bytes.len() as u64;
                             self.accept(cache, tier, i, bytes, false);
                         }
-                        None => cache.tier_stats[tier].misses += 1,
+                        Fetched::NotFound => cache.tier_stats[tier].misses += 1,
+                        // Left for the next tier (its `fetch` flag stays on).
+                        Fetched::Failed(_) => {}
                     }
                 }
                 self.phase = Phase::Chunks(tier);
             }
-            Awaiting::Chunks { tier: asked, slots }
-                if asked == tier && values.len() == slots.iter().map(|s| s.1).sum() =>
-            {
-                cache.tier_succeeded(tier);
+            Awaiting::Chunks { slots, .. } => {
                 let mut values = values.into_iter();
                 for (i, count) in slots {
-                    let chunks: Vec<Option<Vec<u8>>> = values.by_ref().take(count).collect();
+                    let chunks: Vec<Option<Vec<u8>>> =
+                        values.by_ref().take(count).map(Fetched::found).collect();
                     cache.tier_stats[tier].bytes_read +=
                         chunks.iter().flatten().map(|c| c.len() as u64).sum::<u64>();
                     let manifest = self.slots[i]
@@ -587,19 +683,9 @@ impl<V: Clone> Read<V> {
                 }
                 self.phase = Phase::Remote(tier + 1);
             }
-            other => {
-                // Wrong tier or wrong count: a host bug; count the tier as
-                // failed so the read moves on.
-                self.awaiting = other;
-                let now = self.now;
-                self.failed(
-                    cache,
-                    tier,
-                    "the host answered a fetch with the wrong number of values",
-                    now,
-                );
-            }
+            _ => unreachable!("checked above"),
         }
+        Ok(())
     }
 
     /// Checks one value from a remote tier; a usable one becomes a hit
@@ -658,10 +744,32 @@ impl<V: Clone> Read<V> {
     /// The host's answer to [`Step::Decode`]: one result per item, in order.
     /// An `Err` (the host could not deserialize) is counted and the key is
     /// treated as a miss.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// // Not a decode step: refused, the read still waits for its fetch.
+    /// assert!(read.decoded(&mut cache, vec![]).is_err());
+    /// ```
     pub fn decoded(
         &mut self,
         cache: &mut TieredCache<V>,
-        values: Vec<Result<HostValue<V>, String>>,
+        values: Vec<Result<HostValue<V>, E>>,
+    ) -> Result<(), AnswerError> {
+        let Awaiting::Decode(slots) = &self.awaiting else {
+            return Err(AnswerError::wrong_step(self.awaiting.name(), "decode"));
+        };
+        check_count("decode", slots.len(), values.len())?;
+        self.decode_answer(cache, values.into_iter().map(Result::ok));
+        Ok(())
+    }
+
+    fn decode_answer(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        values: impl Iterator<Item = Option<HostValue<V>>>,
     ) {
         let Awaiting::Decode(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing)
         else {
@@ -674,7 +782,7 @@ impl<V: Clone> Read<V> {
                 .hit
                 .take()
                 .expect("decoded slot has a hit");
-            let Some(Ok(host)) = values.next() else {
+            let Some(Some(host)) = values.next() else {
                 cache.read_stats.decode_errors += 1;
                 continue;
             };
@@ -724,19 +832,35 @@ impl<V: Clone> Read<V> {
 
     /// The host's answer to [`Step::Lease`]: for each item, whether `add`
     /// took the lease.
-    pub fn leased(&mut self, cache: &mut TieredCache<V>, taken: Vec<bool>) {
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.leased(&mut cache, vec![true]).is_err()); // no lease asked
+    /// ```
+    pub fn leased(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        taken: Vec<bool>,
+    ) -> Result<(), AnswerError> {
+        let Awaiting::Lease { slots, .. } = &self.awaiting else {
+            return Err(AnswerError::wrong_step(self.awaiting.name(), "lease"));
+        };
+        check_count("lease", slots.len(), taken.len())?;
         let Awaiting::Lease { tier, slots } =
             std::mem::replace(&mut self.awaiting, Awaiting::Nothing)
         else {
-            return;
+            unreachable!("checked above")
         };
         cache.tier_succeeded(tier);
         let policy = cache.config.lease.expect("leases only with a lease policy");
-        for (n, i) in slots.into_iter().enumerate() {
-            let outcome = match taken.get(n) {
-                Some(true) => LeaseOutcome::Acquired,
-                Some(false) => LeaseOutcome::Held,
-                None => LeaseOutcome::TierError,
+        for (i, taken) in slots.into_iter().zip(taken) {
+            let outcome = if taken {
+                LeaseOutcome::Acquired
+            } else {
+                LeaseOutcome::Held
             };
             let now = self.now;
             let slot = self.slots[i].r();
@@ -756,19 +880,36 @@ impl<V: Clone> Read<V> {
         }
         // Keys still waiting on a lease sleep and retry after the loads.
         self.phase = Phase::Load;
+        Ok(())
     }
 
     /// The read's time (ms): when it started, moved on by
-    /// [`slept`](Read::slept) and [`failed`](Read::failed).
+    /// [`slept`](RawRead::slept) and [`failed`](RawRead::failed).
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert_eq!(read.now(), 0);
+    /// ```
     pub fn now(&self) -> u64 {
         self.now
     }
 
     /// The host's answer to [`Step::Sleep`], with the time after sleeping:
     /// the keys waiting on leases are fetched again.
-    pub fn slept(&mut self, now: u64) {
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.slept(10).is_err()); // no sleep asked
+    /// ```
+    pub fn slept(&mut self, now: u64) -> Result<(), AnswerError> {
         if !matches!(self.awaiting, Awaiting::Sleep) {
-            return;
+            return Err(AnswerError::wrong_step(self.awaiting.name(), "sleep"));
         }
         self.awaiting = Awaiting::Nothing;
         self.now = self.now.max(now);
@@ -779,16 +920,43 @@ impl<V: Clone> Read<V> {
             }
         }
         self.phase = Phase::Remote(0);
+        Ok(())
     }
 
     /// The host's answer to [`Step::Load`]: one result per key, in order,
     /// and how long the loader took (the recompute cost XFetch uses). An
     /// `Err` is the loader's error for that key: the key is a miss with that
     /// error, and readers waiting for it are released to try themselves.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// use stratacache::{envelope::Codec, tiered::Loaded};
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. }));
+    /// let value = Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec());
+    /// read.loaded(&mut cache, vec![Ok(value)], 5).unwrap();
+    /// ```
     pub fn loaded(
         &mut self,
         cache: &mut TieredCache<V>,
-        values: Vec<Result<Loaded<V>, String>>,
+        values: Vec<Result<Loaded<V>, E>>,
+        load_ms: u64,
+    ) -> Result<(), AnswerError> {
+        let Awaiting::Load(slots) = &self.awaiting else {
+            return Err(AnswerError::wrong_step(self.awaiting.name(), "load"));
+        };
+        check_count("load", slots.len(), values.len())?;
+        self.load_answer(cache, values.into_iter().map(Some), load_ms);
+        Ok(())
+    }
+
+    fn load_answer(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        values: impl Iterator<Item = Option<Result<Loaded<V>, E>>>,
         load_ms: u64,
     ) {
         let Awaiting::Load(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
@@ -797,9 +965,7 @@ impl<V: Clone> Read<V> {
         let soft_ttl = cache.soft_ttl(self.options.ttl);
         let mut values = values.into_iter();
         for i in slots {
-            let result = values
-                .next()
-                .unwrap_or_else(|| Err("the loader returned fewer values than keys".to_owned()));
+            let result = values.next().flatten();
             let key = self.keys[i].clone();
             let slot_lead = self.slots[i].r().lead.take();
             if std::mem::take(&mut self.slots[i].r().holds_lease) {
@@ -807,7 +973,7 @@ impl<V: Clone> Read<V> {
             }
             self.slots[i].r().load_now = false;
             match result {
-                Ok(loaded) => {
+                Some(Ok(loaded)) => {
                     cache.read_stats.loads += 1;
                     let value = match soft_ttl {
                         Some(ttl) => {
@@ -830,7 +996,7 @@ impl<V: Clone> Read<V> {
                     }
                     self.slots[i].state = State::Found(value, Source::Loader);
                 }
-                Err(message) => {
+                failed => {
                     cache.read_stats.load_errors += 1;
                     if let Some(token) = slot_lead {
                         if let Ok(abandoned) =
@@ -839,7 +1005,10 @@ impl<V: Clone> Read<V> {
                             self.notify.extend(abandoned.release);
                         }
                     }
-                    self.slots[i].state = State::Failed(message);
+                    self.slots[i].state = match failed {
+                        Some(Err(error)) => State::Failed(error),
+                        _ => State::GaveUp,
+                    };
                 }
             }
         }
@@ -859,9 +1028,20 @@ impl<V: Clone> Read<V> {
     /// The host's answer to [`Step::Wait`]: every waiter was notified (or
     /// the host stopped waiting). Keys whose leader succeeded are hits;
     /// the others are claimed again.
-    pub fn woke(&mut self, cache: &mut TieredCache<V>) {
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.woke(&mut cache).is_err()); // no wait asked
+    /// ```
+    pub fn woke(&mut self, cache: &mut TieredCache<V>) -> Result<(), AnswerError> {
+        if !matches!(self.awaiting, Awaiting::Wait(_)) {
+            return Err(AnswerError::wrong_step(self.awaiting.name(), "wait"));
+        }
         let Awaiting::Wait(slots) = std::mem::replace(&mut self.awaiting, Awaiting::Nothing) else {
-            return;
+            unreachable!("checked above")
         };
         self.wait_rounds += 1;
         for i in slots {
@@ -879,16 +1059,32 @@ impl<V: Clone> Read<V> {
             }
         }
         self.phase = Phase::AfterWait;
+        Ok(())
     }
 
     /// The host reports that the operation it was asked to do on `tier`
-    /// failed (timeout, connection refused). The read goes on without that
-    /// tier (keys go to the next tier or the loader), unless the cache is in
-    /// strict mode. A failure reported outside a fetch or lease (a store) is
-    /// only counted. `now` is when the failure was known (after a timeout,
-    /// the read's start plus the timeout): the tier's cool-down runs from
-    /// then, not from the start of the read.
-    pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str, now: u64) {
+    /// failed (timeout, connection refused), with its own error. The read
+    /// goes on without that tier (keys go to the next tier or the loader),
+    /// unless the cache is in strict mode. A failure reported outside a
+    /// fetch or lease of that tier (a store) is only counted. `now` is when
+    /// the failure was known (after a timeout, the read's start plus the
+    /// timeout): the tier's cool-down runs from then, not from the start of
+    /// the read.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.failed(&mut cache, 0, "timed out".to_string(), 3_000);
+    /// assert_eq!(read.now(), 3_000);
+    /// assert!(matches!(read.next(&mut cache), Step::Load { .. })); // on to the loader
+    /// ```
+    pub fn failed(&mut self, cache: &mut TieredCache<V>, tier: usize, error: E, now: u64) {
+        self.tier_down(cache, tier, Some(error), now);
+    }
+
+    fn tier_down(&mut self, cache: &mut TieredCache<V>, tier: usize, error: Option<E>, now: u64) {
         self.now = self.now.max(now);
         cache.tier_failed(tier, self.now);
         match std::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
@@ -898,10 +1094,9 @@ impl<V: Clone> Read<V> {
                 for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
                     remote.manifest = None;
                 }
-                if cache.config.strict {
-                    self.fail_strict(cache, tier, message);
-                } else {
-                    self.phase = Phase::Remote(tier + 1);
+                match error {
+                    Some(error) if cache.config.strict => self.fail_strict(cache, tier, error),
+                    _ => self.phase = Phase::Remote(tier + 1),
                 }
             }
             Awaiting::Lease { tier: asked, slots } if asked == tier => {
@@ -914,25 +1109,23 @@ impl<V: Clone> Read<V> {
         }
     }
 
-    fn fail_strict(&mut self, cache: &mut TieredCache<V>, tier: usize, message: &str) {
+    fn fail_strict(&mut self, cache: &mut TieredCache<V>, tier: usize, error: E) {
         self.failure = Some(TierFailure {
             tier,
             tier_name: cache.config.tiers[tier].name.clone(),
-            message: message.to_owned(),
+            message: error,
         });
         self.release_claims(cache);
         for slot in &mut self.slots {
             if slot.is_pending() {
-                slot.state = State::Failed(format!(
-                    "tier {} failed: {message}",
-                    cache.config.tiers[tier].name
-                ));
+                slot.state = State::GaveUp;
             }
         }
         self.phase = Phase::Notify;
     }
 
-    /// Treats whatever the host still owes as failed (see [`Read::next`]).
+    /// Treats whatever the host still owes as failed (see
+    /// [`RawRead::next`]).
     fn give_up_awaiting(&mut self, cache: &mut TieredCache<V>) {
         match &self.awaiting {
             Awaiting::Nothing => {}
@@ -940,19 +1133,30 @@ impl<V: Clone> Read<V> {
             | Awaiting::Chunks { tier, .. }
             | Awaiting::Lease { tier, .. } => {
                 let tier = *tier;
-                self.failed(cache, tier, "the host did not report the result", self.now);
+                self.tier_down(cache, tier, None, self.now);
             }
-            Awaiting::Decode(slots) => {
-                let errors = vec![Err("not decoded".to_owned()); slots.len()];
-                self.decoded(cache, errors);
+            Awaiting::Decode(_) => self.decode_answer(cache, std::iter::empty()),
+            Awaiting::Load(_) => self.load_answer(cache, std::iter::empty(), 0),
+            Awaiting::Wait(_) => {
+                let _ = self.woke(cache);
             }
-            Awaiting::Load(slots) => {
-                let errors = vec![Err("the host did not report the load".to_owned()); slots.len()];
-                self.loaded(cache, errors, 0);
+            Awaiting::Sleep => {
+                let _ = self.slept(self.now);
             }
-            Awaiting::Wait(_) => self.woke(cache),
-            Awaiting::Sleep => self.slept(self.now),
         }
+    }
+
+    /// True while the read waits for the host's answer to its last step.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.is_awaiting());
+    /// ```
+    pub fn is_awaiting(&self) -> bool {
+        !matches!(self.awaiting, Awaiting::Nothing)
     }
 
     /// Abandons this read's single-flight claims and waits.
@@ -970,8 +1174,29 @@ impl<V: Clone> Read<V> {
         }
     }
 
+    /// Releases the read's claims and ends it; returns the waiters to wake.
+    pub(super) fn abandon(&mut self, cache: &mut TieredCache<V>) -> Vec<WaitId> {
+        self.release_claims(cache);
+        self.awaiting = Awaiting::Nothing;
+        self.phase = Phase::Done;
+        for slot in &mut self.slots {
+            if slot.is_pending() {
+                slot.state = State::GaveUp;
+            }
+        }
+        std::mem::take(&mut self.notify)
+    }
+
     /// Gives up the read (the host stops driving it): releases its claims so
     /// other readers do not wait for it. Returns the waiters to wake.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert!(read.cancel(&mut cache).is_empty()); // nobody waited for it
+    /// ```
     pub fn cancel(mut self, cache: &mut TieredCache<V>) -> Vec<WaitId> {
         self.release_claims(cache);
         std::mem::take(&mut self.notify)
@@ -981,19 +1206,32 @@ impl<V: Clone> Read<V> {
     /// found in other tiers are put in the request tier. In strict mode, a
     /// tier failure is an error. Any claim still held (the host stopped
     /// early) is released.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// read.fetched(&mut cache, 0, vec![None]).unwrap();
+    /// let _load = read.next(&mut cache); // the host gives up here
+    /// let results = read.finish(&mut cache, None).unwrap();
+    /// assert!(results[0].lookup.is_miss());
+    /// ```
     pub fn finish(
         mut self,
         cache: &mut TieredCache<V>,
         mut request: Option<&mut RequestCache<V>>,
-    ) -> Result<Vec<ReadResult<V>>, TierFailure> {
+    ) -> Result<Vec<ReadResult<V, E>>, TierFailure<E>> {
         self.release_claims(cache);
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
         let namespace = &cache.config.request_namespace;
-        let mut results = Vec::with_capacity(self.keys.len());
+        let keys = std::mem::take(&mut self.keys);
+        let slots = std::mem::take(&mut self.slots);
+        let mut results = Vec::with_capacity(keys.len());
         let mut misses = 0;
-        for (key, slot) in self.keys.into_iter().zip(self.slots) {
+        for (key, slot) in keys.into_iter().zip(slots) {
             let refresh = slot.refresh;
             results.push(match slot.state {
                 State::Found(value, source) => {
@@ -1012,7 +1250,7 @@ impl<V: Clone> Read<V> {
                         error: None,
                     }
                 }
-                State::Pending => {
+                State::Pending | State::GaveUp => {
                     misses += 1;
                     ReadResult {
                         key,
@@ -1036,14 +1274,69 @@ impl<V: Clone> Read<V> {
     }
 
     /// The keys of this read, in order.
+    /// ```
+    /// use stratacache::tiered::{Fetched, ReadOptions, Step, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(matches!(read.next(&mut cache), Step::Fetch { tier: 0, .. }));
+    /// assert_eq!(read.keys(), ["k".to_string()]);
+    /// ```
     pub fn keys(&self) -> &[String] {
         &self.keys
     }
 }
 
-impl<V> std::fmt::Debug for Read<V> {
+impl<V, E> Drop for RawRead<V, E> {
+    /// A read dropped while it still holds claims (a host that returned
+    /// early with `?`, a garbage-collected FFI object) hands them to the
+    /// cache, which releases them on its next call: other readers never
+    /// wait for a read that is gone.
+    fn drop(&mut self) {
+        let mut claims = Vec::new();
+        for remote in self.slots.iter_mut().filter_map(|s| s.remote.as_mut()) {
+            if let Some(token) = remote.lead.take() {
+                claims.push(Abandon::Lead(token));
+            }
+            if let Some(id) = remote.wait.take() {
+                claims.push(Abandon::Wait(id));
+            }
+        }
+        if !claims.is_empty() {
+            self.reaper.push(claims);
+        }
+    }
+}
+
+fn check_count(step: &'static str, expected: usize, got: usize) -> Result<(), AnswerError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(AnswerError::WrongCount {
+            step,
+            expected,
+            got,
+        })
+    }
+}
+
+impl Awaiting {
+    fn name(&self) -> &'static str {
+        match self {
+            Awaiting::Nothing => "none",
+            Awaiting::Fetch { .. } | Awaiting::Chunks { .. } => "fetch",
+            Awaiting::Decode(_) => "decode",
+            Awaiting::Lease { .. } => "lease",
+            Awaiting::Load(_) => "load",
+            Awaiting::Wait(_) => "wait",
+            Awaiting::Sleep => "sleep",
+        }
+    }
+}
+
+impl<V, E> std::fmt::Debug for RawRead<V, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Read")
+        f.debug_struct("RawRead")
             .field("keys", &self.keys.len())
             .field("phase", &self.phase)
             .finish()

@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use stratacache::envelope::Codec;
 use stratacache::stampede::WaitId;
-use stratacache::tiered::{HostValue, Loaded, Read, ReadOptions, ReadResult, Step, TieredCache};
+use stratacache::tiered::driver::{self, DriveError};
+use stratacache::tiered::{
+    DecodeItem, Fetched, HostValue, LeaseItem, Loaded, ReadError, ReadOptions, ReadResult, Step,
+    StoreItem, TieredCache,
+};
 use stratacache::RequestCache;
 
 /// One remote tier: a map with an item limit, like memcached's.
@@ -19,6 +23,9 @@ pub struct MemTier {
     pub item_limit: usize,
     /// Fail every operation (the server is down).
     pub down: bool,
+    /// Keys on a server that is down: a batch answers them as failed and
+    /// the others as usual (one memcached node of several is down).
+    pub failing_keys: HashSet<String>,
     pub gets: u64,
     pub sets: u64,
     pub adds: u64,
@@ -203,7 +210,7 @@ impl Host {
         self.read(keys, options, None).expect("strict failure")
     }
 
-    /// Drives one read to the end, as a binding does.
+    /// Drives one read to the end with the reference driver.
     pub fn read(
         &self,
         keys: &[&str],
@@ -211,89 +218,17 @@ impl Host {
         request: Option<&mut RequestCache<String>>,
     ) -> Result<Vec<ReadResult<String>>, stratacache::tiered::TierFailure> {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        let random = rand_u64();
-        let mut read: Read<String> = {
-            let mut cache = self.cache.lock().unwrap();
-            cache
-                .read(keys, options, self.now(), random, request.as_deref())
-                .expect("valid keys")
+        let mut driving = Driving {
+            host: self,
+            slept: 0,
         };
-        loop {
-            let step = read.next(&mut self.cache.lock().unwrap());
-            self.steps.lock().unwrap().push(step_name(&step));
-            match step {
-                Step::Fetch { tier, keys } => {
-                    let result = self.tiers[tier].lock().unwrap().get_many(&keys);
-                    let mut cache = self.cache.lock().unwrap();
-                    match result {
-                        Ok(values) => read.fetched(&mut cache, tier, values),
-                        Err(e) => read.failed(&mut cache, tier, &e, self.now()),
-                    }
-                }
-                Step::Decode { items } => {
-                    let values = items
-                        .into_iter()
-                        .map(|item| {
-                            assert_eq!(item.codec, Codec::Raw);
-                            let weight = item.payload.len() as u64;
-                            String::from_utf8(item.payload)
-                                .map(|v| HostValue::new(v, weight))
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect();
-                    read.decoded(&mut self.cache.lock().unwrap(), values);
-                }
-                Step::Lease { tier, items } => {
-                    let entries = items.into_iter().map(|i| (i.key, i.token)).collect();
-                    let result = self.tiers[tier].lock().unwrap().add_many(entries);
-                    let mut cache = self.cache.lock().unwrap();
-                    match result {
-                        Ok(taken) => read.leased(&mut cache, taken),
-                        Err(e) => read.failed(&mut cache, tier, &e, self.now()),
-                    }
-                }
-                Step::Sleep { ms } => {
-                    std::thread::sleep(Duration::from_millis(ms.min(20)));
-                    self.advance(0);
-                    read.slept(self.now() + ms);
-                }
-                Step::Load { keys } => {
-                    if !self.load_delay.is_zero() {
-                        std::thread::sleep(self.load_delay);
-                    }
-                    let failing = self.failing_keys.lock().unwrap().clone();
-                    let values = keys
-                        .iter()
-                        .map(|key| {
-                            self.loads.lock().unwrap().push(key.clone());
-                            if failing.contains(key) {
-                                Err(format!("loader failed for {key}"))
-                            } else {
-                                let value = Host::value_of(key);
-                                let payload = value.clone().into_bytes();
-                                Ok(Loaded::new(value, Codec::Raw, payload))
-                            }
-                        })
-                        .collect();
-                    read.loaded(&mut self.cache.lock().unwrap(), values, 50);
-                }
-                Step::Notify { waiters } => self.waiters.notify(waiters),
-                Step::Wait { waits } => self.waiters.wait(&waits),
-                Step::Store { tier, entries } => {
-                    let entries = entries.into_iter().map(|e| (e.key, e.value)).collect();
-                    if let Err(_e) = self.tiers[tier].lock().unwrap().set_many(entries) {
-                        let now = self.now();
-                        self.cache.lock().unwrap().tier_failed(tier, now);
-                    }
-                }
-                Step::Delete { tier, keys } => {
-                    let _ = self.tiers[tier].lock().unwrap().delete_many(&keys);
-                }
-                Step::Done => break,
-            }
+        let result = driver::block_on(driver::get(&mut driving, keys, options, request));
+        self.steps.lock().unwrap().push("done".into());
+        match result {
+            Ok(results) => Ok(results),
+            Err(DriveError::Read(ReadError::Tier(failure))) => Err(failure),
+            Err(other) => panic!("{other}"),
         }
-        let mut cache = self.cache.lock().unwrap();
-        read.finish(&mut cache, request)
     }
 
     /// Runs write steps (from set_all_tiers / delete_all_tiers).
@@ -313,18 +248,114 @@ impl Host {
     }
 }
 
-pub fn step_name(step: &Step) -> String {
-    match step {
-        Step::Fetch { tier, keys } => format!("fetch:{tier}:{}", keys.len()),
-        Step::Decode { items } => format!("decode:{}", items.len()),
-        Step::Lease { tier, items } => format!("lease:{tier}:{}", items.len()),
-        Step::Sleep { ms } => format!("sleep:{ms}"),
-        Step::Load { keys } => format!("load:{}", keys.len()),
-        Step::Notify { waiters } => format!("notify:{}", waiters.len()),
-        Step::Wait { waits } => format!("wait:{}", waits.len()),
-        Step::Store { tier, entries } => format!("store:{tier}:{}", entries.len()),
-        Step::Delete { tier, keys } => format!("delete:{tier}:{}", keys.len()),
-        Step::Done => "done".into(),
+/// The test host as the reference driver sees it.
+struct Driving<'a> {
+    host: &'a Host,
+    /// Time this read slept or loaded (its clock runs ahead of the shared
+    /// one).
+    slept: u64,
+}
+
+impl Driving<'_> {
+    fn record(&self, step: String) {
+        self.host.steps.lock().unwrap().push(step);
+    }
+}
+
+impl driver::Host<String> for Driving<'_> {
+    type Error = String;
+
+    fn cache<R>(&mut self, f: impl FnOnce(&mut TieredCache<String>) -> R) -> R {
+        f(&mut self.host.cache.lock().unwrap())
+    }
+
+    fn now(&mut self) -> u64 {
+        self.host.now() + self.slept
+    }
+
+    fn random(&mut self) -> u64 {
+        rand_u64()
+    }
+
+    async fn get_many(&mut self, tier: usize, keys: &[String]) -> Result<Vec<Fetched>, String> {
+        self.record(format!("fetch:{tier}:{}", keys.len()));
+        let mut memcached = self.host.tiers[tier].lock().unwrap();
+        let values = memcached.get_many(keys)?;
+        Ok(keys
+            .iter()
+            .zip(values)
+            .map(|(key, value)| match memcached.failing_keys.contains(key) {
+                true => Fetched::Failed(format!("the server holding {key} is down")),
+                false => value.into(),
+            })
+            .collect())
+    }
+
+    async fn set_many(&mut self, tier: usize, entries: Vec<StoreItem>) -> Result<(), String> {
+        self.record(format!("store:{tier}:{}", entries.len()));
+        let entries = entries.into_iter().map(|e| (e.key, e.value)).collect();
+        self.host.tiers[tier].lock().unwrap().set_many(entries)
+    }
+
+    async fn delete_many(&mut self, tier: usize, keys: Vec<String>) -> Result<(), String> {
+        self.record(format!("delete:{tier}:{}", keys.len()));
+        self.host.tiers[tier].lock().unwrap().delete_many(&keys)
+    }
+
+    async fn add_many(&mut self, tier: usize, items: &[LeaseItem]) -> Result<Vec<bool>, String> {
+        self.record(format!("lease:{tier}:{}", items.len()));
+        let entries = items
+            .iter()
+            .map(|i| (i.key.clone(), i.token.clone()))
+            .collect();
+        self.host.tiers[tier].lock().unwrap().add_many(entries)
+    }
+
+    fn decode(&mut self, item: DecodeItem) -> Result<HostValue<String>, String> {
+        self.record("decode".into());
+        assert_eq!(item.codec, Codec::Raw);
+        let weight = item.payload.len() as u64;
+        String::from_utf8(item.payload)
+            .map(|v| HostValue::new(v, weight))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn load(&mut self, keys: &[String]) -> Vec<Result<Loaded<String>, String>> {
+        self.record(format!("load:{}", keys.len()));
+        // The test loader "takes" 50 ms: the recompute cost XFetch sees.
+        self.slept += 50;
+        if !self.host.load_delay.is_zero() {
+            std::thread::sleep(self.host.load_delay);
+        }
+        let failing = self.host.failing_keys.lock().unwrap().clone();
+        keys.iter()
+            .map(|key| {
+                self.host.loads.lock().unwrap().push(key.clone());
+                if failing.contains(key) {
+                    Err(format!("loader failed for {key}"))
+                } else {
+                    let value = Host::value_of(key);
+                    let payload = value.clone().into_bytes();
+                    Ok(Loaded::new(value, Codec::Raw, payload))
+                }
+            })
+            .collect()
+    }
+
+    async fn sleep(&mut self, ms: u64) {
+        self.record(format!("sleep:{ms}"));
+        std::thread::sleep(Duration::from_millis(ms.min(20)));
+        self.slept += ms;
+    }
+
+    async fn wait(&mut self, waits: &[WaitId]) {
+        self.record(format!("wait:{}", waits.len()));
+        self.host.waiters.wait(waits);
+    }
+
+    fn notify(&mut self, waiters: Vec<WaitId>) {
+        self.record(format!("notify:{}", waiters.len()));
+        self.host.waiters.notify(waiters);
     }
 }
 

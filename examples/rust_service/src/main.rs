@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use stratacache::envelope::Codec;
 use stratacache::key::{KeyBuilder, Part};
-use stratacache::tiered::{HostValue, Loaded};
+use stratacache::tiered::{driver, DecodeItem, Fetched, HostValue, Loaded, StoreItem};
 use stratacache::{
-    Expiry, Keyring, LocalCache, Lookup, Namespace, ReadOptions, RequestCache, Source, Step,
-    TierConfig, TieredCache, TieredConfig,
+    Expiry, Keyring, LocalCache, Lookup, Namespace, ReadOptions, RequestCache, Source, TierConfig,
+    TieredCache, TieredConfig,
 };
 
 /// A stand-in for the slow modulestore read each cache spares.
@@ -141,8 +141,63 @@ impl Servers {
     }
 }
 
-/// The host's side of a read: it does the I/O the core asks for. Values are
-/// JSON text (the codec the Django example and the edge worker use).
+/// The host's side of a read: the reference driver asks it for the I/O
+/// the core needs. Values are JSON text (the codec the Django example and
+/// the edge worker use).
+struct App<'a> {
+    cache: &'a mut TieredCache<String>,
+    servers: &'a mut Servers,
+    loader: &'a dyn Fn(&str) -> String,
+    now: u64,
+}
+
+impl driver::Host<String> for App<'_> {
+    type Error = String;
+
+    fn cache<R>(&mut self, f: impl FnOnce(&mut TieredCache<String>) -> R) -> R {
+        f(self.cache)
+    }
+
+    fn now(&mut self) -> u64 {
+        self.now
+    }
+
+    fn random(&mut self) -> u64 {
+        self.now ^ 0x9e37
+    }
+
+    async fn get_many(&mut self, tier: usize, keys: &[String]) -> Result<Vec<Fetched>, String> {
+        self.servers.fetches[tier] += 1; // one round trip per batch, however many keys
+        let found = self.servers.tier(tier);
+        Ok(keys.iter().map(|k| found.get(k).cloned().into()).collect())
+    }
+
+    async fn set_many(&mut self, tier: usize, entries: Vec<StoreItem>) -> Result<(), String> {
+        for entry in entries {
+            self.servers.tier(tier).insert(entry.key, entry.value);
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, item: DecodeItem) -> Result<HostValue<String>, String> {
+        let weight = item.payload.len() as u64;
+        String::from_utf8(item.payload)
+            .map(|json| HostValue::new(json, weight))
+            .map_err(|e| e.to_string())
+    }
+
+    async fn load(&mut self, keys: &[String]) -> Vec<Result<Loaded<String>, String>> {
+        self.now += 40; // the loader's time: the recompute cost early refresh uses
+        keys.iter()
+            .map(|k| {
+                let json = (self.loader)(k);
+                Ok(Loaded::new(json.clone(), Codec::Json, json.into_bytes()))
+            })
+            .collect()
+    }
+}
+
+/// Reads `keys` through every tier with the reference driver.
 fn read(
     cache: &mut TieredCache<String>,
     servers: &mut Servers,
@@ -151,51 +206,19 @@ fn read(
     loader: &dyn Fn(&str) -> String,
     now: u64,
 ) -> Result<Vec<stratacache::ReadResult<String>>, Box<dyn std::error::Error>> {
-    let mut read = cache.read(keys, ReadOptions::load(), now, now ^ 0x9e37, Some(request))?;
-    loop {
-        match read.next(cache) {
-            Step::Fetch { tier, keys } => {
-                servers.fetches[tier] += 1; // one round trip per batch, however many keys
-                let found = keys
-                    .iter()
-                    .map(|k| servers.tier(tier).get(k).cloned())
-                    .collect();
-                read.fetched(cache, tier, found);
-            }
-            Step::Decode { items } => {
-                let values = items
-                    .into_iter()
-                    .map(|item| {
-                        let weight = item.payload.len() as u64;
-                        String::from_utf8(item.payload)
-                            .map(|json| HostValue::new(json, weight))
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect();
-                read.decoded(cache, values);
-            }
-            Step::Load { keys } => {
-                let loaded = keys
-                    .iter()
-                    .map(|k| {
-                        let json = loader(k);
-                        Ok(Loaded::new(json.clone(), Codec::Json, json.into_bytes()))
-                    })
-                    .collect();
-                read.loaded(cache, loaded, 40);
-            }
-            Step::Store { tier, entries } => {
-                for entry in entries {
-                    servers.tier(tier).insert(entry.key, entry.value);
-                }
-            }
-            Step::Done => break,
-            // No leases, no other threads and no deletes in this example;
-            // core/tests/support/mod.rs is a host that does them all.
-            other => unreachable!("not used here: {other:?}"),
-        }
-    }
-    Ok(read.finish(cache, Some(request))?)
+    let mut app = App {
+        cache,
+        servers,
+        loader,
+        now,
+    };
+    let options = ReadOptions::load();
+    Ok(driver::block_on(driver::get(
+        &mut app,
+        keys,
+        options,
+        Some(request),
+    ))?)
 }
 
 fn cache() -> Result<TieredCache<String>, Box<dyn std::error::Error>> {

@@ -1,0 +1,80 @@
+"""The read protocol as Python drives it: per-key tier failures, checked
+answers (AnswerError), one driver with a sync and an async runner."""
+
+import asyncio
+
+import pytest
+
+from stratacache import TieredCache
+from stratacache._errors import AnswerError
+from stratacache.keys import normalize_key
+from stratacache.tiers import Tier
+
+
+class PartlyDown(Tier):
+    """A real memcached tier of which one server is down: the keys it holds
+    come back as failed (the adapter contract's ``(values, failed)``)."""
+
+    def __init__(self, tier, down):
+        self.tier = tier
+        self.down = set(down)
+        self.name = tier.name
+        self.kind = tier.kind
+        self.item_limit = tier.item_limit
+
+    def get_many(self, keys):
+        healthy = [k for k in keys if k not in self.down]
+        found = dict(zip(healthy, self.tier.get_many(healthy)))
+        return [found.get(k) for k in keys], [k for k in keys if k in self.down]
+
+    def set_many(self, entries):
+        self.tier.set_many(entries)
+
+    def add_many(self, items):
+        return self.tier.add_many(items)
+
+    def delete_many(self, keys):
+        self.tier.delete_many(keys)
+
+
+def test_a_partly_failed_batch_keeps_the_healthy_keys(memcached, redis_tier):
+    keys = [f"partial:{i}" for i in range(8)]
+    writer = TieredCache([memcached, redis_tier])
+    for i, k in enumerate(keys):
+        writer.set_all_tiers(k, i)
+    # The server holding keys 1 and 5 is down (the adapter sees core keys).
+    down = {normalize_key(keys[1]), normalize_key(keys[5])}
+    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None)
+    assert reader.get_many(keys) == {k: i for i, k in enumerate(keys)}
+    tiers = reader.stats()["tiers"]
+    assert tiers[0]["hits"] == 6, "the healthy keys are kept from the partly failed batch"
+    assert tiers[1]["hits"] == 2, "only the failed keys went on to the next tier"
+    assert tiers[0]["errors"] == 1
+    assert not reader._core.is_cooling_down(0, reader._now())
+
+
+def test_the_async_runner_keeps_the_healthy_keys_too(memcached, redis_tier):
+    writer = TieredCache([memcached, redis_tier])
+    writer.set_all_tiers("apartial:a", "a")
+    writer.set_all_tiers("apartial:b", "b")
+    down = {normalize_key("apartial:a")}
+    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None)
+    got = asyncio.run(reader.aget_many(["apartial:a", "apartial:b"]))
+    assert got == {"apartial:a": "a", "apartial:b": "b"}
+    tiers = reader.stats()["tiers"]
+    assert (tiers[0]["hits"], tiers[1]["hits"]) == (1, 1)
+
+
+def test_a_wrong_answer_is_an_answer_error(memcached):
+    cache = TieredCache([memcached], local=None)
+    read = cache._read([normalize_key("wrong-answer")], None, False, None)
+    step = read.next()
+    assert step[0] == "fetch"
+    with pytest.raises(AnswerError, match="answered a wait step"):
+        read.woke()
+    with pytest.raises(AnswerError, match="asked for 1 values, but the host gave 2"):
+        read.fetched(step[1], [None, None])
+    read.fetched(step[1], [None])
+    with pytest.raises(AnswerError, match="answered a fetch step"):
+        read.fetched(step[1], [None])
+    assert read.next() == ("done",)

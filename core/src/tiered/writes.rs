@@ -1,0 +1,225 @@
+//! Writes: write-through, deletes, and the store plans of reads (back-fill),
+//! chunked per tier and issued chunks first.
+
+use crate::chunk;
+use crate::envelope::{self, EncodeOptions, EnvelopeHeader};
+use crate::local::Expiry;
+use crate::request::RequestCache;
+use crate::stampede::{jitter_ttl, replica_keys};
+
+use super::{check_key, unit_random, InvalidKey, Loaded, LocalEntry, Step, StoreItem, TieredCache};
+
+impl<V: Clone> TieredCache<V> {
+    /// Writes `value` under `key` to the request and local tiers now, and
+    /// returns the [`Step::Store`]s that write it to every remote tier
+    /// (write-through, storage tier included). An expiry of zero deletes
+    /// instead, as Django's `timeout=0` does.
+    /// ```
+    /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// use stratacache::{envelope::Codec, tiered::{Loaded, Step}, Expiry};
+    /// let value = Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec());
+    /// let steps = cache.set_all_tiers("k", value, Expiry::Default, 0, 1, None).unwrap();
+    /// assert!(matches!(&steps[..], [Step::Store { tier: 0, .. }]));
+    /// assert!(!cache.peek_local("k", 1).is_miss());
+    /// ```
+    pub fn set_all_tiers(
+        &mut self,
+        key: &str,
+        value: Loaded<V>,
+        ttl: Expiry,
+        now: u64,
+        random: u64,
+        request: Option<&mut RequestCache<V>>,
+    ) -> Result<Vec<Step>, InvalidKey> {
+        check_key(key)?;
+        let Some(soft_ttl) = self.soft_ttl(ttl) else {
+            return self.delete_all_tiers(key, now, request);
+        };
+        let mut stores = Vec::new();
+        self.write_value(
+            key,
+            value,
+            soft_ttl,
+            0,
+            now,
+            unit_random(random),
+            &mut stores,
+            request,
+        );
+        Ok(self.store_steps(stores, now))
+    }
+
+    /// Removes `key` from the request and local tiers now, and returns the
+    /// [`Step::Delete`]s for every remote tier (replicas included). Chunks of
+    /// a chunked value are left to expire: without their manifest they are
+    /// unreachable.
+    /// ```
+    /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// use stratacache::tiered::Step;
+    /// let steps = cache.delete_all_tiers("k", 0, None).unwrap();
+    /// assert_eq!(steps, vec![Step::Delete { tier: 0, keys: vec!["k".into()] }]);
+    /// ```
+    pub fn delete_all_tiers(
+        &mut self,
+        key: &str,
+        now: u64,
+        request: Option<&mut RequestCache<V>>,
+    ) -> Result<Vec<Step>, InvalidKey> {
+        check_key(key)?;
+        if let Some(request) = request {
+            request.delete(&self.config.request_namespace, key);
+        }
+        if let Some(local) = &mut self.local {
+            local.delete(key);
+        }
+        let mut steps = Vec::new();
+        for tier in 0..self.config.tiers.len() {
+            if !self.tier_available(tier, now) {
+                continue;
+            }
+            self.tier_stats[tier].writes += 1;
+            steps.push(Step::Delete {
+                tier,
+                keys: replica_keys(key, self.config.tiers[tier].replicas),
+            });
+        }
+        Ok(steps)
+    }
+
+    pub(super) fn soft_ttl(&self, ttl: Expiry) -> Option<Option<u64>> {
+        match ttl {
+            Expiry::Default => Some(self.config.default_ttl_ms),
+            Expiry::Never => Some(None),
+            Expiry::AfterMs(0) => None,
+            Expiry::AfterMs(ms) => Some(Some(ms)),
+        }
+    }
+
+    pub(super) fn encode_options(&self) -> EncodeOptions<'_> {
+        EncodeOptions {
+            compress_at: self.config.compress_at,
+            keyring: self.config.keyring.as_ref(),
+        }
+    }
+
+    /// Plans writes of an envelope to `tiers`, chunked per tier item limit,
+    /// to every replica key.
+    pub(super) fn plan_stores(
+        &mut self,
+        stores: &mut Vec<Vec<StoreItem>>,
+        tiers: impl Iterator<Item = usize>,
+        key: &str,
+        envelope: &[u8],
+        hard_expiry_ms: Option<u64>,
+        now: u64,
+    ) {
+        stores.resize_with(self.config.tiers.len(), Vec::new);
+        for tier in tiers {
+            let config = &self.config.tiers[tier];
+            let ttl_ms = config.ttl_for(hard_expiry_ms, now);
+            for replica in replica_keys(key, config.replicas) {
+                let manifest_options = EncodeOptions {
+                    compress_at: None,
+                    keyring: self.config.keyring.as_ref(),
+                };
+                // `split` fails only for an item limit below the minimum, which
+                // `TieredCache::new` refuses.
+                let Ok(stored) = chunk::split(
+                    &replica,
+                    envelope.to_vec(),
+                    config.item_limit,
+                    &manifest_options,
+                ) else {
+                    continue;
+                };
+                for (key, value) in stored.into_writes(&replica) {
+                    stores[tier].push(StoreItem { key, value, ttl_ms });
+                }
+            }
+        }
+    }
+
+    /// Seals a loaded value in an envelope, puts it in the local and request
+    /// tiers and plans its writes to every remote tier. Returns the value.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_value(
+        &mut self,
+        key: &str,
+        loaded: Loaded<V>,
+        soft_ttl: Option<u64>,
+        recompute_cost_ms: u64,
+        now: u64,
+        random: f64,
+        stores: &mut Vec<Vec<StoreItem>>,
+        request: Option<&mut RequestCache<V>>,
+    ) -> V {
+        // A new value ends any refresh handed out for the old one.
+        self.refresh_claims.remove(key);
+        let soft =
+            soft_ttl.map(|ttl| now.saturating_add(jitter_ttl(ttl, self.config.ttl_jitter, random)));
+        let hard = soft.map(|at| at.saturating_add(self.config.stale_ms));
+        let mut header =
+            EnvelopeHeader::new(loaded.codec, now).with_recompute_cost(recompute_cost_ms);
+        header.soft_expiry_ms = soft;
+        header.hard_expiry_ms = hard;
+        if !self.config.tiers.is_empty() {
+            let sealed =
+                envelope::encode_for_key(key, &header, &loaded.payload, &self.encode_options());
+            let tiers = 0..self.config.tiers.len();
+            self.plan_stores(stores, tiers, key, &sealed, hard, now);
+        }
+        self.fill_local(
+            key,
+            &loaded.value,
+            loaded.weight,
+            soft,
+            hard,
+            recompute_cost_ms,
+            now,
+        );
+        if let Some(request) = request {
+            request.set(&self.config.request_namespace, key, loaded.value.clone());
+        }
+        loaded.value
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fill_local(
+        &mut self,
+        key: &str,
+        value: &V,
+        weight: u64,
+        soft_expiry_ms: Option<u64>,
+        hard_expiry_ms: Option<u64>,
+        recompute_cost_ms: u64,
+        now: u64,
+    ) {
+        let Some(local) = &mut self.local else { return };
+        let ttl = local.default_ttl().unwrap_or(u64::MAX);
+        let ttl = hard_expiry_ms.map_or(ttl, |at| ttl.min(at.saturating_sub(now)));
+        let entry = LocalEntry {
+            value: value.clone(),
+            soft_expiry_ms,
+            recompute_cost_ms,
+        };
+        local.set(key.to_owned(), entry, weight, Expiry::AfterMs(ttl), now);
+    }
+
+    pub(super) fn store_steps(&mut self, stores: Vec<Vec<StoreItem>>, now: u64) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for (tier, entries) in stores.into_iter().enumerate() {
+            if entries.is_empty() || !self.tier_available(tier, now) {
+                continue;
+            }
+            let stats = &mut self.tier_stats[tier];
+            stats.writes += 1;
+            stats.bytes_written += entries.iter().map(|e| e.value.len() as u64).sum::<u64>();
+            steps.push(Step::Store { tier, entries });
+        }
+        steps
+    }
+}
