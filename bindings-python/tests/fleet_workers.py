@@ -33,7 +33,8 @@ def coherence_reader(
         [MemcachedTier(memcached)],
         local=LocalTier(ttl=60),
         invalidation={"url": redis_url, "channel": channel} if invalidation else None,
-        name=f"reader{reader_id}", **SIGNED
+        name=f"reader{reader_id}",
+        **SIGNED,
     )
     if cache.invalidation is not None and not cache.invalidation.wait_connected(10):
         results.put((reader_id, "error", "not subscribed"))
@@ -80,7 +81,8 @@ def run_coherence(
         [MemcachedTier(memcached)],
         local=LocalTier(ttl=60),
         invalidation={"url": redis_url, "channel": channel} if invalidation else None,
-        name="writer", **SIGNED
+        name="writer",
+        **SIGNED,
     )
     writer.set(key, 0)
     ctx = multiprocessing.get_context("spawn")

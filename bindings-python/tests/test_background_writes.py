@@ -101,7 +101,9 @@ def test_the_queue_bound_drops_and_counts(gated):
 
 
 def test_the_byte_bound_counts_value_bytes(gated):
-    cache = TieredCache([gated], background_writes=BackgroundWrites(max_bytes=64 * 1024), compress_at=None, **SIGNED)
+    cache = TieredCache(
+        [gated], background_writes=BackgroundWrites(max_bytes=64 * 1024), compress_at=None, **SIGNED
+    )
     cache.get_or_load("first", lambda: b"x")
     assert gated.entered.wait(2)
     cache.get_or_load("big1", lambda: os.urandom(40 * 1024))

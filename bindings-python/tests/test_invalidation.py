@@ -63,7 +63,8 @@ def pair(memcached, name: str, local_ttl: float = 60, **kwargs):
             local=LocalTier(ttl=local_ttl),
             invalidation=Invalidation(REDIS_URL, channel=name, **kwargs),
             cooldown=(3, 0.2),
-            name=f"p{i}", **SIGNED
+            name=f"p{i}",
+            **SIGNED,
         )
         for i in range(2)
     ]
@@ -149,7 +150,8 @@ def test_a_read_racing_the_set_is_corrected_by_the_second_drop(memcached, redrop
         [slow],
         local=LocalTier(ttl=60),
         invalidation=Invalidation(REDIS_URL, channel=name, redrop_after=redrop_after),
-        name="b", **SIGNED
+        name="b",
+        **SIGNED,
     )
     assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
     a.set("race", "old")
@@ -284,9 +286,15 @@ def test_refresh_publishes_after_its_background_writes(memcached):
     memcached (with background writes, by the writer thread after the store)."""
     name = channel()
     a = TieredCache(
-        [memcached], invalidation=Invalidation(REDIS_URL, channel=name), background_writes=True, name="a", **SIGNED
+        [memcached],
+        invalidation=Invalidation(REDIS_URL, channel=name),
+        background_writes=True,
+        name="a",
+        **SIGNED,
     )
-    b = TieredCache([memcached], local=LocalTier(ttl=60), invalidation=Invalidation(REDIS_URL, channel=name), **SIGNED)
+    b = TieredCache(
+        [memcached], local=LocalTier(ttl=60), invalidation=Invalidation(REDIS_URL, channel=name), **SIGNED
+    )
     assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
     a.set("report", "old")
     until(lambda: b.get("report") == "old", 2)

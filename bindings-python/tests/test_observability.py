@@ -99,7 +99,9 @@ def test_prometheus_counts_errors_and_cool_downs_of_a_dead_tier():
     s.bind(("127.0.0.1", 0))
     dead = f"127.0.0.1:{s.getsockname()[1]}"
     s.close()
-    cache = TieredCache([MemcachedTier(dead, name="dead", connect_timeout=0.05)], cooldown=(2, 60), name="d", **SIGNED)
+    cache = TieredCache(
+        [MemcachedTier(dead, name="dead", connect_timeout=0.05)], cooldown=(2, 60), name="d", **SIGNED
+    )
     registry = CollectorRegistry()
     collector = register_prometheus([cache], registry=registry, latency=False)
     try:

@@ -59,7 +59,7 @@ fn course_outline(len: usize) -> Vec<u8> {
         ][(i % 6) as usize];
         s.push_str(&format!(
             "\"block-v1:edX+DemoX+Demo_Course+type@{kind}+block@{i:08x}\":{{\"display_name\":\"Unit {i}: {kind}\",\"graded\":{},\"due\":null,\"format\":\"Homework\",\"weight\":{}.0,\"children\":[\"block-v1:edX+DemoX+Demo_Course+type@problem+block@{:08x}\"]}}",
-            i % 3 == 0,
+            i.is_multiple_of(3),
             i % 5,
             i * 7 + 1
         ));

@@ -39,7 +39,7 @@ impl OwnedPart {
 }
 
 fn hex_decode(hex: &str) -> Vec<u8> {
-    assert!(hex.len() % 2 == 0, "odd-length bytes_hex {hex:?}");
+    assert!(hex.len().is_multiple_of(2), "odd-length bytes_hex {hex:?}");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("bytes_hex is hex"))
