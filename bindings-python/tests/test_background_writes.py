@@ -15,6 +15,9 @@ from stratacache import Key, TieredCache
 from stratacache.background import BackgroundWrites
 from stratacache.tiers import MemcachedTier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 MEMCACHED = os.environ.get("STRATACACHE_MEMCACHED", "")
 
 
