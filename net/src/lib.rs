@@ -8,6 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod memcached;
+mod outcome;
+pub mod redis;
+
+pub use outcome::{Outcome, ServerError, ServerHealth};
 
 /// A client error that is not a server's failure within a batch (those are
 /// in [`memcached::Outcome::failed`]).
