@@ -28,9 +28,14 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
-/// The error of a batch in which every key failed (the whole tier is out).
+/// The error of a batch whose keys failed: the first server error's kind
+/// (`ConnectionRefusedError`, `TimeoutError`, ...), every failure in the text.
 fn outcome_err<T>(o: &Outcome<T>) -> PyErr {
-    PyOSError::new_err(o.describe().unwrap_or_default())
+    let text = o.describe().unwrap_or_default();
+    match o.errors.first() {
+        Some(e) => std::io::Error::new(e.error.kind(), text).into(),
+        None => PyOSError::new_err(text),
+    }
 }
 
 fn duration(seconds: f64, what: &str) -> PyResult<Duration> {

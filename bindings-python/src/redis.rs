@@ -22,8 +22,14 @@ fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The error of a batch whose keys failed: the first server error's kind
+/// (`ConnectionRefusedError`, `TimeoutError`, ...), every failure in the text.
 fn outcome_err<T>(o: &Outcome<T>) -> PyErr {
-    PyOSError::new_err(o.describe().unwrap_or_default())
+    let text = o.describe().unwrap_or_default();
+    match o.errors.first() {
+        Some(e) => std::io::Error::new(e.error.kind(), text).into(),
+        None => PyOSError::new_err(text),
+    }
 }
 
 /// A Redis client (see `stratacache-net`).

@@ -408,7 +408,13 @@ impl Client {
     fn route(&self, keys: &[Vec<u8>]) -> Route {
         let n = self.servers.len();
         let now = Instant::now();
-        let usable = self.usable(now);
+        let mut usable = self.usable(now);
+        if !usable.contains(&true) {
+            // Every server is down: trying them costs no healthy key, and the
+            // cache's tier cool-down (not this client) spaces whole-tier
+            // failures out.
+            usable.iter_mut().for_each(|u| *u = true);
+        }
         let mut per: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut failed = Vec::new();
         let mut scratch = Vec::with_capacity(512);
