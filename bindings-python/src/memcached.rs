@@ -247,6 +247,30 @@ impl MemcachedClient {
             .collect())
     }
 
+    /// `(refused, failed)` of a `set`: the keys a server answered but did
+    /// not store (too large, out of memory), and the keys whose server
+    /// failed or is down.
+    #[pyo3(signature = (entries, *, flags = 0))]
+    fn set_many_outcome(
+        &self,
+        py: Python<'_>,
+        entries: &Bound<'_, PyAny>,
+        flags: u32,
+    ) -> PyResult<(Vec<String>, Vec<String>)> {
+        let (keys, outcome) = self.storage(py, "set", entries, flags)?;
+        let failed: Vec<String> = outcome.failed.iter().map(|&i| keys[i].clone()).collect();
+        let mut is_failed = vec![false; keys.len()];
+        outcome.failed.iter().for_each(|&i| is_failed[i] = true);
+        let refused = keys
+            .into_iter()
+            .zip(outcome.values)
+            .zip(is_failed)
+            .filter(|((_, stored), failed)| !stored && !failed)
+            .map(|((k, _), _)| k)
+            .collect();
+        Ok((refused, failed))
+    }
+
     /// `add` of `(key, value, ttl_ms)` items: one bool (stored) per item;
     /// raises `OSError` if an item's server failed.
     #[pyo3(signature = (items, *, flags = 0))]
@@ -399,25 +423,25 @@ impl MemcachedClient {
             .client
             .set_many(&items)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let mut is_failed = vec![false; outcome.values.len()];
+        outcome.failed.iter().for_each(|&i| is_failed[i] = true);
         let refused = outcome
-            .errors
+            .values
             .iter()
-            .any(|e| e.error.kind() == io::ErrorKind::InvalidData);
-        if outcome.all_failed()
-            || refused
-            || outcome
-                .values
-                .iter()
-                .zip(0..)
-                .any(|(s, i)| !s && !outcome.failed.contains(&i))
-        {
-            return Err(io::Error::other(format!(
-                "memcached did not store {} of {} item(s): {}",
-                outcome.values.iter().filter(|s| !**s).count(),
-                outcome.values.len(),
+            .zip(&is_failed)
+            .filter(|(stored, failed)| !**stored && !**failed)
+            .count();
+        if outcome.all_failed() || refused > 0 {
+            let why = outcome.describe().unwrap_or_else(|| {
                 outcome
-                    .describe()
-                    .unwrap_or_else(|| "NOT_STORED".to_owned())
+                    .errors
+                    .first()
+                    .map_or_else(|| "NOT_STORED".to_owned(), |e| e.error.to_string())
+            });
+            return Err(io::Error::other(format!(
+                "memcached did not store {} of {} item(s): {why}",
+                refused + outcome.failed.len(),
+                outcome.values.len(),
             )));
         }
         Ok(())

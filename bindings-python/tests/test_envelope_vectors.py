@@ -7,7 +7,9 @@ import pytest
 
 from stratacache import EnvelopeError, _core
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "tests" / "vectors" / "envelopes.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests" / "vectors" / "envelopes.json").read_text()
+)
 KEYS = {k["key_id"]: bytes.fromhex(k["secret_hex"]) for k in VECTORS["keys"]}
 
 

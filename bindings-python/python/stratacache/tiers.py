@@ -241,11 +241,13 @@ class MemcachedTier(Tier):
         return self.client.get_many(keys)
 
     def set_many(self, entries: Sequence[Entry]) -> None:
-        """Raises only when nothing was stored; items of a failed server are
-        counted in ``health()`` (a later read misses them)."""
-        failed = self.client.set_many(entries)
-        if failed and len(failed) == len(entries):
-            raise OSError(f"memcached did not store {len(failed)} item(s), e.g. {failed[0]!r}")
+        """Raises when a server refused an item (too large, ...) or when
+        every item's server failed; items of one failed server are counted in
+        ``health()`` (a later read misses them)."""
+        refused, failed = self.client.set_many_outcome(entries)
+        if refused or (failed and len(failed) == len(entries)):
+            bad = refused or failed
+            raise OSError(f"memcached did not store {len(bad)} item(s), e.g. {bad[0]!r}")
 
     def health(self) -> dict:
         """Per server: ``{"up", "failures", "failed_keys", "probes",

@@ -668,7 +668,9 @@ impl Client {
     }
 
     /// `set` of `(key, value, ttl_ms)` items (`ttl_ms` None: no expiry):
-    /// per item, whether the server stored it.
+    /// per item, whether the server stored it. An item the server refused
+    /// (`SERVER_ERROR ...`, named in `errors`) is `false` but not in
+    /// `failed`, which holds the items of failed or down servers.
     pub fn set_many<K: AsRef<[u8]>>(
         &self,
         items: &[(K, &[u8], Option<u64>)],
@@ -748,6 +750,10 @@ impl Client {
                         match line.as_str() {
                             "STORED" => out[i] = true,
                             "NOT_STORED" | "EXISTS" if add => {}
+                            // A `set` the server refused (too large, out of
+                            // memory): answered, not failed; an `add` so
+                            // answered must not read as "exists".
+                            _ if !add => bad.push((w.server, line)),
                             _ => {
                                 failed.push(i);
                                 bad.push((w.server, line));
