@@ -207,8 +207,9 @@ impl MemcachedClient {
     }
 
     /// One `bytes` or `None` per key, in order. Raises `OSError` only when
-    /// every key failed; keys of a failed server are `None` otherwise (use
-    /// `get_many_outcome` to tell them from misses).
+    /// every key failed and no server is up (the whole tier is out); keys of
+    /// a failed server are `None` otherwise (use `get_many_outcome` to tell
+    /// them from misses).
     fn get_many<'py>(
         &self,
         py: Python<'py>,
@@ -216,7 +217,7 @@ impl MemcachedClient {
     ) -> PyResult<Bound<'py, PyList>> {
         let keys = key_list(keys)?;
         let outcome = py.detach(|| self.client.get_many(&keys)).map_err(py_err)?;
-        if outcome.all_failed() {
+        if outcome.all_failed() && !self.client.any_up() {
             return Err(outcome_err(&outcome));
         }
         let out = PyList::empty(py);
@@ -397,7 +398,7 @@ impl MemcachedClient {
     /// the whole tier down.
     pub fn fetch_core_keys(&self, keys: &[String]) -> io::Result<Vec<Option<Vec<u8>>>> {
         let outcome = self.fetch_core_outcome(keys)?;
-        if outcome.all_failed() {
+        if outcome.all_failed() && !self.client.any_up() {
             return Err(io::Error::other(outcome.describe().unwrap_or_default()));
         }
         Ok(outcome.values)
@@ -431,7 +432,7 @@ impl MemcachedClient {
             .zip(&is_failed)
             .filter(|(stored, failed)| !**stored && !**failed)
             .count();
-        if outcome.all_failed() || refused > 0 {
+        if (outcome.all_failed() && !self.client.any_up()) || refused > 0 {
             let why = outcome.describe().unwrap_or_else(|| {
                 outcome
                     .errors

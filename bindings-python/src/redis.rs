@@ -149,7 +149,7 @@ impl RedisClient {
     ) -> PyResult<Bound<'py, PyList>> {
         let keys = key_list(keys)?;
         let outcome = py.detach(|| self.client.get_many(&keys));
-        if outcome.all_failed() {
+        if outcome.all_failed() && !self.client.any_up() {
             return Err(outcome_err(&outcome));
         }
         values_list(py, outcome.values)
@@ -217,6 +217,11 @@ impl RedisClient {
             out.set_item(h.name, d)?;
         }
         Ok(out)
+    }
+
+    /// Some node is up.
+    fn any_up(&self) -> bool {
+        self.client.any_up()
     }
 
     /// Closes idle connections.

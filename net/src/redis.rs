@@ -5,9 +5,9 @@
 //! - One node: `MGET` to a replica (round robin over the live ones; the
 //!   primary when none is), writes pipelined to the primary (`SET .. PX`,
 //!   `SET .. NX PX`), one round trip per batch.
-//! - Cluster: keys are grouped by slot (one `MGET` per slot) and sent as
-//!   one pipeline that the `redis` crate splits per node (one round trip per
-//!   node), following `MOVED`/`ASK` redirections itself. When a node fails,
+//! - Cluster: one `GET` per key, sent as one pipeline that the `redis`
+//!   crate splits per node (one round trip per node), following
+//!   `MOVED`/`ASK` redirections itself. When a node fails,
 //!   the batch is sent again per node, so only the failed node's keys fail;
 //!   that node's slots then fail at once, without I/O, until a probe every
 //!   `retry_after` finds it back.
@@ -324,6 +324,12 @@ impl Client {
         }
     }
 
+    /// Some node is up: a batch whose keys all failed is then one node's
+    /// outage, not the whole tier's.
+    pub fn any_up(&self) -> bool {
+        self.health().iter().any(|h| h.up)
+    }
+
     /// Closes idle connections.
     pub fn close(&self) {
         match &self.mode {
@@ -465,12 +471,10 @@ impl Client {
                 }
             }
             Mode::Cluster(c) => {
-                // One MGET per slot (a multi-key command must stay in one slot).
-                let mut by_slot: HashMap<u16, Vec<usize>> = HashMap::new();
-                for (i, k) in full.iter().enumerate() {
-                    by_slot.entry(slot(k)).or_default().push(i);
-                }
-                let groups: Vec<(u16, Vec<usize>)> = by_slot.into_iter().collect();
+                // One GET per key: the cluster pipeline sends each node its
+                // commands in one go (MGET is refused in a cluster pipeline).
+                let groups: Vec<(u16, Vec<usize>)> =
+                    (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
                 let mut out = Outcome {
                     values: vec![None; n],
                     failed: Vec::new(),
@@ -481,19 +485,11 @@ impl Client {
                     &groups,
                     &mut out,
                     |idx| {
-                        let mut cmd = redis::cmd("MGET");
-                        for &i in idx {
-                            cmd.arg(&full[i]);
-                        }
+                        let mut cmd = redis::cmd("GET");
+                        cmd.arg(&full[idx[0]]);
                         cmd
                     },
-                    |out, idx, v| {
-                        if let Value::Array(items) = v {
-                            for (&i, item) in idx.iter().zip(items) {
-                                out.values[i] = bytes(item);
-                            }
-                        }
-                    },
+                    |out, idx, v| out.values[idx[0]] = bytes(v),
                 );
                 out
             }

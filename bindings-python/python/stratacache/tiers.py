@@ -147,9 +147,10 @@ class MemcachedTier(Tier):
     server is marked down and probed by one request every ``retry_after``
     seconds, so it comes back by itself. While it is down, its keys move to
     the live servers (``dead_keys="move"``, as ``HashClient`` does) or stay
-    and miss (``dead_keys="stay"``). Only a batch in which every key failed
-    raises (the cache then counts a tier failure and may cool the tier
-    down); one dead server of several never cools the tier down.
+    and miss (``dead_keys="stay"``). Only a batch whose keys all failed
+    while no server is up raises (the cache then counts a tier failure and
+    may cool the tier down); one dead server of several never cools the
+    tier down.
 
     One batch sends one request to every server it touches before reading
     any reply (one round trip, however many servers), with the GIL released.
@@ -237,15 +238,17 @@ class MemcachedTier(Tier):
     def get_many(self, keys: Sequence[str]) -> list:
         """One ``bytes`` or ``None`` per key. Keys of a failed server read
         as ``None`` (they fall through to the next tier or the loader);
-        raises ``OSError`` only when every key failed."""
+        raises ``OSError`` only when every key failed and no server is up."""
         return self.client.get_many(keys)
 
     def set_many(self, entries: Sequence[Entry]) -> None:
         """Raises when a server refused an item (too large, ...) or when
-        every item's server failed; items of one failed server are counted in
-        ``health()`` (a later read misses them)."""
+        every item failed and no server is up; items of one failed server
+        are counted in ``health()`` (a later read misses them)."""
         refused, failed = self.client.set_many_outcome(entries)
-        if refused or (failed and len(failed) == len(entries)):
+        if refused or (
+            failed and len(failed) == len(entries) and not any(h["up"] for h in self.health().values())
+        ):
             bad = refused or failed
             raise OSError(f"memcached did not store {len(bad)} item(s), e.g. {bad[0]!r}")
 
@@ -298,7 +301,8 @@ class RedisTier(Tier):
     masters' keys are served, and the dead one is probed every
     ``retry_after`` seconds. ``read_from_replicas``: cluster reads from
     replicas. As with ``MemcachedTier``, ``get_many_outcome`` returns the
-    failed keys apart, and only a batch in which every key failed raises.
+    failed keys apart, and a batch raises only when all its keys failed and
+    no node is up.
     """
 
     kind = "redis"
@@ -374,7 +378,7 @@ class RedisTier(Tier):
 
     def set_many(self, entries: Sequence[Entry]) -> None:
         failed = self.client.set_many(entries)
-        if failed and len(failed) == len(entries):
+        if failed and len(failed) == len(entries) and not self.client.any_up():
             raise OSError(f"redis did not store {len(failed)} item(s), e.g. {failed[0]!r}")
 
     def add_many(self, items: Sequence[Entry]) -> list:

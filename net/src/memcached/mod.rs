@@ -302,7 +302,7 @@ impl Client {
         };
         if !client.prefix.is_empty() && !valid_key(&client.prefix) {
             return Err(Error::Key(format!(
-                "key prefix {:?} is not valid in a memcached key",
+                "{:?} is not a valid memcached key prefix (printable ASCII, no spaces)",
                 String::from_utf8_lossy(&client.prefix)
             )));
         }
@@ -382,6 +382,14 @@ impl Client {
                 }
             })
             .collect()
+    }
+
+    /// Some server is up: a batch whose keys all failed is then one
+    /// server's outage, not the whole tier's.
+    pub fn any_up(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| s.health.down_until.lock().is_none())
     }
 
     /// Closes the idle connections (the next operation connects again).
