@@ -17,12 +17,14 @@
 # SERVICE: memcached (both instances), memcached1, memcached2, redis, s3;
 # fleet (memcached1..memcached4: four servers for the per-server health
 # tests), memcached3, memcached4; redis-cluster (a three-master Redis Cluster,
-# no replicas: redis-c1..redis-c3). `start` without a SERVICE starts the
+# no replicas: redis-c1..redis-c3); redis-replica (a read replica of redis).
+# `start` without a SERVICE starts the
 # first set only (memcached, redis, s3).
 #
 # Ports are STRATACACHE_PORT_BASE (default 21210) and the next three:
 #   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3;
-# then memcached3 = base+4, memcached4 = base+5, redis-c1..3 = base+6..base+8.
+# then memcached3 = base+4, memcached4 = base+5, redis-c1..3 = base+6..base+8,
+# redis-replica = base+9.
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -33,6 +35,7 @@
 #   STRATACACHE_S3_ENDPOINT    "http://127.0.0.1:P4"  (credentials: testing/testing)
 #   STRATACACHE_S3_BUCKET      "stratacache-test"
 #   STRATACACHE_MEMCACHED_FLEET "127.0.0.1:P1,...,127.0.0.1:P6" (four servers)
+#   STRATACACHE_REDIS_REPLICA_URL "redis://127.0.0.1:P10/0" (replica of STRATACACHE_REDIS_URL)
 #   STRATACACHE_REDIS_CLUSTER  "redis://127.0.0.1:P7,redis://127.0.0.1:P8,redis://127.0.0.1:P9"
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
@@ -59,6 +62,7 @@ port_of() {
     redis-c1) echo $((BASE + 6)) ;;
     redis-c2) echo $((BASE + 7)) ;;
     redis-c3) echo $((BASE + 8)) ;;
+    redis-replica) echo $((BASE + 9)) ;;
   esac
 }
 
@@ -70,7 +74,7 @@ expand() {
       memcached) out+=(memcached1 memcached2) ;;
       fleet) out+=(memcached1 memcached2 memcached3 memcached4) ;;
       redis-cluster) out+=(redis-c1 redis-c2 redis-c3) ;;
-      memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3) out+=("$s") ;;
+      memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
       *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, s3)" >&2; exit 2 ;;
     esac
   done
@@ -89,7 +93,7 @@ ensure_installed() {
   for s in "$@"; do
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
-      redis | redis-c*) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      redis | redis-c* | redis-replica) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
       s3) want_s3=1 ;;
     esac
   done
@@ -126,6 +130,11 @@ start_one() {
     redis)
       redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
         --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
+      ;;
+    redis-replica)
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --replicaof 127.0.0.1 "$REDIS_PORT" \
+        --daemonize yes --pidfile "$DIR/redis-replica.pid" --logfile "$DIR/redis-replica.log" --dir "$DIR" >/dev/null
       ;;
     redis-c1 | redis-c2 | redis-c3)
       # A node of a fresh cluster each start (its config file is its identity).
@@ -194,6 +203,7 @@ export STRATACACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export STRATACACHE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export STRATACACHE_S3_BUCKET=stratacache-test
 export STRATACACHE_MEMCACHED_FLEET=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT,127.0.0.1:$((BASE + 4)),127.0.0.1:$((BASE + 5))
+export STRATACACHE_REDIS_REPLICA_URL=redis://127.0.0.1:$((BASE + 9))/0
 export STRATACACHE_REDIS_CLUSTER=redis://127.0.0.1:$((BASE + 6)),redis://127.0.0.1:$((BASE + 7)),redis://127.0.0.1:$((BASE + 8))
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
@@ -227,7 +237,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

@@ -219,6 +219,18 @@ impl RedisClient {
         Ok(out)
     }
 
+    /// `INFO` of the primary (cluster: of one node) as a dict of strings.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pairs = py
+            .detach(|| self.client.info())
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let out = PyDict::new(py);
+        for (k, v) in pairs {
+            out.set_item(k, v)?;
+        }
+        Ok(out)
+    }
+
     /// Some node is up.
     fn any_up(&self) -> bool {
         self.client.any_up()

@@ -19,7 +19,7 @@ SERVERS = REPO / "scripts" / "servers.sh"
 def _free_base(first: int) -> int:
     for base in range(first, first + 2000, 10):
         busy = False
-        for port in range(base, base + 9):
+        for port in range(base, base + 10):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     busy = True
@@ -78,7 +78,17 @@ class Fleet:
         self._run("start", service)
 
     def stop(self) -> None:
-        for s in ("memcached1", "memcached2", "memcached3", "memcached4", "redis-c1", "redis-c2", "redis-c3"):
+        for s in (
+            "memcached1",
+            "memcached2",
+            "memcached3",
+            "memcached4",
+            "redis-c1",
+            "redis-c2",
+            "redis-c3",
+            "redis",
+            "redis-replica",
+        ):
             try:
                 self.thaw(s)
             except (OSError, ValueError):

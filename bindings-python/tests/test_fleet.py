@@ -20,7 +20,7 @@ BATCH = 50
 
 @pytest.fixture(scope="module")
 def fleet():
-    f = Fleet("fleet", "redis-cluster")
+    f = Fleet("fleet", "redis-cluster", "redis", "redis-replica")
     yield f
     f.stop()
 
@@ -169,3 +169,24 @@ def test_redis_cluster_master_killed_only_its_slots_miss(fleet):
         assert got == {f"rkc:{i}": 2 for i in range(60)}  # no exception reached the caller
     finally:
         pass  # the cluster is rebuilt by the next `start`; the fleet is stopped at the end
+
+
+def test_redis_from_django_reads_from_the_replica(fleet):
+    import redis
+    from django.test import override_settings
+
+    primary, replica = fleet.vars["STRATACACHE_REDIS_URL"], fleet.vars["STRATACACHE_REDIS_REPLICA_URL"]
+    caches = {"r": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": [primary, replica]}}
+    with override_settings(CACHES=caches):
+        tier = RedisTier.from_django("r")
+    assert tier.key_prefix == ":1:"
+    tier.set_many([(f"rep{i}", b"v", 60_000) for i in range(10)])
+    admin = {url: redis.Redis.from_url(url) for url in (primary, replica)}
+    deadline = time.monotonic() + 5
+    while admin[replica].get(":1:rep9") != b"v" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hits = {url: a.info("stats")["keyspace_hits"] for url, a in admin.items()}
+    assert tier.get_many([f"rep{i}" for i in range(10)]) == [b"v"] * 10
+    after = {url: a.info("stats")["keyspace_hits"] for url, a in admin.items()}
+    assert after[replica] - hits[replica] == 10  # the read went to the replica
+    assert after[primary] == hits[primary]  # not to the primary

@@ -767,6 +767,27 @@ impl Client {
         }
     }
 
+    /// `INFO` of the primary (cluster: of a random node) as `(name, value)`.
+    pub fn info(&self) -> Result<Vec<(String, String)>, Error> {
+        let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));
+        let text: String = match &self.mode {
+            Mode::Single(s) => self
+                .with_node(&s.primary, |c| redis::cmd("INFO").query(c))
+                .map_err(other)?,
+            Mode::Cluster(c) => {
+                let mut conn = self.cluster_conn(c).map_err(other)?;
+                let text = redis::cmd("INFO").query(&mut conn).map_err(other)?;
+                self.cluster_checkin(c, conn);
+                text
+            }
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect())
+    }
+
     /// `FLUSHDB` on the primary (cluster: on every primary).
     pub fn flush(&self) -> Result<(), Error> {
         let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));

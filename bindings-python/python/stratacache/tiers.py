@@ -396,7 +396,13 @@ class RedisTier(Tier):
         return self.client.health()
 
     def server_stats(self) -> dict:
-        return self.health()
+        """What the server says about itself, and each node's health."""
+        info = self.client.info()
+        out = {
+            k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")
+        }
+        out["nodes"] = self.health()
+        return out
 
 
 def storage_name(prefix: str, key: str) -> str:
