@@ -10,7 +10,8 @@
 //! calls too (`PyLocalCache::lookup`, `PyRequestCache::cached_response`,
 //! `PyRequestCache::value`), so the two entry points cannot drift. Kept
 //! because it pays: `LocalCache.get` hit 69.6 ns with it, 105.7 ns without
-//! (best of runs, lru_cache hit 60–62 ns; see the io helper's report).
+//! (best of interleaved runs of 1,000-key get loops; functools.lru_cache
+//! hit 60–62 ns; `bash scripts/bench-python.sh` prints the ratio).
 
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
