@@ -139,7 +139,8 @@ class MemcachedTier(Tier):
     with murmur3, the default of Django's ``PyMemcacheCache``), so a plain
     Django cache over the same ``LOCATION`` reads, writes and deletes the
     same keys on the same servers. ``hashing="ketama"`` picks servers as
-    libmemcached/pylibmc's ketama does instead.
+    libmemcached's weighted ketama does instead (pylibmc with
+    ``behaviors={"ketama_weighted": True}``; not checked against pylibmc here).
 
     Health per server: a batch that partly fails keeps the healthy servers'
     values; the failed keys are told apart from misses by

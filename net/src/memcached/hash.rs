@@ -1,7 +1,7 @@
 //! Server choice: pymemcache's rendezvous hashing (the default of Django's
-//! `PyMemcacheCache`) and libmemcached's weighted ketama (pylibmc's
-//! `"ketama"`, mcrouter's and twemproxy's `ketama`), so a fleet can be shared
-//! with either kind of client.
+//! `PyMemcacheCache`) and libmemcached's weighted ketama (pylibmc with
+//! `behaviors={"ketama_weighted": True}`), so a fleet can be shared with
+//! either kind of client.
 
 use md5::{Digest, Md5};
 
@@ -61,8 +61,9 @@ pub enum Hashing {
     /// `PyMemcacheCache`): node names `"host:port"`.
     #[default]
     Rendezvous,
-    /// libmemcached's weighted ketama (MD5, 160 points per server; pylibmc
-    /// with `behaviors={"ketama": True}` or `"ketama_weighted"`).
+    /// libmemcached's weighted ketama with equal weights (MD5, 160 points
+    /// per server, `"host-i"` for port 11211 else `"host:port-i"`; pylibmc
+    /// with `behaviors={"ketama_weighted": True}`).
     Ketama,
 }
 
