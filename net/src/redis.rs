@@ -309,6 +309,14 @@ impl Client {
     }
 
     /// Each node's health (cluster: each primary seen so far).
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// for h in client.health() {
+    ///     println!("{} up={}", h.name, h.up);
+    /// }
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn health(&self) -> Vec<ServerHealth> {
         match &self.mode {
             Mode::Single(s) => std::iter::once(&s.primary)
@@ -326,11 +334,23 @@ impl Client {
 
     /// Some node is up: a batch whose keys all failed is then one node's
     /// outage, not the whole tier's.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// let _whole_tier_out = !client.any_up();
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn any_up(&self) -> bool {
         self.health().iter().any(|h| h.up)
     }
 
     /// Closes idle connections.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// client.close();
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn close(&self) {
         match &self.mode {
             Mode::Single(s) => {
@@ -418,6 +438,13 @@ impl Client {
     // -- operations -------------------------------------------------------------
 
     /// Values of `keys` (the prefix is added), in order.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// let got = client.get_many(&["a", "b"]);
+    /// let _failed = got.failed; // keys whose node failed, apart from misses
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Outcome<Option<Vec<u8>>> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
@@ -705,17 +732,35 @@ impl Client {
     }
 
     /// `SET key value PX ttl` per item, pipelined: per item, stored.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// client.set_many(&[("k", &b"v"[..], Some(60_000))]);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn set_many<K: AsRef<[u8]>>(&self, items: &[(K, &[u8], Option<u64>)]) -> Outcome<bool> {
         self.store(items, false)
     }
 
     /// `SET key value NX PX ttl` per item: per item, true if stored, false
     /// if the key existed.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// let _mine = client.add_many(&[("lease", &b"1"[..], Some(5_000))]).values[0];
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn add_many<K: AsRef<[u8]>>(&self, items: &[(K, &[u8], Option<u64>)]) -> Outcome<bool> {
         self.store(items, true)
     }
 
     /// Deletes `keys`: per key, true if it existed.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// client.delete_many(&["k"]);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn delete_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Outcome<bool> {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
@@ -768,6 +813,13 @@ impl Client {
     }
 
     /// `INFO` of the primary (cluster: of a random node) as `(name, value)`.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// let info = client.info()?;
+    /// let _version = info.iter().find(|(k, _)| k == "redis_version");
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn info(&self) -> Result<Vec<(String, String)>, Error> {
         let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));
         let text: String = match &self.mode {
@@ -789,6 +841,12 @@ impl Client {
     }
 
     /// `FLUSHDB` on the primary (cluster: on every primary).
+    ///
+    /// ```no_run
+    /// # use stratacache_net::redis::{Client, Config};
+    /// # let client = Client::new(Config::single("redis://127.0.0.1:6379/0", &[]))?;
+    /// client.flush()?;
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn flush(&self) -> Result<(), Error> {
         let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));
         match &self.mode {

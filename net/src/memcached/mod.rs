@@ -310,37 +310,79 @@ impl Client {
     }
 
     /// The server names, in order.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert_eq!(client.server_names(), vec!["127.0.0.1:11211".to_owned()]);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn server_names(&self) -> Vec<String> {
         self.servers.iter().map(|s| s.spec.name.clone()).collect()
     }
 
     /// The key prefix.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert!(client.key_prefix().is_empty());
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn key_prefix(&self) -> &[u8] {
         &self.prefix
     }
 
     /// The exchange timeout.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert!(client.timeout() > client.connect_timeout());
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// The connect timeout.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert!(client.connect_timeout().as_millis() > 0);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
 
     /// The server choice.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert_eq!(client.hashing(), stratacache_net::memcached::Hashing::Rendezvous);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn hashing(&self) -> Hashing {
         self.hashing
     }
 
     /// What happens to a dead server's keys.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert_eq!(client.dead_keys(), stratacache_net::memcached::DeadKeys::Move);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn dead_keys(&self) -> DeadKeys {
         self.dead_keys
     }
 
     /// `prefix + key`, checked: memcached keys are 1 to 250 printable ASCII
     /// characters other than space.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert!(client.full_key(b"a b").is_err());
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn full_key(&self, key: &[u8]) -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(self.prefix.len() + key.len());
         out.extend_from_slice(&self.prefix);
@@ -359,6 +401,12 @@ impl Client {
     }
 
     /// The server that holds `key` with every server up.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// assert_eq!(client.server_for(b"k")?, "127.0.0.1:11211");
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn server_for(&self, key: &[u8]) -> Result<String, Error> {
         let key = self.full_key(key)?;
         let i = self.ring.pick(&key, &mut Vec::new(), |_| true).unwrap_or(0);
@@ -386,6 +434,12 @@ impl Client {
 
     /// Some server is up: a batch whose keys all failed is then one
     /// server's outage, not the whole tier's.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// let _whole_tier_out = !client.any_up();
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn any_up(&self) -> bool {
         self.servers
             .iter()
@@ -393,6 +447,12 @@ impl Client {
     }
 
     /// Closes the idle connections (the next operation connects again).
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// client.close();
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn close(&self) {
         for s in &self.servers {
             s.idle.lock().clear();
@@ -637,12 +697,26 @@ impl Client {
 
     /// Values of `keys` (the prefix is added), in order: one request per
     /// server touched.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// let got = client.get_many(&["a", "b"])?;
+    /// let _misses_and_hits = got.values; // `got.failed`: keys whose server failed
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Outcome<Option<Vec<u8>>>, Error> {
         let keys = self.full_keys(keys)?;
         Ok(self.fetch(&keys))
     }
 
     /// [`Client::get_many`] of keys already prefixed and checked.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// let got = client.fetch(&[client.full_key(b"a")?]);
+    /// assert_eq!(got.values.len(), 1);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn fetch(&self, keys: &[Vec<u8>]) -> Outcome<Option<Vec<u8>>> {
         let (groups, failed) = self.route(keys);
         let mut work = Vec::with_capacity(groups.len());
@@ -679,6 +753,13 @@ impl Client {
     /// per item, whether the server stored it. An item the server refused
     /// (`SERVER_ERROR ...`, named in `errors`) is `false` but not in
     /// `failed`, which holds the items of failed or down servers.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// let stored = client.set_many(&[("k", &b"v"[..], Some(60_000))])?;
+    /// assert!(stored.values[0] || !stored.failed.is_empty());
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn set_many<K: AsRef<[u8]>>(
         &self,
         items: &[(K, &[u8], Option<u64>)],
@@ -688,6 +769,13 @@ impl Client {
 
     /// `add` of `(key, value, ttl_ms)` items: per item, true if stored,
     /// false if the key existed; another reply fails the item.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// let added = client.add_many(&[("lease", &b"1"[..], Some(5_000))])?;
+    /// let _mine = added.values[0];
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn add_many<K: AsRef<[u8]>>(
         &self,
         items: &[(K, &[u8], Option<u64>)],
@@ -696,6 +784,12 @@ impl Client {
     }
 
     /// `set`/`add` with `flags` (pymemcache marks raw bytes with 0).
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// client.store_with("set", &[("k", &b"v"[..], None)], 0)?;
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn store_with<K: AsRef<[u8]>>(
         &self,
         command: &str,
@@ -710,6 +804,12 @@ impl Client {
     }
 
     /// Storage commands of items already prefixed and checked.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// client.store("set", &[(client.full_key(b"k")?, &b"v"[..], None)], 0);
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn store(
         &self,
         command: &str,
@@ -782,6 +882,12 @@ impl Client {
     }
 
     /// Deletes `keys` (missing ones are fine): per key, true if it existed.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// client.delete_many(&["k"])?;
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn delete_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Outcome<bool>, Error> {
         let keys = self.full_keys(keys)?;
         let (groups, failed) = self.route(&keys);
@@ -824,6 +930,12 @@ impl Client {
 
     /// `flush_all` on every server (down ones included: a flush must not be
     /// skipped silently).
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// client.flush_all()?;
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn flush_all(&self) -> Result<(), Error> {
         let work: Vec<Work> = (0..self.servers.len())
             .map(|server| Work {
@@ -849,6 +961,14 @@ impl Client {
     }
 
     /// `stats` (or `stats <arg>`, e.g. `"settings"`) of each server.
+    ///
+    /// ```no_run
+    /// # use stratacache_net::memcached::{Client, Config};
+    /// # let client = Client::new(Config::new(&["127.0.0.1:11211"])?)?;
+    /// for (server, stats) in client.stats(Some("settings"))? {
+    ///     println!("{server}: {:?}", stats.map(|s| s.len()));
+    /// }
+    /// # Ok::<(), stratacache_net::Error>(())
     pub fn stats(&self, arg: Option<&str>) -> Result<Vec<(String, ServerStats)>, Error> {
         let request = match arg {
             Some(a) if !a.is_empty() => {
