@@ -255,7 +255,10 @@ class MemcachedTier(Tier):
 
     def health(self) -> dict:
         """Per server: ``{"up", "failures", "failed_keys", "probes",
-        "recoveries", "last_error"}``."""
+        "recoveries", "last_error"}``.
+
+        >>> down = [s for s, h in tier.health().items() if not h["up"]]  # doctest: +SKIP
+        """
         return self.client.health()
 
     def add_many(self, items: Sequence[Entry]) -> list:
@@ -371,7 +374,10 @@ class RedisTier(Tier):
 
     def get_many_outcome(self, keys: Sequence[str]) -> tuple:
         """``(values, failed)``: one ``bytes`` or ``None`` per key, and the
-        keys whose node failed or is down."""
+        keys whose node failed or is down.
+
+        >>> values, failed = RedisTier(nodes, cluster=True).get_many_outcome(["a", "b"])  # doctest: +SKIP
+        """
         return self.client.get_many_outcome(keys)
 
     def get_many(self, keys: Sequence[str]) -> list:
@@ -393,11 +399,19 @@ class RedisTier(Tier):
         self.client.flush()
 
     def health(self) -> dict:
-        """Per node: ``{"up", "failures", "failed_keys", "probes", "recoveries", "last_error"}``."""
+        """Per node: ``{"up", "failures", "failed_keys", "probes", "recoveries", "last_error"}``.
+
+        >>> RedisTier("redis://127.0.0.1:6379/0").health()  # doctest: +SKIP
+        {'redis://127.0.0.1:6379/0': {'up': True, 'failures': 0, ...}}
+        """
         return self.client.health()
 
     def server_stats(self) -> dict:
-        """What the server says about itself, and each node's health."""
+        """What the server says about itself, and each node's health.
+
+        >>> tier.server_stats()["redis_version"]  # doctest: +SKIP
+        '7.0.15'
+        """
         info = self.client.info()
         out = {
             k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")
