@@ -186,8 +186,13 @@ form_cluster() {
     redis-cli --cluster create "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
       --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster-create.log" 2>&1
   fi
-  for i in $(seq 1 100); do
-    redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && return 0
+  # Every node must agree before the cluster serves every slot.
+  for i in $(seq 1 200); do
+    if redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli -p "$p2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli -p "$p3" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+      return 0
+    fi
     sleep 0.1
   done
   echo "servers.sh: the Redis Cluster did not form; see $DIR/redis-cluster-create.log" >&2
