@@ -14,10 +14,17 @@
 #   bash scripts/servers.sh env                  print `export NAME=value` lines
 #   eval "$(bash scripts/servers.sh env)"        ...to use them in a shell
 #
-# SERVICE: memcached (both instances), memcached1, memcached2, redis, s3.
+# SERVICE: memcached (both instances), memcached1, memcached2, redis, s3;
+# fleet (memcached1..memcached4: four servers for the per-server health
+# tests), memcached3, memcached4; redis-cluster (a three-master Redis Cluster,
+# no replicas: redis-c1..redis-c3); redis-replica (a read replica of redis).
+# `start` without a SERVICE starts the
+# first set only (memcached, redis, s3).
 #
 # Ports are STRATACACHE_PORT_BASE (default 21210) and the next three:
-#   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3.
+#   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3;
+# then memcached3 = base+4, memcached4 = base+5, redis-c1..3 = base+6..base+8,
+# redis-replica = base+9.
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -27,6 +34,9 @@
 #   STRATACACHE_REDIS_URL      "redis://127.0.0.1:P3/0"
 #   STRATACACHE_S3_ENDPOINT    "http://127.0.0.1:P4"  (credentials: testing/testing)
 #   STRATACACHE_S3_BUCKET      "stratacache-test"
+#   STRATACACHE_MEMCACHED_FLEET "127.0.0.1:P1,...,127.0.0.1:P6" (four servers)
+#   STRATACACHE_REDIS_REPLICA_URL "redis://127.0.0.1:P10/0" (replica of STRATACACHE_REDIS_URL)
+#   STRATACACHE_REDIS_CLUSTER  "redis://127.0.0.1:P7,redis://127.0.0.1:P8,redis://127.0.0.1:P9"
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
@@ -47,6 +57,12 @@ port_of() {
     memcached2) echo "$MC2_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     s3) echo "$S3_PORT" ;;
+    memcached3) echo $((BASE + 4)) ;;
+    memcached4) echo $((BASE + 5)) ;;
+    redis-c1) echo $((BASE + 6)) ;;
+    redis-c2) echo $((BASE + 7)) ;;
+    redis-c3) echo $((BASE + 8)) ;;
+    redis-replica) echo $((BASE + 9)) ;;
   esac
 }
 
@@ -56,8 +72,10 @@ expand() {
   for s in "$@"; do
     case "$s" in
       memcached) out+=(memcached1 memcached2) ;;
-      memcached1 | memcached2 | redis | s3) out+=("$s") ;;
-      *) echo "servers.sh: unknown service '$s' (memcached, memcached1, memcached2, redis, s3)" >&2; exit 2 ;;
+      fleet) out+=(memcached1 memcached2 memcached3 memcached4) ;;
+      redis-cluster) out+=(redis-c1 redis-c2 redis-c3) ;;
+      memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, s3)" >&2; exit 2 ;;
     esac
   done
   echo "${out[@]}"
@@ -75,7 +93,7 @@ ensure_installed() {
   for s in "$@"; do
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
-      redis) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      redis | redis-c* | redis-replica) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
       s3) want_s3=1 ;;
     esac
   done
@@ -105,13 +123,26 @@ start_one() {
   local user_args=()
   [ "$(id -u)" -eq 0 ] && user_args=(-u root)
   case "$s" in
-    memcached1 | memcached2)
+    memcached1 | memcached2 | memcached3 | memcached4)
       memcached -d -l 127.0.0.1 -p "$port" -U 0 -m 128 -c 1024 "${user_args[@]}" \
         -P "$DIR/$s.pid" >>"$DIR/$s.log" 2>&1
       ;;
     redis)
       redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
         --daemonize yes --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log" --dir "$DIR" >/dev/null
+      ;;
+    redis-replica)
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --replicaof 127.0.0.1 "$REDIS_PORT" \
+        --daemonize yes --pidfile "$DIR/redis-replica.pid" --logfile "$DIR/redis-replica.log" --dir "$DIR" >/dev/null
+      ;;
+    redis-c1 | redis-c2 | redis-c3)
+      # A node of a fresh cluster each start (its config file is its identity).
+      rm -f "$DIR/nodes-$port.conf"
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+        --cluster-node-timeout 2000 --cluster-require-full-coverage no \
+        --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
     s3)
       nohup "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >>"$DIR/s3.log" 2>&1 &
@@ -147,6 +178,27 @@ stop_one() {
   rm -f "$f"
 }
 
+# Joins redis-c1..3 into one cluster (slots split three ways) unless it is
+# one already, and waits until it serves.
+form_cluster() {
+  local p1=$((BASE + 6)) p2=$((BASE + 7)) p3=$((BASE + 8)) i
+  if ! redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    redis-cli --cluster create "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
+      --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster-create.log" 2>&1
+  fi
+  # Every node must agree before the cluster serves every slot.
+  for i in $(seq 1 200); do
+    if redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli -p "$p2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli -p "$p3" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "servers.sh: the Redis Cluster did not form; see $DIR/redis-cluster-create.log" >&2
+  exit 1
+}
+
 print_env() {
   cat <<EOF
 export STRATACACHE_PORT_BASE=$BASE
@@ -155,6 +207,9 @@ export STRATACACHE_MEMCACHED=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT
 export STRATACACHE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export STRATACACHE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export STRATACACHE_S3_BUCKET=stratacache-test
+export STRATACACHE_MEMCACHED_FLEET=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT,127.0.0.1:$((BASE + 4)),127.0.0.1:$((BASE + 5))
+export STRATACACHE_REDIS_REPLICA_URL=redis://127.0.0.1:$((BASE + 9))/0
+export STRATACACHE_REDIS_CLUSTER=redis://127.0.0.1:$((BASE + 6)),redis://127.0.0.1:$((BASE + 7)),redis://127.0.0.1:$((BASE + 8))
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
@@ -170,6 +225,7 @@ case "$cmd" in
     ensure_installed "${services[@]}"
     for s in "${services[@]}"; do start_one "$s"; done
     for s in "${services[@]}"; do wait_ready "$s"; done
+    [[ " ${services[*]} " == *" redis-c1 "* ]] && form_cluster
     echo "servers.sh: started ${services[*]} (port base $BASE)" >&2
     ;;
   stop)
@@ -186,7 +242,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

@@ -10,6 +10,7 @@ mod fast;
 mod key;
 mod local;
 mod memcached;
+mod redis;
 mod request;
 mod tiered;
 mod util;
@@ -43,5 +44,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tiered::register(m)?;
     fast::register(m)?;
     memcached::register(m)?;
+    redis::register(m)?;
     Ok(())
 }

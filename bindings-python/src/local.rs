@@ -128,12 +128,7 @@ impl PyLocalCache {
         key: &Bound<'_, PyAny>,
         default: Option<PyVal>,
     ) -> PyResult<PyVal> {
-        let k = PyKey::new(key)?;
-        let now = self.now(py)?;
-        if let Lookup::Hit(value) = lock(py, &self.inner).get(&k, now) {
-            return Ok(value.clone_ref(py));
-        }
-        Ok(default.unwrap_or_else(|| py.None()))
+        self.lookup(py, key, default)
     }
 
     /// A `CachedResponse` for `key` (tells a stored `None` from a miss).
@@ -359,4 +354,22 @@ impl PyLocalCache {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLocalCache>()
+}
+
+impl PyLocalCache {
+    /// `get`, shared by the pyo3 method and the vectorcall entry point
+    /// (`fast.rs`), so the two cannot drift.
+    pub(crate) fn lookup(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<PyVal>,
+    ) -> PyResult<PyVal> {
+        let k = PyKey::new(key)?;
+        let now = self.now(py)?;
+        if let Lookup::Hit(value) = lock(py, &self.inner).get(&k, now) {
+            return Ok(value.clone_ref(py));
+        }
+        Ok(default.unwrap_or_else(|| py.None()))
+    }
 }

@@ -349,13 +349,7 @@ impl PyRequestCache {
         key: &Bound<'_, PyAny>,
         default: Option<PyVal>,
     ) -> PyResult<PyVal> {
-        let k = as_str(key, "request cache key")?;
-        if let Some(scope) = current_scope(py)? {
-            if let Lookup::Hit(stored) = lock(py, &scope.get().cache).get(&self.namespace, k) {
-                return Ok(stored_value(py, stored));
-            }
-        }
-        Ok(default.unwrap_or_else(|| missing(py).clone_ref(py)))
+        self.value(py, key, default)
     }
 
     /// Stores `value` under `key` for the rest of the request.
@@ -461,4 +455,23 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(current_request_scope, m)?)?;
     m.add_function(wrap_pyfunction!(request_scope_var, m)?)?;
     Ok(())
+}
+
+impl PyRequestCache {
+    /// `get`, shared by the pyo3 method and the vectorcall entry point
+    /// (`fast.rs`), so the two cannot drift.
+    pub(crate) fn value(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        default: Option<PyVal>,
+    ) -> PyResult<PyVal> {
+        let k = as_str(key, "request cache key")?;
+        if let Some(scope) = current_scope(py)? {
+            if let Lookup::Hit(stored) = lock(py, &scope.get().cache).get(&self.namespace, k) {
+                return Ok(stored_value(py, stored));
+            }
+        }
+        Ok(default.unwrap_or_else(|| missing(py).clone_ref(py)))
+    }
 }

@@ -146,10 +146,20 @@ class MemcachedTier(Tier):
     the server pymemcache's ``HashClient`` would pick (rendezvous hashing
     with murmur3, the default of Django's ``PyMemcacheCache``), so a plain
     Django cache over the same ``LOCATION`` reads, writes and deletes the
-    same keys on the same servers. Unlike ``HashClient``, a dead server is
-    never taken out of the ring: its keys fail (the tier is counted as
-    failing and skipped for the cool-down) instead of moving to another
-    server.
+    same keys on the same servers. ``hashing="ketama"`` picks servers as
+    libmemcached's weighted ketama does instead (pylibmc with
+    ``behaviors={"ketama_weighted": True}``; not checked against pylibmc here).
+
+    Health per server: a batch that partly fails keeps the healthy servers'
+    values; the failed keys are told apart from misses by
+    ``get_many_outcome`` and counted per server in ``health()``. A failed
+    server is marked down and probed by one request every ``retry_after``
+    seconds, so it comes back by itself. While it is down, its keys move to
+    the live servers (``dead_keys="move"``, as ``HashClient`` does) or stay
+    and miss (``dead_keys="stay"``). Only a batch whose keys all failed
+    while no server is up raises (the cache then counts a tier failure and
+    may cool the tier down); one dead server of several never cools the
+    tier down.
 
     One batch sends one request to every server it touches before reading
     any reply (one round trip, however many servers), with the GIL released.
@@ -178,6 +188,9 @@ class MemcachedTier(Tier):
         leases: bool = False,
         backfill: bool = True,
         max_idle: int = 8,
+        hashing: str = "rendezvous",
+        dead_keys: str = "move",
+        retry_after: float = 2.0,
     ) -> None:
         self.name = name
         self.item_limit = item_limit
@@ -192,6 +205,9 @@ class MemcachedTier(Tier):
             connect_timeout=connect_timeout,
             timeout=timeout,
             max_idle=max_idle,
+            hashing=hashing,
+            dead_keys=dead_keys,
+            retry_after=retry_after,
         )
 
     @property
@@ -218,13 +234,40 @@ class MemcachedTier(Tier):
         kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
         return cls(conf["LOCATION"], **kwargs)
 
+    def get_many_outcome(self, keys: Sequence[str]) -> tuple:
+        """``(values, failed)``: one ``bytes`` or ``None`` per key, and the
+        keys whose server failed or is down (not found missing: the cache
+        should fall through for those keys only and count them). Never
+        raises for a server's failure.
+
+        >>> values, failed = tier.get_many_outcome(["a", "b"])  # doctest: +SKIP
+        """
+        return self.client.get_many_outcome(keys)
+
     def get_many(self, keys: Sequence[str]) -> list:
+        """One ``bytes`` or ``None`` per key. Keys of a failed server read
+        as ``None`` (they fall through to the next tier or the loader);
+        raises ``OSError`` only when every key failed and no server is up."""
         return self.client.get_many(keys)
 
     def set_many(self, entries: Sequence[Entry]) -> None:
-        failed = self.client.set_many(entries)
-        if failed:
-            raise OSError(f"memcached did not store {len(failed)} item(s), e.g. {failed[0]!r}")
+        """Raises when a server refused an item (too large, ...) or when
+        every item failed and no server is up; items of one failed server
+        are counted in ``health()`` (a later read misses them)."""
+        refused, failed = self.client.set_many_outcome(entries)
+        if refused or (
+            failed and len(failed) == len(entries) and not any(h["up"] for h in self.health().values())
+        ):
+            bad = refused or failed
+            raise OSError(f"memcached did not store {len(bad)} item(s), e.g. {bad[0]!r}")
+
+    def health(self) -> dict:
+        """Per server: ``{"up", "failures", "failed_keys", "probes",
+        "recoveries", "last_error"}``.
+
+        >>> down = [s for s, h in tier.health().items() if not h["up"]]  # doctest: +SKIP
+        """
+        return self.client.health()
 
     def add_many(self, items: Sequence[Entry]) -> list:
         return self.client.add_many(items)
@@ -256,20 +299,39 @@ class MemcachedTier(Tier):
 
 
 class RedisTier(Tier):
-    """Redis through redis-py, raw bytes (``MGET``, pipelined ``SET PX``,
-    ``SET NX PX`` for leases). ``url``: ``redis://host:port/db`` or a
-    ``redis.Redis`` client."""
+    """Redis through stratacache's Rust client (``stratacache._core.RedisClient``
+    over the ``redis`` crate), raw bytes: ``MGET``, pipelined ``SET PX``,
+    ``SET NX PX`` for leases, one round trip per batch (per node in a
+    cluster), the GIL released.
+
+    ``url``: ``redis://host:port/db``. ``replicas``: URLs of read replicas
+    (reads go to them, round robin, and to the primary while none answers;
+    writes go to the primary). ``cluster=True``: ``url`` is a Redis Cluster
+    seed node (or a list of them); keys are grouped per slot, sent as one
+    pipeline split per node, redirections followed by the library; a dead
+    master's keys fail (they fall through to the next tier) while the other
+    masters' keys are served, and the dead one is probed every
+    ``retry_after`` seconds. ``read_from_replicas``: cluster reads from
+    replicas. As with ``MemcachedTier``, ``get_many_outcome`` returns the
+    failed keys apart, and a batch raises only when all its keys failed and
+    no node is up.
+    """
 
     kind = "redis"
 
     def __init__(
         self,
-        url: Any = "redis://127.0.0.1:6379/0",
+        url: Union[str, Sequence[str]] = "redis://127.0.0.1:6379/0",
         *,
+        replicas: Sequence[str] = (),
+        cluster: bool = False,
+        read_from_replicas: bool = False,
         name: str = "redis",
         item_limit: int = 16 * 1024 * 1024,
         key_prefix: str = "",
         timeout: float = 0.5,
+        connect_timeout: float = 0.25,
+        retry_after: float = 2.0,
         leases: bool = False,
         backfill: bool = True,
     ) -> None:
@@ -278,65 +340,92 @@ class RedisTier(Tier):
         self.key_prefix = key_prefix
         self.leases = leases
         self.backfill = backfill
-        if isinstance(url, str):
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            self.client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
+        if not isinstance(url, str) and not (
+            isinstance(url, (list, tuple)) and all(isinstance(u, str) for u in url)
+        ):
+            raise TypeError(
+                f"RedisTier takes a redis:// URL (or a list of cluster seed URLs), not {type(url).__name__}"
             )
-        else:
-            self.client = url
+        nodes = [url] if isinstance(url, str) else list(url)
+        if cluster:
+            nodes = [n for u in nodes for n in u.split(",") if n]
+        self.client = _core.RedisClient(
+            nodes,
+            replicas=list(replicas),
+            cluster=cluster,
+            read_from_replicas=read_from_replicas,
+            key_prefix=key_prefix,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            retry_after=retry_after,
+        )
 
     @classmethod
     def from_django(cls, alias: str, **kwargs: Any) -> RedisTier:
-        """A tier over the server of Django cache ``alias`` (a ``RedisCache``;
-        the first LOCATION is used for reads and writes)."""
+        """A tier over the servers of Django cache ``alias`` (a ``RedisCache``),
+        in that alias's key space: as Django's ``RedisCache`` does, the first
+        ``LOCATION`` takes the writes and reads go to the others (replicas)
+        when there are any."""
         from django.conf import settings
 
         conf = settings.CACHES[alias]
         location = conf["LOCATION"]
-        if not isinstance(location, str):
-            location = location[0]
-        location = location.split(",")[0]
+        if isinstance(location, str):
+            location = location.split(",")
+        location = [u.strip() for u in location if u.strip()]
         prefix = conf.get("KEY_PREFIX", "")
         version = conf.get("VERSION", 1)
         kwargs.setdefault("name", alias)
         kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
-        return cls(location, **kwargs)
+        kwargs.setdefault("replicas", location[1:])
+        return cls(location[0], **kwargs)
+
+    def get_many_outcome(self, keys: Sequence[str]) -> tuple:
+        """``(values, failed)``: one ``bytes`` or ``None`` per key, and the
+        keys whose node failed or is down.
+
+        >>> values, failed = RedisTier(nodes, cluster=True).get_many_outcome(["a", "b"])  # doctest: +SKIP
+        """
+        return self.client.get_many_outcome(keys)
 
     def get_many(self, keys: Sequence[str]) -> list:
-        return self.client.mget([self.key_prefix + k for k in keys])
+        return self.client.get_many(keys)
 
     def set_many(self, entries: Sequence[Entry]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for key, value, ttl_ms in entries:
-            pipe.set(self.key_prefix + key, value, px=ttl_ms)
-        pipe.execute()
+        failed = self.client.set_many(entries)
+        if failed and len(failed) == len(entries) and not self.client.any_up():
+            raise OSError(f"redis did not store {len(failed)} item(s), e.g. {failed[0]!r}")
 
     def add_many(self, items: Sequence[Entry]) -> list:
-        pipe = self.client.pipeline(transaction=False)
-        for key, value, ttl_ms in items:
-            pipe.set(self.key_prefix + key, value, px=ttl_ms, nx=True)
-        return [bool(r) for r in pipe.execute()]
+        return self.client.add_many(items)
 
     def delete_many(self, keys: Sequence[str]) -> None:
         if keys:
-            self.client.delete(*[self.key_prefix + k for k in keys])
+            self.client.delete_many(keys)
 
     def clear(self) -> None:
-        self.client.flushdb()
+        self.client.flush()
+
+    def health(self) -> dict:
+        """Per node: ``{"up", "failures", "failed_keys", "probes", "recoveries", "last_error"}``.
+
+        >>> RedisTier("redis://127.0.0.1:6379/0").health()  # doctest: +SKIP
+        {'redis://127.0.0.1:6379/0': {'up': True, 'failures': 0, ...}}
+        """
+        return self.client.health()
 
     def server_stats(self) -> dict:
+        """What the server says about itself, and each node's health.
+
+        >>> tier.server_stats()["redis_version"]  # doctest: +SKIP
+        '7.0.15'
+        """
         info = self.client.info()
-        return {
+        out = {
             k: info.get(k) for k in ("redis_version", "used_memory_human", "keyspace_hits", "keyspace_misses")
         }
+        out["nodes"] = self.health()
+        return out
 
 
 #: Bytes kept as they are in storage object names: lower-case letters,

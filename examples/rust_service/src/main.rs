@@ -1,7 +1,10 @@
 //! A Rust service using the `stratacache` crate directly: versioned keys, a
 //! request cache, a bounded local cache with expiry, and the tiered
-//! read-through driven by a small host over in-memory "memcached" and "S3"
-//! tiers. Run it with `cargo run -p rust_service`.
+//! read-through driven by a small host over a real memcached (through the
+//! `stratacache-net` client) and an in-memory stand-in for S3. Run it with
+//! `bash scripts/servers.sh start memcached && eval "$(bash scripts/servers.sh env)"`
+//! then `cargo run -p rust_service` (memcached servers from
+//! `STRATACACHE_MEMCACHED`, default `127.0.0.1:11211`).
 
 mod metrics_export;
 
@@ -15,6 +18,7 @@ use stratacache::{
     Expiry, Keyring, LocalCache, Lookup, Namespace, ReadOptions, RequestCache, Source, TierConfig,
     TieredCache, TieredConfig,
 };
+use stratacache_net::memcached;
 
 /// A stand-in for the slow modulestore read each cache spares.
 struct Modulestore {
@@ -122,21 +126,72 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The remote tiers of the example: maps standing in for memcached and S3,
-/// with a count of the batches asked of each.
-#[derive(Default)]
+/// The remote tiers of the example: a real memcached fleet (keys under a
+/// prefix of this run's own) and a map standing in for S3, with a count of
+/// the batches asked of each.
 struct Servers {
-    memcached: HashMap<String, Vec<u8>>,
+    memcached: memcached::Client,
     s3: HashMap<String, Vec<u8>>,
     fetches: [u32; 2],
+    /// Chunk entries written to memcached (memcached cannot list its keys).
+    chunks_stored: usize,
 }
 
 impl Servers {
-    fn tier(&mut self, tier: usize) -> &mut HashMap<String, Vec<u8>> {
+    fn connect() -> Result<Self, Box<dyn std::error::Error>> {
+        let list =
+            std::env::var("STRATACACHE_MEMCACHED").unwrap_or_else(|_| "127.0.0.1:11211".into());
+        let names: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
+        let mut config = memcached::Config::new(&names)?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        config.key_prefix = format!("rust_service:{}:{}:", std::process::id(), stamp.as_nanos());
+        config.timeout = std::time::Duration::from_secs(2);
+        let client = memcached::Client::new(config)?;
+        client.stats(None)?.into_iter().try_for_each(|(name, stats)| {
+            stats.map(drop).map_err(|e| format!("memcached {name} is not reachable ({e}): start it with `bash scripts/servers.sh start memcached` and export STRATACACHE_MEMCACHED"))
+        })?;
+        Ok(Servers {
+            memcached: client,
+            s3: HashMap::new(),
+            fetches: [0; 2],
+            chunks_stored: 0,
+        })
+    }
+
+    /// One batch of `tier`: per key found, not found, or failed (its
+    /// memcached server is down: the key falls through to S3 alone).
+    fn get_many(&mut self, tier: usize, keys: &[String]) -> Vec<Fetched> {
+        self.fetches[tier] += 1; // one round trip per batch, however many keys
+        if tier > 0 {
+            return keys.iter().map(|k| self.s3.get(k).cloned().into()).collect();
+        }
+        match self.memcached.get_many(keys) {
+            Ok(outcome) => {
+                let mut fetched: Vec<Fetched> = outcome.values.into_iter().map(Fetched::from).collect();
+                for i in outcome.failed {
+                    fetched[i] = Fetched::Failed("its memcached server is down".into());
+                }
+                fetched
+            }
+            Err(e) => keys.iter().map(|_| Fetched::Failed(e.to_string())).collect(),
+        }
+    }
+
+    fn set_many(&mut self, tier: usize, entries: Vec<stratacache::tiered::StoreItem>) {
         if tier == 0 {
-            &mut self.memcached
+            self.chunks_stored += entries
+                .iter()
+                .filter(|e| e.key.starts_with("tiercache.chunk|"))
+                .count();
+            let items: Vec<(&str, &[u8], Option<u64>)> = entries
+                .iter()
+                .map(|e| (e.key.as_str(), e.value.as_slice(), e.ttl_ms))
+                .collect();
+            let _ = self.memcached.set_many(&items); // a failed write is a later miss
         } else {
-            &mut self.s3
+            for entry in entries {
+                self.s3.insert(entry.key, entry.value);
+            }
         }
     }
 }
@@ -167,15 +222,11 @@ impl driver::Host<String> for App<'_> {
     }
 
     async fn get_many(&mut self, tier: usize, keys: &[String]) -> Result<Vec<Fetched>, String> {
-        self.servers.fetches[tier] += 1; // one round trip per batch, however many keys
-        let found = self.servers.tier(tier);
-        Ok(keys.iter().map(|k| found.get(k).cloned().into()).collect())
+        Ok(self.servers.get_many(tier, keys))
     }
 
     async fn set_many(&mut self, tier: usize, entries: Vec<StoreItem>) -> Result<(), String> {
-        for entry in entries {
-            self.servers.tier(tier).insert(entry.key, entry.value);
-        }
+        self.servers.set_many(tier, entries);
         Ok(())
     }
 
@@ -283,7 +334,7 @@ fn tiered() -> Result<(), Box<dyn std::error::Error>> {
         loads.set(loads.get() + 1);
         outline_json(k, if k.contains("BigU") { 40_000 } else { 20 })
     };
-    let mut servers = Servers::default();
+    let mut servers = Servers::connect()?;
     let t0 = 1_700_000_000_000u64;
 
     let mut process_a = cache()?;
@@ -300,11 +351,7 @@ fn tiered() -> Result<(), Box<dyn std::error::Error>> {
         Lookup::Hit(json) => json.len(),
         Lookup::Miss => 0,
     };
-    let chunks = servers
-        .memcached
-        .keys()
-        .filter(|k| k.starts_with("tiercache.chunk|"))
-        .count();
+    let chunks = servers.chunks_stored;
     println!(
         "   process A, cold: {} ({} loads); {:.1} MiB of JSON stored in memcached as {} chunks + a manifest, and whole in S3",
         source(&r[0]),
@@ -393,9 +440,16 @@ fn tiered() -> Result<(), Box<dyn std::error::Error>> {
 
     // Someone without the signing key rewrites an entry: it is refused, never decoded.
     let small = outline.build(&[Part::from("course-v1:Org+C000+2025"), Part::from(1i64)]);
-    if let Some(bytes) = servers.memcached.get_mut(&small) {
+    if let Some(mut bytes) = servers
+        .memcached
+        .get_many(&[&small])?
+        .values
+        .pop()
+        .flatten()
+    {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
+        servers.memcached.set_many(&[(&small, &bytes[..], None)])?;
     }
     let mut process_d = cache()?;
     let mut request = RequestCache::new();

@@ -1,0 +1,248 @@
+//! `stratacache._core.RedisClient`: a thin pyo3 wrapper of
+//! `stratacache_net::redis::Client` (one node with read replicas, or a Redis
+//! Cluster). Every call releases the GIL around its I/O.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use stratacache_net::redis::{Client, Config};
+use stratacache_net::{Error, Outcome};
+
+use crate::util::as_str;
+
+fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a positive number of seconds, not {seconds}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The error of a batch whose keys failed: the first server error's kind
+/// (`ConnectionRefusedError`, `TimeoutError`, ...), every failure in the text.
+fn outcome_err<T>(o: &Outcome<T>) -> PyErr {
+    let text = o.describe().unwrap_or_default();
+    match o.errors.first() {
+        Some(e) => std::io::Error::new(e.error.kind(), text).into(),
+        None => PyOSError::new_err(text),
+    }
+}
+
+/// A Redis client (see `stratacache-net`).
+#[pyclass(frozen, module = "stratacache._core", name = "RedisClient")]
+pub struct RedisClient {
+    client: Client,
+}
+
+fn key_list(keys: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let mut out = Vec::new();
+    for key in keys.try_iter()? {
+        out.push(as_str(&key?, "redis key")?.to_owned());
+    }
+    Ok(out)
+}
+
+type Entry = (String, Vec<u8>, Option<u64>);
+
+fn entry_list(entries: &Bound<'_, PyAny>) -> PyResult<Vec<Entry>> {
+    let mut out = Vec::new();
+    for item in entries.try_iter()? {
+        let item = item?;
+        let tuple = item
+            .cast::<PyTuple>()
+            .map_err(|_| PyTypeError::new_err("entries are (key, value, ttl_ms) tuples"))?;
+        if tuple.len() != 3 {
+            return Err(PyTypeError::new_err(
+                "entries are (key, value, ttl_ms) tuples",
+            ));
+        }
+        let key = as_str(&tuple.get_item(0)?, "redis key")?.to_owned();
+        let value = tuple.get_item(1)?;
+        let value: Vec<u8> = match value.cast::<PyBytes>() {
+            Ok(b) => b.as_bytes().to_vec(),
+            Err(_) => value
+                .extract()
+                .map_err(|_| PyTypeError::new_err("redis values are bytes"))?,
+        };
+        let ttl: Option<u64> = tuple.get_item(2)?.extract()?;
+        out.push((key, value, ttl));
+    }
+    Ok(out)
+}
+
+fn values_list<'py>(py: Python<'py>, values: Vec<Option<Vec<u8>>>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for value in values {
+        match value {
+            Some(v) => out.append(PyBytes::new(py, &v))?,
+            None => out.append(py.None())?,
+        }
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl RedisClient {
+    /// `nodes`: one URL (`redis://host:port/db`) or, with `cluster=True`,
+    /// the seed nodes of a Redis Cluster. `replicas`: URLs of read replicas
+    /// of a single node. `read_from_replicas`: cluster reads go to replicas.
+    #[new]
+    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        nodes: Vec<String>,
+        replicas: Vec<String>,
+        cluster: bool,
+        read_from_replicas: bool,
+        key_prefix: &str,
+        connect_timeout: f64,
+        timeout: f64,
+        retry_after: f64,
+        max_idle: usize,
+    ) -> PyResult<Self> {
+        if !cluster && nodes.len() != 1 {
+            return Err(PyValueError::new_err(
+                "a single Redis node takes one URL (pass replicas=[...] for read replicas, or cluster=True)",
+            ));
+        }
+        let config = Config {
+            nodes,
+            replicas,
+            cluster,
+            read_from_replicas,
+            key_prefix: key_prefix.to_owned(),
+            connect_timeout: duration(connect_timeout, "connect_timeout")?,
+            timeout: duration(timeout, "timeout")?,
+            retry_after: duration(retry_after, "retry_after")?,
+            max_idle,
+        };
+        let client = Client::new(config).map_err(|e| match e {
+            Error::Io(e) => e.into(),
+            other => PyValueError::new_err(other.to_string()),
+        })?;
+        Ok(RedisClient { client })
+    }
+
+    /// `(values, failed)`: one `bytes` or `None` per key, and the keys whose
+    /// node failed or is down.
+    fn get_many_outcome<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Vec<String>)> {
+        let keys = key_list(keys)?;
+        let outcome = py.detach(|| self.client.get_many(&keys));
+        let failed = outcome.failed.iter().map(|&i| keys[i].clone()).collect();
+        Ok((values_list(py, outcome.values)?, failed))
+    }
+
+    /// One `bytes` or `None` per key; raises `OSError` only when every key
+    /// failed.
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let keys = key_list(keys)?;
+        let outcome = py.detach(|| self.client.get_many(&keys));
+        if outcome.all_failed() && !self.client.any_up() {
+            return Err(outcome_err(&outcome));
+        }
+        values_list(py, outcome.values)
+    }
+
+    /// `SET .. PX` of `(key, value, ttl_ms)` entries: the keys not stored
+    /// (their node failed).
+    fn set_many(&self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let owned = entry_list(entries)?;
+        let items: Vec<(&str, &[u8], Option<u64>)> = owned
+            .iter()
+            .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t))
+            .collect();
+        let outcome = py.detach(|| self.client.set_many(&items));
+        Ok(owned
+            .iter()
+            .zip(outcome.values)
+            .filter(|(_, stored)| !stored)
+            .map(|((k, _, _), _)| k.clone())
+            .collect())
+    }
+
+    /// `SET .. NX PX`: one bool (stored) per item; raises `OSError` if an
+    /// item's node failed.
+    fn add_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<bool>> {
+        let owned = entry_list(items)?;
+        let items: Vec<(&str, &[u8], Option<u64>)> = owned
+            .iter()
+            .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t))
+            .collect();
+        let outcome = py.detach(|| self.client.add_many(&items));
+        if !outcome.is_complete() {
+            return Err(outcome_err(&outcome));
+        }
+        Ok(outcome.values)
+    }
+
+    /// Deletes `keys`; raises `OSError` if a key's node failed.
+    fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<()> {
+        let keys = key_list(keys)?;
+        let outcome = py.detach(|| self.client.delete_many(&keys));
+        if !outcome.is_complete() {
+            return Err(outcome_err(&outcome));
+        }
+        Ok(())
+    }
+
+    /// `FLUSHDB` (cluster: `FLUSHALL` on every primary).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.client.flush())
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+
+    /// Per node: `{"up", "failures", "failed_keys", "probes", "recoveries", "last_error"}`.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for h in self.client.health() {
+            let d = PyDict::new(py);
+            d.set_item("up", h.up)?;
+            d.set_item("failures", h.failures)?;
+            d.set_item("failed_keys", h.failed_keys)?;
+            d.set_item("probes", h.probes)?;
+            d.set_item("recoveries", h.recoveries)?;
+            d.set_item("last_error", h.last_error)?;
+            out.set_item(h.name, d)?;
+        }
+        Ok(out)
+    }
+
+    /// `INFO` of the primary (cluster: of one node) as a dict of strings.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pairs = py
+            .detach(|| self.client.info())
+            .map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let out = PyDict::new(py);
+        for (k, v) in pairs {
+            out.set_item(k, v)?;
+        }
+        Ok(out)
+    }
+
+    /// Some node is up.
+    fn any_up(&self) -> bool {
+        self.client.any_up()
+    }
+
+    /// Closes idle connections.
+    fn close(&self) {
+        self.client.close();
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RedisClient>()?;
+    Ok(())
+}
