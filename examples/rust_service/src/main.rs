@@ -163,17 +163,24 @@ impl Servers {
     fn get_many(&mut self, tier: usize, keys: &[String]) -> Vec<Fetched> {
         self.fetches[tier] += 1; // one round trip per batch, however many keys
         if tier > 0 {
-            return keys.iter().map(|k| self.s3.get(k).cloned().into()).collect();
+            return keys
+                .iter()
+                .map(|k| self.s3.get(k).cloned().into())
+                .collect();
         }
         match self.memcached.get_many(keys) {
             Ok(outcome) => {
-                let mut fetched: Vec<Fetched> = outcome.values.into_iter().map(Fetched::from).collect();
+                let mut fetched: Vec<Fetched> =
+                    outcome.values.into_iter().map(Fetched::from).collect();
                 for i in outcome.failed {
                     fetched[i] = Fetched::Failed("its memcached server is down".into());
                 }
                 fetched
             }
-            Err(e) => keys.iter().map(|_| Fetched::Failed(e.to_string())).collect(),
+            Err(e) => keys
+                .iter()
+                .map(|_| Fetched::Failed(e.to_string()))
+                .collect(),
         }
     }
 
