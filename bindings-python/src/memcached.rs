@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use stratacache::tiered::StoreItem;
+use stratacache::tiered::{Fetched, StoreItem};
 use stratacache_net::memcached::{self, Addr, Client, Config, Outcome, ServerSpec};
 use stratacache_net::Error;
 
@@ -392,24 +392,25 @@ impl MemcachedClient {
     }
 
     /// The native path of a fetch step (see `PyRead.advance`): the core's
-    /// keys in, values out, no Python objects on the way. Keys of a failed
-    /// server come back as `None` (counted in `health()`); an error only
-    /// when every key failed, so one dead server of several does not cool
-    /// the whole tier down.
-    pub fn fetch_core_keys(&self, keys: &[String]) -> io::Result<Vec<Option<Vec<u8>>>> {
-        let outcome = self.fetch_core_outcome(keys)?;
+    /// keys in, one outcome per key out, no Python objects on the way. Keys
+    /// of a failed server are `Fetched::Failed` (they go on to the next
+    /// tier; counted in `health()`); an error only when every key failed
+    /// and no server is up, so one dead server of several does not cool the
+    /// whole tier down.
+    pub fn fetch_core(&self, keys: &[String]) -> io::Result<Vec<Fetched>> {
+        let outcome = self
+            .client
+            .get_many(keys)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         if outcome.all_failed() && !self.client.any_up() {
             return Err(io::Error::other(outcome.describe().unwrap_or_default()));
         }
-        Ok(outcome.values)
-    }
-
-    /// The native fetch with per-key failures apart (for a protocol that
-    /// carries them).
-    pub fn fetch_core_outcome(&self, keys: &[String]) -> io::Result<Outcome<Option<Vec<u8>>>> {
-        self.client
-            .get_many(keys)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        let reason = outcome.describe().unwrap_or_default();
+        let mut fetched: Vec<Fetched> = outcome.values.into_iter().map(Fetched::from).collect();
+        for i in outcome.failed {
+            fetched[i] = Fetched::Failed(reason.clone());
+        }
+        Ok(fetched)
     }
 
     /// The native path of a store step: `(key, value, ttl_ms)` entries. An

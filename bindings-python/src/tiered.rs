@@ -597,11 +597,11 @@ impl PyRead {
                     };
                     let client = client.get();
                     let started = std::time::Instant::now();
-                    let result = py.detach(|| client.fetch_core_keys(&keys));
+                    let result = py.detach(|| client.fetch_core(&keys));
                     let (read, core) = self.parts()?;
                     match result {
-                        Ok(values) => read
-                            .fetched(&mut lock(py, &core.get().inner), tier, values)
+                        Ok(outcomes) => read
+                            .fetched_outcomes(&mut lock(py, &core.get().inner), tier, outcomes)
                             .map_err(answer_error)?,
                         Err(e) => {
                             let err = PyErr::from(e);

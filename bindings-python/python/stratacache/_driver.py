@@ -141,7 +141,10 @@ def _step(cache: Any, read: Any, step: tuple) -> Steps:
     kind = step[0]
     if kind == "fetch":
         _, tier, keys = step
-        ok, values = yield ("call", tier, "get_many", keys)
+        # A tier that tells failed keys apart (a server of several down)
+        # answers with ``(values, failed_keys)``: the others are kept.
+        method = "get_many_outcome" if hasattr(cache._tiers[tier], "get_many_outcome") else "get_many"
+        ok, values = yield ("call", tier, method, keys)
         if ok:
             _fetched(cache, read, tier, keys, values)
         else:
@@ -209,8 +212,8 @@ class Driver:
         self.cache = cache
 
     def _failed_call(self, tier: int, method: str, exc: Exception) -> tuple:
-        if method in ("get_many", "add_many"):  # writes log in `_write`
-            self.cache._tier_error(tier, "get" if method == "get_many" else "add", exc)
+        if method in ("get_many", "get_many_outcome", "add_many"):  # writes log in `_write`
+            self.cache._tier_error(tier, "add" if method == "add_many" else "get", exc)
         return (False, exc)
 
     async def _perform(self, effect: Effect, load: Optional[LoadFn]) -> Any:
