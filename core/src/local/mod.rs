@@ -11,6 +11,7 @@
 //! sits in a parallel array of small [`Cold`] records.
 
 mod policy;
+mod sketch;
 mod slots;
 mod wheel;
 
@@ -23,7 +24,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use slab::Slab;
 
 use crate::lookup::Lookup;
-use policy::{Cold, Entries, Links, Policy, Recency, NEVER};
+use policy::{Cold, Entries, Links, Policy, Recency, NEVER, WINDOW};
 pub use slots::SlotPolicy;
 
 /// How late, at most, the timer wheel reclaims an expired entry on its own.
@@ -54,6 +55,27 @@ impl Expiry {
     pub fn from_millis_signed(ms: i64) -> Self {
         Expiry::AfterMs(u64::try_from(ms).unwrap_or(0))
     }
+}
+
+/// Which entry a full [`LocalCache`] gives up for a new one.
+///
+/// ```
+/// use stratacache::{Eviction, LocalCache};
+///
+/// let cache: LocalCache<String, u32> = LocalCache::new(100, u64::MAX)?.with_eviction(Eviction::Lru);
+/// assert_eq!(cache.eviction(), Eviction::Lru);
+/// # Ok::<(), stratacache::LocalCacheError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Eviction {
+    /// Adaptive W-TinyLFU (the default): a small LRU admission window, a
+    /// frequency sketch that decides which of a window leaver and the main
+    /// space's oldest entry stays, a segmented main space, and a window size
+    /// tuned by hill climbing on the hit ratio. See the [module docs](self).
+    #[default]
+    Adaptive,
+    /// Exact least-recently-used eviction.
+    Lru,
 }
 
 /// What [`LocalCache::set`] did with the value.
@@ -113,6 +135,14 @@ pub struct LocalStats {
     pub expirations: u64,
     /// Values refused because they weigh more than the whole cache.
     pub rejected: u64,
+    /// New entries the adaptive policy did not admit to its main space
+    /// (they lost to a more frequently used entry and were evicted).
+    pub admissions_rejected: u64,
+    /// Entries in the admission window now (adaptive policy; 0 for LRU).
+    /// The rest are in the main space.
+    pub window_entries: usize,
+    /// Weight of the admission window now.
+    pub window_weight: u64,
     /// Entries held now (some may have expired and await reclaiming).
     pub entries: usize,
     /// Total weight held now.
@@ -162,6 +192,8 @@ struct Meta {
     /// vacant/occupied tag, so a slab entry is no bigger than its node.
     expires_at: NonZeroU64,
     recency: Recency,
+    /// The policy segment the entry is in (window, probation, protected).
+    segment: u8,
 }
 
 /// The rest of the entry at the same slab index: what a `get` never needs.
@@ -185,6 +217,19 @@ impl<K, V> Links for Nodes<'_, K, V> {
 }
 
 impl<K, V> Entries for Nodes<'_, K, V> {
+    const ADAPTIVE: bool = true;
+    #[inline(always)]
+    fn segment(&self, idx: u32) -> u8 {
+        self.nodes[idx as usize].meta.segment
+    }
+    #[inline(always)]
+    fn set_segment(&mut self, idx: u32, segment: u8) {
+        self.nodes[idx as usize].meta.segment = segment;
+    }
+    #[inline(always)]
+    fn hash(&self, idx: u32) -> u64 {
+        self.cold[idx as usize].hash
+    }
     #[inline(always)]
     fn recency_mut(&mut self, idx: u32) -> &mut Recency {
         &mut self.nodes[idx as usize].meta.recency
@@ -260,7 +305,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         max_weight: u64,
         hasher: S,
     ) -> Result<Self, LocalCacheError> {
-        let policy = Policy::new(max_entries, max_weight)?;
+        let mut policy = Policy::new(max_entries, max_weight)?;
+        policy.set_eviction(Eviction::default());
         let capacity = max_entries.min(1 << 12);
         Ok(LocalCache {
             table: HashTable::with_capacity(capacity),
@@ -277,6 +323,30 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     pub fn with_default_ttl(mut self, ttl_ms: Option<u64>) -> Result<Self, LocalCacheError> {
         self.policy.set_default_ttl(ttl_ms)?;
         Ok(self)
+    }
+
+    /// Chooses the eviction policy (default: [`Eviction::Adaptive`]). Call
+    /// it on a new cache: entries held already are cleared.
+    ///
+    /// ```
+    /// use stratacache::{Eviction, Expiry, LocalCache};
+    ///
+    /// let mut lru = LocalCache::new(2, u64::MAX)?.with_eviction(Eviction::Lru);
+    /// for k in ["a", "b", "c"] {
+    ///     lru.set(k, (), 0, Expiry::Never, 0);
+    /// }
+    /// assert!(!lru.contains("a", 0)); // the least recently used went
+    /// # Ok::<(), stratacache::LocalCacheError>(())
+    /// ```
+    pub fn with_eviction(mut self, eviction: Eviction) -> Self {
+        self.clear();
+        self.policy.set_eviction(eviction);
+        self
+    }
+
+    /// The eviction policy in use.
+    pub fn eviction(&self) -> Eviction {
+        self.policy.eviction()
     }
 
     /// Keeps every value that leaves the cache on its own (or is replaced),
@@ -543,11 +613,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(idx) = self.find(key) else {
-            self.policy.stats.misses += 1;
+        let hash = self.hasher.hash_one(key);
+        let Some(idx) = self.find_hashed(hash, key) else {
+            self.policy.count_miss();
             return None;
         };
-        if self.with_policy(|p, e| p.read(e, idx, now)) {
+        if self.with_policy(|p, e| p.read(e, idx, now, hash)) {
             Some(idx)
         } else {
             self.free(idx, RemovalCause::Expired);
@@ -593,8 +664,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         self.with_policy(|p, e| p.update(e, idx, weight, expires_at));
         self.dispose(old, RemovalCause::Replaced);
         while self.policy.over_weight() {
-            let (idx, cause) = self.with_policy(|p, e| p.unlink_oldest(e, now));
-            self.free(idx, cause);
+            let (victim, cause) = self.with_policy(|p, e| p.unlink_victim(e, now, idx));
+            self.free(victim, cause);
         }
     }
 
@@ -613,17 +684,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             meta: Meta {
                 expires_at,
                 recency: Recency::UNLINKED,
+                segment: WINDOW,
             },
         };
         // Make room. The slot of the last entry to go is refilled in place
         // (in a full cache: one out, one in), as the `lru` crate reuses its
         // node, instead of a slab removal and insertion.
         let mut vacated: Option<(u32, RemovalCause)> = None;
+        self.with_policy(|p, e| p.prepare_insert(e, weight));
         while self.policy.must_make_room(weight) {
             if let Some((idx, cause)) = vacated.take() {
                 self.free(idx, cause);
             }
-            let (idx, cause) = self.with_policy(|p, e| p.unlink_oldest(e, now));
+            let (idx, cause) = self.with_policy(|p, e| p.unlink_victim(e, now, wheel::NONE));
             self.forget(idx);
             vacated = Some((idx, cause));
         }
@@ -647,7 +720,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
         let cold = &self.cold;
         self.table
             .insert_unique(hash, idx, |&i| cold[i as usize].hash);
-        self.with_policy(|p, e| p.link_new(e, idx, weight));
+        self.with_policy(|p, e| p.link_new(e, idx, weight, hash));
     }
 
     fn remove_if_present(&mut self, idx: Option<u32>, cause: RemovalCause) {

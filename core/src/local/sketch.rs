@@ -1,0 +1,134 @@
+//! A count-min sketch of 4-bit counters: how often a key hash was seen
+//! lately, in a few bytes per entry (Caffeine's `FrequencySketch` layout).
+//!
+//! Each key's four counters sit in one 64-byte block of eight words, so an
+//! increment or a lookup loads one cache line. Counters saturate at 15, and
+//! after `10 × capacity` increments every counter is halved, so the sketch
+//! forgets what was popular long ago (TinyLFU's "reset").
+
+/// Each word holds 16 counters of 4 bits.
+const ONE_MASK: u64 = 0x1111_1111_1111_1111;
+const RESET_MASK: u64 = 0x7777_7777_7777_7777;
+
+pub(super) struct Sketch {
+    table: Vec<u64>,
+    /// `table.len() / 8 - 1`: blocks are selected by the low hash bits.
+    block_mask: u32,
+    /// Increments since the last halving.
+    size: u64,
+    sample_size: u64,
+    /// Entries the table is sized for.
+    capacity: usize,
+}
+
+impl Sketch {
+    /// A sketch for about `capacity` distinct hot keys.
+    pub(super) fn new(capacity: usize) -> Self {
+        let mut sketch = Sketch {
+            table: Vec::new(),
+            block_mask: 0,
+            size: 0,
+            sample_size: 0,
+            capacity: 0,
+        };
+        sketch.resize(capacity);
+        sketch
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Resizes for `capacity` keys (forgetting every count).
+    pub(super) fn resize(&mut self, capacity: usize) {
+        let capacity = capacity.clamp(8, 1 << 26);
+        let words = capacity.next_power_of_two();
+        self.table = vec![0; words];
+        self.block_mask = (words / 8 - 1) as u32;
+        self.size = 0;
+        self.sample_size = 10 * capacity as u64;
+        self.capacity = capacity;
+    }
+
+    #[inline(always)]
+    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+        let block = ((hash as u32 & self.block_mask) as usize) << 3;
+        let counter_hash = (hash >> 32) as u32;
+        let mut out = [(0, 0); 4];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let h = counter_hash >> (i << 3);
+            let index = (h >> 1) & 15;
+            let offset = (h & 1) as usize;
+            *slot = (block + offset + (i << 1), index << 2);
+        }
+        out
+    }
+
+    /// The estimated count of `hash` (0 to 15).
+    #[inline]
+    pub(super) fn frequency(&self, hash: u64) -> u8 {
+        self.slots(hash)
+            .iter()
+            .map(|&(word, shift)| ((self.table[word] >> shift) & 15) as u8)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Counts one more sighting of `hash`.
+    #[inline]
+    pub(super) fn increment(&mut self, hash: u64) {
+        let mut added = false;
+        for (word, shift) in self.slots(hash) {
+            let w = &mut self.table[word];
+            if (*w >> shift) & 15 != 15 {
+                *w += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.size += 1;
+            if self.size >= self.sample_size {
+                self.halve();
+            }
+        }
+    }
+
+    /// Halves every counter (the sketch's ageing).
+    fn halve(&mut self) {
+        let mut odd = 0u64;
+        for w in &mut self.table {
+            odd += u64::from((*w & ONE_MASK).count_ones());
+            *w = (*w >> 1) & RESET_MASK;
+        }
+        self.size = (self.size - (odd >> 2)) - (self.size >> 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_and_halve() {
+        let mut s = Sketch::new(64);
+        let h = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20 {
+            s.increment(h);
+        }
+        assert_eq!(s.frequency(h), 15);
+        assert_eq!(s.frequency(0x1234_5678_9abc_def1), 0);
+        s.halve();
+        assert_eq!(s.frequency(h), 7);
+    }
+
+    #[test]
+    fn ageing_runs_after_ten_increments_per_entry() {
+        let mut s = Sketch::new(8);
+        for i in 0..79u64 {
+            s.increment(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        assert!(s.size > 0);
+        s.increment(0xdead_beef_dead_beef);
+        assert!(s.size < 80, "halved at the sample size");
+    }
+}
