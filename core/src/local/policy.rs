@@ -152,6 +152,9 @@ const RESTART_THRESHOLD: f64 = 0.05;
 const PROTECTED_SHARE: f64 = 0.8;
 /// The window's initial share of the cache.
 const INITIAL_WINDOW: f64 = 0.01;
+/// Reads per hill-climbing sample, per entry held (at least 128 entries;
+/// Caffeine's ten).
+const SAMPLE_PER_ENTRY: u64 = 10;
 /// Candidates at least this frequent are admitted over an equally frequent
 /// victim once in 128 (by hash, not by a random number), so an attacker
 /// cannot pin the main space with keys it made hot (Caffeine's defence).
@@ -238,7 +241,7 @@ impl Policy {
                     previous_hit_ratio: 0.0,
                     sample_hits: 0,
                     sample_misses: 0,
-                    sample_size: 10 * capacity as u64,
+                    sample_size: SAMPLE_PER_ENTRY * capacity.max(128) as u64,
                     window_max: (0, 0),
                     protected_max: (0, 0),
                     candidates: 0,
@@ -485,8 +488,7 @@ impl Policy {
         a.window_share = (a.window_share + amount).clamp(0.0, 1.0);
         a.sample_hits = 0;
         a.sample_misses = 0;
-        // A sample is ten reads per entry the cache holds (when full).
-        a.sample_size = 10 * max_entries.min(len.max(16)) as u64;
+        a.sample_size = SAMPLE_PER_ENTRY * max_entries.min(len).max(128) as u64;
         Self::size_segments(a, max_entries, max_weight);
     }
 
@@ -560,7 +562,13 @@ impl Policy {
         victim
     }
 
+    /// Most victims a candidate's frequency is compared against.
+    const MAX_VICTIMS: usize = 16;
+
     /// True if `candidate` should take `victim`'s place in the main space.
+    /// A candidate heavier than the victim would displace it and the next
+    /// ones (towards the newest) until its weight is freed: it must be
+    /// seen more often than all of them together (as moka admits).
     fn admit<E: Entries>(&self, e: &E, candidate: u32, victim: u32, now: u64) -> bool {
         if e.expiry(victim).get() <= now {
             return true;
@@ -569,12 +577,26 @@ impl Policy {
             return false;
         };
         let candidate_hash = e.hash(candidate);
-        let candidate_freq = a.sketch.frequency(candidate_hash);
-        let victim_freq = a.sketch.frequency(e.hash(victim));
-        if candidate_freq > victim_freq {
+        let candidate_freq = u32::from(a.sketch.frequency(candidate_hash));
+        let candidate_weight = e.cold(candidate).weight;
+        let mut victims_freq = u32::from(a.sketch.frequency(e.hash(victim)));
+        let mut victims_weight = e.cold(victim).weight;
+        let mut next = victim;
+        for _ in 1..Self::MAX_VICTIMS {
+            if victims_weight >= candidate_weight || victims_freq >= candidate_freq {
+                break;
+            }
+            next = e.recency(next).newer;
+            if next == NONE || next == candidate {
+                break;
+            }
+            victims_freq += u32::from(a.sketch.frequency(e.hash(next)));
+            victims_weight += e.cold(next).weight;
+        }
+        if candidate_freq > victims_freq {
             return true;
         }
-        if candidate_freq < ADMIT_HASHDOS_THRESHOLD {
+        if candidate_freq < u32::from(ADMIT_HASHDOS_THRESHOLD) || next != victim {
             return false;
         }
         // A seeded, not random, one-in-128 pick.
