@@ -550,12 +550,13 @@ impl Policy {
             return victim;
         }
         let candidate = probation.newest;
-        if victim == NONE || e.expiry(candidate).get() <= now || !self.admit(e, candidate, victim, now) {
+        let expired = e.expiry(candidate).get() <= now;
+        if victim == NONE || expired || !self.admit(e, candidate, victim, now) {
             if let Some(a) = &mut self.adaptive {
                 a.candidates -= 1;
-                if victim != NONE {
-                    self.stats.admissions_rejected += 1;
-                }
+            }
+            if victim != NONE && !expired {
+                self.stats.admissions_rejected += 1;
             }
             return candidate;
         }
