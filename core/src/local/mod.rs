@@ -1,14 +1,57 @@
-//! [`LocalCache`]: a bounded in-process LRU cache with per-entry expiry.
+//! [`LocalCache`]: a bounded in-process cache with per-entry expiry and a
+//! scan-resistant, frequency-aware eviction policy that adapts between
+//! recency and frequency (adaptive W-TinyLFU); exact LRU is an option
+//! ([`Eviction::Lru`]).
 //!
-//! Entries live in a slab and are linked by index into two intrusive lists:
-//! the recency list (for LRU eviction) and a timer-wheel bucket (for expiry).
-//! A hash table of slab indices finds them. Every operation is O(1); expired
-//! entries are reclaimed by the timer wheel as time moves on, without waiting
-//! for a read (Django's `LocMemCache` keeps dead keys until they are read).
+//! Entries live in a slab and are linked by index into intrusive lists: the
+//! policy's recency lists and a timer-wheel bucket (for expiry). A hash table
+//! of slab indices finds them. Every operation is O(1) (amortized: an insert
+//! may move several window entries or compare a heavy candidate with up to 16
+//! victims); expired entries are reclaimed by the timer wheel as time moves
+//! on, without waiting for a read (Django's `LocMemCache` keeps dead keys
+//! until they are read).
 //!
-//! Everything a `get` touches of an entry (key, value, expiry, recency links)
-//! and the links an eviction rewrites fit in one 64-byte [`Node`]; the rest
-//! sits in a parallel array of small [`Cold`] records.
+//! # Why this policy
+//!
+//! A local hit costs tens of nanoseconds; a miss costs a remote round trip or
+//! a loader. LRU loses on the access patterns of web apps: a scan of every
+//! course (warm-up commands, admin pages) flushes the hot keys; a loop a bit
+//! longer than the cache hits nothing; a few very hot keys compete with
+//! one-off reads. Frequency-only admission (TinyLFU without a window, as in
+//! moka) fixes those but loses badly on recency-skewed traffic, where a key
+//! is read a few times close together and never again. So, as Caffeine does:
+//!
+//! - new entries enter a small LRU **window** (1% of both bounds at first);
+//! - an entry leaving the window is a **candidate** for the **main** space: a
+//!   count-min **sketch** of 4-bit counters (halved every ten increments per
+//!   entry, so old popularity fades) compares how often the candidate and the
+//!   main space's next victim were seen; the less frequent one is evicted. A
+//!   candidate heavier than the victim must outscore all the victims it would
+//!   displace together (up to 16), so one large, rarely read value cannot
+//!   push out many small, hot ones (sizes are honoured, as in moka);
+//! - the main space is a segmented LRU: **probation** (evicted first) and
+//!   **protected** (80% of it: entries read again while on probation);
+//! - a **hill climber** moves the window's share every ten reads per entry
+//!   held: if the hit ratio of the last sample rose, it keeps going the same
+//!   way, otherwise it turns back, with steps of 6.25% decaying by 2% a
+//!   sample (Caffeine's constants, not tuned to our traces). A large window
+//!   behaves like LRU (recency), a small one like TinyLFU (frequency).
+//!
+//! S3-FIFO (quick_cache) and SIEVE are simpler and scan-resistant too, but do
+//! not adapt to recency-skewed traffic and give no frequency comparison for
+//! weighted admission; ARC and LIRS need ghost entries (memory for keys not
+//! held). The measurements are in `docs/benchmarks.md`
+//! (`bash scripts/bench-hit-ratio.sh`).
+//!
+//! Nothing here is random or reads a clock: the sketch uses the cache's own
+//! key hashes (the host's seeded hasher), and where Caffeine admits a hot
+//! candidate over an equally hot victim at random (one time in 128, so an
+//! attacker cannot pin the cache), a mix of the candidate's hash decides.
+//!
+//! Everything a `get` touches of an entry (key, value, expiry, recency links,
+//! segment) and the links an eviction rewrites fit in one 64-byte [`Node`]
+//! for `String` keys and 16-byte values; the rest sits in a parallel array
+//! of small [`Cold`] records.
 
 mod policy;
 mod sketch;
@@ -252,7 +295,9 @@ impl<K, V> Entries for Nodes<'_, K, V> {
     }
 }
 
-/// A bounded LRU cache with per-entry TTL, for values of one process.
+/// A bounded cache with per-entry TTL, for values of one process, evicting
+/// by the adaptive policy of the [module docs](self) (or exact LRU, see
+/// [`with_eviction`](LocalCache::with_eviction)).
 ///
 /// Bounded by entry count **and** by total weight (the caller weighs each
 /// value, e.g. in bytes). Time is passed in as `now`, in milliseconds, so the
@@ -264,8 +309,10 @@ impl<K, V> Entries for Nodes<'_, K, V> {
 /// is more than [`EXPIRY_GRANULARITY_MS`] in the past; [`purge_expired`]
 /// frees all of them at once.
 ///
-/// The rules (recency, bounds, expiry, counters) are those of [`SlotPolicy`],
-/// the same code, applied to the entries a hash table finds by key.
+/// The rules (bounds, expiry, counters) are those of [`SlotPolicy`], the
+/// same code, applied to the entries a hash table finds by key; with
+/// [`Eviction::Lru`] the eviction order is the same too (a `SlotPolicy`
+/// knows no keys, so it runs exact LRU).
 ///
 /// ```
 /// use stratacache::{Expiry, LocalCache, Lookup};
@@ -358,7 +405,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     /// The value of `key` if it is stored and not expired at `now`; marks it
-    /// as most recently used.
+    /// used (and counts the read in the frequency sketch).
     pub fn get<Q>(&mut self, key: &Q, now: u64) -> Lookup<&V>
     where
         K: Borrow<Q>,
@@ -428,8 +475,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
             .collect()
     }
 
-    /// Stores `value` under `key` with the caller's `weight`, evicting least
-    /// recently used entries until both bounds hold.
+    /// Stores `value` under `key` with the caller's `weight`, evicting
+    /// entries the policy chooses until both bounds hold (the new entry is
+    /// kept; a recent one that loses admission to a more frequently read
+    /// one may go instead of the oldest).
     pub fn set(&mut self, key: K, value: V, weight: u64, expiry: Expiry, now: u64) -> SetOutcome {
         self.advance(now);
         let hash = self.hasher.hash_one(&key);
@@ -587,6 +636,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     /// Keys from most to least recently used (for debugging and tests; O(n)).
+    /// With the adaptive policy: the window's, then protected's, then
+    /// probation's, each newest first.
     pub fn keys_by_recency(&self) -> impl Iterator<Item = &K> {
         self.policy
             .by_recency(View(&self.nodes))
