@@ -35,7 +35,7 @@ def main(csv_path: str, png_path: str) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    fig.savefig(png_path, dpi=72)
     print(f"wrote {png_path}")
 
 
