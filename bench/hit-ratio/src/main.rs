@@ -438,7 +438,10 @@ fn main() -> std::io::Result<()> {
     );
     if let Some(csv) = csv {
         let mut f = File::create(&csv)?;
-        writeln!(f, "trace,size_pct,capacity,lru,stratacache,quick_cache,moka,belady")?;
+        writeln!(
+            f,
+            "trace,size_pct,capacity,lru,stratacache,quick_cache,moka,belady"
+        )?;
         for r in &rows {
             writeln!(
                 f,

@@ -620,7 +620,8 @@ impl Policy {
                 a.sketch.increment(hash);
                 if self.len >= a.sketch.capacity() && a.sketch.capacity() < self.max_entries {
                     // A cache bound by weight grows its sketch as it fills.
-                    a.sketch.resize(self.max_entries.min(2 * a.sketch.capacity()));
+                    a.sketch
+                        .resize(self.max_entries.min(2 * a.sketch.capacity()));
                 }
             }
         }
