@@ -1,4 +1,5 @@
-//! `LocalCache`: the core's bounded LRU with per-entry TTL, holding Python
+//! `LocalCache`: the core's bounded cache (adaptive W-TinyLFU eviction by
+//! default, `policy="lru"` for exact LRU) with per-entry TTL, holding Python
 //! objects as they are, keyed by any hashable Python object.
 
 use std::hash::{Hash, Hasher};
