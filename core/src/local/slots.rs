@@ -7,9 +7,11 @@ use super::policy::{Cold, Entries, Links, Policy, Recency, NEVER};
 use super::wheel::NONE;
 use super::{Expiry, LocalCacheError, LocalStats, MAX_ENTRIES_LIMIT};
 
-/// The policy of a [`LocalCache`](super::LocalCache) (LRU by count and by
-/// weight, per-entry expiry reclaimed by a timer wheel, the same counters),
-/// run by the same code, for entries the host names by slot number.
+/// The policy of a [`LocalCache`](super::LocalCache) built with
+/// [`Eviction::Lru`](super::Eviction::Lru) (LRU by count and by weight,
+/// per-entry expiry reclaimed by a timer wheel, the same counters), run by
+/// the same code, for entries the host names by slot number. (The adaptive
+/// default needs each key's hash for its frequency sketch; slots carry none.)
 ///
 /// The host keeps keys and values (say, a JS `Map` from key to slot and an
 /// array of values) and tells the policy what happens by slot: reads, sets,
