@@ -7,7 +7,7 @@ from collections import defaultdict
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 POLICIES = ["lru", "stratacache", "quick_cache", "moka", "belady"]
 
