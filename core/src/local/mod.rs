@@ -260,7 +260,7 @@ impl<K, V> Links for Nodes<'_, K, V> {
 }
 
 impl<K, V> Entries for Nodes<'_, K, V> {
-    const ADAPTIVE: bool = true;
+    const ADAPTIVE: bool = cfg!(feature = "adaptive");
     #[inline(always)]
     fn segment(&self, idx: u32) -> u8 {
         self.nodes[idx as usize].meta.segment
@@ -373,7 +373,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> LocalCache<K, V, S> {
     }
 
     /// Chooses the eviction policy (default: [`Eviction::Adaptive`]). Call
-    /// it on a new cache: entries held already are cleared.
+    /// it on a new cache: entries held already are cleared. Built without
+    /// the crate's `adaptive` feature (as the WebAssembly package is), every
+    /// cache runs [`Eviction::Lru`].
     ///
     /// ```
     /// use stratacache::{Eviction, Expiry, LocalCache};

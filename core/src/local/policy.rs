@@ -231,6 +231,7 @@ impl Policy {
     pub(super) fn set_eviction(&mut self, eviction: Eviction) {
         debug_assert_eq!(self.len, 0, "the eviction policy is chosen while empty");
         self.adaptive = match eviction {
+            _ if !cfg!(feature = "adaptive") => None,
             Eviction::Lru => None,
             Eviction::Adaptive => {
                 let capacity = self.max_entries.min(256);
