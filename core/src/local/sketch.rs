@@ -14,9 +14,14 @@ const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 /// loop longer than the cache is not forgotten between two reads.
 const MIN_CAPACITY: usize = 128;
 
+/// Eight words, aligned so a key's four counters share one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; 8]);
+
 pub(super) struct Sketch {
-    table: Vec<u64>,
-    /// `table.len() / 8 - 1`: blocks are selected by the low hash bits.
+    table: Vec<Block>,
+    /// `table.len() - 1`: blocks are selected by the low hash bits.
     block_mask: u32,
     /// Increments since the last halving.
     size: u64,
@@ -47,33 +52,37 @@ impl Sketch {
     pub(super) fn resize(&mut self, capacity: usize) {
         let capacity = capacity.clamp(MIN_CAPACITY, 1 << 26);
         let words = capacity.next_power_of_two();
-        self.table = vec![0; words];
+        self.table = vec![Block::default(); words / 8];
         self.block_mask = (words / 8 - 1) as u32;
         self.size = 0;
         self.sample_size = 10 * capacity as u64;
         self.capacity = capacity;
     }
 
+    /// The block of `hash`, and its four counters: (word in the block, bit
+    /// shift in the word).
     #[inline(always)]
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
-        let block = ((hash as u32 & self.block_mask) as usize) << 3;
+    fn slots(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
+        let block = (hash as u32 & self.block_mask) as usize;
         let counter_hash = (hash >> 32) as u32;
         let mut out = [(0, 0); 4];
         for (i, slot) in out.iter_mut().enumerate() {
             let h = counter_hash >> (i << 3);
             let index = (h >> 1) & 15;
             let offset = (h & 1) as usize;
-            *slot = (block + offset + (i << 1), index << 2);
+            *slot = (offset + (i << 1), index << 2);
         }
-        out
+        (block, out)
     }
 
     /// The estimated count of `hash` (0 to 15).
     #[inline]
     pub(super) fn frequency(&self, hash: u64) -> u8 {
-        self.slots(hash)
+        let (block, slots) = self.slots(hash);
+        let words = &self.table[block].0;
+        slots
             .iter()
-            .map(|&(word, shift)| ((self.table[word] >> shift) & 15) as u8)
+            .map(|&(word, shift)| ((words[word & 7] >> shift) & 15) as u8)
             .min()
             .unwrap_or(0)
     }
@@ -82,8 +91,10 @@ impl Sketch {
     #[inline]
     pub(super) fn increment(&mut self, hash: u64) {
         let mut added = false;
-        for (word, shift) in self.slots(hash) {
-            let w = &mut self.table[word];
+        let (block, slots) = self.slots(hash);
+        let words = &mut self.table[block].0;
+        for (word, shift) in slots {
+            let w = &mut words[word & 7];
             if (*w >> shift) & 15 != 15 {
                 *w += 1 << shift;
                 added = true;
@@ -100,7 +111,7 @@ impl Sketch {
     /// Halves every counter (the sketch's ageing).
     fn halve(&mut self) {
         let mut odd = 0u64;
-        for w in &mut self.table {
+        for w in self.table.iter_mut().flat_map(|b| b.0.iter_mut()) {
             odd += u64::from((*w & ONE_MASK).count_ones());
             *w = (*w >> 1) & RESET_MASK;
         }
