@@ -10,8 +10,13 @@
 //! read-through cache does.
 //!
 //! ```text
-//! cargo run --release -p stratacache-hit-ratio -- /work/shared/traces [--csv out.csv] [--only name]
+//! cargo run --release -p stratacache-hit-ratio -- /work/shared/traces [--csv out.csv] [--only name] [--peers earlier.csv]
 //! ```
+//!
+//! `--peers` takes the peers' figures (LRU, quick_cache, moka, Belady) from
+//! an earlier run's CSV instead of simulating them again (they do not
+//! change when stratacache's policy does). The cache's hasher has a fixed
+//! seed, so every run gives the same figures.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -166,7 +171,12 @@ trait Sim {
     fn access(&mut self, key: u64, size: u32) -> bool;
 }
 
-struct Ours(LocalCache<u64, ()>);
+/// A fixed seed: the policy's admission and sketch depend on key hashes,
+/// and a random seed would move the figures between runs.
+type Seeded = foldhash::fast::FixedState;
+const SEED: u64 = 0x5712_a7ac_ac4e_5eed;
+
+struct Ours(LocalCache<u64, (), Seeded>);
 
 impl Sim for Ours {
     fn access(&mut self, key: u64, size: u32) -> bool {
@@ -278,6 +288,7 @@ fn belady(trace: &Trace, capacity: usize) -> f64 {
     100.0 * hits as f64 / trace.len() as f64
 }
 
+#[derive(Clone)]
 struct Row {
     trace: &'static str,
     size_pct: u32,
@@ -287,6 +298,45 @@ struct Row {
     quick: f64,
     moka: f64,
     belady: Option<f64>,
+}
+
+/// Peers' rows of an earlier run's CSV, by trace and size.
+fn read_peers(path: &Path) -> std::io::Result<HashMap<(String, u32), Row>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut out = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let Some(spec) = TRACES.iter().find(|t| t.name == f[0]) else {
+            continue;
+        };
+        let num = |i: usize| f[i].parse::<f64>().unwrap_or(0.0);
+        let row = Row {
+            trace: spec.name,
+            size_pct: f[1].parse().unwrap_or(0),
+            capacity: f[2].parse().unwrap_or(0),
+            lru: num(3),
+            ours: num(4),
+            quick: num(5),
+            moka: num(6),
+            belady: f.get(7).and_then(|b| b.parse().ok()),
+        };
+        out.insert((f[0].to_string(), row.size_pct), row);
+    }
+    Ok(out)
+}
+
+fn print_row(row: &Row) {
+    println!(
+        "{:>4}% {:>12} {:>8.2} {:>12.2} {:>12.2} {:>8.2} {:>8} {:>+8.2}",
+        row.size_pct,
+        row.capacity,
+        row.lru,
+        row.ours,
+        row.quick,
+        row.moka,
+        row.belady.map_or("-".to_string(), |b| format!("{b:.2}")),
+        row.ours - row.best_peer()
+    );
 }
 
 impl Row {
@@ -300,10 +350,12 @@ fn main() -> std::io::Result<()> {
     let mut dir = PathBuf::from("../shared/traces");
     let mut csv: Option<PathBuf> = None;
     let mut only: Option<String> = None;
+    let mut peers: HashMap<(String, u32), Row> = HashMap::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--csv" => csv = args.next().map(PathBuf::from),
             "--only" => only = args.next(),
+            "--peers" => peers = read_peers(&PathBuf::from(args.next().unwrap_or_default()))?,
             _ => dir = PathBuf::from(arg),
         }
     }
@@ -354,7 +406,22 @@ fn main() -> std::io::Result<()> {
             } else {
                 (capacity as usize, u64::MAX)
             };
-            let mut ours = Ours(LocalCache::new(max_entries, max_weight).expect("bounds"));
+            let mut ours = Ours(
+                LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(SEED))
+                    .expect("bounds"),
+            );
+            if let Some(peers) = peers.get(&(spec.name.to_string(), pct)) {
+                let row = Row {
+                    trace: spec.name,
+                    size_pct: pct,
+                    capacity,
+                    ours: run(&mut ours, &trace),
+                    ..peers.clone()
+                };
+                print_row(&row);
+                rows.push(row);
+                continue;
+            }
             let mut lru = Lru {
                 cache: lru::LruCache::unbounded(),
                 weight: 0,
@@ -388,7 +455,7 @@ fn main() -> std::io::Result<()> {
             // Exact LRU in stratacache must agree with the `lru` crate.
             if !spec.sized {
                 let mut exact = Ours(
-                    LocalCache::new(max_entries, max_weight)
+                    LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(SEED))
                         .expect("bounds")
                         .with_eviction(Eviction::Lru),
                 );
@@ -398,17 +465,7 @@ fn main() -> std::io::Result<()> {
                     "stratacache LRU {exact} vs lru crate {lru_crate}"
                 );
             }
-            println!(
-                "{:>4}% {:>12} {:>8.2} {:>12.2} {:>12.2} {:>8.2} {:>8} {:>+8.2}",
-                pct,
-                capacity,
-                row.lru,
-                row.ours,
-                row.quick,
-                row.moka,
-                row.belady.map_or("-".to_string(), |b| format!("{b:.2}")),
-                row.ours - row.best_peer()
-            );
+            print_row(&row);
             rows.push(row);
         }
     }
