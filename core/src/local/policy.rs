@@ -176,6 +176,60 @@ struct Adaptive {
     /// Entries moved from the window to probation for the insert under
     /// way: the newest of probation, admitted or evicted by frequency.
     candidates: usize,
+    /// Ghosts of recent removals, direct-mapped by key hash (a new ghost
+    /// overwrites whatever shares its slot): fingerprint (high 32 bits),
+    /// [`GHOST_REJECTED`], and the insert count when it was removed (low
+    /// 31 bits). 0: empty.
+    ghosts: Vec<u64>,
+}
+
+/// A ghost of a candidate the admission rejected (else of a main-space victim).
+const GHOST_REJECTED: u64 = 1 << 31;
+const GHOST_STAMP: u64 = GHOST_REJECTED - 1;
+
+impl Adaptive {
+    fn ghost_slot(&self, hash: u64) -> usize {
+        // Bits the sketch's block index does not use.
+        (hash.rotate_right(40) as usize) & (self.ghosts.len() - 1)
+    }
+
+    /// Remembers that the entry with `hash` was removed: `rejected` by the
+    /// admission (it lost to a main-space entry) or as a main-space victim.
+    fn remember(&mut self, hash: u64, rejected: bool, inserts: u64) {
+        let slot = self.ghost_slot(hash);
+        let kind = if rejected { GHOST_REJECTED } else { 0 };
+        self.ghosts[slot] = (hash & !0xffff_ffff) | kind | (inserts & GHOST_STAMP) | 1;
+    }
+
+    /// A miss on `hash`: if it is the ghost of a recent removal, the
+    /// removal was a mistake the window's size could have avoided, and
+    /// the window moves by one entry (ARC's rule, in place of waiting for
+    /// the hill climber's next sample): a candidate rejected less than a
+    /// main space's worth of inserts ago would have been a hit with a
+    /// larger window (recency wins: grow it); a main-space victim evicted
+    /// that recently would have been a hit with a larger main space
+    /// (frequency wins: shrink the window). Older ghosts say nothing: an
+    /// LRU cache of this size would have missed them too (a loop).
+    fn recall(&mut self, hash: u64, inserts: u64, len: usize, window_len: usize) -> bool {
+        let slot = self.ghost_slot(hash);
+        let ghost = self.ghosts[slot];
+        if ghost == 0 || (ghost ^ hash) >> 32 != 0 {
+            return false;
+        }
+        self.ghosts[slot] = 0;
+        let age = inserts.wrapping_sub(ghost) & GHOST_STAMP;
+        let main_len = len.saturating_sub(window_len) as u64;
+        if age >= main_len {
+            return false;
+        }
+        let step = 1.0 / len.max(1) as f64;
+        self.window_share = if ghost & GHOST_REJECTED != 0 {
+            (self.window_share + step).min(1.0)
+        } else {
+            (self.window_share - step).max(0.0)
+        };
+        true
+    }
 }
 
 /// The policy state of one cache. Every method that changes an entry's
@@ -246,6 +300,7 @@ impl Policy {
                     window_max: (0, 0),
                     protected_max: (0, 0),
                     candidates: 0,
+                    ghosts: vec![0; capacity.max(128).next_power_of_two()],
                 };
                 Self::size_segments(&mut adaptive, self.max_entries, self.max_weight);
                 Some(Box::new(adaptive))
@@ -552,14 +607,24 @@ impl Policy {
         }
         let candidate = probation.newest;
         let expired = e.expiry(candidate).get() <= now;
+        let inserts = self.stats.inserts;
         if victim == NONE || expired || !self.admit(e, candidate, victim, now) {
+            let rejected = victim != NONE && !expired;
             if let Some(a) = &mut self.adaptive {
                 a.candidates -= 1;
+                if rejected {
+                    a.remember(e.hash(candidate), true, inserts);
+                }
             }
-            if victim != NONE && !expired {
+            if rejected {
                 self.stats.admissions_rejected += 1;
             }
             return candidate;
+        }
+        if e.segment(victim) != WINDOW && e.expiry(victim).get() > now {
+            if let Some(a) = &mut self.adaptive {
+                a.remember(e.hash(victim), false, inserts);
+            }
         }
         victim
     }
@@ -619,10 +684,16 @@ impl Policy {
             if let Some(a) = &mut self.adaptive {
                 a.candidates = 0;
                 a.sketch.increment(hash);
+                let window_len = self.lists[WINDOW as usize].len;
+                if a.recall(hash, self.stats.inserts, self.len, window_len) {
+                    Self::size_segments(a, self.max_entries, self.max_weight);
+                }
                 if self.len >= a.sketch.capacity() && a.sketch.capacity() < self.max_entries {
-                    // A cache bound by weight grows its sketch as it fills.
+                    // A cache bound by weight grows its sketch (and its
+                    // ghosts) as it fills.
                     a.sketch
                         .resize(self.max_entries.min(2 * a.sketch.capacity()));
+                    a.ghosts = vec![0; a.sketch.capacity().next_power_of_two()];
                 }
             }
         }
