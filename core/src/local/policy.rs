@@ -123,6 +123,18 @@ pub(super) const WINDOW: u8 = 0;
 pub(super) const PROBATION: u8 = 1;
 /// The main space's protected segment: entries read while on probation.
 pub(super) const PROTECTED: u8 = 2;
+/// Flag on a main-space entry read since it last moved. The main space's
+/// segments are CLOCK queues, not LRU lists: a read only sets this flag (one
+/// byte, no relinking, no other node touched), and the entry moves when it
+/// reaches its segment's oldest end with the flag set: from probation to
+/// protected (its promotion, done lazily as S3-FIFO does), from protected's
+/// oldest end to its newest (a second chance) instead of being demoted.
+const REFERENCED: u8 = 4;
+/// One read in this many of a flagged entry is counted in the sketch
+/// (times this many).
+const FLAGGED_SAMPLE: u64 = 8;
+/// Most flagged entries one eviction or demotion moves on, so it stays O(1).
+const MAX_SECOND_CHANCES: usize = 8;
 
 /// One recency list (newest to oldest) and what it holds.
 #[derive(Clone, Copy, Debug)]
@@ -387,8 +399,23 @@ impl Policy {
             self.stats.hits += 1;
             if E::ADAPTIVE {
                 if let Some(a) = &mut self.adaptive {
-                    a.sketch.increment(hash);
                     a.sample_hits += 1;
+                    // A main-space entry read again before it moved counts
+                    // as a sample (the sketch's block is a cache line the
+                    // hit would otherwise always load): one such read in
+                    // `FLAGGED_SAMPLE`, picked by mixing the key's hash with
+                    // the hit count (deterministic, and not in step with a
+                    // loop's period), counts `FLAGGED_SAMPLE` times. Every
+                    // read must count, in expectation: a held entry whose
+                    // reads went uncounted would look colder than the keys
+                    // outside the cache, and lose its place to them.
+                    if e.segment(idx) & REFERENCED == 0 {
+                        a.sketch.increment(hash);
+                    } else if (hash ^ self.stats.hits).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61
+                        == 0
+                    {
+                        a.sketch.increment_by(hash, FLAGGED_SAMPLE);
+                    }
                 }
             }
             self.mark_used(e, idx);
@@ -503,6 +530,8 @@ impl Policy {
         if a.sample_hits + a.sample_misses >= a.sample_size {
             self.climb();
         }
+        // Before the window's entries move to probation: they are its newest.
+        self.demote_overflow(e);
         let Some(a) = &self.adaptive else {
             return;
         };
@@ -589,8 +618,17 @@ impl Policy {
         }
     }
 
-    fn choose_victim<E: Entries>(&mut self, e: &E, now: u64, keep: u32) -> u32 {
+    fn choose_victim<E: Entries>(&mut self, e: &mut E, now: u64, keep: u32) -> u32 {
         let candidates = self.adaptive.as_ref().map_or(0, |a| a.candidates);
+        // Probation's oldest entries read since they came: promoted now
+        // (protected's overflow moves back before the next insert).
+        for _ in 0..MAX_SECOND_CHANCES {
+            let probation = self.lists[PROBATION as usize];
+            if probation.len <= candidates || e.segment(probation.oldest) & REFERENCED == 0 {
+                break;
+            }
+            self.move_to(e, probation.oldest, PROBATION, PROTECTED);
+        }
         let probation = self.lists[PROBATION as usize];
         let mut victim = if probation.len > candidates {
             probation.oldest
@@ -621,7 +659,7 @@ impl Policy {
             }
             return candidate;
         }
-        if e.segment(victim) != WINDOW && e.expiry(victim).get() > now {
+        if self.segment(e, victim) != WINDOW && e.expiry(victim).get() > now {
             if let Some(a) = &mut self.adaptive {
                 a.remember(e.hash(victim), false, inserts);
             }
@@ -751,7 +789,7 @@ impl Policy {
     #[inline(always)]
     fn segment<E: Entries>(&self, e: &E, idx: u32) -> u8 {
         if E::ADAPTIVE && self.adaptive.is_some() {
-            e.segment(idx)
+            e.segment(idx) & !REFERENCED
         } else {
             WINDOW
         }
@@ -889,14 +927,19 @@ impl Policy {
         })
     }
 
-    /// Marks entry `idx` used: the newest of its segment; on probation, it
-    /// moves to protected (whose oldest move back to probation when
-    /// protected is full).
+    /// Marks entry `idx` used: the newest of the window (LRU: of the one
+    /// list); in the main space, flagged [`REFERENCED`].
     #[inline(always)]
     pub(super) fn mark_used<E: Entries>(&mut self, e: &mut E, idx: u32) {
-        let segment = self.segment(e, idx);
-        if segment == PROBATION {
-            self.promote(e, idx);
+        let segment = if E::ADAPTIVE && self.adaptive.is_some() {
+            e.segment(idx)
+        } else {
+            WINDOW
+        };
+        if segment != WINDOW {
+            if segment & REFERENCED == 0 {
+                e.set_segment(idx, segment | REFERENCED);
+            }
             return;
         }
         // Unlink then link newest, fused for the hot path of `get` (each
@@ -924,19 +967,28 @@ impl Policy {
         list.newest = idx;
     }
 
-    #[inline(never)]
-    fn promote<E: Entries>(&mut self, e: &mut E, idx: u32) {
-        self.move_to(e, idx, PROBATION, PROTECTED);
+    /// Moves protected's oldest entries to probation while protected holds
+    /// more than its share; a flagged one gets a second chance instead (at
+    /// most [`MAX_SECOND_CHANCES`]).
+    fn demote_overflow<E: Entries>(&mut self, e: &mut E) {
         let Some(a) = &self.adaptive else {
             return;
         };
         let (max_n, max_w) = a.protected_max;
+        let mut chances = 0;
         loop {
             let protected = self.lists[PROTECTED as usize];
             if protected.len <= 1 || (protected.len <= max_n && protected.weight <= max_w) {
                 break;
             }
-            self.move_to(e, protected.oldest, PROTECTED, PROBATION);
+            let oldest = protected.oldest;
+            // `move_to` clears the flag.
+            if e.segment(oldest) & REFERENCED != 0 && chances < MAX_SECOND_CHANCES {
+                chances += 1;
+                self.move_to(e, oldest, PROTECTED, PROTECTED);
+            } else {
+                self.move_to(e, oldest, PROTECTED, PROBATION);
+            }
         }
     }
 

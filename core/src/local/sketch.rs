@@ -90,18 +90,26 @@ impl Sketch {
     /// Counts one more sighting of `hash`.
     #[inline]
     pub(super) fn increment(&mut self, hash: u64) {
+        self.increment_by(hash, 1);
+    }
+
+    /// Counts `n` (1 to 15) more sightings of `hash` at once: a sampled
+    /// read stands for the `n` it represents.
+    #[inline]
+    pub(super) fn increment_by(&mut self, hash: u64, n: u64) {
         let mut added = false;
         let (block, slots) = self.slots(hash);
         let words = &mut self.table[block].0;
         for (word, shift) in slots {
             let w = &mut words[word & 7];
-            if (*w >> shift) & 15 != 15 {
-                *w += 1 << shift;
+            let count = (*w >> shift) & 15;
+            if count != 15 {
+                *w += (n.min(15 - count)) << shift;
                 added = true;
             }
         }
         if added {
-            self.size += 1;
+            self.size += n;
             if self.size >= self.sample_size {
                 self.halve();
             }
