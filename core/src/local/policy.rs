@@ -728,10 +728,11 @@ impl Policy {
                 }
                 if self.len >= a.sketch.capacity() && a.sketch.capacity() < self.max_entries {
                     // A cache bound by weight grows its sketch (and its
-                    // ghosts) as it fills.
-                    a.sketch
-                        .resize(self.max_entries.min(2 * a.sketch.capacity()));
-                    a.ghosts = vec![0; a.sketch.capacity().next_power_of_two()];
+                    // ghosts) as it fills, keeping what they know.
+                    a.sketch.double();
+                    if a.ghosts.len() < a.sketch.capacity() {
+                        a.ghosts.extend_from_within(..);
+                    }
                 }
             }
         }

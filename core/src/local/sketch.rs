@@ -59,6 +59,22 @@ impl Sketch {
         self.capacity = capacity;
     }
 
+    /// Doubles the table, keeping every count: a key's block index gains
+    /// one high bit and its counters keep their places in the block, so
+    /// both halves start as copies of the old table.
+    pub(super) fn double(&mut self) {
+        let capacity = (2 * self.capacity).min(1 << 26);
+        if capacity == self.capacity {
+            return;
+        }
+        let old = self.table.len();
+        self.table.extend_from_within(..);
+        debug_assert_eq!(self.table.len(), 2 * old);
+        self.block_mask = (self.table.len() - 1) as u32;
+        self.sample_size = 10 * capacity as u64;
+        self.capacity = capacity;
+    }
+
     /// The block of `hash`, and its four counters: (word in the block, bit
     /// shift in the word).
     #[inline(always)]
