@@ -418,6 +418,9 @@ fn main() -> std::io::Result<()> {
                     ours: run(&mut ours, &trace),
                     ..peers.clone()
                 };
+                if std::env::var_os("HIT_RATIO_DEBUG").is_some() {
+                    eprintln!("{:?}", ours.0.stats());
+                }
                 print_row(&row);
                 rows.push(row);
                 continue;
