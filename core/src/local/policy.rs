@@ -207,29 +207,31 @@ impl Adaptive {
 
     /// Remembers that the entry with `hash` was removed: `rejected` by the
     /// admission (it lost to a main-space entry) or as a main-space victim.
-    fn remember(&mut self, hash: u64, rejected: bool, inserts: u64) {
+    fn remember(&mut self, hash: u64, rejected: bool, reads: u64) {
         let slot = self.ghost_slot(hash);
         let kind = if rejected { GHOST_REJECTED } else { 0 };
-        self.ghosts[slot] = (hash & !0xffff_ffff) | kind | (inserts & GHOST_STAMP) | 1;
+        self.ghosts[slot] = (hash & !0xffff_ffff) | kind | (reads & GHOST_STAMP) | 1;
     }
 
     /// A miss on `hash`: if it is the ghost of a recent removal, the
     /// removal was a mistake the window's size could have avoided, and
     /// the window moves by one entry (ARC's rule, in place of waiting for
-    /// the hill climber's next sample): a candidate rejected less than a
-    /// main space's worth of inserts ago would have been a hit with a
+    /// the hill climber's next sample): a candidate rejected fewer reads
+    /// ago than the main space holds entries would have been a hit with a
     /// larger window (recency wins: grow it); a main-space victim evicted
     /// that recently would have been a hit with a larger main space
     /// (frequency wins: shrink the window). Older ghosts say nothing: an
-    /// LRU cache of this size would have missed them too (a loop).
-    fn recall(&mut self, hash: u64, inserts: u64, len: usize, window_len: usize) -> bool {
+    /// LRU cache of this size may have missed them too (a loop). Reads,
+    /// not inserts, are the clock: there are at least as many as distinct
+    /// keys read in between (in a loop, the misses alone are fewer).
+    fn recall(&mut self, hash: u64, reads: u64, len: usize, window_len: usize) -> bool {
         let slot = self.ghost_slot(hash);
         let ghost = self.ghosts[slot];
         if ghost == 0 || (ghost ^ hash) >> 32 != 0 {
             return false;
         }
         self.ghosts[slot] = 0;
-        let age = inserts.wrapping_sub(ghost) & GHOST_STAMP;
+        let age = reads.wrapping_sub(ghost) & GHOST_STAMP;
         let main_len = len.saturating_sub(window_len) as u64;
         if age >= main_len {
             return false;
@@ -645,13 +647,13 @@ impl Policy {
         }
         let candidate = probation.newest;
         let expired = e.expiry(candidate).get() <= now;
-        let inserts = self.stats.inserts;
+        let reads = self.stats.hits + self.stats.misses;
         if victim == NONE || expired || !self.admit(e, candidate, victim, now) {
             let rejected = victim != NONE && !expired;
             if let Some(a) = &mut self.adaptive {
                 a.candidates -= 1;
                 if rejected {
-                    a.remember(e.hash(candidate), true, inserts);
+                    a.remember(e.hash(candidate), true, reads);
                 }
             }
             if rejected {
@@ -661,7 +663,7 @@ impl Policy {
         }
         if self.segment(e, victim) != WINDOW && e.expiry(victim).get() > now {
             if let Some(a) = &mut self.adaptive {
-                a.remember(e.hash(victim), false, inserts);
+                a.remember(e.hash(victim), false, reads);
             }
         }
         victim
@@ -723,7 +725,8 @@ impl Policy {
                 a.candidates = 0;
                 a.sketch.increment(hash);
                 let window_len = self.lists[WINDOW as usize].len;
-                if a.recall(hash, self.stats.inserts, self.len, window_len) {
+                let reads = self.stats.hits + self.stats.misses;
+                if a.recall(hash, reads, self.len, window_len) {
                     Self::size_segments(a, self.max_entries, self.max_weight);
                 }
                 if self.len >= a.sketch.capacity() && a.sketch.capacity() < self.max_entries {
