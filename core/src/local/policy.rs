@@ -132,7 +132,7 @@ pub(super) const PROTECTED: u8 = 2;
 const REFERENCED: u8 = 4;
 /// One read in this many of a flagged entry is counted in the sketch
 /// (times this many).
-const FLAGGED_SAMPLE: u64 = 4;
+const FLAGGED_SAMPLE: u64 = 8;
 /// Most flagged entries one eviction or demotion moves on, so it stays O(1).
 const MAX_SECOND_CHANCES: usize = 8;
 
@@ -413,7 +413,7 @@ impl Policy {
                     // outside the cache, and lose its place to them.
                     if e.segment(idx) & REFERENCED == 0 {
                         a.sketch.increment(hash);
-                    } else if (hash ^ self.stats.hits).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62
+                    } else if (hash ^ self.stats.hits).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61
                         == 0
                     {
                         a.sketch.increment_by(hash, FLAGGED_SAMPLE);
