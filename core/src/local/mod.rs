@@ -6,8 +6,8 @@
 //! Entries live in a slab and are linked by index into intrusive lists: the
 //! policy's recency lists and a timer-wheel bucket (for expiry). A hash table
 //! of slab indices finds them. Every operation is O(1) (amortized: an insert
-//! may move several window entries or compare a heavy candidate with up to 16
-//! victims); expired entries are reclaimed by the timer wheel as time moves
+//! may move several window entries, compare a heavy candidate with up to 16
+//! victims, or promote or give a second chance to up to 8 flagged entries); expired entries are reclaimed by the timer wheel as time moves
 //! on, without waiting for a read (Django's `LocMemCache` keeps dead keys
 //! until they are read).
 //!
@@ -29,22 +29,55 @@
 //!   candidate heavier than the victim must outscore all the victims it would
 //!   displace together (up to 16), so one large, rarely read value cannot
 //!   push out many small, hot ones (sizes are honoured, as in moka);
-//! - the main space is a segmented LRU: **probation** (evicted first) and
-//!   **protected** (80% of it: entries read again while on probation);
-//! - a **hill climber** moves the window's share every ten reads per entry
-//!   held: if the hit ratio of the last sample rose, it keeps going the same
-//!   way, otherwise it turns back, with steps of 6.25% decaying by 2% a
-//!   sample (Caffeine's constants, not tuned to our traces). A large window
-//!   behaves like LRU (recency), a small one like TinyLFU (frequency).
+//! - the main space has two segments, **probation** (evicted first) and
+//!   **protected** (80% of it: entries read again while on probation). They
+//!   are CLOCK queues, not LRU lists: a read of a main-space entry only sets
+//!   a flag in its node (no relinking, no other node touched, so a hit costs
+//!   about what an LRU hit costs); a flagged entry found at probation's
+//!   oldest end when a victim is chosen is promoted then (S3-FIFO's lazy
+//!   promotion), and one at protected's oldest end gets a second chance
+//!   instead of being demoted (at most 8 per insert, so it stays O(1));
+//! - every read is counted in the sketch, in expectation: a read of an
+//!   entry already flagged is a sample, one in 8 (by a mix of the key's hash
+//!   and the hit count, not in step with any loop), counted 8 times. Reads
+//!   left uncounted would make held entries look colder than the keys
+//!   outside the cache; counting each one would load the sketch's cache line
+//!   on every hit (it doubled the get time);
+//! - the window's share moves two ways. **Ghosts** (ARC's idea): the cache
+//!   remembers, in a direct-mapped table of fingerprints (8 bytes a slot,
+//!   as many slots as the sketch has entries), the hashes of candidates the
+//!   admission rejected and of main-space victims, with the read count of
+//!   their removal. A miss on a ghost removed fewer reads ago than the main
+//!   space holds entries was a mistake the window's size could have avoided:
+//!   a rejected candidate grows the window by one entry (recency would have
+//!   won), an evicted victim shrinks it by one (frequency would have won).
+//!   Older ghosts say nothing (an LRU cache of this size may have missed
+//!   them too: a loop). Ghosts react from the first mistakes, where the
+//!   **hill climber** needs many samples: it moves the window's share every
+//!   ten reads per entry held: if the hit ratio of the last sample rose, it
+//!   keeps going the same way, otherwise it turns back, with steps of 6.25%
+//!   decaying by 2% a sample (Caffeine's constants, not tuned to our
+//!   traces). On recency-skewed traffic (Corda's trace: most keys read twice
+//!   close together) the climber alone never got enough samples in a
+//!   136K-request trace, and the default lost 23 points to LRU; with ghosts
+//!   it is within 0.05 of LRU. A large window behaves like LRU (recency), a
+//!   small one like TinyLFU (frequency);
+//! - the sketch is sized for at least 1,024 entries (8 KB), so a small cache
+//!   on a loop much longer than itself compares counts, not collisions; a
+//!   cache bound by weight doubles it (and the ghosts) as it fills, copying
+//!   the table so no count is lost.
 //!
 //! S3-FIFO (quick_cache) and SIEVE are simpler and scan-resistant too, but do
 //! not adapt to recency-skewed traffic and give no frequency comparison for
-//! weighted admission; ARC and LIRS need ghost entries (memory for keys not
-//! held). The measurements are in `docs/benchmarks.md`
+//! weighted admission; ARC and LIRS keep ghost entries with their keys (here
+//! a ghost is 8 bytes and may be overwritten: it only steers the window).
+//! The measurements are in `docs/benchmarks.md`
 //! (`bash scripts/bench-hit-ratio.sh`).
 //!
-//! Nothing here is random or reads a clock: the sketch uses the cache's own
-//! key hashes (the host's seeded hasher), and where Caffeine admits a hot
+//! Nothing here is random or reads a clock: the sketch, the ghosts and the
+//! read sampling use the cache's own key hashes (the host's hasher: give
+//! [`LocalCache::with_hasher`] a fixed seed for reproducible runs, as the
+//! hit-ratio simulator does), and where Caffeine admits a hot
 //! candidate over an equally hot victim at random (one time in 128, so an
 //! attacker cannot pin the cache), a mix of the candidate's hash decides.
 //!

@@ -611,10 +611,12 @@ impl Policy {
         }
     }
 
-    fn oldest_except(&self, segment: u8, keep: u32) -> u32 {
+    /// The oldest entry of `segment` other than `keep` (the next oldest
+    /// when `keep` is the oldest), or [`NONE`].
+    fn oldest_except(&self, e: &impl Links, segment: u8, keep: u32) -> u32 {
         let oldest = self.lists[segment as usize].oldest;
-        if oldest == keep {
-            NONE
+        if oldest == keep && oldest != NONE {
+            e.recency(oldest).newer
         } else {
             oldest
         }
@@ -633,13 +635,17 @@ impl Policy {
         }
         let probation = self.lists[PROBATION as usize];
         let mut victim = if probation.len > candidates {
-            probation.oldest
+            self.oldest_except(e, PROBATION, keep)
         } else {
             NONE
         };
+        if victim != NONE && victim == probation.newest && candidates > 0 {
+            // `keep` was the oldest, and the next one is a candidate.
+            victim = NONE;
+        }
         for segment in [PROTECTED, WINDOW] {
             if victim == NONE {
-                victim = self.oldest_except(segment, keep);
+                victim = self.oldest_except(e, segment, keep);
             }
         }
         if candidates == 0 {
