@@ -587,7 +587,8 @@ impl Policy {
     /// candidates, the newest candidate against the oldest entry of the main
     /// space (probation, then protected): the one the sketch has seen less
     /// often goes. Without candidates: the oldest of probation, protected,
-    /// then the window.
+    /// then the window. Probation's oldest entries flagged as read are
+    /// first promoted to protected (up to [`MAX_SECOND_CHANCES`]).
     #[inline]
     pub(super) fn unlink_victim<E: Entries>(
         &mut self,
