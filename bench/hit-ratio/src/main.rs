@@ -16,7 +16,9 @@
 //! `--peers` takes the peers' figures (LRU, quick_cache, moka, Belady) from
 //! an earlier run's CSV instead of simulating them again (they do not
 //! change when stratacache's policy does). The cache's hasher has a fixed
-//! seed, so every run gives the same figures.
+//! seed, so every run gives the same figures. With `--peers`, setting
+//! `HIT_RATIO_DEBUG` also prints stratacache's counters after each run
+//! (window size, admissions rejected).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
