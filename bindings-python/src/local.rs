@@ -1,4 +1,5 @@
-//! `LocalCache`: the core's bounded LRU with per-entry TTL, holding Python
+//! `LocalCache`: the core's bounded cache (adaptive W-TinyLFU eviction by
+//! default, `policy="lru"` for exact LRU) with per-entry TTL, holding Python
 //! objects as they are, keyed by any hashable Python object.
 
 use std::hash::{Hash, Hasher};
@@ -8,7 +9,7 @@ use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use stratacache::NamedCounters;
-use stratacache::{LocalCache, Lookup, SetOutcome};
+use stratacache::{Eviction, LocalCache, Lookup, SetOutcome};
 
 use crate::request::CachedResponse;
 use crate::util::{clock_ms, lock, seconds_to_ms, PyVal, TtlArg};
@@ -89,14 +90,24 @@ impl PyLocalCache {
 #[pymethods]
 impl PyLocalCache {
     #[new]
-    #[pyo3(signature = (max_entries = 10_000, max_bytes = 64 * 1024 * 1024, ttl = None, *, weigher = None, clock = None))]
+    #[pyo3(signature = (max_entries = 10_000, max_bytes = 64 * 1024 * 1024, ttl = None, *, weigher = None, clock = None, policy = "adaptive"))]
     fn py_new(
         max_entries: usize,
         max_bytes: u64,
         ttl: Option<f64>,
         weigher: Option<PyVal>,
         clock: Option<PyVal>,
+        policy: &str,
     ) -> PyResult<Self> {
+        let eviction = match policy {
+            "adaptive" => Eviction::Adaptive,
+            "lru" => Eviction::Lru,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "policy must be \"adaptive\" (the default: scan-resistant, frequency-aware) or \"lru\", not {other:?}"
+                )))
+            }
+        };
         let ttl_ms = match ttl {
             None => None,
             Some(s) => match seconds_to_ms(s)? {
@@ -111,6 +122,7 @@ impl PyLocalCache {
         };
         let cache = LocalCache::new(max_entries, max_bytes)
             .and_then(|c| c.with_default_ttl(ttl_ms))
+            .map(|c| c.with_eviction(eviction))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyLocalCache {
             inner: Mutex::new(cache),
@@ -303,7 +315,8 @@ impl PyLocalCache {
     }
 
     /// Counters (hits, misses, inserts, updates, evictions, expirations,
-    /// rejected) and gauges (entries, weight) as a dict.
+    /// rejected, admissions_rejected) and gauges (entries, weight,
+    /// window_entries, window_weight) as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = lock(py, &self.inner).stats();
         let d = PyDict::new(py);

@@ -44,13 +44,34 @@ def test_any_hashable_key_with_python_equality():
 
 
 def test_bounded_by_entries_lru_order():
-    cache = LocalCache(max_entries=3, max_bytes=1 << 20)
+    cache = LocalCache(max_entries=3, max_bytes=1 << 20, policy="lru")
     for k in "abc":
         cache.set(k, k)
     cache.get("a")  # a is now the most recently used
     cache.set("d", "d")
     assert "b" not in cache and {"a", "c", "d"} <= set(cache.keys())
     assert cache.stats()["evictions"] == 1
+
+
+def test_default_policy_is_scan_resistant_and_lru_is_an_option():
+    def hit_ratio(cache):
+        hits = 0
+        for _ in range(20):
+            for k in range(400):  # a loop longer than the cache
+                if cache.get(k) is not None:
+                    hits += 1
+                else:
+                    cache.set(k, k)
+        return hits / 8000
+
+    assert hit_ratio(LocalCache(300, 1 << 30, policy="lru")) == 0.0
+    adaptive = LocalCache(300, 1 << 30)
+    assert hit_ratio(adaptive) > 0.5
+    stats = adaptive.stats()
+    assert stats["admissions_rejected"] > 0
+    assert 0 <= stats["window_entries"] <= stats["entries"] <= 300
+    with pytest.raises(ValueError, match="adaptive"):
+        LocalCache(10, 100, policy="lfu")
 
 
 def test_bounded_by_bytes_with_getsizeof_and_custom_weigher():

@@ -27,7 +27,9 @@ pub use key::{
     is_valid_memcached_key, plain_key, safe_key, KeyBuilder, KeyError, OwnedPart, Part,
     DEFAULT_MAX_KEY_LEN,
 };
-pub use local::{Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome};
+pub use local::{
+    Eviction, Expiry, LocalCache, LocalCacheError, LocalStats, RemovalCause, SetOutcome,
+};
 pub use lookup::Lookup;
 pub use namespace::{Namespace, NamespaceError};
 pub use quote::{Quoted, QuotedChar};

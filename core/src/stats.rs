@@ -136,6 +136,9 @@ named_counters!(crate::local::LocalStats {
     rejected,
     entries,
     weight,
+    admissions_rejected,
+    window_entries,
+    window_weight,
 });
 
 #[cfg(test)]

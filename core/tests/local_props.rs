@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use stratacache::local::EXPIRY_GRANULARITY_MS;
-use stratacache::{Expiry, LocalCache, LocalStats, Lookup};
+use stratacache::{Eviction, Expiry, LocalCache, LocalStats, Lookup};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -219,6 +219,7 @@ proptest! {
     ) {
         let mut cache: LocalCache<u8, u32> = LocalCache::new(max_entries, max_weight)
             .unwrap()
+            .with_eviction(Eviction::Lru)
             .with_default_ttl(default_ttl)
             .unwrap();
         let mut model = Model {

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 __version__: str
 MISSING: Any
@@ -110,6 +110,7 @@ class LocalCache:
         *,
         weigher: Optional[Callable[[Any], int]] = None,
         clock: Optional[Callable[[], float]] = None,
+        policy: Literal["adaptive", "lru"] = "adaptive",
     ) -> None: ...
     def get(self, key: Hashable, default: Any = None) -> Any: ...
     def get_cached_response(self, key: Hashable) -> CachedResponse: ...

@@ -4,11 +4,14 @@
 use std::num::NonZeroU64;
 
 use super::policy::{Cold, Entries, Links, Policy, Recency, NEVER};
+use super::wheel::NONE;
 use super::{Expiry, LocalCacheError, LocalStats, MAX_ENTRIES_LIMIT};
 
-/// The policy of a [`LocalCache`](super::LocalCache) (LRU by count and by
-/// weight, per-entry expiry reclaimed by a timer wheel, the same counters),
-/// run by the same code, for entries the host names by slot number.
+/// The policy of a [`LocalCache`](super::LocalCache) built with
+/// [`Eviction::Lru`](super::Eviction::Lru) (LRU by count and by weight,
+/// per-entry expiry reclaimed by a timer wheel, the same counters), run by
+/// the same code, for entries the host names by slot number. (The adaptive
+/// default needs each key's hash for its frequency sketch; slots carry none.)
 ///
 /// The host keeps keys and values (say, a JS `Map` from key to slot and an
 /// array of values) and tells the policy what happens by slot: reads, sets,
@@ -48,6 +51,18 @@ impl Links for Slots<'_> {
 }
 
 impl Entries for Slots<'_> {
+    // Slots carry no key hash: a slot host runs exact LRU.
+    const ADAPTIVE: bool = false;
+    #[inline(always)]
+    fn segment(&self, _idx: u32) -> u8 {
+        0
+    }
+    #[inline(always)]
+    fn set_segment(&mut self, _idx: u32, _segment: u8) {}
+    #[inline(always)]
+    fn hash(&self, _idx: u32) -> u64 {
+        0
+    }
     #[inline(always)]
     fn recency_mut(&mut self, idx: u32) -> &mut Recency {
         let links = &mut self.0.recency[idx as usize];
@@ -223,11 +238,11 @@ impl SlotPolicy {
     #[inline]
     pub fn read(&mut self, slot: u32, now: u64, removed: &mut Vec<u32>) -> bool {
         if !self.store.contains(slot as usize) {
-            self.policy.stats.misses += 1;
+            self.policy.count_miss();
             return false;
         }
         let (policy, mut slots) = self.parts();
-        if policy.read(&mut slots, slot, now) {
+        if policy.read(&mut slots, slot, now, 0) {
             return true;
         }
         self.store.remove(slot);
@@ -296,7 +311,7 @@ impl SlotPolicy {
             let (policy, mut slots) = self.parts();
             policy.update(&mut slots, idx, weight, expires_at);
             while policy.over_weight() {
-                let (old, _) = policy.unlink_oldest(&mut slots, now);
+                let (old, _) = policy.unlink_victim(&mut slots, now, NONE);
                 slots.0.remove(old);
                 removed.push(old);
             }
@@ -309,7 +324,7 @@ impl SlotPolicy {
                 self.store.remove(idx);
             }
             let (policy, mut slots) = self.parts();
-            let (idx, _) = policy.unlink_oldest(&mut slots, now);
+            let (idx, _) = policy.unlink_victim(&mut slots, now, NONE);
             removed.push(idx);
             vacated = Some(idx);
         }
@@ -321,7 +336,7 @@ impl SlotPolicy {
             None => self.store.insert(expires_at),
         };
         let (policy, mut slots) = self.parts();
-        policy.link_new(&mut slots, idx, weight);
+        policy.link_new(&mut slots, idx, weight, 0);
         Some(idx)
     }
 

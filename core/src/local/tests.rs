@@ -3,7 +3,9 @@ use super::*;
 const T0: u64 = 1_700_000_000_000;
 
 fn cache(max_entries: usize, max_weight: u64) -> LocalCache<String, u32> {
-    LocalCache::new(max_entries, max_weight).unwrap()
+    LocalCache::new(max_entries, max_weight)
+        .unwrap()
+        .with_eviction(Eviction::Lru)
 }
 
 fn key(n: u32) -> String {
@@ -35,7 +37,9 @@ fn bad_bounds_are_errors_that_say_what_to_do() {
 
 #[test]
 fn get_set_peek_and_stored_empty_values() {
-    let mut c: LocalCache<String, Option<u8>> = LocalCache::new(10, 100).unwrap();
+    let mut c: LocalCache<String, Option<u8>> = LocalCache::new(10, 100)
+        .unwrap()
+        .with_eviction(Eviction::Lru);
     assert_eq!(c.get("a", T0), Lookup::Miss);
     assert_eq!(
         c.set("a".into(), None, 1, Expiry::Never, T0),
@@ -248,7 +252,10 @@ fn get_many_set_many_delete_and_clear() {
 
 #[test]
 fn removal_log_reports_every_value_that_leaves() {
-    let mut c: LocalCache<u32, u32> = LocalCache::new(2, 100).unwrap().with_removal_log();
+    let mut c: LocalCache<u32, u32> = LocalCache::new(2, 100)
+        .unwrap()
+        .with_eviction(Eviction::Lru)
+        .with_removal_log();
     c.set(1, 10, 1, Expiry::Never, T0);
     c.set(1, 11, 1, Expiry::Never, T0);
     c.set(2, 20, 1, Expiry::AfterMs(5), T0);
@@ -282,7 +289,10 @@ fn debug_shows_size_and_bounds() {
 
 #[test]
 fn one_set_can_evict_several_entries_in_recency_order() {
-    let mut c: LocalCache<u32, u32> = LocalCache::new(10, 10).unwrap().with_removal_log();
+    let mut c: LocalCache<u32, u32> = LocalCache::new(10, 10)
+        .unwrap()
+        .with_eviction(Eviction::Lru)
+        .with_removal_log();
     c.set(1, 10, 4, Expiry::Never, T0);
     c.set(2, 20, 4, Expiry::AfterMs(5), T0);
     c.set(3, 30, 2, Expiry::Never, T0);
@@ -347,6 +357,7 @@ fn slot_policy_behaves_as_local_cache() {
     for default_ttl in [None, Some(3_000)] {
         let mut cache: LocalCache<u32, u32> = LocalCache::new(40, 400)
             .unwrap()
+            .with_eviction(Eviction::Lru)
             .with_default_ttl(default_ttl)
             .unwrap();
         let mut policy = SlotPolicy::new(40, 400)
@@ -465,8 +476,9 @@ fn what_a_read_relinks_is_packed() {
         Vacant(usize),
         Occupied(T),
     }
-    // LocalCache: expiry and links in the node, the expiry's niche the tag.
-    assert_eq!(std::mem::size_of::<SlabEntry<Meta>>(), 16);
+    // LocalCache: expiry, links and segment in the node, the expiry's
+    // niche the tag.
+    assert_eq!(std::mem::size_of::<SlabEntry<Meta>>(), 24);
     // SlotPolicy: a read relinks in an array of 8-byte records.
     assert_eq!(std::mem::size_of::<policy::Recency>(), 8);
 }

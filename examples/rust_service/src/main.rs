@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let stats = local.stats();
     println!(
-        "   3 sets into a 2-entry cache: {} entries, {} evicted (least recently used)",
+        "   3 sets into a 2-entry cache: {} entries, {} evicted",
         stats.entries, stats.evictions
     );
     let last = outline_v3.build(&[Part::from(courses[2])]);
