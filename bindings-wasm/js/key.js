@@ -99,5 +99,8 @@ export function signingKeysFromSecret(secret, keyId = 'k1') {
     bytes = new TextEncoder().encode(secret);
   } else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
   if (!(bytes instanceof Uint8Array)) throw new TypeError('stratacache: signingKeysFromSecret needs a secret (string or Uint8Array)');
-  return [{ id: keyId, secret: coreSigningKey(bytes) }];
+  const key = coreSigningKey(bytes);
+  // The core's EmptySecret (an empty key back: no error formatting in wasm).
+  if (key.length === 0) throw new TypeError('the secret to derive signing keys from is empty: pass the application secret (e.g. SECRET_KEY)');
+  return [{ id: keyId, secret: key }];
 }
