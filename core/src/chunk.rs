@@ -447,7 +447,7 @@ impl Manifest {
         let mut buf = [0u8; MAX_MANIFEST_PAYLOAD_LEN];
         // Three varints and 32 bytes always fit in MAX_MANIFEST_PAYLOAD_LEN.
         postcard::to_slice(&self, &mut buf)
-            .expect("a manifest always fits its maximum length")
+            .unwrap_or_else(|_| unreachable!("a manifest always fits its maximum length"))
             .to_vec()
     }
 
