@@ -436,12 +436,18 @@ impl Tiered {
             LocalStats::NAMES,
             FlightStats::NAMES,
         ];
+        // Pushed name by name: `join` would add its own copy loop.
         let mut out = String::new();
         for (i, names) in sections.iter().enumerate() {
             if i > 0 {
                 out.push('|');
             }
-            out.push_str(&names.join(","));
+            for (j, name) in names.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                out.push_str(name);
+            }
         }
         out
     }
