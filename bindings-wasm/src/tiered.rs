@@ -259,6 +259,7 @@ impl Tiered {
     /// cooldown.failuresToTrip, cooldown.cooldownMs]. NaN leaves the core's
     /// default; `Infinity` as a TTL or compressAt means none.
     #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)] // flat numbers and strings: the cheapest crossing
     pub fn new(
         tier_names: &str,
         tier_name_lengths: &[u32],
