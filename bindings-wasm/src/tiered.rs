@@ -132,8 +132,9 @@ fn source_code(source: Option<Source>) -> u8 {
 
 /// The keys of `joined`, cut at `lengths` (UTF-8 bytes, counted by
 /// `js/tiered.js`); a length off a character boundary takes the rest.
-fn split_keys(joined: &str, lengths: &[u32]) -> Vec<String> {
-    let mut rest = joined;
+fn split_keys(joined: &[u8], lengths: &[u32]) -> Vec<String> {
+    // TextEncoder's output is UTF-8: the fallback is never taken.
+    let mut rest = std::str::from_utf8(joined).unwrap_or_default();
     let mut keys = Vec::with_capacity(lengths.len());
     for &len in lengths {
         let end = (len as usize).min(rest.len());
@@ -261,11 +262,11 @@ impl Tiered {
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // flat numbers and strings: the cheapest crossing
     pub fn new(
-        tier_names: &str,
+        tier_names: &[u8],
         tier_name_lengths: &[u32],
         tier_numbers: &[f64],
         local: &[f64],
-        key_ids: &str,
+        key_ids: &[u8],
         key_id_lengths: &[u32],
         secrets: &[u8],
         secret_lengths: &[u32],
@@ -346,7 +347,7 @@ impl Tiered {
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
-        joined: &str,
+        joined: &[u8],
         lengths: &[u32],
         flags: u32,
         ttl_ms: f64,
