@@ -156,7 +156,10 @@ function coreConfig(tiers, options) {
     cooldown.failuresToTrip,
     cooldown.cooldownMs,
   ].map(num);
-  return [...joined(names), tierNumbers, Float64Array.from(local), ...joined(keys.map((k) => k.id)), secrets, Uint32Array.from(keys, (k) => k.secret.length), Float64Array.from(numbers)];
+  // Copies: the bytes of joined() are a view of a buffer the next call reuses.
+  const [nameBytes, nameLengths] = joined(names);
+  const tierNames = [nameBytes.slice(), nameLengths];
+  return [...tierNames, tierNumbers, Float64Array.from(local), ...joined(keys.map((k) => k.id)), secrets, Uint32Array.from(keys, (k) => k.secret.length), Float64Array.from(numbers)];
 }
 
 function ttlOf(options) {
@@ -188,7 +191,8 @@ let scratch = new Uint8Array(4096);
  * `[the strings' UTF-8 bytes one after another, their lengths]`: how
  * strings cross to the wasm side (one copy of bytes instead of two calls per
  * string; a 100-key read 25% faster). TextEncoder encodes a lone surrogate
- * as U+FFFD, as the wasm glue would.
+ * as U+FFFD, as the wasm glue would. The bytes are a view of a shared
+ * buffer: valid until the next call.
  */
 function joined(strings) {
   const all = strings.join('');
