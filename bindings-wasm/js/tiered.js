@@ -250,15 +250,14 @@ export class TieredCache {
   /** `{ hit, value, source }` for `key`: request, local and remote tiers, no loader. */
   async get(key, options) {
     checkOne(key);
-    const [result] = await this.#read([key], 0, undefined, options);
+    const [result] = (await this.#read([key], 0, undefined, options)).results;
     return { hit: result.hit, value: result.value, source: result.source };
   }
 
   /** One `{ key, hit, value, source }` per key, in order; each remote tier is asked once for all. */
   async getMany(keys, options) {
     checkKeys(keys);
-    const results = await this.#read(keys, 0, undefined, options);
-    return results.map((r) => ({ key: r.key, hit: r.hit, value: r.value, source: r.source }));
+    return (await this.#read(keys, 0, undefined, options)).results;
   }
 
   /**
@@ -269,9 +268,9 @@ export class TieredCache {
     checkOne(key);
     if (typeof loader !== 'function') throw new TypeError('stratacache: getOrLoad(key, loader) needs a loader function');
     const load = async (keys) => [await loader(keys[0])];
-    const [result] = await this.#read([key], this.#loadFlags(options), load, options);
-    if (result.error !== null && !result.hit) throw result.failure ?? new StratacacheError(`stratacache: loading ${JSON.stringify(key)} failed: ${result.error}`, { kind: 'loader', key });
-    return result.value;
+    const { results, errors, failures } = await this.#read([key], this.#loadFlags(options), load, options);
+    if (errors?.has(0) && !results[0].hit) throw failures.get(key) ?? new StratacacheError(`stratacache: loading ${JSON.stringify(key)} failed: ${errors.get(0)}`, { kind: 'loader', key });
+    return results[0].value;
   }
 
   /**
@@ -282,9 +281,11 @@ export class TieredCache {
   async getManyOrLoad(keys, loader, options) {
     checkKeys(keys);
     if (typeof loader !== 'function') throw new TypeError('stratacache: getManyOrLoad(keys, loader) needs a loader function');
-    const results = await this.#read(keys, this.#loadFlags(options), loader, options);
-    const failed = results.find((r) => !r.hit && r.error !== null);
-    if (failed) throw failed.failure ?? new StratacacheError(`stratacache: loading ${JSON.stringify(failed.key)} failed: ${failed.error}`, { kind: 'loader', key: failed.key });
+    const { results, errors, failures } = await this.#read(keys, this.#loadFlags(options), loader, options);
+    for (const [i, error] of errors ?? []) {
+      const { key, hit } = results[i];
+      if (!hit) throw failures.get(key) ?? new StratacacheError(`stratacache: loading ${JSON.stringify(key)} failed: ${error}`, { kind: 'loader', key });
+    }
     return results.map((r) => r.value);
   }
 
@@ -390,12 +391,10 @@ export class TieredCache {
       throw keyError(error);
     }
     const failures = new Map();
-    const results = await this.#drive(read, keys, loader, options, failures);
-    for (const r of results) {
-      if (r.error !== null) r.failure = failures.get(r.key);
-      if (r.refresh && loader) this.#refresh(r.key, loader, options);
-    }
-    return results;
+    const outcome = await this.#drive(read, keys, loader, options, failures);
+    if (loader) for (const i of outcome.refresh ?? []) this.#refresh(keys[i], loader, options);
+    outcome.failures = failures;
+    return outcome;
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */
