@@ -36,7 +36,10 @@ export class Key {
 
   constructor(namespace, version = 1, options = {}) {
     if (typeof namespace !== 'string') throw new TypeError(`stratacache: a key namespace must be a string, got ${typeof namespace}`);
-    this.#builder = new KeyBuilder(namespace, versionString(version), options.maxLen ?? 0);
+    const maxLen = options.maxLen ?? 0;
+    // The core's range check (and message) for maxLen, through safeKey.
+    if (maxLen !== 0 && coreSafeKey('k', maxLen) === '') refused(null, maxLen);
+    this.#builder = new KeyBuilder(namespace, versionString(version), maxLen);
   }
 
   /** The key for `parts`: strings, safe integers, bigints, Uint8Arrays. */
@@ -65,7 +68,13 @@ export class Key {
 export function safeKey(raw, maxLen = 0) {
   if (typeof raw !== 'string') throw new TypeError(`stratacache: safeKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
   checkWellFormed(raw, 'the key');
-  return coreSafeKey(raw, maxLen);
+  return coreSafeKey(raw, maxLen) || refused(raw, maxLen);
+}
+
+/** The core's KeyError for what safeKey/plainKey answered with "" (messages built here: wasm size). */
+function refused(raw, maxLen) {
+  if (raw === '') throw new TypeError('cache key is empty: memcached refuses empty keys; pass a non-empty key');
+  throw new RangeError(`maximum key length ${maxLen} is out of range: choose a length from 64 to 250 bytes (250 is memcached's limit; 64 leaves room for a readable prefix and the digest)`);
 }
 
 /** True if every tier accepts `key` as it is (1-250 printable ASCII bytes, no spaces). */
@@ -82,7 +91,7 @@ export function isValidKey(key) {
 export function plainKey(raw, maxLen = 0) {
   if (typeof raw !== 'string') throw new TypeError(`stratacache: plainKey needs a string, got ${raw === null ? 'null' : typeof raw}`);
   checkWellFormed(raw, 'the key');
-  return corePlainKey(raw, maxLen);
+  return corePlainKey(raw, maxLen) || refused(null, maxLen);
 }
 
 
@@ -99,5 +108,8 @@ export function signingKeysFromSecret(secret, keyId = 'k1') {
     bytes = new TextEncoder().encode(secret);
   } else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
   if (!(bytes instanceof Uint8Array)) throw new TypeError('stratacache: signingKeysFromSecret needs a secret (string or Uint8Array)');
-  return [{ id: keyId, secret: coreSigningKey(bytes) }];
+  const key = coreSigningKey(bytes);
+  // The core's EmptySecret (an empty key back: no error formatting in wasm).
+  if (key.length === 0) throw new TypeError('the secret to derive signing keys from is empty: pass the application secret (e.g. SECRET_KEY)');
+  return [{ id: keyId, secret: key }];
 }

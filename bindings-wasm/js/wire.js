@@ -104,20 +104,24 @@ export function decodeSteps(bytes) {
 }
 
 /**
- * The results of a finished read of `keys`: `{ key, hit, value, source,
- * refresh, error }` per key, in order; `sourceName(code)` names a source.
+ * The results of a finished read of `keys`: `results` holds `{ key, hit,
+ * value, source }` per key, in order (what getMany returns, no second
+ * object per key); `errors` (a Map from index to message) and `refresh`
+ * (indices) are null when empty. `sourceName(code)` names a source.
  */
 export function decodeResults(bytes, keys, values, sourceName) {
   const r = new Reader(bytes);
   const n = r.u32();
-  const out = new Array(n);
+  const results = new Array(n);
+  let errors = null;
+  let refresh = null;
   for (let i = 0; i < n; i++) {
-    const key = keys[i];
     const flags = r.u8();
     const source = sourceName(r.u8());
-    const error = flags & 4 ? r.str() : null;
+    if (flags & 4) (errors ??= new Map()).set(i, r.str());
+    if (flags & 2) (refresh ??= []).push(i);
     const hit = (flags & 1) !== 0;
-    out[i] = { key, hit, value: hit ? values[i] : undefined, source, refresh: (flags & 2) !== 0, error };
+    results[i] = { key: keys[i], hit, value: hit ? values[i] : undefined, source };
   }
-  return out;
+  return { results, errors, refresh };
 }

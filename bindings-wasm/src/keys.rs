@@ -77,7 +77,8 @@ impl KeyBuilder {
         if max_len != 0 {
             inner = inner
                 .with_max_len(max_len as usize)
-                .map_err(|e| js::range_error(&e.to_string()))?;
+                // `js/key.js` checks the range first, with the core's message.
+                .map_err(|_| js::range_error("stratacache: maxLen is out of range"))?;
         }
         Ok(KeyBuilder {
             inner,
@@ -116,14 +117,12 @@ impl KeyBuilder {
 }
 
 /// Makes any non-empty string a valid memcached key of at most `max_len`
-/// bytes (0: 200), as the core's `safe_key` does.
+/// bytes (0: 200), as the core's `safe_key` does; empty where the core
+/// refuses (an empty key, a `max_len` out of range): `js/key.js` throws
+/// then (no error formatting in the module: size budget).
 #[wasm_bindgen(js_name = safeKey)]
-pub fn safe_key(raw: &str, max_len: u32) -> Result<String, JsValue> {
-    let max_len = max_len_or_default(max_len);
-    key::safe_key(raw, max_len).map_err(|e| match e {
-        key::KeyError::EmptyKey => js::type_error(&e.to_string()),
-        key::KeyError::MaxLenOutOfRange { .. } => js::range_error(&e.to_string()),
-    })
+pub fn safe_key(raw: &str, max_len: u32) -> String {
+    key::safe_key(raw, max_len_or_default(max_len)).unwrap_or_default()
 }
 
 /// True if memcached (and so every tier) accepts `key` as it is.
@@ -141,11 +140,12 @@ fn max_len_or_default(max_len: u32) -> usize {
 }
 
 /// The remote key for a plain string key (format `stratacache-plain-key-1`,
-/// the core's `plain_key`): the same string in Python, Rust and JS.
+/// the core's `plain_key`): the same string in Python, Rust and JS. Empty
+/// for a `max_len` out of range (never a key: `""` maps to `%~`), which
+/// `js/key.js` refuses with the core's message.
 #[wasm_bindgen(js_name = plainKey)]
-pub fn plain_key(raw: String, max_len: u32) -> Result<String, JsValue> {
-    key::plain_key_owned(raw, max_len_or_default(max_len))
-        .map_err(|e| js::range_error(&e.to_string()))
+pub fn plain_key(raw: String, max_len: u32) -> String {
+    key::plain_key_owned(raw, max_len_or_default(max_len)).unwrap_or_default()
 }
 
 /// The remote keys the tiered cache uses for the host's keys (the core's
@@ -173,10 +173,12 @@ fn to_remote(key: &mut String) {
 }
 
 /// The 32-byte signing key derived from a secret (UTF-8 bytes), as every
-/// host derives it (`stratacache::signing::signing_key_from_secret`).
+/// host derives it (`stratacache::signing::signing_key_from_secret`); empty
+/// for an empty secret, which `js/key.js` refuses with the core's message
+/// (no error formatting in the module: size budget).
 #[wasm_bindgen(js_name = signingKeyFromSecret)]
-pub fn signing_key_from_secret(secret: &[u8]) -> Result<Vec<u8>, JsValue> {
+pub fn signing_key_from_secret(secret: &[u8]) -> Vec<u8> {
     stratacache::signing_key_from_secret(secret)
         .map(|k| k.to_vec())
-        .map_err(|e| js::type_error(&e.to_string()))
+        .unwrap_or_default()
 }

@@ -264,3 +264,18 @@ test('bad adapters and options are refused when the cache is built', () => {
   assert.throws(() => new TieredCache({ ttlJitter: 2 }), /ttlJitter is out of range/);
   assert.throws(() => new TieredCache({ tiers: [memoryTier({ itemLimit: 10 })] }), /item limit of 10 bytes/);
 });
+
+test('keys cross to wasm joined: mixed ASCII, 2-, 3- and 4-byte characters and empty keys stay apart', async () => {
+  const tier = memoryTier({ name: 'm\u00e9moire' });
+  // Key ids are ASCII; a refused one comes back whole in the message.
+  assert.throws(() => new TieredCache({ tiers: [tier], signingKeys: [{ id: 'cl\u00e9', secret: SECRET }, { id: 'k2', secret: SECRET }] }), /key id "cl\u00e9" is invalid/);
+  const cache = new TieredCache({ tiers: [tier], signingKeys: [{ id: 'k1', secret: SECRET }, { id: 'k2', secret: SECRET }] });
+  const keys = ['a', '', 'caf\u00e9', '\u20ac', '\u{1F600}x', 'b', '', 'z\u{1F600}'];
+  const values = await cache.getManyOrLoad(keys, (ks) => ks.map((k) => `v:${k}`));
+  assert.deepEqual(values, keys.map((k) => `v:${k}`));
+  assert.deepEqual([...tier.items.keys()].sort(), [...new Set(keys.map((k) => plainKey(k)))].sort());
+  const fresh = new TieredCache({ tiers: [tier], signingKeys: [{ id: 'k1', secret: SECRET }] });
+  const got = await fresh.getMany(keys);
+  assert.deepEqual(got.map((r) => [r.key, r.hit, r.value, r.source]), keys.map((k) => [k, true, `v:${k}`, 'm\u00e9moire']));
+  assert.equal(fresh.stats().tiers[0].name, 'm\u00e9moire');
+});

@@ -117,3 +117,14 @@ test(`every manifest vector (${envelopes.manifests.length}) splits, reads and re
     assert.throws(() => codec.reassemble(v.main_key, hex(v.manifest_hex), [chunks[0], null, ...chunks.slice(2)]), v.name);
   }
 });
+
+test('refusals built in JS carry the core messages (safeKey, plainKey, Key maxLen, empty secret)', () => {
+  assert.throws(() => safeKey(''), { name: 'TypeError', message: /cache key is empty/ });
+  assert.throws(() => safeKey('a', 63), { name: 'RangeError', message: /maximum key length 63 is out of range: choose a length from 64 to 250/ });
+  assert.throws(() => plainKey('a', 251), { name: 'RangeError', message: /maximum key length 251 is out of range/ });
+  assert.throws(() => new Key('ns', 1, { maxLen: 10 }), { name: 'RangeError', message: /maximum key length 10 is out of range/ });
+  assert.equal(new Key('ns', 1, { maxLen: 64 }).maxLen, 64);
+  assert.equal(safeKey('a b', 64), 'a%20b');
+  assert.equal(plainKey('', 64), '%~');
+  assert.throws(() => signingKeysFromSecret(''), { name: 'TypeError', message: /secret to derive signing keys from is empty/ });
+});

@@ -316,7 +316,7 @@ pub fn split(
         total_len: envelope.len() as u64,
         chunk_size: item_limit as u64,
         chunk_count,
-        digest: Sha256::digest(&envelope).into(),
+        digest: Sha256::digest(envelope.as_slice()).into(),
     };
     let header = EnvelopeHeader {
         codec: Codec::Postcard,
@@ -447,7 +447,7 @@ impl Manifest {
         let mut buf = [0u8; MAX_MANIFEST_PAYLOAD_LEN];
         // Three varints and 32 bytes always fit in MAX_MANIFEST_PAYLOAD_LEN.
         postcard::to_slice(&self, &mut buf)
-            .expect("a manifest always fits its maximum length")
+            .unwrap_or_else(|_| unreachable!("a manifest always fits its maximum length"))
             .to_vec()
     }
 
@@ -520,7 +520,7 @@ impl Manifest {
         for chunk in chunks.iter().flatten() {
             whole.extend_from_slice(chunk.as_ref());
         }
-        let digest: [u8; 32] = Sha256::digest(&whole).into();
+        let digest: [u8; 32] = Sha256::digest(whole.as_slice()).into();
         if digest != self.digest {
             return Err(ChunkError::DigestMismatch);
         }

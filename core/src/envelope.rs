@@ -769,9 +769,10 @@ pub fn encode_for_key(
     let mut out = Vec::with_capacity(PREFIX_LEN + MAX_HEADER_LEN + body.len() + trailer_len);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    // Serializing a struct of integers into a Vec cannot fail.
-    let mut out =
-        postcard::to_extend(&wire, out).expect("postcard writes a fixed struct into a Vec");
+    // Serializing a struct of integers into a Vec cannot fail (no `expect`:
+    // it would link postcard's error `Debug` into the wasm module).
+    let mut out = postcard::to_extend(&wire, out)
+        .unwrap_or_else(|_| unreachable!("postcard writes a fixed struct into a Vec"));
     out.extend_from_slice(body);
     if let Some(keyring) = options.keyring {
         if let Some(signing) = keyring.keys.first() {

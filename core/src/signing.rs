@@ -37,13 +37,13 @@ pub fn signing_key_from_secret(secret: &[u8]) -> Result<[u8; 32], EmptySecret> {
     if secret.is_empty() {
         return Err(EmptySecret);
     }
-    // One-shot `digest`, the call the key module already makes: the wasm
+    // One-shot `digest` of a slice, the call the key module already makes: the wasm
     // module keeps a single copy of SHA-256's code path (size budget).
     let mut input = Vec::with_capacity(SIGNING_KEY_LABEL.len() + 1 + secret.len());
     input.extend_from_slice(SIGNING_KEY_LABEL.as_bytes());
     input.push(0);
     input.extend_from_slice(secret);
-    Ok(Sha256::digest(&input).into())
+    Ok(Sha256::digest(input.as_slice()).into())
 }
 
 /// [`signing_key_from_secret`] was given an empty secret.

@@ -47,6 +47,7 @@
 //! [`ReadError::Unanswered`].
 
 use std::collections::VecDeque;
+#[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
 use std::sync::{Arc, Mutex};
 
 use crate::request::RequestCache;
@@ -181,18 +182,33 @@ pub(super) enum Abandon {
 /// next call (a read holds no reference to the cache, whose lock the host
 /// takes only per call).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Reaper(Arc<Mutex<Vec<Abandon>>>);
+pub(super) struct Reaper(Queue);
+
+#[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+type Queue = Arc<Mutex<Vec<Abandon>>>;
+// WebAssembly without threads: no lock (std's single-threaded `Mutex` links
+// an `assert_eq!` and its `Debug` formatting, 0.5 KB of the module).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+type Queue = std::rc::Rc<std::cell::RefCell<Vec<Abandon>>>;
 
 impl Reaper {
     pub(super) fn push(&self, claims: Vec<Abandon>) {
-        // A poisoned lock still holds valid data (plain ids).
-        let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        queue.extend(claims);
+        self.with(|queue| queue.extend(claims));
     }
 
     pub(super) fn take(&self) -> Vec<Abandon> {
-        let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *queue)
+        self.with(std::mem::take)
+    }
+
+    #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<Abandon>) -> T) -> T {
+        // A poisoned lock still holds valid data (plain ids).
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<Abandon>) -> T) -> T {
+        f(&mut self.0.borrow_mut())
     }
 }
 
