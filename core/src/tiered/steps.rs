@@ -156,6 +156,37 @@ pub enum Step {
     Done,
 }
 
+impl Step {
+    /// The name of every variant, as [`Step::kind`] gives it: the tags of
+    /// the bindings' step encodings (a binding's test checks its driver
+    /// handles exactly these).
+    pub const KINDS: [&'static str; 10] = [
+        "fetch", "decode", "lease", "sleep", "load", "notify", "wait", "store", "delete", "done",
+    ];
+
+    /// This step's name, one of [`Step::KINDS`].
+    ///
+    /// ```
+    /// use stratacache::tiered::Step;
+    /// assert_eq!(Step::Sleep { ms: 5 }.kind(), "sleep");
+    /// assert!(Step::KINDS.contains(&Step::Done.kind()));
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        Step::KINDS[match self {
+            Step::Fetch { .. } => 0,
+            Step::Decode { .. } => 1,
+            Step::Lease { .. } => 2,
+            Step::Sleep { .. } => 3,
+            Step::Load { .. } => 4,
+            Step::Notify { .. } => 5,
+            Step::Wait { .. } => 6,
+            Step::Store { .. } => 7,
+            Step::Delete { .. } => 8,
+            Step::Done => 9,
+        }]
+    }
+}
+
 /// Why a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cache key {} is not a valid memcached key ({reason}): build keys with stratacache's key builder, or pass arbitrary strings through `safe_key`", Quoted(.shown))]
