@@ -192,8 +192,7 @@ import os, time
 from stratacache import TieredCache
 from stratacache.tiers import MemcachedTier
 
-#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
-SIGNED = {{"signing_keys": [("test", b"a test secret of 32 bytes......!")]}}
+SIGNED = dict(signing_keys=[("test", b"a test secret of 32 bytes......!")])
 
 class Slow(MemcachedTier):
     def set_many(self, entries):

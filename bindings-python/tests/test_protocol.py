@@ -10,6 +10,9 @@ from stratacache._errors import AnswerError
 from stratacache.keys import normalize_key
 from stratacache.tiers import Tier
 
+#: Pickle caches over remote tiers need signing keys (unsigned pickles are refused).
+SIGNED = {"signing_keys": [("test", b"a test secret of 32 bytes......!")]}
+
 
 class PartlyDown(Tier):
     """A real memcached tier of which one server is down: the keys it holds
@@ -39,12 +42,12 @@ class PartlyDown(Tier):
 
 def test_a_partly_failed_batch_keeps_the_healthy_keys(memcached, redis_tier):
     keys = [f"partial:{i}" for i in range(8)]
-    writer = TieredCache([memcached, redis_tier])
+    writer = TieredCache([memcached, redis_tier], **SIGNED)
     for i, k in enumerate(keys):
         writer.set_all_tiers(k, i)
     # The server holding keys 1 and 5 is down (the adapter sees core keys).
     down = {normalize_key(keys[1]), normalize_key(keys[5])}
-    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None)
+    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None, **SIGNED)
     assert reader.get_many(keys) == {k: i for i, k in enumerate(keys)}
     tiers = reader.stats()["tiers"]
     assert tiers[0]["hits"] == 6, "the healthy keys are kept from the partly failed batch"
@@ -54,11 +57,11 @@ def test_a_partly_failed_batch_keeps_the_healthy_keys(memcached, redis_tier):
 
 
 def test_the_async_runner_keeps_the_healthy_keys_too(memcached, redis_tier):
-    writer = TieredCache([memcached, redis_tier])
+    writer = TieredCache([memcached, redis_tier], **SIGNED)
     writer.set_all_tiers("apartial:a", "a")
     writer.set_all_tiers("apartial:b", "b")
     down = {normalize_key("apartial:a")}
-    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None)
+    reader = TieredCache([PartlyDown(memcached, down), redis_tier], local=None, **SIGNED)
     got = asyncio.run(reader.aget_many(["apartial:a", "apartial:b"]))
     assert got == {"apartial:a": "a", "apartial:b": "b"}
     tiers = reader.stats()["tiers"]
@@ -66,7 +69,7 @@ def test_the_async_runner_keeps_the_healthy_keys_too(memcached, redis_tier):
 
 
 def test_a_wrong_answer_is_an_answer_error(memcached):
-    cache = TieredCache([memcached], local=None)
+    cache = TieredCache([memcached], local=None, **SIGNED)
     read = cache._read([normalize_key("wrong-answer")], None, False, None)
     step = read.next()
     assert step[0] == "fetch"

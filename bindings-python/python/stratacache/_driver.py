@@ -150,8 +150,7 @@ def _on_fetch(cache: Any, read: Any, step: tuple) -> Steps:
     _, tier, keys = step
     # A tier that tells failed keys apart (a server of several down)
     # answers with ``(values, failed_keys)``: the others are kept.
-    method = "get_many_outcome" if hasattr(cache._tiers[tier], "get_many_outcome") else "get_many"
-    ok, values = yield ("call", tier, method, keys)
+    ok, values = yield ("call", tier, _fetch_method(cache._tiers[tier]), keys)
     if ok:
         _fetched(cache, read, tier, keys, values)
     else:
@@ -217,6 +216,18 @@ HANDLERS: dict = {
     "lease": _on_lease,
     "sleep": _on_sleep,
 }
+
+
+def _fetch_method(tier: Any) -> str:
+    """``get_many_outcome`` where the tier's class pairs it with its own
+    ``get_many`` (and ``aget_many``); a subclass that overrides only those
+    is called as written."""
+    cls = type(tier)
+    for owner in cls.__mro__:
+        if "get_many_outcome" in owner.__dict__:
+            same = all(getattr(cls, m, None) is getattr(owner, m, None) for m in ("get_many", "aget_many"))
+            return "get_many_outcome" if same else "get_many"
+    return "get_many"
 
 
 def _write(cache: Any, kind: str, tier: int, items: list, strict: bool) -> Steps:

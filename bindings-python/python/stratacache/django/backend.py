@@ -861,7 +861,17 @@ def _alias_of(params: Mapping) -> str:
 
 
 def _clear_redis_prefix(tier: Any, prefixes: list) -> None:
-    client = tier.client
+    # SCAN is an admin command the tier's own (Rust) client does not offer:
+    # redis-py over the tier's URL does it.
+    import redis
+
+    url = getattr(tier, "url", None)
+    if not isinstance(url, str):
+        raise ImproperlyConfigured(
+            f"clear() by prefix needs the Redis URL of tier {tier.name!r} (a cluster cannot be scanned here): "
+            "use OPTIONS['CLEAR'] = 'local' or 'flush'"
+        )
+    client = redis.Redis.from_url(url, socket_timeout=5)
     for prefix in prefixes:
         pattern = _redis_glob_escape(tier.key_prefix + prefix) + "*"
         batch = []
