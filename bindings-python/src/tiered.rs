@@ -420,7 +420,9 @@ impl TieredCore {
         d.set_item("request_namespace", c.request_namespace.as_str())?;
         let local = c.local.map(|l| (l.max_entries, l.max_weight, l.ttl_ms));
         d.set_item("local", local)?;
-        let lease = c.lease.map(|l| (l.ttl_ms, l.max_wait_ms, l.poll_interval_ms));
+        let lease = c
+            .lease
+            .map(|l| (l.ttl_ms, l.max_wait_ms, l.poll_interval_ms));
         d.set_item("lease", lease)?;
         let cooldown = (c.cooldown.failures_to_trip, c.cooldown.cooldown_ms);
         d.set_item("cooldown", cooldown)?;
@@ -523,8 +525,7 @@ impl PyRead {
                             let elapsed = started.elapsed().as_millis() as u64;
                             let now = read.now().saturating_add(elapsed);
                             read.failed(&mut lock(py, &core.get().inner), tier, message, now);
-                            return (TIER_ERROR, tier, "get", err.into_value(py))
-                                .into_pyobject(py);
+                            return (TIER_ERROR, tier, "get", err.into_value(py)).into_pyobject(py);
                         }
                     }
                 }
