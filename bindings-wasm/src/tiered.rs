@@ -219,6 +219,10 @@ fn config_error(e: &ConfigError) -> String {
             "stratacache: a lease policy is set but no tier has leases on: turn it on for the tier that has add()".to_owned()
         }
         ConfigError::Local(e) => format!("stratacache: local tier: {e}"),
+        ConfigError::UnknownKind { name, kind } => {
+            format!("stratacache: tier {} has kind {}", js::quote(name), js::quote(kind))
+        }
+        ConfigError::Invalid { message, .. } => format!("stratacache: {message}"),
     }
 }
 
