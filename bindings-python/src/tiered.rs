@@ -5,11 +5,11 @@
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyTuple};
 use stratacache::stampede::WaitId;
 use stratacache::tiered::{
-    AnswerError, Fetched, HostValue, Loaded, RawRead, ReadOptions, ReadResult, Source, Step,
-    TierConfig, TieredCache, TieredConfig, TieredSpec,
+    AnswerError, Fetched, HostValue, Loaded, LoaderOutput, RawRead, ReadOptions, ReadResult,
+    Source, Step, TierConfig, TieredCache, TieredConfig, TieredSpec,
 };
 use stratacache::{Lookup, NamedCounters};
 
@@ -165,6 +165,43 @@ fn tier_dict<'py>(py: Python<'py>, t: &TierConfig) -> PyResult<Bound<'py, PyDict
     d.set_item("replicas", t.replicas)?;
     d.set_item("leases", t.leases)?;
     Ok(d)
+}
+
+/// A batch loader's return value shaped by the core: one `(True, value)`
+/// or `(False, message)` per key of `user_keys` (a dict is looked up by
+/// key, anything else is a list in key order).
+#[pyfunction]
+fn shape_loaded<'py>(
+    py: Python<'py>,
+    user_keys: Vec<Bound<'py, PyAny>>,
+    produced: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let shown = user_keys
+        .iter()
+        .map(|k| Ok(k.repr()?.to_string()))
+        .collect::<PyResult<Vec<_>>>()?;
+    let output = match produced.cast::<PyMapping>() {
+        Ok(map) => {
+            let mut values = Vec::with_capacity(user_keys.len());
+            for key in &user_keys {
+                values.push(if map.contains(key)? {
+                    Some(map.get_item(key)?)
+                } else {
+                    None
+                });
+            }
+            LoaderOutput::Map(values)
+        }
+        Err(_) => LoaderOutput::List(produced.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+    };
+    let out = PyList::empty(py);
+    for result in output.shape(&shown) {
+        match result {
+            Ok(value) => out.append((true, value))?,
+            Err(e) => out.append((false, e.to_string()))?,
+        }
+    }
+    Ok(out)
 }
 
 /// The core's preset of a tier kind (`"memcached"`, `"redis"`, `"storage"`,
@@ -733,6 +770,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TieredCore>()?;
     m.add_class::<PyRead>()?;
     m.add_function(wrap_pyfunction!(tier_preset, m)?)?;
+    m.add_function(wrap_pyfunction!(shape_loaded, m)?)?;
     // Every tag a step tuple can carry: the driver handles exactly these.
     let mut kinds: Vec<&str> = Step::KINDS.to_vec();
     kinds.extend([TIER_ERROR, DECODE_ERRORS]);

@@ -73,3 +73,13 @@ def test_a_nan_or_odd_ttl_is_a_clear_error():
         cache.set("k", 1, math.nan)
     with pytest.raises(TypeError, match="ttl"):
         cache.set("k", 1, "10")
+
+
+def test_loader_results_are_shaped_by_the_core():
+    assert _core.shape_loaded(["a", "b"], {"a": 1}) == [
+        (True, 1),
+        (False, "the batch loader returned no value for key 'b'"),
+    ]
+    assert _core.shape_loaded(["a", "b"], [None, 2]) == [(True, None), (True, 2)]
+    shaped = _core.shape_loaded(["a", "b"], [1])
+    assert all(not ok and "returned 1 values for 2 keys" in message for ok, message in shaped)

@@ -346,33 +346,16 @@ class TieredCache:
         return load
 
     def _package(self, core_keys: list, user_keys: list, produced: Any, errors: dict) -> list:
-        if isinstance(produced, Mapping):
-            values = []
-            for user_key in user_keys:
-                if user_key in produced:
-                    values.append(produced[user_key])
-                else:
-                    values.append(MISSING)
-        else:
-            values = list(produced)
-            if len(values) != len(user_keys):
-                exc = LoaderError(
-                    f"the batch loader returned {len(values)} values for {len(user_keys)} keys: "
-                    "return a dict {key: value} or a list in the order of the keys"
-                )
-                for k in core_keys:
-                    errors[k] = exc
-                return [str(exc)] * len(core_keys)
+        """The loader's values, shaped per key by the core, encoded (or an error message)."""
         out = []
-        for core_key, user_key, value in zip(core_keys, user_keys, values):
-            if value is MISSING:
-                exc = LoaderError(f"the batch loader returned no value for key {user_key!r}")
-                errors[core_key] = exc
-                out.append(str(exc))
-                continue
+        for core_key, user_key, (ok, value) in zip(
+            core_keys, user_keys, _core.shape_loaded(user_keys, produced)
+        ):
             try:
+                if not ok:
+                    raise LoaderError(value)
                 out.append(self._encode(user_key, value))
-            except TypeError as exc:
+            except (LoaderError, TypeError) as exc:
                 errors[core_key] = exc
                 out.append(str(exc))
         return out

@@ -65,7 +65,8 @@ pub use read::{RawRead, ReadResult, Source};
 pub use shared::TieredCache;
 pub use spec::{CooldownSpec, LeaseSpec, LocalSpec, Secret, TierSpec, TieredSpec};
 pub use steps::{
-    DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, Step, StoreItem, TierFailure,
+    DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, LoaderError, LoaderOutput, Step,
+    StoreItem, TierFailure,
 };
 
 use shared::{mix, unit_random, LocalEntry};
