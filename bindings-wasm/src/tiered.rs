@@ -219,10 +219,8 @@ fn config_error(e: &ConfigError) -> String {
             "stratacache: a lease policy is set but no tier has leases on: turn it on for the tier that has add()".to_owned()
         }
         ConfigError::Local(e) => format!("stratacache: local tier: {e}"),
-        ConfigError::UnknownKind { name, kind } => {
-            format!("stratacache: tier {} has kind {}", js::quote(name), js::quote(kind))
-        }
-        ConfigError::Invalid { message, .. } => format!("stratacache: {message}"),
+        // Only from the core's serde configuration, which this binding does not use.
+        ConfigError::UnknownKind { .. } | ConfigError::Invalid { .. } => "stratacache: invalid configuration".to_owned(),
     }
 }
 
