@@ -130,20 +130,12 @@ def _steps(cache: Any, read: Any, scope: Any, user_keys: Optional[list], native:
             if deferred and kind in ("wait", "sleep"):
                 writer.submit_steps(deferred)
                 deferred = []
-            yield from _step(cache, read, step)
+            effects = HANDLERS[kind](cache, read, step)  # a handler doing I/O yields effects
+            if effects is not None:
+                yield from effects
     finally:
         if deferred:
             writer.submit_steps(deferred)
-
-
-def _step(cache: Any, read: Any, step: tuple) -> Steps:
-    """Answers one step of a read (a handler that does I/O yields effects)."""
-    handler = HANDLERS.get(step[0])
-    if handler is None:  # pragma: no cover - a core newer than this driver
-        raise RuntimeError(f"unknown step {step[0]!r} from the core")
-    effects = handler(cache, read, step)
-    if effects is not None:
-        yield from effects
 
 
 def _on_fetch(cache: Any, read: Any, step: tuple) -> Steps:
@@ -200,7 +192,8 @@ def _on_sleep(cache: Any, read: Any, step: tuple) -> Steps:
     read.slept(cache._now())
 
 
-#: One handler per step tag but ``done`` (which ends :func:`_steps`); the
+#: One handler per step tag but ``done`` (which ends :func:`_steps`; a
+#: handler that does I/O is a generator of effects); the
 #: tags are the core's (``_core.STEP_KINDS``, from ``Step::KINDS``), and a
 #: test checks this table covers exactly them.
 HANDLERS: dict = {
