@@ -50,6 +50,12 @@ fn ms(field: &'static str, secs: f64) -> Result<u64, ConfigError> {
 }
 
 /// One remote tier: a preset (`kind`) and what differs from it.
+///
+/// ```
+/// use stratacache::tiered::TierConfig;
+/// let tier: TierConfig = serde_json::from_str(r#"{"name": "s3", "kind": "storage", "item_limit": 4096}"#).unwrap();
+/// assert!(tier.storage && tier.item_limit == 4096);
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierSpec {
@@ -126,6 +132,12 @@ impl TryFrom<TierSpec> for TierConfig {
 }
 
 /// The local tier's bounds; unset fields take [`LocalTierConfig::default`]'s.
+///
+/// ```
+/// use stratacache::tiered::TieredConfig;
+/// let c: TieredConfig = serde_json::from_str(r#"{"local": {"max_bytes": 1024, "ttl": 5}}"#).unwrap();
+/// assert_eq!((c.local.unwrap().max_weight, c.local.unwrap().ttl_ms), (1024, 5000));
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSpec {
@@ -141,6 +153,12 @@ pub struct LocalSpec {
 }
 
 /// A lease policy: `true` (the defaults), `false`, or the fields to change.
+///
+/// ```
+/// use stratacache::tiered::TieredConfig;
+/// let c: TieredConfig = serde_json::from_str(r#"{"lease": {"ttl": 3}, "tiers": [{"name": "mc"}]}"#).unwrap();
+/// assert_eq!(c.lease.unwrap().ttl_ms, 3000);
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum LeaseSpec {
@@ -161,6 +179,12 @@ pub enum LeaseSpec {
 }
 
 /// Tier cool-down: `[failures, seconds]` or `{"failures": .., "seconds": ..}`.
+///
+/// ```
+/// use stratacache::tiered::TieredConfig;
+/// let c: TieredConfig = serde_json::from_str(r#"{"cooldown": {"seconds": 0.25}}"#).unwrap();
+/// assert_eq!((c.cooldown.failures_to_trip, c.cooldown.cooldown_ms), (3, 250));
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum CooldownSpec {
@@ -178,6 +202,12 @@ pub enum CooldownSpec {
 }
 
 /// A signing secret: bytes, a string (its UTF-8 bytes) or a list of bytes.
+///
+/// ```
+/// use stratacache::tiered::Secret;
+/// let s: Secret = serde_json::from_str("\"0123456789abcdef\"").unwrap();
+/// assert_eq!(s.0.len(), 16);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Secret(pub Vec<u8>);
 
@@ -207,8 +237,14 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// A [`TieredConfig`] as a host writes it; see the [module](self) docs.
-/// `TieredConfig` deserializes through it.
+/// A [`TieredConfig`] as a host writes it. `TieredConfig` deserializes
+/// through it.
+///
+/// ```
+/// use stratacache::tiered::{TieredConfig, TieredSpec};
+/// let spec: TieredSpec = serde_json::from_str(r#"{"default_ttl": null}"#).unwrap();
+/// assert_eq!(TieredConfig::try_from(spec).unwrap().default_ttl_ms, None); // forever
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TieredSpec {
