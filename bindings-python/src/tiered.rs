@@ -5,157 +5,25 @@
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use stratacache::stampede::{LeasePolicy, WaitId};
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyTuple};
+use stratacache::stampede::WaitId;
 use stratacache::tiered::{
-    AnswerError, CooldownPolicy, Fetched, HostValue, Loaded, LocalTierConfig, RawRead, ReadOptions,
-    ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
+    AnswerError, Fetched, HostValue, Loaded, LoaderOutput, RawRead, ReadOptions, ReadResult,
+    Source, Step, TierConfig, TieredCache, TieredConfig, TieredSpec,
 };
-use stratacache::{Codec, Expiry, Lookup, NamedCounters};
+use stratacache::{Lookup, NamedCounters};
 
-use crate::envelope::{codec_from, keyring_from};
+use crate::envelope::codec_from;
 use crate::memcached::MemcachedClient;
 use crate::request::RequestScope;
-use crate::util::{lock, new_error, PyVal};
+use crate::util::{lock, new_error, PyVal, TtlArg};
 
-fn get_item<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>>
-where
-    T: for<'a> FromPyObject<'a, 'py>,
-{
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => v.extract::<T>().map(Some).map_err(|e| {
-            PyValueError::new_err(format!("config {key:?}: {}", Into::<PyErr>::into(e)))
-        }),
-        _ => Ok(None),
-    }
-}
-
-fn tier_from(d: &Bound<'_, PyDict>) -> PyResult<TierConfig> {
-    let name: String = get_item(d, "name")?.unwrap_or_default();
-    let kind: String = get_item(d, "kind")?.unwrap_or_else(|| "memcached".to_owned());
-    let mut tier = match kind.as_str() {
-        "memcached" => TierConfig::memcached(&name),
-        "redis" => TierConfig::redis(&name),
-        "workers_kv" => TierConfig::workers_kv(&name),
-        "storage" => TierConfig::storage(&name),
-        "generic" => TierConfig {
-            item_limit: 16 * 1024 * 1024,
-            max_ttl_ms: None,
-            min_ttl_ms: 1,
-            ..TierConfig::memcached(&name)
-        },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "tier {name:?} has kind {other:?}: use \"memcached\", \"redis\", \"workers_kv\", \"storage\" or \"generic\""
-            )))
-        }
-    };
-    if let Some(limit) = get_item(d, "item_limit")? {
-        tier.item_limit = limit;
-    }
-    if let Some(v) = d.get_item("max_ttl_ms")? {
-        tier.max_ttl_ms = v.extract()?;
-    }
-    if let Some(v) = get_item(d, "min_ttl_ms")? {
-        tier.min_ttl_ms = v;
-    }
-    if let Some(v) = get_item(d, "backfill")? {
-        tier.backfill = v;
-    }
-    if let Some(v) = get_item(d, "replicas")? {
-        tier.replicas = v;
-    }
-    if let Some(v) = get_item(d, "leases")? {
-        tier.leases = v;
-    }
-    Ok(tier)
-}
-
-fn config_from(d: &Bound<'_, PyDict>) -> PyResult<TieredConfig> {
-    let mut tiers = Vec::new();
-    if let Some(list) = d.get_item("tiers")? {
-        for item in list.try_iter()? {
-            tiers.push(tier_from(item?.cast::<PyDict>()?)?);
-        }
-    }
-    let mut config = TieredConfig::new(tiers);
-    match d.get_item("local")? {
-        Some(local) if local.is_none() => config.local = None,
-        Some(local) => {
-            let local = local.cast::<PyDict>()?;
-            let defaults = LocalTierConfig::default();
-            config.local = Some(LocalTierConfig {
-                max_entries: get_item(local, "max_entries")?.unwrap_or(defaults.max_entries),
-                max_weight: get_item(local, "max_bytes")?.unwrap_or(defaults.max_weight),
-                ttl_ms: get_item(local, "ttl_ms")?.unwrap_or(defaults.ttl_ms),
-            });
-        }
-        None => {}
-    }
-    if let Some(name) = get_item::<String>(d, "request_namespace")? {
-        config.request_namespace =
-            stratacache::Namespace::new(name).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    }
-    config.keyring = keyring_from(get_item(d, "signing_keys")?)?;
-    if let Some(v) = d.get_item("compress_at")? {
-        config.compress_at = v.extract()?;
-    }
-    if let Some(v) = d.get_item("default_ttl_ms")? {
-        config.default_ttl_ms = v.extract()?;
-    }
-    if let Some(v) = get_item(d, "stale_ms")? {
-        config.stale_ms = v;
-    }
-    if let Some(v) = get_item(d, "ttl_jitter")? {
-        config.ttl_jitter = v;
-    }
-    if let Some(v) = get_item(d, "xfetch_beta")? {
-        config.xfetch_beta = v;
-    }
-    if let Some(v) = get_item(d, "refresh_timeout_ms")? {
-        config.refresh_timeout_ms = v;
-    }
-    if let Some((ttl_ms, max_wait_ms, poll_interval_ms)) = get_item::<(u64, u64, u64)>(d, "lease")?
-    {
-        config.lease = Some(LeasePolicy {
-            ttl_ms,
-            max_wait_ms,
-            poll_interval_ms,
-        });
-    }
-    if let Some((failures_to_trip, cooldown_ms)) = get_item::<(u32, u64)>(d, "cooldown")? {
-        config.cooldown = CooldownPolicy {
-            failures_to_trip,
-            cooldown_ms,
-        };
-    }
-    if let Some(v) = get_item(d, "strict")? {
-        config.strict = v;
-    }
-    if let Some(v) = get_item(d, "max_payload_len")? {
-        config.max_payload_len = v;
-    }
-    // The core's safety rule: no code-running codec over unsigned remote values.
-    config.allow_unsigned_pickle = get_item(d, "allow_unsigned_pickle")?.unwrap_or(false);
-    if let Some(codec) = get_item::<String>(d, "codec")?.and_then(|n| Codec::from_name(&n)) {
-        stratacache::check_codec_safety(
-            codec,
-            config.tiers.len(),
-            config.keyring.is_some(),
-            config.allow_unsigned_pickle,
-        )
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    }
-    Ok(config)
-}
-
-/// TTL of a private call: -1 the default, -2 never, else milliseconds.
-fn expiry_from(ttl_ms: i64) -> Expiry {
-    match ttl_ms {
-        -1 => Expiry::Default,
-        -2 => Expiry::Never,
-        ms => Expiry::AfterMs(ms.max(0) as u64),
-    }
+/// The cache's configuration: one dict, deserialized by the core
+/// (`stratacache::tiered::TieredSpec`; `None` or absent = the core's default).
+fn config_from(d: &Bound<'_, PyAny>) -> PyResult<TieredConfig> {
+    let spec: TieredSpec = pythonize::depythonize(d)
+        .map_err(|e| PyValueError::new_err(format!("cache configuration: {e}")))?;
+    TieredConfig::try_from(spec).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 fn source_obj(py: Python<'_>, source: Option<Source>) -> PyResult<PyVal> {
@@ -244,38 +112,104 @@ fn ids(waiters: Vec<WaitId>) -> Vec<u64> {
     waiters.into_iter().map(WaitId::into_raw).collect()
 }
 
-/// A step as a tuple whose first item names it.
+/// Tags of what `PyRead.advance` returns besides the core's steps.
+const TIER_ERROR: &str = "tier_error";
+const DECODE_ERRORS: &str = "decode_errors";
+
+/// A step as a tuple whose first item names it (`Step::kind`).
 fn step_obj<'py>(py: Python<'py>, step: Step) -> PyResult<Bound<'py, PyTuple>> {
+    let kind = step.kind();
     Ok(match step {
-        Step::Fetch { tier, keys } => ("fetch", tier, keys).into_pyobject(py)?,
+        Step::Fetch { tier, keys } | Step::Delete { tier, keys } => {
+            (kind, tier, keys).into_pyobject(py)?
+        }
         Step::Decode { items } => {
             let items: Vec<_> = items
                 .into_iter()
                 .map(|i| (i.index, i.key, i.codec.name(), PyBytes::new(py, &i.payload)))
                 .collect();
-            ("decode", items).into_pyobject(py)?
+            (kind, items).into_pyobject(py)?
         }
         Step::Lease { tier, items } => {
             let items: Vec<_> = items
                 .into_iter()
                 .map(|i| (i.key, PyBytes::new(py, &i.token), i.ttl_ms))
                 .collect();
-            ("lease", tier, items).into_pyobject(py)?
+            (kind, tier, items).into_pyobject(py)?
         }
-        Step::Sleep { ms } => ("sleep", ms).into_pyobject(py)?,
-        Step::Load { keys } => ("load", keys).into_pyobject(py)?,
-        Step::Notify { waiters } => ("notify", ids(waiters)).into_pyobject(py)?,
-        Step::Wait { waits } => ("wait", ids(waits)).into_pyobject(py)?,
+        Step::Sleep { ms } => (kind, ms).into_pyobject(py)?,
+        Step::Load { keys } => (kind, keys).into_pyobject(py)?,
+        Step::Notify { waiters: ids_ } | Step::Wait { waits: ids_ } => {
+            (kind, ids(ids_)).into_pyobject(py)?
+        }
         Step::Store { tier, entries } => {
             let entries: Vec<_> = entries
                 .into_iter()
                 .map(|e| (e.key, PyBytes::new(py, &e.value), e.ttl_ms))
                 .collect();
-            ("store", tier, entries).into_pyobject(py)?
+            (kind, tier, entries).into_pyobject(py)?
         }
-        Step::Delete { tier, keys } => ("delete", tier, keys).into_pyobject(py)?,
-        Step::Done => ("done",).into_pyobject(py)?,
+        Step::Done => (kind,).into_pyobject(py)?,
     })
+}
+
+/// A tier's limits and policies as a dict.
+fn tier_dict<'py>(py: Python<'py>, t: &TierConfig) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &t.name)?;
+    d.set_item("item_limit", t.item_limit)?;
+    d.set_item("max_ttl_ms", t.max_ttl_ms)?;
+    d.set_item("min_ttl_ms", t.min_ttl_ms)?;
+    d.set_item("storage", t.storage)?;
+    d.set_item("backfill", t.backfill)?;
+    d.set_item("replicas", t.replicas)?;
+    d.set_item("leases", t.leases)?;
+    Ok(d)
+}
+
+/// A batch loader's return value shaped by the core: one `(True, value)`
+/// or `(False, message)` per key of `user_keys` (a dict is looked up by
+/// key, anything else is a list in key order).
+#[pyfunction]
+fn shape_loaded<'py>(
+    py: Python<'py>,
+    user_keys: Vec<Bound<'py, PyAny>>,
+    produced: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let shown = user_keys
+        .iter()
+        .map(|k| Ok(k.repr()?.to_string()))
+        .collect::<PyResult<Vec<_>>>()?;
+    let output = match produced.cast::<PyMapping>() {
+        Ok(map) => {
+            let mut values = Vec::with_capacity(user_keys.len());
+            for key in &user_keys {
+                values.push(if map.contains(key)? {
+                    Some(map.get_item(key)?)
+                } else {
+                    None
+                });
+            }
+            LoaderOutput::Map(values)
+        }
+        Err(_) => LoaderOutput::List(produced.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+    };
+    let out = PyList::empty(py);
+    for result in output.shape(&shown) {
+        match result {
+            Ok(value) => out.append((true, value))?,
+            Err(e) => out.append((false, e.to_string()))?,
+        }
+    }
+    Ok(out)
+}
+
+/// The core's preset of a tier kind (`"memcached"`, `"redis"`, `"storage"`,
+/// ...): its item limit, TTL bounds and policies.
+#[pyfunction]
+fn tier_preset<'py>(py: Python<'py>, kind: &str) -> PyResult<Bound<'py, PyDict>> {
+    let tier = TierConfig::preset(kind, kind).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    tier_dict(py, &tier)
 }
 
 fn steps_list<'py>(py: Python<'py>, steps: Vec<Step>) -> PyResult<Bound<'py, PyList>> {
@@ -313,7 +247,7 @@ impl TieredCore {
 #[pymethods]
 impl TieredCore {
     #[new]
-    fn py_new(config: &Bound<'_, PyDict>) -> PyResult<Self> {
+    fn py_new(config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let config = config_from(config)?;
         let cache = TieredCache::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(TieredCore {
@@ -326,7 +260,7 @@ impl TieredCore {
     ///
     /// With `user_keys` (one per key, in order), finished results are a dict
     /// `{user_key: value}` of the hits instead of a list of tuples.
-    #[pyo3(signature = (keys, scope, load, force_miss, ttl_ms, skip_request, now, random, user_keys = None))]
+    #[pyo3(signature = (keys, scope, load, force_miss, ttl, skip_request, now, random, user_keys = None))]
     #[allow(clippy::too_many_arguments)]
     fn read<'py>(
         slf: &Bound<'py, Self>,
@@ -334,7 +268,7 @@ impl TieredCore {
         scope: Option<&Bound<'py, RequestScope>>,
         load: bool,
         force_miss: bool,
-        ttl_ms: i64,
+        ttl: TtlArg,
         skip_request: bool,
         now: u64,
         random: u64,
@@ -344,7 +278,7 @@ impl TieredCore {
         let options = ReadOptions {
             load,
             force_miss,
-            ttl: expiry_from(ttl_ms),
+            ttl: ttl.expiry()?,
             skip_request_tier: skip_request,
         };
         let this = slf.get();
@@ -376,7 +310,7 @@ impl TieredCore {
 
     /// Writes a value to the request and local tiers now; returns the
     /// store steps for the remote tiers.
-    #[pyo3(signature = (key, value, codec, payload, weight, ttl_ms, scope, now, random))]
+    #[pyo3(signature = (key, value, codec, payload, weight, ttl, scope, now, random))]
     #[allow(clippy::too_many_arguments)]
     fn set_all_tiers<'py>(
         &self,
@@ -386,17 +320,18 @@ impl TieredCore {
         codec: &str,
         payload: Vec<u8>,
         weight: u64,
-        ttl_ms: i64,
+        ttl: TtlArg,
         scope: Option<&Bound<'py, RequestScope>>,
         now: u64,
         random: u64,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut loaded = Loaded::new(value, codec_from(codec)?, payload);
         loaded.weight = weight;
+        let expiry = ttl.expiry()?;
         let steps = {
             let mut cache = lock(py, &self.inner);
             Self::with_scope(py, scope, |request| {
-                cache.set_all_tiers(key, loaded, expiry_from(ttl_ms), now, random, request)
+                cache.set_all_tiers(key, loaded, expiry, now, random, request)
             })
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -501,18 +436,34 @@ impl TieredCore {
         let cache = lock(py, &self.inner);
         let list = PyList::empty(py);
         for t in &cache.config().tiers {
-            let d = PyDict::new(py);
-            d.set_item("name", &t.name)?;
-            d.set_item("item_limit", t.item_limit)?;
-            d.set_item("max_ttl_ms", t.max_ttl_ms)?;
-            d.set_item("min_ttl_ms", t.min_ttl_ms)?;
-            d.set_item("storage", t.storage)?;
-            d.set_item("backfill", t.backfill)?;
-            d.set_item("replicas", t.replicas)?;
-            d.set_item("leases", t.leases)?;
-            list.append(d)?;
+            list.append(tier_dict(py, t)?)?;
         }
         Ok(list)
+    }
+
+    /// The configuration the core built (its defaults filled in), in ms.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cache = lock(py, &self.inner);
+        let c = cache.config();
+        let d = PyDict::new(py);
+        d.set_item("default_ttl_ms", c.default_ttl_ms)?;
+        d.set_item("stale_ms", c.stale_ms)?;
+        d.set_item("ttl_jitter", c.ttl_jitter)?;
+        d.set_item("xfetch_beta", c.xfetch_beta)?;
+        d.set_item("refresh_timeout_ms", c.refresh_timeout_ms)?;
+        d.set_item("compress_at", c.compress_at)?;
+        d.set_item("max_payload_len", c.max_payload_len)?;
+        d.set_item("strict", c.strict)?;
+        d.set_item("request_namespace", c.request_namespace.as_str())?;
+        let local = c.local.map(|l| (l.max_entries, l.max_weight, l.ttl_ms));
+        d.set_item("local", local)?;
+        let lease = c
+            .lease
+            .map(|l| (l.ttl_ms, l.max_wait_ms, l.poll_interval_ms));
+        d.set_item("lease", lease)?;
+        let cooldown = (c.cooldown.failures_to_trip, c.cooldown.cooldown_ms);
+        d.set_item("cooldown", cooldown)?;
+        Ok(d)
     }
 
     /// True if values are signed and unsigned values are refused.
@@ -611,8 +562,7 @@ impl PyRead {
                             let elapsed = started.elapsed().as_millis() as u64;
                             let now = read.now().saturating_add(elapsed);
                             read.failed(&mut lock(py, &core.get().inner), tier, message, now);
-                            return ("tier_error", tier, "get", err.into_value(py))
-                                .into_pyobject(py);
+                            return (TIER_ERROR, tier, "get", err.into_value(py)).into_pyobject(py);
                         }
                     }
                 }
@@ -623,7 +573,7 @@ impl PyRead {
                     };
                     let client = client.get();
                     if let Err(e) = py.detach(|| client.store_core_entries(&entries)) {
-                        return ("tier_error", tier, "set", PyErr::from(e).into_value(py))
+                        return (TIER_ERROR, tier, "set", PyErr::from(e).into_value(py))
                             .into_pyobject(py);
                     }
                 }
@@ -648,7 +598,7 @@ impl PyRead {
                     read.decoded(&mut lock(py, &core.get().inner), out)
                         .map_err(answer_error)?;
                     if !errors.is_empty() {
-                        return ("decode_errors", errors).into_pyobject(py);
+                        return (DECODE_ERRORS, errors).into_pyobject(py);
                     }
                 }
                 other => return step_obj(py, other),
@@ -819,5 +769,11 @@ fn answer_error(error: AnswerError) -> PyErr {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TieredCore>()?;
     m.add_class::<PyRead>()?;
+    m.add_function(wrap_pyfunction!(tier_preset, m)?)?;
+    m.add_function(wrap_pyfunction!(shape_loaded, m)?)?;
+    // Every tag a step tuple can carry: the driver handles exactly these.
+    let mut kinds: Vec<&str> = Step::KINDS.to_vec();
+    kinds.extend([TIER_ERROR, DECODE_ERRORS]);
+    m.add("STEP_KINDS", kinds)?;
     Ok(())
 }

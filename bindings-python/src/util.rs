@@ -118,18 +118,10 @@ pub fn clock_ms(py: Python<'_>, clock: Option<&PyVal>) -> PyResult<u64> {
 /// Seconds (Django's unit for timeouts) to milliseconds; zero or negative
 /// means "expire at once".
 pub fn seconds_to_ms(seconds: f64) -> PyResult<u64> {
-    if seconds.is_nan() {
-        return Err(PyValueError::new_err(
-            "ttl is NaN: give seconds, None for no expiry, or leave it out for the default",
-        ));
+    match Expiry::from_secs(seconds).map_err(|e| PyValueError::new_err(e.to_string()))? {
+        Expiry::AfterMs(ms) => Ok(ms),
+        _ => Ok(u64::MAX),
     }
-    if seconds <= 0.0 {
-        return Ok(0);
-    }
-    if seconds.is_infinite() {
-        return Ok(u64::MAX);
-    }
-    Ok(((seconds * 1000.0).ceil() as u64).max(1))
 }
 
 /// A `ttl=` argument: left out (the cache's default), `None` (never
@@ -151,10 +143,9 @@ impl TtlArg {
         Ok(match self {
             TtlArg::Default => Expiry::Default,
             TtlArg::Never => Expiry::Never,
-            TtlArg::Seconds(s) => match seconds_to_ms(s)? {
-                u64::MAX => Expiry::Never,
-                ms => Expiry::AfterMs(ms),
-            },
+            TtlArg::Seconds(s) => {
+                Expiry::from_secs(s).map_err(|e| PyValueError::new_err(e.to_string()))?
+            }
         })
     }
 }

@@ -234,6 +234,8 @@ fn config_error(e: &ConfigError) -> String {
             "stratacache: a lease policy is set but no tier has leases on: turn it on for the tier that has add()".to_owned()
         }
         ConfigError::Local(e) => format!("stratacache: local tier: {e}"),
+        // Only from the core's serde configuration, which this binding does not use.
+        ConfigError::UnknownKind { .. } | ConfigError::Invalid { .. } => "stratacache: invalid configuration".to_owned(),
     }
 }
 

@@ -148,6 +148,11 @@ class KeyBuilder:
     @property
     def max_len(self) -> int: ...
 
+#: Every tag of a step tuple (``Step::KINDS`` and the extension's own two).
+STEP_KINDS: list[str]
+
+def tier_preset(kind: str) -> dict[str, Any]: ...
+
 class TieredCore:
     def __init__(self, config: dict[str, Any]) -> None: ...
     def read(
@@ -156,7 +161,7 @@ class TieredCore:
         scope: Optional[RequestScope],
         load: bool,
         force_miss: bool,
-        ttl_ms: int,
+        ttl: Any,
         skip_request: bool,
         now: int,
         random: int,
@@ -169,7 +174,7 @@ class TieredCore:
         codec: str,
         payload: bytes,
         weight: int,
-        ttl_ms: int,
+        ttl: Any,
         scope: Optional[RequestScope],
         now: int,
         random: int,
@@ -184,6 +189,7 @@ class TieredCore:
     def purge_expired(self, now: int) -> int: ...
     def stats(self) -> dict[str, Any]: ...
     def tier_configs(self) -> list[dict[str, Any]]: ...
+    def config(self) -> dict[str, Any]: ...
     @property
     def signed(self) -> bool: ...
 

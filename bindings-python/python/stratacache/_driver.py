@@ -130,58 +130,85 @@ def _steps(cache: Any, read: Any, scope: Any, user_keys: Optional[list], native:
             if deferred and kind in ("wait", "sleep"):
                 writer.submit_steps(deferred)
                 deferred = []
-            yield from _step(cache, read, step)
+            effects = HANDLERS[kind](cache, read, step)  # a handler doing I/O yields effects
+            if effects is not None:
+                yield from effects
     finally:
         if deferred:
             writer.submit_steps(deferred)
 
 
-def _step(cache: Any, read: Any, step: tuple) -> Steps:
-    """Answers one step of a read."""
-    kind = step[0]
-    if kind == "fetch":
-        _, tier, keys = step
-        # A tier that tells failed keys apart (a server of several down)
-        # answers with ``(values, failed_keys)``: the others are kept.
-        ok, values = yield ("call", tier, _fetch_method(cache._tiers[tier]), keys)
-        if ok:
-            _fetched(cache, read, tier, keys, values)
-        else:
-            read.failed(tier, describe(values), cache._now())
-    elif kind == "tier_error":  # a native fetch or store failed
-        _, tier, op, exc = step
-        cache._tier_error(tier, op, exc)
-        if op != "get":
-            cache._core.tier_failed(tier, cache._now())
-    elif kind == "decode":
-        read.decoded(cache._decode(step[1]))
-    elif kind == "decode_errors":
-        for key, message in step[1]:
-            log.warning("stratacache: could not decode the value of %r: %s", key, message)
-    elif kind == "load":
-        start = time.perf_counter()
-        out = yield ("load", step[1])
-        read.loaded(out, int((time.perf_counter() - start) * 1000))
-    elif kind in ("store", "delete"):
-        _, tier, items = step
-        yield from _write(cache, kind, tier, items, strict=False)
-    elif kind == "notify":
-        cache._waiters.notify(step[1])
-    elif kind == "wait":
-        yield ("wait", step[1])
-        read.woke()
-    elif kind == "lease":
-        _, tier, items = step
-        ok, taken = yield ("call", tier, "add_many", items)
-        if ok:
-            read.leased(list(taken))
-        else:
-            read.failed(tier, describe(taken), cache._now())
-    elif kind == "sleep":
-        yield ("sleep", step[1] / 1000)
-        read.slept(cache._now())
-    else:  # pragma: no cover - a core newer than this driver
-        raise RuntimeError(f"unknown step {kind!r} from the core")
+def _on_fetch(cache: Any, read: Any, step: tuple) -> Steps:
+    _, tier, keys = step
+    # A tier that tells failed keys apart (a server of several down)
+    # answers with ``(values, failed_keys)``: the others are kept.
+    ok, values = yield ("call", tier, _fetch_method(cache._tiers[tier]), keys)
+    if ok:
+        _fetched(cache, read, tier, keys, values)
+    else:
+        read.failed(tier, describe(values), cache._now())
+
+
+def _on_tier_error(cache: Any, read: Any, step: tuple) -> None:
+    """A native fetch or store failed (the read knows a fetch failed)."""
+    _, tier, op, exc = step
+    cache._tier_error(tier, op, exc)
+    if op != "get":
+        cache._core.tier_failed(tier, cache._now())
+
+
+def _on_decode_errors(cache: Any, read: Any, step: tuple) -> None:
+    for key, message in step[1]:
+        log.warning("stratacache: could not decode the value of %r: %s", key, message)
+
+
+def _on_load(cache: Any, read: Any, step: tuple) -> Steps:
+    start = time.perf_counter()
+    out = yield ("load", step[1])
+    read.loaded(out, int((time.perf_counter() - start) * 1000))
+
+
+def _on_write(cache: Any, read: Any, step: tuple) -> Steps:
+    kind, tier, items = step
+    yield from _write(cache, kind, tier, items, strict=False)
+
+
+def _on_wait(cache: Any, read: Any, step: tuple) -> Steps:
+    yield ("wait", step[1])
+    read.woke()
+
+
+def _on_lease(cache: Any, read: Any, step: tuple) -> Steps:
+    _, tier, items = step
+    ok, taken = yield ("call", tier, "add_many", items)
+    if ok:
+        read.leased(list(taken))
+    else:
+        read.failed(tier, describe(taken), cache._now())
+
+
+def _on_sleep(cache: Any, read: Any, step: tuple) -> Steps:
+    yield ("sleep", step[1] / 1000)
+    read.slept(cache._now())
+
+
+#: One handler per step tag but ``done`` (which ends :func:`_steps`; a
+#: handler that does I/O is a generator of effects); the
+#: tags are the core's (``_core.STEP_KINDS``, from ``Step::KINDS``), and a
+#: test checks this table covers exactly them.
+HANDLERS: dict = {
+    "fetch": _on_fetch,
+    "tier_error": _on_tier_error,
+    "decode": lambda cache, read, step: read.decoded(cache._decode(step[1])),
+    "decode_errors": _on_decode_errors,
+    "load": _on_load,
+    "store": _on_write,
+    "delete": _on_write,
+    "notify": lambda cache, read, step: cache._waiters.notify(step[1]),
+    "wait": _on_wait,
+    "lease": _on_lease,
+    "sleep": _on_sleep,
+}
 
 
 def _fetch_method(tier: Any) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,26 +45,32 @@ CachedResponse = _core.CachedResponse
 Ttl = Union[float, int, timedelta, None, Any]
 
 
+#: "Not given": the core's default applies (where None means something else).
+UNSET: Any = _core.DEFAULT_TTL
+
+
 @dataclass(frozen=True)
 class LocalTier:
     """Bounds of a tiered cache's in-process tier: entries, bytes (of the
-    serialized payloads) and the longest time a value is kept locally (it is
-    never kept past its own expiry)."""
+    serialized payloads) and the longest time in seconds a value is kept
+    locally (it is never kept past its own expiry). None: the core's default
+    (10,000 entries, 64 MiB, 60 s)."""
 
-    max_entries: int = 10_000
-    max_bytes: int = 64 * 1024 * 1024
-    ttl: float = 60.0
+    max_entries: Optional[int] = None
+    max_bytes: Optional[int] = None
+    ttl: Optional[float] = None
 
 
 @dataclass(frozen=True)
 class LeasePolicy:
     """Cross-process stampede control through a remote tier's ``add``: one
     process loads a cold key, the others wait up to ``max_wait`` seconds,
-    re-reading every ``poll_interval``; the lease expires after ``ttl``."""
+    re-reading every ``poll_interval``; the lease expires after ``ttl``.
+    None: the core's default (10 s, 2 s, 0.1 s)."""
 
-    ttl: float = 10.0
-    max_wait: float = 2.0
-    poll_interval: float = 0.1
+    ttl: Optional[float] = None
+    max_wait: Optional[float] = None
+    poll_interval: Optional[float] = None
 
 
 class ReadResult(NamedTuple):
@@ -81,28 +86,6 @@ class ReadResult(NamedTuple):
     hit: bool
     value: Any
     source: Optional[str]
-
-
-def _ttl_ms(ttl: Ttl) -> int:
-    """-1: the cache's default; -2: never; else milliseconds (0: store nothing)."""
-    if ttl is DEFAULT_TTL:
-        return -1
-    if ttl is None:
-        return -2
-    if isinstance(ttl, timedelta):
-        ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise TypeError(
-            f"ttl must be seconds (int or float), a timedelta, None (never expire) "
-            f"or left out (the cache's default), not {type(ttl).__name__}"
-        )
-    if math.isnan(ttl):
-        raise ValueError("ttl is NaN")
-    if ttl <= 0:
-        return 0
-    if math.isinf(ttl):
-        return -2
-    return max(1, math.ceil(ttl * 1000))
 
 
 def _keyring(signing_keys: Any) -> Optional[list]:
@@ -193,15 +176,15 @@ class TieredCache:
         local: Union[LocalTier, Mapping, None] = LocalTier(),
         signing_keys: Any = None,
         codec: Union[str, Codec] = "pickle",
-        default_ttl: Optional[float] = 300,
-        stale_ttl: float = 0,
-        ttl_jitter: float = 0.1,
-        xfetch_beta: float = 1.0,
+        default_ttl: Ttl = UNSET,
+        stale_ttl: Optional[float] = None,
+        ttl_jitter: Optional[float] = None,
+        xfetch_beta: Optional[float] = None,
         leases: Union[bool, LeasePolicy] = False,
-        cooldown: tuple = (3, 5.0),
+        cooldown: Optional[tuple] = None,
         strict: bool = False,
-        compress_at: Optional[int] = 1024,
-        max_payload_len: int = 64 * 1024 * 1024,
+        compress_at: Optional[int] = UNSET,
+        max_payload_len: Optional[int] = None,
         refresh_in_background: bool = True,
         wait_timeout: float = 30.0,
         clock: Optional[Callable[[], float]] = None,
@@ -227,8 +210,8 @@ class TieredCache:
         self._failure_log = TierFailureLog()
         if isinstance(local, Mapping):
             local = LocalTier(**local)
-        if isinstance(leases, bool):
-            leases = LeasePolicy() if leases else None
+        if isinstance(leases, LeasePolicy):
+            leases = {"ttl": leases.ttl, "max_wait": leases.max_wait, "poll_interval": leases.poll_interval}
         tier_configs = []
         for i, tier in enumerate(self._tiers):
             config = getattr(tier, "tier_config", None)
@@ -238,42 +221,28 @@ class TieredCache:
                     "StorageTier or DjangoCacheTier from stratacache.tiers"
                 )
             tier_configs.append(dict(config()))
-        if leases is not None and not any(c.get("leases") for c in tier_configs):
-            for c in tier_configs:
-                if c.get("kind") in ("memcached", "redis") or c.get("supports_add"):
-                    c["leases"] = True
-                    break
-        # Each cache has its own namespace in the request tier.
-        safe_name = "".join(c if "!" <= c <= "~" and c not in "|%" else "_" for c in name)[:48]
+        if isinstance(default_ttl, timedelta):
+            default_ttl = default_ttl.total_seconds()
+        # One value, deserialized by the core (stratacache::tiered::TieredSpec):
+        # None or absent is "unset" and the core fills in its default.
         config = {
-            "request_namespace": f"~tiered.{safe_name}",
+            "name": name,
             "tiers": tier_configs,
-            "local": None
-            if local is None
-            else {
-                "max_entries": local.max_entries,
-                "max_bytes": local.max_bytes,
-                "ttl_ms": max(1, int(local.ttl * 1000)),
-            },
             "signing_keys": _keyring(signing_keys),
-            "compress_at": compress_at,
-            "default_ttl_ms": None if default_ttl is None else max(1, int(default_ttl * 1000)),
-            "stale_ms": int(stale_ttl * 1000),
-            "ttl_jitter": float(ttl_jitter),
-            "xfetch_beta": float(xfetch_beta),
-            "lease": None
-            if leases is None
-            else (
-                int(leases.ttl * 1000),
-                int(leases.max_wait * 1000),
-                max(1, int(leases.poll_interval * 1000)),
-            ),
-            "cooldown": (int(cooldown[0]), int(cooldown[1] * 1000)),
+            "stale_ttl": stale_ttl,
+            "ttl_jitter": ttl_jitter,
+            "xfetch_beta": xfetch_beta,
+            "lease": leases,
+            "cooldown": cooldown,
             "strict": strict,
             "max_payload_len": max_payload_len,
             "codec": self._codec.name,
             "allow_unsigned_pickle": bool(allow_unsigned_pickle),
         }
+        # Where None is a value of its own (no local tier, never expire, never compress).
+        for key, value in (("local", local), ("default_ttl", default_ttl), ("compress_at", compress_at)):
+            if value is not UNSET:
+                config[key] = value.__dict__ if isinstance(value, LocalTier) else value
         try:
             self._core = _core.TieredCore(config)
         except ValueError as exc:
@@ -328,7 +297,7 @@ class TieredCache:
             scope,
             load,
             force_miss,
-            _ttl_ms(ttl),
+            ttl,
             scope is None,
             self._now(),
             random.getrandbits(64),
@@ -377,33 +346,16 @@ class TieredCache:
         return load
 
     def _package(self, core_keys: list, user_keys: list, produced: Any, errors: dict) -> list:
-        if isinstance(produced, Mapping):
-            values = []
-            for user_key in user_keys:
-                if user_key in produced:
-                    values.append(produced[user_key])
-                else:
-                    values.append(MISSING)
-        else:
-            values = list(produced)
-            if len(values) != len(user_keys):
-                exc = LoaderError(
-                    f"the batch loader returned {len(values)} values for {len(user_keys)} keys: "
-                    "return a dict {key: value} or a list in the order of the keys"
-                )
-                for k in core_keys:
-                    errors[k] = exc
-                return [str(exc)] * len(core_keys)
+        """The loader's values, shaped per key by the core, encoded (or an error message)."""
         out = []
-        for core_key, user_key, value in zip(core_keys, user_keys, values):
-            if value is MISSING:
-                exc = LoaderError(f"the batch loader returned no value for key {user_key!r}")
-                errors[core_key] = exc
-                out.append(str(exc))
-                continue
+        for core_key, user_key, (ok, value) in zip(
+            core_keys, user_keys, _core.shape_loaded(user_keys, produced)
+        ):
             try:
+                if not ok:
+                    raise LoaderError(value)
                 out.append(self._encode(user_key, value))
-            except TypeError as exc:
+            except (LoaderError, TypeError) as exc:
                 errors[core_key] = exc
                 out.append(str(exc))
         return out
@@ -576,7 +528,7 @@ class TieredCache:
             codec,
             payload,
             weight,
-            _ttl_ms(ttl),
+            ttl,
             scope,
             self._now(),
             random.getrandbits(64),

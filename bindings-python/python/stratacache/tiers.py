@@ -40,6 +40,11 @@ def _ttl_seconds(ttl_ms: Optional[int]) -> int:
     return max(1, math.ceil(ttl_ms / 1000))
 
 
+def _item_limit(kind: str, item_limit: Optional[int]) -> int:
+    """The given item limit, else the core's preset for the tier's kind."""
+    return _core.tier_preset(kind)["item_limit"] if item_limit is None else int(item_limit)
+
+
 class Tier:
     """Base of the adapters. Subclasses implement ``get_many``,
     ``set_many``, ``add_many`` and ``delete_many``; async variants default to
@@ -47,7 +52,8 @@ class Tier:
 
     kind = "generic"
     name = "tier"
-    item_limit: int = 16 * 1024 * 1024
+    #: Values larger than this are chunked (None: the core's preset of ``kind``).
+    item_limit: Optional[int] = None
     replicas = 1
     backfill = True
     leases = False
@@ -180,7 +186,7 @@ class MemcachedTier(Tier):
         servers: Union[str, Sequence[Any]],
         *,
         name: str = "memcached",
-        item_limit: int = _core.MEMCACHED_VALUE_LIMIT,
+        item_limit: Optional[int] = None,
         key_prefix: str = "",
         connect_timeout: float = 0.25,
         timeout: float = 0.5,
@@ -193,7 +199,7 @@ class MemcachedTier(Tier):
         retry_after: float = 2.0,
     ) -> None:
         self.name = name
-        self.item_limit = item_limit
+        self.item_limit = _item_limit(self.kind, item_limit)
         self.key_prefix = key_prefix
         self.replicas = replicas
         self.leases = leases
@@ -327,7 +333,7 @@ class RedisTier(Tier):
         cluster: bool = False,
         read_from_replicas: bool = False,
         name: str = "redis",
-        item_limit: int = 16 * 1024 * 1024,
+        item_limit: Optional[int] = None,
         key_prefix: str = "",
         timeout: float = 0.5,
         connect_timeout: float = 0.25,
@@ -336,7 +342,7 @@ class RedisTier(Tier):
         backfill: bool = True,
     ) -> None:
         self.name = name
-        self.item_limit = item_limit
+        self.item_limit = _item_limit(self.kind, item_limit)
         self.key_prefix = key_prefix
         self.leases = leases
         self.backfill = backfill
@@ -531,13 +537,13 @@ class StorageTier(Tier):
         *,
         prefix: str = "stratacache",
         name: str = "storage",
-        item_limit: int = 256 * 1024 * 1024,
+        item_limit: Optional[int] = None,
         max_workers: int = 8,
     ) -> None:
         self.storage = storage
         self.prefix = prefix
         self.name = name
-        self.item_limit = item_limit
+        self.item_limit = _item_limit(self.kind, item_limit)
         self.max_workers = max_workers
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
@@ -734,11 +740,11 @@ class DjangoCacheTier(Tier):
         alias: str = "default",
         *,
         name: Optional[str] = None,
-        item_limit: int = 16 * 1024 * 1024,
+        item_limit: Optional[int] = None,
     ):
         self.alias = alias
         self.name = name or alias
-        self.item_limit = item_limit
+        self.item_limit = _item_limit(self.kind, item_limit)
 
     @property
     def cache(self) -> Any:

@@ -14,7 +14,10 @@ use super::TieredCache;
 pub const MAX_TIERS: usize = 8;
 
 /// One remote tier as the core sees it: limits and policies, no connection.
-#[derive(Debug, Clone, PartialEq)]
+/// Deserializes from a [`TierSpec`](super::TierSpec) (a preset `kind` and
+/// what differs from it).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(try_from = "super::TierSpec")]
 pub struct TierConfig {
     /// A name for stats and messages ("memcached", "s3").
     pub name: String,
@@ -37,8 +40,46 @@ pub struct TierConfig {
     pub leases: bool,
 }
 
+/// Item limit of the Redis and generic presets: Redis takes 512 MiB, but
+/// chunks of 16 MiB keep its latency flat.
+pub const REDIS_VALUE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Item limit of the storage preset (S3, a filesystem).
+pub const STORAGE_VALUE_LIMIT: usize = 256 * 1024 * 1024;
+
 impl TierConfig {
+    /// The preset names [`TierConfig::preset`] knows.
+    pub const KINDS: [&'static str; 5] = ["memcached", "redis", "workers_kv", "storage", "generic"];
+
+    /// The preset of `kind` (one of [`TierConfig::KINDS`]) named `name`.
+    ///
+    /// ```
+    /// use stratacache::tiered::TierConfig;
+    /// assert_eq!(TierConfig::preset("redis", "r").unwrap(), TierConfig::redis("r"));
+    /// assert!(TierConfig::preset("mongo", "m").unwrap_err().to_string().contains("\"generic\""));
+    /// ```
+    pub fn preset(kind: &str, name: &str) -> Result<Self, ConfigError> {
+        Ok(match kind {
+            "memcached" => TierConfig::memcached(name),
+            "redis" => TierConfig::redis(name),
+            "workers_kv" => TierConfig::workers_kv(name),
+            "storage" => TierConfig::storage(name),
+            "generic" => TierConfig::generic(name),
+            other => {
+                return Err(ConfigError::UnknownKind {
+                    name: name.to_owned(),
+                    kind: other.to_owned(),
+                })
+            }
+        })
+    }
+
     /// memcached: 1 MiB items (less overhead), 30-day TTL cap.
+    ///
+    /// ```
+    /// use stratacache::tiered::TierConfig;
+    /// assert_eq!(TierConfig::memcached("mc").max_ttl_ms, Some(30 * 24 * 3600 * 1000));
+    /// ```
     pub fn memcached(name: &str) -> Self {
         TierConfig {
             name: name.to_owned(),
@@ -53,9 +94,14 @@ impl TierConfig {
     }
 
     /// Redis: items up to 512 MiB; chunk above 16 MiB to keep latency flat.
+    ///
+    /// ```
+    /// use stratacache::tiered::{TierConfig, REDIS_VALUE_LIMIT};
+    /// assert_eq!(TierConfig::redis("r").item_limit, REDIS_VALUE_LIMIT);
+    /// ```
     pub fn redis(name: &str) -> Self {
         TierConfig {
-            item_limit: 16 * 1024 * 1024,
+            item_limit: REDIS_VALUE_LIMIT,
             max_ttl_ms: None,
             min_ttl_ms: 1,
             ..TierConfig::memcached(name)
@@ -72,11 +118,26 @@ impl TierConfig {
         }
     }
 
+    /// Any other store with a TTL (a Django cache alias): Redis's limits.
+    ///
+    /// ```
+    /// use stratacache::tiered::TierConfig;
+    /// assert_eq!(TierConfig::generic("g").item_limit, TierConfig::redis("g").item_limit);
+    /// ```
+    pub fn generic(name: &str) -> Self {
+        TierConfig::redis(name)
+    }
+
     /// A storage tier (S3, filesystem): no TTL, large objects, not
     /// back-filled (it is the slowest tier).
+    ///
+    /// ```
+    /// use stratacache::tiered::TierConfig;
+    /// assert!(TierConfig::storage("s3").storage);
+    /// ```
     pub fn storage(name: &str) -> Self {
         TierConfig {
-            item_limit: 256 * 1024 * 1024,
+            item_limit: STORAGE_VALUE_LIMIT,
             max_ttl_ms: None,
             min_ttl_ms: 0,
             storage: true,
@@ -143,8 +204,10 @@ impl Default for LocalTierConfig {
 }
 
 /// Everything a [`TieredCache`] needs to know; see the field docs. Build it
-/// with [`TieredConfig::new`] and change what differs from the defaults.
-#[derive(Debug, Clone)]
+/// with [`TieredConfig::new`] and change what differs from the defaults, or
+/// deserialize it from a host's value (see [`TieredSpec`](super::TieredSpec)).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "super::TieredSpec")]
 pub struct TieredConfig {
     /// Remote tiers, fastest first (memcached, then Redis, then storage).
     pub tiers: Vec<TierConfig>,
@@ -236,6 +299,22 @@ pub enum ConfigError {
         /// The accepted range.
         range: &'static str,
     },
+    /// A tier kind with no preset.
+    #[error("tier {} has kind {}: use \"memcached\", \"redis\", \"workers_kv\", \"storage\" or \"generic\"", Quoted(.name), Quoted(.kind))]
+    UnknownKind {
+        /// The tier.
+        name: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// A field's value was refused (the message says why).
+    #[error("{message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A lease policy but no tier to hold leases.
     #[error("a lease policy is set but no tier has `leases` on: turn it on for the memcached or Redis tier")]
     NoLeaseTier,
@@ -280,5 +359,39 @@ impl ReadOptions {
             force_miss: true,
             ..ReadOptions::default()
         }
+    }
+}
+
+impl Expiry {
+    /// A host's TTL in seconds, the one conversion every binding uses:
+    /// positive → that many milliseconds (rounded up, at least 1); zero or
+    /// negative → `AfterMs(0)` (store nothing, as Django's `timeout=0`);
+    /// infinite → [`Expiry::Never`]; NaN → an error. A host maps its own
+    /// "forever" (Python's `None`) to [`Expiry::Never`] and "unset" to
+    /// [`Expiry::Default`] before calling it.
+    ///
+    /// ```
+    /// use stratacache::Expiry;
+    /// assert_eq!(Expiry::from_secs(1.5).unwrap(), Expiry::AfterMs(1500));
+    /// assert_eq!(Expiry::from_secs(0.0001).unwrap(), Expiry::AfterMs(1));
+    /// assert_eq!(Expiry::from_secs(-3.0).unwrap(), Expiry::AfterMs(0));
+    /// assert_eq!(Expiry::from_secs(f64::INFINITY).unwrap(), Expiry::Never);
+    /// assert!(Expiry::from_secs(f64::NAN).is_err());
+    /// ```
+    pub fn from_secs(secs: f64) -> Result<Expiry, ConfigError> {
+        if secs.is_nan() {
+            return Err(ConfigError::OutOfRange {
+                field: "ttl",
+                value: secs,
+                range: "a number of seconds (not NaN)",
+            });
+        }
+        Ok(if secs <= 0.0 {
+            Expiry::AfterMs(0)
+        } else if secs.is_infinite() || secs * 1000.0 >= u64::MAX as f64 {
+            Expiry::Never
+        } else {
+            Expiry::AfterMs(((secs * 1000.0).ceil() as u64).max(1))
+        })
     }
 }

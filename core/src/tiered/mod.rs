@@ -49,11 +49,13 @@ pub mod driver;
 mod protocol;
 mod read;
 mod shared;
+mod spec;
 mod steps;
 mod writes;
 
 pub use config::{
     ConfigError, CooldownPolicy, LocalTierConfig, ReadOptions, TierConfig, TieredConfig, MAX_TIERS,
+    REDIS_VALUE_LIMIT, STORAGE_VALUE_LIMIT,
 };
 pub use protocol::{
     AnswerError, DecodeStep, Effect, FetchStep, Fetched, LeaseStep, LoadStep, Next, Read,
@@ -61,8 +63,10 @@ pub use protocol::{
 };
 pub use read::{RawRead, ReadResult, Source};
 pub use shared::TieredCache;
+pub use spec::{CooldownSpec, LeaseSpec, LocalSpec, Secret, TierSpec, TieredSpec};
 pub use steps::{
-    DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, Step, StoreItem, TierFailure,
+    DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, LoaderError, LoaderOutput, Step,
+    StoreItem, TierFailure,
 };
 
 use shared::{mix, unit_random, LocalEntry};

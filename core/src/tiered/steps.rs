@@ -156,6 +156,37 @@ pub enum Step {
     Done,
 }
 
+impl Step {
+    /// The name of every variant, as [`Step::kind`] gives it: the tags of
+    /// the bindings' step encodings (a binding's test checks its driver
+    /// handles exactly these).
+    pub const KINDS: [&'static str; 10] = [
+        "fetch", "decode", "lease", "sleep", "load", "notify", "wait", "store", "delete", "done",
+    ];
+
+    /// This step's name, one of [`Step::KINDS`].
+    ///
+    /// ```
+    /// use stratacache::tiered::Step;
+    /// assert_eq!(Step::Sleep { ms: 5 }.kind(), "sleep");
+    /// assert!(Step::KINDS.contains(&Step::Done.kind()));
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        Step::KINDS[match self {
+            Step::Fetch { .. } => 0,
+            Step::Decode { .. } => 1,
+            Step::Lease { .. } => 2,
+            Step::Sleep { .. } => 3,
+            Step::Load { .. } => 4,
+            Step::Notify { .. } => 5,
+            Step::Wait { .. } => 6,
+            Step::Store { .. } => 7,
+            Step::Delete { .. } => 8,
+            Step::Done => 9,
+        }]
+    }
+}
+
 /// Why a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cache key {} is not a valid memcached key ({reason}): build keys with stratacache's key builder, or pass arbitrary strings through `safe_key`", Quoted(.shown))]
@@ -199,4 +230,65 @@ pub struct TierFailure<E = String> {
     pub tier_name: String,
     /// The host's error.
     pub message: E,
+}
+
+/// What a host's batch loader returned for the keys it was given, before
+/// the core shapes it into one result per key ([`LoaderOutput::shape`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoaderOutput<V> {
+    /// A sequence meant to hold one value per key, in key order.
+    List(Vec<V>),
+    /// A mapping, looked up per key: `None` where it has no entry.
+    Map(Vec<Option<V>>),
+}
+
+/// Why a key got no value from a batch loader (the host raises it as its
+/// own error type, with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoaderError {
+    /// A list of the wrong length: no key can be trusted to get its value.
+    #[error("the batch loader returned {got} values for {keys} keys: return a dict {{key: value}} or a list in the order of the keys")]
+    WrongCount {
+        /// Values returned.
+        got: usize,
+        /// Keys asked.
+        keys: usize,
+    },
+    /// A mapping without this key (shown as the host writes it).
+    #[error("the batch loader returned no value for key {0}")]
+    NoValue(String),
+}
+
+impl<V> LoaderOutput<V> {
+    /// One result per key of `shown` (the keys as the host shows them, in
+    /// the order asked): every key fails when a list has the wrong length.
+    ///
+    /// ```
+    /// use stratacache::tiered::{LoaderError, LoaderOutput};
+    /// let keys = ["'a'".to_owned(), "'b'".to_owned()];
+    /// assert_eq!(LoaderOutput::List(vec![1, 2]).shape(&keys), vec![Ok(1), Ok(2)]);
+    /// let shaped = LoaderOutput::Map(vec![Some(1), None]).shape(&keys);
+    /// assert_eq!(shaped[1], Err(LoaderError::NoValue("'b'".into())));
+    /// let shaped = LoaderOutput::List(vec![1]).shape(&keys);
+    /// assert!(shaped.iter().all(|r| r == &Err(LoaderError::WrongCount { got: 1, keys: 2 })));
+    /// ```
+    pub fn shape(self, shown: &[String]) -> Vec<Result<V, LoaderError>> {
+        match self {
+            LoaderOutput::List(values) if values.len() == shown.len() => {
+                values.into_iter().map(Ok).collect()
+            }
+            LoaderOutput::List(values) => {
+                let error = LoaderError::WrongCount {
+                    got: values.len(),
+                    keys: shown.len(),
+                };
+                shown.iter().map(|_| Err(error.clone())).collect()
+            }
+            LoaderOutput::Map(values) => values
+                .into_iter()
+                .zip(shown)
+                .map(|(v, key)| v.ok_or_else(|| LoaderError::NoValue(key.clone())))
+                .collect(),
+        }
+    }
 }

@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 from .._errors import ConfigurationError
 from ..keys import safe_key
-from ..tiered import LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
+from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, signing_keys_from_secret
 from ..tiers import DjangoCacheTier, MemcachedTier, RedisTier, StorageTier
 
 __all__ = [
@@ -213,11 +213,7 @@ def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
         local = None
     else:
         local_conf = _upper(local_conf)
-        local = LocalTier(
-            max_entries=int(local_conf.get("MAX_ENTRIES", 10_000)),
-            max_bytes=int(local_conf.get("MAX_BYTES", 64 * 1024 * 1024)),
-            ttl=float(local_conf.get("TTL", 60)),
-        )
+        local = LocalTier(local_conf.get("MAX_ENTRIES"), local_conf.get("MAX_BYTES"), local_conf.get("TTL"))
     leases = conf.get("LEASES", False)
     if isinstance(leases, Mapping):
         leases = LeasePolicy(**{k.lower(): v for k, v in leases.items()})
@@ -226,14 +222,15 @@ def build_cache(conf: Mapping, name: str = "default") -> TieredCache:
         local=local,
         signing_keys=signing_keys_from_settings(conf),
         codec=conf.get("CODEC", "pickle"),
-        default_ttl=conf.get("DEFAULT_TTL", 300),
-        stale_ttl=conf.get("STALE_TTL", 0),
-        ttl_jitter=conf.get("TTL_JITTER", 0.1),
-        xfetch_beta=conf.get("XFETCH_BETA", 1.0),
+        # Unset options are the core's defaults.
+        default_ttl=conf.get("DEFAULT_TTL", UNSET),
+        stale_ttl=conf.get("STALE_TTL"),
+        ttl_jitter=conf.get("TTL_JITTER"),
+        xfetch_beta=conf.get("XFETCH_BETA"),
         leases=leases,
-        cooldown=tuple(conf.get("COOLDOWN", (3, 5.0))),
+        cooldown=conf.get("COOLDOWN"),
         strict=bool(conf.get("STRICT", False)),
-        compress_at=conf.get("COMPRESS_AT", 1024),
+        compress_at=conf.get("COMPRESS_AT", UNSET),
         name=name,
         # docs/fleet.md: {"URL": "redis://...", "CHANNEL": "..."} and True/{"MAX_BYTES": ...}
         invalidation=conf.get("INVALIDATION"),

@@ -42,7 +42,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .. import _core
 from .._errors import ConfigurationError
 from ..keys import normalize_key
-from ..tiered import LeasePolicy, LocalTier, TieredCache, _keyring, _ttl_ms
+from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, _keyring
 from .aio import AsyncMemcachedTier, AsyncRedisTier
 
 __all__ = ["BACKEND_PATH", "OPTION_NAMES", "TieredCacheBackend", "build_tiered_cache"]
@@ -186,9 +186,9 @@ def build_tiered_cache(
     if local and local_conf:
         local_conf = _upper(local_conf if isinstance(local_conf, Mapping) else {})
         local_tier = LocalTier(
-            max_entries=int(local_conf.get("MAX_ENTRIES", 10_000)),
-            max_bytes=int(local_conf.get("MAX_BYTES", 64 * 1024 * 1024)),
-            ttl=float(local_conf.get("TTL", 5)),
+            max_entries=local_conf.get("MAX_ENTRIES"),
+            max_bytes=local_conf.get("MAX_BYTES"),
+            ttl=float(local_conf.get("TTL", 5)),  # Django's own: shorter than the core's 60 s
         )
     leases = options.get("LEASES", False)
     if isinstance(leases, Mapping):
@@ -199,13 +199,13 @@ def build_tiered_cache(
         signing_keys=_signing_keys(options),
         codec=options.get("CODEC", "pickle"),
         default_ttl=None,
-        stale_ttl=float(options.get("STALE_TTL", 0)),
+        stale_ttl=options.get("STALE_TTL"),
         ttl_jitter=float(options.get("TTL_JITTER", 0)),
         xfetch_beta=0.0,
         leases=leases,
-        cooldown=tuple(options.get("COOLDOWN", (3, 5.0))),
+        cooldown=options.get("COOLDOWN"),
         strict=bool(options.get("STRICT", False)),
-        compress_at=options.get("COMPRESS_AT", 1024),
+        compress_at=options.get("COMPRESS_AT", UNSET),
         name=name,
         # docs/fleet.md: {"URL": "redis://...", "CHANNEL": "..."}; True or {"MAX_BYTES": ...}
         # The remote-only twin (``local=False``) reads and never writes.
@@ -275,12 +275,9 @@ class TieredCacheBackend(BaseCache):
         return None
 
     def _ttl(self, timeout: Any) -> Any:
-        """Django's timeout as the TieredCache TTL (None: forever; 0: none)."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        if timeout is None:
-            return None
-        return timeout if timeout > 0 else 0
+        """Django's timeout as the TieredCache TTL (None: forever; 0 or
+        negative: store nothing, which the core decides)."""
+        return self.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
 
     def _key(self, key: Any, version: Optional[int]) -> str:
         return self.make_key(key, version)
@@ -297,7 +294,7 @@ class TieredCacheBackend(BaseCache):
             codec,
             payload,
             weight,
-            _ttl_ms(ttl),
+            ttl,
             scope,
             cache._now(),
             random.getrandbits(64),
