@@ -22,13 +22,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, RedisResult, Value};
 
+use crate::health::Health;
 use crate::{Error, Outcome, ServerError, ServerHealth};
 
 /// A client's settings.
@@ -118,57 +119,6 @@ pub fn slot(key: &[u8]) -> u16 {
         }
     }
     crc % 16384
-}
-
-#[derive(Default)]
-struct Health {
-    down_until: Mutex<Option<Instant>>,
-    failures: AtomicU64,
-    failed_keys: AtomicU64,
-    probes: AtomicU64,
-    recoveries: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Health {
-    /// Up, or down with a probe due (then this caller is the probe).
-    fn usable(&self, retry_after: Duration) -> bool {
-        let mut until = self.down_until.lock();
-        match *until {
-            None => true,
-            Some(t) if Instant::now() >= t => {
-                *until = Some(Instant::now() + retry_after);
-                self.probes.fetch_add(1, Relaxed);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    fn ok(&self) {
-        if self.down_until.lock().take().is_some() {
-            self.recoveries.fetch_add(1, Relaxed);
-        }
-    }
-
-    fn failed(&self, keys: usize, e: &str, retry_after: Duration) {
-        self.failures.fetch_add(1, Relaxed);
-        self.failed_keys.fetch_add(keys as u64, Relaxed);
-        *self.last_error.lock() = Some(e.to_owned());
-        *self.down_until.lock() = Some(Instant::now() + retry_after);
-    }
-
-    fn report(&self, name: &str) -> ServerHealth {
-        ServerHealth {
-            name: name.to_owned(),
-            up: self.down_until.lock().is_none(),
-            failures: self.failures.load(Relaxed),
-            failed_keys: self.failed_keys.load(Relaxed),
-            probes: self.probes.load(Relaxed),
-            recoveries: self.recoveries.load(Relaxed),
-            last_error: self.last_error.lock().clone(),
-        }
-    }
 }
 
 struct Node {
@@ -405,7 +355,7 @@ impl Client {
         f: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, ServerError> {
         if !node.health.usable(self.config.retry_after) {
-            node.health.failed_keys.fetch_add(keys as u64, Relaxed);
+            node.health.keys_failed(keys);
             return Err(ServerError {
                 server: node.name.clone(),
                 error: std::io::Error::other(format!(
@@ -421,7 +371,7 @@ impl Client {
             }
             Err(e) => {
                 node.health
-                    .failed(keys, &err_text(&e), self.config.retry_after);
+                    .failed(keys, err_text(&e), true, self.config.retry_after);
                 Err(io_error(&node.name, &e))
             }
         }
@@ -465,11 +415,7 @@ impl Client {
                     let i = s.next.fetch_add(1, Relaxed) % s.replicas.len();
                     for j in 0..s.replicas.len() {
                         let r = &s.replicas[(i + j) % s.replicas.len()];
-                        if r.health
-                            .down_until
-                            .lock()
-                            .is_some_and(|t| Instant::now() < t)
-                        {
+                        if !r.health.usable_at(Instant::now()) {
                             continue;
                         }
                         match self.on_node(r, n, mget) {
@@ -559,7 +505,7 @@ impl Client {
                 if ok {
                     live.push(g);
                 } else {
-                    health.failed_keys.fetch_add(g.1.len() as u64, Relaxed);
+                    health.keys_failed(g.1.len());
                     out.failed.extend_from_slice(&g.1);
                 }
             }
@@ -609,7 +555,7 @@ impl Client {
                         }
                         Err(e) => {
                             let keys: usize = gs.iter().map(|g| g.1.len()).sum();
-                            health.failed(keys, &err_text(&e), self.config.retry_after);
+                            health.failed(keys, err_text(&e), true, self.config.retry_after);
                             for g in &gs {
                                 out.failed.extend_from_slice(&g.1);
                             }
