@@ -399,11 +399,7 @@ impl Client {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
         match &self.mode {
             Mode::Single(s) => {
@@ -443,30 +439,34 @@ impl Client {
                     }
                 }
             }
+            // One GET per key: the cluster pipeline sends each node its
+            // commands in one go (MGET is refused in a cluster pipeline).
             Mode::Cluster(c) => {
-                // One GET per key: the cluster pipeline sends each node its
-                // commands in one go (MGET is refused in a cluster pipeline).
-                let groups: Vec<(u16, Vec<usize>)> =
-                    (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
-                let mut out = Outcome {
-                    values: vec![None; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| {
-                        let mut cmd = redis::cmd("GET");
-                        cmd.arg(&full[idx[0]]);
-                        cmd
-                    },
-                    |out, idx, v| out.values[idx[0]] = bytes(v),
-                );
-                out
+                self.cluster_per_key(c, &full, |i| redis::cmd("GET").arg(&full[i]).clone(), bytes)
             }
         }
+    }
+
+    /// One command per key (`cmd` of its index in `full`), its reply turned into a
+    /// value by `take`.
+    fn cluster_per_key<T: Default + Clone>(
+        &self,
+        c: &Cluster,
+        full: &[Vec<u8>],
+        cmd: impl Fn(usize) -> redis::Cmd,
+        take: impl Fn(Value) -> T,
+    ) -> Outcome<T> {
+        let groups: Vec<(u16, Vec<usize>)> =
+            (0..full.len()).map(|i| (slot(&full[i]), vec![i])).collect();
+        let mut out = Outcome::complete(vec![T::default(); full.len()]);
+        self.cluster_run(
+            c,
+            &groups,
+            &mut out,
+            |idx| cmd(idx[0]),
+            |out, idx, v| out.values[idx[0]] = take(v),
+        );
+        out
     }
 
     /// Sends one command per slot group as one cluster pipeline; when it
@@ -626,11 +626,7 @@ impl Client {
     fn store<K: AsRef<[u8]>>(&self, items: &[(K, &[u8], Option<u64>)], nx: bool) -> Outcome<bool> {
         let n = items.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
         let full: Vec<Vec<u8>> = items
             .iter()
@@ -646,33 +642,18 @@ impl Client {
                     pipe.query(conn)
                 };
                 match self.on_node(&s.primary, n, run) {
-                    Ok(values) => Outcome {
-                        values: values
+                    Ok(values) => Outcome::complete(
+                        values
                             .into_iter()
                             .map(|v| matches!(v, Value::Okay))
                             .collect(),
-                        failed: Vec::new(),
-                        errors: Vec::new(),
-                    },
+                    ),
                     Err(e) => Self::failed_all(n, e),
                 }
             }
             Mode::Cluster(c) => {
-                let groups: Vec<(u16, Vec<usize>)> =
-                    (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
-                let mut out = Outcome {
-                    values: vec![false; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| set_cmd(&full[idx[0]], items[idx[0]].1, items[idx[0]].2, nx),
-                    |out, idx, v| out.values[idx[0]] = matches!(v, Value::Okay),
-                );
-                out
+                let cmd = |i: usize| set_cmd(&full[i], items[i].1, items[i].2, nx);
+                self.cluster_per_key(c, &full, cmd, |v| matches!(v, Value::Okay))
             }
         }
     }
@@ -711,13 +692,8 @@ impl Client {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
-        let groups: Vec<(u16, Vec<usize>)> = (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
         match &self.mode {
             Mode::Single(s) => {
                 let run = |conn: &mut Connection| -> RedisResult<Vec<i64>> {
@@ -728,33 +704,16 @@ impl Client {
                     pipe.query(conn)
                 };
                 match self.on_node(&s.primary, n, run) {
-                    Ok(v) => Outcome {
-                        values: v.into_iter().map(|d| d > 0).collect(),
-                        failed: Vec::new(),
-                        errors: Vec::new(),
-                    },
+                    Ok(v) => Outcome::complete(v.into_iter().map(|d| d > 0).collect()),
                     Err(e) => Self::failed_all(n, e),
                 }
             }
-            Mode::Cluster(c) => {
-                let mut out = Outcome {
-                    values: vec![false; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| {
-                        let mut cmd = redis::cmd("DEL");
-                        cmd.arg(&full[idx[0]]);
-                        cmd
-                    },
-                    |out, idx, v| out.values[idx[0]] = matches!(v, Value::Int(d) if d > 0),
-                );
-                out
-            }
+            Mode::Cluster(c) => self.cluster_per_key(
+                c,
+                &full,
+                |i| redis::cmd("DEL").arg(&full[i]).clone(),
+                |v| matches!(v, Value::Int(d) if d > 0),
+            ),
         }
     }
 
