@@ -32,13 +32,14 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Generator, Iterable, Iterator, Mapping
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
+from typing import Any, Optional, Sequence
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import _core
+from .._driver import _complete
 from .._errors import ConfigurationError
 from ..keys import normalize_key
 from ..tiered import LeasePolicy, LocalTier, TieredCache, _keyring
@@ -840,11 +841,13 @@ class _Unscoped:
 
 
 def _run(ops: _Ops) -> Any:
-    """Performs the effects of ``ops`` on the calling thread."""
-    return _drive(ops, _do)
+    """Performs the effects of ``ops`` on the calling thread: the one loop of
+    :func:`_arun` with effects that never suspend, so it ends at its first
+    ``send``."""
+    return _complete(_arun(ops, _do))
 
 
-def _do(effect: tuple) -> Any:
+async def _do(effect: tuple) -> Any:
     if effect[0] == "call":
         _, obj, name, args = effect
         return getattr(obj, name)(*args)
@@ -856,36 +859,28 @@ def _do(effect: tuple) -> Any:
     return None
 
 
-def _drive(ops: _Ops, do: Callable[[tuple], Any]) -> Any:
-    try:
-        effect = next(ops)
-        while True:
-            try:
-                result = do(effect)
-            except Exception as exc:
-                effect = ops.throw(exc)
-            else:
-                effect = ops.send(result)
-    except StopIteration as stop:
-        return stop.value
+async def _ado(effect: tuple) -> Any:
+    if effect[0] == "call":
+        _, obj, name, args = effect
+        return await getattr(obj, "a" + name)(*args)
+    if effect[0] == "store":
+        return await effect[1].aset_many(effect[2])
+    await asyncio.sleep(effect[1])
+    return None
 
 
-async def _arun(ops: _Ops) -> Any:
-    """Performs the effects of ``ops`` with ``await`` (no worker thread)."""
-    try:
-        effect = next(ops)
-        while True:
-            try:
-                if effect[0] == "call":
-                    _, obj, name, args = effect
-                    result = await getattr(obj, "a" + name)(*args)
-                elif effect[0] == "store":
-                    result = await effect[1].aset_many(effect[2])
-                else:
-                    result = await asyncio.sleep(effect[1])
-            except Exception as exc:
-                effect = ops.throw(exc)
-            else:
-                effect = ops.send(result)
-    except StopIteration as stop:
-        return stop.value
+async def _arun(ops: _Ops, do: Callable[[tuple], Awaitable[Any]] = _ado) -> Any:
+    """Performs the effects of ``ops`` with ``do`` (by default awaiting the
+    async methods: no worker thread); an effect's exception is thrown back
+    into ``ops``."""
+    result: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            effect = ops.throw(error) if error is not None else ops.send(result)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            result, error = await do(effect), None
+        except Exception as exc:
+            result, error = None, exc
