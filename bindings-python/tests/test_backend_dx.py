@@ -265,35 +265,26 @@ def test_stratacache_prune_covers_a_backend_alias_storage_tier(s3_bucket):
 
 def test_edx_api_over_a_default_backend_alias_gets_chunking_signing_and_storage(s3_bucket):
     from stratacache.django.edx import TieredCache as EdxTieredCache
-    from stratacache.scope import SCOPE_VAR, RequestScope
+    from stratacache.scope import request_scope
 
     default = backend(MEMCACHED, KEY_PREFIX="edx", OPTIONS={"TIERS_AFTER": [{"STORAGE": "stratacache"}]})
     value = os.urandom(BIG)
     with override_settings(CACHES={"default": default}, STRATACACHE={}):
-        token = SCOPE_VAR.set(RequestScope())
-        try:
+        with request_scope():
             EdxTieredCache.set_all_tiers("block_structure.v1.course", value, 3600)
-        finally:
-            SCOPE_VAR.reset(token)
         tiered = caches["default"].tiered
         assert tiered.signed
         tiered.clear_local()
-        token = SCOPE_VAR.set(RequestScope())
-        try:
+        with request_scope():
             response = EdxTieredCache.get_cached_response("block_structure.v1.course")
-        finally:
-            SCOPE_VAR.reset(token)
         assert response.is_found and response.value == value
         stats = {t["name"]: t for t in tiered.stats()["tiers"]}
         assert stats["memcached"]["chunked_reads"] == 1  # chunked past memcached's 1 MiB
         # memcached emptied: the storage tier still serves it.
         MemcachedTier(MEMCACHED).clear()
         tiered.clear_local()
-        token = SCOPE_VAR.set(RequestScope())
-        try:
+        with request_scope():
             response = EdxTieredCache.get_cached_response("block_structure.v1.course")
-        finally:
-            SCOPE_VAR.reset(token)
         assert response.is_found and response.value == value
         assert {t["name"]: t for t in tiered.stats()["tiers"]}["storage"]["hits"] == 1
         storage = next(t for t in tiered.tiers if isinstance(t, StorageTier))
@@ -324,7 +315,7 @@ def test_waffle_flags_switches_and_samples_read_through_the_backend(
     from waffle import flag_is_active, sample_is_active, switch_is_active
     from waffle.models import Flag, Sample, Switch
 
-    from stratacache.scope import SCOPE_VAR, RequestScope
+    from stratacache.scope import request_scope
 
     with override_settings(CACHES={"default": backend(MEMCACHED, KEY_PREFIX="waffle")}, STRATACACHE={}):
         Flag.objects.create(name="new-outline", everyone=True)
@@ -334,15 +325,12 @@ def test_waffle_flags_switches_and_samples_read_through_the_backend(
         request.user = AnonymousUser()
 
         def read():
-            token = SCOPE_VAR.set(RequestScope())  # a new request
-            try:
+            with request_scope():  # a new request
                 return (
                     flag_is_active(request, "new-outline"),
                     switch_is_active("blocks"),
                     sample_is_active("all"),
                 )
-            finally:
-                SCOPE_VAR.reset(token)
 
         assert read() == (True, True, True)  # from the database, then cached
         with django_assert_num_queries(0):

@@ -45,18 +45,16 @@ def wait_for(condition, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def _remote_cache(memcached, clock, **options) -> stratacache.TieredCache:
+    """A signed cache over ``memcached`` alone, no jitter, on ``clock``."""
+    return stratacache.TieredCache(
+        [memcached], local=None, signing_keys=KEYS, ttl_jitter=0, clock=clock, **options
+    )
+
+
 def test_stale_value_is_served_while_one_background_refresh_reloads_it(memcached):
     clock = Clock()
-    cache = stratacache.TieredCache(
-        [memcached],
-        local=None,
-        signing_keys=KEYS,
-        default_ttl=10,
-        stale_ttl=60,
-        ttl_jitter=0,
-        xfetch_beta=0,
-        clock=clock,
-    )
+    cache = _remote_cache(memcached, clock, default_ttl=10, stale_ttl=60, xfetch_beta=0)
     key = f"refresh|v1|{uuid.uuid4().hex}"
     first, second = CountingLoader("v1"), CountingLoader("v2", delay=0.05)
     assert cache.get_or_load(key, first) == "v1"
@@ -78,25 +76,9 @@ def test_xfetch_refreshes_early_near_expiry_and_never_with_beta_zero(memcached):
     key = f"xfetch|v1|{uuid.uuid4().hex}"
     # The loader takes ~50 ms: that recompute cost goes into the envelope.
     slow = CountingLoader("v1", delay=0.05)
-    eager = stratacache.TieredCache(
-        [memcached],
-        local=None,
-        signing_keys=KEYS,
-        default_ttl=100,
-        ttl_jitter=0,
-        xfetch_beta=1e6,
-        clock=clock,
-    )
+    eager = _remote_cache(memcached, clock, default_ttl=100, xfetch_beta=1e6)
     assert eager.get_or_load(key, slow) == "v1"
-    never = stratacache.TieredCache(
-        [memcached],
-        local=None,
-        signing_keys=KEYS,
-        default_ttl=100,
-        ttl_jitter=0,
-        xfetch_beta=0,
-        clock=clock,
-    )
+    never = _remote_cache(memcached, clock, default_ttl=100, xfetch_beta=0)
     clock.now += 99  # one second before expiry
     untouched = CountingLoader("never")
     assert never.get_or_load(key, untouched) == "v1"

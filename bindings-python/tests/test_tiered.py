@@ -219,26 +219,33 @@ def test_slow_redis_times_out_to_the_loader(redis_tier):
         time.sleep(1.6)
 
 
+def _at_once(calls: list) -> list:
+    """Runs each call in its own thread, all released together; their results."""
+    barrier = threading.Barrier(len(calls))
+    results: list = []
+
+    def run(call):
+        barrier.wait()
+        results.append(call())
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_32_threads_on_one_cold_key_load_once(memcached):
     cache = fresh([memcached])
     calls = []
-    barrier = threading.Barrier(32)
-    results = []
 
     def loader():
         calls.append(1)
         time.sleep(0.3)
         return "expensive"
 
-    def worker():
-        barrier.wait()
-        results.append(cache.get_or_load("cold", loader, ttl=60))
-
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _at_once([lambda: cache.get_or_load("cold", loader, ttl=60)] * 32)
     assert calls == [1]
     assert results == ["expensive"] * 32
     assert cache.stats()["reads"]["flight_waits"] >= 1
@@ -266,23 +273,13 @@ def test_leases_make_one_process_load(memcached):
     policy = LeasePolicy(ttl=5, max_wait=3, poll_interval=0.05)
     processes = [fresh([memcached], leases=policy) for _ in range(4)]  # four processes' caches
     calls = []
-    barrier = threading.Barrier(4)
-    results = []
 
     def loader():
         calls.append(1)
         time.sleep(0.4)
         return "value"
 
-    def run(cache):
-        barrier.wait()
-        results.append(cache.get_or_load("leased", loader, ttl=60))
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in processes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _at_once([lambda c=c: c.get_or_load("leased", loader, ttl=60) for c in processes])
     assert results == ["value"] * 4
     assert calls == [1]
 

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod health;
 pub mod memcached;
 mod outcome;
 pub mod redis;

@@ -23,6 +23,15 @@ pub struct Outcome<T> {
 }
 
 impl<T> Outcome<T> {
+    /// Every key answered.
+    pub(crate) fn complete(values: Vec<T>) -> Self {
+        Outcome {
+            values,
+            failed: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     /// No key failed.
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty()

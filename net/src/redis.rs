@@ -22,13 +22,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, RedisResult, Value};
 
+use crate::health::Health;
 use crate::{Error, Outcome, ServerError, ServerHealth};
 
 /// A client's settings.
@@ -118,57 +119,6 @@ pub fn slot(key: &[u8]) -> u16 {
         }
     }
     crc % 16384
-}
-
-#[derive(Default)]
-struct Health {
-    down_until: Mutex<Option<Instant>>,
-    failures: AtomicU64,
-    failed_keys: AtomicU64,
-    probes: AtomicU64,
-    recoveries: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Health {
-    /// Up, or down with a probe due (then this caller is the probe).
-    fn usable(&self, retry_after: Duration) -> bool {
-        let mut until = self.down_until.lock();
-        match *until {
-            None => true,
-            Some(t) if Instant::now() >= t => {
-                *until = Some(Instant::now() + retry_after);
-                self.probes.fetch_add(1, Relaxed);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    fn ok(&self) {
-        if self.down_until.lock().take().is_some() {
-            self.recoveries.fetch_add(1, Relaxed);
-        }
-    }
-
-    fn failed(&self, keys: usize, e: &str, retry_after: Duration) {
-        self.failures.fetch_add(1, Relaxed);
-        self.failed_keys.fetch_add(keys as u64, Relaxed);
-        *self.last_error.lock() = Some(e.to_owned());
-        *self.down_until.lock() = Some(Instant::now() + retry_after);
-    }
-
-    fn report(&self, name: &str) -> ServerHealth {
-        ServerHealth {
-            name: name.to_owned(),
-            up: self.down_until.lock().is_none(),
-            failures: self.failures.load(Relaxed),
-            failed_keys: self.failed_keys.load(Relaxed),
-            probes: self.probes.load(Relaxed),
-            recoveries: self.recoveries.load(Relaxed),
-            last_error: self.last_error.lock().clone(),
-        }
-    }
 }
 
 struct Node {
@@ -405,7 +355,7 @@ impl Client {
         f: impl FnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, ServerError> {
         if !node.health.usable(self.config.retry_after) {
-            node.health.failed_keys.fetch_add(keys as u64, Relaxed);
+            node.health.keys_failed(keys);
             return Err(ServerError {
                 server: node.name.clone(),
                 error: std::io::Error::other(format!(
@@ -421,7 +371,7 @@ impl Client {
             }
             Err(e) => {
                 node.health
-                    .failed(keys, &err_text(&e), self.config.retry_after);
+                    .failed(keys, err_text(&e), true, self.config.retry_after);
                 Err(io_error(&node.name, &e))
             }
         }
@@ -449,11 +399,7 @@ impl Client {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
         match &self.mode {
             Mode::Single(s) => {
@@ -465,11 +411,7 @@ impl Client {
                     let i = s.next.fetch_add(1, Relaxed) % s.replicas.len();
                     for j in 0..s.replicas.len() {
                         let r = &s.replicas[(i + j) % s.replicas.len()];
-                        if r.health
-                            .down_until
-                            .lock()
-                            .is_some_and(|t| Instant::now() < t)
-                        {
+                        if !r.health.usable_at(Instant::now()) {
                             continue;
                         }
                         match self.on_node(r, n, mget) {
@@ -497,30 +439,34 @@ impl Client {
                     }
                 }
             }
+            // One GET per key: the cluster pipeline sends each node its
+            // commands in one go (MGET is refused in a cluster pipeline).
             Mode::Cluster(c) => {
-                // One GET per key: the cluster pipeline sends each node its
-                // commands in one go (MGET is refused in a cluster pipeline).
-                let groups: Vec<(u16, Vec<usize>)> =
-                    (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
-                let mut out = Outcome {
-                    values: vec![None; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| {
-                        let mut cmd = redis::cmd("GET");
-                        cmd.arg(&full[idx[0]]);
-                        cmd
-                    },
-                    |out, idx, v| out.values[idx[0]] = bytes(v),
-                );
-                out
+                self.cluster_per_key(c, &full, |i| redis::cmd("GET").arg(&full[i]).clone(), bytes)
             }
         }
+    }
+
+    /// One command per key (`cmd` of its index in `full`), its reply turned into a
+    /// value by `take`.
+    fn cluster_per_key<T: Default + Clone>(
+        &self,
+        c: &Cluster,
+        full: &[Vec<u8>],
+        cmd: impl Fn(usize) -> redis::Cmd,
+        take: impl Fn(Value) -> T,
+    ) -> Outcome<T> {
+        let groups: Vec<(u16, Vec<usize>)> =
+            (0..full.len()).map(|i| (slot(&full[i]), vec![i])).collect();
+        let mut out = Outcome::complete(vec![T::default(); full.len()]);
+        self.cluster_run(
+            c,
+            &groups,
+            &mut out,
+            |idx| cmd(idx[0]),
+            |out, idx, v| out.values[idx[0]] = take(v),
+        );
+        out
     }
 
     /// Sends one command per slot group as one cluster pipeline; when it
@@ -559,7 +505,7 @@ impl Client {
                 if ok {
                     live.push(g);
                 } else {
-                    health.failed_keys.fetch_add(g.1.len() as u64, Relaxed);
+                    health.keys_failed(g.1.len());
                     out.failed.extend_from_slice(&g.1);
                 }
             }
@@ -609,7 +555,7 @@ impl Client {
                         }
                         Err(e) => {
                             let keys: usize = gs.iter().map(|g| g.1.len()).sum();
-                            health.failed(keys, &err_text(&e), self.config.retry_after);
+                            health.failed(keys, err_text(&e), true, self.config.retry_after);
                             for g in &gs {
                                 out.failed.extend_from_slice(&g.1);
                             }
@@ -680,11 +626,7 @@ impl Client {
     fn store<K: AsRef<[u8]>>(&self, items: &[(K, &[u8], Option<u64>)], nx: bool) -> Outcome<bool> {
         let n = items.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
         let full: Vec<Vec<u8>> = items
             .iter()
@@ -700,33 +642,18 @@ impl Client {
                     pipe.query(conn)
                 };
                 match self.on_node(&s.primary, n, run) {
-                    Ok(values) => Outcome {
-                        values: values
+                    Ok(values) => Outcome::complete(
+                        values
                             .into_iter()
                             .map(|v| matches!(v, Value::Okay))
                             .collect(),
-                        failed: Vec::new(),
-                        errors: Vec::new(),
-                    },
+                    ),
                     Err(e) => Self::failed_all(n, e),
                 }
             }
             Mode::Cluster(c) => {
-                let groups: Vec<(u16, Vec<usize>)> =
-                    (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
-                let mut out = Outcome {
-                    values: vec![false; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| set_cmd(&full[idx[0]], items[idx[0]].1, items[idx[0]].2, nx),
-                    |out, idx, v| out.values[idx[0]] = matches!(v, Value::Okay),
-                );
-                out
+                let cmd = |i: usize| set_cmd(&full[i], items[i].1, items[i].2, nx);
+                self.cluster_per_key(c, &full, cmd, |v| matches!(v, Value::Okay))
             }
         }
     }
@@ -765,13 +692,8 @@ impl Client {
         let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
         let n = full.len();
         if n == 0 {
-            return Outcome {
-                values: Vec::new(),
-                failed: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Outcome::complete(Vec::new());
         }
-        let groups: Vec<(u16, Vec<usize>)> = (0..n).map(|i| (slot(&full[i]), vec![i])).collect();
         match &self.mode {
             Mode::Single(s) => {
                 let run = |conn: &mut Connection| -> RedisResult<Vec<i64>> {
@@ -782,33 +704,16 @@ impl Client {
                     pipe.query(conn)
                 };
                 match self.on_node(&s.primary, n, run) {
-                    Ok(v) => Outcome {
-                        values: v.into_iter().map(|d| d > 0).collect(),
-                        failed: Vec::new(),
-                        errors: Vec::new(),
-                    },
+                    Ok(v) => Outcome::complete(v.into_iter().map(|d| d > 0).collect()),
                     Err(e) => Self::failed_all(n, e),
                 }
             }
-            Mode::Cluster(c) => {
-                let mut out = Outcome {
-                    values: vec![false; n],
-                    failed: Vec::new(),
-                    errors: Vec::new(),
-                };
-                self.cluster_run(
-                    c,
-                    &groups,
-                    &mut out,
-                    |idx| {
-                        let mut cmd = redis::cmd("DEL");
-                        cmd.arg(&full[idx[0]]);
-                        cmd
-                    },
-                    |out, idx, v| out.values[idx[0]] = matches!(v, Value::Int(d) if d > 0),
-                );
-                out
-            }
+            Mode::Cluster(c) => self.cluster_per_key(
+                c,
+                &full,
+                |i| redis::cmd("DEL").arg(&full[i]).clone(),
+                |v| matches!(v, Value::Int(d) if d > 0),
+            ),
         }
     }
 

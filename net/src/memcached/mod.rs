@@ -34,7 +34,6 @@ mod hash;
 mod proto;
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -45,6 +44,7 @@ use hash::Ring;
 pub use hash::{code_point_bytes, murmur3_32, Hashing};
 use proto::{protocol_error, receive, Expect, Reply, KEYS_PER_GET};
 
+use crate::health::Health;
 pub use crate::outcome::{Outcome, ServerError, ServerHealth};
 use crate::Error;
 
@@ -187,17 +187,6 @@ impl Config {
             retry_after: Duration::from_secs(2),
         })
     }
-}
-
-#[derive(Default)]
-struct Health {
-    /// Set while down: when the next probe may go.
-    down_until: Mutex<Option<Instant>>,
-    failures: AtomicU64,
-    failed_keys: AtomicU64,
-    probes: AtomicU64,
-    recoveries: AtomicU64,
-    last_error: Mutex<Option<String>>,
 }
 
 struct Server {
@@ -417,18 +406,7 @@ impl Client {
     pub fn health(&self) -> Vec<ServerHealth> {
         self.servers
             .iter()
-            .map(|s| {
-                let h = &s.health;
-                ServerHealth {
-                    name: s.spec.name.clone(),
-                    up: h.down_until.lock().is_none(),
-                    failures: h.failures.load(Relaxed),
-                    failed_keys: h.failed_keys.load(Relaxed),
-                    probes: h.probes.load(Relaxed),
-                    recoveries: h.recoveries.load(Relaxed),
-                    last_error: h.last_error.lock().clone(),
-                }
-            })
+            .map(|s| s.health.report(&s.spec.name))
             .collect()
     }
 
@@ -441,9 +419,7 @@ impl Client {
     /// let _whole_tier_out = !client.any_up();
     /// # Ok::<(), stratacache_net::Error>(())
     pub fn any_up(&self) -> bool {
-        self.servers
-            .iter()
-            .any(|s| s.health.down_until.lock().is_none())
+        self.servers.iter().any(|s| s.health.is_up())
     }
 
     /// Closes the idle connections (the next operation connects again).
@@ -465,10 +441,7 @@ impl Client {
     fn usable(&self, now: Instant) -> Vec<bool> {
         self.servers
             .iter()
-            .map(|s| match *s.health.down_until.lock() {
-                None => true,
-                Some(until) => now >= until,
-            })
+            .map(|s| s.health.usable_at(now))
             .collect()
     }
 
@@ -513,17 +486,13 @@ impl Client {
             if items.is_empty() {
                 continue;
             }
-            let mut until = self.servers[s].health.down_until.lock();
-            if until.is_some() {
-                *until = Some(now + self.retry_after);
-                self.servers[s].health.probes.fetch_add(1, Relaxed);
-            }
+            self.servers[s].health.probing(now, self.retry_after);
         }
         if !failed.is_empty() && self.dead_keys == DeadKeys::Stay {
             // Counted against the server they belong to.
             for &i in &failed {
                 if let Some(s) = self.ring.pick(&keys[i], &mut scratch, |_| true) {
-                    self.servers[s].health.failed_keys.fetch_add(1, Relaxed);
+                    self.servers[s].health.keys_failed(1);
                 }
             }
         }
@@ -536,22 +505,15 @@ impl Client {
     }
 
     fn succeeded(&self, server: usize) {
-        let h = &self.servers[server].health;
-        let mut until = h.down_until.lock();
-        if until.take().is_some() {
-            h.recoveries.fetch_add(1, Relaxed);
-        }
+        self.servers[server].health.ok();
     }
 
     fn failed(&self, server: usize, keys: usize, e: &io::Error) {
-        let h = &self.servers[server].health;
-        h.failures.fetch_add(1, Relaxed);
-        h.failed_keys.fetch_add(keys as u64, Relaxed);
-        *h.last_error.lock() = Some(e.to_string());
         // A confused reply is the connection's fault, not the server's.
-        if e.kind() != io::ErrorKind::InvalidData {
-            *h.down_until.lock() = Some(Instant::now() + self.retry_after);
-        }
+        let down = e.kind() != io::ErrorKind::InvalidData;
+        self.servers[server]
+            .health
+            .failed(keys, e.to_string(), down, self.retry_after);
     }
 
     // -- connections ------------------------------------------------------------

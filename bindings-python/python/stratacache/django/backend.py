@@ -28,18 +28,18 @@ import asyncio
 import contextlib
 import os
 import pickle
-import random
 import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Optional, Sequence
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import _core
+from .._driver import _complete
 from .._errors import ConfigurationError
 from ..keys import normalize_key
 from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, _keyring
@@ -286,19 +286,10 @@ class TieredCacheBackend(BaseCache):
         """Nothing to warn about: every key is made valid for memcached
         (``stratacache.safe_key``: escaped, long keys digested)."""
 
-    def _plan(self, cache: TieredCache, key: str, value: Any, ttl: Any, scope: Any) -> list:
-        _, codec, payload, weight = cache._encode(key, value)
-        return cache._core.set_all_tiers(
-            normalize_key(key),
-            value,
-            codec,
-            payload,
-            weight,
-            ttl,
-            scope,
-            cache._now(),
-            random.getrandbits(64),
-        )
+    def _plan(self, cache: TieredCache, key: str, value: Any, ttl: Any, remote: bool = False) -> list:
+        """The core's write steps of ``set_all_tiers`` (``remote``: outside
+        any request tier, for ``add``'s atomic write)."""
+        return TieredCache._set_plan(_Unscoped(cache) if remote else cache, key, value, ttl)
 
     # -- reads --------------------------------------------------------------
 
@@ -334,26 +325,26 @@ class TieredCacheBackend(BaseCache):
     def set_many(self, data: Mapping, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> list:
         """Sets every key in one batch per tier; returns the keys the first
         remote tier did not store."""
+        return _run(self._set_many(data, timeout, version))
+
+    def _set_many(self, data: Mapping, timeout: Any, version: Optional[int]) -> _Ops:
         with _pickle_errors():
-            steps, back = self._set_many_steps(data, timeout, version)
-        return self._run_steps(steps, back, [self._key(k, version) for k in data])
+            cache = self.tiered
+            ttl = self._ttl(timeout)
+            merged: dict = {}
+            back: dict = {}
+            for key, value in data.items():
+                made = self._key(key, version)
+                back[normalize_key(made)] = key
+                for kind, tier, items in self._plan(cache, made, value, ttl):
+                    merged.setdefault((kind, tier), []).extend(items)
+        steps = [(kind, tier, items) for (kind, tier), items in merged.items()]
+        return (yield from self._write_steps(steps, back, [self._key(k, version) for k in data]))
 
-    def _set_many_steps(self, data: Mapping, timeout: Any, version: Optional[int]) -> tuple:
-        cache = self.tiered
-        ttl = self._ttl(timeout)
-        scope = cache._scope()
-        merged: dict = {}
-        back: dict = {}
-        for key, value in data.items():
-            made = self._key(key, version)
-            back[normalize_key(made)] = key
-            for kind, tier, items in self._plan(cache, made, value, ttl, scope):
-                merged.setdefault((kind, tier), []).extend(items)
-        return [(kind, tier, items) for (kind, tier), items in merged.items()], back
-
-    def _run_steps(self, steps: list, back: dict, published: Sequence = ()) -> list:
-        # ``published``: the keys other processes' local tiers must drop
-        # (the invalidation channel, when configured).
+    def _write_steps(self, steps: list, back: dict, published: Sequence = ()) -> _Ops:
+        """Writes the core's steps, one batch per tier; the keys (by ``back``)
+        the first tier did not store. ``published``: the keys other
+        processes' local tiers must drop (the invalidation channel)."""
         cache = self.tiered
         cache._explicit_writes(steps)
         failed: list = []
@@ -361,12 +352,11 @@ class TieredCacheBackend(BaseCache):
             try:
                 adapter = cache._tiers[tier]
                 if kind == "store":
-                    client = getattr(adapter, "native_client", None)
-                    missed = client.set_many(items) if client is not None else adapter.set_many(items)
+                    missed = yield ("store", adapter, items)
                     if tier == 0 and missed:
                         failed.extend(back[k] for k in missed if k in back)
                 else:
-                    adapter.delete_many(items)
+                    yield ("call", adapter, "delete_many", (items,))
             except Exception as exc:
                 cache._tier_error(tier, kind, exc)
                 cache._core.tier_failed(tier, cache._now())
@@ -380,37 +370,48 @@ class TieredCacheBackend(BaseCache):
     def delete(self, key: Any, version: Optional[int] = None) -> bool:
         """Removes ``key`` from every tier; True if it was there:
         ``cache.delete("outline")``."""
-        made = self._key(key, version)
-        existed = self.has_key(key, version)
-        self.tiered.delete_all_tiers(made)
+        return _run(self._delete(key, version))
+
+    def _delete(self, key: Any, version: Optional[int]) -> _Ops:
+        existed = yield from self._has_key(key, version)
+        yield ("call", self.tiered, "delete_all_tiers", (self._key(key, version),))
         return existed
+
+    def _has_key(self, key: Any, version: Optional[int]) -> _Ops:
+        response = yield ("call", self.tiered, "get_cached_response", (self._key(key, version),))
+        return response.is_found
 
     def delete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
         """Removes the keys from every tier, one batch per tier:
         ``cache.delete_many(["a", "b"])``."""
+        _run(self._delete_many(keys, version))
+
+    def _delete_many(self, keys: Iterable[Any], version: Optional[int]) -> _Ops:
         cache = self.tiered
-        scope = cache._scope()
         merged: dict = {}
         made = [self._key(key, version) for key in keys]
         for key in made:
-            for kind, tier, items in cache._core.delete_all_tiers(normalize_key(key), scope, cache._now()):
+            for kind, tier, items in cache._delete_plan(key):
                 merged.setdefault((kind, tier), []).extend(items)
-        self._run_steps([(k, t, i) for (k, t), i in merged.items()], {}, made)
+        yield from self._write_steps([(k, t, i) for (k, t), i in merged.items()], {}, made)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         """Gives ``key`` a new timeout (a read and a write: the expiry is also
         inside the signed envelope)."""
+        return _run(self._touch(key, timeout, version))
+
+    def _touch(self, key: Any, timeout: Any, version: Optional[int]) -> _Ops:
         made = self._key(key, version)
-        response = self._remote_response(made)
+        response = yield ("call", self._remote_cache(), "get_cached_response", (made,))
         if not response.is_found:
             return False
-        self.tiered.set_all_tiers(made, response.value, self._ttl(timeout))
+        yield ("call", self.tiered, "set_all_tiers", (made, response.value, self._ttl(timeout)))
         return True
 
-    def _remote_response(self, made: str) -> Any:
+    def _remote_cache(self) -> TieredCache:
         self.tiered  # noqa: B018 - builds both caches
         assert self._remote is not None
-        return self._remote.get_cached_response(made)
+        return self._remote
 
     def add(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
@@ -419,9 +420,9 @@ class TieredCacheBackend(BaseCache):
         processes through memcached ``add`` / Redis ``SET NX`` on the first
         such tier. True if it was stored."""
         with _pickle_errors():
-            return self._add(key, value, timeout, version, retry=True)
+            return _run(self._add(key, value, timeout, version, retry=True))
 
-    def _add(self, key: Any, value: Any, timeout: Any, version: Optional[int], retry: bool) -> bool:
+    def _add(self, key: Any, value: Any, timeout: Any, version: Optional[int], retry: bool) -> _Ops:
         made = self._key(key, version)
         ttl = self._ttl(timeout)
         cache = self.tiered
@@ -429,25 +430,24 @@ class TieredCacheBackend(BaseCache):
             ((i, t) for i, t in enumerate(cache.tiers) if t.kind in ("memcached", "redis")), (None, None)
         )
         if tier is None:  # no atomic tier: check, then set (one process only)
-            if self.has_key(key, version):
+            if (yield from self._has_key(key, version)):
                 return False
-            self.set(key, value, timeout, version)
+            yield ("call", cache, "set_all_tiers", (made, value, ttl))
             return True
         if ttl == 0:
-            return not self.has_key(key, version)
+            return not (yield from self._has_key(key, version))
         main = normalize_key(made)
-        assert self._remote is not None
-        steps = self._plan(self._remote, made, value, ttl, None)
+        remote = self._remote_cache()
         added = False
-        for _kind, index, items in steps:
+        for _kind, index, items in self._plan(remote, made, value, ttl, remote=True):
             if index != tier_index:
                 continue
             chunks = [e for e in items if e[0] != main]
             head = [e for e in items if e[0] == main]
             try:
                 if chunks:
-                    tier.set_many(chunks)
-                added = bool(tier.add_many(head)[0])
+                    yield ("call", tier, "set_many", (chunks,))
+                added = bool((yield ("call", tier, "add_many", (head,)))[0])
             except Exception as exc:  # a dead server: nothing added, counted
                 cache._tier_error(tier_index, "add", exc)
                 cache._core.tier_failed(tier_index, cache._now())
@@ -457,82 +457,88 @@ class TieredCacheBackend(BaseCache):
         if not added:
             # A value that cannot be served (its envelope expired, or it is
             # not ours) does not count as present: remove it, try once more.
-            if retry and not self._remote.get_cached_response(made).is_found:
-                self.tiered.delete_all_tiers(made)
-                return self._add(key, value, timeout, version, retry=False)
+            if retry and not (yield ("call", remote, "get_cached_response", (made,))).is_found:
+                yield ("call", cache, "delete_all_tiers", (made,))
+                return (yield from self._add(key, value, timeout, version, retry=False))
             return False
         # The request and local tiers, and the tiers after the atomic one.
-        for kind, index, items in self._plan(cache, made, value, ttl, cache._scope()):
-            if index != tier_index:
-                self._run_steps([(kind, index, items)], {})
-        cache._published([made])
+        others = [s for s in self._plan(cache, made, value, ttl) if s[1] != tier_index]
+        yield from self._write_steps(others, {}, [made])
         return True
 
     def get_or_set(
         self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> Any:
         """The value of ``key``, else ``default`` (called if callable) added atomically: ``cache.get_or_set("a", build, 60)``."""
-        response = self.tiered.get_cached_response(self._key(key, version))
+        with _pickle_errors():
+            return _run(self._get_or_set(key, default, timeout, version))
+
+    def _get_or_set(self, key: Any, default: Any, timeout: Any, version: Optional[int]) -> _Ops:
+        made = self._key(key, version)
+        response = yield ("call", self.tiered, "get_cached_response", (made,))
         if response.is_found:
             return response.value
         if callable(default):
             default = default()
-        self.add(key, default, timeout=timeout, version=version)
+        yield from self._add(key, default, timeout, version, retry=True)
         # The value some other process may have added first wins, as in Django.
-        return self.get(key, default, version=version)
+        return (yield ("call", self.tiered, "get", (made, default)))
 
     def incr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
         """Adds ``delta`` to an integer value; ``ValueError`` if the key is
         missing. Atomic across processes: a lock through memcached ``add`` /
         Redis ``SET NX`` serializes every ``incr`` and ``decr`` of the key."""
-        made = self._key(key, version)
-        cache = self.tiered
-        assert self._remote is not None
-        tier = self._atomic_tier()
-        lock = normalize_key(made + _LOCK_SUFFIX)
-        token = os.urandom(8)
-        if tier is not None:
-            self._lock(tier, lock, token)
-        try:
-            response = self._remote.get_cached_response(made)
-            if not response.is_found:
-                self.tiered.delete_all_tiers(made)  # nothing stale left locally
-                raise ValueError(f"Key '{key}' not found")
-            value = response.value
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"the value of {key!r} is a {type(value).__name__}, not an integer")
-            new = value + delta
-            ttl = self._remaining_ttl(made)
-            cache.set_all_tiers(made, new, ttl)
-            return new
-        finally:
-            if tier is not None:
-                tier.delete_many([lock])
+        return _run(self._incr(key, delta, version))
 
     def decr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
         """``incr`` by ``-delta`` (may go below zero, as with Redis)."""
         return self.incr(key, -delta, version)
 
-    def _lock(self, tier: Any, lock: str, token: bytes) -> None:
+    def _incr(self, key: Any, delta: int, version: Optional[int]) -> _Ops:
+        made = self._key(key, version)
+        cache = self.tiered
+        remote = self._remote_cache()
+        tier = self._atomic_tier()
+        lock = normalize_key(made + _LOCK_SUFFIX)
+        if tier is not None:
+            yield from self._lock(tier, lock, os.urandom(8))
+        try:
+            response = yield ("call", remote, "get_cached_response", (made,))
+            if not response.is_found:
+                yield ("call", cache, "delete_all_tiers", (made,))  # nothing stale left locally
+                raise ValueError(f"Key '{key}' not found")
+            value = response.value
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"the value of {key!r} is a {type(value).__name__}, not an integer")
+            new = value + delta
+            ttl = yield from self._remaining_ttl(made)
+            yield ("call", cache, "set_all_tiers", (made, new, ttl))
+            return new
+        finally:
+            if tier is not None:
+                yield ("call", tier, "delete_many", ([lock],))
+
+    def _lock(self, tier: Any, lock: str, token: bytes) -> _Ops:
         deadline = time.monotonic() + self.lock_timeout
         ttl_ms = max(1000, int(self.lock_timeout * 1000))
         while True:
             try:
-                if tier.add_many([(lock, token, ttl_ms)])[0]:
+                if (yield ("call", tier, "add_many", ([(lock, token, ttl_ms)],)))[0]:
                     return
             except Exception as exc:
                 raise ConnectionError(f"cannot take the counter lock on {tier.name!r}: {exc}") from exc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the counter lock {lock!r} is held for over {self.lock_timeout}s")
-            time.sleep(0.001)
+            yield ("sleep", 0.001)
 
-    def _remaining_ttl(self, made: str) -> Any:
+    def _remaining_ttl(self, made: str) -> _Ops:
         """What is left of the stored value's lifetime (incr keeps it, as
         memcached and Redis do)."""
         tier = self._atomic_tier()
         if tier is None:
             return self._ttl(DEFAULT_TIMEOUT)
-        return self._ttl_left(made, tier.get_many([normalize_key(made)])[0])
+        raw = yield ("call", tier, "get_many", ([normalize_key(made)],))
+        return self._ttl_left(made, raw[0])
 
     def _ttl_left(self, made: str, raw: Any) -> Any:
         """The lifetime left in a stored envelope (its signed hard expiry)."""
@@ -618,51 +624,15 @@ class TieredCacheBackend(BaseCache):
         self, data: Mapping, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> list:
         """Async ``set_many`` (returns the keys not stored): ``await cache.aset_many({"a": 1})``."""
-        with _pickle_errors():
-            steps, back = self._set_many_steps(data, timeout, version)
-        return await self._arun_steps(steps, back, [self._key(k, version) for k in data])
-
-    async def _arun_steps(self, steps: list, back: dict, published: Sequence = ()) -> list:
-        """``_run_steps`` awaiting each tier's async batch methods."""
-        failed: list = []
-        cache = self.tiered
-        cache._explicit_writes(steps)
-        for kind, tier, items in steps:
-            try:
-                adapter = cache._tiers[tier]
-                method = adapter.aset_many if kind == "store" else adapter.adelete_many
-                await method(items)
-            except Exception as exc:
-                cache._tier_error(tier, kind, exc)
-                cache._core.tier_failed(tier, cache._now())
-                if cache.strict:
-                    raise
-                if tier == 0 and kind == "store":
-                    failed.extend(back[e[0]] for e in items if e[0] in back)
-        cache._published(list(published))
-        return failed
+        return await _arun(self._set_many(data, timeout, version))
 
     async def adelete_many(self, keys: Iterable[Any], version: Optional[int] = None) -> None:
         """Async ``delete_many``: ``await cache.adelete_many(["a", "b"])``."""
-        cache = self.tiered
-        scope = cache._scope()
-        merged: dict = {}
-        made = [self._key(key, version) for key in keys]
-        for key in made:
-            for kind, tier, items in cache._core.delete_all_tiers(normalize_key(key), scope, cache._now()):
-                merged.setdefault((kind, tier), []).extend(items)
-        await self._arun_steps([(k, t, i) for (k, t), i in merged.items()], {}, made)
+        await _arun(self._delete_many(keys, version))
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None) -> bool:
         """Async ``touch``: ``await cache.atouch("a", 60)``."""
-        made = self._key(key, version)
-        self.tiered  # noqa: B018 - builds both caches
-        assert self._remote is not None
-        response = await self._remote.aget_cached_response(made)
-        if not response.is_found:
-            return False
-        await self.tiered.aset_all_tiers(made, response.value, self._ttl(timeout))
-        return True
+        return await _arun(self._touch(key, timeout, version))
 
     async def aadd(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
@@ -670,118 +640,27 @@ class TieredCacheBackend(BaseCache):
         """Async ``add`` (atomic through the first memcached or Redis tier):
         ``await cache.aadd("a", 1, 60)``."""
         with _pickle_errors():
-            return await self._aadd(key, value, timeout, version, retry=True)
-
-    async def _aadd(self, key: Any, value: Any, timeout: Any, version: Optional[int], retry: bool) -> bool:
-        made = self._key(key, version)
-        ttl = self._ttl(timeout)
-        cache = self.tiered
-        tier_index, tier = next(
-            ((i, t) for i, t in enumerate(cache.tiers) if t.kind in ("memcached", "redis")), (None, None)
-        )
-        if tier is None:  # no atomic tier: check, then set (one process only)
-            if await self.ahas_key(key, version):
-                return False
-            await self.aset(key, value, timeout, version)
-            return True
-        if ttl == 0:
-            return not await self.ahas_key(key, version)
-        main = normalize_key(made)
-        assert self._remote is not None
-        added = False
-        for _kind, index, items in self._plan(self._remote, made, value, ttl, None):
-            if index != tier_index:
-                continue
-            chunks = [e for e in items if e[0] != main]
-            head = [e for e in items if e[0] == main]
-            try:
-                if chunks:
-                    await tier.aset_many(chunks)
-                added = bool((await tier.aadd_many(head))[0])
-            except Exception as exc:  # a dead server: nothing added, counted
-                cache._tier_error(tier_index, "add", exc)
-                cache._core.tier_failed(tier_index, cache._now())
-                if cache.strict:
-                    raise
-                return False
-        if not added:
-            # As in add(): a stored value that cannot be served does not count.
-            if retry and not (await self._remote.aget_cached_response(made)).is_found:
-                await self.tiered.adelete_all_tiers(made)
-                return await self._aadd(key, value, timeout, version, retry=False)
-            return False
-        others = [s for s in self._plan(cache, made, value, ttl, cache._scope()) if s[1] != tier_index]
-        await self._arun_steps(others, {})
-        return True
+            return await _arun(self._add(key, value, timeout, version, retry=True))
 
     async def aincr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
         """Async ``incr`` (the same lock as ``incr``, taken and released on the
         event loop): ``await cache.aincr("hits")``."""
-        made = self._key(key, version)
-        cache = self.tiered
-        assert self._remote is not None
-        tier = self._atomic_tier()
-        lock = normalize_key(made + _LOCK_SUFFIX)
-        token = os.urandom(8)
-        if tier is not None:
-            await self._alock(tier, lock, token)
-        try:
-            response = await self._remote.aget_cached_response(made)
-            if not response.is_found:
-                await self.tiered.adelete_all_tiers(made)
-                raise ValueError(f"Key '{key}' not found")
-            value = response.value
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"the value of {key!r} is a {type(value).__name__}, not an integer")
-            new = value + delta
-            ttl = await self._aremaining_ttl(made)
-            await cache.aset_all_tiers(made, new, ttl)
-            return new
-        finally:
-            if tier is not None:
-                await tier.adelete_many([lock])
+        return await _arun(self._incr(key, delta, version))
 
     async def adecr(self, key: Any, delta: int = 1, version: Optional[int] = None) -> int:
         """Async ``decr``: ``await cache.adecr("hits")``."""
         return await self.aincr(key, -delta, version)
 
-    async def _alock(self, tier: Any, lock: str, token: bytes) -> None:
-        deadline = time.monotonic() + self.lock_timeout
-        ttl_ms = max(1000, int(self.lock_timeout * 1000))
-        while True:
-            try:
-                if (await tier.aadd_many([(lock, token, ttl_ms)]))[0]:
-                    return
-            except Exception as exc:
-                raise ConnectionError(f"cannot take the counter lock on {tier.name!r}: {exc}") from exc
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the counter lock {lock!r} is held for over {self.lock_timeout}s")
-            await asyncio.sleep(0.001)
-
-    async def _aremaining_ttl(self, made: str) -> Any:
-        tier = self._atomic_tier()
-        if tier is None:
-            return self._ttl(DEFAULT_TIMEOUT)
-        raw = (await tier.aget_many([normalize_key(made)]))[0]
-        return self._ttl_left(made, raw)
-
     async def adelete(self, key: Any, version: Optional[int] = None) -> bool:
         """Async ``delete``: ``await cache.adelete("a")``."""
-        existed = await self.ahas_key(key, version)
-        await self.tiered.adelete_all_tiers(self._key(key, version))
-        return existed
+        return await _arun(self._delete(key, version))
 
     async def aget_or_set(
         self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: Optional[int] = None
     ) -> Any:
         """Async ``get_or_set``: ``await cache.aget_or_set("a", 1)``."""
-        response = await self.tiered.aget_cached_response(self._key(key, version))
-        if response.is_found:
-            return response.value
-        if callable(default):
-            default = default()
-        await self.aadd(key, default, timeout=timeout, version=version)
-        return await self.aget(key, default, version=version)
+        with _pickle_errors():
+            return await _arun(self._get_or_set(key, default, timeout, version))
 
     async def aclose(self, **kwargs: Any) -> None:
         """Nothing to close (see ``close``)."""
@@ -930,3 +809,75 @@ def __getattr__(name: str) -> Any:
     if name in backend_paths.NEAR_NAMES:
         return backend_paths.wrong_name_class(__name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- one implementation per operation, two runners -------------------------------
+#
+# Each operation with I/O is a generator that yields its effects (the same
+# pattern as ``stratacache._driver``): ``("call", obj, name, args)`` runs
+# ``obj.name(*args)`` or awaits ``obj.a<name>(*args)``; ``("store", tier,
+# entries)`` writes a batch (sync: through the tier's native client when it
+# has one); ``("sleep", seconds)``. An exception of the effect is thrown
+# back into the generator.
+
+_Ops = Generator[tuple, Any, Any]
+
+
+class _Unscoped:
+    """``cache`` seen outside any request scope: ``add`` plans its atomic
+    write with ``TieredCache._set_plan`` without touching the request tier."""
+
+    def __init__(self, cache: TieredCache) -> None:
+        self._cache = cache
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)
+
+    def _scope(self, create: bool = False) -> Any:
+        return None
+
+
+def _run(ops: _Ops) -> Any:
+    """Performs the effects of ``ops`` on the calling thread: the one loop of
+    :func:`_arun` with effects that never suspend, so it ends at its first
+    ``send``."""
+    return _complete(_arun(ops, _do))
+
+
+async def _do(effect: tuple) -> Any:
+    if effect[0] == "call":
+        _, obj, name, args = effect
+        return getattr(obj, name)(*args)
+    if effect[0] == "store":
+        _, adapter, items = effect
+        client = getattr(adapter, "native_client", None)
+        return (client if client is not None else adapter).set_many(items)
+    time.sleep(effect[1])
+    return None
+
+
+async def _ado(effect: tuple) -> Any:
+    if effect[0] == "call":
+        _, obj, name, args = effect
+        return await getattr(obj, "a" + name)(*args)
+    if effect[0] == "store":
+        return await effect[1].aset_many(effect[2])
+    await asyncio.sleep(effect[1])
+    return None
+
+
+async def _arun(ops: _Ops, do: Callable[[tuple], Awaitable[Any]] = _ado) -> Any:
+    """Performs the effects of ``ops`` with ``do`` (by default awaiting the
+    async methods: no worker thread); an effect's exception is thrown back
+    into ``ops``."""
+    result: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            effect = ops.throw(error) if error is not None else ops.send(result)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            result, error = await do(effect), None
+        except Exception as exc:
+            result, error = None, exc
