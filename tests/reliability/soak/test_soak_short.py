@@ -98,7 +98,10 @@ def test_rust_local_cache_rss_stays_within_the_weight_bound(python_stratacache):
     assert d["digest"] == python_stratacache["digest"]
     assert d["hits"] + d["misses"] == python_stratacache["hits"] + python_stratacache["misses"]
     assert abs(d["hits"] - python_stratacache["hits"]) <= 0.01 * python_stratacache["hits"]
-    assert abs(d["final_entries"] - python_stratacache["final_entries"]) <= 0.01 * python_stratacache["final_entries"]
+    assert (
+        abs(d["final_entries"] - python_stratacache["final_entries"])
+        <= 0.01 * python_stratacache["final_entries"]
+    )
 
 
 def test_an_unbounded_dict_fails_the_same_check():
