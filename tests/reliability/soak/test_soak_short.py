@@ -92,16 +92,13 @@ def test_rust_local_cache_rss_stays_within_the_weight_bound(python_stratacache):
     assert_bounded(d)
     assert d["final_weight"] <= d["max_bytes"]
     # The same op stream and the same policy as the Python binding: the same
-    # operations, and the same hits and entries give or take what the
-    # adaptive policy's admission decides from a per-process hash seed (the
-    # table's HashDoS protection), well under 1%.
+    # operations, and the same hits give or take what the adaptive policy's
+    # admission decides from a per-process hash seed (the table's HashDoS
+    # protection). Which entries stay (and so how many, their weights
+    # differing) depends on that seed too; the bounds above hold either way.
     assert d["digest"] == python_stratacache["digest"]
     assert d["hits"] + d["misses"] == python_stratacache["hits"] + python_stratacache["misses"]
     assert abs(d["hits"] - python_stratacache["hits"]) <= 0.01 * python_stratacache["hits"]
-    assert (
-        abs(d["final_entries"] - python_stratacache["final_entries"])
-        <= 0.01 * python_stratacache["final_entries"]
-    )
 
 
 def test_an_unbounded_dict_fails_the_same_check():
