@@ -8,6 +8,7 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use stratacache::tiered::{Fetched, StoreItem};
 use stratacache_net::redis::{Client, Config};
 use stratacache_net::{Error, Outcome};
 
@@ -36,6 +37,46 @@ fn outcome_err<T>(o: &Outcome<T>) -> PyErr {
 #[pyclass(frozen, module = "stratacache._core", name = "RedisClient")]
 pub struct RedisClient {
     client: Client,
+}
+
+/// The native read path (`PyRead.advance`): the core's keys and entries in
+/// and out with no Python objects, as `MemcachedClient` offers.
+impl RedisClient {
+    /// One outcome per key: a failed node's keys are `Fetched::Failed` (they
+    /// go on to the next tier); an error only when every key failed and no
+    /// node is up, so one dead master does not cool the whole tier down.
+    pub fn fetch_core(&self, keys: &[String]) -> std::io::Result<Vec<Fetched>> {
+        let outcome = self.client.get_many(keys);
+        if outcome.all_failed() && !self.client.any_up() {
+            return Err(std::io::Error::other(
+                outcome.describe().unwrap_or_default(),
+            ));
+        }
+        let reason = outcome.describe().unwrap_or_default();
+        let mut fetched: Vec<Fetched> = outcome.values.into_iter().map(Fetched::from).collect();
+        for i in outcome.failed {
+            fetched[i] = Fetched::Failed(reason.clone());
+        }
+        Ok(fetched)
+    }
+
+    /// A store step's entries; an error only when every entry failed and no
+    /// node is up (a failed node's entries are later misses).
+    pub fn store_core_entries(&self, entries: &[StoreItem]) -> std::io::Result<()> {
+        let items: Vec<(&str, &[u8], Option<u64>)> = entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_slice(), e.ttl_ms))
+            .collect();
+        let outcome = self.client.set_many(&items);
+        if outcome.all_failed() && !self.client.any_up() {
+            return Err(std::io::Error::other(format!(
+                "redis did not store {} item(s): {}",
+                items.len(),
+                outcome.describe().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn key_list(keys: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {

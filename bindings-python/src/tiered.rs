@@ -15,6 +15,7 @@ use stratacache::{Lookup, NamedCounters};
 
 use crate::envelope::codec_from;
 use crate::memcached::MemcachedClient;
+use crate::redis::RedisClient;
 use crate::request::RequestScope;
 use crate::util::{lock, new_error, PyVal, TtlArg};
 
@@ -101,11 +102,54 @@ fn describe(py: Python<'_>, err: &PyErr) -> String {
 }
 
 /// The native client of tier `tier`, if the host gave one.
-fn native<'py>(natives: &Bound<'py, PyTuple>, tier: usize) -> Option<Bound<'py, MemcachedClient>> {
-    natives
-        .get_item(tier)
-        .ok()
-        .and_then(|o| o.cast_into::<MemcachedClient>().ok())
+/// A tier's client that the read loop calls directly (no Python per key).
+enum Native<'py> {
+    Memcached(Bound<'py, MemcachedClient>),
+    Redis(Bound<'py, RedisClient>),
+}
+
+impl Native<'_> {
+    /// The client itself (shareable with the thread that does the I/O).
+    fn get(&self) -> NativeRef<'_> {
+        match self {
+            Native::Memcached(c) => NativeRef::Memcached(c.get()),
+            Native::Redis(c) => NativeRef::Redis(c.get()),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum NativeRef<'a> {
+    Memcached(&'a MemcachedClient),
+    Redis(&'a RedisClient),
+}
+
+impl NativeRef<'_> {
+    fn fetch_core(self, keys: &[String]) -> std::io::Result<Vec<Fetched>> {
+        match self {
+            NativeRef::Memcached(c) => c.fetch_core(keys),
+            NativeRef::Redis(c) => c.fetch_core(keys),
+        }
+    }
+
+    fn store_core_entries(self, entries: &[stratacache::tiered::StoreItem]) -> std::io::Result<()> {
+        match self {
+            NativeRef::Memcached(c) => c.store_core_entries(entries),
+            NativeRef::Redis(c) => c.store_core_entries(entries),
+        }
+    }
+}
+
+fn native<'py>(natives: &Bound<'py, PyTuple>, tier: usize) -> Option<Native<'py>> {
+    let client = natives.get_item(tier).ok()?;
+    match client.cast_into::<MemcachedClient>() {
+        Ok(c) => Some(Native::Memcached(c)),
+        Err(e) => e
+            .into_inner()
+            .cast_into::<RedisClient>()
+            .ok()
+            .map(Native::Redis),
+    }
 }
 
 fn ids(waiters: Vec<WaitId>) -> Vec<u64> {

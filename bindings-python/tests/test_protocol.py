@@ -2,6 +2,7 @@
 answers (AnswerError), one driver with a sync and an async runner."""
 
 import asyncio
+import os
 
 import pytest
 
@@ -81,3 +82,32 @@ def test_a_wrong_answer_is_an_answer_error(memcached):
     with pytest.raises(AnswerError, match="answered a fetch step"):
         read.fetched(step[1], [None])
     assert read.next() == ("done",)
+
+
+def test_redis_is_read_natively_unless_a_subclass_overrides_it(redis_tier):
+    """A RedisTier's client answers the read loop directly, as memcached's
+    does (no Python per key); a subclass that overrides get_many is called."""
+    from stratacache.tiers import RedisTier
+
+    assert redis_tier.native_client is redis_tier.client
+    cache = TieredCache([redis_tier], local=None, **SIGNED)
+    assert cache._natives[0] is redis_tier.client
+    keys = [f"native-redis:{i}" for i in range(20)]
+    cache.get_many_or_load(keys, lambda ks: {k: k.upper() for k in ks})
+    fresh = TieredCache([redis_tier], local=None, **SIGNED)
+    assert fresh.get_many(keys) == {k: k.upper() for k in keys}
+    assert fresh.stats()["tiers"][0]["hits"] == 20
+
+    calls = []
+
+    class Counting(RedisTier):
+        def get_many(self, keys):
+            calls.append(list(keys))
+            return super().get_many(keys)
+
+    counting = Counting(os.environ["STRATACACHE_REDIS_URL"])
+    assert counting.native_client is None
+    assert TieredCache([counting], local=None, **SIGNED).get_many(keys[:2]) == {
+        k: k.upper() for k in keys[:2]
+    }
+    assert calls == [keys[:2]]

@@ -386,6 +386,16 @@ class RedisTier(Tier):
         kwargs.setdefault("replicas", location[1:])
         return cls(location[0], **kwargs)
 
+    @property
+    def native_client(self) -> Optional[_core.RedisClient]:
+        """The client the sync read driver calls directly (no Python per key),
+        unless a subclass or the instance replaced the methods it stands for.
+        A ``TieredCache`` looks at it once, when it is created."""
+        for method in ("get_many", "set_many"):
+            if method in vars(self) or getattr(type(self), method) is not getattr(RedisTier, method):
+                return None
+        return self.client
+
     def get_many_outcome(self, keys: Sequence[str]) -> tuple:
         """``(values, failed)``: one ``bytes`` or ``None`` per key, and the
         keys whose node failed or is down.
