@@ -36,6 +36,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MISSING", util::missing(py).clone_ref(py))?;
     m.add("DEFAULT_TTL", util::default_ttl_object(py).clone_ref(py))?;
+    // Format identifiers the Python side matches on (docs/key-format.md):
+    // the reserved namespace prefix and the start of every chunk key.
+    m.add("RESERVED_PREFIX", stratacache::namespace::RESERVED_PREFIX)?;
+    m.add(
+        "CHUNK_KEY_PREFIX",
+        format!(
+            "{}.chunk|v{}|",
+            stratacache::namespace::RESERVED_PREFIX,
+            stratacache::chunk::CHUNK_KEY_VERSION
+        ),
+    )?;
     m.add_function(wrap_pyfunction!(now_ms, m)?)?;
     request::register(m)?;
     local::register(m)?;

@@ -7,6 +7,7 @@ import inspect
 import re
 from typing import Any, Callable, Optional, TypeVar, Union
 
+from . import _core
 from .keys import Key
 from .tiered import DEFAULT_TTL, TieredCache
 
@@ -41,7 +42,7 @@ def _namespace_for(fn: Callable) -> str:
     name = re.sub(r"[^!-~]|[|%]", "_", name)
     # Namespaces starting with the reserved prefix (a format identifier that
     # keeps its old name, see docs/key-format.md) hold the core's own entries.
-    if name.startswith("tiercache"):
+    if name.startswith(_core.RESERVED_PREFIX):
         name = "fn." + name
     return name[-64:]
 

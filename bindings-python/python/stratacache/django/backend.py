@@ -72,9 +72,9 @@ OPTION_NAMES = (
     "BACKGROUND_WRITES",
 )
 CLEAR_MODES = ("prefix", "flush", "local")
-#: Chunks of a large value live under ``tiercache.chunk|v1|<main key>|...``
+#: Chunks of a large value live under this prefix and their main key
 #: (wire format, docs/key-format.md): ``clear()`` matches them too.
-CHUNK_PREFIX = "tiercache.chunk|v1|"
+CHUNK_PREFIX = _core.CHUNK_KEY_PREFIX
 _LOCK_SUFFIX = "\x00stratacache.lock"
 
 

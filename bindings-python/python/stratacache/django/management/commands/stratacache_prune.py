@@ -28,7 +28,7 @@ from stratacache import _core
 from stratacache.tiers import StorageTier, storage_key
 
 _VERSIONED = re.compile(r"^([^|]+)\|v(\d+)((?:\|.*)?)$")
-_CHUNK_NS = "tiercache.chunk"
+_CHUNK_NS = _core.CHUNK_KEY_PREFIX.split("|")[0]
 
 
 def key_family(key: str) -> tuple[Optional[str], Optional[int]]:
@@ -39,7 +39,7 @@ def key_family(key: str) -> tuple[Optional[str], Optional[int]]:
     ('outline|*|course-v1%3AedX', 3)
     """
     m = _VERSIONED.match(key)
-    if m is None or m.group(1).startswith("tiercache."):
+    if m is None or m.group(1).startswith(_core.RESERVED_PREFIX + "."):
         return None, None
     return f"{m.group(1)}|*{m.group(3)}", int(m.group(2))
 
