@@ -4,7 +4,7 @@
 # for the tests, then runs with Node's test runner: the unit tests and the
 # shared golden vectors over the built package, the end-to-end tests in real
 # workerd (Miniflare, loopback), the packaging test (the README's worker
-# quick start bundled by wrangler and by esbuild from the packed tarball,
+# quick start served by `wrangler dev` and bundled by wrangler and by esbuild from the packed tarball,
 # installed into an empty folder with no Rust, run in workerd), and the cross-runtime test against the
 # Python package, and a smoke test in headless Chromium (Debian's package,
 # installed when missing). Exits non-zero on any failure.
@@ -40,7 +40,7 @@ node --test local.test.mjs vectors.test.mjs tiered.test.mjs base64.test.mjs metr
 step "End-to-end in workerd (Miniflare, loopback)"
 node --test e2e.test.mjs
 
-step "Packaging: the tarball in an empty folder, the README's worker bundled by wrangler and esbuild, run in workerd"
+step "Packaging: the tarball in an empty folder, its exports, the README's worker under wrangler dev and bundled by wrangler and esbuild, run in workerd"
 STRATACACHE_TARBALL="$tarball" node --test packaging/
 
 step "Cross-runtime: Python package <-> JS package"

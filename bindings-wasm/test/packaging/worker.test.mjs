@@ -2,14 +2,18 @@
 // path in STRATACACHE_TARBALL) installed into an empty folder with no Rust
 // on PATH, the README's edge-worker quick start (extracted from README.md,
 // between `<!-- quickstart:edge-worker -->` and the next code block's end)
-// as src/worker.js, bundled two ways and run in workerd (Miniflare):
+// as src/worker.js, served by `wrangler dev --local` (its bundler and its
+// workerd, the secret from .dev.vars, KV simulated locally; requested over
+// HTTP like the README's curl; no login, no metrics, no network needed),
+// and bundled two ways and run in workerd (Miniflare):
 //   - wrangler's own bundler, `wrangler deploy --dry-run --outdir`, no flags;
 //   - esbuild with the flags the README gives (workerd condition, .wasm copied);
 // and esbuild's browser defaults (`--bundle --format=esm`), which must fail
 // with the package's one clear message, not a bare "Invalid URL string".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +55,8 @@ before(() => {
   writeFileSync(path.join(dir, 'wrangler.toml'), [
     'name = "quickstart"', 'main = "src/worker.js"', 'compatibility_date = "2025-01-01"',
     '[[kv_namespaces]]', 'binding = "CACHE"', 'id = "00000000000000000000000000000000"', ''].join('\n'));
+  // What `wrangler dev` reads secrets from (the README says so).
+  writeFileSync(path.join(dir, '.dev.vars'), `CACHE_SECRET="${SECRET}"\n`);
 });
 
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
@@ -89,6 +95,44 @@ function assertQuickstart({ first, second }) {
   // The second request is answered from the cache: the same value, not reloaded.
   assert.deepEqual(second.value, first.value);
 }
+
+/** A free loopback port (bound, then closed). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
+
+test('`wrangler dev --local` serves the quick start over HTTP as the README shows', async () => {
+  const [port, inspector] = [await freePort(), await freePort()];
+  const child = spawn(path.join(bin, 'wrangler'),
+    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector)],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+      env: { ...process.env, PATH: noRustPath, WRANGLER_SEND_METRICS: 'false', CI: '1', HOME: dir } });
+  let log = '';
+  const ready = new Promise((resolve, reject) => {
+    const onData = (d) => { log += d; if (/Ready on http/.test(log)) resolve(); };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`wrangler dev exited (${code}):\n${log}`)));
+    setTimeout(() => reject(new Error(`wrangler dev not ready after 60 s:\n${log}`)), 60_000).unref();
+  });
+  try {
+    await ready;
+    // The README's `curl localhost:8787/outline/course-v1%3AedX%2BDemoX%2BDemo_Course`.
+    const url = `http://127.0.0.1:${port}/outline/${encodeURIComponent(COURSE)}`;
+    const first = await (await fetch(url)).json();
+    const second = await (await fetch(url)).json();
+    assertQuickstart({ first, second });
+  } finally {
+    // wrangler runs workerd as a child: end the whole process group.
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+    await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+  }
+});
 
 test("wrangler's bundler (wrangler deploy --dry-run) picks a working entry", async () => {
   run(path.join(bin, 'wrangler'), ['deploy', '--dry-run', '--outdir', 'dist-wrangler']);
