@@ -153,28 +153,37 @@ def _emit(event: ReadEvent) -> None:
             pass
 
 
+@contextlib.contextmanager
+def _observed(cache: TieredCache, method: str, keys: list) -> Iterator[None]:
+    """Times the read in the block and emits its event (also when it raises);
+    the calls the read makes inside are not reads of their own."""
+    token = _inside.set(True)
+    before = _snapshot(cache)
+    start = time.perf_counter()
+    error = ""
+    try:
+        yield
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        _inside.reset(token)
+        _emit(_event(cache, method, keys, before, time.perf_counter() - start, error))
+
+
 def _wrap(name: str, original: Callable, plural: bool) -> Callable:
+    # One wrapper per kind of method (an async one must await inside the
+    # block); both delegate the observing to _observed. A plural argument is
+    # listed once, so an iterator given by the caller is not consumed twice.
     if inspect.iscoroutinefunction(original):
 
         @functools.wraps(original)
         async def awrapper(self: TieredCache, first: Any, *args: Any, **kwargs: Any) -> Any:
             if _inside.get():
                 return await original(self, first, *args, **kwargs)
-            token = _inside.set(True)
             keys = _keys_of(first, plural)
-            if plural:
-                first = keys
-            before = _snapshot(self)
-            start = time.perf_counter()
-            error = ""
-            try:
-                return await original(self, first, *args, **kwargs)
-            except BaseException as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                raise
-            finally:
-                _inside.reset(token)
-                _emit(_event(self, name, keys, before, time.perf_counter() - start, error))
+            with _observed(self, name, keys):
+                return await original(self, keys if plural else first, *args, **kwargs)
 
         return awrapper
 
@@ -182,21 +191,9 @@ def _wrap(name: str, original: Callable, plural: bool) -> Callable:
     def wrapper(self: TieredCache, first: Any, *args: Any, **kwargs: Any) -> Any:
         if _inside.get():
             return original(self, first, *args, **kwargs)
-        token = _inside.set(True)
         keys = _keys_of(first, plural)
-        if plural:
-            first = keys
-        before = _snapshot(self)
-        start = time.perf_counter()
-        error = ""
-        try:
-            return original(self, first, *args, **kwargs)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            _inside.reset(token)
-            _emit(_event(self, name, keys, before, time.perf_counter() - start, error))
+        with _observed(self, name, keys):
+            return original(self, keys if plural else first, *args, **kwargs)
 
     return wrapper
 
