@@ -149,6 +149,40 @@ def test_dead_memcached_tier_logs_one_line_not_one_per_read(caplog):
     assert cache.stats()["tiers"][0]["errors"] >= 50
 
 
+def test_a_tier_failing_every_call_for_a_minute_logs_one_error_with_the_count(caplog):
+    # A real TieredCache over a memcached that refuses every connection, one
+    # read a second for 70 s of the cache's clock: one WARNING when the tier
+    # starts failing, one ERROR after the minute giving the count of failed
+    # calls, nothing per call.
+    clock = FakeClock()
+    cache = TieredCache(
+        [MemcachedTier(dead_address(), connect_timeout=0.05)],
+        local=None,
+        cooldown=(1000, 0.01),
+        clock=clock,
+        **SIGNED,
+    )
+    errors_before_the_minute = None
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        for i in range(70):
+            clock.now = 1000.0 + i
+            assert cache.get_or_load(f"k{i}", lambda: "loaded") == "loaded"
+            if i == 59:
+                errors_before_the_minute = cache.stats()["tiers"][0]["errors"]
+    lines = [r for r in caplog.records if r.name == "stratacache"]
+    assert [r.levelname for r in lines] == ["WARNING", "ERROR"], [r.getMessage() for r in lines]
+    message = lines[1].getMessage()
+    assert "tier 'memcached' failed" in message and "in the last 60 s" in message, message
+    count = int(message.split(" failed ")[1].split(" calls")[0])
+    # Every failed call of the first minute (a get, then the store of the
+    # loaded value, each second), counted by the log as by the stats, plus the
+    # get 60 s on whose failure the line is written.
+    assert errors_before_the_minute == 120
+    assert count == errors_before_the_minute + 1, message
+    assert "(get 61, set 60;" in message, message
+    assert cache.stats()["tiers"][0]["errors"] > count  # later failures: counted, not logged yet
+
+
 def test_a_caches_alias_on_the_stratacache_backend_counts_as_configured():
     caches = {
         "default": {"BACKEND": "stratacache.django.backend.TieredCacheBackend", "LOCATION": "x"},

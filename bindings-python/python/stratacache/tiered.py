@@ -207,7 +207,7 @@ class TieredCache:
         self._waiters = Waiters()
         self._driver = Driver(self)
         self._signed = signing_keys is not None and signing_keys is not False
-        self._failure_log = TierFailureLog()
+        self._failure_log = TierFailureLog(clock=clock)  # the cache's clock, if given
         if isinstance(local, Mapping):
             local = LocalTier(**local)
         if isinstance(leases, LeasePolicy):
