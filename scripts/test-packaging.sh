@@ -6,7 +6,10 @@
 #     fresh venv with no cargo, rustc or C compiler on PATH, then the Python
 #     and the Django quick starts run against a real memcached; each one's
 #     output must be the README's "what you see" block;
-#   - building from source with Rust missing stops with one clear line;
+#   - building from source: the Rust minimum stated in the docs is the one
+#     Cargo.toml and the build backend use; with Rust missing, with no C
+#     compiler, or with an old Rust, it stops at once with one clear line
+#     and writes nothing into the source tree;
 #   - `cargo package` lists every publishable crate's files.
 # (The npm tarball's test, the worker quick start bundled by wrangler and
 # esbuild and run in workerd, is bindings-wasm/test/packaging/, run by
@@ -60,19 +63,65 @@ run_quickstart python
 PATH="$NO_RUST_PATH" "$tmp/venv/bin/python" -m pip install -q "$wheel[django]" pymemcache
 run_quickstart django
 
-step "Building from source without Rust: one clear line"
+step "Building from source: requirements stated, checked up front, one clear line each"
 ensure_venv build
-set +e
-out="$(cd "$tmp" && PATH="$NO_RUST_PATH" "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps \
-  "$REPO_ROOT/bindings-python" -w "$tmp/src-wheel" 2>&1)"
-rc=$?
-set -e
-line="$(grep -m1 -o 'stratacache: building from source needs Rust.*' <<<"$out" || true)"
-if [ "$rc" -eq 0 ] || [ -z "$line" ]; then
-  printf 'test-packaging.sh: expected the build to stop with the "needs Rust" line; got (exit %s):\n%s\n' "$rc" "$out" >&2
-  exit 1
-fi
-echo "refused as expected: $line"
+# The minimum Rust the docs state is the workspace's rust-version and the
+# build backend's RUST_MINIMUM.
+rust_version="$(awk -F'"' '/^rust-version = /{print $2; exit}' Cargo.toml)"
+backend_minimum="$(python3 -c 'import re, sys; m = re.search(r"RUST_MINIMUM = \((\d+), (\d+)\)", open(sys.argv[1]).read()); print(f"{m[1]}.{m[2]}")' \
+  bindings-python/build_backend/stratacache_build.py)"
+[ "$backend_minimum" = "$rust_version" ] || { echo "test-packaging.sh: build backend wants Rust $backend_minimum, Cargo.toml says $rust_version" >&2; exit 1; }
+for doc in README.md docs/python.md bindings-python/README.md; do
+  grep -q "Rust $rust_version+" "$doc" || { echo "test-packaging.sh: $doc does not state Rust $rust_version+" >&2; exit 1; }
+  grep -q "C compiler" "$doc" || { echo "test-packaging.sh: $doc does not state the C compiler" >&2; exit 1; }
+done
+echo "Rust $rust_version+ and a C compiler stated in README.md, docs/python.md, bindings-python/README.md"
+# expect_refusal PATH PATTERN: a source build (pip wheel) with PATH stops
+# at once with the line PATTERN, and writes nothing into the source tree.
+expect_refusal() {
+  local before after out rc line
+  before="$(git status --porcelain --ignored bindings-python)"
+  set +e
+  out="$(cd "$tmp" && PATH="$1" "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps \
+    "$REPO_ROOT/bindings-python" -w "$tmp/src-wheel" 2>&1)"
+  rc=$?
+  set -e
+  line="$(grep -m1 -o "stratacache: $2.*" <<<"$out" || true)"
+  if [ "$rc" -eq 0 ] || [ -z "$line" ]; then
+    printf 'test-packaging.sh: expected the build to stop with "stratacache: %s"; got (exit %s):\n%s\n' "$2" "$rc" "$out" >&2
+    exit 1
+  fi
+  after="$(git status --porcelain --ignored bindings-python)"
+  [ "$before" = "$after" ] || { printf 'test-packaging.sh: the refused build left files in bindings-python:\n%s\n' "$after" >&2; exit 1; }
+  echo "refused as expected: $line"
+}
+# No Rust at all.
+expect_refusal "$NO_RUST_PATH" "building from source needs Rust $rust_version+ (cargo and rustc on PATH"
+# Rust but no C compiler (mimalloc needs one): cargo and rustc linked in.
+mkdir -p "$tmp/bin-no-cc"
+for tool in python3 env sh bash; do ln -s "$(readlink -f "$NO_RUST_PATH/$tool")" "$tmp/bin-no-cc/$tool"; done
+for tool in cargo rustc; do ln -s "$(command -v "$tool")" "$tmp/bin-no-cc/$tool"; done
+expect_refusal "$tmp/bin-no-cc" "building from source needs a C compiler"
+# A Rust older than the minimum (a rustc that says 1.70).
+mkdir -p "$tmp/bin-old-rust"
+for tool in python3 env sh bash cc; do ln -s "$(command -v "$tool")" "$tmp/bin-old-rust/$tool"; done
+printf '#!/bin/sh\necho "rustc 1.70.0 (90c541806 2023-05-31)"\n' >"$tmp/bin-old-rust/rustc"
+printf '#!/bin/sh\nexit 1\n' >"$tmp/bin-old-rust/cargo"
+chmod +x "$tmp/bin-old-rust/rustc" "$tmp/bin-old-rust/cargo"
+expect_refusal "$tmp/bin-old-rust" "building from source needs Rust $rust_version+, found rustc 1.70.0"
+# Where a source build puts cargo's output: outside the checkout (a full
+# source build, checked to leave the tree as it was, is the long run
+# scripts/test-source-build.sh).
+target_dir="$(cd "$tmp" && env -u CARGO_TARGET_DIR -u XDG_CACHE_HOME HOME="$tmp/home" "$VENV/bin/python" -c '
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import stratacache_build
+stratacache_build._outside_the_tree()
+print(os.environ["CARGO_TARGET_DIR"])' "$REPO_ROOT/bindings-python/build_backend")"
+case "$target_dir" in
+  "$tmp/home/.cache/stratacache/target") echo "a source build writes cargo's output to ~/.cache/stratacache/target" ;;
+  *) echo "test-packaging.sh: a source build would write cargo's output to $target_dir" >&2; exit 1 ;;
+esac
 
 step "cargo package --list for every publishable crate"
 for crate in $(cargo metadata --no-deps --format-version 1 | python3 -c '
