@@ -10,7 +10,8 @@
 #     Cargo.toml and the build backend use; with Rust missing, with no C
 #     compiler, or with an old Rust, it stops at once with one clear line
 #     and writes nothing into the source tree;
-#   - `cargo package` lists every publishable crate's files.
+#   - the wheel's long description is bindings-python/README.md;
+#   - `cargo package` packs and builds every publishable crate.
 # (The npm tarball's test, the worker quick start bundled by wrangler and
 # esbuild and run in workerd, is bindings-wasm/test/packaging/, run by
 # scripts/test-wasm.sh.)
@@ -123,12 +124,27 @@ case "$target_dir" in
   *) echo "test-packaging.sh: a source build would write cargo's output to $target_dir" >&2; exit 1 ;;
 esac
 
-step "cargo package --list for every publishable crate"
+step "The package page's long description: the wheel's METADATA carries bindings-python/README.md"
+python3 - "$wheel" bindings-python/README.md <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    meta = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+headers, _, body = meta.partition("\n\n")
+readme = open(sys.argv[2], encoding="utf-8").read()
+assert "Description-Content-Type: text/markdown" in headers, headers
+assert body.strip() == readme.strip(), "the wheel's long description is not bindings-python/README.md"
+assert len(readme.splitlines()) >= 40, "bindings-python/README.md is too short for a package page"
+print(f"long description: bindings-python/README.md, {len(readme.splitlines())} lines, text/markdown")
+PY
+
+step "cargo package (built from the packaged files) for every publishable crate"
 for crate in $(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["packages"]:
     if p.get("publish") != []:
         print(p["name"])'); do
+  # Packs the crate and builds it from the .crate's files alone (what crates.io gets).
+  cargo package -p "$crate" --allow-dirty --quiet
   files="$(cargo package -p "$crate" --list --allow-dirty --quiet)"
   echo "$crate: $(wc -l <<<"$files") files"
   grep -qx "Cargo.toml" <<<"$files"
