@@ -95,3 +95,25 @@ def test_mixin_isolates_tests_in_any_order():
         result = unittest.TestResult()
         suite.run(result)
         assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_the_documented_mixin_example_runs_as_written(django_db_blocker):
+    # docs/testing.md's first example (a Django TestCase with the mixin and
+    # both assertions), run over this suite's tiers (memcached, redis, ...);
+    # only its `build_outline` is supplied.
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    assert "class OutlineTests(CacheIsolationMixin, TestCase)" in example
+    loaded = []
+    namespace = {"build_outline": lambda: loaded.append(1) or {"outline": "demo"}}
+    exec(compile(example, "docs/testing.md", "exec"), namespace)
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(namespace["OutlineTests"])
+    result = unittest.TestResult()
+    with django_db_blocker.unblock():
+        suite.run(result)
+    assert result.testsRun == 2
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert loaded == [1]  # loaded once, then read from the local tier
