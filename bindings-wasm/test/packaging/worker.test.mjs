@@ -142,8 +142,13 @@ test("wrangler's bundler (wrangler deploy --dry-run) picks a working entry", asy
 });
 
 test('esbuild with the flags the README gives runs in workerd', async () => {
-  run(path.join(bin, 'esbuild'), ['src/worker.js', '--bundle', '--format=esm', '--conditions=workerd',
-    '--loader:.wasm=copy', '--outdir=dist-esbuild', '--log-level=error']);
+  // The README's command, as written there (only the output folder renamed).
+  const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+  const command = readme.match(/`esbuild (src\/worker\.js [^`]*)`/);
+  assert.ok(command, 'README.md gives no `esbuild src/worker.js ...` command');
+  const args = command[1].split(/\s+/).map((a) => (a === '--outdir=dist' ? '--outdir=dist-esbuild' : a));
+  assert.ok(args.includes('--outdir=dist-esbuild'), command[1]);
+  run(path.join(bin, 'esbuild'), [...args, '--log-level=error']);
   assertQuickstart(await serve(path.join(dir, 'dist-esbuild')));
 });
 
