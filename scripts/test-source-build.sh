@@ -18,11 +18,13 @@ ensure_venv build
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-before="$(git status --porcelain --ignored)"
+# Untracked and ignored files (what a build leaves), before and after.
+left() { git status --porcelain --ignored | grep -E '^(\?\?|!!)' || true; }
+before="$(left)"
 step "pip wheel ./bindings-python (the build backend, cargo output in a fresh cache folder)"
 (cd "$tmp" && env -u CARGO_TARGET_DIR PATH="$VENV/bin:$PATH" XDG_CACHE_HOME="$tmp/cache" \
   "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps "$REPO_ROOT/bindings-python" -w "$tmp/wheel")
-after="$(git status --porcelain --ignored)"
+after="$(left)"
 if [ "$before" != "$after" ]; then
   echo "test-source-build.sh: the source build changed the checkout:" >&2
   diff <(echo "$before") <(echo "$after") >&2 || true
