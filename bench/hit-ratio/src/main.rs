@@ -151,7 +151,7 @@ const TRACES: &[TraceSpec] = &[
         read: |_| Ok(synth::recency()),
     },
     TraceSpec {
-        name: "zipf, sizes",
+        name: "zipf 0.8 sized",
         path: "",
         sized: true,
         read: |_| Ok(synth::zipf_sized()),
