@@ -220,7 +220,9 @@ mod synth {
     pub fn zipf_trace(s: f64) -> Trace {
         let mut rng = Rng::new(1 + (s * 100.0) as u64);
         let z = Zipf::new(KEYS, s);
-        (0..REQUESTS).map(|_| (key(0, z.sample(&mut rng)), 1)).collect()
+        (0..REQUESTS)
+            .map(|_| (key(0, z.sample(&mut rng)), 1))
+            .collect()
     }
 
     /// Zipf 0.9 whose hot keys change: every 50,000 requests the ranks map
@@ -605,7 +607,9 @@ fn main() -> std::io::Result<()> {
         }
         if spec.synthetic() && !printed_synthetic_title {
             printed_synthetic_title = true;
-            println!("\n=== Synthetic traces (seeded, generated here; not part of the targets) ===");
+            println!(
+                "\n=== Synthetic traces (seeded, generated here; not part of the targets) ==="
+            );
         }
         let path = dir.join(spec.path);
         let trace = match (spec.read)(&path) {
