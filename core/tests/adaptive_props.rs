@@ -347,7 +347,10 @@ fn zipf_traffic_keeps_the_window_from_taking_the_cache() {
                 hit
             })
             .count();
-        (hits as f64 / trace.len() as f64, cache.stats().window_entries)
+        (
+            hits as f64 / trace.len() as f64,
+            cache.stats().window_entries,
+        )
     };
     let (lru, _) = run(Eviction::Lru);
     let (adaptive, window) = run(Eviction::Adaptive);
