@@ -4,7 +4,11 @@
 //! entry-bounded traces), at 5%, 20% and 50% of each trace's distinct keys
 //! (of its distinct bytes for the sized traces), and prints the hit ratios,
 //! then the worst and mean gap of stratacache to the best of LRU,
-//! quick_cache and moka.
+//! quick_cache and moka. Then the same for seeded synthetic traces made
+//! here (Zipf 0.6 to 1.0, a shifting hot set, three loops, scans in Zipf,
+//! a recency-skewed trace like Corda's, Zipf with sizes): a second table,
+//! not part of the targets, to catch a change that helps the public traces
+//! and hurts other patterns.
 //!
 //! Each request is a `get`; a miss is followed by an insert, as a
 //! read-through cache does.
