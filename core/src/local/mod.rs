@@ -64,7 +64,9 @@
 //!   window to 90% of the cache: LRU's hit ratio). Older ghosts say
 //!   nothing (a cache that much larger may have missed them too: a loop). Ghosts react from the first mistakes, where the
 //!   **hill climber** needs many samples: it moves the window's share every
-//!   ten reads per entry held: if the hit ratio of the last sample rose, it
+//!   ten reads per entry held, counted from the cache's first eviction
+//!   (while it fills, the hit ratio rises whatever the window's size, and
+//!   climbing on it moved the window by full steps on noise): if the hit ratio of the last sample rose, it
 //!   keeps going the same way, otherwise it turns back, with steps of 6.25%
 //!   decaying by 2% a sample (Caffeine's constants, not tuned to our
 //!   traces). On recency-skewed traffic (Corda's trace: most keys read twice
