@@ -359,3 +359,23 @@ fn zipf_traffic_keeps_the_window_from_taking_the_cache() {
     assert!(window < 200, "window of {window} entries, nearly the cache");
     assert!(adaptive > lru + 0.06, "adaptive {adaptive} vs LRU {lru}");
 }
+
+/// While a cache fills, its hit ratio rises whatever the window's size, so
+/// the hill climber must not act on it: after many reads of a cache that
+/// never evicted, the window still holds its initial 1% of the entries.
+#[test]
+fn the_window_does_not_move_before_the_first_eviction() {
+    let mut cache: LocalCache<u64, (), Fixed> =
+        LocalCache::with_hasher(1_000, u64::MAX, Fixed::default()).unwrap();
+    for round in 0..40u64 {
+        for k in 0..(round + 1) * 20 {
+            if !cache.get(&k, 0).is_found() {
+                cache.set(k, (), 1, Expiry::Never, 0);
+            }
+        }
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.evictions, 0);
+    assert_eq!(stats.entries, 800);
+    assert_eq!(stats.window_entries, 10, "{stats:?}");
+}
