@@ -190,8 +190,8 @@ struct Adaptive {
     candidates: usize,
     /// Ghosts of recent removals, direct-mapped by key hash (a new ghost
     /// overwrites whatever shares its slot): fingerprint (high 32 bits),
-    /// [`GHOST_REJECTED`], and the insert count when it was removed (low
-    /// 31 bits). 0: empty.
+    /// [`GHOST_REJECTED`], and how many removals of its kind came before it
+    /// (low 31 bits, from `removed`). 0: empty.
     ghosts: Vec<u64>,
     /// Removals so far of victims (0) and of rejected candidates (1): the
     /// ghosts' clocks.
