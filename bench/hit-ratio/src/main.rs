@@ -4,7 +4,11 @@
 //! entry-bounded traces), at 5%, 20% and 50% of each trace's distinct keys
 //! (of its distinct bytes for the sized traces), and prints the hit ratios,
 //! then the worst and mean gap of stratacache to the best of LRU,
-//! quick_cache and moka.
+//! quick_cache and moka. Then the same for seeded synthetic traces made
+//! here (Zipf 0.6 to 1.0, a shifting hot set, three loops, scans in Zipf,
+//! a recency-skewed trace like Corda's, Zipf with sizes): a second table,
+//! not part of the targets, to catch a change that helps the public traces
+//! and hurts other patterns.
 //!
 //! Each request is a `get`; a miss is followed by an insert, as a
 //! read-through cache does.
@@ -32,9 +36,16 @@ type Trace = Vec<(u64, u32)>;
 
 struct TraceSpec {
     name: &'static str,
+    /// Under the traces directory; empty for a synthetic trace.
     path: &'static str,
     sized: bool,
     read: fn(&Path) -> std::io::Result<Trace>,
+}
+
+impl TraceSpec {
+    fn synthetic(&self) -> bool {
+        self.path.is_empty()
+    }
 }
 
 const TRACES: &[TraceSpec] = &[
@@ -98,7 +109,209 @@ const TRACES: &[TraceSpec] = &[
         sized: true,
         read: read_oracle_general,
     },
+    // Synthetic traces, generated here with a fixed seed: a second table,
+    // not part of the targets, to see whether a change that helps the
+    // public traces hurts other common patterns.
+    TraceSpec {
+        name: "zipf 0.6",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::zipf_trace(0.6)),
+    },
+    TraceSpec {
+        name: "zipf 0.8",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::zipf_trace(0.8)),
+    },
+    TraceSpec {
+        name: "zipf 1.0",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::zipf_trace(1.0)),
+    },
+    TraceSpec {
+        name: "shifting hot set",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::shifting()),
+    },
+    TraceSpec {
+        name: "three loops",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::loops()),
+    },
+    TraceSpec {
+        name: "zipf + scans",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::scans()),
+    },
+    TraceSpec {
+        name: "recency-skewed",
+        path: "",
+        sized: false,
+        read: |_| Ok(synth::recency()),
+    },
+    TraceSpec {
+        name: "zipf 0.8 sized",
+        path: "",
+        sized: true,
+        read: |_| Ok(synth::zipf_sized()),
+    },
 ];
+
+/// Seeded synthetic traces (no randomness from outside: every run gives
+/// the same requests).
+mod synth {
+    use super::Trace;
+
+    /// SplitMix64: a small, good-enough generator for traces.
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Self {
+            Rng(seed)
+        }
+        pub fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        /// Uniform in [0, 1).
+        pub fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Ranks 0..n drawn with probability proportional to 1 / (rank+1)^s.
+    pub struct Zipf(Vec<f64>);
+
+    impl Zipf {
+        pub fn new(n: usize, s: f64) -> Self {
+            let mut cdf = Vec::with_capacity(n);
+            let mut sum = 0.0;
+            for r in 0..n {
+                sum += 1.0 / ((r + 1) as f64).powf(s);
+                cdf.push(sum);
+            }
+            for c in &mut cdf {
+                *c /= sum;
+            }
+            Zipf(cdf)
+        }
+        pub fn sample(&self, rng: &mut Rng) -> u64 {
+            let u = rng.unit();
+            self.0.partition_point(|&c| c < u).min(self.0.len() - 1) as u64
+        }
+    }
+
+    const REQUESTS: usize = 400_000;
+    const KEYS: usize = 50_000;
+
+    /// A key id for a rank, scattered (ids carry no order) and apart per
+    /// `space` (distinct populations never share keys).
+    fn key(space: u64, rank: u64) -> u64 {
+        (space << 40 | rank).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    pub fn zipf_trace(s: f64) -> Trace {
+        let mut rng = Rng::new(1 + (s * 100.0) as u64);
+        let z = Zipf::new(KEYS, s);
+        (0..REQUESTS)
+            .map(|_| (key(0, z.sample(&mut rng)), 1))
+            .collect()
+    }
+
+    /// Zipf 0.9 whose hot keys change: every 50,000 requests the ranks map
+    /// to keys 5,000 further on (yesterday's hot keys go cold).
+    pub fn shifting() -> Trace {
+        let mut rng = Rng::new(2);
+        let z = Zipf::new(KEYS, 0.9);
+        (0..REQUESTS)
+            .map(|i| {
+                let shift = (i / 50_000) as u64 * 5_000;
+                (key(1, z.sample(&mut rng) + shift), 1)
+            })
+            .collect()
+    }
+
+    /// Three loops interleaved (of 500, 3,000 and 12,000 keys): at each
+    /// cache size some fit and some are longer than the cache.
+    pub fn loops() -> Trace {
+        let lens = [500u64, 3_000, 12_000];
+        let mut pos = [0u64; 3];
+        (0..REQUESTS)
+            .map(|i| {
+                let l = i % 3;
+                pos[l] = (pos[l] + 1) % lens[l];
+                (key(2 + l as u64, pos[l]), 1)
+            })
+            .collect()
+    }
+
+    /// Zipf 0.9 over 10,000 keys, and every 20,000 requests a scan of
+    /// 5,000 keys read once and never again.
+    pub fn scans() -> Trace {
+        let mut rng = Rng::new(3);
+        let z = Zipf::new(10_000, 0.9);
+        let mut out = Vec::with_capacity(REQUESTS);
+        let mut fresh = 0u64;
+        while out.len() < REQUESTS {
+            for _ in 0..20_000 {
+                out.push((key(5, z.sample(&mut rng)), 1));
+            }
+            for _ in 0..5_000 {
+                out.push((key(6, fresh), 1));
+                fresh += 1;
+            }
+        }
+        out.truncate(REQUESTS);
+        out
+    }
+
+    /// Recency-skewed, like Corda's: half the requests are new keys, the
+    /// other half re-read one of the last 64 new keys (read a few times
+    /// close together, then never again).
+    pub fn recency() -> Trace {
+        let mut rng = Rng::new(4);
+        let mut recent = [0u64; 64];
+        let mut fresh = 0u64;
+        (0..REQUESTS)
+            .map(|_| {
+                if fresh < 64 || rng.below(2) == 0 {
+                    fresh += 1;
+                    recent[(fresh % 64) as usize] = fresh;
+                    (key(7, fresh), 1)
+                } else {
+                    (key(7, recent[rng.below(64) as usize]), 1)
+                }
+            })
+            .collect()
+    }
+
+    /// Zipf 0.8 with sizes from 100 bytes to 100 KB (log-uniform, fixed
+    /// per key, not correlated with popularity).
+    pub fn zipf_sized() -> Trace {
+        let mut rng = Rng::new(5);
+        let z = Zipf::new(KEYS, 0.8);
+        let sizes: Vec<u32> = (0..KEYS)
+            .map(|_| (100.0 * 1000f64.powf(rng.unit())) as u32)
+            .collect();
+        (0..REQUESTS)
+            .map(|_| {
+                let r = z.sample(&mut rng);
+                (key(8, r), sizes[r as usize])
+            })
+            .collect()
+    }
+}
 
 fn open_gz(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -347,6 +560,34 @@ impl Row {
     }
 }
 
+/// Prints the worst and mean gap of stratacache to the best peer.
+fn summarize(label: &str, rows: &[Row]) {
+    if rows.is_empty() {
+        return;
+    }
+    let gaps: Vec<f64> = rows.iter().map(|r| r.ours - r.best_peer()).collect();
+    let (worst_i, worst) = gaps
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let at_or_above = gaps.iter().filter(|&&g| g >= 0.0).count();
+    println!(
+        "\nsummary, {label}, over {} trace x size points: stratacache minus the best of \
+         LRU/quick_cache/moka: worst {:+.2} ({} at {}%), mean {:+.2}; at or above the best on {}, \
+         within 1 point on {}",
+        gaps.len(),
+        worst,
+        rows[worst_i].trace,
+        rows[worst_i].size_pct,
+        mean,
+        at_or_above,
+        gaps.iter().filter(|&&g| g >= -1.0).count(),
+    );
+}
+
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut dir = PathBuf::from("../shared/traces");
@@ -362,9 +603,17 @@ fn main() -> std::io::Result<()> {
         }
     }
     let mut rows = Vec::new();
+    let mut printed_synthetic_title = false;
+    println!("=== Public traces (in {}) ===", dir.display());
     for spec in TRACES {
         if only.as_deref().is_some_and(|o| !spec.name.contains(o)) {
             continue;
+        }
+        if spec.synthetic() && !printed_synthetic_title {
+            printed_synthetic_title = true;
+            println!(
+                "\n=== Synthetic traces (seeded, generated here; not part of the targets) ==="
+            );
         }
         let path = dir.join(spec.path);
         let trace = match (spec.read)(&path) {
@@ -478,26 +727,12 @@ fn main() -> std::io::Result<()> {
         eprintln!("no trace found under {}", dir.display());
         std::process::exit(1);
     }
-    let gaps: Vec<f64> = rows.iter().map(|r| r.ours - r.best_peer()).collect();
-    let (worst_i, worst) = gaps
+    let (synthetic, public): (Vec<Row>, Vec<Row>) = rows
         .iter()
-        .copied()
-        .enumerate()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
-    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    let at_or_above = gaps.iter().filter(|&&g| g >= 0.0).count();
-    println!(
-        "\nsummary over {} trace x size points: stratacache minus the best of LRU/quick_cache/moka: \
-         worst {:+.2} ({} at {}%), mean {:+.2}; at or above the best on {}, within 1 point on {}",
-        gaps.len(),
-        worst,
-        rows[worst_i].trace,
-        rows[worst_i].size_pct,
-        mean,
-        at_or_above,
-        gaps.iter().filter(|&&g| g >= -1.0).count(),
-    );
+        .cloned()
+        .partition(|r| TRACES.iter().any(|t| t.name == r.trace && t.synthetic()));
+    summarize("public traces (the targets)", &public);
+    summarize("synthetic traces (not targets)", &synthetic);
     if let Some(csv) = csv {
         let mut f = File::create(&csv)?;
         writeln!(

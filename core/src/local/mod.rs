@@ -25,7 +25,11 @@
 //! - an entry leaving the window is a **candidate** for the **main** space: a
 //!   count-min **sketch** of 4-bit counters (halved every ten increments per
 //!   entry, so old popularity fades) compares how often the candidate and the
-//!   main space's next victim were seen; the less frequent one is evicted. A
+//!   main space's next victim were seen; the less frequent one is evicted
+//!   (the candidate's count less one: the insert that made it a candidate
+//!   is why it is compared at all, not evidence of its rate; counting it
+//!   let every candidate on a loop outscore the victims not yet read since
+//!   the sketch's last halving, and the main space churned). A
 //!   candidate heavier than the victim must outscore all the victims it would
 //!   displace together (up to 16), so one large, rarely read value cannot
 //!   push out many small, hot ones (sizes are honoured, as in moka);
@@ -46,15 +50,23 @@
 //! - the window's share moves two ways. **Ghosts** (ARC's idea): the cache
 //!   remembers, in a direct-mapped table of fingerprints (8 bytes a slot,
 //!   as many slots as the sketch has entries), the hashes of candidates the
-//!   admission rejected and of main-space victims, with the read count of
-//!   their removal. A miss on a ghost removed fewer reads ago than the main
-//!   space holds entries was a mistake the window's size could have avoided:
-//!   a rejected candidate grows the window by one entry (recency would have
-//!   won), an evicted victim shrinks it by one (frequency would have won).
-//!   Older ghosts say nothing (an LRU cache of this size may have missed
-//!   them too: a loop). Ghosts react from the first mistakes, where the
+//!   admission rejected and of main-space victims, with how many
+//!   removals of their kind came before. Candidates leave the window, and
+//!   victims the main space, roughly in order, so a ghost with `d` removals
+//!   of its kind after it would still be held by that segment made `d`
+//!   entries larger. A miss on a ghost within an eighth of the cache's
+//!   entries of removals was a mistake the window's size could have
+//!   avoided: a rejected candidate grows the window by one entry (recency
+//!   would have won), an evicted victim shrinks it by one (frequency would
+//!   have won). Both kinds are judged over the same reach, so neither wins
+//!   by being removed more often (measured in reads, the rejected
+//!   candidates, ten times as many as victims on Zipf traffic, grew the
+//!   window to 90% of the cache: LRU's hit ratio). Older ghosts say
+//!   nothing (a cache that much larger may have missed them too: a loop). Ghosts react from the first mistakes, where the
 //!   **hill climber** needs many samples: it moves the window's share every
-//!   ten reads per entry held: if the hit ratio of the last sample rose, it
+//!   ten reads per entry held, counted from the cache's first eviction
+//!   (while it fills, the hit ratio rises whatever the window's size, and
+//!   climbing on it moved the window by full steps on noise): if the hit ratio of the last sample rose, it
 //!   keeps going the same way, otherwise it turns back, with steps of 6.25%
 //!   decaying by 2% a sample (Caffeine's constants, not tuned to our
 //!   traces). On recency-skewed traffic (Corda's trace: most keys read twice
