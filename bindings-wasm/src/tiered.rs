@@ -12,12 +12,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use js_sys::Uint8Array;
 use stratacache::envelope::{Codec, Keyring};
+use stratacache::namespace::RESERVED_PREFIX;
 use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
-    AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
-    LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
+    ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded, LocalTierConfig, RawRead,
+    ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
 use wasm_bindgen::prelude::*;
@@ -26,13 +28,13 @@ use crate::js::{self, to_u64};
 use crate::request::RequestCacheHandle;
 use crate::wire::Wire;
 
-type Shared = Rc<RefCell<TieredCache<JsValue>>>;
-
 /// A tiered cache: configuration, local tier, single-flight bookkeeping,
 /// tier health and counters, shared by every read of the isolate.
 #[wasm_bindgen]
 pub struct Tiered {
-    cache: Shared,
+    cache: TieredCache<JsValue>,
+    /// Reads waiting for the host, by id (a free entry is reused).
+    reads: Vec<Option<Pending>>,
 }
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
@@ -185,10 +187,22 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
         Step::Notify { waiters } => waits(w.u8(6), &waiters),
         Step::Wait { waits: ids } => waits(w.u8(7), &ids),
         Step::Store { tier, entries } => {
-            w.u8(8).u32(tier).u32(entries.len());
-            for e in &entries {
-                w.str(&e.key).bytes(&e.value);
-                w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
+            // A value's chunks in a step of their own before its manifest:
+            // an adapter may write one batch's entries all at once.
+            let (chunks, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| {
+                e.key
+                    .strip_prefix(RESERVED_PREFIX)
+                    .is_some_and(|k| k.starts_with(".chunk|"))
+            });
+            for entries in [chunks, rest] {
+                if entries.is_empty() {
+                    continue;
+                }
+                w.u8(8).u32(tier).u32(entries.len());
+                for e in &entries {
+                    w.str(&e.key).bytes(&e.value);
+                    w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
+                }
             }
         }
         Step::Delete { tier, keys } => {
@@ -197,10 +211,9 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
     }
 }
 
-/// Steps of a write: their count, then each.
+/// Steps of a write, one after another.
 fn steps_bytes(steps: Vec<Step>) -> Vec<u8> {
     let mut w = Wire::new();
-    w.u32(steps.len());
     let mut weights = Vec::new();
     for step in steps {
         write_step(&mut w, step, &mut weights);
@@ -337,18 +350,22 @@ impl Tiered {
         };
         let cache = TieredCache::new(config).map_err(|e| js::type_error(&config_error(&e)))?;
         Ok(Tiered {
-            cache: Rc::new(RefCell::new(cache)),
+            cache,
+            reads: Vec::new(),
         })
     }
 
     /// Starts a read of the keys in `joined`, one after another, key `i`
     /// being `lengths[i]` UTF-8 bytes long (one string crosses the
-    /// boundary, not one per key: a 100-key read 28% faster). `flags`: 1 load, 2 force-miss, 4 skip
+    /// boundary, not one per key). `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
-    /// default). `random` is a fresh random integer below 2^53.
+    /// default). `random` is a fresh random integer below 2^53. Runs the
+    /// read as far as it goes without the host: see [`Tiered::advance`]
+    /// for what it returns (a read answered by the request and local tiers
+    /// is over in this one call).
     #[allow(clippy::too_many_arguments)]
     pub fn read(
-        &self,
+        &mut self,
         joined: &[u8],
         lengths: &[u32],
         flags: u32,
@@ -356,17 +373,16 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<ReadHandle, JsValue> {
+    ) -> Result<Vec<JsValue>, JsValue> {
         let options = ReadOptions {
             load: flags & 1 != 0,
             force_miss: flags & 2 != 0,
             ttl: expiry(ttl_ms),
             skip_request_tier: flags & 4 != 0,
         };
-        let mut cache = self.cache.borrow_mut();
         let read = {
             let req = request.as_ref().map(|r| r.0.borrow());
-            cache
+            self.cache
                 .read_raw(
                     crate::keys::remote_keys(split_keys(joined, lengths)),
                     options,
@@ -376,25 +392,128 @@ impl Tiered {
                 )
                 .map_err(invalid_key)?
         };
-        Ok(ReadHandle {
-            read: Some(read),
-            cache: self.cache.clone(),
+        self.advance(Pending {
+            read,
             request,
             weights: Vec::new(),
-            fetched: Vec::new(),
-            decoded: Vec::new(),
-            loaded: Vec::new(),
-            values: Vec::new(),
+            tier: 0,
         })
+    }
+
+    /// Answers the step read `id` waits for, then runs it on (see
+    /// [`Tiered::advance`]). `kind` says what the answer is (the core
+    /// refuses the answer to another step than the one asked):
+    ///
+    /// * 0, the tier operation failed: `message`, `n` the time then;
+    /// * 1, fetched: per key `lengths[i]` bytes of `bytes` (in order),
+    ///   `u32::MAX` not found, `u32::MAX - 1` failed for this key;
+    /// * 2, decoded: `values`, `lengths[i] == 1` where item `i` failed;
+    /// * 3, loaded: `values`, and per key a pair in `lengths`: the payload's
+    ///   byte length in `bytes` and its codec tag; tag 255: the key failed,
+    ///   the bytes are the message; `n` the loader's milliseconds;
+    /// * 4, leased: `bytes[i] == 1` where the lease was taken;
+    /// * 5, slept until `n`; 6, woke.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &mut self,
+        id: usize,
+        kind: u8,
+        values: Vec<JsValue>,
+        bytes: &[u8],
+        lengths: &[u32],
+        n: f64,
+        message: String,
+    ) -> Result<Vec<JsValue>, JsValue> {
+        let Some(mut p) = self.reads.get_mut(id).and_then(Option::take) else {
+            return Err(js::type_error("stratacache: this read is over"));
+        };
+        let cache = &mut self.cache;
+        let mut at = 0;
+        let mut cut = |len: u32| {
+            let end = (at + len as usize).min(bytes.len());
+            let out = &bytes[at.min(end)..end];
+            at = end;
+            out
+        };
+        let answered = match kind {
+            0 => {
+                p.read.failed(cache, p.tier, message, to_u64(n));
+                Ok(())
+            }
+            1 => {
+                let fetched = lengths
+                    .iter()
+                    .map(|&len| match len {
+                        u32::MAX => Fetched::NotFound,
+                        FETCH_FAILED => Fetched::Failed(String::new()),
+                        len => Fetched::Found(cut(len).to_vec()),
+                    })
+                    .collect();
+                p.read.fetched_outcomes(cache, p.tier, fetched)
+            }
+            2 => {
+                let weights = std::mem::take(&mut p.weights);
+                let decoded = values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| match lengths.get(i) {
+                        Some(1) => Err("the payload could not be deserialized".to_owned()),
+                        _ => Ok(HostValue::new(value, weights.get(i).copied().unwrap_or(0))),
+                    })
+                    .collect();
+                p.read.decoded(cache, decoded)
+            }
+            3 => {
+                let loaded = values
+                    .into_iter()
+                    .zip(lengths.chunks_exact(2))
+                    .map(|(value, pair)| {
+                        let bytes = cut(pair[0]);
+                        match pair[1] {
+                            255 => Err(std::str::from_utf8(bytes).unwrap_or_default().to_owned()),
+                            tag => Ok(Loaded::new(value, codec_of(tag as u8), bytes.to_vec())),
+                        }
+                    })
+                    .collect();
+                p.read.loaded(cache, loaded, to_u64(n))
+            }
+            4 => p
+                .read
+                .leased(cache, bytes.iter().map(|&t| t == 1).collect()),
+            5 => p.read.slept(to_u64(n)),
+            _ => p.read.woke(cache),
+        };
+        if answered.is_err() {
+            self.reads[id] = Some(p);
+            return Err(js::error_with_kind(
+                "stratacache: the core refused an answer to the wrong step or with the wrong number of values (a driver bug)",
+                "answer_error",
+            ));
+        }
+        self.advance(p)
+    }
+
+    /// Gives read `id` up; returns the waiters to wake (as a notify step
+    /// would).
+    pub fn cancel(&mut self, id: usize) -> Vec<f64> {
+        match self.reads.get_mut(id).and_then(Option::take) {
+            Some(p) => p
+                .read
+                .cancel(&mut self.cache)
+                .iter()
+                .map(|id| id.into_raw() as f64)
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
-    /// remote tier (count, then each step). A TTL `<= 0` deletes instead.
+    /// remote tier (one after another). A TTL `<= 0` deletes instead.
     #[wasm_bindgen(js_name = setAllTiers)]
     #[allow(clippy::too_many_arguments)]
     pub fn set_all_tiers(
-        &self,
+        &mut self,
         key: &str,
         value: JsValue,
         codec: u8,
@@ -405,7 +524,7 @@ impl Tiered {
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
         let loaded = Loaded::new(value, codec_of(codec), payload);
-        let mut cache = self.cache.borrow_mut();
+        let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
         let key = crate::keys::remote_key(key.to_owned());
         let steps = cache
@@ -422,15 +541,15 @@ impl Tiered {
     }
 
     /// Removes `key` from the request and local tiers now; returns the
-    /// delete steps for every remote tier (count, then each step).
+    /// delete steps for every remote tier (one after another).
     #[wasm_bindgen(js_name = deleteAllTiers)]
     pub fn delete_all_tiers(
-        &self,
+        &mut self,
         key: &str,
         now: f64,
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
-        let mut cache = self.cache.borrow_mut();
+        let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
         let steps = cache
             .delete_all_tiers(
@@ -444,14 +563,14 @@ impl Tiered {
 
     /// Reports that a write (store, delete) to `tier` failed.
     #[wasm_bindgen(js_name = tierFailed)]
-    pub fn tier_failed(&self, tier: usize, now: f64) {
-        self.cache.borrow_mut().tier_failed(tier, to_u64(now));
+    pub fn tier_failed(&mut self, tier: usize, now: f64) {
+        self.cache.tier_failed(tier, to_u64(now));
     }
 
     /// Empties the local tier.
     #[wasm_bindgen(js_name = clearLocal)]
-    pub fn clear_local(&self) {
-        self.cache.borrow_mut().clear_local();
+    pub fn clear_local(&mut self) {
+        self.cache.clear_local();
     }
 
     /// The core's counter names (snake case), comma-separated, in the
@@ -484,7 +603,7 @@ impl Tiered {
     /// Every counter: the reads', each tier's, the local tier's (if there
     /// is one), the flights'; named by `statNames`.
     pub fn stats(&self) -> Vec<f64> {
-        let cache = self.cache.borrow();
+        let cache = &self.cache;
         let mut out: Vec<f64> = Vec::new();
         let mut push =
             |counters: Vec<(&str, u64)>| out.extend(counters.iter().map(|(_, v)| *v as f64));
@@ -549,159 +668,60 @@ impl Default for RequestRef {
     }
 }
 
-/// One read in progress. Answers to a step come one value per call
-/// (`fetchedValue`, `decodedValue`/`decodeFailed`,
-/// `loadedValue`/`loadFailed`), then the call that ends the step.
-#[wasm_bindgen]
-pub struct ReadHandle {
-    read: Option<RawRead<JsValue>>,
-    cache: Shared,
+/// A read waiting for the host's answer to its last step.
+struct Pending {
+    read: RawRead<JsValue>,
     request: Option<RequestRef>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
-    fetched: Vec<Fetched>,
-    decoded: Vec<Result<HostValue<JsValue>, String>>,
-    loaded: Vec<Result<Loaded<JsValue>, String>>,
-    /// The values of the finished read, in key order.
-    values: Vec<JsValue>,
+    /// The tier of the last fetch or lease step.
+    tier: usize,
 }
 
-impl ReadHandle {
-    /// Runs an answer; false if the core refused it (see `AnswerError`):
-    /// JS throws then (a bool keeps the wasm smaller than a `Result`).
-    fn with(
-        &mut self,
-        f: impl FnOnce(&mut RawRead<JsValue>, &mut TieredCache<JsValue>) -> Result<(), AnswerError>,
-    ) -> bool {
-        let Some(read) = self.read.as_mut() else {
-            return true;
-        };
-        let mut cache = self.cache.borrow_mut();
-        f(read, &mut cache).is_ok()
-    }
-}
+/// A fetched key its tier could not answer (`answer` kind 1).
+const FETCH_FAILED: u32 = u32::MAX - 1;
 
-#[wasm_bindgen]
-impl ReadHandle {
-    /// The next step, in the layout `js/wire.js` reads (kind 0: done).
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Vec<u8> {
-        let step = match self.read.as_mut() {
-            Some(read) => read.next(&mut self.cache.borrow_mut()),
-            None => Step::Done,
-        };
+impl Tiered {
+    /// Runs read `p` until it needs the host: `[...values, bytes]`. The
+    /// bytes (layout of `js/wire.js`) hold the steps that need no answer
+    /// (notify, store, delete), then the one that does; after it the read's
+    /// id (to `answer` with) or, after done, the results (per key a flags
+    /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
+    /// the message), whose values come before the bytes in the array. Throws in
+    /// strict mode after a tier failure.
+    fn advance(&mut self, mut p: Pending) -> Result<Vec<JsValue>, JsValue> {
         let mut w = Wire::new();
-        write_step(&mut w, step, &mut self.weights);
-        w.into_inner()
-    }
-
-    /// One answer to a fetch, in key order: the bytes, or `undefined` for
-    /// a miss.
-    #[wasm_bindgen(js_name = fetchedValue)]
-    pub fn fetched_value(&mut self, value: Option<Vec<u8>>) {
-        self.fetched.push(value.into());
-    }
-
-    /// One answer to a fetch, in key order: the tier could not answer for
-    /// this key (its server is down); it goes on to the next tier.
-    #[wasm_bindgen(js_name = fetchFailed)]
-    pub fn fetch_failed(&mut self) {
-        self.fetched.push(Fetched::Failed(String::new()));
-    }
-
-    /// The fetch from `tier` is answered (one `fetchedValue` per key).
-    pub fn fetched(&mut self, tier: usize) -> bool {
-        let values = std::mem::take(&mut self.fetched);
-        self.with(|read, cache| read.fetched_outcomes(cache, tier, values))
-    }
-
-    /// The operation asked of `tier` failed (rejected, timed out), as known
-    /// at `now` (the tier's cool-down runs from then).
-    pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
-        self.fetched.clear();
-        if let Some(read) = self.read.as_mut() {
-            read.failed(
-                &mut self.cache.borrow_mut(),
-                tier,
-                message.to_owned(),
-                to_u64(now),
+        loop {
+            let step = p.read.next(&mut self.cache);
+            let done = matches!(step, Step::Done);
+            let effect = matches!(
+                step,
+                Step::Notify { .. } | Step::Store { .. } | Step::Delete { .. }
             );
+            if let Step::Fetch { tier, .. } | Step::Lease { tier, .. } = step {
+                p.tier = tier;
+            }
+            write_step(&mut w, step, &mut p.weights);
+            if done {
+                break;
+            }
+            if !effect {
+                let id = match self.reads.iter().position(Option::is_none) {
+                    Some(free) => free,
+                    None => {
+                        self.reads.push(None);
+                        self.reads.len() - 1
+                    }
+                };
+                self.reads[id] = Some(p);
+                w.u32(id);
+                return Ok(vec![Uint8Array::from(&w.into_inner()[..]).into()]);
+            }
         }
-    }
-
-    /// The next item of a decode step, deserialized.
-    #[wasm_bindgen(js_name = decodedValue)]
-    pub fn decoded_value(&mut self, value: JsValue) {
-        let weight = self.weights.get(self.decoded.len()).copied().unwrap_or(0);
-        self.decoded.push(Ok(HostValue::new(value, weight)));
-    }
-
-    /// The next item of a decode step could not be deserialized.
-    #[wasm_bindgen(js_name = decodeFailed)]
-    pub fn decode_failed(&mut self) {
-        self.decoded
-            .push(Err("the payload could not be deserialized".to_owned()));
-    }
-
-    /// The decode step is answered (one value or failure per item).
-    pub fn decoded(&mut self) -> bool {
-        let results = std::mem::take(&mut self.decoded);
-        self.weights.clear();
-        self.with(|read, cache| read.decoded(cache, results))
-    }
-
-    /// The next key of a load step: its value, serialized as `payload`
-    /// with codec tag `codec`.
-    #[wasm_bindgen(js_name = loadedValue)]
-    pub fn loaded_value(&mut self, value: JsValue, codec: u8, payload: Vec<u8>) {
-        self.loaded
-            .push(Ok(Loaded::new(value, codec_of(codec), payload)));
-    }
-
-    /// The next key of a load step failed to load (or to serialize).
-    #[wasm_bindgen(js_name = loadFailed)]
-    pub fn load_failed(&mut self, message: String) {
-        self.loaded.push(Err(message));
-    }
-
-    /// The load step is answered (one value or failure per key), after
-    /// `load_ms`.
-    pub fn loaded(&mut self, load_ms: f64) -> bool {
-        let results = std::mem::take(&mut self.loaded);
-        self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)))
-    }
-
-    /// The answer to a lease step: `taken[i] == 1` where `add` took it.
-    pub fn leased(&mut self, taken: &[u8]) -> bool {
-        let taken = taken.iter().map(|&t| t == 1).collect();
-        self.with(|read, cache| read.leased(cache, taken))
-    }
-
-    /// The answer to a sleep step, with the time after sleeping.
-    pub fn slept(&mut self, now: f64) -> bool {
-        self.with(|read, _| read.slept(to_u64(now)))
-    }
-
-    /// The answer to a wait step: the waiters were notified (or the host
-    /// stopped waiting).
-    pub fn woke(&mut self) -> bool {
-        self.with(|read, cache| read.woke(cache))
-    }
-
-    /// Ends the read after `done`: per key, in the order given, a flags
-    /// byte (1 hit, 2 refresh, 4 an error message follows), the source code
-    /// (see `source_code`) and the message; the values are then taken with
-    /// `values`. Throws in strict mode after a tier failure.
-    pub fn finish(&mut self) -> Result<Vec<u8>, JsValue> {
-        let Some(read) = self.read.take() else {
-            return Err(js::type_error(
-                "stratacache: this read was already finished",
-            ));
-        };
-        let mut cache = self.cache.borrow_mut();
+        let Pending { read, request, .. } = p;
         let results = {
-            let mut req = self.request.as_ref().map(|r| r.0.borrow_mut());
-            read.finish(&mut cache, req.as_mut().map(|r| &mut r.inner))
+            let mut req = request.as_ref().map(|r| r.0.borrow_mut());
+            read.finish(&mut self.cache, req.as_mut().map(|r| &mut r.inner))
         };
         let results = results.map_err(|failure| {
             js::error_with_kind(
@@ -713,14 +733,13 @@ impl ReadHandle {
                 "tier_failure",
             )
         })?;
-        let mut w = Wire::new();
-        w.u32(results.len());
+        let mut out = Vec::with_capacity(results.len() + 1);
         for r in results {
             let (hit, value) = match r.lookup {
                 Lookup::Hit(v) => (1, v),
                 Lookup::Miss => (0, JsValue::UNDEFINED),
             };
-            self.values.push(value);
+            out.push(value);
             let error = if r.error.is_some() { 4 } else { 0 };
             w.u8(hit | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
@@ -728,24 +747,7 @@ impl ReadHandle {
                 w.str(message);
             }
         }
-        Ok(w.into_inner())
-    }
-
-    /// The values of the finished read, in key order (`undefined` for a
-    /// miss).
-    pub fn values(&mut self) -> Vec<JsValue> {
-        std::mem::take(&mut self.values)
-    }
-
-    /// Gives the read up; returns the waiters to wake (as `notify` would).
-    pub fn cancel(&mut self) -> Vec<f64> {
-        match self.read.take() {
-            Some(read) => read
-                .cancel(&mut self.cache.borrow_mut())
-                .iter()
-                .map(|id| id.into_raw() as f64)
-                .collect(),
-            None => Vec::new(),
-        }
+        out.push(Uint8Array::from(&w.into_inner()[..]).into());
+        Ok(out)
     }
 }

@@ -55,13 +55,19 @@ pub fn should_refresh_early(
     if recompute_cost_ms == 0 || !beta.is_finite() || beta <= 0.0 {
         return false;
     }
+    let remaining = (expiry_ms - now_ms) as f64;
+    // `-ln(random)` is at most `-ln(MIN_RANDOM)` (708.4): farther from
+    // expiry than that head start the answer is no without the logarithm
+    // (a software routine on wasm32, most of a local hit's time there).
+    if remaining > recompute_cost_ms as f64 * beta * 709.0 {
+        return false;
+    }
     // NaN is not in the range either.
     let random = if !(0.0..=1.0).contains(&random) {
         1.0
     } else {
         random.max(MIN_RANDOM)
     };
-    let remaining = (expiry_ms - now_ms) as f64;
     let head_start = recompute_cost_ms as f64 * beta * -random.ln();
     head_start >= remaining
 }
