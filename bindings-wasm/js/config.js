@@ -97,7 +97,7 @@ export function ttlOf(options) {
 
 export function checkKeys(keys) {
   if (!Array.isArray(keys)) throw new TypeError(`stratacache: keys must be an array of strings, got ${keys === null ? 'null' : typeof keys}`);
-  for (const key of keys) checkOne(key);
+  for (const key of keys) if (typeof key !== 'string') checkOne(key);
 }
 
 export function checkOne(key) {
@@ -105,8 +105,6 @@ export function checkOne(key) {
     const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
     throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string`);
   }
-  // Any string is a key (the core maps it with plainKey), but a lone
-  // surrogate has no UTF-8 form and would merge with U+FFFD.
   checkWellFormed(key, 'the key');
 }
 
@@ -114,17 +112,25 @@ const encoder = new TextEncoder();
 let scratch = new Uint8Array(4096);
 
 /**
- * `[the strings' UTF-8 bytes one after another, their lengths]`: how
- * strings cross to the wasm side (one copy of bytes instead of two calls per
- * string). The bytes are a view of a shared buffer: valid until the next call.
+ * `[the keys' UTF-8 bytes one after another, their lengths]`: how keys
+ * cross to the wasm side (one copy of bytes instead of two calls per key).
+ * The bytes are a view of a shared buffer: valid until the next call.
  */
-export function joined(strings) {
-  const all = strings.join('');
+export function joined(keys) {
+  const all = keys.join('');
   if (scratch.length < all.length * 3) scratch = new Uint8Array(all.length * 3);
   const { written } = encoder.encodeInto(all, scratch);
-  const lengths = new Uint32Array(strings.length);
-  const ascii = written === all.length;
-  for (let i = 0; i < strings.length; i++) lengths[i] = ascii ? strings[i].length : encoder.encode(strings[i]).length;
+  const lengths = new Uint32Array(keys.length);
+  if (written === all.length) {
+    for (let i = 0; i < keys.length; i++) lengths[i] = keys[i].length;
+  } else {
+    for (let i = 0; i < keys.length; i++) {
+      // Any string is a key (the core maps it with plainKey), but a lone
+      // surrogate has no UTF-8 form and would merge with U+FFFD.
+      checkWellFormed(keys[i], 'the key');
+      lengths[i] = encoder.encode(keys[i]).length;
+    }
+  }
   return [scratch.subarray(0, written), lengths];
 }
 

@@ -168,48 +168,56 @@ export class TieredCache {
 
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
-    const ttl = ttlOf(options);
     const [all, lengths] = joined(keys);
-    const out = this.#core.read(all, lengths, flags, ttl, this.#clock(), random53(), this.#request(options));
-    const bytes = out[out.length - 1];
-    if (bytes[0] === 0) {
-      const r = new Reader(bytes);
+    const out = this.#core.read(all, lengths, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    if (out[0] === 0) {
+      const r = new Reader(out);
       r.at = 1;
-      return readResults(r, keys, out, this.#sources);
+      return readResults(r, keys, this.#core, this.#sources);
     }
-    return this.#drive(out, keys, { loader, options, failures: new Map(), background });
+    return this.#drive(this.#next(out, keys), keys, { loader, options, failures: new Map(), background });
   }
 
-  async #drive(out, keys, read) {
+  /**
+   * The core's output, read at once (the values of a finished read are the
+   * next read's after the next call): notify steps done, writes kept, then
+   * the step to answer (with the read's id) or the outcome.
+   */
+  #next(out, keys) {
+    const r = new Reader(out);
     const writes = [];
-    let id = -1;
+    let step = readStep(r);
+    for (; step.kind === 'notify' || step.kind === 'store' || step.kind === 'delete'; step = readStep(r)) {
+      if (step.kind === 'notify') this.#notify(step.waits);
+      else writes.push(step);
+    }
+    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, this.#core, this.#sources) };
+    return { writes, step, id: r.u32() };
+  }
+
+  async #drive(next, keys, read) {
+    const writes = [];
     try {
       for (;;) {
-        const r = new Reader(out[out.length - 1]);
-        let step = readStep(r);
-        for (; step.kind === 'notify' || step.kind === 'store' || step.kind === 'delete'; step = readStep(r)) {
-          if (step.kind === 'notify') this.#notify(step.waits);
-          else writes.push(step);
-        }
-        if (step.kind === 'done') {
-          const outcome = readResults(r, keys, out, this.#sources);
-          outcome.failures = read.failures;
+        writes.push(...next.writes);
+        if (next.outcome) {
+          next.outcome.failures = read.failures;
           await this.#writeBehind(writes, read);
-          return outcome;
+          return next.outcome;
         }
-        id = r.u32();
-        out = await this.#answer(id, step, keys, read);
+        next = await this.#answer(next.id, next.step, keys, read);
       }
     } catch (error) {
-      if (id >= 0) this.#notify(this.#core.cancel(id));
+      if (next.id !== undefined) this.#notify(this.#core.cancel(next.id));
       await this.#writeBehind(writes, read);
       throw error;
     }
   }
 
-  /** Does what `step` asks; the core's next output. */
+  /** Does what `step` asks; the core's next output, read. */
   async #answer(id, step, keys, { loader, failures }) {
-    const core = this.#core;
+    // Read at once: the values of a finished read are the next read's after the next call.
+    const reply = (...answer) => this.#next(this.#core.answer(id, ...answer), keys);
     const now = () => this.#clock();
     switch (step.kind) {
       case 'fetch':
@@ -242,7 +250,7 @@ export class TieredCache {
           this.#report(error, name);
           answer = [FAILED, NONE, NONE, NONE, now(), message(error)];
         }
-        return core.answer(id, ...answer);
+        return reply(...answer);
       }
       case 'decode': {
         const failed = new Uint32Array(step.items.length);
@@ -254,16 +262,16 @@ export class TieredCache {
             failed[i] = 1;
           }
         });
-        return core.answer(id, DECODED, values, NONE, failed, 0, '');
+        return reply(DECODED, values, NONE, failed, 0, '');
       }
       case 'load':
-        return this.#load(id, this.#userKeys(step.keys, keys), loader, failures);
+        return this.#load(reply, this.#userKeys(step.keys, keys), loader, failures);
       case 'sleep':
         await new Promise((resolve) => setTimeout(resolve, step.ms));
-        return core.answer(id, SLEPT, NONE, NONE, NONE, now(), '');
+        return reply(SLEPT, NONE, NONE, NONE, now(), '');
       case 'wait':
         await this.#wait(step.waits);
-        return core.answer(id, WOKE, NONE, NONE, NONE, 0, '');
+        return reply(WOKE, NONE, NONE, NONE, 0, '');
       default:
         throw new Error(`stratacache: unknown step ${step.kind}`);
     }
@@ -275,7 +283,7 @@ export class TieredCache {
     return remote.map((k) => back.get(k) ?? k);
   }
 
-  async #load(id, keys, loader, failures) {
+  async #load(reply, keys, loader, failures) {
     const n = keys.length;
     const started = Date.now();
     const lengths = new Uint32Array(2 * n);
@@ -298,7 +306,7 @@ export class TieredCache {
     } catch (error) {
       const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
       for (let i = 0; i < n; i++) fail(i, wrapped);
-      return this.#core.answer(id, LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started, '');
+      return reply(LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started, '');
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
@@ -310,7 +318,7 @@ export class TieredCache {
         fail(i, error);
       }
     }
-    return this.#core.answer(id, LOADED, loaded, concat(parts, total), lengths, ms, '');
+    return reply(LOADED, loaded, concat(parts, total), lengths, ms, '');
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */

@@ -106,7 +106,7 @@ export function decodeSteps(bytes) {
  * values being `values[i + 1]`; `errors` (a Map from index to message)
  * and `refresh` (indices) are null when empty. `sources[code]` names a source.
  */
-export function readResults(r, keys, values, sources) {
+export function readResults(r, keys, core, sources) {
   const n = keys.length;
   const results = new Array(n);
   let errors = null;
@@ -116,7 +116,8 @@ export function readResults(r, keys, values, sources) {
     const source = sources[r.bytes[r.at++]];
     if (flags & 4) (errors ??= new Map()).set(i, r.str());
     if (flags & 2) (refresh ??= []).push(i);
-    results[i] = { key: keys[i], hit: (flags & 1) !== 0, value: values[i], source };
+    const hit = (flags & 1) !== 0;
+    results[i] = { key: keys[i], hit, value: hit ? core.value(i) : undefined, source };
   }
   return { results, errors, refresh };
 }

@@ -12,7 +12,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::Uint8Array;
 use stratacache::envelope::{Codec, Keyring};
 use stratacache::namespace::RESERVED_PREFIX;
 use stratacache::stampede::FlightStats;
@@ -33,8 +32,12 @@ use crate::wire::Wire;
 #[wasm_bindgen]
 pub struct Tiered {
     cache: TieredCache<JsValue>,
-    /// Reads waiting for the host, by id (a free entry is reused).
-    reads: Vec<Option<Pending>>,
+    /// Reads waiting for the host, with their ids (never reused: a late
+    /// `cancel` cannot reach another read).
+    reads: Vec<(u32, Pending)>,
+    last_id: u32,
+    /// The values of the last finished read, taken by `value`.
+    values: Vec<JsValue>,
 }
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
@@ -352,6 +355,8 @@ impl Tiered {
         Ok(Tiered {
             cache,
             reads: Vec::new(),
+            last_id: 0,
+            values: Vec::new(),
         })
     }
 
@@ -373,7 +378,7 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<Vec<JsValue>, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         let options = ReadOptions {
             load: flags & 1 != 0,
             force_miss: flags & 2 != 0,
@@ -416,15 +421,15 @@ impl Tiered {
     #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &mut self,
-        id: usize,
+        id: u32,
         kind: u8,
         values: Vec<JsValue>,
         bytes: &[u8],
         lengths: &[u32],
         n: f64,
         message: String,
-    ) -> Result<Vec<JsValue>, JsValue> {
-        let Some(mut p) = self.reads.get_mut(id).and_then(Option::take) else {
+    ) -> Result<Vec<u8>, JsValue> {
+        let Some(mut p) = self.take(id) else {
             return Err(js::type_error("stratacache: this read is over"));
         };
         let cache = &mut self.cache;
@@ -484,7 +489,7 @@ impl Tiered {
             _ => p.read.woke(cache),
         };
         if answered.is_err() {
-            self.reads[id] = Some(p);
+            self.reads.push((id, p));
             return Err(js::error_with_kind(
                 "stratacache: the core refused an answer to the wrong step or with the wrong number of values (a driver bug)",
                 "answer_error",
@@ -493,10 +498,19 @@ impl Tiered {
         self.advance(p)
     }
 
+    /// Value `i` of the last finished read (`undefined` for a miss), taken
+    /// (one call per value: cheaper than a `Vec<JsValue>`, which JS reads
+    /// back with a table lookup per value, and frees with another call).
+    pub fn value(&mut self, i: usize) -> JsValue {
+        self.values
+            .get_mut(i)
+            .map_or(JsValue::UNDEFINED, std::mem::take)
+    }
+
     /// Gives read `id` up; returns the waiters to wake (as a notify step
     /// would).
-    pub fn cancel(&mut self, id: usize) -> Vec<f64> {
-        match self.reads.get_mut(id).and_then(Option::take) {
+    pub fn cancel(&mut self, id: u32) -> Vec<f64> {
+        match self.take(id) {
             Some(p) => p
                 .read
                 .cancel(&mut self.cache)
@@ -682,14 +696,20 @@ struct Pending {
 const FETCH_FAILED: u32 = u32::MAX - 1;
 
 impl Tiered {
-    /// Runs read `p` until it needs the host: `[...values, bytes]`. The
-    /// bytes (layout of `js/wire.js`) hold the steps that need no answer
+    /// The read waiting under `id`, taken out.
+    fn take(&mut self, id: u32) -> Option<Pending> {
+        let at = self.reads.iter().position(|(k, _)| *k == id)?;
+        Some(self.reads.swap_remove(at).1)
+    }
+
+    /// Runs read `p` until it needs the host. The bytes (layout of
+    /// `js/wire.js`) hold the steps that need no answer
     /// (notify, store, delete), then the one that does; after it the read's
     /// id (to `answer` with) or, after done, the results (per key a flags
     /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
-    /// the message), whose values come before the bytes in the array. Throws in
+    /// the message), whose values are then taken with `value`. Throws in
     /// strict mode after a tier failure.
-    fn advance(&mut self, mut p: Pending) -> Result<Vec<JsValue>, JsValue> {
+    fn advance(&mut self, mut p: Pending) -> Result<Vec<u8>, JsValue> {
         let mut w = Wire::new();
         loop {
             let step = p.read.next(&mut self.cache);
@@ -706,16 +726,10 @@ impl Tiered {
                 break;
             }
             if !effect {
-                let id = match self.reads.iter().position(Option::is_none) {
-                    Some(free) => free,
-                    None => {
-                        self.reads.push(None);
-                        self.reads.len() - 1
-                    }
-                };
-                self.reads[id] = Some(p);
-                w.u32(id);
-                return Ok(vec![Uint8Array::from(&w.into_inner()[..]).into()]);
+                self.last_id = self.last_id.wrapping_add(1);
+                self.reads.push((self.last_id, p));
+                w.u32(self.last_id as usize);
+                return Ok(w.into_inner());
             }
         }
         let Pending { read, request, .. } = p;
@@ -733,13 +747,18 @@ impl Tiered {
                 "tier_failure",
             )
         })?;
-        let mut out = Vec::with_capacity(results.len() + 1);
+        self.values.clear();
         for r in results {
-            let (hit, value) = match r.lookup {
-                Lookup::Hit(v) => (1, v),
-                Lookup::Miss => (0, JsValue::UNDEFINED),
+            let hit = match r.lookup {
+                Lookup::Hit(v) => {
+                    self.values.push(v);
+                    1
+                }
+                Lookup::Miss => {
+                    self.values.push(JsValue::UNDEFINED);
+                    0
+                }
             };
-            out.push(value);
             let error = if r.error.is_some() { 4 } else { 0 };
             w.u8(hit | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
@@ -747,7 +766,6 @@ impl Tiered {
                 w.str(message);
             }
         }
-        out.push(Uint8Array::from(&w.into_inner()[..]).into());
-        Ok(out)
+        Ok(w.into_inner())
     }
 }
