@@ -228,7 +228,7 @@ export class TieredCache {
         let answer;
         try {
           let got = await withTimeout(tier[call](step.kind === 'fetch' ? step.keys : step.entries), tier.timeoutMs ?? this.#tierTimeoutMs, `${call} on tier ${name}`);
-          if (step.kind === 'lease') answer = [LEASED, NONE, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0, ''];
+          if (step.kind === 'lease') answer = [LEASED, NONE, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
           else {
             // `{ values, failed }`: keys the tier could not answer (their server is down) go on to the next tier.
             const failed = got && !Array.isArray(got) && Array.isArray(got.values) ? new Set(got.failed ?? NONE) : null;
@@ -244,11 +244,11 @@ export class TieredCache {
               lengths[i] = bytes === undefined ? KEY_FAILED : bytes === null ? NOT_FOUND : bytes.length;
               if (bytes) parts.push(bytes), (total += bytes.length);
             });
-            answer = [FETCHED, NONE, concat(parts, total), lengths, 0, ''];
+            answer = [FETCHED, NONE, concat(parts, total), lengths, 0];
           }
         } catch (error) {
           this.#report(error, name);
-          answer = [FAILED, NONE, NONE, NONE, now(), message(error)];
+          answer = [FAILED, NONE, encoder.encode(message(error)), NONE, now()];
         }
         return reply(...answer);
       }
@@ -262,16 +262,16 @@ export class TieredCache {
             failed[i] = 1;
           }
         });
-        return reply(DECODED, values, NONE, failed, 0, '');
+        return reply(DECODED, values, NONE, failed, 0);
       }
       case 'load':
         return this.#load(reply, this.#userKeys(step.keys, keys), loader, failures);
       case 'sleep':
         await new Promise((resolve) => setTimeout(resolve, step.ms));
-        return reply(SLEPT, NONE, NONE, NONE, now(), '');
+        return reply(SLEPT, NONE, NONE, NONE, now());
       case 'wait':
         await this.#wait(step.waits);
-        return reply(WOKE, NONE, NONE, NONE, 0, '');
+        return reply(WOKE, NONE, NONE, NONE, 0);
       default:
         throw new Error(`stratacache: unknown step ${step.kind}`);
     }
@@ -306,7 +306,7 @@ export class TieredCache {
     } catch (error) {
       const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
       for (let i = 0; i < n; i++) fail(i, wrapped);
-      return reply(LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started, '');
+      return reply(LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started);
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
@@ -318,7 +318,7 @@ export class TieredCache {
         fail(i, error);
       }
     }
-    return reply(LOADED, loaded, concat(parts, total), lengths, ms, '');
+    return reply(LOADED, loaded, concat(parts, total), lengths, ms);
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */

@@ -192,17 +192,18 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
         Step::Store { tier, entries } => {
             // A value's chunks in a step of their own before its manifest:
             // an adapter may write one batch's entries all at once.
-            let (chunks, rest): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| {
+            let is_chunk = |e: &&stratacache::tiered::StoreItem| {
                 e.key
                     .strip_prefix(RESERVED_PREFIX)
                     .is_some_and(|k| k.starts_with(".chunk|"))
-            });
-            for entries in [chunks, rest] {
-                if entries.is_empty() {
+            };
+            let chunks = entries.iter().filter(is_chunk).count();
+            for (chunk, n) in [(true, chunks), (false, entries.len() - chunks)] {
+                if n == 0 {
                     continue;
                 }
-                w.u8(8).u32(tier).u32(entries.len());
-                for e in &entries {
+                w.u8(8).u32(tier).u32(n);
+                for e in entries.iter().filter(|e| is_chunk(e) == chunk) {
                     w.str(&e.key).bytes(&e.value);
                     w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
                 }
@@ -399,7 +400,7 @@ impl Tiered {
         };
         self.advance(Pending {
             read,
-            request,
+            request: request.map(|r| r.0),
             weights: Vec::new(),
             tier: 0,
         })
@@ -409,7 +410,7 @@ impl Tiered {
     /// [`Tiered::advance`]). `kind` says what the answer is (the core
     /// refuses the answer to another step than the one asked):
     ///
-    /// * 0, the tier operation failed: `message`, `n` the time then;
+    /// * 0, the tier operation failed: `bytes` its message, `n` the time then;
     /// * 1, fetched: per key `lengths[i]` bytes of `bytes` (in order),
     ///   `u32::MAX` not found, `u32::MAX - 1` failed for this key;
     /// * 2, decoded: `values`, `lengths[i] == 1` where item `i` failed;
@@ -427,7 +428,6 @@ impl Tiered {
         bytes: &[u8],
         lengths: &[u32],
         n: f64,
-        message: String,
     ) -> Result<Vec<u8>, JsValue> {
         let Some(mut p) = self.take(id) else {
             return Err(js::type_error("stratacache: this read is over"));
@@ -442,7 +442,8 @@ impl Tiered {
         };
         let answered = match kind {
             0 => {
-                p.read.failed(cache, p.tier, message, to_u64(n));
+                let message = std::str::from_utf8(bytes).unwrap_or_default();
+                p.read.failed(cache, p.tier, message.to_owned(), to_u64(n));
                 Ok(())
             }
             1 => {
@@ -685,7 +686,7 @@ impl Default for RequestRef {
 /// A read waiting for the host's answer to its last step.
 struct Pending {
     read: RawRead<JsValue>,
-    request: Option<RequestRef>,
+    request: Option<Rc<RefCell<RequestCacheHandle>>>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
     /// The tier of the last fetch or lease step.
@@ -734,7 +735,7 @@ impl Tiered {
         }
         let Pending { read, request, .. } = p;
         let results = {
-            let mut req = request.as_ref().map(|r| r.0.borrow_mut());
+            let mut req = request.as_ref().map(|r| r.borrow_mut());
             read.finish(&mut self.cache, req.as_mut().map(|r| &mut r.inner))
         };
         let results = results.map_err(|failure| {
