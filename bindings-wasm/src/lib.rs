@@ -36,6 +36,7 @@ mod wire;
 
 pub use keys::{is_valid_key, safe_key, KeyBuilder};
 pub use local::LocalSlots;
-pub use tiered::{RequestRef, Tiered};
+pub use request::RequestRef;
+pub use tiered::Tiered;
 #[cfg(feature = "tools")]
 pub use vectors::EnvelopeCodec;

@@ -20,11 +20,11 @@ use stratacache::tiered::{
     ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded, LocalTierConfig, RawRead,
     ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
+use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
 
 use crate::js::{self, to_u64};
-use crate::request::RequestCacheHandle;
+use crate::request::RequestRef;
 use crate::wire::Wire;
 
 /// A tiered cache: configuration, local tier, single-flight bookkeeping,
@@ -394,7 +394,7 @@ impl Tiered {
                     options,
                     to_u64(now),
                     to_u64(random),
-                    req.as_ref().map(|r| &r.inner),
+                    req.as_deref(),
                 )
                 .map_err(invalid_key)?
         };
@@ -549,7 +549,7 @@ impl Tiered {
                 expiry(ttl_ms),
                 to_u64(now),
                 to_u64(random),
-                req.as_mut().map(|r| &mut r.inner),
+                req.as_deref_mut(),
             )
             .map_err(invalid_key)?;
         Ok(steps_bytes(steps))
@@ -570,7 +570,7 @@ impl Tiered {
             .delete_all_tiers(
                 &crate::keys::remote_key(key.to_owned()),
                 to_u64(now),
-                req.as_mut().map(|r| &mut r.inner),
+                req.as_deref_mut(),
             )
             .map_err(invalid_key)?;
         Ok(steps_bytes(steps))
@@ -634,59 +634,10 @@ impl Tiered {
     }
 }
 
-/// A request cache shared with reads (JS keeps one per request).
-#[wasm_bindgen]
-pub struct RequestRef(Rc<RefCell<RequestCacheHandle>>);
-
-#[wasm_bindgen]
-impl RequestRef {
-    /// A new, empty request cache.
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> RequestRef {
-        RequestRef(Rc::new(RefCell::new(RequestCacheHandle::new())))
-    }
-
-    /// A second handle to the same request cache (reads consume one).
-    pub fn share(&self) -> RequestRef {
-        RequestRef(self.0.clone())
-    }
-
-    /// `[value]` or `[]` (a miss).
-    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Vec<JsValue>, JsValue> {
-        self.0.borrow().get(key, ns)
-    }
-
-    /// Stores `value` under `key`.
-    pub fn set(&self, key: &str, value: JsValue, ns: Option<String>) -> Result<(), JsValue> {
-        self.0.borrow_mut().set(key, value, ns)
-    }
-
-    /// Removes `key`; true if it was stored.
-    pub fn delete(&self, key: &str, ns: Option<String>) -> Result<bool, JsValue> {
-        self.0.borrow_mut().delete(key, ns)
-    }
-
-    /// Removes the entries of `ns`, or all.
-    pub fn clear(&self, ns: Option<String>) -> Result<(), JsValue> {
-        self.0.borrow_mut().clear(ns)
-    }
-
-    /// Number of entries in `ns`, or in all namespaces.
-    pub fn size(&self, ns: Option<String>) -> Result<usize, JsValue> {
-        self.0.borrow().size(ns)
-    }
-}
-
-impl Default for RequestRef {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// A read waiting for the host's answer to its last step.
 struct Pending {
     read: RawRead<JsValue>,
-    request: Option<Rc<RefCell<RequestCacheHandle>>>,
+    request: Option<Rc<RefCell<RequestCache<JsValue>>>>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
     /// The tier of the last fetch or lease step.
@@ -736,7 +687,7 @@ impl Tiered {
         let Pending { read, request, .. } = p;
         let results = {
             let mut req = request.as_ref().map(|r| r.borrow_mut());
-            read.finish(&mut self.cache, req.as_mut().map(|r| &mut r.inner))
+            read.finish(&mut self.cache, req.as_deref_mut())
         };
         let results = results.map_err(|failure| {
             js::error_with_kind(
