@@ -22,7 +22,7 @@ const LOAD = 1;
 const FORCE_MISS = 2;
 const SKIP_REQUEST = 4;
 // Answer kinds of the wasm `answer` (src/tiered.rs).
-const FAILED = 0, FETCHED = 1, DECODED = 2, LOADED = 3, LEASED = 4, SLEPT = 5, WOKE = 6;
+const FAILED = 0, FETCHED = 1, DECODED = 2, LOADED = 3, LEASED = 4, SLEPT = 5, WOKE = 6, CANCEL = 7;
 const NOT_FOUND = 0xffffffff;
 const KEY_FAILED = 0xfffffffe;
 const NONE = [];
@@ -114,7 +114,8 @@ export class TieredCache {
   /** Removes `key` from every tier. */
   async deleteAllTiers(key, options) {
     checkOne(key);
-    await this.#writeNow(this.#core.deleteAllTiers(key, this.#clock(), this.#request(options)));
+    // A TTL of 0 deletes: the core's delete steps.
+    await this.#writeNow(this.#core.setAllTiers(key, undefined, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
   }
 
   /** Counters: `{ reads, tiers, local, flights, background }`. */
@@ -208,7 +209,8 @@ export class TieredCache {
         next = await this.#answer(next.id, next.step, keys, read);
       }
     } catch (error) {
-      if (next.id !== undefined) this.#notify(this.#core.cancel(next.id));
+      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, NONE, 0);
+      if (cancelled.length) this.#notify(readStep(new Reader(cancelled)).waits);
       await this.#writeBehind(writes, read);
       throw error;
     }

@@ -418,7 +418,9 @@ impl Tiered {
     ///   byte length in `bytes` and its codec tag; tag 255: the key failed,
     ///   the bytes are the message; `n` the loader's milliseconds;
     /// * 4, leased: `bytes[i] == 1` where the lease was taken;
-    /// * 5, slept until `n`; 6, woke.
+    /// * 5, slept until `n`; 6, woke;
+    /// * 7, cancel: the read is given up (nothing for a read that is
+    ///   over); the answer is a notify step of the waiters to wake.
     #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &mut self,
@@ -430,8 +432,16 @@ impl Tiered {
         n: f64,
     ) -> Result<Vec<u8>, JsValue> {
         let Some(mut p) = self.take(id) else {
+            if kind == 7 {
+                return Ok(Vec::new());
+            }
             return Err(js::type_error("stratacache: this read is over"));
         };
+        if kind == 7 {
+            let mut w = Wire::new();
+            waits(w.u8(6), &p.read.cancel(&mut self.cache));
+            return Ok(w.into_inner());
+        }
         let cache = &mut self.cache;
         let mut at = 0;
         let mut cut = |len: u32| {
@@ -508,23 +518,10 @@ impl Tiered {
             .map_or(JsValue::UNDEFINED, std::mem::take)
     }
 
-    /// Gives read `id` up; returns the waiters to wake (as a notify step
-    /// would).
-    pub fn cancel(&mut self, id: u32) -> Vec<f64> {
-        match self.take(id) {
-            Some(p) => p
-                .read
-                .cancel(&mut self.cache)
-                .iter()
-                .map(|id| id.into_raw() as f64)
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
-    /// remote tier (one after another). A TTL `<= 0` deletes instead.
+    /// remote tier (one after another). A TTL `<= 0` deletes instead (the
+    /// delete steps: `deleteAllTiers` in JS).
     #[wasm_bindgen(js_name = setAllTiers)]
     #[allow(clippy::too_many_arguments)]
     pub fn set_all_tiers(
@@ -549,27 +546,6 @@ impl Tiered {
                 expiry(ttl_ms),
                 to_u64(now),
                 to_u64(random),
-                req.as_deref_mut(),
-            )
-            .map_err(invalid_key)?;
-        Ok(steps_bytes(steps))
-    }
-
-    /// Removes `key` from the request and local tiers now; returns the
-    /// delete steps for every remote tier (one after another).
-    #[wasm_bindgen(js_name = deleteAllTiers)]
-    pub fn delete_all_tiers(
-        &mut self,
-        key: &str,
-        now: f64,
-        request: Option<RequestRef>,
-    ) -> Result<Vec<u8>, JsValue> {
-        let cache = &mut self.cache;
-        let mut req = request.as_ref().map(|r| r.0.borrow_mut());
-        let steps = cache
-            .delete_all_tiers(
-                &crate::keys::remote_key(key.to_owned()),
-                to_u64(now),
                 req.as_deref_mut(),
             )
             .map_err(invalid_key)?;
