@@ -6,13 +6,14 @@
 // runs it as far as it goes without I/O (a read answered by the request and
 // local tiers ends there); each answer to a step is one more call. This file
 // does the I/O asked for: tier calls with timeouts, the loader, (de)serializing
-// payloads, waking waiting reads (the core's wait ids mapped to promises),
-// and the writes, off the read's path in a bounded queue.
+// payloads, waking waiting reads (the core's wait ids mapped to promises);
+// writes.js does the writes, off the read's path in a bounded queue.
 
 import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
-import { Reader, readStep, readResults, decodeSteps } from './wire.js';
+import { Reader, readStep, readResults } from './wire.js';
+import { Writes } from './writes.js';
 import { plainKey } from './key.js';
 import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, joined, concat } from './config.js';
 
@@ -49,12 +50,7 @@ export class TieredCache {
   #hasLocal;
   #statNames;
   #waiters = new Map();
-  #queue;
-  #pending = new Set();
-  #pendingBytes = 0;
-  /** The newest queued write of each remote key: an explicit write waits for it. */
-  #inflight = new Map();
-  #counts = { queued: 0, written: 0, dropped: 0, failed: 0 };
+  #writes;
 
   /** @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions) */
   constructor(options = {}) {
@@ -70,8 +66,8 @@ export class TieredCache {
     this.#tierTimeoutMs = options.tierTimeoutMs ?? 5_000;
     this.#loadTimeoutMs = options.loadTimeoutMs ?? 30_000;
     this.#onError = options.onError;
-    const queue = options.backgroundWrites ?? true;
-    this.#queue = queue === false ? null : { maxSteps: queue.maxSteps ?? 1000, maxBytes: queue.maxBytes ?? 64 * 1024 * 1024 };
+    const failed = (tier) => this.#core.tierFailed(tier, this.#clock());
+    this.#writes = new Writes(tiers, this.#names, this.#tierTimeoutMs, failed, (e, name) => this.#report(e, name), options.backgroundWrites);
   }
 
   /** `{ hit, value, source }` for `key`: request, local and remote tiers, no loader. */
@@ -108,14 +104,14 @@ export class TieredCache {
   async setAllTiers(key, value, options) {
     checkOne(key);
     const [codec, payload] = serialize(value, key);
-    await this.#writeNow(this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
+    await this.#writes.now(this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
   }
 
   /** Removes `key` from every tier. */
   async deleteAllTiers(key, options) {
     checkOne(key);
     // A TTL of 0 deletes: the core's delete steps.
-    await this.#writeNow(this.#core.setAllTiers(key, undefined, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
+    await this.#writes.now(this.#core.setAllTiers(key, undefined, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
   }
 
   /** Counters: `{ reads, tiers, local, flights, background }`. */
@@ -128,7 +124,7 @@ export class TieredCache {
     const stats = { reads: take(reads), tiers: this.#names.map((name) => ({ name, ...take(tier) })) };
     stats.local = this.#hasLocal ? take(local) : null;
     stats.flights = take(flights);
-    stats.background = { ...this.#counts, pending: this.#pending.size };
+    stats.background = { ...this.#writes.counts, pending: this.#writes.pending };
     return stats;
   }
 
@@ -138,8 +134,8 @@ export class TieredCache {
   }
 
   /** Resolves when every queued write and background refresh has settled. */
-  async flush() {
-    while (this.#pending.size) await Promise.allSettled([...this.#pending]);
+  flush() {
+    return this.#writes.flush();
   }
 
   /** The same as flush() (its older name). */
@@ -203,7 +199,7 @@ export class TieredCache {
         writes.push(...next.writes);
         if (next.outcome) {
           next.outcome.failures = read.failures;
-          await this.#writeBehind(writes, read);
+          await this.#writes.behind(writes, read.options, read.background);
           return next.outcome;
         }
         next = await this.#answer(next.id, next.step, keys, read);
@@ -211,7 +207,7 @@ export class TieredCache {
     } catch (error) {
       const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, NONE, 0);
       if (cancelled.length) this.#notify(readStep(new Reader(cancelled)).waits);
-      await this.#writeBehind(writes, read);
+      await this.#writes.behind(writes, read.options, read.background);
       throw error;
     }
   }
@@ -329,7 +325,7 @@ export class TieredCache {
       const out = this.#read([key], LOAD | FORCE_MISS | SKIP_REQUEST, loader, { ttlMs: options?.ttlMs }, true);
       if (out instanceof Promise) await out;
     };
-    const promise = this.#track(reload().catch((error) => this.#report(error)), options);
+    const promise = this.#writes.track(reload().catch((error) => this.#report(error)), options);
     options?.onRefresh?.(promise);
   }
 
@@ -363,78 +359,5 @@ export class TieredCache {
     } finally {
       for (const id of ids) this.#waiters.delete(id);
     }
-  }
-
-  // ---- writes --------------------------------------------------------------
-
-  /** One write step; true if it landed. Best effort: a failure is counted (cooling the tier down), reported, never thrown. */
-  async #write(step) {
-    const tier = this.#tiers[step.tier];
-    const name = this.#names[step.tier];
-    const timeout = tier.timeoutMs ?? this.#tierTimeoutMs;
-    try {
-      if (step.kind === 'store') await withTimeout(tier.setMany(step.entries), timeout, `setMany on tier ${name}`);
-      else await withTimeout(tier.deleteMany(step.keys), timeout, `deleteMany on tier ${name}`);
-      return true;
-    } catch (error) {
-      this.#core.tierFailed(step.tier, this.#clock());
-      this.#report(error, name);
-      return false;
-    }
-  }
-
-  /** The steps in the core's order: each tier's batches one after another (chunks before their manifest), tiers at once. */
-  async #writeAll(steps) {
-    const byTier = new Map();
-    for (const step of steps) byTier.set(step.tier, [...(byTier.get(step.tier) ?? NONE), step]);
-    const done = await Promise.all([...byTier.values()].map(async (list) => {
-      const ok = [];
-      for (const step of list) ok.push([step, await this.#write(step)]);
-      return ok;
-    }));
-    return done.flat();
-  }
-
-  /** An explicit write: after the queued writes of its key, awaited. */
-  async #writeNow(bytes) {
-    const steps = decodeSteps(bytes);
-    const keys = steps.flatMap((s) => s.keys ?? s.entries.map((e) => e.key));
-    const earlier = keys.map((k) => this.#inflight.get(k)).filter(Boolean);
-    if (earlier.length) await Promise.allSettled(earlier);
-    await this.#writeAll(steps);
-  }
-
-  /** A read's writes: queued (bounded, counted), or awaited with backgroundWrites: false and in refreshes. */
-  #writeBehind(steps, { options, background }) {
-    if (steps.length === 0) return undefined;
-    if (this.#queue === null || background) return this.#writeAll(steps);
-    const size = (s) => s.entries?.length ?? s.keys.length;
-    const n = steps.reduce((sum, s) => sum + size(s), 0);
-    const bytes = steps.reduce((sum, s) => sum + (s.entries?.reduce((b, e) => b + e.value.length, 0) ?? 0), 0);
-    const counts = this.#counts;
-    if (this.#pending.size >= this.#queue.maxSteps || this.#pendingBytes + bytes > this.#queue.maxBytes) {
-      counts.dropped += n;
-      return undefined;
-    }
-    counts.queued += n;
-    this.#pendingBytes += bytes;
-    const job = this.#writeAll(steps).then((done) => {
-      for (const [step, ok] of done) ok ? (counts.written += size(step)) : (counts.failed += size(step));
-      this.#pendingBytes -= bytes;
-      for (const k of keys) if (this.#inflight.get(k) === job) this.#inflight.delete(k);
-    });
-    const keys = steps.flatMap((s) => s.keys ?? s.entries.map((e) => e.key));
-    for (const k of keys) this.#inflight.set(k, job);
-    this.#track(job, options);
-    return undefined;
-  }
-
-  /** Keeps `promise` for flush(), and hands it to the worker's waitUntil when the caller gave one. */
-  #track(promise, options) {
-    this.#pending.add(promise);
-    promise.finally(() => this.#pending.delete(promise));
-    const waitUntil = options?.waitUntil ?? (options?.ctx ? (p) => options.ctx.waitUntil(p) : undefined);
-    waitUntil?.(promise);
-    return promise;
   }
 }
