@@ -72,3 +72,22 @@ test('the wasm side refuses an answer to another step, and an answer to a read t
   assert.throws(() => core.answer(loadId, 3, ['v'], new Uint8Array(1), Uint32Array.of(1, 0), 0), /this read is over/);
   assert.equal(core.answer(loadId, 7, [], new Uint8Array(0), new Uint32Array(0), 0).length, 0, 'cancelling twice is harmless');
 });
+
+test('leases across isolates: one loads, the other waits for its value in the shared tier', async () => {
+  const shared = memoryTier({ name: 'memcached' });
+  const options = { tiers: [{ ...shared, leases: true }], lease: { ttlMs: 5000, maxWaitMs: 3000, pollIntervalMs: 20 } };
+  const a = new TieredCache(options);
+  const b = new TieredCache(options);
+  let loads = 0;
+  const loader = async () => {
+    loads++;
+    await new Promise((r) => setTimeout(r, 100));
+    return 'built once';
+  };
+  const [va, vb] = await Promise.all([a.getOrLoad('report|v1', loader), new Promise((r) => setTimeout(r, 20)).then(() => b.getOrLoad('report|v1', loader))]);
+  assert.deepEqual([va, vb, loads], ['built once', 'built once', 1]);
+  assert.ok(shared.calls.add >= 2, 'both isolates asked for the lease');
+  await Promise.all([a.flush(), b.flush()]);
+  assert.equal([...shared.items.keys()].filter((k) => k.startsWith('tiercache.lease|')).length, 0, 'the lease was released');
+  assert.equal(shared.calls.deleteMany, 1);
+});
