@@ -17,8 +17,8 @@ use stratacache::namespace::RESERVED_PREFIX;
 use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
-    ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded, LocalTierConfig, RawRead,
-    ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
+    AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
+    LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
@@ -432,12 +432,12 @@ impl Tiered {
         n: f64,
     ) -> Result<Vec<u8>, JsValue> {
         let Some(mut p) = self.take(id) else {
-            if kind == 7 {
+            if kind == CANCEL {
                 return Ok(Vec::new());
             }
             return Err(js::type_error("stratacache: this read is over"));
         };
-        if kind == 7 {
+        if kind == CANCEL {
             let mut w = Wire::new();
             waits(w.u8(6), &p.read.cancel(&mut self.cache));
             return Ok(w.into_inner());
@@ -451,12 +451,12 @@ impl Tiered {
             out
         };
         let answered = match kind {
-            0 => {
+            FAILED => {
                 let message = std::str::from_utf8(bytes).unwrap_or_default();
                 p.read.failed(cache, p.tier, message.to_owned(), to_u64(n));
                 Ok(())
             }
-            1 => {
+            FETCHED => {
                 let fetched = lengths
                     .iter()
                     .map(|&len| match len {
@@ -467,7 +467,7 @@ impl Tiered {
                     .collect();
                 p.read.fetched_outcomes(cache, p.tier, fetched)
             }
-            2 => {
+            DECODED => {
                 let weights = std::mem::take(&mut p.weights);
                 let decoded = values
                     .into_iter()
@@ -479,7 +479,7 @@ impl Tiered {
                     .collect();
                 p.read.decoded(cache, decoded)
             }
-            3 => {
+            LOADED => {
                 let loaded = values
                     .into_iter()
                     .zip(lengths.chunks_exact(2))
@@ -493,11 +493,15 @@ impl Tiered {
                     .collect();
                 p.read.loaded(cache, loaded, to_u64(n))
             }
-            4 => p
+            LEASED => p
                 .read
                 .leased(cache, bytes.iter().map(|&t| t == 1).collect()),
-            5 => p.read.slept(to_u64(n)),
-            _ => p.read.woke(cache),
+            SLEPT => p.read.slept(to_u64(n)),
+            WOKE => p.read.woke(cache),
+            _ => Err(AnswerError::WrongStep {
+                expected: "a known answer",
+                answered: "an unknown one",
+            }),
         };
         if answered.is_err() {
             self.reads.push((id, p));
@@ -623,6 +627,16 @@ struct Pending {
 /// A fetched key its tier could not answer (`answer` kind 1).
 const FETCH_FAILED: u32 = u32::MAX - 1;
 
+// The kinds of `answer`, as `js/tiered.js` names them (a test checks).
+const FAILED: u8 = 0;
+const FETCHED: u8 = 1;
+const DECODED: u8 = 2;
+const LOADED: u8 = 3;
+const LEASED: u8 = 4;
+const SLEPT: u8 = 5;
+const WOKE: u8 = 6;
+const CANCEL: u8 = 7;
+
 impl Tiered {
     /// The read waiting under `id`, taken out.
     fn take(&mut self, id: u32) -> Option<Pending> {
@@ -695,5 +709,104 @@ impl Tiered {
             }
         }
         Ok(w.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratacache::tiered::StoreItem;
+
+    /// The names of a `const NAMES = [...]` list, or of `const A = 0, B = 1`, in a JS file.
+    fn js_list(js: &str, start: &str) -> Vec<String> {
+        let list = js
+            .split(start)
+            .nth(1)
+            .expect(start)
+            .split([']', ';'])
+            .next()
+            .unwrap();
+        list.split(',')
+            .map(|s| s.trim().trim_matches('\'').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn js_reads_the_step_kinds_written_here() {
+        let kinds = js_list(include_str!("../js/wire.js"), "const KINDS = [");
+        let keys = vec!["k".to_owned()];
+        let store = StoreItem {
+            key: "k".into(),
+            value: vec![1],
+            ttl_ms: None,
+        };
+        let steps = [
+            (Step::Done, "done"),
+            (
+                Step::Fetch {
+                    tier: 0,
+                    keys: keys.clone(),
+                },
+                "fetch",
+            ),
+            (Step::Decode { items: vec![] }, "decode"),
+            (
+                Step::Lease {
+                    tier: 0,
+                    items: vec![],
+                },
+                "lease",
+            ),
+            (Step::Sleep { ms: 1 }, "sleep"),
+            (Step::Load { keys: keys.clone() }, "load"),
+            (Step::Notify { waiters: vec![] }, "notify"),
+            (Step::Wait { waits: vec![] }, "wait"),
+            (
+                Step::Store {
+                    tier: 0,
+                    entries: vec![store],
+                },
+                "store",
+            ),
+            (Step::Delete { tier: 0, keys }, "delete"),
+        ];
+        assert_eq!(kinds.len(), steps.len());
+        for (step, name) in steps {
+            let mut w = Wire::new();
+            write_step(&mut w, step, &mut Vec::new());
+            assert_eq!(kinds[w.into_inner()[0] as usize], name);
+        }
+    }
+
+    #[test]
+    fn js_names_the_sources_and_answers_as_here() {
+        let js = include_str!("../js/tiered.js");
+        let sources = js_list(js, "this.#sources = [");
+        for (source, name) in [
+            (Source::Request, "request"),
+            (Source::Local, "local"),
+            (Source::Loader, "loader"),
+            (Source::Flight, "flight"),
+        ] {
+            assert_eq!(sources[source_code(Some(source)) as usize], name);
+        }
+        assert_eq!(sources[source_code(None) as usize], "undefined");
+        assert!(js.contains("this.#sources[16 + i] = name"));
+        assert_eq!(source_code(Some(Source::Tier(2))), 16 + 2);
+        let answers = js_list(js, "const FAILED = 0,");
+        let named = [
+            ("FETCHED", FETCHED),
+            ("DECODED", DECODED),
+            ("LOADED", LOADED),
+            ("LEASED", LEASED),
+            ("SLEPT", SLEPT),
+            ("WOKE", WOKE),
+            ("CANCEL", CANCEL),
+        ];
+        assert_eq!(FAILED, 0);
+        assert_eq!(answers.len(), named.len());
+        for (entry, (name, code)) in answers.iter().zip(named) {
+            assert_eq!(entry, &format!("{name} = {code}"));
+        }
     }
 }
