@@ -148,6 +148,13 @@ export interface TieredCacheOptions {
   clock?: () => number;
   /** Called with tier, decode and background errors (which never fail a read unless strict). */
   onError?: (error: unknown, tier?: string) => void;
+  /**
+   * A read's back-fill and load-then-store writes go to a bounded queue
+   * (default: on, 1,000 pending batches, 64 MiB of values) and the read
+   * returns without waiting for them; a write that does not fit is dropped
+   * and counted. `false`: the read awaits its writes. Drain with `flush()`.
+   */
+  backgroundWrites?: boolean | { maxSteps?: number; maxBytes?: number };
 }
 
 export interface CallOptions {
@@ -156,7 +163,7 @@ export interface CallOptions {
   ttlMs?: number;
   /** Skip local and remote tiers and load (edx-django-utils' force_cache_miss). */
   forceMiss?: boolean;
-  /** Background work (back-fill writes, refreshes) goes here: pass ctx.waitUntil.bind(ctx). */
+  /** Background work (queued writes, refreshes) is also handed here, so the worker outlives it: pass ctx.waitUntil.bind(ctx). */
   waitUntil?: (promise: Promise<unknown>) => void;
   /** Or the worker's ctx. */
   ctx?: { waitUntil(promise: Promise<unknown>): void };
@@ -186,7 +193,9 @@ export class TieredCache {
   deleteAllTiers(key: string, options?: CallOptions): Promise<void>;
   stats(): TieredStats;
   clearLocal(): void;
-  /** Resolves when background work started without waitUntil has settled. */
+  /** Resolves when every queued write and background refresh has settled (tests, scripts, shutdown). */
+  flush(): Promise<void>;
+  /** The same as flush(). */
   settled(): Promise<void>;
 }
 
@@ -195,12 +204,12 @@ export interface TieredStats {
   tiers: Array<Record<string, number> & { name: string }>;
   local: Record<string, number> | null;
   flights: Record<string, number>;
-  /** Writes of reads handed to waitUntil: queued, written, failed (docs/fleet.md). */
-  background: { queued: number; written: number; failed: number };
+  /** Queued writes of reads, in entries (docs/fleet.md); `pending`: batches not settled yet. */
+  background: { queued: number; written: number; dropped: number; failed: number; pending: number };
 }
 
 export class StratacacheError extends Error {
-  kind: 'timeout' | 'tier' | 'loader' | 'decode' | 'tier_failure' | string;
+  kind: 'timeout' | 'tier' | 'loader' | 'decode' | 'tier_failure' | 'answer_error' | string;
   key?: string;
 }
 

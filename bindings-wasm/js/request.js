@@ -15,46 +15,54 @@ function checkKey(key) {
  * request). Namespaced; a TieredCache read given `{ request }` answers from
  * it first and fills it.
  */
+// `RequestRef#call` operations (src/request.rs).
+const GET = 0, SET = 1, DELETE = 2, CLEAR = 3, SIZE = 4;
+// What a get answers for a miss: a stored undefined or null is a hit.
+const MISS = Symbol('miss');
+
 export class RequestCache {
   #ref = new RequestRef();
 
   /** The value under `key` (in `namespace`), or undefined. */
   get(key, namespace) {
-    checkKey(key);
-    return this.#ref.get(key, namespace)[0];
+    const value = this.#get(key, namespace);
+    return value === MISS ? undefined : value;
   }
 
   /** `{ hit: true, value }` or `{ hit: false }`: tells a stored undefined/null from a miss. */
   lookup(key, namespace) {
-    checkKey(key);
-    const r = this.#ref.get(key, namespace);
-    return r.length ? { hit: true, value: r[0] } : { hit: false, value: undefined };
+    const value = this.#get(key, namespace);
+    return value === MISS ? { hit: false, value: undefined } : { hit: true, value };
   }
 
   has(key, namespace) {
-    checkKey(key);
-    return this.#ref.get(key, namespace).length !== 0;
+    return this.#get(key, namespace) !== MISS;
   }
 
   set(key, value, namespace) {
     checkKey(key);
-    this.#ref.set(key, value, namespace);
+    this.#ref.call(SET, key, value, namespace);
     return this;
   }
 
   delete(key, namespace) {
     checkKey(key);
-    return this.#ref.delete(key, namespace);
+    return this.#ref.call(DELETE, key, undefined, namespace);
   }
 
   /** Empties `namespace`, or every namespace. */
   clear(namespace) {
-    this.#ref.clear(namespace);
+    this.#ref.call(CLEAR, '', undefined, namespace);
   }
 
   /** Entries in `namespace`, or in all namespaces. */
   size(namespace) {
-    return this.#ref.size(namespace);
+    return this.#ref.call(SIZE, '', undefined, namespace);
+  }
+
+  #get(key, namespace) {
+    checkKey(key);
+    return this.#ref.call(GET, key, MISS, namespace);
   }
 
   [SHARE]() {

@@ -1,11 +1,11 @@
 // Reads the byte layout in which the wasm side hands over steps and read
-// results (bindings-wasm/src/wire.rs): little-endian u8, u32 and f64;
+// results (bindings-wasm/src/wire.rs, src/tiered.rs `advance`): little-endian u8, u32 and f64;
 // strings and bytes are a u32 length and the bytes. Byte fields are views
 // into the buffer (a copy out of wasm memory that JS owns), not copies.
 
 const utf8 = new TextDecoder();
 
-class Reader {
+export class Reader {
   constructor(bytes) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -57,7 +57,7 @@ class Reader {
 // Step kinds by code, as src/tiered.rs writes them.
 const KINDS = ['done', 'fetch', 'decode', 'lease', 'sleep', 'load', 'notify', 'wait', 'store', 'delete'];
 
-function readStep(r) {
+export function readStep(r) {
   const kind = KINDS[r.u8()];
   switch (kind) {
     case 'fetch':
@@ -92,36 +92,32 @@ function readStep(r) {
   }
 }
 
-/** One step (ReadHandle#next). */
-export function decodeStep(bytes) {
-  return readStep(new Reader(bytes));
-}
-
 /** The steps of a write (setAllTiers, deleteAllTiers). */
 export function decodeSteps(bytes) {
   const r = new Reader(bytes);
-  return r.list(readStep);
+  const steps = [];
+  while (r.at < bytes.length) steps.push(readStep(r));
+  return steps;
 }
 
 /**
- * The results of a finished read of `keys`: `results` holds `{ key, hit,
- * value, source }` per key, in order (what getMany returns, no second
- * object per key); `errors` (a Map from index to message) and `refresh`
- * (indices) are null when empty. `sourceName(code)` names a source.
+ * The results of a finished read of `keys` (after its done step in `r`):
+ * `results` holds `{ key, hit, value, source }` per key, in order, the
+ * values being `values[i + 1]`; `errors` (a Map from index to message)
+ * and `refresh` (indices) are null when empty. `sources[code]` names a source.
  */
-export function decodeResults(bytes, keys, values, sourceName) {
-  const r = new Reader(bytes);
-  const n = r.u32();
+export function readResults(r, keys, core, sources) {
+  const n = keys.length;
   const results = new Array(n);
   let errors = null;
   let refresh = null;
   for (let i = 0; i < n; i++) {
-    const flags = r.u8();
-    const source = sourceName(r.u8());
+    const flags = r.bytes[r.at++];
+    const source = sources[r.bytes[r.at++]];
     if (flags & 4) (errors ??= new Map()).set(i, r.str());
     if (flags & 2) (refresh ??= []).push(i);
     const hit = (flags & 1) !== 0;
-    results[i] = { key: keys[i], hit, value: hit ? values[i] : undefined, source };
+    results[i] = { key: keys[i], hit, value: hit ? core.value(i) : undefined, source };
   }
   return { results, errors, refresh };
 }

@@ -9,7 +9,7 @@
 //!   the rules of `LocalCache` addressed by `u32` slot numbers. Values and
 //!   string keys stay on the JS side; only integers cross, and reads are
 //!   applied in batches.
-//! * [`Tiered`] / [`ReadHandle`]: the core's sans-I/O
+//! * [`Tiered`]: the core's sans-I/O
 //!   [`Read`](stratacache::tiered::Read) machine, stepped from JS with `await`.
 //!   Values are `JsValue`s (handles into the JS heap), so they are never
 //!   serialized on the local path.
@@ -36,6 +36,7 @@ mod wire;
 
 pub use keys::{is_valid_key, safe_key, KeyBuilder};
 pub use local::LocalSlots;
-pub use tiered::{ReadHandle, RequestRef, Tiered};
+pub use request::RequestRef;
+pub use tiered::Tiered;
 #[cfg(feature = "tools")]
 pub use vectors::EnvelopeCodec;

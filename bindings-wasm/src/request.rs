@@ -1,73 +1,74 @@
 //! The core's `RequestCache`, holding JS values, for one request.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use stratacache::{Lookup, Namespace, RequestCache};
 use wasm_bindgen::prelude::*;
 
 use crate::js;
 
-/// Values cached for one request, in namespaces; the tiered cache's reads
-/// answer from it first and fill it (under an internal namespace).
-pub struct RequestCacheHandle {
-    pub(crate) inner: RequestCache<JsValue>,
-}
+/// Values cached for one request, in namespaces, shared with the reads
+/// given it (they answer from it first and fill it, under an internal
+/// namespace). JS keeps one per request (`js/request.js`).
+#[wasm_bindgen]
+pub struct RequestRef(pub(crate) Rc<RefCell<RequestCache<JsValue>>>);
 
-fn namespace(name: Option<String>) -> Result<Namespace, JsValue> {
-    match name {
-        None => Ok(Namespace::DEFAULT),
-        Some(name) => Namespace::new(name).map_err(|e| js::type_error(&e.to_string())),
-    }
-}
-
-impl RequestCacheHandle {
-    /// An empty request cache.
-    pub fn new() -> RequestCacheHandle {
-        RequestCacheHandle {
-            inner: RequestCache::new(),
-        }
+#[wasm_bindgen]
+impl RequestRef {
+    /// A new, empty request cache.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> RequestRef {
+        RequestRef(Rc::new(RefCell::new(RequestCache::new())))
     }
 
-    /// `[value]` for a stored value (which may be `undefined` or `null`),
-    /// `[]` for a miss.
-    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Vec<JsValue>, JsValue> {
-        let ns = namespace(ns)?;
-        Ok(match self.inner.get(&ns, key) {
-            Lookup::Hit(value) => vec![value.clone()],
-            Lookup::Miss => Vec::new(),
+    /// A second handle to the same request cache (reads consume one).
+    pub fn share(&self) -> RequestRef {
+        RequestRef(self.0.clone())
+    }
+
+    /// One operation on `key` in namespace `ns` (absent: the default), one
+    /// export for all (wasm size): `op` 0 get (the value; `value`, a
+    /// sentinel the caller passes, for a miss), 1 set `value`, 2 delete
+    /// (true if it was stored), 3 clear `ns` (absent: every namespace), 4
+    /// size of `ns` (absent: of all).
+    pub fn call(
+        &self,
+        op: u8,
+        key: &str,
+        value: JsValue,
+        ns: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let mut cache = self.0.borrow_mut();
+        let name = match &ns {
+            None => Namespace::DEFAULT,
+            Some(name) => Namespace::new(name).map_err(|e| js::type_error(&e.to_string()))?,
+        };
+        Ok(match (op, ns) {
+            (0, _) => match cache.get(&name, key) {
+                Lookup::Hit(v) => v.clone(),
+                Lookup::Miss => value,
+            },
+            (1, _) => {
+                cache.set(&name, key, value);
+                JsValue::UNDEFINED
+            }
+            (2, _) => JsValue::from_bool(cache.delete(&name, key).is_found()),
+            (3, None) => {
+                cache.clear_all();
+                JsValue::UNDEFINED
+            }
+            (3, Some(_)) => {
+                cache.clear(&name);
+                JsValue::UNDEFINED
+            }
+            (_, None) => JsValue::from_f64(cache.total_len() as f64),
+            (_, Some(_)) => JsValue::from_f64(cache.len(&name) as f64),
         })
     }
-
-    /// Stores `value` under `key`.
-    pub fn set(&mut self, key: &str, value: JsValue, ns: Option<String>) -> Result<(), JsValue> {
-        let ns = namespace(ns)?;
-        self.inner.set(&ns, key, value);
-        Ok(())
-    }
-
-    /// Removes `key`; true if it was stored.
-    pub fn delete(&mut self, key: &str, ns: Option<String>) -> Result<bool, JsValue> {
-        let ns = namespace(ns)?;
-        Ok(self.inner.delete(&ns, key).is_found())
-    }
-
-    /// Removes every entry of `ns`, or of every namespace if `ns` is absent.
-    pub fn clear(&mut self, ns: Option<String>) -> Result<(), JsValue> {
-        match ns {
-            None => self.inner.clear_all(),
-            Some(name) => self.inner.clear(&namespace(Some(name))?),
-        }
-        Ok(())
-    }
-
-    /// Entries in `ns`, or in all namespaces if `ns` is absent.
-    pub fn size(&self, ns: Option<String>) -> Result<usize, JsValue> {
-        Ok(match ns {
-            None => self.inner.total_len(),
-            Some(name) => self.inner.len(&namespace(Some(name))?),
-        })
-    }
 }
 
-impl Default for RequestCacheHandle {
+impl Default for RequestRef {
     fn default() -> Self {
         Self::new()
     }

@@ -13,26 +13,31 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use stratacache::envelope::{Codec, Keyring};
+use stratacache::namespace::RESERVED_PREFIX;
 use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
     AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
     LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, TierStats};
+use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
 
 use crate::js::{self, to_u64};
-use crate::request::RequestCacheHandle;
+use crate::request::RequestRef;
 use crate::wire::Wire;
-
-type Shared = Rc<RefCell<TieredCache<JsValue>>>;
 
 /// A tiered cache: configuration, local tier, single-flight bookkeeping,
 /// tier health and counters, shared by every read of the isolate.
 #[wasm_bindgen]
 pub struct Tiered {
-    cache: Shared,
+    cache: TieredCache<JsValue>,
+    /// Reads waiting for the host, with their ids (never reused: a late
+    /// `cancel` cannot reach another read).
+    reads: Vec<(u32, Pending)>,
+    last_id: u32,
+    /// The values of the last finished read, taken by `value`.
+    values: Vec<JsValue>,
 }
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
@@ -185,10 +190,23 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
         Step::Notify { waiters } => waits(w.u8(6), &waiters),
         Step::Wait { waits: ids } => waits(w.u8(7), &ids),
         Step::Store { tier, entries } => {
-            w.u8(8).u32(tier).u32(entries.len());
-            for e in &entries {
-                w.str(&e.key).bytes(&e.value);
-                w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
+            // A value's chunks in a step of their own before its manifest:
+            // an adapter may write one batch's entries all at once.
+            let is_chunk = |e: &&stratacache::tiered::StoreItem| {
+                e.key
+                    .strip_prefix(RESERVED_PREFIX)
+                    .is_some_and(|k| k.starts_with(".chunk|"))
+            };
+            let chunks = entries.iter().filter(is_chunk).count();
+            for (chunk, n) in [(true, chunks), (false, entries.len() - chunks)] {
+                if n == 0 {
+                    continue;
+                }
+                w.u8(8).u32(tier).u32(n);
+                for e in entries.iter().filter(|e| is_chunk(e) == chunk) {
+                    w.str(&e.key).bytes(&e.value);
+                    w.f64(e.ttl_ms.map_or(f64::NAN, |ms| ms as f64));
+                }
             }
         }
         Step::Delete { tier, keys } => {
@@ -197,10 +215,9 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
     }
 }
 
-/// Steps of a write: their count, then each.
+/// Steps of a write, one after another.
 fn steps_bytes(steps: Vec<Step>) -> Vec<u8> {
     let mut w = Wire::new();
-    w.u32(steps.len());
     let mut weights = Vec::new();
     for step in steps {
         write_step(&mut w, step, &mut weights);
@@ -337,18 +354,24 @@ impl Tiered {
         };
         let cache = TieredCache::new(config).map_err(|e| js::type_error(&config_error(&e)))?;
         Ok(Tiered {
-            cache: Rc::new(RefCell::new(cache)),
+            cache,
+            reads: Vec::new(),
+            last_id: 0,
+            values: Vec::new(),
         })
     }
 
     /// Starts a read of the keys in `joined`, one after another, key `i`
     /// being `lengths[i]` UTF-8 bytes long (one string crosses the
-    /// boundary, not one per key: a 100-key read 28% faster). `flags`: 1 load, 2 force-miss, 4 skip
+    /// boundary, not one per key). `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
-    /// default). `random` is a fresh random integer below 2^53.
+    /// default). `random` is a fresh random integer below 2^53. Runs the
+    /// read as far as it goes without the host: see [`Tiered::advance`]
+    /// for what it returns (a read answered by the request and local tiers
+    /// is over in this one call).
     #[allow(clippy::too_many_arguments)]
     pub fn read(
-        &self,
+        &mut self,
         joined: &[u8],
         lengths: &[u32],
         flags: u32,
@@ -356,45 +379,157 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<ReadHandle, JsValue> {
+    ) -> Result<Vec<u8>, JsValue> {
         let options = ReadOptions {
             load: flags & 1 != 0,
             force_miss: flags & 2 != 0,
             ttl: expiry(ttl_ms),
             skip_request_tier: flags & 4 != 0,
         };
-        let mut cache = self.cache.borrow_mut();
         let read = {
             let req = request.as_ref().map(|r| r.0.borrow());
-            cache
+            self.cache
                 .read_raw(
                     crate::keys::remote_keys(split_keys(joined, lengths)),
                     options,
                     to_u64(now),
                     to_u64(random),
-                    req.as_ref().map(|r| &r.inner),
+                    req.as_deref(),
                 )
                 .map_err(invalid_key)?
         };
-        Ok(ReadHandle {
-            read: Some(read),
-            cache: self.cache.clone(),
-            request,
+        self.advance(Pending {
+            read,
+            request: request.map(|r| r.0),
             weights: Vec::new(),
-            fetched: Vec::new(),
-            decoded: Vec::new(),
-            loaded: Vec::new(),
-            values: Vec::new(),
+            tier: 0,
         })
+    }
+
+    /// Answers the step read `id` waits for, then runs it on (see
+    /// [`Tiered::advance`]). `kind` says what the answer is (the core
+    /// refuses the answer to another step than the one asked):
+    ///
+    /// * 0, the tier operation failed: `bytes` its message, `n` the time then;
+    /// * 1, fetched: per key `lengths[i]` bytes of `bytes` (in order),
+    ///   `u32::MAX` not found, `u32::MAX - 1` failed for this key;
+    /// * 2, decoded: `values`, `lengths[i] == 1` where item `i` failed;
+    /// * 3, loaded: `values`, and per key a pair in `lengths`: the payload's
+    ///   byte length in `bytes` and its codec tag; tag 255: the key failed,
+    ///   the bytes are the message; `n` the loader's milliseconds;
+    /// * 4, leased: `bytes[i] == 1` where the lease was taken;
+    /// * 5, slept until `n`; 6, woke;
+    /// * 7, cancel: the read is given up (nothing for a read that is
+    ///   over); the answer is a notify step of the waiters to wake.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &mut self,
+        id: u32,
+        kind: u8,
+        values: Vec<JsValue>,
+        bytes: &[u8],
+        lengths: &[u32],
+        n: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let Some(mut p) = self.take(id) else {
+            if kind == CANCEL {
+                return Ok(Vec::new());
+            }
+            return Err(js::type_error("stratacache: this read is over"));
+        };
+        if kind == CANCEL {
+            let mut w = Wire::new();
+            waits(w.u8(6), &p.read.cancel(&mut self.cache));
+            return Ok(w.into_inner());
+        }
+        let cache = &mut self.cache;
+        let mut at = 0;
+        let mut cut = |len: u32| {
+            let end = (at + len as usize).min(bytes.len());
+            let out = &bytes[at.min(end)..end];
+            at = end;
+            out
+        };
+        let answered = match kind {
+            FAILED => {
+                let message = std::str::from_utf8(bytes).unwrap_or_default();
+                p.read.failed(cache, p.tier, message.to_owned(), to_u64(n));
+                Ok(())
+            }
+            FETCHED => {
+                let fetched = lengths
+                    .iter()
+                    .map(|&len| match len {
+                        u32::MAX => Fetched::NotFound,
+                        FETCH_FAILED => Fetched::Failed(String::new()),
+                        len => Fetched::Found(cut(len).to_vec()),
+                    })
+                    .collect();
+                p.read.fetched_outcomes(cache, p.tier, fetched)
+            }
+            DECODED => {
+                let weights = std::mem::take(&mut p.weights);
+                let decoded = values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| match lengths.get(i) {
+                        Some(1) => Err("the payload could not be deserialized".to_owned()),
+                        _ => Ok(HostValue::new(value, weights.get(i).copied().unwrap_or(0))),
+                    })
+                    .collect();
+                p.read.decoded(cache, decoded)
+            }
+            LOADED => {
+                let loaded = values
+                    .into_iter()
+                    .zip(lengths.chunks_exact(2))
+                    .map(|(value, pair)| {
+                        let bytes = cut(pair[0]);
+                        match pair[1] {
+                            255 => Err(std::str::from_utf8(bytes).unwrap_or_default().to_owned()),
+                            tag => Ok(Loaded::new(value, codec_of(tag as u8), bytes.to_vec())),
+                        }
+                    })
+                    .collect();
+                p.read.loaded(cache, loaded, to_u64(n))
+            }
+            LEASED => p
+                .read
+                .leased(cache, bytes.iter().map(|&t| t == 1).collect()),
+            SLEPT => p.read.slept(to_u64(n)),
+            WOKE => p.read.woke(cache),
+            _ => Err(AnswerError::WrongStep {
+                expected: "a known answer",
+                answered: "an unknown one",
+            }),
+        };
+        if answered.is_err() {
+            self.reads.push((id, p));
+            return Err(js::error_with_kind(
+                "stratacache: the core refused an answer to the wrong step or with the wrong number of values (a driver bug)",
+                "answer_error",
+            ));
+        }
+        self.advance(p)
+    }
+
+    /// Value `i` of the last finished read (`undefined` for a miss), taken
+    /// (one call per value: cheaper than a `Vec<JsValue>`, which JS reads
+    /// back with a table lookup per value, and frees with another call).
+    pub fn value(&mut self, i: usize) -> JsValue {
+        self.values
+            .get_mut(i)
+            .map_or(JsValue::UNDEFINED, std::mem::take)
     }
 
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
-    /// remote tier (count, then each step). A TTL `<= 0` deletes instead.
+    /// remote tier (one after another). A TTL `<= 0` deletes instead (the
+    /// delete steps: `deleteAllTiers` in JS).
     #[wasm_bindgen(js_name = setAllTiers)]
     #[allow(clippy::too_many_arguments)]
     pub fn set_all_tiers(
-        &self,
+        &mut self,
         key: &str,
         value: JsValue,
         codec: u8,
@@ -405,7 +540,7 @@ impl Tiered {
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
         let loaded = Loaded::new(value, codec_of(codec), payload);
-        let mut cache = self.cache.borrow_mut();
+        let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
         let key = crate::keys::remote_key(key.to_owned());
         let steps = cache
@@ -415,28 +550,7 @@ impl Tiered {
                 expiry(ttl_ms),
                 to_u64(now),
                 to_u64(random),
-                req.as_mut().map(|r| &mut r.inner),
-            )
-            .map_err(invalid_key)?;
-        Ok(steps_bytes(steps))
-    }
-
-    /// Removes `key` from the request and local tiers now; returns the
-    /// delete steps for every remote tier (count, then each step).
-    #[wasm_bindgen(js_name = deleteAllTiers)]
-    pub fn delete_all_tiers(
-        &self,
-        key: &str,
-        now: f64,
-        request: Option<RequestRef>,
-    ) -> Result<Vec<u8>, JsValue> {
-        let mut cache = self.cache.borrow_mut();
-        let mut req = request.as_ref().map(|r| r.0.borrow_mut());
-        let steps = cache
-            .delete_all_tiers(
-                &crate::keys::remote_key(key.to_owned()),
-                to_u64(now),
-                req.as_mut().map(|r| &mut r.inner),
+                req.as_deref_mut(),
             )
             .map_err(invalid_key)?;
         Ok(steps_bytes(steps))
@@ -444,14 +558,14 @@ impl Tiered {
 
     /// Reports that a write (store, delete) to `tier` failed.
     #[wasm_bindgen(js_name = tierFailed)]
-    pub fn tier_failed(&self, tier: usize, now: f64) {
-        self.cache.borrow_mut().tier_failed(tier, to_u64(now));
+    pub fn tier_failed(&mut self, tier: usize, now: f64) {
+        self.cache.tier_failed(tier, to_u64(now));
     }
 
     /// Empties the local tier.
     #[wasm_bindgen(js_name = clearLocal)]
-    pub fn clear_local(&self) {
-        self.cache.borrow_mut().clear_local();
+    pub fn clear_local(&mut self) {
+        self.cache.clear_local();
     }
 
     /// The core's counter names (snake case), comma-separated, in the
@@ -484,7 +598,7 @@ impl Tiered {
     /// Every counter: the reads', each tier's, the local tier's (if there
     /// is one), the flights'; named by `statNames`.
     pub fn stats(&self) -> Vec<f64> {
-        let cache = self.cache.borrow();
+        let cache = &self.cache;
         let mut out: Vec<f64> = Vec::new();
         let mut push =
             |counters: Vec<(&str, u64)>| out.extend(counters.iter().map(|(_, v)| *v as f64));
@@ -500,208 +614,70 @@ impl Tiered {
     }
 }
 
-/// A request cache shared with reads (JS keeps one per request).
-#[wasm_bindgen]
-pub struct RequestRef(Rc<RefCell<RequestCacheHandle>>);
-
-#[wasm_bindgen]
-impl RequestRef {
-    /// A new, empty request cache.
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> RequestRef {
-        RequestRef(Rc::new(RefCell::new(RequestCacheHandle::new())))
-    }
-
-    /// A second handle to the same request cache (reads consume one).
-    pub fn share(&self) -> RequestRef {
-        RequestRef(self.0.clone())
-    }
-
-    /// `[value]` or `[]` (a miss).
-    pub fn get(&self, key: &str, ns: Option<String>) -> Result<Vec<JsValue>, JsValue> {
-        self.0.borrow().get(key, ns)
-    }
-
-    /// Stores `value` under `key`.
-    pub fn set(&self, key: &str, value: JsValue, ns: Option<String>) -> Result<(), JsValue> {
-        self.0.borrow_mut().set(key, value, ns)
-    }
-
-    /// Removes `key`; true if it was stored.
-    pub fn delete(&self, key: &str, ns: Option<String>) -> Result<bool, JsValue> {
-        self.0.borrow_mut().delete(key, ns)
-    }
-
-    /// Removes the entries of `ns`, or all.
-    pub fn clear(&self, ns: Option<String>) -> Result<(), JsValue> {
-        self.0.borrow_mut().clear(ns)
-    }
-
-    /// Number of entries in `ns`, or in all namespaces.
-    pub fn size(&self, ns: Option<String>) -> Result<usize, JsValue> {
-        self.0.borrow().size(ns)
-    }
-}
-
-impl Default for RequestRef {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// One read in progress. Answers to a step come one value per call
-/// (`fetchedValue`, `decodedValue`/`decodeFailed`,
-/// `loadedValue`/`loadFailed`), then the call that ends the step.
-#[wasm_bindgen]
-pub struct ReadHandle {
-    read: Option<RawRead<JsValue>>,
-    cache: Shared,
-    request: Option<RequestRef>,
+/// A read waiting for the host's answer to its last step.
+struct Pending {
+    read: RawRead<JsValue>,
+    request: Option<Rc<RefCell<RequestCache<JsValue>>>>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
-    fetched: Vec<Fetched>,
-    decoded: Vec<Result<HostValue<JsValue>, String>>,
-    loaded: Vec<Result<Loaded<JsValue>, String>>,
-    /// The values of the finished read, in key order.
-    values: Vec<JsValue>,
+    /// The tier of the last fetch or lease step.
+    tier: usize,
 }
 
-impl ReadHandle {
-    /// Runs an answer; false if the core refused it (see `AnswerError`):
-    /// JS throws then (a bool keeps the wasm smaller than a `Result`).
-    fn with(
-        &mut self,
-        f: impl FnOnce(&mut RawRead<JsValue>, &mut TieredCache<JsValue>) -> Result<(), AnswerError>,
-    ) -> bool {
-        let Some(read) = self.read.as_mut() else {
-            return true;
-        };
-        let mut cache = self.cache.borrow_mut();
-        f(read, &mut cache).is_ok()
+/// A fetched key its tier could not answer (`answer` kind 1).
+const FETCH_FAILED: u32 = u32::MAX - 1;
+
+// The kinds of `answer`, as `js/tiered.js` names them (a test checks).
+const FAILED: u8 = 0;
+const FETCHED: u8 = 1;
+const DECODED: u8 = 2;
+const LOADED: u8 = 3;
+const LEASED: u8 = 4;
+const SLEPT: u8 = 5;
+const WOKE: u8 = 6;
+const CANCEL: u8 = 7;
+
+impl Tiered {
+    /// The read waiting under `id`, taken out.
+    fn take(&mut self, id: u32) -> Option<Pending> {
+        let at = self.reads.iter().position(|(k, _)| *k == id)?;
+        Some(self.reads.swap_remove(at).1)
     }
-}
 
-#[wasm_bindgen]
-impl ReadHandle {
-    /// The next step, in the layout `js/wire.js` reads (kind 0: done).
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Vec<u8> {
-        let step = match self.read.as_mut() {
-            Some(read) => read.next(&mut self.cache.borrow_mut()),
-            None => Step::Done,
-        };
+    /// Runs read `p` until it needs the host. The bytes (layout of
+    /// `js/wire.js`) hold the steps that need no answer
+    /// (notify, store, delete), then the one that does; after it the read's
+    /// id (to `answer` with) or, after done, the results (per key a flags
+    /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
+    /// the message), whose values are then taken with `value`. Throws in
+    /// strict mode after a tier failure.
+    fn advance(&mut self, mut p: Pending) -> Result<Vec<u8>, JsValue> {
         let mut w = Wire::new();
-        write_step(&mut w, step, &mut self.weights);
-        w.into_inner()
-    }
-
-    /// One answer to a fetch, in key order: the bytes, or `undefined` for
-    /// a miss.
-    #[wasm_bindgen(js_name = fetchedValue)]
-    pub fn fetched_value(&mut self, value: Option<Vec<u8>>) {
-        self.fetched.push(value.into());
-    }
-
-    /// One answer to a fetch, in key order: the tier could not answer for
-    /// this key (its server is down); it goes on to the next tier.
-    #[wasm_bindgen(js_name = fetchFailed)]
-    pub fn fetch_failed(&mut self) {
-        self.fetched.push(Fetched::Failed(String::new()));
-    }
-
-    /// The fetch from `tier` is answered (one `fetchedValue` per key).
-    pub fn fetched(&mut self, tier: usize) -> bool {
-        let values = std::mem::take(&mut self.fetched);
-        self.with(|read, cache| read.fetched_outcomes(cache, tier, values))
-    }
-
-    /// The operation asked of `tier` failed (rejected, timed out), as known
-    /// at `now` (the tier's cool-down runs from then).
-    pub fn failed(&mut self, tier: usize, message: &str, now: f64) {
-        self.fetched.clear();
-        if let Some(read) = self.read.as_mut() {
-            read.failed(
-                &mut self.cache.borrow_mut(),
-                tier,
-                message.to_owned(),
-                to_u64(now),
+        loop {
+            let step = p.read.next(&mut self.cache);
+            let done = matches!(step, Step::Done);
+            let effect = matches!(
+                step,
+                Step::Notify { .. } | Step::Store { .. } | Step::Delete { .. }
             );
+            if let Step::Fetch { tier, .. } | Step::Lease { tier, .. } = step {
+                p.tier = tier;
+            }
+            write_step(&mut w, step, &mut p.weights);
+            if done {
+                break;
+            }
+            if !effect {
+                self.last_id = self.last_id.wrapping_add(1);
+                self.reads.push((self.last_id, p));
+                w.u32(self.last_id as usize);
+                return Ok(w.into_inner());
+            }
         }
-    }
-
-    /// The next item of a decode step, deserialized.
-    #[wasm_bindgen(js_name = decodedValue)]
-    pub fn decoded_value(&mut self, value: JsValue) {
-        let weight = self.weights.get(self.decoded.len()).copied().unwrap_or(0);
-        self.decoded.push(Ok(HostValue::new(value, weight)));
-    }
-
-    /// The next item of a decode step could not be deserialized.
-    #[wasm_bindgen(js_name = decodeFailed)]
-    pub fn decode_failed(&mut self) {
-        self.decoded
-            .push(Err("the payload could not be deserialized".to_owned()));
-    }
-
-    /// The decode step is answered (one value or failure per item).
-    pub fn decoded(&mut self) -> bool {
-        let results = std::mem::take(&mut self.decoded);
-        self.weights.clear();
-        self.with(|read, cache| read.decoded(cache, results))
-    }
-
-    /// The next key of a load step: its value, serialized as `payload`
-    /// with codec tag `codec`.
-    #[wasm_bindgen(js_name = loadedValue)]
-    pub fn loaded_value(&mut self, value: JsValue, codec: u8, payload: Vec<u8>) {
-        self.loaded
-            .push(Ok(Loaded::new(value, codec_of(codec), payload)));
-    }
-
-    /// The next key of a load step failed to load (or to serialize).
-    #[wasm_bindgen(js_name = loadFailed)]
-    pub fn load_failed(&mut self, message: String) {
-        self.loaded.push(Err(message));
-    }
-
-    /// The load step is answered (one value or failure per key), after
-    /// `load_ms`.
-    pub fn loaded(&mut self, load_ms: f64) -> bool {
-        let results = std::mem::take(&mut self.loaded);
-        self.with(|read, cache| read.loaded(cache, results, to_u64(load_ms)))
-    }
-
-    /// The answer to a lease step: `taken[i] == 1` where `add` took it.
-    pub fn leased(&mut self, taken: &[u8]) -> bool {
-        let taken = taken.iter().map(|&t| t == 1).collect();
-        self.with(|read, cache| read.leased(cache, taken))
-    }
-
-    /// The answer to a sleep step, with the time after sleeping.
-    pub fn slept(&mut self, now: f64) -> bool {
-        self.with(|read, _| read.slept(to_u64(now)))
-    }
-
-    /// The answer to a wait step: the waiters were notified (or the host
-    /// stopped waiting).
-    pub fn woke(&mut self) -> bool {
-        self.with(|read, cache| read.woke(cache))
-    }
-
-    /// Ends the read after `done`: per key, in the order given, a flags
-    /// byte (1 hit, 2 refresh, 4 an error message follows), the source code
-    /// (see `source_code`) and the message; the values are then taken with
-    /// `values`. Throws in strict mode after a tier failure.
-    pub fn finish(&mut self) -> Result<Vec<u8>, JsValue> {
-        let Some(read) = self.read.take() else {
-            return Err(js::type_error(
-                "stratacache: this read was already finished",
-            ));
-        };
-        let mut cache = self.cache.borrow_mut();
+        let Pending { read, request, .. } = p;
         let results = {
-            let mut req = self.request.as_ref().map(|r| r.0.borrow_mut());
-            read.finish(&mut cache, req.as_mut().map(|r| &mut r.inner))
+            let mut req = request.as_ref().map(|r| r.borrow_mut());
+            read.finish(&mut self.cache, req.as_deref_mut())
         };
         let results = results.map_err(|failure| {
             js::error_with_kind(
@@ -713,14 +689,18 @@ impl ReadHandle {
                 "tier_failure",
             )
         })?;
-        let mut w = Wire::new();
-        w.u32(results.len());
+        self.values.clear();
         for r in results {
-            let (hit, value) = match r.lookup {
-                Lookup::Hit(v) => (1, v),
-                Lookup::Miss => (0, JsValue::UNDEFINED),
+            let hit = match r.lookup {
+                Lookup::Hit(v) => {
+                    self.values.push(v);
+                    1
+                }
+                Lookup::Miss => {
+                    self.values.push(JsValue::UNDEFINED);
+                    0
+                }
             };
-            self.values.push(value);
             let error = if r.error.is_some() { 4 } else { 0 };
             w.u8(hit | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
@@ -730,22 +710,103 @@ impl ReadHandle {
         }
         Ok(w.into_inner())
     }
+}
 
-    /// The values of the finished read, in key order (`undefined` for a
-    /// miss).
-    pub fn values(&mut self) -> Vec<JsValue> {
-        std::mem::take(&mut self.values)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratacache::tiered::StoreItem;
+
+    /// The names of a `const NAMES = [...]` list, or of `const A = 0, B = 1`, in a JS file.
+    fn js_list(js: &str, start: &str) -> Vec<String> {
+        let list = js
+            .split(start)
+            .nth(1)
+            .expect(start)
+            .split([']', ';'])
+            .next()
+            .unwrap();
+        list.split(',')
+            .map(|s| s.trim().trim_matches('\'').to_owned())
+            .collect()
     }
 
-    /// Gives the read up; returns the waiters to wake (as `notify` would).
-    pub fn cancel(&mut self) -> Vec<f64> {
-        match self.read.take() {
-            Some(read) => read
-                .cancel(&mut self.cache.borrow_mut())
-                .iter()
-                .map(|id| id.into_raw() as f64)
-                .collect(),
-            None => Vec::new(),
+    #[test]
+    fn js_reads_the_step_kinds_written_here() {
+        let kinds = js_list(include_str!("../js/wire.js"), "const KINDS = [");
+        let keys = vec!["k".to_owned()];
+        let store = StoreItem {
+            key: "k".into(),
+            value: vec![1],
+            ttl_ms: None,
+        };
+        let steps = [
+            (Step::Done, "done"),
+            (
+                Step::Fetch {
+                    tier: 0,
+                    keys: keys.clone(),
+                },
+                "fetch",
+            ),
+            (Step::Decode { items: vec![] }, "decode"),
+            (
+                Step::Lease {
+                    tier: 0,
+                    items: vec![],
+                },
+                "lease",
+            ),
+            (Step::Sleep { ms: 1 }, "sleep"),
+            (Step::Load { keys: keys.clone() }, "load"),
+            (Step::Notify { waiters: vec![] }, "notify"),
+            (Step::Wait { waits: vec![] }, "wait"),
+            (
+                Step::Store {
+                    tier: 0,
+                    entries: vec![store],
+                },
+                "store",
+            ),
+            (Step::Delete { tier: 0, keys }, "delete"),
+        ];
+        assert_eq!(kinds.len(), steps.len());
+        for (step, name) in steps {
+            let mut w = Wire::new();
+            write_step(&mut w, step, &mut Vec::new());
+            assert_eq!(kinds[w.into_inner()[0] as usize], name);
+        }
+    }
+
+    #[test]
+    fn js_names_the_sources_and_answers_as_here() {
+        let js = include_str!("../js/tiered.js");
+        let sources = js_list(js, "this.#sources = [");
+        for (source, name) in [
+            (Source::Request, "request"),
+            (Source::Local, "local"),
+            (Source::Loader, "loader"),
+            (Source::Flight, "flight"),
+        ] {
+            assert_eq!(sources[source_code(Some(source)) as usize], name);
+        }
+        assert_eq!(sources[source_code(None) as usize], "undefined");
+        assert!(js.contains("this.#sources[16 + i] = name"));
+        assert_eq!(source_code(Some(Source::Tier(2))), 16 + 2);
+        let answers = js_list(js, "const FAILED = 0,");
+        let named = [
+            ("FETCHED", FETCHED),
+            ("DECODED", DECODED),
+            ("LOADED", LOADED),
+            ("LEASED", LEASED),
+            ("SLEPT", SLEPT),
+            ("WOKE", WOKE),
+            ("CANCEL", CANCEL),
+        ];
+        assert_eq!(FAILED, 0);
+        assert_eq!(answers.len(), named.len());
+        for (entry, (name, code)) in answers.iter().zip(named) {
+            assert_eq!(entry, &format!("{name} = {code}"));
         }
     }
 }

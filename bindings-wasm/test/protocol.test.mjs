@@ -31,3 +31,63 @@ test('a partly failed getMany keeps the healthy keys; the failed ones go to the 
   assert.equal(s.tiers[1].hits, 2);
   assert.equal(s.tiers[0].errors, 1);
 });
+
+test('concurrent reads that finish interleaved each get their own values', async () => {
+  const tier = memoryTier({ name: 'memcached' });
+  const writer = new TieredCache({ tiers: [tier] });
+  const groups = Array.from({ length: 6 }, (_, g) => keys(5).map((k) => `${k}/${g}`));
+  for (const group of groups) for (const k of group) await writer.setAllTiers(k, `value of ${k}`);
+  // Each tier call answers after a different delay, so reads finish out of order.
+  let call = 0;
+  const slow = { ...tier, async getMany(asked) {
+    await new Promise((r) => setTimeout(r, 5 * (7 - (call++ % 7))));
+    return tier.getMany(asked);
+  } };
+  const reader = new TieredCache({ tiers: [slow] });
+  const all = await Promise.all(groups.map((group) => reader.getMany(group)));
+  all.forEach((results, g) => results.forEach((r, i) => {
+    assert.equal(r.key, groups[g][i]);
+    assert.equal(r.value, `value of ${groups[g][i]}`);
+    assert.equal(r.source, 'memcached');
+  }));
+  const again = await Promise.all(groups.map((group) => reader.getMany(group)));
+  again.forEach((results, g) => results.forEach((r, i) => assert.deepEqual([r.value, r.source], [`value of ${groups[g][i]}`, 'local'])));
+});
+
+test('the wasm side refuses an answer to another step, and an answer to a read that is over', async () => {
+  const { Tiered } = await import('./node_modules/stratacache/stratacache_core.js');
+  const none = new Float64Array(0);
+  const core = new Tiered(new TextEncoder().encode('mc'), Uint32Array.of(2), Float64Array.of(0, NaN, NaN, NaN, NaN, NaN, NaN, NaN), none, new Uint8Array(0), new Uint32Array(0), new Uint8Array(0), new Uint32Array(0), none);
+  const out = core.read(new TextEncoder().encode('k'), Uint32Array.of(1), 1, NaN, Date.now(), 7, undefined);
+  assert.equal(out[0], 1, 'a fetch step');
+  const id = new DataView(out.buffer, out.byteOffset).getUint32(out.length - 4, true);
+  // A load answer (kind 3) to the fetch step: refused, the read stays as it was.
+  assert.throws(() => core.answer(id, 3, [1], new Uint8Array(1), Uint32Array.of(1, 0), 0), (e) => e.kind === 'answer_error');
+  // The right answer (kind 1: not found) moves it on to the load step.
+  const next = core.answer(id, 1, [], new Uint8Array(0), Uint32Array.of(0xffffffff), 0);
+  assert.equal(next[0], 5, 'a load step');
+  const loadId = new DataView(next.buffer, next.byteOffset).getUint32(next.length - 4, true);
+  const cancelled = core.answer(loadId, 7, [], new Uint8Array(0), new Uint32Array(0), 0);
+  assert.deepEqual([...cancelled], [6, 0, 0, 0, 0], 'a notify step of no waiters');
+  assert.throws(() => core.answer(loadId, 3, ['v'], new Uint8Array(1), Uint32Array.of(1, 0), 0), /this read is over/);
+  assert.equal(core.answer(loadId, 7, [], new Uint8Array(0), new Uint32Array(0), 0).length, 0, 'cancelling twice is harmless');
+});
+
+test('leases across isolates: one loads, the other waits for its value in the shared tier', async () => {
+  const shared = memoryTier({ name: 'memcached' });
+  const options = { tiers: [{ ...shared, leases: true }], lease: { ttlMs: 5000, maxWaitMs: 3000, pollIntervalMs: 20 } };
+  const a = new TieredCache(options);
+  const b = new TieredCache(options);
+  let loads = 0;
+  const loader = async () => {
+    loads++;
+    await new Promise((r) => setTimeout(r, 100));
+    return 'built once';
+  };
+  const [va, vb] = await Promise.all([a.getOrLoad('report|v1', loader), new Promise((r) => setTimeout(r, 20)).then(() => b.getOrLoad('report|v1', loader))]);
+  assert.deepEqual([va, vb, loads], ['built once', 'built once', 1]);
+  assert.ok(shared.calls.add >= 2, 'both isolates asked for the lease');
+  await Promise.all([a.flush(), b.flush()]);
+  assert.equal([...shared.items.keys()].filter((k) => k.startsWith('tiercache.lease|')).length, 0, 'the lease was released');
+  assert.equal(shared.calls.deleteMany, 1);
+});

@@ -279,3 +279,21 @@ test('keys cross to wasm joined: mixed ASCII, 2-, 3- and 4-byte characters and e
   assert.deepEqual(got.map((r) => [r.key, r.hit, r.value, r.source]), keys.map((k) => [k, true, `v:${k}`, 'm\u00e9moire']));
   assert.equal(fresh.stats().tiers[0].name, 'm\u00e9moire');
 });
+
+test('RequestCache: namespaces, stored undefined is a hit, delete/clear/size per namespace, bad namespaces refused', () => {
+  const request = new RequestCache();
+  request.set('k', 'default').set('k', 'in a', 'a').set('k', undefined, 'b');
+  assert.equal(request.get('k'), 'default');
+  assert.equal(request.get('k', 'a'), 'in a');
+  assert.deepEqual(request.lookup('k', 'b'), { hit: true, value: undefined });
+  assert.deepEqual(request.lookup('missing', 'b'), { hit: false, value: undefined });
+  assert.equal(request.has('k', 'b'), true);
+  assert.equal(request.has('k', 'c'), false);
+  assert.deepEqual([request.size(), request.size('a'), request.size('c')], [3, 1, 0]);
+  assert.equal(request.delete('k', 'a'), true);
+  assert.equal(request.delete('k', 'a'), false);
+  request.clear('b');
+  assert.deepEqual([request.size(), request.size('b'), request.get('k')], [1, 0, 'default']);
+  assert.throws(() => request.set('k', 1, ''), TypeError);
+  assert.throws(() => request.get('k', 'tiercache.locks'), TypeError);
+});

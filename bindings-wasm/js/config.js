@@ -1,0 +1,146 @@
+// What TieredCache checks before the core sees it: options flattened into
+// the numbers the wasm constructor takes (src/tiered.rs, `Tiered::new`),
+// keys and TTLs, and the error type. No caching rule lives here.
+
+import { checkWellFormed } from './key.js';
+
+/** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, decode, tier_failure, answer_error. */
+export class StratacacheError extends Error {
+  constructor(message, { kind, cause, key } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'StratacacheError';
+    this.kind = kind;
+    if (key !== undefined) this.key = key;
+  }
+}
+
+// Tier kinds by the code the wasm side takes.
+const TIER_KINDS = ['memcached', 'redis', 'workers_kv', 'storage'];
+const TIER_FIELDS = ['itemLimit', 'maxTtlMs', 'minTtlMs', 'storage', 'backfill', 'replicas', 'leases'];
+
+export function message(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** `promise`, or a StratacacheError of kind "timeout" after `ms`. */
+export function withTimeout(promise, ms, what) {
+  if (!(ms > 0) || ms === Infinity) return Promise.resolve(promise);
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new StratacacheError(`stratacache: ${what} timed out after ${ms} ms`, { kind: 'timeout' })), ms);
+  });
+  return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+export function checkTier(tier, index) {
+  if (tier === null || typeof tier !== 'object') {
+    throw new TypeError(`stratacache: tier ${index} is ${tier}; give an adapter such as kvTier(env.CACHE) or memoryTier()`);
+  }
+  for (const method of ['getMany', 'setMany', 'deleteMany']) {
+    if (typeof tier[method] !== 'function') {
+      throw new TypeError(`stratacache: tier ${index} (${tier.name ?? 'unnamed'}) has no ${method}() method; see the adapter interface in docs/wasm.md`);
+    }
+  }
+  const kind = tier.kind ?? 'memcached';
+  if (!TIER_KINDS.includes(kind)) {
+    throw new TypeError(`stratacache: tier ${index} has kind ${JSON.stringify(kind)}; use memcached, redis, workers_kv or storage`);
+  }
+  if (tier.leases && typeof tier.add !== 'function') {
+    throw new TypeError(`stratacache: tier ${tier.name ?? `tier${index}`} has leases on but no add() method`);
+  }
+  return tier.name ?? `tier${index}`;
+}
+
+function signingKeys(keys) {
+  if (keys === undefined || keys === null) return [];
+  const list = Array.isArray(keys) ? keys : Object.entries(keys).map(([id, secret]) => ({ id, secret }));
+  return list.map((entry, i) => {
+    const { id, secret } = Array.isArray(entry) ? { id: entry[0], secret: entry[1] } : entry;
+    if (typeof id !== 'string') throw new TypeError(`stratacache: signing key ${i} needs a string id, such as "2025a"`);
+    let bytes = secret;
+    if (typeof secret === 'string') bytes = encoder.encode(secret);
+    else if (secret instanceof ArrayBuffer) bytes = new Uint8Array(secret);
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`stratacache: signing key ${JSON.stringify(id)} needs a secret (string or Uint8Array)`);
+    return { id, secret: bytes };
+  });
+}
+
+/** A config number for the wasm side: NaN when not given (the core's default). */
+function num(value) {
+  if (value === undefined) return NaN;
+  if (value === null) return Infinity;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return Number(value);
+}
+
+/** The arguments of the wasm `Tiered` constructor for `tiers` named `names` (see src/tiered.rs). */
+export function coreConfig(tiers, names, options) {
+  const tierNumbers = Float64Array.from(tiers.flatMap((t) => [TIER_KINDS.indexOf(t.kind ?? 'memcached'), ...TIER_FIELDS.map((f) => num(t[f]))]));
+  const local = options.local === false || options.local === null ? [] : [num(options.local?.maxEntries), num(options.local?.maxBytes), num(options.local?.ttlMs)];
+  const keys = signingKeys(options.signingKeys);
+  const secrets = new Uint8Array(keys.reduce((n, k) => n + k.secret.length, 0));
+  keys.reduce((at, { secret }) => (secrets.set(secret, at), at + secret.length), 0);
+  const lease = options.lease !== null && typeof options.lease === 'object' ? options.lease : undefined;
+  const cooldown = options.cooldown ?? {};
+  const numbers = [options.compressAt, options.defaultTtlMs, options.staleMs, options.ttlJitter, options.xfetchBeta, options.refreshTimeoutMs, options.strict, options.maxPayloadLen, lease !== undefined, lease?.ttlMs, lease?.maxWaitMs, lease?.pollIntervalMs, cooldown.failuresToTrip, cooldown.cooldownMs];
+  // Copies: the bytes of joined() are a view of a buffer the next call reuses.
+  const [nameBytes, nameLengths] = joined(names);
+  return [nameBytes.slice(), nameLengths, tierNumbers, Float64Array.from(local), ...joined(keys.map((k) => k.id)), secrets, Uint32Array.from(keys, (k) => k.secret.length), Float64Array.from(numbers, num)];
+}
+
+export function ttlOf(options) {
+  const ttl = options?.ttlMs;
+  if (ttl === undefined || ttl === null) return NaN;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl)) throw new TypeError(`stratacache: ttlMs must be a number of milliseconds, got ${ttl}`);
+  return ttl;
+}
+
+export function checkKeys(keys) {
+  if (!Array.isArray(keys)) throw new TypeError(`stratacache: keys must be an array of strings, got ${keys === null ? 'null' : typeof keys}`);
+  for (const key of keys) if (typeof key !== 'string') checkOne(key);
+}
+
+export function checkOne(key) {
+  if (typeof key !== 'string') {
+    const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
+    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string`);
+  }
+  checkWellFormed(key, 'the key');
+}
+
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(4096);
+
+/**
+ * `[the keys' UTF-8 bytes one after another, their lengths]`: how keys
+ * cross to the wasm side (one copy of bytes instead of two calls per key).
+ * The bytes are a view of a shared buffer: valid until the next call.
+ */
+export function joined(keys) {
+  const all = keys.join('');
+  if (scratch.length < all.length * 3) scratch = new Uint8Array(all.length * 3);
+  const { written } = encoder.encodeInto(all, scratch);
+  const lengths = new Uint32Array(keys.length);
+  if (written === all.length) {
+    for (let i = 0; i < keys.length; i++) lengths[i] = keys[i].length;
+  } else {
+    for (let i = 0; i < keys.length; i++) {
+      // Any string is a key (the core maps it with plainKey), but a lone
+      // surrogate has no UTF-8 form and would merge with U+FFFD.
+      checkWellFormed(keys[i], 'the key');
+      lengths[i] = encoder.encode(keys[i]).length;
+    }
+  }
+  return [scratch.subarray(0, written), lengths];
+}
+
+/** `parts` (Uint8Arrays) one after another. */
+export function concat(parts, total) {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
