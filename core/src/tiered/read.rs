@@ -12,7 +12,7 @@ use crate::stampede::{
 use super::protocol::{Abandon, AnswerError, Fetched, Reaper};
 use super::{
     check_key, mix, unit_random, DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, ReadOptions,
-    Step, StoreItem, TierFailure, TieredCache,
+    SealJob, Step, StoreItem, TierFailure, TieredCache,
 };
 
 /// After this many rounds of waiting for other readers, a reader loads its
@@ -198,6 +198,8 @@ pub struct RawRead<V, E = String> {
     phase: Phase,
     awaiting: Awaiting,
     stores: Vec<Vec<StoreItem>>,
+    /// With [`RawRead::defer_sealing`]: writes handed out unsealed.
+    jobs: Option<Vec<SealJob>>,
     notify: Vec<WaitId>,
     lease_tier: Option<usize>,
     releases: Vec<String>,
@@ -228,6 +230,7 @@ impl<V: Clone, E> RawRead<V, E> {
             phase: Phase::Remote(0),
             awaiting: Awaiting::Nothing,
             stores: Vec::new(),
+            jobs: None,
             notify: Vec::new(),
             lease_tier: None,
             releases: Vec::new(),
@@ -797,18 +800,28 @@ impl<V: Clone, E> RawRead<V, E> {
                 header.recompute_cost_ms,
                 self.now,
             );
-            if let Some(envelope) = &hit.envelope {
+            if let Some(envelope) = hit.envelope {
                 let faster: Vec<usize> = (0..hit.tier)
                     .filter(|&t| cache.config.tiers[t].backfill)
                     .collect();
-                cache.plan_stores(
-                    &mut self.stores,
-                    faster.into_iter(),
-                    &key,
-                    envelope,
-                    header.hard_expiry_ms,
-                    self.now,
-                );
+                match &mut self.jobs {
+                    Some(jobs) => jobs.extend(cache.seal_job(
+                        &key,
+                        None,
+                        envelope,
+                        faster.into_iter(),
+                        header.hard_expiry_ms,
+                        self.now,
+                    )),
+                    None => cache.plan_stores(
+                        &mut self.stores,
+                        faster.into_iter(),
+                        &key,
+                        &envelope,
+                        header.hard_expiry_ms,
+                        self.now,
+                    ),
+                }
             }
             let due = cache.refresh_due(
                 header.soft_expiry_ms,
@@ -986,6 +999,7 @@ impl<V: Clone, E> RawRead<V, E> {
                                 self.now,
                                 random,
                                 &mut self.stores,
+                                self.jobs.as_mut(),
                                 None,
                             )
                         }
@@ -1271,6 +1285,51 @@ impl<V: Clone, E> RawRead<V, E> {
         }
         cache.read_stats.misses += misses;
         Ok(results)
+    }
+
+    /// From now on, the values this read loads or back-fills are not sealed
+    /// and planned as [`Step::Store`]s: they are handed out as
+    /// [`SealJob`]s by [`RawRead::take_seal_jobs`], for a host with a
+    /// background writer to seal off the request path. Take them before
+    /// issuing the read's later writes (its lease releases follow them).
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// read.defer_sealing();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn defer_sealing(&mut self) {
+        self.jobs.get_or_insert_with(Vec::new);
+    }
+
+    /// The [`SealJob`]s planned since the last call (see
+    /// [`RawRead::defer_sealing`]); empty when sealing is not deferred.
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn take_seal_jobs(&mut self) -> Vec<SealJob> {
+        self.jobs.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Whether [`RawRead::take_seal_jobs`] has jobs to hand out.
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(!read.has_seal_jobs());
+    /// ```
+    pub fn has_seal_jobs(&self) -> bool {
+        self.jobs.as_ref().is_some_and(|jobs| !jobs.is_empty())
     }
 
     /// The keys of this read, in order.
