@@ -154,7 +154,10 @@ class MemcachedTier(Tier):
     Django cache over the same ``LOCATION`` reads, writes and deletes the
     same keys on the same servers. ``hashing="ketama"`` picks servers as
     libmemcached's weighted ketama does instead (pylibmc with
-    ``behaviors={"ketama_weighted": True}``; not checked against pylibmc here).
+    ``behaviors={"ketama_weighted": True}``), ``hashing="ketama_plain"`` as
+    its plain ketama (``behaviors={"ketama": True}``, Django's usual
+    ``PyLibMCCache`` setting); both checked against pylibmc on four real
+    servers (tests/test_ketama_compat.py).
 
     Health per server: a batch that partly fails keeps the healthy servers'
     values; the failed keys are told apart from misses by
