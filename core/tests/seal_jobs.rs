@@ -2,6 +2,7 @@
 //! the store steps a read that does not defer issues (same bytes, same
 //! order: tiers in order, chunks before their manifest), for loaded values
 //! and for back-fills.
+#![cfg(feature = "write-behind")]
 
 use stratacache::envelope::{Codec, Keyring};
 use stratacache::tiered::{

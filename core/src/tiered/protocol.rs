@@ -454,6 +454,7 @@ impl<V: Clone, E> Read<V, E> {
         }
     }
 
+    #[cfg(feature = "write-behind")]
     /// Hands this read's loaded and back-filled values out unsealed, as
     /// [`SealJob`](super::SealJob)s (see [`RawRead::defer_sealing`]): for a
     /// host that writes off the request path. Take them with
@@ -470,6 +471,7 @@ impl<V: Clone, E> Read<V, E> {
         self.raw.defer_sealing();
     }
 
+    #[cfg(feature = "write-behind")]
     /// The unsealed writes planned since the last call (see
     /// [`Read::defer_sealing`]).
     ///

@@ -10,9 +10,11 @@ use crate::stampede::{
 };
 
 use super::protocol::{Abandon, AnswerError, Fetched, Reaper};
+#[cfg(feature = "write-behind")]
+use super::SealJob;
 use super::{
     check_key, mix, unit_random, DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, ReadOptions,
-    SealJob, Step, StoreItem, TierFailure, TieredCache,
+    Step, StoreItem, TierFailure, TieredCache,
 };
 
 /// After this many rounds of waiting for other readers, a reader loads its
@@ -199,7 +201,7 @@ pub struct RawRead<V, E = String> {
     awaiting: Awaiting,
     stores: Vec<Vec<StoreItem>>,
     /// With [`RawRead::defer_sealing`]: writes handed out unsealed.
-    jobs: Option<Vec<SealJob>>,
+    jobs: Option<super::writes::Jobs>,
     notify: Vec<WaitId>,
     lease_tier: Option<usize>,
     releases: Vec<String>,
@@ -800,28 +802,37 @@ impl<V: Clone, E> RawRead<V, E> {
                 header.recompute_cost_ms,
                 self.now,
             );
-            if let Some(envelope) = hit.envelope {
+            // With deferred sealing, a back-fill goes out as a job (the
+            // envelope moved into it, not copied).
+            #[cfg(feature = "write-behind")]
+            let backfill = match (&mut self.jobs, hit.envelope) {
+                (Some(jobs), Some(envelope)) => {
+                    let faster = (0..hit.tier).filter(|&t| cache.config.tiers[t].backfill);
+                    let faster: Vec<usize> = faster.collect();
+                    let hard = header.hard_expiry_ms;
+                    let job =
+                        cache.seal_job(&key, None, envelope, faster.into_iter(), hard, self.now);
+                    jobs.extend(job);
+                    None
+                }
+                (_, envelope) => envelope,
+            };
+            #[cfg(not(feature = "write-behind"))]
+            let backfill = &hit.envelope;
+            #[cfg(feature = "write-behind")]
+            let backfill = &backfill;
+            if let Some(envelope) = backfill {
                 let faster: Vec<usize> = (0..hit.tier)
                     .filter(|&t| cache.config.tiers[t].backfill)
                     .collect();
-                match &mut self.jobs {
-                    Some(jobs) => jobs.extend(cache.seal_job(
-                        &key,
-                        None,
-                        envelope,
-                        faster.into_iter(),
-                        header.hard_expiry_ms,
-                        self.now,
-                    )),
-                    None => cache.plan_stores(
-                        &mut self.stores,
-                        faster.into_iter(),
-                        &key,
-                        &envelope,
-                        header.hard_expiry_ms,
-                        self.now,
-                    ),
-                }
+                cache.plan_stores(
+                    &mut self.stores,
+                    faster.into_iter(),
+                    &key,
+                    envelope,
+                    header.hard_expiry_ms,
+                    self.now,
+                );
             }
             let due = cache.refresh_due(
                 header.soft_expiry_ms,
@@ -1287,6 +1298,7 @@ impl<V: Clone, E> RawRead<V, E> {
         Ok(results)
     }
 
+    #[cfg(feature = "write-behind")]
     /// From now on, the values this read loads or back-fills are not sealed
     /// and planned as [`Step::Store`]s: they are handed out as
     /// [`SealJob`]s by [`RawRead::take_seal_jobs`], for a host with a
@@ -1305,6 +1317,7 @@ impl<V: Clone, E> RawRead<V, E> {
         self.jobs.get_or_insert_with(Vec::new);
     }
 
+    #[cfg(feature = "write-behind")]
     /// The [`SealJob`]s planned since the last call (see
     /// [`RawRead::defer_sealing`]); empty when sealing is not deferred.
     ///
@@ -1319,6 +1332,7 @@ impl<V: Clone, E> RawRead<V, E> {
         self.jobs.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    #[cfg(feature = "write-behind")]
     /// Whether [`RawRead::take_seal_jobs`] has jobs to hand out.
     ///
     /// ```

@@ -2,14 +2,25 @@
 //! chunked per tier and issued chunks first.
 
 use crate::chunk;
-use crate::envelope::{self, EncodeOptions, EnvelopeHeader, Keyring};
+#[cfg(feature = "write-behind")]
+use crate::envelope::Keyring;
+use crate::envelope::{self, EncodeOptions, EnvelopeHeader};
 use crate::local::Expiry;
 use crate::request::RequestCache;
 use crate::stampede::{jitter_ttl, replica_keys};
 
-use super::{
-    check_key, unit_random, Effect, InvalidKey, Loaded, LocalEntry, Step, StoreItem, TieredCache,
-};
+#[cfg(feature = "write-behind")]
+use super::Effect;
+use super::{check_key, unit_random, InvalidKey, Loaded, LocalEntry, Step, StoreItem, TieredCache};
+
+/// The unsealed writes a read collects when it defers sealing (feature
+/// `write-behind`; without it, never any).
+#[cfg(feature = "write-behind")]
+pub(super) type Jobs = Vec<SealJob>;
+/// The unsealed writes a read collects when it defers sealing (feature
+/// `write-behind`; without it, never any).
+#[cfg(not(feature = "write-behind"))]
+pub(super) type Jobs = std::convert::Infallible;
 
 impl<V: Clone> TieredCache<V> {
     /// Writes `value` under `key` to the request and local tiers now, and
@@ -153,13 +164,13 @@ impl<V: Clone> TieredCache<V> {
     pub(super) fn write_value(
         &mut self,
         key: &str,
-        mut loaded: Loaded<V>,
+        loaded: Loaded<V>,
         soft_ttl: Option<u64>,
         recompute_cost_ms: u64,
         now: u64,
         random: f64,
         stores: &mut Vec<Vec<StoreItem>>,
-        jobs: Option<&mut Vec<SealJob>>,
+        jobs: Option<&mut Jobs>,
         request: Option<&mut RequestCache<V>>,
     ) -> V {
         // A new value ends any refresh handed out for the old one.
@@ -171,28 +182,38 @@ impl<V: Clone> TieredCache<V> {
             EnvelopeHeader::new(loaded.codec, now).with_recompute_cost(recompute_cost_ms);
         header.soft_expiry_ms = soft;
         header.hard_expiry_ms = hard;
-        if !self.config.tiers.is_empty() {
-            match jobs {
-                // Sealing a large value costs milliseconds: a host that writes
-                // off the request path seals there too.
-                Some(jobs) => {
-                    let tiers = 0..self.config.tiers.len();
-                    let payload = std::mem::take(&mut loaded.payload);
-                    if let Some(job) = self.seal_job(key, Some(header), payload, tiers, hard, now) {
-                        jobs.push(job);
-                    }
-                }
-                None => {
-                    let sealed = envelope::encode_for_key(
-                        key,
-                        &header,
-                        &loaded.payload,
-                        &self.encode_options(),
-                    );
-                    let tiers = 0..self.config.tiers.len();
-                    self.plan_stores(stores, tiers, key, &sealed, hard, now);
+        // Sealing a large value costs milliseconds: a host that writes off
+        // the request path seals there too (a job, the payload moved in).
+        #[cfg(feature = "write-behind")]
+        let loaded = match jobs {
+            Some(jobs) if !self.config.tiers.is_empty() => {
+                let Loaded {
+                    value,
+                    codec,
+                    payload,
+                    weight,
+                } = loaded;
+                let tiers = 0..self.config.tiers.len();
+                jobs.extend(self.seal_job(key, Some(header), payload, tiers, hard, now));
+                Loaded {
+                    value,
+                    codec,
+                    payload: Vec::new(),
+                    weight,
                 }
             }
+            _ => {
+                self.seal_and_plan(key, &header, &loaded.payload, hard, now, stores);
+                loaded
+            }
+        };
+        #[cfg(not(feature = "write-behind"))]
+        if !self.config.tiers.is_empty() {
+            let _: Option<&mut Jobs> = jobs;
+            let sealed =
+                envelope::encode_for_key(key, &header, &loaded.payload, &self.encode_options());
+            let tiers = 0..self.config.tiers.len();
+            self.plan_stores(stores, tiers, key, &sealed, hard, now);
         }
         self.fill_local(
             key,
@@ -209,6 +230,26 @@ impl<V: Clone> TieredCache<V> {
         loaded.value
     }
 
+    /// Seals `payload` once and plans its writes to every remote tier.
+    #[cfg(feature = "write-behind")]
+    fn seal_and_plan(
+        &mut self,
+        key: &str,
+        header: &EnvelopeHeader,
+        payload: &[u8],
+        hard_expiry_ms: Option<u64>,
+        now: u64,
+        stores: &mut Vec<Vec<StoreItem>>,
+    ) {
+        if self.config.tiers.is_empty() {
+            return;
+        }
+        let sealed = envelope::encode_for_key(key, header, payload, &self.encode_options());
+        let tiers = 0..self.config.tiers.len();
+        self.plan_stores(stores, tiers, key, &sealed, hard_expiry_ms, now);
+    }
+
+    #[cfg(feature = "write-behind")]
     /// A [`SealJob`] writing `bytes` (a payload to seal with `header`, or an
     /// envelope already sealed when `header` is `None`) to the available
     /// `tiers`; `None` when no tier is available. Counts the writes now.
@@ -288,6 +329,7 @@ impl<V: Clone> TieredCache<V> {
     }
 }
 
+#[cfg(feature = "write-behind")]
 /// One tier of a [`SealJob`].
 #[derive(Debug, Clone)]
 struct SealTier {
@@ -297,6 +339,7 @@ struct SealTier {
     ttl_ms: Option<u64>,
 }
 
+#[cfg(feature = "write-behind")]
 /// The writes of one value to remote tiers, not yet sealed: a read that
 /// defers sealing ([`RawRead::defer_sealing`](super::RawRead::defer_sealing))
 /// hands these out instead of store steps, so that a host with a
@@ -330,6 +373,7 @@ pub struct SealJob {
     keyring: Option<Keyring>,
 }
 
+#[cfg(feature = "write-behind")]
 impl SealJob {
     /// The key written (its chunks and replicas are derived from it).
     ///
@@ -415,6 +459,7 @@ impl SealJob {
     }
 }
 
+#[cfg(feature = "write-behind")]
 impl std::fmt::Debug for SealJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealJob")
