@@ -14,7 +14,9 @@ first read of a cold key returns after its loader, not after its writes.
 
 What goes to the queue: the ``store`` steps of reads (values found in a
 lower tier written to the tiers above, and loaded values written to every
-tier). What never does: ``set_all_tiers``/``set``, ``delete_all_tiers`` and
+tier), handed out unsealed (``SealJob``): the writer thread signs,
+compresses and chunks them, so a large value's envelope costs the request
+nothing (its codec's ``dumps`` still runs on the caller's thread). What never does: ``set_all_tiers``/``set``, ``delete_all_tiers`` and
 ``delete_many`` (explicit writes stay synchronous). An explicit write of a
 key supersedes queued writes of that key: they are skipped, and a queued
 write already on the wire finishes first, so an older value never lands
@@ -344,7 +346,8 @@ class BackgroundWriter:
 
     def stats(self) -> dict:
         """``queued``, ``written``, ``dropped``, ``failed``, ``superseded``
-        (counted in entries), ``deletes_queued`` (lease releases), and
+        (counted in entries; a value queued unsealed counts one until it is
+        sealed, then its entries), ``deletes_queued`` (lease releases), and
         ``pending`` steps / ``pending_bytes`` now."""
         with self._cond:
             out = dict(self._counts)
