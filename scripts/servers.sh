@@ -25,6 +25,10 @@
 #   memcached1 = base, memcached2 = base+1, redis = base+2, s3 = base+3;
 # then memcached3 = base+4, memcached4 = base+5, redis-c1..3 = base+6..base+8,
 # redis-replica = base+9.
+# Redis Sentinel (`sentinel`: redis-sp primary = base+10, redis-sr its
+# replica = base+11, sentinels redis-s1..3 = base+12..base+14, service name
+# "stratacache", down-after-milliseconds 500): fresh state at each start;
+# kill redis-sp (`stop redis-sp`) and the sentinels promote redis-sr.
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -37,6 +41,8 @@
 #   STRATACACHE_MEMCACHED_FLEET "127.0.0.1:P1,...,127.0.0.1:P6" (four servers)
 #   STRATACACHE_REDIS_REPLICA_URL "redis://127.0.0.1:P10/0" (replica of STRATACACHE_REDIS_URL)
 #   STRATACACHE_REDIS_CLUSTER  "redis://127.0.0.1:P7,redis://127.0.0.1:P8,redis://127.0.0.1:P9"
+#   STRATACACHE_REDIS_SENTINELS "127.0.0.1:P13,127.0.0.1:P14,127.0.0.1:P15" (the sentinels)
+#   STRATACACHE_REDIS_SENTINEL_SERVICE "stratacache"
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
@@ -63,6 +69,11 @@ port_of() {
     redis-c2) echo $((BASE + 7)) ;;
     redis-c3) echo $((BASE + 8)) ;;
     redis-replica) echo $((BASE + 9)) ;;
+    redis-sp) echo $((BASE + 10)) ;;
+    redis-sr) echo $((BASE + 11)) ;;
+    redis-s1) echo $((BASE + 12)) ;;
+    redis-s2) echo $((BASE + 13)) ;;
+    redis-s3) echo $((BASE + 14)) ;;
   esac
 }
 
@@ -74,8 +85,10 @@ expand() {
       memcached) out+=(memcached1 memcached2) ;;
       fleet) out+=(memcached1 memcached2 memcached3 memcached4) ;;
       redis-cluster) out+=(redis-c1 redis-c2 redis-c3) ;;
+      sentinel) out+=(redis-sp redis-sr redis-s1 redis-s2 redis-s3) ;;
+      redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) out+=("$s") ;;
       memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
-      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, s3)" >&2; exit 2 ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, s3)" >&2; exit 2 ;;
     esac
   done
   echo "${out[@]}"
@@ -93,7 +106,7 @@ ensure_installed() {
   for s in "$@"; do
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
-      redis | redis-c* | redis-replica) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      redis | redis-c* | redis-replica | redis-s*) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
       s3) want_s3=1 ;;
     esac
   done
@@ -144,6 +157,7 @@ start_one() {
         --cluster-node-timeout 2000 --cluster-require-full-coverage no \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
+    redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) start_sentinel_part "$s" "$port" ;;
     s3)
       nohup "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >>"$DIR/s3.log" 2>&1 &
       echo $! >"$DIR/s3.pid"
@@ -199,6 +213,55 @@ form_cluster() {
   exit 1
 }
 
+# -- Redis Sentinel (the `sentinel` services) ---------------------------------
+SENTINEL_SERVICE=stratacache
+
+start_sentinel_part() {
+  local s=$1 port=$2 primary=$((BASE + 10))
+  case "$s" in
+    redis-sp | redis-sr)
+      local args=()
+      [ "$s" = redis-sr ] && args=(--replicaof 127.0.0.1 "$primary")
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${args[@]}" \
+        --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
+      ;;
+    *)
+      # Sentinels rewrite their config file: a fresh one each start.
+      cat >"$DIR/$s.conf" <<CONF
+port $port
+bind 127.0.0.1
+daemonize yes
+pidfile $DIR/$s.pid
+logfile $DIR/$s.log
+dir $DIR
+sentinel monitor $SENTINEL_SERVICE 127.0.0.1 $primary 2
+sentinel down-after-milliseconds $SENTINEL_SERVICE 500
+sentinel failover-timeout $SENTINEL_SERVICE 5000
+sentinel parallel-syncs $SENTINEL_SERVICE 1
+CONF
+      redis-server "$DIR/$s.conf" --sentinel >/dev/null
+      ;;
+  esac
+}
+
+# Waits until the replica is in sync and every sentinel knows it (a
+# failover needs a replica to promote).
+form_sentinel() {
+  local i s ok
+  for i in $(seq 1 200); do
+    ok=1
+    redis-cli -p $((BASE + 11)) info replication 2>/dev/null | grep -q 'master_link_status:up' || ok=0
+    for s in 12 13 14; do
+      [ "$(redis-cli -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
+      [ "$(redis-cli -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
+    done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "servers.sh: the sentinels did not see the replica and each other within 20 s; see $DIR/redis-s1.log" >&2
+  exit 1
+}
+
 print_env() {
   cat <<EOF
 export STRATACACHE_PORT_BASE=$BASE
@@ -210,6 +273,8 @@ export STRATACACHE_S3_BUCKET=stratacache-test
 export STRATACACHE_MEMCACHED_FLEET=127.0.0.1:$MC1_PORT,127.0.0.1:$MC2_PORT,127.0.0.1:$((BASE + 4)),127.0.0.1:$((BASE + 5))
 export STRATACACHE_REDIS_REPLICA_URL=redis://127.0.0.1:$((BASE + 9))/0
 export STRATACACHE_REDIS_CLUSTER=redis://127.0.0.1:$((BASE + 6)),redis://127.0.0.1:$((BASE + 7)),redis://127.0.0.1:$((BASE + 8))
+export STRATACACHE_REDIS_SENTINELS=127.0.0.1:$((BASE + 12)),127.0.0.1:$((BASE + 13)),127.0.0.1:$((BASE + 14))
+export STRATACACHE_REDIS_SENTINEL_SERVICE=$SENTINEL_SERVICE
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
@@ -226,6 +291,7 @@ case "$cmd" in
     for s in "${services[@]}"; do start_one "$s"; done
     for s in "${services[@]}"; do wait_ready "$s"; done
     [[ " ${services[*]} " == *" redis-c1 "* ]] && form_cluster
+    [[ " ${services[*]} " == *" redis-s1 "* ]] && form_sentinel
     echo "servers.sh: started ${services[*]} (port base $BASE)" >&2
     ;;
   stop)
@@ -242,7 +308,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

@@ -21,6 +21,13 @@ start_servers
 # The Debug Toolbar panel test takes a screenshot in headless Chromium.
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 
+# pylibmc (tests/test_ketama_compat.py, a real ketama client): built
+# against libmemcached's headers.
+if ! "$VENV/bin/python" -c 'import pylibmc' 2>/dev/null; then
+  dpkg -s libmemcached-dev >/dev/null 2>&1 || apt_install libmemcached-dev
+  "$VENV/bin/pip" install -q pylibmc
+fi
+
 step "pytest (bindings-python/tests)"
 cd bindings-python/tests
 "$VENV/bin/python" -m pytest -q "$@"

@@ -12,6 +12,7 @@ mod local;
 mod memcached;
 mod redis;
 mod request;
+mod seal;
 mod tiered;
 mod util;
 
@@ -56,5 +57,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fast::register(m)?;
     memcached::register(m)?;
     redis::register(m)?;
+    seal::register(m)?;
     Ok(())
 }

@@ -95,7 +95,8 @@ impl MemcachedClient {
     /// `servers`: `(node, host, port)` for TCP or `(node, path, None)` for a
     /// Unix socket; `node` is the name keys are hashed with (pymemcache's:
     /// `"host:port"`, or the path). `hashing`: `"rendezvous"` (pymemcache)
-    /// or `"ketama"` (libmemcached/pylibmc). `dead_keys`: `"move"` (a dead
+    /// or `"ketama"` (libmemcached's `ketama_weighted`) or `"ketama_plain"`
+    /// (pylibmc's `ketama`). `dead_keys`: `"move"` (a dead
     /// server's keys go to the live ones while it is down) or `"stay"`.
     /// `retry_after`: seconds before a dead server is probed again.
     #[new]
@@ -168,6 +169,7 @@ impl MemcachedClient {
         match self.client.hashing() {
             memcached::Hashing::Rendezvous => "rendezvous",
             memcached::Hashing::Ketama => "ketama",
+            memcached::Hashing::KetamaPlain => "ketama_plain",
         }
     }
 

@@ -131,8 +131,11 @@ impl RedisClient {
     /// `nodes`: one URL (`redis://host:port/db`) or, with `cluster=True`,
     /// the seed nodes of a Redis Cluster. `replicas`: URLs of read replicas
     /// of a single node. `read_from_replicas`: cluster reads go to replicas.
+    /// `sentinel_service`: `nodes` are Redis Sentinel URLs and the primary is
+    /// the one they name for this service (database `db`), found again after
+    /// a failover.
     #[new]
-    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8))]
+    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         nodes: Vec<String>,
@@ -144,8 +147,15 @@ impl RedisClient {
         timeout: f64,
         retry_after: f64,
         max_idle: usize,
+        sentinel_service: Option<String>,
+        db: i64,
     ) -> PyResult<Self> {
-        if !cluster && nodes.len() != 1 {
+        if sentinel_service.is_some() && (cluster || nodes.is_empty()) {
+            return Err(PyValueError::new_err(
+                "Redis Sentinel takes the sentinels' URLs (one or more), not cluster=True",
+            ));
+        }
+        if !cluster && sentinel_service.is_none() && nodes.len() != 1 {
             return Err(PyValueError::new_err(
                 "a single Redis node takes one URL (pass replicas=[...] for read replicas, or cluster=True)",
             ));
@@ -155,6 +165,8 @@ impl RedisClient {
             replicas,
             cluster,
             read_from_replicas,
+            sentinel_service,
+            db,
             key_prefix: key_prefix.to_owned(),
             connect_timeout: duration(connect_timeout, "connect_timeout")?,
             timeout: duration(timeout, "timeout")?,

@@ -540,8 +540,18 @@ impl PyRead {
 
 #[pymethods]
 impl PyRead {
-    /// The next step, as a tuple whose first item names it.
-    fn next<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    /// The next step, as a tuple whose first item names it. With
+    /// `defer_stores`, loaded and back-filled values come out unsealed as
+    /// `("seal", [SealJob, ...])` (see `advance`).
+    #[pyo3(signature = (defer_stores = false))]
+    fn next<'py>(&mut self, py: Python<'py>, defer_stores: bool) -> PyResult<Bound<'py, PyTuple>> {
+        if defer_stores {
+            let (read, _) = self.parts()?;
+            read.defer_sealing();
+            if let Some(seal) = crate::seal::seal_step(py, read) {
+                return seal;
+            }
+        }
         if let Some(step) = self.first.take() {
             return step_obj(py, step);
         }
@@ -567,7 +577,9 @@ impl PyRead {
     ///
     /// With `defer_stores`, store steps always come back to the host (which
     /// queues them for a background writer instead of writing them on the
-    /// caller's thread).
+    /// caller's thread), and loaded and back-filled values come back
+    /// unsealed, as `("seal", [SealJob, ...])`: the writer thread signs,
+    /// compresses and chunks them, off the request path.
     #[pyo3(signature = (natives, loads, codec, defer_stores = false))]
     fn advance<'py>(
         &mut self,
@@ -578,6 +590,13 @@ impl PyRead {
         defer_stores: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         loop {
+            if defer_stores {
+                let (read, _) = self.parts()?;
+                read.defer_sealing();
+                if let Some(seal) = crate::seal::seal_step(py, read) {
+                    return seal;
+                }
+            }
             let step = match self.first.take() {
                 Some(step) => step,
                 None => {
@@ -817,7 +836,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shape_loaded, m)?)?;
     // Every tag a step tuple can carry: the driver handles exactly these.
     let mut kinds: Vec<&str> = Step::KINDS.to_vec();
-    kinds.extend([TIER_ERROR, DECODE_ERRORS]);
+    kinds.extend([TIER_ERROR, DECODE_ERRORS, crate::seal::SEAL]);
     m.add("STEP_KINDS", kinds)?;
     Ok(())
 }

@@ -17,9 +17,9 @@ SERVERS = REPO / "scripts" / "servers.sh"
 
 
 def _free_base(first: int) -> int:
-    for base in range(first, first + 2000, 10):
+    for base in range(first, first + 2000, 20):
         busy = False
-        for port in range(base, base + 10):
+        for port in range(base, base + 15):  # up to the sentinels (base+14)
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     busy = True
@@ -62,6 +62,14 @@ class Fleet:
     def redis_cluster(self) -> list:
         return self.vars["STRATACACHE_REDIS_CLUSTER"].split(",")
 
+    @property
+    def sentinels(self) -> list:
+        """The sentinels as ``(host, port)`` pairs (django-redis's SENTINELS)."""
+        return [
+            (h, int(p))
+            for h, p in (a.split(":") for a in self.vars["STRATACACHE_REDIS_SENTINELS"].split(","))
+        ]
+
     def pid(self, service: str) -> int:
         return int(Path(self.dir, f"{service}.pid").read_text().strip())
 
@@ -88,6 +96,8 @@ class Fleet:
             "redis-c3",
             "redis",
             "redis-replica",
+            "redis-sp",
+            "redis-sr",
         ):
             try:
                 self.thaw(s)

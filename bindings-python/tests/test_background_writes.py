@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from stratacache import Key, TieredCache
+from stratacache import Key, TieredCache, _core
 from stratacache.background import BackgroundWrites
 from stratacache.tiers import MemcachedTier
 
@@ -237,3 +237,48 @@ def test_a_lease_is_released_only_after_the_queued_store(gated):
     assert got["b"] == "from a" and b_loads == []
     assert a.stats()["background_writes"]["deletes_queued"] == 1
     a.close()
+
+
+class SealWatchingMemcached(MemcachedTier):
+    """memcached that records which thread each write came from."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writers = []
+
+    def set_many(self, entries):
+        self.writers.append((threading.current_thread().name, [e[0] for e in entries]))
+        super().set_many(entries)
+
+
+def test_a_large_value_is_sealed_and_chunked_by_the_writer(memcached, redis_tier):
+    """The read hands its writes out unsealed: the writer thread seals and
+    chunks them (chunks before their manifest), back-fills as well."""
+    tier = SealWatchingMemcached(MEMCACHED)
+    cache = TieredCache([tier, redis_tier], background_writes=True, **SIGNED)
+    key = Key("block_structure", 1)(uuid.uuid4().hex)
+    big = os.urandom(3 * 1024 * 1024)  # over memcached's 1 MiB items: chunked
+    assert cache.get_or_load(key, lambda: big) == big
+    assert cache.flush_writes(10)
+    # Every write ran on the writer thread, the manifest (the main key) last.
+    names = {name for name, _ in tier.writers}
+    assert names and all(n.startswith("stratacache-writer") for n in names), names
+    written = [k for _, keys in tier.writers for k in keys]
+    chunk = [k.startswith(_core.CHUNK_KEY_PREFIX) for k in written]
+    assert len(written) >= 4 and all(chunk[:-1]) and not chunk[-1], written
+    assert remote(tier).get(key) == big
+    assert TieredCache([redis_tier], local=None, **SIGNED).get(key) == big
+    stats = cache.stats()["background_writes"]
+    assert stats["written"] == stats["queued"] >= 5 and stats["failed"] == 0
+    # A back-fill of the same size from Redis to memcached: sealed already,
+    # chunked by the writer too.
+    key2 = Key("block_structure", 1)(uuid.uuid4().hex)
+    TieredCache([redis_tier], local=None, **SIGNED).set(key2, big)
+    tier.writers.clear()
+    other = TieredCache([tier, redis_tier], background_writes=True, **SIGNED)
+    assert other.get(key2) == big
+    assert other.flush_writes(10)
+    assert tier.writers and all(n.startswith("stratacache-writer") for n, _ in tier.writers)
+    assert remote(tier).get(key2) == big
+    cache.close()
+    other.close()

@@ -304,3 +304,55 @@ def test_refresh_publishes_after_its_background_writes(memcached):
     until(lambda: b.get("report") == "new", 2)
     assert a.stats()["invalidation"]["published"] == 2
     assert a.stats()["background_writes"]["written"] == 1
+
+
+class _Clock:
+    """A settable clock (seconds), shared by the caches of a test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_early_refresh_publishes_like_other_writes(memcached):
+    """An XFetch early refresh writes a new value: the others' local tiers
+    drop the old one (as after ``set`` or ``refresh``), not after their TTL."""
+    name = channel()
+    clock = _Clock()
+    a = TieredCache(
+        [memcached],
+        local=None,
+        invalidation=Invalidation(REDIS_URL, channel=name),
+        xfetch_beta=1e6,
+        default_ttl=100,
+        ttl_jitter=0,
+        clock=clock,
+        name="a",
+        **SIGNED,
+    )
+    b = TieredCache(
+        [memcached],
+        local=LocalTier(ttl=300),
+        invalidation=Invalidation(REDIS_URL, channel=name),
+        xfetch_beta=0,
+        clock=clock,
+        **SIGNED,
+    )
+    assert a.invalidation.wait_connected(5) and b.invalidation.wait_connected(5)
+    key = f"xfetch|v1|{uuid.uuid4().hex}"
+
+    def slow_v1():
+        time.sleep(0.05)  # the recompute cost XFetch weighs
+        return "v1"
+
+    assert a.get_or_load(key, slow_v1) == "v1"
+    assert b.get(key) == "v1"  # now in b's local tier, good for 100 s
+    published = a.stats()["invalidation"]["published"]
+    clock.now += 99  # one second before expiry: a refreshes early
+    assert a.get_or_load(key, lambda: "v2") == "v1"
+    until(lambda: b.get(key) == "v2", 2)
+    assert a.stats()["invalidation"]["published"] == published + 1
+    a.close()
+    b.close()

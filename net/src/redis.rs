@@ -5,6 +5,10 @@
 //! - One node: `MGET` to a replica (round robin over the live ones; the
 //!   primary when none is), writes pipelined to the primary (`SET .. PX`,
 //!   `SET .. NX PX`), one round trip per batch.
+//! - Sentinel: as one node, the primary found through Redis Sentinel
+//!   (`SENTINEL get-master-addr-by-name`); when it fails, the sentinels are
+//!   asked again (at most every 100 ms) and the batch is retried once on
+//!   the new primary, so reads and writes resume once a failover is done.
 //! - Cluster: one `GET` per key, sent as one pipeline that the `redis`
 //!   crate splits per node (one round trip per node), following
 //!   `MOVED`/`ASK` redirections itself. When a node fails,
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Connection, RedisResult, Value};
 
 use crate::health::Health;
@@ -50,6 +55,10 @@ pub struct Config {
     pub cluster: bool,
     /// Cluster: read from replicas (`READONLY`).
     pub read_from_replicas: bool,
+    /// Sentinel: the service (master) name; `nodes` are then the sentinels.
+    pub sentinel_service: Option<String>,
+    /// Sentinel: the database of the primary.
+    pub db: i64,
     /// Put before every key.
     pub key_prefix: String,
     /// Bound on a new connection.
@@ -69,6 +78,8 @@ impl Config {
             replicas: Vec::new(),
             cluster: false,
             read_from_replicas: false,
+            sentinel_service: None,
+            db: 0,
             key_prefix: String::new(),
             connect_timeout: Duration::from_millis(250),
             timeout: Duration::from_millis(500),
@@ -81,6 +92,21 @@ impl Config {
     pub fn single(primary: &str, replicas: &[&str]) -> Config {
         let mut c = Config::base(vec![primary.to_owned()]);
         c.replicas = replicas.iter().map(|s| (*s).to_owned()).collect();
+        c
+    }
+
+    /// The primary of `service` (database `db`) as Redis Sentinel names it;
+    /// `sentinels` are the sentinels' URLs (`redis://host:26379`).
+    ///
+    /// ```
+    /// use stratacache_net::redis::Config;
+    /// let c = Config::sentinel(&["redis://127.0.0.1:26379"], "mymaster", 0);
+    /// assert_eq!(c.sentinel_service.as_deref(), Some("mymaster"));
+    /// ```
+    pub fn sentinel(sentinels: &[&str], service: &str, db: i64) -> Config {
+        let mut c = Config::base(sentinels.iter().map(|s| (*s).to_owned()).collect());
+        c.sentinel_service = Some(service.to_owned());
+        c.db = db;
         c
     }
 
@@ -129,9 +155,27 @@ struct Node {
 }
 
 struct Single {
-    primary: Node,
+    /// `None` until the sentinels named one (Sentinel mode only).
+    primary: Mutex<Option<std::sync::Arc<Node>>>,
     replicas: Vec<Node>,
     next: AtomicUsize,
+    sentinel: Option<SentinelState>,
+}
+
+/// How often the sentinels are asked again while the primary fails.
+const SENTINEL_RECHECK: Duration = Duration::from_millis(100);
+
+struct SentinelState {
+    sentinel: Mutex<Sentinel>,
+    service: String,
+    info: SentinelNodeConnectionInfo,
+    asked_at: Mutex<Option<Instant>>,
+}
+
+impl Single {
+    fn current(&self) -> Option<std::sync::Arc<Node>> {
+        self.primary.lock().clone()
+    }
 }
 
 /// Slot ranges and the primary that serves them, as `CLUSTER SLOTS` says.
@@ -217,6 +261,24 @@ impl Client {
                 health: Health::default(),
             })
         };
+        let sentinel = match &config.sentinel_service {
+            Some(service) if !config.cluster => Some(SentinelState {
+                sentinel: Mutex::new(
+                    Sentinel::build(config.nodes.clone())
+                        .map_err(|e| Error::Config(format!("redis sentinels: {e}")))?,
+                ),
+                service: service.clone(),
+                info: SentinelNodeConnectionInfo {
+                    tls_mode: None,
+                    redis_connection_info: Some(redis::RedisConnectionInfo {
+                        db: config.db,
+                        ..Default::default()
+                    }),
+                },
+                asked_at: Mutex::new(None),
+            }),
+            _ => None,
+        };
         let mode = if config.cluster {
             let mut b = ClusterClient::builder(config.nodes.clone())
                 .connection_timeout(config.connect_timeout)
@@ -235,7 +297,11 @@ impl Client {
             })
         } else {
             Mode::Single(Single {
-                primary: node(&config.nodes[0])?,
+                primary: Mutex::new(match sentinel {
+                    Some(_) => None,
+                    None => Some(std::sync::Arc::new(node(&config.nodes[0])?)),
+                }),
+                sentinel,
                 replicas: config
                     .replicas
                     .iter()
@@ -269,10 +335,26 @@ impl Client {
     /// # Ok::<(), stratacache_net::Error>(())
     pub fn health(&self) -> Vec<ServerHealth> {
         match &self.mode {
-            Mode::Single(s) => std::iter::once(&s.primary)
-                .chain(&s.replicas)
-                .map(|n| n.health.report(&n.name))
-                .collect(),
+            Mode::Single(s) => {
+                let primary = s.current();
+                let mut out: Vec<ServerHealth> = primary
+                    .iter()
+                    .map(|n| n.health.report(&n.name))
+                    .chain(s.replicas.iter().map(|n| n.health.report(&n.name)))
+                    .collect();
+                if let (None, Some(state)) = (&primary, &s.sentinel) {
+                    // No primary named yet: the service, down.
+                    let pending = Health::default();
+                    pending.failed(
+                        0,
+                        "no primary named by the sentinels yet".into(),
+                        true,
+                        self.config.retry_after,
+                    );
+                    out.insert(0, pending.report(&format!("sentinel:{}", state.service)));
+                }
+                out
+            }
             Mode::Cluster(c) => {
                 let mut out: Vec<ServerHealth> =
                     c.health.lock().iter().map(|(n, h)| h.report(n)).collect();
@@ -304,7 +386,10 @@ impl Client {
     pub fn close(&self) {
         match &self.mode {
             Mode::Single(s) => {
-                for n in std::iter::once(&s.primary).chain(&s.replicas) {
+                if let Some(primary) = s.current() {
+                    primary.idle.lock().clear();
+                }
+                for n in &s.replicas {
                     n.idle.lock().clear();
                 }
             }
@@ -377,6 +462,82 @@ impl Client {
         }
     }
 
+    /// The primary (Sentinel: as last named; asked for when none is yet).
+    fn primary(&self, s: &Single) -> Result<std::sync::Arc<Node>, ServerError> {
+        if let Some(node) = s.current() {
+            return Ok(node);
+        }
+        self.ask_sentinels(s, None).ok_or_else(|| {
+            let service = s.sentinel.as_ref().map_or("", |st| st.service.as_str());
+            ServerError {
+                server: format!("sentinel:{service}"),
+                error: std::io::Error::other(format!(
+                    "redis sentinel: no primary for {service:?} yet"
+                )),
+            }
+        })
+    }
+
+    /// Runs `f` on the primary. With Sentinel, a failed or down primary
+    /// makes the client ask the sentinels (at most every
+    /// [`SENTINEL_RECHECK`]); when they name another one, `f` runs there.
+    fn on_primary<T>(
+        &self,
+        s: &Single,
+        keys: usize,
+        f: impl Fn(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, ServerError> {
+        let mut node = self.primary(s)?;
+        if s.sentinel.is_some() && !node.health.usable_at(Instant::now()) {
+            if let Some(new) = self.ask_sentinels(s, Some(&node)) {
+                node = new;
+            }
+        }
+        match self.on_node(&node, keys, &f) {
+            Err(e) if s.sentinel.is_some() => match self.ask_sentinels(s, Some(&node)) {
+                Some(new) => self.on_node(&new, keys, &f),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Asks the sentinels for the primary; `Some` when they name one other
+    /// than `current` (it replaces it). Rate limited.
+    fn ask_sentinels(
+        &self,
+        s: &Single,
+        current: Option<&std::sync::Arc<Node>>,
+    ) -> Option<std::sync::Arc<Node>> {
+        let state = s.sentinel.as_ref()?;
+        {
+            let mut asked = state.asked_at.lock();
+            let now = Instant::now();
+            if asked.is_some_and(|at| now.duration_since(at) < SENTINEL_RECHECK) {
+                return None;
+            }
+            *asked = Some(now);
+        }
+        let client = state
+            .sentinel
+            .lock()
+            .master_for(&state.service, Some(&state.info))
+            .ok()?;
+        let addr = client.get_connection_info().addr.to_string();
+        let name = format!("redis://{addr}/{}", self.config.db);
+        if current.is_some_and(|n| n.name == name) {
+            return None;
+        }
+        let node = std::sync::Arc::new(Node {
+            name,
+            client,
+            idle: Mutex::new(Vec::new()),
+            health: Health::default(),
+        });
+        *s.primary.lock() = Some(node.clone());
+        Some(node)
+    }
+
     fn failed_all<T: Default + Clone>(n: usize, e: ServerError) -> Outcome<T> {
         Outcome {
             values: vec![T::default(); n],
@@ -426,7 +587,7 @@ impl Client {
                         }
                     }
                 }
-                match self.on_node(&s.primary, n, mget) {
+                match self.on_primary(s, n, mget) {
                     Ok(values) => Outcome {
                         values,
                         failed: Vec::new(),
@@ -641,7 +802,7 @@ impl Client {
                     }
                     pipe.query(conn)
                 };
-                match self.on_node(&s.primary, n, run) {
+                match self.on_primary(s, n, run) {
                     Ok(values) => Outcome::complete(
                         values
                             .into_iter()
@@ -703,7 +864,7 @@ impl Client {
                     }
                     pipe.query(conn)
                 };
-                match self.on_node(&s.primary, n, run) {
+                match self.on_primary(s, n, run) {
                     Ok(v) => Outcome::complete(v.into_iter().map(|d| d > 0).collect()),
                     Err(e) => Self::failed_all(n, e),
                 }
@@ -728,9 +889,11 @@ impl Client {
     pub fn info(&self) -> Result<Vec<(String, String)>, Error> {
         let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));
         let text: String = match &self.mode {
-            Mode::Single(s) => self
-                .with_node(&s.primary, |c| redis::cmd("INFO").query(c))
-                .map_err(other)?,
+            Mode::Single(s) => {
+                let primary = self.primary(s).map_err(|e| Error::Io(e.error))?;
+                self.with_node(&primary, |c| redis::cmd("INFO").query(c))
+                    .map_err(other)?
+            }
             Mode::Cluster(c) => {
                 let mut conn = self.cluster_conn(c).map_err(other)?;
                 let text = redis::cmd("INFO").query(&mut conn).map_err(other)?;
@@ -755,9 +918,11 @@ impl Client {
     pub fn flush(&self) -> Result<(), Error> {
         let other = |e: redis::RedisError| Error::Io(std::io::Error::other(format!("redis: {e}")));
         match &self.mode {
-            Mode::Single(s) => self
-                .with_node(&s.primary, |c| redis::cmd("FLUSHDB").query::<()>(c))
-                .map_err(other),
+            Mode::Single(s) => {
+                let primary = self.primary(s).map_err(|e| Error::Io(e.error))?;
+                self.with_node(&primary, |c| redis::cmd("FLUSHDB").query::<()>(c))
+                    .map_err(other)
+            }
             Mode::Cluster(c) => {
                 let mut conn = self.cluster_conn(c).map_err(other)?;
                 use redis::cluster_routing::{

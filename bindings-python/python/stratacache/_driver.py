@@ -120,11 +120,12 @@ def _steps(cache: Any, read: Any, scope: Any, user_keys: Optional[list], native:
     deferred: list = []
     try:
         while True:
-            step = read.advance(natives, loads, codec_name, writer is not None) if native else read.next()
+            deferring = writer is not None
+            step = read.advance(natives, loads, codec_name, deferring) if native else read.next(deferring)
             kind = step[0]
             if kind == "done":
                 return read.finish(scope, user_keys)
-            if writer is not None and kind in ("store", "delete"):
+            if deferring and kind in ("store", "delete", "seal"):
                 deferred.append(step)  # lease releases stay behind their stores
                 continue
             if deferred and kind in ("wait", "sleep"):
@@ -173,6 +174,13 @@ def _on_write(cache: Any, read: Any, step: tuple) -> Steps:
     yield from _write(cache, kind, tier, items, strict=False)
 
 
+def _on_seal(cache: Any, read: Any, step: tuple) -> Steps:
+    # Unsealed writes come only to a background writer; sealed here if not.
+    for job in step[1]:
+        for kind, tier, entries in job.seal():
+            yield from _write(cache, kind, tier, entries, strict=False)
+
+
 def _on_wait(cache: Any, read: Any, step: tuple) -> Steps:
     yield ("wait", step[1])
     read.woke()
@@ -204,6 +212,7 @@ HANDLERS: dict = {
     "load": _on_load,
     "store": _on_write,
     "delete": _on_write,
+    "seal": _on_seal,
     "notify": lambda cache, read, step: cache._waiters.notify(step[1]),
     "wait": _on_wait,
     "lease": _on_lease,

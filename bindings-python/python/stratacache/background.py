@@ -14,7 +14,9 @@ first read of a cold key returns after its loader, not after its writes.
 
 What goes to the queue: the ``store`` steps of reads (values found in a
 lower tier written to the tiers above, and loaded values written to every
-tier). What never does: ``set_all_tiers``/``set``, ``delete_all_tiers`` and
+tier), handed out unsealed (``SealJob``): the writer thread signs,
+compresses and chunks them, so a large value's envelope costs the request
+nothing (its codec's ``dumps`` still runs on the caller's thread). What never does: ``set_all_tiers``/``set``, ``delete_all_tiers`` and
 ``delete_many`` (explicit writes stay synchronous). An explicit write of a
 key supersedes queued writes of that key: they are skipped, and a queued
 write already on the wire finishes first, so an older value never lands
@@ -121,14 +123,25 @@ class BackgroundWriter:
         bounds (it is a few bytes); dropped only after ``close()``."""
         return self._submit("delete", tier, keys, 0)
 
+    def submit_job(self, job: Any) -> bool:
+        """Queues the writes of one value not yet sealed (a ``SealJob`` of
+        the extension): the writer thread signs, compresses and chunks it,
+        then writes its stores in order. False if it was dropped."""
+        return self._submit("job", -1, [job], job.size)
+
     def submit_steps(self, steps: list) -> None:
-        """Queues a read's ``("store", tier, entries)`` and
-        ``("delete", tier, keys)`` steps, in order."""
-        for kind, tier, items in steps:
-            if kind == "store":
-                self.submit(tier, items)
+        """Queues a read's ``("store", tier, entries)``,
+        ``("seal", [SealJob, ...])`` and ``("delete", tier, keys)`` steps,
+        in order."""
+        for step in steps:
+            kind = step[0]
+            if kind == "seal":
+                for job in step[1]:
+                    self.submit_job(job)
+            elif kind == "store":
+                self.submit(step[1], step[2])
             else:
-                self.submit_delete(tier, items)
+                self.submit_delete(step[1], step[2])
 
     def after_writes(self, fn: Any) -> bool:
         """Runs ``fn()`` on the writer thread once the writes queued so far
@@ -139,14 +152,14 @@ class BackgroundWriter:
         entries = items
         with self._cond:
             full = self._closed or (
-                kind == "store"
+                kind in ("store", "job")
                 and (
                     len(self._queue) >= self.config.max_steps
                     or (self._bytes + size > self.config.max_bytes and bool(self._queue))
                 )
             )
             if full:
-                if kind == "store":
+                if kind in ("store", "job"):
                     self._counts["dropped"] += len(entries)
                 now = time.monotonic()
                 log_it = now - self._dropped_logged_at >= 10
@@ -157,7 +170,7 @@ class BackgroundWriter:
                 self._queue.append((self._seq, kind, tier, entries, size))
                 self._bytes += size
                 if kind != "call":
-                    self._counts["queued" if kind == "store" else "deletes_queued"] += len(entries)
+                    self._counts["deletes_queued" if kind == "delete" else "queued"] += len(entries)
                 self._start()
                 self._cond.notify_all()
                 return True
@@ -228,11 +241,17 @@ class BackgroundWriter:
                         batch_bytes += size2
                         keep.extend(self._fresh(seq2, entries2))
                     self._inflight = frozenset(e[0] for e in keep)
+                elif kind == "job":
+                    keep = [job for job in entries if self._superseded.get(job.key, 0) < seq]
+                    self._counts["superseded"] += len(entries) - len(keep)
+                    self._inflight = frozenset(job.key for job in keep)
                 else:
                     keep = entries
             try:
                 if keep and kind == "store":
                     self._write(tier, keep)
+                elif keep and kind == "job":
+                    self._seal_and_write(keep[0])
                 elif kind == "call":
                     try:
                         keep[0]()
@@ -278,6 +297,23 @@ class BackgroundWriter:
         with self._cond:
             self._counts["written"] += len(entries)
 
+    def _seal_and_write(self, job: Any) -> None:
+        """Seals one value here, off the request path, and writes its
+        stores in order (tiers in order, chunks before their manifest);
+        counted as one entry: written if every tier took it."""
+        try:
+            stores = job.seal()
+        except Exception as exc:  # pragma: no cover - sealing never fails
+            with self._cond:
+                self._counts["failed"] += 1
+            log.warning("stratacache: sealing a background write failed: %s", describe(exc))
+            return
+        with self._cond:
+            self._counts["queued"] -= 1  # counted again per store entry below
+            self._counts["queued"] += sum(len(entries) for _, _, entries in stores)
+        for _, tier, entries in stores:
+            self._write(tier, entries)
+
     def _delete(self, tier: int, keys: list) -> None:
         try:
             cache = self._cache
@@ -310,7 +346,8 @@ class BackgroundWriter:
 
     def stats(self) -> dict:
         """``queued``, ``written``, ``dropped``, ``failed``, ``superseded``
-        (counted in entries), ``deletes_queued`` (lease releases), and
+        (counted in entries; a value queued unsealed counts one until it is
+        sealed, then its entries), ``deletes_queued`` (lease releases), and
         ``pending`` steps / ``pending_bytes`` now."""
         with self._cond:
             out = dict(self._counts)

@@ -386,6 +386,8 @@ class TieredCache:
                 read = self._read(due, None, True, ttl, force=True)
                 if not isinstance(read, list):
                     self._driver.run(read, None, self._loader_for(back, batch_loader, errors))
+                    # New values, as a refresh() or set makes: tell the others.
+                    self._publish_after_writes([k for k in due if k not in errors])
             except Exception as exc:  # a failed refresh keeps the old value
                 log.warning(
                     "stratacache: background refresh of %d key(s) failed: %s", len(due), describe(exc)
@@ -509,11 +511,17 @@ class TieredCache:
             else self._driver.run(read, scope, self._loader_for(back, lambda keys: [loader()], errors))
         )
         value = self._results(core_keys, back, results, errors, True)[key]
-        if self.invalidation is not None:  # a new value: after its writes, tell the others
-            publish = self.invalidation.publish
-            if self._writer is None or not self._writer.after_writes(lambda: publish(core_keys)):
-                publish(core_keys)
+        self._publish_after_writes(core_keys)  # a new value: after its writes, tell the others
         return value
+
+    def _publish_after_writes(self, core_keys: list) -> None:
+        """Publishes an invalidation of ``core_keys`` once their queued
+        writes are done (at once when writes are synchronous)."""
+        if self.invalidation is None or not core_keys:
+            return
+        publish = self.invalidation.publish
+        if self._writer is None or not self._writer.after_writes(lambda: publish(core_keys)):
+            publish(core_keys)
 
     # -- writes -------------------------------------------------------------
 

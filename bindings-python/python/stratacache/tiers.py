@@ -154,7 +154,10 @@ class MemcachedTier(Tier):
     Django cache over the same ``LOCATION`` reads, writes and deletes the
     same keys on the same servers. ``hashing="ketama"`` picks servers as
     libmemcached's weighted ketama does instead (pylibmc with
-    ``behaviors={"ketama_weighted": True}``; not checked against pylibmc here).
+    ``behaviors={"ketama_weighted": True}``), ``hashing="ketama_plain"`` as
+    its plain ketama (``behaviors={"ketama": True}``, Django's usual
+    ``PyLibMCCache`` setting); both checked against pylibmc on four real
+    servers (tests/test_ketama_compat.py).
 
     Health per server: a batch that partly fails keeps the healthy servers'
     values; the failed keys are told apart from misses by
@@ -321,6 +324,16 @@ class RedisTier(Tier):
     replicas. As with ``MemcachedTier``, ``get_many_outcome`` returns the
     failed keys apart, and a batch raises only when all its keys failed and
     no node is up.
+
+    ``sentinels``: Redis Sentinel, in django-redis's convention: ``url`` is
+    ``redis://<service_name>/<db>`` and ``sentinels`` the sentinels as
+    ``(host, port)`` pairs (or ``"host:port"``); reads and writes go to the
+    primary they name, and when it fails they are asked again, so after a
+    failover the new primary is used (the keys of the batches in between
+    fail over to the next tier or the loader, counted, never raised outside
+    strict mode)::
+
+        RedisTier("redis://mymaster/0", sentinels=[("10.0.0.5", 26379), ("10.0.0.6", 26379)])
     """
 
     kind = "redis"
@@ -340,12 +353,25 @@ class RedisTier(Tier):
         retry_after: float = 2.0,
         leases: bool = False,
         backfill: bool = True,
+        sentinels: Sequence[Any] = (),
     ) -> None:
         self.name = name
         self.item_limit = _item_limit(self.kind, item_limit)
         self.key_prefix = key_prefix
         self.leases = leases
         self.backfill = backfill
+        if sentinels:
+            service, db = _sentinel_service(url)
+            self.client = _core.RedisClient(
+                [_sentinel_url(s) for s in sentinels],
+                sentinel_service=service,
+                db=db,
+                key_prefix=key_prefix,
+                connect_timeout=connect_timeout,
+                timeout=timeout,
+                retry_after=retry_after,
+            )
+            return
         if not isinstance(url, str) and not (
             isinstance(url, (list, tuple)) and all(isinstance(u, str) for u in url)
         ):
@@ -383,6 +409,12 @@ class RedisTier(Tier):
         version = conf.get("VERSION", 1)
         kwargs.setdefault("name", alias)
         kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
+        # django-redis's SentinelClient: LOCATION redis://<service>/<db>,
+        # OPTIONS SENTINELS=[(host, port), ...].
+        sentinels = conf.get("OPTIONS", {}).get("SENTINELS")
+        if sentinels:
+            kwargs.setdefault("sentinels", list(sentinels))
+            return cls(location[0], **kwargs)
         kwargs.setdefault("replicas", location[1:])
         return cls(location[0], **kwargs)
 
@@ -442,6 +474,29 @@ class RedisTier(Tier):
         }
         out["nodes"] = self.health()
         return out
+
+
+def _sentinel_service(url: Any) -> tuple:
+    """``(service, db)`` of ``redis://<service>/<db>`` (django-redis's
+    Sentinel ``LOCATION``)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        raise TypeError(f"with sentinels, RedisTier takes one redis://<service_name>/<db> URL, not {url!r}")
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or "0"
+    service = parts.netloc.rsplit("@", 1)[-1]  # as written: service names are case-sensitive
+    if parts.scheme not in ("redis", "rediss") or not service or not db.isdigit():
+        raise ValueError(f"with sentinels, the URL is redis://<service_name>/<db>, not {url!r}")
+    return service, int(db)
+
+
+def _sentinel_url(sentinel: Any) -> str:
+    """A sentinel given as ``(host, port)``, ``"host:port"`` or a URL."""
+    if isinstance(sentinel, str):
+        return sentinel if "://" in sentinel else f"redis://{sentinel}"
+    host, port = sentinel
+    return f"redis://{host}:{int(port)}"
 
 
 #: Bytes kept as they are in storage object names: lower-case letters,

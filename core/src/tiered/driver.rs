@@ -16,10 +16,42 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::request::RequestCache;
 use crate::stampede::WaitId;
 
+#[cfg(feature = "write-behind")]
+use super::SealJob;
 use super::{
     DecodeItem, Effect, Fetched, HostValue, InvalidKey, LeaseItem, Loaded, Next, Read, ReadError,
     ReadOptions, ReadResult, Step, StoreItem, TieredCache,
 };
+
+#[cfg(feature = "write-behind")]
+/// A write of a read that the driver offers a host writing off the request
+/// path ([`Host::write_behind`]): a store or delete as the core planned it,
+/// or a value not yet sealed.
+#[derive(Debug)]
+pub enum WriteBehind {
+    /// A store or a delete (a lease release), ready to issue.
+    Effect(Effect),
+    /// A loaded or back-filled value: seal it, then issue its stores.
+    Seal(Box<SealJob>),
+}
+
+#[cfg(feature = "write-behind")]
+impl WriteBehind {
+    /// The writes to issue, in order (a [`SealJob`] is sealed here: call it
+    /// off the request path).
+    ///
+    /// ```
+    /// use stratacache::tiered::{driver::WriteBehind, Effect};
+    /// let w = WriteBehind::Effect(Effect::Delete { tier: 0, keys: vec!["k".into()] });
+    /// assert_eq!(w.into_effects().len(), 1);
+    /// ```
+    pub fn into_effects(self) -> Vec<Effect> {
+        match self {
+            WriteBehind::Effect(effect) => vec![effect],
+            WriteBehind::Seal(job) => job.seal(),
+        }
+    }
+}
 
 /// What the driver needs from the host. Methods with a default are only
 /// needed with the feature they serve (leases, several readers in one
@@ -90,6 +122,22 @@ pub trait Host<V: Clone> {
 
     /// Wakes waiters of other reads.
     fn notify(&mut self, _waiters: Vec<WaitId>) {}
+
+    #[cfg(feature = "write-behind")]
+    /// Whether reads offer their writes to [`Host::write_behind`] (and hand
+    /// their values out unsealed). The default: no, writes are awaited.
+    fn writes_behind(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "write-behind")]
+    /// Takes one write of a read off the request path (a bounded queue in
+    /// front of a background task, say), in the order offered: stores
+    /// before the lease releases that follow them. `Err(write)` gives it
+    /// back for the driver to issue now (a full queue, for a delete).
+    fn write_behind(&mut self, write: WriteBehind) -> Result<(), WriteBehind> {
+        Err(write)
+    }
 }
 
 /// Reads `keys` through every tier: starts the read, drives it, runs its
@@ -137,6 +185,10 @@ pub async fn drive<V: Clone, H: Host<V>>(
     mut read: Read<V, H::Error>,
     request: Option<&mut RequestCache<V>>,
 ) -> Result<Vec<ReadResult<V, H::Error>>, ReadError<H::Error>> {
+    #[cfg(feature = "write-behind")]
+    if host.writes_behind() {
+        read.defer_sealing();
+    }
     loop {
         run_effects(host, &mut read).await;
         let r = &mut read;
@@ -186,12 +238,48 @@ pub async fn drive<V: Clone, H: Host<V>>(
 }
 
 async fn run_effects<V: Clone, H: Host<V>>(host: &mut H, read: &mut Read<V, H::Error>) {
+    #[cfg(feature = "write-behind")]
+    run_behind(host, read).await;
     while let Some(effect) = read.poll_effect() {
         run_effect(host, effect).await;
     }
     let wakeups = host.cache(TieredCache::poll_wakeups);
     if !wakeups.is_empty() {
         host.notify(wakeups);
+    }
+}
+
+/// A host writing behind: its read's unsealed values, then its stores and
+/// deletes, offered to [`Host::write_behind`] in order (what it gives back
+/// is issued now). Wake-ups stay for [`run_effects`].
+#[cfg(feature = "write-behind")]
+async fn run_behind<V: Clone, H: Host<V>>(host: &mut H, read: &mut Read<V, H::Error>) {
+    if !host.writes_behind() {
+        return;
+    }
+    // Unsealed values first: the effects polled after them (lease
+    // releases) must not overtake their stores.
+    let mut offered: Vec<WriteBehind> = read
+        .take_seal_jobs()
+        .into_iter()
+        .map(|job| WriteBehind::Seal(Box::new(job)))
+        .collect();
+    let mut notify = Vec::new();
+    while let Some(effect) = read.poll_effect() {
+        match effect {
+            Effect::Notify { waiters } => notify.extend(waiters),
+            other => offered.push(WriteBehind::Effect(other)),
+        }
+    }
+    for write in offered {
+        if let Err(write) = host.write_behind(write) {
+            for effect in write.into_effects() {
+                run_effect(host, effect).await;
+            }
+        }
+    }
+    if !notify.is_empty() {
+        host.notify(notify);
     }
 }
 

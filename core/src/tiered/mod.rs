@@ -68,6 +68,8 @@ pub use steps::{
     DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, LoaderError, LoaderOutput, Step,
     StoreItem, TierFailure,
 };
+#[cfg(feature = "write-behind")]
+pub use writes::SealJob;
 
 use shared::{mix, unit_random, LocalEntry};
 use steps::check_key;

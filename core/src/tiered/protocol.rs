@@ -454,6 +454,37 @@ impl<V: Clone, E> Read<V, E> {
         }
     }
 
+    #[cfg(feature = "write-behind")]
+    /// Hands this read's loaded and back-filled values out unsealed, as
+    /// [`SealJob`](super::SealJob)s (see [`RawRead::defer_sealing`]): for a
+    /// host that writes off the request path. Take them with
+    /// [`Read::take_seal_jobs`] before running the effects polled after them.
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<u8> = TieredCache::new(TieredConfig::new(vec![])).unwrap();
+    /// let mut read = cache.read::<String>(vec![], ReadOptions::get(), 5, 7, None).unwrap();
+    /// read.defer_sealing();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn defer_sealing(&mut self) {
+        self.raw.defer_sealing();
+    }
+
+    #[cfg(feature = "write-behind")]
+    /// The unsealed writes planned since the last call (see
+    /// [`Read::defer_sealing`]).
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<u8> = TieredCache::new(TieredConfig::new(vec![])).unwrap();
+    /// let mut read = cache.read::<String>(vec![], ReadOptions::get(), 5, 7, None).unwrap();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn take_seal_jobs(&mut self) -> Vec<super::SealJob> {
+        self.raw.take_seal_jobs()
+    }
+
     /// The next effect to run (stores, deletes, wake-ups), in order.
     ///
     /// ```

@@ -10,6 +10,8 @@ use crate::stampede::{
 };
 
 use super::protocol::{Abandon, AnswerError, Fetched, Reaper};
+#[cfg(feature = "write-behind")]
+use super::SealJob;
 use super::{
     check_key, mix, unit_random, DecodeItem, HostValue, InvalidKey, LeaseItem, Loaded, ReadOptions,
     Step, StoreItem, TierFailure, TieredCache,
@@ -198,6 +200,8 @@ pub struct RawRead<V, E = String> {
     phase: Phase,
     awaiting: Awaiting,
     stores: Vec<Vec<StoreItem>>,
+    /// With [`RawRead::defer_sealing`]: writes handed out unsealed.
+    jobs: Option<super::writes::Jobs>,
     notify: Vec<WaitId>,
     lease_tier: Option<usize>,
     releases: Vec<String>,
@@ -228,6 +232,7 @@ impl<V: Clone, E> RawRead<V, E> {
             phase: Phase::Remote(0),
             awaiting: Awaiting::Nothing,
             stores: Vec::new(),
+            jobs: None,
             notify: Vec::new(),
             lease_tier: None,
             releases: Vec::new(),
@@ -797,7 +802,26 @@ impl<V: Clone, E> RawRead<V, E> {
                 header.recompute_cost_ms,
                 self.now,
             );
-            if let Some(envelope) = &hit.envelope {
+            // With deferred sealing, a back-fill goes out as a job (the
+            // envelope moved into it, not copied).
+            #[cfg(feature = "write-behind")]
+            let backfill = match (&mut self.jobs, hit.envelope) {
+                (Some(jobs), Some(envelope)) => {
+                    let faster = (0..hit.tier).filter(|&t| cache.config.tiers[t].backfill);
+                    let faster: Vec<usize> = faster.collect();
+                    let hard = header.hard_expiry_ms;
+                    let job =
+                        cache.seal_job(&key, None, envelope, faster.into_iter(), hard, self.now);
+                    jobs.extend(job);
+                    None
+                }
+                (_, envelope) => envelope,
+            };
+            #[cfg(not(feature = "write-behind"))]
+            let backfill = &hit.envelope;
+            #[cfg(feature = "write-behind")]
+            let backfill = &backfill;
+            if let Some(envelope) = backfill {
                 let faster: Vec<usize> = (0..hit.tier)
                     .filter(|&t| cache.config.tiers[t].backfill)
                     .collect();
@@ -986,6 +1010,7 @@ impl<V: Clone, E> RawRead<V, E> {
                                 self.now,
                                 random,
                                 &mut self.stores,
+                                self.jobs.as_mut(),
                                 None,
                             )
                         }
@@ -1271,6 +1296,54 @@ impl<V: Clone, E> RawRead<V, E> {
         }
         cache.read_stats.misses += misses;
         Ok(results)
+    }
+
+    #[cfg(feature = "write-behind")]
+    /// From now on, the values this read loads or back-fills are not sealed
+    /// and planned as [`Step::Store`]s: they are handed out as
+    /// [`SealJob`]s by [`RawRead::take_seal_jobs`], for a host with a
+    /// background writer to seal off the request path. Take them before
+    /// issuing the read's later writes (its lease releases follow them).
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// read.defer_sealing();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn defer_sealing(&mut self) {
+        self.jobs.get_or_insert_with(Vec::new);
+    }
+
+    #[cfg(feature = "write-behind")]
+    /// The [`SealJob`]s planned since the last call (see
+    /// [`RawRead::defer_sealing`]); empty when sealing is not deferred.
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let mut read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(read.take_seal_jobs().is_empty());
+    /// ```
+    pub fn take_seal_jobs(&mut self) -> Vec<SealJob> {
+        self.jobs.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    #[cfg(feature = "write-behind")]
+    /// Whether [`RawRead::take_seal_jobs`] has jobs to hand out.
+    ///
+    /// ```
+    /// use stratacache::tiered::{ReadOptions, TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let read = cache.read_raw::<String>(vec!["k".into()], ReadOptions::load(), 0, 1, None).unwrap();
+    /// assert!(!read.has_seal_jobs());
+    /// ```
+    pub fn has_seal_jobs(&self) -> bool {
+        self.jobs.as_ref().is_some_and(|jobs| !jobs.is_empty())
     }
 
     /// The keys of this read, in order.

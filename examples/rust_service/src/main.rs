@@ -5,11 +5,19 @@
 //! `bash scripts/servers.sh start memcached && eval "$(bash scripts/servers.sh env)"`
 //! then `cargo run -p rust_service` (memcached servers from
 //! `STRATACACHE_MEMCACHED`, default `127.0.0.1:11211`).
+//!
+//! Writes off the request path: `write_behind::Writer` is a bounded queue and
+//! a spawned tokio task behind the reference driver (the host answers
+//! `writes_behind() == true` and forwards `write_behind` to it); a cold read
+//! returns once loaded, its value sealed and written by the task, counted,
+//! and drained by `Writer::close` at shutdown (part 6 below).
 
 mod metrics_export;
+mod write_behind;
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use stratacache::envelope::Codec;
 use stratacache::key::{KeyBuilder, Part};
@@ -130,8 +138,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// prefix of this run's own) and a map standing in for S3, with a count of
 /// the batches asked of each.
 struct Servers {
-    memcached: memcached::Client,
-    s3: HashMap<String, Vec<u8>>,
+    memcached: Arc<memcached::Client>,
+    s3: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     fetches: [u32; 2],
     /// Chunk entries written to memcached (memcached cannot list its keys).
     chunks_stored: usize,
@@ -151,8 +159,8 @@ impl Servers {
             stats.map(drop).map_err(|e| format!("memcached {name} is not reachable ({e}): start it with `bash scripts/servers.sh start memcached` and export STRATACACHE_MEMCACHED"))
         })?;
         Ok(Servers {
-            memcached: client,
-            s3: HashMap::new(),
+            memcached: Arc::new(client),
+            s3: Arc::default(),
             fetches: [0; 2],
             chunks_stored: 0,
         })
@@ -163,10 +171,8 @@ impl Servers {
     fn get_many(&mut self, tier: usize, keys: &[String]) -> Vec<Fetched> {
         self.fetches[tier] += 1; // one round trip per batch, however many keys
         if tier > 0 {
-            return keys
-                .iter()
-                .map(|k| self.s3.get(k).cloned().into())
-                .collect();
+            let s3 = self.s3.lock().unwrap();
+            return keys.iter().map(|k| s3.get(k).cloned().into()).collect();
         }
         match self.memcached.get_many(keys) {
             Ok(outcome) => {
@@ -196,10 +202,59 @@ impl Servers {
                 .collect();
             let _ = self.memcached.set_many(&items); // a failed write is a later miss
         } else {
+            let mut s3 = self.s3.lock().unwrap();
             for entry in entries {
-                self.s3.insert(entry.key, entry.value);
+                s3.insert(entry.key, entry.value);
             }
         }
+    }
+
+    /// The same tiers, for the write-behind task.
+    fn for_writer(&self) -> ServiceTiers {
+        ServiceTiers {
+            memcached: self.memcached.clone(),
+            s3: self.s3.clone(),
+        }
+    }
+}
+
+/// The tiers as the write-behind task reaches them.
+#[derive(Clone)]
+struct ServiceTiers {
+    memcached: Arc<memcached::Client>,
+    s3: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+}
+
+impl write_behind::Tiers for ServiceTiers {
+    fn set_many(&self, tier: usize, entries: Vec<StoreItem>) -> Result<(), String> {
+        if tier > 0 {
+            let mut s3 = self.s3.lock().unwrap();
+            for entry in entries {
+                s3.insert(entry.key, entry.value);
+            }
+            return Ok(());
+        }
+        let items: Vec<(&str, &[u8], Option<u64>)> = entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_slice(), e.ttl_ms))
+            .collect();
+        let outcome = self.memcached.set_many(&items).map_err(|e| e.to_string())?;
+        match outcome.failed.len() {
+            0 => Ok(()),
+            n => Err(format!("{n} item(s) not stored")),
+        }
+    }
+
+    fn delete_many(&self, tier: usize, keys: Vec<String>) -> Result<(), String> {
+        if tier > 0 {
+            let mut s3 = self.s3.lock().unwrap();
+            keys.iter().for_each(|k| drop(s3.remove(k)));
+            return Ok(());
+        }
+        self.memcached
+            .delete_many(&keys)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -211,6 +266,8 @@ struct App<'a> {
     servers: &'a mut Servers,
     loader: &'a dyn Fn(&str) -> String,
     now: u64,
+    /// Writes off the request path (part 6), or awaited (`None`).
+    writer: Option<&'a write_behind::Writer>,
 }
 
 impl driver::Host<String> for App<'_> {
@@ -253,6 +310,14 @@ impl driver::Host<String> for App<'_> {
             })
             .collect()
     }
+
+    fn writes_behind(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    fn write_behind(&mut self, write: driver::WriteBehind) -> Result<(), driver::WriteBehind> {
+        write_behind::offer(self.writer, write)
+    }
 }
 
 /// Reads `keys` through every tier with the reference driver.
@@ -269,6 +334,7 @@ fn read(
         servers,
         loader,
         now,
+        writer: None,
     };
     let options = ReadOptions::load();
     Ok(driver::block_on(driver::get(
@@ -478,5 +544,50 @@ fn tiered() -> Result<(), Box<dyn std::error::Error>> {
     // recorder the service installs (none here, so this is a no-op).
     metrics_export::export("default", &process_d, t0 + 6);
     println!("\n5. Metrics: exported through the `metrics` crate (see docs/observability.md)");
+
+    write_behind_demo(&mut servers, &loader, t0 + 7)?;
+    Ok(())
+}
+
+/// Part 6: a cold read whose writes (sealing the 2.8 MiB outline included)
+/// go to a spawned tokio task; the queue is drained at shutdown.
+fn write_behind_demo(
+    servers: &mut Servers,
+    loader: &dyn Fn(&str) -> String,
+    now: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n6. Writes off the request path: a bounded queue and a spawned tokio task.");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()?;
+    let writer = write_behind::Writer::spawn(runtime.handle(), servers.for_writer(), 1024);
+    let outline = KeyBuilder::new(Namespace::new("course_outline")?, 1);
+    let key = outline.build(&[Part::from("course-v1:BigU+Behind+2025"), Part::from(1i64)]);
+    let mut process_e = cache()?;
+    let mut app = App {
+        cache: &mut process_e,
+        servers,
+        loader,
+        now,
+        writer: Some(&writer),
+    };
+    let started = std::time::Instant::now();
+    let r = driver::block_on(driver::get(
+        &mut app,
+        vec![key.clone()],
+        ReadOptions::load(),
+        None,
+    ))?;
+    let returned = started.elapsed();
+    for tier in writer.take_failed_tiers() {
+        process_e.tier_failed(tier, now);
+    }
+    let stats = runtime.block_on(writer.close()); // shutdown: drains the queue
+    let found = servers.memcached.get_many(&[&key])?.values[0].is_some();
+    println!(
+        "   cold read returned from the {} in {:.1} ms; then drained: {stats:?}; in memcached: {found}",
+        source(&r[0]),
+        returned.as_secs_f64() * 1000.0
+    );
     Ok(())
 }

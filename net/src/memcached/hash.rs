@@ -1,7 +1,7 @@
 //! Server choice: pymemcache's rendezvous hashing (the default of Django's
-//! `PyMemcacheCache`) and libmemcached's weighted ketama (pylibmc with
-//! `behaviors={"ketama_weighted": True}`), so a fleet can be shared with
-//! either kind of client.
+//! `PyMemcacheCache`) and libmemcached's ketama, weighted (pylibmc with
+//! `behaviors={"ketama_weighted": True}`) or plain (`{"ketama": True}`), so
+//! a fleet can be shared with either kind of client.
 
 use md5::{Digest, Md5};
 
@@ -65,6 +65,11 @@ pub enum Hashing {
     /// per server, `"host-i"` for port 11211 else `"host:port-i"`; pylibmc
     /// with `behaviors={"ketama_weighted": True}`).
     Ketama,
+    /// libmemcached's plain ketama (pylibmc with `behaviors={"ketama":
+    /// True}`, the usual Django `PyLibMCCache` setting): its default
+    /// one-at-a-time hash for keys and points, 100 points per server
+    /// (`"host:port-i"`, `"host-i"` for port 11211).
+    KetamaPlain,
 }
 
 impl std::str::FromStr for Hashing {
@@ -73,9 +78,10 @@ impl std::str::FromStr for Hashing {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "rendezvous" | "pymemcache" => Ok(Hashing::Rendezvous),
-            "ketama" | "libmemcached" | "pylibmc" => Ok(Hashing::Ketama),
+            "ketama" | "ketama_weighted" | "libmemcached" => Ok(Hashing::Ketama),
+            "ketama_plain" | "pylibmc" => Ok(Hashing::KetamaPlain),
             other => Err(format!(
-                "unknown hashing {other:?}: use \"rendezvous\" (pymemcache) or \"ketama\" (libmemcached)"
+                "unknown hashing {other:?}: use \"rendezvous\" (pymemcache), \"ketama\" (libmemcached's ketama_weighted) or \"ketama_plain\" (pylibmc's ketama)"
             )),
         }
     }
@@ -85,8 +91,34 @@ impl std::str::FromStr for Hashing {
 pub(crate) enum Ring {
     /// `"{node}-"` as murmur3 input, and the node name, per server.
     Rendezvous(Vec<(Vec<u8>, String)>),
-    /// Sorted `(point, server)`.
-    Ketama(Vec<(u32, usize)>),
+    /// Sorted `(point, server)`; keys hashed with MD5, or with
+    /// one-at-a-time for plain ketama.
+    Ketama(Vec<(u32, usize)>, bool),
+}
+
+/// libhashkit's one-at-a-time hash (its default), bytes taken as C's
+/// signed `char`.
+fn one_at_a_time(key: &[u8]) -> u32 {
+    let mut v: u32 = 0;
+    for &b in key {
+        v = v.wrapping_add(b as i8 as i32 as u32);
+        v = v.wrapping_add(v << 10);
+        v ^= v >> 6;
+    }
+    v = v.wrapping_add(v << 3);
+    v ^= v >> 11;
+    v.wrapping_add(v << 15)
+}
+
+/// The 100 points of a server in libmemcached's plain ketama.
+fn plain_points(host: &str, port: Option<u16>, server: usize, out: &mut Vec<(u32, usize)>) {
+    for i in 0..100u32 {
+        let label = match port {
+            Some(11211) | None => format!("{host}-{i}"),
+            Some(p) => format!("{host}:{p}-{i}"),
+        };
+        out.push((one_at_a_time(label.as_bytes()), server));
+    }
 }
 
 /// The 160 ketama points of a server, as libmemcached computes them: MD5 of
@@ -125,13 +157,18 @@ impl Ring {
                     })
                     .collect(),
             ),
-            Hashing::Ketama => {
+            Hashing::Ketama | Hashing::KetamaPlain => {
+                let plain = hashing == Hashing::KetamaPlain;
                 let mut points = Vec::with_capacity(servers.len() * 160);
                 for (i, (_, host, port)) in servers.iter().enumerate() {
-                    ketama_points(host, *port, i, &mut points);
+                    if plain {
+                        plain_points(host, *port, i, &mut points);
+                    } else {
+                        ketama_points(host, *port, i, &mut points);
+                    }
                 }
                 points.sort_unstable();
-                Ring::Ketama(points)
+                Ring::Ketama(points, plain)
             }
         }
     }
@@ -170,11 +207,15 @@ impl Ring {
                 }
                 best.map(|(_, i)| i)
             }
-            Ring::Ketama(points) => {
+            Ring::Ketama(points, plain) => {
                 if points.is_empty() {
                     return None;
                 }
-                let h = ketama_hash(key);
+                let h = if *plain {
+                    one_at_a_time(key)
+                } else {
+                    ketama_hash(key)
+                };
                 let start = points.partition_point(|&(p, _)| p < h);
                 (0..points.len())
                     .map(|j| points[(start + j) % points.len()].1)
@@ -187,6 +228,16 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_at_a_time_known_values() {
+        // Bob Jenkins' one-at-a-time: "a" and the pangram.
+        assert_eq!(one_at_a_time(b"a"), 0xca2e_9442);
+        assert_eq!(
+            one_at_a_time(b"The quick brown fox jumps over the lazy dog"),
+            0x519e_91f5
+        );
+    }
 
     #[test]
     fn murmur3_known_values() {
@@ -213,7 +264,7 @@ mod tests {
 
     #[test]
     fn dead_servers_are_skipped_and_live_keys_stay() {
-        for hashing in [Hashing::Rendezvous, Hashing::Ketama] {
+        for hashing in [Hashing::Rendezvous, Hashing::Ketama, Hashing::KetamaPlain] {
             let ring = Ring::new(hashing, &servers(4));
             let mut s = Vec::new();
             let mut moved = 0;
