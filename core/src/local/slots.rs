@@ -235,7 +235,7 @@ impl SlotPolicy {
     /// used) if it holds a live entry. An expired entry is removed (its slot
     /// pushed to `removed`) and, like a slot that holds nothing (a host can
     /// pass `u32::MAX` for a key it did not find), counts as a miss.
-    #[inline]
+    // Not `#[inline]`: one copy for every caller (the wasm module's size).
     pub fn read(&mut self, slot: u32, now: u64, removed: &mut Vec<u32>) -> bool {
         if !self.store.contains(slot as usize) {
             self.policy.count_miss();
@@ -286,7 +286,8 @@ impl SlotPolicy {
     /// when it went; the returned slot may be one of them (reused for the
     /// new entry), so the host drops what `removed` names first, then files
     /// the key under the returned slot.
-    #[inline]
+    // Not `#[inline]`: one copy of the eviction code for every caller (the
+    // WebAssembly module's size).
     pub fn set(
         &mut self,
         slot: Option<u32>,
