@@ -179,6 +179,10 @@ class TieredCore:
         now: int,
         random: int,
     ) -> list[tuple[Any, ...]]: ...
+    def get_many_made(
+        self, host: ReadHost, keys: Iterable[Any], prefix: str
+    ) -> Union[dict[Any, Any], Read]: ...
+    def get_made(self, host: ReadHost, key: Any, prefix: str, default: Any) -> Any: ...
     def delete_all_tiers(
         self, key: str, scope: Optional[RequestScope], now: int
     ) -> list[tuple[Any, ...]]: ...
@@ -192,6 +196,16 @@ class TieredCore:
     def config(self) -> dict[str, Any]: ...
     @property
     def signed(self) -> bool: ...
+
+class ReadHost:
+    def __init__(
+        self,
+        natives: tuple[Any, ...],
+        loads: Callable[[bytes], Any],
+        codec: str,
+        defer_stores: bool,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None: ...
 
 class Read:
     def next(self) -> tuple[Any, ...]: ...

@@ -35,13 +35,14 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Optional, Sequence
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import _core
 from .._driver import _complete
 from .._errors import ConfigurationError
 from ..keys import normalize_key
+from ..scope import current_scope
 from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, _keyring
 from .aio import AsyncMemcachedTier, AsyncRedisTier
 
@@ -253,6 +254,16 @@ class TieredCacheBackend(BaseCache):
         self.lock_timeout = float(self._options.get("LOCK_TIMEOUT", 5))
         self._tiered: Optional[TieredCache] = None
         self._remote: Optional[TieredCache] = None
+        # Keys made by Django's default key function are made in the
+        # extension (one call per get/get_many); a KEY_FUNCTION, or a
+        # subclass making keys its own way, keeps the Python path.
+        cls = type(self)
+        self._native_keys = (
+            cls.make_key is BaseCache.make_key
+            and cls._key is TieredCacheBackend._key
+            and cls.validate_key is TieredCacheBackend.validate_key
+        )
+        self._prefixes: dict = {}
 
     # -- the TieredCache ----------------------------------------------------
 
@@ -282,6 +293,22 @@ class TieredCacheBackend(BaseCache):
     def _key(self, key: Any, version: Optional[int]) -> str:
         return self.make_key(key, version)
 
+    def _prefix(self, version: Any) -> Optional[str]:
+        """``"{KEY_PREFIX}:{version}:"``, what Django's default key function
+        puts before a key, or None when keys are made another way."""
+        if not self._native_keys or self.key_func is not default_key_func:
+            return None
+        if version is None:
+            version = self.version
+        try:
+            return self._prefixes[version]
+        except KeyError:
+            # %s as Django's default_key_func formats (str(), not format()).
+            prefix = self._prefixes[version] = "%s:%s:" % (self.key_prefix, version)  # noqa: UP031
+            return prefix
+        except TypeError:  # an unhashable version
+            return "%s:%s:" % (self.key_prefix, version)  # noqa: UP031
+
     def validate_key(self, key: Any) -> None:
         """Nothing to warn about: every key is made valid for memcached
         (``stratacache.safe_key``: escaped, long keys digested)."""
@@ -296,9 +323,18 @@ class TieredCacheBackend(BaseCache):
     def get(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
         """The value of ``key`` (a stored ``None`` included), else ``default``:
         ``cache.get("outline", default=MISSING)``."""
-        # TieredCache.get (not get_cached_response): the read shows up as a
-        # "get" in the Debug Toolbar panel and the read events.
-        return self.tiered.get(self._key(key, version), default)
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is None or TieredCache.get is not _TIERED_GET:
+            # TieredCache.get (not get_cached_response): the read shows up as
+            # a "get" in the Debug Toolbar panel and the read events (which
+            # wrap TieredCache's methods while they observe).
+            return cache.get(self._key(key, version), default)
+        # One call: the key made, read from every tier, the value decoded.
+        found = cache._core.get_made(_read_host(cache), key, prefix, default)
+        if type(found) is _Read:
+            return cache._driver.run(found, current_scope(False), None)
+        return found
 
     def has_key(self, key: Any, version: Optional[int] = None) -> bool:
         """True if some tier has ``key``: ``cache.has_key("outline")``."""
@@ -307,6 +343,15 @@ class TieredCacheBackend(BaseCache):
     def get_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
         """``{key: value}`` for the keys found, one round trip per tier:
         ``cache.get_many(["a", "b"])``."""
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is not None and TieredCache.get_many is _TIERED_GET_MANY:
+            # One call for the batch: keys made and mapped, every tier read,
+            # values decoded, the dict built, all in the extension.
+            found = cache._core.get_many_made(_read_host(cache), keys, prefix)
+            if type(found) is _Read:
+                return cache._driver.run(found, current_scope(False), None)
+            return found
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -600,7 +645,14 @@ class TieredCacheBackend(BaseCache):
 
     async def aget(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
         """Async ``get``: ``await cache.aget("a")``."""
-        return await self.tiered.aget(self._key(key, version), default)
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is None or TieredCache.aget is not _TIERED_AGET:
+            return await cache.aget(self._key(key, version), default)
+        found = cache._core.get_made(_read_host(cache, aio=True), key, prefix, default)
+        if type(found) is _Read:
+            return await cache._driver.arun(found, current_scope(False), None)
+        return found
 
     async def ahas_key(self, key: Any, version: Optional[int] = None) -> bool:
         """Async ``has_key``: ``await cache.ahas_key("a")``."""
@@ -608,6 +660,13 @@ class TieredCacheBackend(BaseCache):
 
     async def aget_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
         """Async ``get_many``: ``await cache.aget_many(["a", "b"])``."""
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is not None and TieredCache.aget_many is _TIERED_AGET_MANY:
+            found = cache._core.get_many_made(_read_host(cache, aio=True), keys, prefix)
+            if type(found) is _Read:
+                return await cache._driver.arun(found, current_scope(False), None)
+            return found
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -673,6 +732,30 @@ class TieredCacheBackend(BaseCache):
 
     def __repr__(self) -> str:
         return f"<TieredCacheBackend {self.alias!r}: {self.tiered!r}>"
+
+
+_Read = _core.Read
+# The read methods as defined (read observers wrap them while they observe:
+# the backend then calls them, so the Debug Toolbar panel sees its reads).
+_TIERED_GET = getattr(TieredCache.get, "__wrapped__", TieredCache.get)
+_TIERED_GET_MANY = getattr(TieredCache.get_many, "__wrapped__", TieredCache.get_many)
+_TIERED_AGET = getattr(TieredCache.aget, "__wrapped__", TieredCache.aget)
+_TIERED_AGET_MANY = getattr(TieredCache.aget_many, "__wrapped__", TieredCache.aget_many)
+
+
+def _read_host(cache: TieredCache, aio: bool = False) -> Any:
+    """What a read of ``cache`` run in the extension needs (built once per
+    cache): its tiers' native clients (none for async reads, whose fetches
+    are awaited by the driver), its codec and clock."""
+    attr = "_django_ahost" if aio else "_django_host"
+    host = cache.__dict__.get(attr)
+    if host is None:
+        codec = cache._codec
+        loads = codec.decoder if cache._fast_decoder else codec.loads
+        natives = () if aio else tuple(cache._natives)
+        host = _core.ReadHost(natives, loads, codec.name, cache._writer is not None, cache._clock)
+        setattr(cache, attr, host)
+    return host
 
 
 @contextlib.contextmanager
