@@ -186,10 +186,12 @@ pub(crate) fn django_core_keys<'py>(
     keys: &Bound<'py, PyAny>,
     prefix: &str,
 ) -> PyResult<(Vec<String>, Bound<'py, PyList>)> {
+    let n = keys.len().unwrap_or(0);
     let mut buf = String::with_capacity(prefix.len() + 32);
-    let mut core: Vec<String> = Vec::new();
-    let mut users: Vec<Bound<'py, PyAny>> = Vec::new();
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut core: Vec<String> = Vec::with_capacity(n);
+    let mut users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
+    let mut seen: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(n);
     let mut add = |key: Bound<'py, PyAny>| -> PyResult<()> {
         let made = django_core_key(&key, prefix, &mut buf)?;
         match seen.get(&made) {

@@ -158,6 +158,23 @@ fn ids(waiters: Vec<WaitId>) -> Vec<u64> {
     waiters.into_iter().map(WaitId::into_raw).collect()
 }
 
+/// `f(arg)` without a tuple per call (`PyObject_CallFunctionObjArgs`
+/// passes its arguments by vectorcall to functions that take it, such as
+/// `pickle.loads`): one call per value decoded.
+fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = f.py();
+    // SAFETY: two live objects and the NULL that ends the argument list;
+    // the call returns a new reference or NULL with an exception set.
+    unsafe {
+        let out = pyo3::ffi::PyObject_CallFunctionObjArgs(
+            f.as_ptr(),
+            arg.as_ptr(),
+            std::ptr::null_mut::<pyo3::ffi::PyObject>(),
+        );
+        Bound::from_owned_ptr_or_err(py, out)
+    }
+}
+
 /// Tags of what `PyRead.advance` returns besides the core's steps.
 const TIER_ERROR: &str = "tier_error";
 const DECODE_ERRORS: &str = "decode_errors";
@@ -791,7 +808,7 @@ impl PyRead {
                     let mut out = Vec::with_capacity(items.len());
                     let mut errors = Vec::new();
                     for item in &items {
-                        match loads.call1((PyBytes::new(py, &item.payload),)) {
+                        match call_one(loads, &PyBytes::new(py, &item.payload)) {
                             Ok(value) => out.push(Ok(HostValue::new(
                                 value.unbind(),
                                 item.payload.len() as u64,
