@@ -167,3 +167,46 @@ def test_a_subclass_making_its_own_keys_is_honoured():
     assert cache.get_many(["abc"]) == {"abc": 1} and cache.get("abc") == 1
     assert cache.tiered.get(cache.make_key("abc")) == 1
     cache.delete("abc")
+
+
+@pytest.mark.parametrize("server", ["memcached", "redis"])
+@pytest.mark.parametrize("mode", ["prefix", "flush"])
+def test_aclear_runs_on_the_event_loop(server, mode, monkeypatch):
+    """``aclear`` flushes, or scans and deletes this cache's keys, awaiting
+    the servers on the loop: no worker thread (``asyncio.to_thread``,
+    ``run_in_executor``); other users' keys stay in prefix mode."""
+    from stratacache.tiers import MemcachedTier, RedisTier
+
+    location = MEMCACHED if server == "memcached" else REDIS_URL
+    raw = MemcachedTier(MEMCACHED) if server == "memcached" else RedisTier(REDIS_URL)
+    prefix = f"aclear-{os.getpid()}"
+    conf = {"BACKEND": BACKEND_PATH, "LOCATION": location, "KEY_PREFIX": prefix, "OPTIONS": {"CLEAR": mode}}
+    from django.conf import settings
+
+    with override_settings(CACHES={**settings.CACHES, "rp_aclear": conf}):
+        forget_shared()
+        cache = caches["rp_aclear"]
+        cache.set_many({"a": 1, "big": b"x" * (2 * 1024 * 1024)}, 60)  # chunked on memcached
+        raw.set_many([("someone-else:1:key", b"theirs", None)])
+
+        async def no_thread(*args, **kwargs):
+            raise AssertionError("asyncio.to_thread called")
+
+        def no_executor(*args, **kwargs):
+            raise AssertionError("loop.run_in_executor called")
+
+        async def main():
+            monkeypatch.setattr(asyncio, "to_thread", no_thread)
+            monkeypatch.setattr(asyncio.get_running_loop(), "run_in_executor", no_executor)
+            with request_scope():
+                assert await cache.aget("a") == 1  # now in the request tier too
+                await cache.aclear()
+                assert await cache.aget_many(["a", "big"]) == {}
+            monkeypatch.undo()
+
+        asyncio.run(main())
+        assert cache.get_many(["a", "big"]) == {}
+        theirs = raw.get_many(["someone-else:1:key"])
+        assert theirs == ([b"theirs"] if mode == "prefix" else [None])
+        raw.delete_many(["someone-else:1:key"])
+        forget_shared()

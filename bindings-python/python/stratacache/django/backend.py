@@ -616,16 +616,38 @@ class TieredCacheBackend(BaseCache):
         if self.clear_mode == "local":
             return
         for tier in cache.tiers:
-            if tier.kind == "storage":
-                tier.clear()
-            elif self.clear_mode == "flush":
-                tier.clear()
-            elif tier.kind == "memcached":
-                _clear_memcached_prefix(tier, self._clear_prefixes())
-            elif tier.kind == "redis":
-                _clear_redis_prefix(tier, self._clear_prefixes())
+            self._clear_tier(tier)
+
+    def _clear_tier(self, tier: Any) -> None:
+        if tier.kind == "storage" or self.clear_mode == "flush":
+            tier.clear()
+        elif tier.kind == "memcached":
+            _clear_memcached_prefix(tier, self._clear_prefixes())
+        elif tier.kind == "redis":
+            _clear_redis_prefix(tier, self._clear_prefixes())
+        else:
+            tier.clear()
+
+    async def aclear(self) -> None:
+        """Async ``clear`` (the same ``OPTIONS['CLEAR']`` modes): memcached
+        and Redis tiers are flushed or scanned and deleted on the event loop;
+        only a tier with no async client (storage) runs in a worker thread.
+        ``await cache.aclear()``."""
+        cache = self.tiered
+        cache.clear_local()
+        scope = cache._scope()
+        if scope is not None:
+            scope.clear()
+        if self.clear_mode == "local":
+            return
+        flush = self.clear_mode == "flush"
+        for tier in cache.tiers:
+            if isinstance(tier, AsyncMemcachedTier):
+                await (tier.aflush_all() if flush else _aclear_memcached_prefix(tier, self._clear_prefixes()))
+            elif isinstance(tier, AsyncRedisTier):
+                await (tier.aflush() if flush else _aclear_redis_prefix(tier, self._clear_prefixes()))
             else:
-                tier.clear()
+                await asyncio.to_thread(self._clear_tier, tier)
 
     def _clear_prefixes(self) -> list:
         """What every remote key of this cache starts with, whatever its
@@ -846,6 +868,21 @@ def _clear_redis_prefix(tier: Any, prefixes: list) -> None:
             client.delete(*batch)
 
 
+async def _aclear_redis_prefix(tier: AsyncRedisTier, prefixes: list) -> None:
+    """``_clear_redis_prefix`` on the event loop (``redis.asyncio``)."""
+    client = tier._aclient()
+    for prefix in prefixes:
+        pattern = _redis_glob_escape(tier.key_prefix + prefix) + "*"
+        batch = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.delete(*batch)
+                batch = []
+        if batch:
+            await client.delete(*batch)
+
+
 def _redis_glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -860,21 +897,23 @@ def _clear_memcached_prefix(tier: Any, prefixes: list) -> None:
             tier.client.delete_many([k[len(tier.key_prefix) :] for k in keys[i : i + 500]])
 
 
-def _metadump(host: str, port: Optional[int], timeout: float) -> list:
-    if port is None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(max(timeout, 2.0))
-        sock.connect(host)
-    else:
-        sock = socket.create_connection((host, port), timeout=max(timeout, 2.0))
-    with sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not (data.endswith(b"END\r\n") or data.startswith(b"ERROR") or data.startswith(b"BUSY")):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
+async def _aclear_memcached_prefix(tier: AsyncMemcachedTier, prefixes: list) -> None:
+    """``_clear_memcached_prefix`` on the event loop (asyncio streams)."""
+    full = tuple(tier.key_prefix + p for p in prefixes)
+    for _node, host, port in tier.servers:
+        keys = [k for k in await _ametadump(host, port, tier.client.timeout) if k.startswith(full)]
+        for i in range(0, len(keys), 500):
+            await tier.adelete_many([k[len(tier.key_prefix) :] for k in keys[i : i + 500]])
+
+
+_METADUMP = b"lru_crawler metadump all\r\n"
+
+
+def _metadump_done(data: bytes) -> bool:
+    return data.endswith(b"END\r\n") or data.startswith(b"ERROR") or data.startswith(b"BUSY")
+
+
+def _metadump_keys(host: str, port: Optional[int], data: bytes) -> list:
     if not data.endswith(b"END\r\n"):
         raise OSError(f"memcached {host}:{port} cannot list its keys: {data[:80]!r}")
     keys = []
@@ -883,6 +922,41 @@ def _metadump(host: str, port: Optional[int], timeout: float) -> list:
             raw = line.split(b" ", 1)[0][4:].decode("ascii")
             keys.append(urllib.parse.unquote(raw))
     return keys
+
+
+async def _ametadump(host: str, port: Optional[int], timeout: float) -> list:
+    """``_metadump`` over an asyncio stream of its own."""
+    opening = asyncio.open_unix_connection(host) if port is None else asyncio.open_connection(host, port)
+    reader, writer = await asyncio.wait_for(opening, max(timeout, 2.0))
+    try:
+        writer.write(_METADUMP)
+        data = b""
+        while not _metadump_done(data):
+            chunk = await asyncio.wait_for(reader.read(1 << 16), max(timeout, 2.0))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        writer.close()
+    return _metadump_keys(host, port, data)
+
+
+def _metadump(host: str, port: Optional[int], timeout: float) -> list:
+    if port is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(timeout, 2.0))
+        sock.connect(host)
+    else:
+        sock = socket.create_connection((host, port), timeout=max(timeout, 2.0))
+    with sock:
+        sock.sendall(_METADUMP)
+        data = b""
+        while not _metadump_done(data):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    return _metadump_keys(host, port, data)
 
 
 def __getattr__(name: str) -> Any:
