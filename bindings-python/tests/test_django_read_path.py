@@ -210,3 +210,18 @@ def test_aclear_runs_on_the_event_loop(server, mode, monkeypatch):
         assert theirs == ([b"theirs"] if mode == "prefix" else [None])
         raw.delete_many(["someone-else:1:key"])
         forget_shared()
+
+
+def test_redis_reads_select_the_database_of_the_url():
+    """The hand-written MGET connection selects the URL's database, as the
+    redis crate's connections (used for writes) do."""
+    from stratacache.tiers import RedisTier
+
+    base = REDIS_URL.rsplit("/", 1)[0]
+    db3, db0 = RedisTier(f"{base}/3"), RedisTier(f"{base}/0")
+    db3.set_many([("rp-db", b"three", 60_000)])
+    try:
+        assert db3.client.get_many(["rp-db", "rp-missing"]) == [b"three", None]
+        assert db0.client.get_many(["rp-db"]) == [None]
+    finally:
+        db3.delete_many(["rp-db"])

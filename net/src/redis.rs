@@ -30,6 +30,7 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, RedisResult, Value};
 
 use crate::health::Health;
+use crate::resp::{self, RespConn, RespError};
 use crate::{Error, Outcome, ServerError, ServerHealth};
 
 /// A client's settings.
@@ -125,6 +126,9 @@ struct Node {
     name: String,
     client: redis::Client,
     idle: Mutex<Vec<Connection>>,
+    /// Connections of the hand-written `MGET` path (`crate::resp`), when
+    /// the node's address and protocol allow it.
+    resp: Option<Mutex<Vec<RespConn>>>,
     health: Health,
 }
 
@@ -209,11 +213,15 @@ impl Client {
             return Err(Error::Config("redis needs at least one node".into()));
         }
         let node = |url: &str| -> Result<Node, Error> {
+            let client = redis::Client::open(url)
+                .map_err(|e| Error::Config(format!("redis URL {url:?}: {e}")))?;
+            let resp =
+                resp::supported(client.get_connection_info()).then(|| Mutex::new(Vec::new()));
             Ok(Node {
                 name: url.to_owned(),
-                client: redis::Client::open(url)
-                    .map_err(|e| Error::Config(format!("redis URL {url:?}: {e}")))?,
+                client,
                 idle: Mutex::new(Vec::new()),
+                resp,
                 health: Health::default(),
             })
         };
@@ -306,6 +314,9 @@ impl Client {
             Mode::Single(s) => {
                 for n in std::iter::once(&s.primary).chain(&s.replicas) {
                     n.idle.lock().clear();
+                    if let Some(pool) = &n.resp {
+                        pool.lock().clear();
+                    }
                 }
             }
             Mode::Cluster(c) => c.idle.lock().clear(),
@@ -377,6 +388,66 @@ impl Client {
         }
     }
 
+    /// `MGET` of `full` on `node`, recording its health like `on_node`:
+    /// over the hand-written connection (`crate::resp`) when the node
+    /// allows it, else over the `redis` crate.
+    fn mget_on_node(
+        &self,
+        node: &Node,
+        full: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, ServerError> {
+        let Some(pool) = &node.resp else {
+            return self.on_node(node, full.len(), |conn: &mut Connection| {
+                redis::cmd("MGET").arg(full).query(conn)
+            });
+        };
+        let n = full.len();
+        if !node.health.usable(self.config.retry_after) {
+            node.health.keys_failed(n);
+            return Err(ServerError {
+                server: node.name.clone(),
+                error: std::io::Error::other(format!(
+                    "redis {}: down, probed again later",
+                    node.name
+                )),
+            });
+        }
+        let pooled = pool.lock().pop();
+        let result = match pooled {
+            Some(conn) => Ok(conn),
+            None => RespConn::connect(
+                node.client.get_connection_info(),
+                self.config.connect_timeout,
+                self.config.timeout,
+            ),
+        }
+        .and_then(|mut conn| {
+            let result = conn.mget(full);
+            if !matches!(result, Err(RespError::Io(_))) {
+                let mut idle = pool.lock();
+                if idle.len() < self.config.max_idle {
+                    idle.push(conn);
+                }
+            }
+            result
+        });
+        match result {
+            Ok(values) => {
+                node.health.ok();
+                Ok(values)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                node.health
+                    .failed(n, text.clone(), true, self.config.retry_after);
+                Err(ServerError {
+                    server: node.name.clone(),
+                    error: std::io::Error::other(format!("redis {}: {text}", node.name)),
+                })
+            }
+        }
+    }
+
     fn failed_all<T: Default + Clone>(n: usize, e: ServerError) -> Outcome<T> {
         Outcome {
             values: vec![T::default(); n],
@@ -403,9 +474,6 @@ impl Client {
         }
         match &self.mode {
             Mode::Single(s) => {
-                let mget = |conn: &mut Connection| -> RedisResult<Vec<Option<Vec<u8>>>> {
-                    redis::cmd("MGET").arg(&full).query(conn)
-                };
                 let mut errors = Vec::new();
                 if !s.replicas.is_empty() {
                     let i = s.next.fetch_add(1, Relaxed) % s.replicas.len();
@@ -414,7 +482,7 @@ impl Client {
                         if !r.health.usable_at(Instant::now()) {
                             continue;
                         }
-                        match self.on_node(r, n, mget) {
+                        match self.mget_on_node(r, &full) {
                             Ok(values) => {
                                 return Outcome {
                                     values,
@@ -426,7 +494,7 @@ impl Client {
                         }
                     }
                 }
-                match self.on_node(&s.primary, n, mget) {
+                match self.mget_on_node(&s.primary, &full) {
                     Ok(values) => Outcome {
                         values,
                         failed: Vec::new(),
