@@ -14,9 +14,13 @@ VENV="$REPO_ROOT/.venv"
 "$VENV/bin/python" -c "import maturin" 2>/dev/null || "$VENV/bin/pip" install -q "maturin>=1.7,<2"
 "$VENV/bin/pip" install -q "django>=4.2,<6" "pymemcache>=4,<5" "redis>=5,<9" "django-redis>=5.4" \
   "moto[server]>=5,<6"
-# PyLibMCCache's client needs libmemcached; left out of the run if it does not install.
-"$VENV/bin/python" -c "import pylibmc" 2>/dev/null || "$VENV/bin/pip" install -q pylibmc 2>/dev/null \
-  || echo "bench-django.sh: pylibmc does not install here; PyLibMCCache is left out" >&2
+# PyLibMCCache's client builds against libmemcached (Debian: libmemcached-dev);
+# left out of the run, with the reason printed, if it does not install.
+if ! "$VENV/bin/python" -c "import pylibmc" 2>/dev/null; then
+  apt_install libmemcached-dev zlib1g-dev || echo "bench-django.sh: apt could not install libmemcached-dev" >&2
+  "$VENV/bin/pip" install -q pylibmc \
+    || echo "bench-django.sh: pylibmc does not install here (see pip's error above); PyLibMCCache is left out" >&2
+fi
 
 step "Build the extension (maturin develop --release)"
 rm -f bindings-python/python/stratacache/_core.*.so

@@ -155,6 +155,70 @@ fn normalize_keys<'py>(
     Ok((core, user))
 }
 
+/// The core key of a Django cache key made by Django's default key
+/// function (`"%s:%s:%s" % (KEY_PREFIX, version, key)`): `prefix` is
+/// `"{KEY_PREFIX}:{version}:"`, the key is formatted as `%s` formats it (an
+/// exact `str` as it is, anything else through `str()`), and the made key
+/// goes through `plain_key` as `normalize_key` does. `buf` is reused.
+pub(crate) fn django_core_key(
+    key: &Bound<'_, PyAny>,
+    prefix: &str,
+    buf: &mut String,
+) -> PyResult<String> {
+    buf.clear();
+    buf.push_str(prefix);
+    if key.is_exact_instance_of::<PyString>() {
+        buf.push_str(as_str(key, "key")?);
+    } else {
+        let text = key.str()?;
+        buf.push_str(as_str(text.as_any(), "key")?);
+    }
+    stratacache::plain_key(buf, stratacache::DEFAULT_MAX_KEY_LEN)
+        .map(Cow::into_owned)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// `django_core_key` of each of `keys`, without repeats: the core keys in
+/// first-seen order and, for each, the last user key that made it (as
+/// Django's memcached and Redis backends map made keys back to keys).
+pub(crate) fn django_core_keys<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    prefix: &str,
+) -> PyResult<(Vec<String>, Bound<'py, PyList>)> {
+    let n = keys.len().unwrap_or(0);
+    let mut buf = String::with_capacity(prefix.len() + 32);
+    let mut core: Vec<String> = Vec::with_capacity(n);
+    let mut users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
+    let mut seen: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(n);
+    let mut add = |key: Bound<'py, PyAny>| -> PyResult<()> {
+        let made = django_core_key(&key, prefix, &mut buf)?;
+        match seen.get(&made) {
+            Some(&i) => users[i] = key,
+            None => {
+                seen.insert(made.clone(), core.len());
+                core.push(made);
+                users.push(key);
+            }
+        }
+        Ok(())
+    };
+    match keys.cast::<PyList>() {
+        Ok(list) => {
+            for key in list.iter() {
+                add(key)?;
+            }
+        }
+        Err(_) => {
+            for key in keys.try_iter()? {
+                add(key?)?;
+            }
+        }
+    }
+    Ok((core, PyList::new(py, users)?))
+}
+
 /// The signing key (32 bytes) derived from an application secret (`str`,
 /// UTF-8, or `bytes`), as every host derives it: SHA-256 of the label
 /// `tiercache.signing.v1`, a NUL byte and the secret.

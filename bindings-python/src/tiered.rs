@@ -14,10 +14,12 @@ use stratacache::tiered::{
 use stratacache::{Lookup, NamedCounters};
 
 use crate::envelope::codec_from;
+use crate::key::{django_core_key, django_core_keys};
 use crate::memcached::MemcachedClient;
 use crate::redis::RedisClient;
+use crate::request::current_scope;
 use crate::request::RequestScope;
-use crate::util::{lock, new_error, PyVal, TtlArg};
+use crate::util::{clock_ms, lock, new_error, now_ms, PyVal, TtlArg};
 
 /// The cache's configuration: one dict, deserialized by the core
 /// (`stratacache::tiered::TieredSpec`; `None` or absent = the core's default).
@@ -156,6 +158,23 @@ fn ids(waiters: Vec<WaitId>) -> Vec<u64> {
     waiters.into_iter().map(WaitId::into_raw).collect()
 }
 
+/// `f(arg)` without a tuple per call (`PyObject_CallFunctionObjArgs`
+/// passes its arguments by vectorcall to functions that take it, such as
+/// `pickle.loads`): one call per value decoded.
+fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = f.py();
+    // SAFETY: two live objects and the NULL that ends the argument list;
+    // the call returns a new reference or NULL with an exception set.
+    unsafe {
+        let out = pyo3::ffi::PyObject_CallFunctionObjArgs(
+            f.as_ptr(),
+            arg.as_ptr(),
+            std::ptr::null_mut::<pyo3::ffi::PyObject>(),
+        );
+        Bound::from_owned_ptr_or_err(py, out)
+    }
+}
+
 /// Tags of what `PyRead.advance` returns besides the core's steps.
 const TIER_ERROR: &str = "tier_error";
 const DECODE_ERRORS: &str = "decode_errors";
@@ -264,6 +283,87 @@ fn steps_list<'py>(py: Python<'py>, steps: Vec<Step>) -> PyResult<Bound<'py, PyL
     Ok(list)
 }
 
+/// What `PyRead.finish` returns when not given `user_keys`.
+enum Answer {
+    /// One `(found, value, source, refresh, error)` tuple per key.
+    List,
+    /// `{user_keys[i]: value}` of the hits.
+    Dict(Py<PyList>),
+    /// The value of the one key, or this default.
+    One(PyVal),
+}
+
+impl Answer {
+    fn shape<'py>(
+        &self,
+        py: Python<'py>,
+        results: Vec<ReadResult<PyVal>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Answer::List => Ok(results_list(py, results)?.into_any()),
+            Answer::Dict(user_keys) => {
+                Ok(results_dict(py, results, user_keys.bind(py))?.into_any())
+            }
+            Answer::One(default) => Ok(match results.into_iter().next().map(|r| r.lookup) {
+                Some(Lookup::Hit(value)) => value.into_bound(py),
+                _ => default.clone_ref(py).into_bound(py),
+            }),
+        }
+    }
+}
+
+/// What a read needs from its host to run in the extension (built once per
+/// cache by `stratacache.django.backend`): the tiers' native clients (an
+/// empty tuple for async reads: every fetch comes back to the host), the
+/// codec's `loads` and name, whether stores are deferred to a background
+/// writer, and the cache's clock (None: the system clock).
+///
+/// ```python
+/// host = _core.ReadHost(cache._natives, pickle.loads, "pickle", False, None)
+/// ```
+#[pyclass(frozen, module = "stratacache._core", name = "ReadHost")]
+pub struct ReadHost {
+    natives: Py<PyTuple>,
+    loads: PyVal,
+    codec: String,
+    defer_stores: bool,
+    clock: Option<PyVal>,
+}
+
+#[pymethods]
+impl ReadHost {
+    #[new]
+    #[pyo3(signature = (natives, loads, codec, defer_stores, clock = None))]
+    fn py_new(
+        natives: Py<PyTuple>,
+        loads: PyVal,
+        codec: String,
+        defer_stores: bool,
+        clock: Option<PyVal>,
+    ) -> Self {
+        ReadHost {
+            natives,
+            loads,
+            codec,
+            defer_stores,
+            clock,
+        }
+    }
+}
+
+/// A fresh 64-bit random number per read (the core mixes it per key), from
+/// a process-wide counter through splitmix64: no Python call per read.
+fn read_random() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut z = STATE
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(now_ms().wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The shared state of one tiered cache in this process: configuration,
 /// local tier, single-flight bookkeeping, tier health and counters. Driven
 /// by `stratacache.TieredCache`; not meant to be used directly.
@@ -273,6 +373,66 @@ pub struct TieredCore {
 }
 
 impl TieredCore {
+    /// Starts a read of `keys` (no loader, the default TTL) in the current
+    /// request scope and runs it in the extension as far as `host` allows:
+    /// the answer shaped by `answer` when it finished, else a `Read` whose
+    /// first step is the one the host must do (drive it with
+    /// `Driver.run`/`arun`; its `finish` returns the same shape).
+    fn read_in_extension<'py>(
+        slf: &Bound<'py, Self>,
+        host: &ReadHost,
+        keys: Vec<String>,
+        answer: Answer,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let scope = current_scope(py)?;
+        let scope = scope.as_ref();
+        let options = ReadOptions {
+            load: false,
+            force_miss: scope.is_some_and(|s| s.get().force_miss()),
+            ttl: stratacache::Expiry::Default,
+            skip_request_tier: scope.is_none(),
+        };
+        let now = clock_ms(py, host.clock.as_ref())?;
+        let this = slf.get();
+        let mut cache = lock(py, &this.inner);
+        let mut read = {
+            let request = scope.map(|s| lock(py, &s.get().cache));
+            cache
+                .read_raw(keys, options, now, read_random(), request.as_deref())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+        };
+        let first = read.next(&mut cache);
+        if first == Step::Done {
+            let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
+            drop(cache);
+            let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            return answer.shape(py, results);
+        }
+        drop(cache);
+        let mut read = PyRead {
+            read: Some(read),
+            core: slf.clone().unbind(),
+            first: Some(first),
+            pending: None,
+            answer,
+        };
+        let step = read.drive(
+            py,
+            host.natives.bind(py),
+            host.loads.bind(py),
+            &host.codec,
+            host.defer_stores,
+        )?;
+        match step {
+            None => read.finish_shaped(py, scope, None),
+            Some(step) => {
+                read.pending = Some(step.unbind());
+                Ok(Bound::new(py, read)?.into_any())
+            }
+        }
+    }
+
     fn with_scope<R>(
         py: Python<'_>,
         scope: Option<&Bound<'_, RequestScope>>,
@@ -348,8 +508,52 @@ impl TieredCore {
             read: Some(read),
             core: slf.clone().unbind(),
             first: Some(first),
+            pending: None,
+            answer: Answer::List,
         };
         Ok(Bound::new(py, read)?.into_any())
+    }
+
+    /// Django's `get_many` in one call: each of `keys` made into a cache
+    /// key as Django's default key function does (`prefix` is
+    /// `"{KEY_PREFIX}:{version}:"`), mapped to its core key, read from every
+    /// tier (in the extension as far as `host` allows) and returned as
+    /// `{key: value}` of the hits; or a `Read` to drive when a step needs
+    /// the host (see `read_in_extension`).
+    ///
+    /// ```python
+    /// found = core.get_many_made(host, ["a", "b"], "site:1:")
+    /// ```
+    fn get_many_made<'py>(
+        slf: &Bound<'py, Self>,
+        host: &Bound<'py, ReadHost>,
+        keys: &Bound<'py, PyAny>,
+        prefix: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let (core_keys, user_keys) = django_core_keys(py, keys, prefix)?;
+        if core_keys.is_empty() {
+            return Ok(PyDict::new(py).into_any());
+        }
+        Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
+    }
+
+    /// Django's `get` in one call: `key` made as in `get_many_made`, its
+    /// value, else `default`; or a `Read` to drive.
+    ///
+    /// ```python
+    /// value = core.get_made(host, "a", "site:1:", None)
+    /// ```
+    fn get_made<'py>(
+        slf: &Bound<'py, Self>,
+        host: &Bound<'py, ReadHost>,
+        key: &Bound<'py, PyAny>,
+        prefix: &str,
+        default: PyVal,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut buf = String::with_capacity(prefix.len() + 32);
+        let core_key = django_core_key(key, prefix, &mut buf)?;
+        Self::read_in_extension(slf, host.get(), vec![core_key], Answer::One(default))
     }
 
     /// Writes a value to the request and local tiers now; returns the
@@ -527,6 +731,11 @@ pub struct PyRead {
     read: Option<RawRead<PyVal>>,
     core: Py<TieredCore>,
     first: Option<Step>,
+    /// A step the extension already turned into a tuple for the host
+    /// (`read_in_extension`): `advance`/`next` return it first.
+    pending: Option<Py<PyTuple>>,
+    /// The shape of `finish`'s answer when it is not given `user_keys`.
+    answer: Answer,
 }
 
 impl PyRead {
@@ -534,6 +743,134 @@ impl PyRead {
         match &mut self.read {
             Some(read) => Ok((read, &self.core)),
             None => Err(PyRuntimeError::new_err("this read is finished")),
+        }
+    }
+
+    /// `advance`'s loop: `None` when the read is done, else the step the
+    /// host must do.
+    fn drive<'py>(
+        &mut self,
+        py: Python<'py>,
+        natives: &Bound<'py, PyTuple>,
+        loads: &Bound<'py, PyAny>,
+        codec: &str,
+        defer_stores: bool,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        loop {
+            if defer_stores {
+                let (read, _) = self.parts()?;
+                read.defer_sealing();
+                if let Some(seal) = crate::seal::seal_step(py, read) {
+                    return seal.map(Some);
+                }
+            }
+            let step = match self.first.take() {
+                Some(step) => step,
+                None => {
+                    let (read, core) = self.parts()?;
+                    read.next(&mut lock(py, &core.get().inner))
+                }
+            };
+            match step {
+                Step::Fetch { tier, keys } => {
+                    let Some(client) = native(natives, tier) else {
+                        return step_obj(py, Step::Fetch { tier, keys }).map(Some);
+                    };
+                    let client = client.get();
+                    let started = std::time::Instant::now();
+                    let result = py.detach(|| client.fetch_core(&keys));
+                    let (read, core) = self.parts()?;
+                    match result {
+                        Ok(outcomes) => read
+                            .fetched_outcomes(&mut lock(py, &core.get().inner), tier, outcomes)
+                            .map_err(answer_error)?,
+                        Err(e) => {
+                            let err = PyErr::from(e);
+                            let message = describe(py, &err);
+                            // Known after the call's own time (a timeout):
+                            // the cool-down runs from then.
+                            let elapsed = started.elapsed().as_millis() as u64;
+                            let now = read.now().saturating_add(elapsed);
+                            read.failed(&mut lock(py, &core.get().inner), tier, message, now);
+                            return Ok(Some(
+                                (TIER_ERROR, tier, "get", err.into_value(py)).into_pyobject(py)?,
+                            ));
+                        }
+                    }
+                }
+                Step::Store { tier, entries } => {
+                    let client = native(natives, tier).filter(|_| !defer_stores);
+                    let Some(client) = client else {
+                        return step_obj(py, Step::Store { tier, entries }).map(Some);
+                    };
+                    let client = client.get();
+                    if let Err(e) = py.detach(|| client.store_core_entries(&entries)) {
+                        return Ok(Some(
+                            (TIER_ERROR, tier, "set", PyErr::from(e).into_value(py))
+                                .into_pyobject(py)?,
+                        ));
+                    }
+                }
+                Step::Decode { items } if items.iter().all(|i| i.codec.name() == codec) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    let mut errors = Vec::new();
+                    for item in &items {
+                        match call_one(loads, &PyBytes::new(py, &item.payload)) {
+                            Ok(value) => out.push(Ok(HostValue::new(
+                                value.unbind(),
+                                item.payload.len() as u64,
+                            ))),
+                            Err(err) if err.is_instance_of::<PyException>(py) => {
+                                let message = format!("could not decode: {}", describe(py, &err));
+                                errors.push((item.key.clone(), message.clone()));
+                                out.push(Err(message));
+                            }
+                            Err(err) => return Err(err),
+                        }
+                    }
+                    let (read, core) = self.parts()?;
+                    read.decoded(&mut lock(py, &core.get().inner), out)
+                        .map_err(answer_error)?;
+                    if !errors.is_empty() {
+                        return Ok(Some((DECODE_ERRORS, errors).into_pyobject(py)?));
+                    }
+                }
+                Step::Done => return Ok(None),
+                other => return step_obj(py, other).map(Some),
+            }
+        }
+    }
+
+    /// The results, after the `done` step: shaped by `user_keys` when given,
+    /// else by the read's own answer shape.
+    fn finish_shaped<'py>(
+        &mut self,
+        py: Python<'py>,
+        scope: Option<&Bound<'py, RequestScope>>,
+        user_keys: Option<&Bound<'py, PyList>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let read = self
+            .read
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this read is finished"))?;
+        let results = {
+            let mut cache = lock(py, &self.core.get().inner);
+            TieredCore::with_scope(py, scope, |request| read.finish(&mut cache, request))
+        };
+        match results {
+            Ok(results) => match user_keys {
+                Some(user_keys) => Ok(results_dict(py, results, user_keys)?.into_any()),
+                None => self.answer.shape(py, results),
+            },
+            Err(failure) => Err(new_error(
+                py,
+                "TierError",
+                (
+                    failure.tier_name.clone(),
+                    failure.message.clone(),
+                    failure.to_string(),
+                ),
+            )),
         }
     }
 }
@@ -545,6 +882,9 @@ impl PyRead {
     /// `("seal", [SealJob, ...])` (see `advance`).
     #[pyo3(signature = (defer_stores = false))]
     fn next<'py>(&mut self, py: Python<'py>, defer_stores: bool) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some(step) = self.pending.take() {
+            return Ok(step.into_bound(py));
+        }
         if defer_stores {
             let (read, _) = self.parts()?;
             read.defer_sealing();
@@ -589,83 +929,12 @@ impl PyRead {
         codec: &str,
         defer_stores: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        loop {
-            if defer_stores {
-                let (read, _) = self.parts()?;
-                read.defer_sealing();
-                if let Some(seal) = crate::seal::seal_step(py, read) {
-                    return seal;
-                }
-            }
-            let step = match self.first.take() {
-                Some(step) => step,
-                None => {
-                    let (read, core) = self.parts()?;
-                    read.next(&mut lock(py, &core.get().inner))
-                }
-            };
-            match step {
-                Step::Fetch { tier, keys } => {
-                    let Some(client) = native(natives, tier) else {
-                        return step_obj(py, Step::Fetch { tier, keys });
-                    };
-                    let client = client.get();
-                    let started = std::time::Instant::now();
-                    let result = py.detach(|| client.fetch_core(&keys));
-                    let (read, core) = self.parts()?;
-                    match result {
-                        Ok(outcomes) => read
-                            .fetched_outcomes(&mut lock(py, &core.get().inner), tier, outcomes)
-                            .map_err(answer_error)?,
-                        Err(e) => {
-                            let err = PyErr::from(e);
-                            let message = describe(py, &err);
-                            // Known after the call's own time (a timeout):
-                            // the cool-down runs from then.
-                            let elapsed = started.elapsed().as_millis() as u64;
-                            let now = read.now().saturating_add(elapsed);
-                            read.failed(&mut lock(py, &core.get().inner), tier, message, now);
-                            return (TIER_ERROR, tier, "get", err.into_value(py)).into_pyobject(py);
-                        }
-                    }
-                }
-                Step::Store { tier, entries } => {
-                    let client = native(natives, tier).filter(|_| !defer_stores);
-                    let Some(client) = client else {
-                        return step_obj(py, Step::Store { tier, entries });
-                    };
-                    let client = client.get();
-                    if let Err(e) = py.detach(|| client.store_core_entries(&entries)) {
-                        return (TIER_ERROR, tier, "set", PyErr::from(e).into_value(py))
-                            .into_pyobject(py);
-                    }
-                }
-                Step::Decode { items } if items.iter().all(|i| i.codec.name() == codec) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    let mut errors = Vec::new();
-                    for item in &items {
-                        match loads.call1((PyBytes::new(py, &item.payload),)) {
-                            Ok(value) => out.push(Ok(HostValue::new(
-                                value.unbind(),
-                                item.payload.len() as u64,
-                            ))),
-                            Err(err) if err.is_instance_of::<PyException>(py) => {
-                                let message = format!("could not decode: {}", describe(py, &err));
-                                errors.push((item.key.clone(), message.clone()));
-                                out.push(Err(message));
-                            }
-                            Err(err) => return Err(err),
-                        }
-                    }
-                    let (read, core) = self.parts()?;
-                    read.decoded(&mut lock(py, &core.get().inner), out)
-                        .map_err(answer_error)?;
-                    if !errors.is_empty() {
-                        return (DECODE_ERRORS, errors).into_pyobject(py);
-                    }
-                }
-                other => return step_obj(py, other),
-            }
+        if let Some(step) = self.pending.take() {
+            return Ok(step.into_bound(py));
+        }
+        match self.drive(py, natives, loads, codec, defer_stores)? {
+            Some(step) => Ok(step),
+            None => step_obj(py, Step::Done),
         }
     }
 
@@ -770,29 +1039,7 @@ impl PyRead {
         scope: Option<&Bound<'py, RequestScope>>,
         user_keys: Option<&Bound<'py, PyList>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let read = self
-            .read
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this read is finished"))?;
-        let results = {
-            let mut cache = lock(py, &self.core.get().inner);
-            TieredCore::with_scope(py, scope, |request| read.finish(&mut cache, request))
-        };
-        match results {
-            Ok(results) => match user_keys {
-                Some(user_keys) => Ok(results_dict(py, results, user_keys)?.into_any()),
-                None => Ok(results_list(py, results)?.into_any()),
-            },
-            Err(failure) => Err(new_error(
-                py,
-                "TierError",
-                (
-                    failure.tier_name.clone(),
-                    failure.message.clone(),
-                    failure.to_string(),
-                ),
-            )),
-        }
+        self.finish_shaped(py, scope, user_keys)
     }
 
     /// Gives up the read; returns the waiter ids to wake.
@@ -832,6 +1079,7 @@ fn answer_error(error: AnswerError) -> PyErr {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TieredCore>()?;
     m.add_class::<PyRead>()?;
+    m.add_class::<ReadHost>()?;
     m.add_function(wrap_pyfunction!(tier_preset, m)?)?;
     m.add_function(wrap_pyfunction!(shape_loaded, m)?)?;
     // Every tag a step tuple can carry: the driver handles exactly these.

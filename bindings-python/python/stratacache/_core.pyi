@@ -179,6 +179,10 @@ class TieredCore:
         now: int,
         random: int,
     ) -> list[tuple[Any, ...]]: ...
+    def get_many_made(
+        self, host: ReadHost, keys: Iterable[Any], prefix: str
+    ) -> Union[dict[Any, Any], Read]: ...
+    def get_made(self, host: ReadHost, key: Any, prefix: str, default: Any) -> Any: ...
     def delete_all_tiers(
         self, key: str, scope: Optional[RequestScope], now: int
     ) -> list[tuple[Any, ...]]: ...
@@ -199,6 +203,16 @@ class SealJob:
     @property
     def size(self) -> int: ...
     def seal(self) -> list[tuple[str, int, list[tuple[str, bytes, Optional[int]]]]]: ...
+
+class ReadHost:
+    def __init__(
+        self,
+        natives: tuple[Any, ...],
+        loads: Callable[[bytes], Any],
+        codec: str,
+        defer_stores: bool,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None: ...
 
 class Read:
     def next(self, defer_stores: bool = False) -> tuple[Any, ...]: ...

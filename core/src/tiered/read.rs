@@ -707,9 +707,18 @@ impl<V: Clone, E> RawRead<V, E> {
         // Signatures are bound to keys: the manifest to the key it is stored
         // under, the value to the key it is read under. A signed value
         // copied to another key is refused.
-        let is_manifest = envelope::peek_header(&bytes).is_ok_and(|h| h.manifest);
-        let bound_to = match (&self.slots[i].remote, is_manifest && !from_chunks) {
-            (Some(remote), true) => remote.fetched_as.as_deref().unwrap_or(&self.keys[i]),
+        // Only a key fetched under another name needs the header peeked
+        // first (most values are not: no second header parse for them).
+        let fetched_as = self.slots[i]
+            .remote
+            .as_ref()
+            .and_then(|r| r.fetched_as.as_deref());
+        let bound_to = match fetched_as {
+            Some(asked)
+                if !from_chunks && envelope::peek_header(&bytes).is_ok_and(|h| h.manifest) =>
+            {
+                asked
+            }
             _ => &self.keys[i],
         };
         let decoded = match envelope::decode_for_key(bound_to, &bytes, &options) {

@@ -1,7 +1,7 @@
 """Tiers with native async reads and writes for ``TieredCacheBackend``'s
 async methods (``aget``, ``aget_many``, ``aset``, ``aset_many``, ``aadd``,
 ``aincr``/``adecr`` and their lock, ``atouch``, ``adelete``,
-``adelete_many``): the backend and the ``TieredCache`` async driver await
+``adelete_many``, ``aclear``): the backend and the ``TieredCache`` async driver await
 them on the event loop instead of running the sync client in a worker
 thread.
 
@@ -182,6 +182,17 @@ class AsyncMemcachedTier(MemcachedTier):
 
         await asyncio.gather(*(one(node, idx) for node, idx in self._by_node(keys).items()))
 
+    async def aflush_all(self) -> None:
+        """``clear()`` on the event loop: ``flush_all`` to every server at
+        once (``await tier.aflush_all()``)."""
+
+        async def reply(reader: asyncio.StreamReader) -> None:
+            line = await reader.readline()
+            if line != b"OK\r\n":
+                raise OSError(f"memcached refused flush_all: {line[:80]!r}")
+
+        await asyncio.gather(*(self._exchange(node, b"flush_all\r\n", reply) for node in self._nodes))
+
 
 class AsyncRedisTier(RedisTier):
     """``RedisTier`` whose async methods use ``redis.asyncio`` (one client
@@ -222,3 +233,7 @@ class AsyncRedisTier(RedisTier):
     async def adelete_many(self, keys: Sequence[str]) -> None:
         if keys:
             await self._aclient().delete(*[self.key_prefix + k for k in keys])
+
+    async def aflush(self) -> None:
+        """``clear()`` on the event loop: ``FLUSHDB`` (``await tier.aflush()``)."""
+        await self._aclient().flushdb()

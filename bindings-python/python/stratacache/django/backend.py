@@ -35,13 +35,14 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Optional, Sequence
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import _core
 from .._driver import _complete
 from .._errors import ConfigurationError
 from ..keys import normalize_key
+from ..scope import current_scope
 from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, _keyring
 from .aio import AsyncMemcachedTier, AsyncRedisTier
 
@@ -253,6 +254,16 @@ class TieredCacheBackend(BaseCache):
         self.lock_timeout = float(self._options.get("LOCK_TIMEOUT", 5))
         self._tiered: Optional[TieredCache] = None
         self._remote: Optional[TieredCache] = None
+        # Keys made by Django's default key function are made in the
+        # extension (one call per get/get_many); a KEY_FUNCTION, or a
+        # subclass making keys its own way, keeps the Python path.
+        cls = type(self)
+        self._native_keys = (
+            cls.make_key is BaseCache.make_key
+            and cls._key is TieredCacheBackend._key
+            and cls.validate_key is TieredCacheBackend.validate_key
+        )
+        self._prefixes: dict = {}
 
     # -- the TieredCache ----------------------------------------------------
 
@@ -282,6 +293,22 @@ class TieredCacheBackend(BaseCache):
     def _key(self, key: Any, version: Optional[int]) -> str:
         return self.make_key(key, version)
 
+    def _prefix(self, version: Any) -> Optional[str]:
+        """``"{KEY_PREFIX}:{version}:"``, what Django's default key function
+        puts before a key, or None when keys are made another way."""
+        if not self._native_keys or self.key_func is not default_key_func:
+            return None
+        if version is None:
+            version = self.version
+        try:
+            return self._prefixes[version]
+        except KeyError:
+            # %s as Django's default_key_func formats (str(), not format()).
+            prefix = self._prefixes[version] = "%s:%s:" % (self.key_prefix, version)  # noqa: UP031
+            return prefix
+        except TypeError:  # an unhashable version
+            return "%s:%s:" % (self.key_prefix, version)  # noqa: UP031
+
     def validate_key(self, key: Any) -> None:
         """Nothing to warn about: every key is made valid for memcached
         (``stratacache.safe_key``: escaped, long keys digested)."""
@@ -296,9 +323,18 @@ class TieredCacheBackend(BaseCache):
     def get(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
         """The value of ``key`` (a stored ``None`` included), else ``default``:
         ``cache.get("outline", default=MISSING)``."""
-        # TieredCache.get (not get_cached_response): the read shows up as a
-        # "get" in the Debug Toolbar panel and the read events.
-        return self.tiered.get(self._key(key, version), default)
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is None or TieredCache.get is not _TIERED_GET:
+            # TieredCache.get (not get_cached_response): the read shows up as
+            # a "get" in the Debug Toolbar panel and the read events (which
+            # wrap TieredCache's methods while they observe).
+            return cache.get(self._key(key, version), default)
+        # One call: the key made, read from every tier, the value decoded.
+        found = cache._core.get_made(_read_host(cache), key, prefix, default)
+        if type(found) is _Read:
+            return cache._driver.run(found, current_scope(False), None)
+        return found
 
     def has_key(self, key: Any, version: Optional[int] = None) -> bool:
         """True if some tier has ``key``: ``cache.has_key("outline")``."""
@@ -307,6 +343,15 @@ class TieredCacheBackend(BaseCache):
     def get_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
         """``{key: value}`` for the keys found, one round trip per tier:
         ``cache.get_many(["a", "b"])``."""
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is not None and TieredCache.get_many is _TIERED_GET_MANY:
+            # One call for the batch: keys made and mapped, every tier read,
+            # values decoded, the dict built, all in the extension.
+            found = cache._core.get_many_made(_read_host(cache), keys, prefix)
+            if type(found) is _Read:
+                return cache._driver.run(found, current_scope(False), None)
+            return found
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -571,16 +616,38 @@ class TieredCacheBackend(BaseCache):
         if self.clear_mode == "local":
             return
         for tier in cache.tiers:
-            if tier.kind == "storage":
-                tier.clear()
-            elif self.clear_mode == "flush":
-                tier.clear()
-            elif tier.kind == "memcached":
-                _clear_memcached_prefix(tier, self._clear_prefixes())
-            elif tier.kind == "redis":
-                _clear_redis_prefix(tier, self._clear_prefixes())
+            self._clear_tier(tier)
+
+    def _clear_tier(self, tier: Any) -> None:
+        if tier.kind == "storage" or self.clear_mode == "flush":
+            tier.clear()
+        elif tier.kind == "memcached":
+            _clear_memcached_prefix(tier, self._clear_prefixes())
+        elif tier.kind == "redis":
+            _clear_redis_prefix(tier, self._clear_prefixes())
+        else:
+            tier.clear()
+
+    async def aclear(self) -> None:
+        """Async ``clear`` (the same ``OPTIONS['CLEAR']`` modes): memcached
+        and Redis tiers are flushed or scanned and deleted on the event loop;
+        only a tier with no async client (storage) runs in a worker thread.
+        ``await cache.aclear()``."""
+        cache = self.tiered
+        cache.clear_local()
+        scope = cache._scope()
+        if scope is not None:
+            scope.clear()
+        if self.clear_mode == "local":
+            return
+        flush = self.clear_mode == "flush"
+        for tier in cache.tiers:
+            if isinstance(tier, AsyncMemcachedTier):
+                await (tier.aflush_all() if flush else _aclear_memcached_prefix(tier, self._clear_prefixes()))
+            elif isinstance(tier, AsyncRedisTier):
+                await (tier.aflush() if flush else _aclear_redis_prefix(tier, self._clear_prefixes()))
             else:
-                tier.clear()
+                await asyncio.to_thread(self._clear_tier, tier)
 
     def _clear_prefixes(self) -> list:
         """What every remote key of this cache starts with, whatever its
@@ -600,7 +667,14 @@ class TieredCacheBackend(BaseCache):
 
     async def aget(self, key: Any, default: Any = None, version: Optional[int] = None) -> Any:
         """Async ``get``: ``await cache.aget("a")``."""
-        return await self.tiered.aget(self._key(key, version), default)
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is None or TieredCache.aget is not _TIERED_AGET:
+            return await cache.aget(self._key(key, version), default)
+        found = cache._core.get_made(_read_host(cache, aio=True), key, prefix, default)
+        if type(found) is _Read:
+            return await cache._driver.arun(found, current_scope(False), None)
+        return found
 
     async def ahas_key(self, key: Any, version: Optional[int] = None) -> bool:
         """Async ``has_key``: ``await cache.ahas_key("a")``."""
@@ -608,6 +682,13 @@ class TieredCacheBackend(BaseCache):
 
     async def aget_many(self, keys: Iterable[Any], version: Optional[int] = None) -> dict:
         """Async ``get_many``: ``await cache.aget_many(["a", "b"])``."""
+        cache = self.tiered
+        prefix = self._prefix(version)
+        if prefix is not None and TieredCache.aget_many is _TIERED_AGET_MANY:
+            found = cache._core.get_many_made(_read_host(cache, aio=True), keys, prefix)
+            if type(found) is _Read:
+                return await cache._driver.arun(found, current_scope(False), None)
+            return found
         back = {self._key(k, version): k for k in keys}
         if not back:
             return {}
@@ -673,6 +754,30 @@ class TieredCacheBackend(BaseCache):
 
     def __repr__(self) -> str:
         return f"<TieredCacheBackend {self.alias!r}: {self.tiered!r}>"
+
+
+_Read = _core.Read
+# The read methods as defined (read observers wrap them while they observe:
+# the backend then calls them, so the Debug Toolbar panel sees its reads).
+_TIERED_GET = getattr(TieredCache.get, "__wrapped__", TieredCache.get)
+_TIERED_GET_MANY = getattr(TieredCache.get_many, "__wrapped__", TieredCache.get_many)
+_TIERED_AGET = getattr(TieredCache.aget, "__wrapped__", TieredCache.aget)
+_TIERED_AGET_MANY = getattr(TieredCache.aget_many, "__wrapped__", TieredCache.aget_many)
+
+
+def _read_host(cache: TieredCache, aio: bool = False) -> Any:
+    """What a read of ``cache`` run in the extension needs (built once per
+    cache): its tiers' native clients (none for async reads, whose fetches
+    are awaited by the driver), its codec and clock."""
+    attr = "_django_ahost" if aio else "_django_host"
+    host = cache.__dict__.get(attr)
+    if host is None:
+        codec = cache._codec
+        loads = codec.decoder if cache._fast_decoder else codec.loads
+        natives = () if aio else tuple(cache._natives)
+        host = _core.ReadHost(natives, loads, codec.name, cache._writer is not None, cache._clock)
+        setattr(cache, attr, host)
+    return host
 
 
 @contextlib.contextmanager
@@ -763,6 +868,21 @@ def _clear_redis_prefix(tier: Any, prefixes: list) -> None:
             client.delete(*batch)
 
 
+async def _aclear_redis_prefix(tier: AsyncRedisTier, prefixes: list) -> None:
+    """``_clear_redis_prefix`` on the event loop (``redis.asyncio``)."""
+    client = tier._aclient()
+    for prefix in prefixes:
+        pattern = _redis_glob_escape(tier.key_prefix + prefix) + "*"
+        batch = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.delete(*batch)
+                batch = []
+        if batch:
+            await client.delete(*batch)
+
+
 def _redis_glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -777,21 +897,23 @@ def _clear_memcached_prefix(tier: Any, prefixes: list) -> None:
             tier.client.delete_many([k[len(tier.key_prefix) :] for k in keys[i : i + 500]])
 
 
-def _metadump(host: str, port: Optional[int], timeout: float) -> list:
-    if port is None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(max(timeout, 2.0))
-        sock.connect(host)
-    else:
-        sock = socket.create_connection((host, port), timeout=max(timeout, 2.0))
-    with sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not (data.endswith(b"END\r\n") or data.startswith(b"ERROR") or data.startswith(b"BUSY")):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
+async def _aclear_memcached_prefix(tier: AsyncMemcachedTier, prefixes: list) -> None:
+    """``_clear_memcached_prefix`` on the event loop (asyncio streams)."""
+    full = tuple(tier.key_prefix + p for p in prefixes)
+    for _node, host, port in tier.servers:
+        keys = [k for k in await _ametadump(host, port, tier.client.timeout) if k.startswith(full)]
+        for i in range(0, len(keys), 500):
+            await tier.adelete_many([k[len(tier.key_prefix) :] for k in keys[i : i + 500]])
+
+
+_METADUMP = b"lru_crawler metadump all\r\n"
+
+
+def _metadump_done(data: bytes) -> bool:
+    return data.endswith(b"END\r\n") or data.startswith(b"ERROR") or data.startswith(b"BUSY")
+
+
+def _metadump_keys(host: str, port: Optional[int], data: bytes) -> list:
     if not data.endswith(b"END\r\n"):
         raise OSError(f"memcached {host}:{port} cannot list its keys: {data[:80]!r}")
     keys = []
@@ -800,6 +922,41 @@ def _metadump(host: str, port: Optional[int], timeout: float) -> list:
             raw = line.split(b" ", 1)[0][4:].decode("ascii")
             keys.append(urllib.parse.unquote(raw))
     return keys
+
+
+async def _ametadump(host: str, port: Optional[int], timeout: float) -> list:
+    """``_metadump`` over an asyncio stream of its own."""
+    opening = asyncio.open_unix_connection(host) if port is None else asyncio.open_connection(host, port)
+    reader, writer = await asyncio.wait_for(opening, max(timeout, 2.0))
+    try:
+        writer.write(_METADUMP)
+        data = b""
+        while not _metadump_done(data):
+            chunk = await asyncio.wait_for(reader.read(1 << 16), max(timeout, 2.0))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        writer.close()
+    return _metadump_keys(host, port, data)
+
+
+def _metadump(host: str, port: Optional[int], timeout: float) -> list:
+    if port is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(max(timeout, 2.0))
+        sock.connect(host)
+    else:
+        sock = socket.create_connection((host, port), timeout=max(timeout, 2.0))
+    with sock:
+        sock.sendall(_METADUMP)
+        data = b""
+        while not _metadump_done(data):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    return _metadump_keys(host, port, data)
 
 
 def __getattr__(name: str) -> Any:
