@@ -394,28 +394,9 @@ impl TieredCore {
             skip_request_tier: scope.is_none(),
         };
         let now = clock_ms(py, host.clock.as_ref())?;
-        let this = slf.get();
-        let mut cache = lock(py, &this.inner);
-        let mut read = {
-            let request = scope.map(|s| lock(py, &s.get().cache));
-            cache
-                .read_raw(keys, options, now, read_random(), request.as_deref())
-                .map_err(|e| PyValueError::new_err(e.to_string()))?
-        };
-        let first = read.next(&mut cache);
-        if first == Step::Done {
-            let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
-            drop(cache);
-            let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            return answer.shape(py, results);
-        }
-        drop(cache);
-        let mut read = PyRead {
-            read: Some(read),
-            core: slf.clone().unbind(),
-            first: Some(first),
-            pending: None,
-            answer,
+        let mut read = match Self::start(slf, scope, keys, options, now, read_random(), answer)? {
+            Ok(answered) => return Ok(answered),
+            Err(read) => read,
         };
         let step = read.drive(
             py,
@@ -431,6 +412,42 @@ impl TieredCore {
                 Ok(Bound::new(py, read)?.into_any())
             }
         }
+    }
+
+    /// Starts a read and takes its first step: `Ok` with the answer shaped
+    /// by `answer` when the request and local tiers answered every key,
+    /// else `Err` with the `Read` waiting on that step.
+    fn start<'py>(
+        slf: &Bound<'py, Self>,
+        scope: Option<&Bound<'py, RequestScope>>,
+        keys: Vec<String>,
+        options: ReadOptions,
+        now: u64,
+        random: u64,
+        answer: Answer,
+    ) -> PyResult<Result<Bound<'py, PyAny>, PyRead>> {
+        let py = slf.py();
+        let mut cache = lock(py, &slf.get().inner);
+        let mut read = {
+            let request = scope.map(|s| lock(py, &s.get().cache));
+            cache
+                .read_raw(keys, options, now, random, request.as_deref())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+        };
+        let first = read.next(&mut cache);
+        if first == Step::Done {
+            let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
+            drop(cache);
+            let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            return Ok(Ok(answer.shape(py, results)?));
+        }
+        Ok(Err(PyRead {
+            read: Some(read),
+            core: slf.clone().unbind(),
+            first: Some(first),
+            pending: None,
+            answer,
+        }))
     }
 
     fn with_scope<R>(
@@ -485,33 +502,14 @@ impl TieredCore {
             ttl: ttl.expiry()?,
             skip_request_tier: skip_request,
         };
-        let this = slf.get();
-        let mut cache = lock(py, &this.inner);
-        let mut read = {
-            let request = scope.map(|s| lock(py, &s.get().cache));
-            cache
-                .read_raw(keys, options, now, random, request.as_deref())
-                .map_err(|e| PyValueError::new_err(e.to_string()))?
+        let answer = match user_keys {
+            Some(user_keys) => Answer::Dict(user_keys.clone().unbind()),
+            None => Answer::List,
         };
-        let first = read.next(&mut cache);
-        if first == Step::Done {
-            let results = Self::with_scope(py, scope, |request| read.finish(&mut cache, request));
-            drop(cache);
-            let results = results.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            return Ok(match user_keys {
-                Some(user_keys) => results_dict(py, results, user_keys)?.into_any(),
-                None => results_list(py, results)?.into_any(),
-            });
+        match Self::start(slf, scope, keys, options, now, random, answer)? {
+            Ok(answered) => Ok(answered),
+            Err(read) => Ok(Bound::new(py, read)?.into_any()),
         }
-        drop(cache);
-        let read = PyRead {
-            read: Some(read),
-            core: slf.clone().unbind(),
-            first: Some(first),
-            pending: None,
-            answer: Answer::List,
-        };
-        Ok(Bound::new(py, read)?.into_any())
     }
 
     /// Django's `get_many` in one call: each of `keys` made into a cache

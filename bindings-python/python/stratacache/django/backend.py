@@ -608,15 +608,18 @@ class TieredCacheBackend(BaseCache):
         server and leaves other users' keys alone; ``"flush"`` empties the
         servers (what Django's memcached and Redis backends do);
         ``"local"`` empties this process's request and local tiers only."""
+        for tier in self._clear_local_tiers():
+            self._clear_tier(tier)
+
+    def _clear_local_tiers(self) -> list:
+        """Empties this process's request and local tiers; returns the
+        remote tiers ``clear`` goes on to (none in ``"local"`` mode)."""
         cache = self.tiered
         cache.clear_local()
         scope = cache._scope()
         if scope is not None:
             scope.clear()
-        if self.clear_mode == "local":
-            return
-        for tier in cache.tiers:
-            self._clear_tier(tier)
+        return [] if self.clear_mode == "local" else list(cache.tiers)
 
     def _clear_tier(self, tier: Any) -> None:
         if tier.kind == "storage" or self.clear_mode == "flush":
@@ -633,15 +636,8 @@ class TieredCacheBackend(BaseCache):
         and Redis tiers are flushed or scanned and deleted on the event loop;
         only a tier with no async client (storage) runs in a worker thread.
         ``await cache.aclear()``."""
-        cache = self.tiered
-        cache.clear_local()
-        scope = cache._scope()
-        if scope is not None:
-            scope.clear()
-        if self.clear_mode == "local":
-            return
         flush = self.clear_mode == "flush"
-        for tier in cache.tiers:
+        for tier in self._clear_local_tiers():
             if isinstance(tier, AsyncMemcachedTier):
                 await (tier.aflush_all() if flush else _aclear_memcached_prefix(tier, self._clear_prefixes()))
             elif isinstance(tier, AsyncRedisTier):
