@@ -38,7 +38,15 @@ pub struct Tiered {
     last_id: u32,
     /// The values of the last finished read, taken by `value`.
     values: Vec<JsValue>,
+    /// The key strings of finished reads, refilled with the next read's
+    /// keys: a warm read allocates no string per key.
+    spare: Vec<String>,
 }
+
+/// At most this many spare key strings are kept, each of at most
+/// [`SPARE_CAPACITY`] bytes (keys longer than a memcached key are rare).
+const SPARE_KEYS: usize = 1024;
+const SPARE_CAPACITY: usize = 256;
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
 /// leaves the core's default.
@@ -137,14 +145,19 @@ fn source_code(source: Option<Source>) -> u8 {
 
 /// The keys of `joined`, cut at `lengths` (UTF-8 bytes, counted by
 /// `js/tiered.js`); a length off a character boundary takes the rest.
-fn split_keys(joined: &[u8], lengths: &[u32]) -> Vec<String> {
+/// The strings come from `spare` while it has some.
+fn split_keys(joined: &[u8], lengths: &[u32], spare: &mut Vec<String>) -> Vec<String> {
     // TextEncoder's output is UTF-8: the fallback is never taken.
     let mut rest = std::str::from_utf8(joined).unwrap_or_default();
     let mut keys = Vec::with_capacity(lengths.len());
     for &len in lengths {
         let end = (len as usize).min(rest.len());
         // `get`, not `split_at`: its panic would link `char`'s `Debug` (2 KB).
-        keys.push(rest.get(..end).unwrap_or(rest).to_owned());
+        let key = rest.get(..end).unwrap_or(rest);
+        let mut s = spare.pop().unwrap_or_default();
+        s.clear();
+        s.push_str(key);
+        keys.push(s);
         rest = rest.get(end..).unwrap_or("");
     }
     keys
@@ -291,7 +304,7 @@ impl Tiered {
         secret_lengths: &[u32],
         numbers: &[f64],
     ) -> Result<Tiered, JsValue> {
-        let tiers = split_keys(tier_names, tier_name_lengths)
+        let tiers = split_keys(tier_names, tier_name_lengths, &mut Vec::new())
             .iter()
             .zip(tier_numbers.chunks_exact(TIER_FIELDS))
             .map(|(name, n)| tier_config(name, n))
@@ -310,7 +323,7 @@ impl Tiered {
             _ => None,
         };
         config.keyring = keyring(
-            &split_keys(key_ids, key_id_lengths),
+            &split_keys(key_ids, key_id_lengths, &mut Vec::new()),
             secrets,
             secret_lengths,
         )?;
@@ -358,6 +371,7 @@ impl Tiered {
             reads: Vec::new(),
             last_id: 0,
             values: Vec::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -390,7 +404,7 @@ impl Tiered {
             let req = request.as_ref().map(|r| r.0.borrow());
             self.cache
                 .read_raw(
-                    crate::keys::remote_keys(split_keys(joined, lengths)),
+                    crate::keys::remote_keys(split_keys(joined, lengths, &mut self.spare)),
                     options,
                     to_u64(now),
                     to_u64(random),
@@ -706,6 +720,9 @@ impl Tiered {
             w.u8(source_code(r.source));
             if let Some(message) = &r.error {
                 w.str(message);
+            }
+            if self.spare.len() < SPARE_KEYS && r.key.capacity() <= SPARE_CAPACITY {
+                self.spare.push(r.key);
             }
         }
         Ok(w.into_inner())
