@@ -41,6 +41,11 @@ pub struct Tiered {
     /// The key strings of finished reads, refilled with the next read's
     /// keys: a warm read allocates no string per key.
     spare: Vec<String>,
+    /// A read's keys, UTF-8 one after another, and their byte lengths:
+    /// written by JS straight into wasm memory (`keyBuffers`), no copy
+    /// through the glue's own buffers.
+    key_bytes: Vec<u8>,
+    key_lengths: Vec<u32>,
 }
 
 /// At most this many spare key strings are kept, each of at most
@@ -372,12 +377,32 @@ impl Tiered {
             last_id: 0,
             values: Vec::new(),
             spare: Vec::new(),
+            key_bytes: Vec::new(),
+            key_lengths: Vec::new(),
         })
     }
 
-    /// Starts a read of the keys in `joined`, one after another, key `i`
-    /// being `lengths[i]` UTF-8 bytes long (one string crosses the
-    /// boundary, not one per key). `flags`: 1 load, 2 force-miss, 4 skip
+    /// Makes room for a read of up to `keys` keys of up to `bytes` UTF-8
+    /// bytes in all (never less than before), for JS to write into wasm
+    /// memory: the address of the bytes times 2^32 plus the address of the
+    /// lengths (`u32`s). The addresses hold until the next call of this.
+    #[wasm_bindgen(js_name = keyBuffers)]
+    pub fn key_buffers(&mut self, bytes: usize, keys: usize) -> f64 {
+        if self.key_bytes.len() < bytes {
+            self.key_bytes.resize(bytes, 0);
+        }
+        if self.key_lengths.len() < keys {
+            self.key_lengths.resize(keys, 0);
+        }
+        let at = |p: usize| p as f64;
+        at(self.key_bytes.as_ptr() as usize) * 4_294_967_296.0
+            + at(self.key_lengths.as_ptr() as usize)
+    }
+
+    /// Starts a read of the `keys` keys JS wrote to the buffers of
+    /// `keyBuffers`: `bytes` bytes of UTF-8, one key after another, key `i`
+    /// being `lengths[i]` bytes long (no string crosses the boundary).
+    /// `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
     /// default). `random` is a fresh random integer below 2^53. Runs the
     /// read as far as it goes without the host: see [`Tiered::advance`]
@@ -386,8 +411,8 @@ impl Tiered {
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
-        joined: &[u8],
-        lengths: &[u32],
+        keys: usize,
+        bytes: usize,
         flags: u32,
         ttl_ms: f64,
         now: f64,
@@ -404,7 +429,11 @@ impl Tiered {
             let req = request.as_ref().map(|r| r.0.borrow());
             self.cache
                 .read_raw(
-                    crate::keys::remote_keys(split_keys(joined, lengths, &mut self.spare)),
+                    crate::keys::remote_keys(split_keys(
+                        &self.key_bytes[..bytes.min(self.key_bytes.len())],
+                        &self.key_lengths[..keys.min(self.key_lengths.len())],
+                        &mut self.spare,
+                    )),
                     options,
                     to_u64(now),
                     to_u64(random),
