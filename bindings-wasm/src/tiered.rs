@@ -388,11 +388,12 @@ impl Tiered {
     /// lengths (`u32`s). The addresses hold until the next call of this.
     #[wasm_bindgen(js_name = keyBuffers)]
     pub fn key_buffers(&mut self, bytes: usize, keys: usize) -> f64 {
+        // Zeroed allocations, not `resize`: less code.
         if self.key_bytes.len() < bytes {
-            self.key_bytes.resize(bytes, 0);
+            self.key_bytes = vec![0; bytes];
         }
         if self.key_lengths.len() < keys {
-            self.key_lengths.resize(keys, 0);
+            self.key_lengths = vec![0; keys];
         }
         let at = |p: usize| p as f64;
         at(self.key_bytes.as_ptr() as usize) * 4_294_967_296.0
@@ -556,13 +557,14 @@ impl Tiered {
         self.advance(p)
     }
 
-    /// Value `i` of the last finished read (`undefined` for a miss), taken
-    /// (one call per value: cheaper than a `Vec<JsValue>`, which JS reads
-    /// back with a table lookup per value, and frees with another call).
-    pub fn value(&mut self, i: usize) -> JsValue {
-        self.values
-            .get_mut(i)
-            .map_or(JsValue::UNDEFINED, std::mem::take)
+    /// The values of the last finished read, taken, in one array
+    /// (`undefined` for a miss): one call for the read, not one per key.
+    pub fn values(&mut self) -> js_sys::Array {
+        let out = js_sys::Array::new_with_length(self.values.len() as u32);
+        for (i, v) in self.values.drain(..).enumerate() {
+            out.set(i as u32, v);
+        }
+        out
     }
 
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
