@@ -48,10 +48,10 @@ pub struct Tiered {
     key_lengths: Vec<u32>,
 }
 
-/// At most this many spare key strings are kept, each of at most
-/// [`SPARE_CAPACITY`] bytes (keys longer than a memcached key are rare).
+/// At most this many spare key strings are kept. They are remote keys:
+/// their buffers stay small (a host key over 200 bytes is replaced by its
+/// shortened form, in a buffer of its own).
 const SPARE_KEYS: usize = 1024;
-const SPARE_CAPACITY: usize = 256;
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
 /// leaves the core's default.
@@ -752,7 +752,7 @@ impl Tiered {
             if let Some(message) = &r.error {
                 w.str(message);
             }
-            if self.spare.len() < SPARE_KEYS && r.key.capacity() <= SPARE_CAPACITY {
+            if self.spare.len() < SPARE_KEYS {
                 self.spare.push(r.key);
             }
         }
