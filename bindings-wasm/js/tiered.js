@@ -197,9 +197,7 @@ export class TieredCache {
     if (most > this.#byteRoom || n > this.#keyRoom || this.#memory === null) {
       this.#byteRoom = Math.max(most, 2 * this.#byteRoom, 1024);
       this.#keyRoom = Math.max(n, 2 * this.#keyRoom, 64);
-      const at = this.#core.keyBuffers(this.#byteRoom, this.#keyRoom);
-      this.#keyBytes = Math.floor(at / 2 ** 32);
-      this.#keyLengths = at % 2 ** 32;
+      [this.#keyBytes, this.#keyLengths] = this.#core.keyBuffers(this.#byteRoom, this.#keyRoom);
       this.#memory = wasmMemory();
       this.#u8 = new Uint8Array(0);
     }

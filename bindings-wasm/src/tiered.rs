@@ -384,10 +384,10 @@ impl Tiered {
 
     /// Makes room for a read of up to `keys` keys of up to `bytes` UTF-8
     /// bytes in all (never less than before), for JS to write into wasm
-    /// memory: the address of the bytes times 2^32 plus the address of the
-    /// lengths (`u32`s). The addresses hold until the next call of this.
+    /// memory: the address of the bytes and that of the lengths (`u32`s).
+    /// The addresses hold until the next call of this.
     #[wasm_bindgen(js_name = keyBuffers)]
-    pub fn key_buffers(&mut self, bytes: usize, keys: usize) -> f64 {
+    pub fn key_buffers(&mut self, bytes: usize, keys: usize) -> Vec<f64> {
         // Zeroed allocations, not `resize`: less code.
         if self.key_bytes.len() < bytes {
             self.key_bytes = vec![0; bytes];
@@ -395,9 +395,12 @@ impl Tiered {
         if self.key_lengths.len() < keys {
             self.key_lengths = vec![0; keys];
         }
-        let at = |p: usize| p as f64;
-        at(self.key_bytes.as_ptr() as usize) * 4_294_967_296.0
-            + at(self.key_lengths.as_ptr() as usize)
+        // Two numbers, not one: a pair packed in one f64 loses the low bits
+        // of the second address once the first is past 8 MB.
+        vec![
+            self.key_bytes.as_ptr() as usize as f64,
+            self.key_lengths.as_ptr() as usize as f64,
+        ]
     }
 
     /// Starts a read of the `keys` keys JS wrote to the buffers of

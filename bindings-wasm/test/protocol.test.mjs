@@ -60,9 +60,9 @@ test('the wasm side refuses an answer to another step, and an answer to a read t
   const core = new Tiered(new TextEncoder().encode('mc'), Uint32Array.of(2), Float64Array.of(0, NaN, NaN, NaN, NaN, NaN, NaN, NaN), none, new Uint8Array(0), new Uint32Array(0), new Uint8Array(0), new Uint32Array(0), none);
   // The key 'k', written where the read's keys go in wasm memory.
   const { wasmMemory } = await import('./node_modules/stratacache/runtime.js');
-  const at = core.keyBuffers(1, 1);
-  new Uint8Array(wasmMemory().buffer)[Math.floor(at / 2 ** 32)] = 'k'.charCodeAt(0);
-  new Uint32Array(wasmMemory().buffer)[(at % 2 ** 32) / 4] = 1;
+  const [bytesAt, lengthsAt] = core.keyBuffers(1, 1);
+  new Uint8Array(wasmMemory().buffer)[bytesAt] = 'k'.charCodeAt(0);
+  new Uint32Array(wasmMemory().buffer)[lengthsAt / 4] = 1;
   const out = core.read(1, 1, 1, NaN, Date.now(), 7, undefined);
   assert.equal(out[0], 1, 'a fetch step');
   const id = new DataView(out.buffer, out.byteOffset).getUint32(out.length - 4, true);

@@ -296,6 +296,22 @@ test('keys are written into wasm memory: reads after the memory grows, and reads
   assert.deepEqual((await cache.getMany([])), []);
 });
 
+test('keys are read right wherever their buffers are in wasm memory (addresses above 16 MB too)', async () => {
+  const tier = memoryTier();
+  const asked = [];
+  const spy = { ...tier, async getMany(keys) { asked.push(...keys); return tier.getMany(keys); } };
+  const cache = new TieredCache({ tiers: [spy], local: false });
+  // Each read needs more room than the last: its buffers go higher up.
+  for (const n of [1_000, 20_000, 60_000]) {
+    const keys = Array.from({ length: n }, (_, i) => `k${i}-${'x'.repeat(190)}`);
+    asked.length = 0;
+    const results = await cache.getMany(keys);
+    assert.equal(results.length, n);
+    assert.equal(asked.length, n);
+    assert.ok(asked.every((k, i) => k === keys[i]), `the tier was asked for the read's own keys (${n} keys)`);
+  }
+});
+
 test('RequestCache: namespaces, stored undefined is a hit, delete/clear/size per namespace, bad namespaces refused', () => {
   const request = new RequestCache();
   request.set('k', 'default').set('k', 'in a', 'a').set('k', undefined, 'b');
