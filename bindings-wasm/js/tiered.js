@@ -14,8 +14,9 @@ import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
 import { Reader, readStep, readResults } from './wire.js';
 import { Writes } from './writes.js';
-import { plainKey } from './key.js';
-import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, joined, concat } from './config.js';
+import { plainKey, checkWellFormed } from './key.js';
+import { wasmMemory } from './runtime.js';
+import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, concat } from './config.js';
 
 export { StratacacheError };
 
@@ -51,6 +52,15 @@ export class TieredCache {
   #statNames;
   #waiters = new Map();
   #writes;
+  // Where a read's keys go in wasm memory (Tiered#keyBuffers), the room
+  // there, and views of the memory (a growth of memory detaches them).
+  #keyBytes = 0;
+  #keyLengths = 0;
+  #byteRoom = 0;
+  #keyRoom = 0;
+  #memory = null;
+  #u8 = new Uint8Array(0);
+  #u32 = new Uint32Array(0);
 
   /** @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions) */
   constructor(options = {}) {
@@ -165,14 +175,50 @@ export class TieredCache {
 
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
-    const [all, lengths] = joined(keys);
-    const out = this.#core.read(all, lengths, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    const bytes = this.#writeKeys(keys);
+    const out = this.#core.read(keys.length, bytes, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
     if (out[0] === 0) {
       const r = new Reader(out);
       r.at = 1;
       return readResults(r, keys, this.#core, this.#sources);
     }
     return this.#drive(this.#next(out, keys), keys, { loader, options, failures: new Map(), background });
+  }
+
+  /**
+   * Writes `keys` into wasm memory for the next `read`: their UTF-8 bytes
+   * one after another, and each one's byte length (one copy, no call per
+   * key). Returns the number of bytes.
+   */
+  #writeKeys(keys) {
+    const n = keys.length;
+    const all = n === 1 ? keys[0] : keys.join('');
+    const most = all.length * 3;
+    if (most > this.#byteRoom || n > this.#keyRoom || this.#memory === null) {
+      this.#byteRoom = Math.max(most, 2 * this.#byteRoom, 1024);
+      this.#keyRoom = Math.max(n, 2 * this.#keyRoom, 64);
+      [this.#keyBytes, this.#keyLengths] = this.#core.keyBuffers(this.#byteRoom, this.#keyRoom);
+      this.#memory = wasmMemory();
+      this.#u8 = new Uint8Array(0);
+    }
+    if (this.#u8.byteLength === 0) {
+      this.#u8 = new Uint8Array(this.#memory.buffer);
+      this.#u32 = new Uint32Array(this.#memory.buffer);
+    }
+    const { written } = encoder.encodeInto(all, this.#u8.subarray(this.#keyBytes, this.#keyBytes + most));
+    const u32 = this.#u32;
+    const at = this.#keyLengths >>> 2;
+    if (written === all.length) {
+      for (let i = 0; i < n; i++) u32[at + i] = keys[i].length;
+    } else {
+      for (let i = 0; i < n; i++) {
+        // Any string is a key (the core maps it with plainKey), but a lone
+        // surrogate has no UTF-8 form and would merge with U+FFFD.
+        checkWellFormed(keys[i], 'the key');
+        u32[at + i] = encoder.encode(keys[i]).length;
+      }
+    }
+    return written;
   }
 
   /**

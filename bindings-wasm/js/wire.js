@@ -103,7 +103,7 @@ export function decodeSteps(bytes) {
 /**
  * The results of a finished read of `keys` (after its done step in `r`):
  * `results` holds `{ key, hit, value, source }` per key, in order, the
- * values being `values[i + 1]`; `errors` (a Map from index to message)
+ * values taken from the core in one array; `errors` (a Map from index to message)
  * and `refresh` (indices) are null when empty. `sources[code]` names a source.
  */
 export function readResults(r, keys, core, sources) {
@@ -111,13 +111,14 @@ export function readResults(r, keys, core, sources) {
   const results = new Array(n);
   let errors = null;
   let refresh = null;
+  const values = core.values();
   for (let i = 0; i < n; i++) {
     const flags = r.bytes[r.at++];
     const source = sources[r.bytes[r.at++]];
     if (flags & 4) (errors ??= new Map()).set(i, r.str());
     if (flags & 2) (refresh ??= []).push(i);
     const hit = (flags & 1) !== 0;
-    results[i] = { key: keys[i], hit, value: hit ? core.value(i) : undefined, source };
+    results[i] = { key: keys[i], hit, value: hit ? values[i] : undefined, source };
   }
   return { results, errors, refresh };
 }

@@ -38,7 +38,20 @@ pub struct Tiered {
     last_id: u32,
     /// The values of the last finished read, taken by `value`.
     values: Vec<JsValue>,
+    /// The key strings of finished reads, refilled with the next read's
+    /// keys: a warm read allocates no string per key.
+    spare: Vec<String>,
+    /// A read's keys, UTF-8 one after another, and their byte lengths:
+    /// written by JS straight into wasm memory (`keyBuffers`), no copy
+    /// through the glue's own buffers.
+    key_bytes: Vec<u8>,
+    key_lengths: Vec<u32>,
 }
+
+/// At most this many spare key strings are kept. They are remote keys:
+/// their buffers stay small (a host key over 200 bytes is replaced by its
+/// shortened form, in a buffer of its own).
+const SPARE_KEYS: usize = 1024;
 
 /// Numbers per tier in `Tiered::new`'s `tier_numbers`, in this order; NaN
 /// leaves the core's default.
@@ -137,14 +150,19 @@ fn source_code(source: Option<Source>) -> u8 {
 
 /// The keys of `joined`, cut at `lengths` (UTF-8 bytes, counted by
 /// `js/tiered.js`); a length off a character boundary takes the rest.
-fn split_keys(joined: &[u8], lengths: &[u32]) -> Vec<String> {
+/// The strings come from `spare` while it has some.
+fn split_keys(joined: &[u8], lengths: &[u32], spare: &mut Vec<String>) -> Vec<String> {
     // TextEncoder's output is UTF-8: the fallback is never taken.
     let mut rest = std::str::from_utf8(joined).unwrap_or_default();
     let mut keys = Vec::with_capacity(lengths.len());
     for &len in lengths {
         let end = (len as usize).min(rest.len());
         // `get`, not `split_at`: its panic would link `char`'s `Debug` (2 KB).
-        keys.push(rest.get(..end).unwrap_or(rest).to_owned());
+        let key = rest.get(..end).unwrap_or(rest);
+        let mut s = spare.pop().unwrap_or_default();
+        s.clear();
+        s.push_str(key);
+        keys.push(s);
         rest = rest.get(end..).unwrap_or("");
     }
     keys
@@ -291,7 +309,7 @@ impl Tiered {
         secret_lengths: &[u32],
         numbers: &[f64],
     ) -> Result<Tiered, JsValue> {
-        let tiers = split_keys(tier_names, tier_name_lengths)
+        let tiers = split_keys(tier_names, tier_name_lengths, &mut Vec::new())
             .iter()
             .zip(tier_numbers.chunks_exact(TIER_FIELDS))
             .map(|(name, n)| tier_config(name, n))
@@ -310,7 +328,7 @@ impl Tiered {
             _ => None,
         };
         config.keyring = keyring(
-            &split_keys(key_ids, key_id_lengths),
+            &split_keys(key_ids, key_id_lengths, &mut Vec::new()),
             secrets,
             secret_lengths,
         )?;
@@ -358,12 +376,37 @@ impl Tiered {
             reads: Vec::new(),
             last_id: 0,
             values: Vec::new(),
+            spare: Vec::new(),
+            key_bytes: Vec::new(),
+            key_lengths: Vec::new(),
         })
     }
 
-    /// Starts a read of the keys in `joined`, one after another, key `i`
-    /// being `lengths[i]` UTF-8 bytes long (one string crosses the
-    /// boundary, not one per key). `flags`: 1 load, 2 force-miss, 4 skip
+    /// Makes room for a read of up to `keys` keys of up to `bytes` UTF-8
+    /// bytes in all (never less than before), for JS to write into wasm
+    /// memory: the address of the bytes and that of the lengths (`u32`s).
+    /// The addresses hold until the next call of this.
+    #[wasm_bindgen(js_name = keyBuffers)]
+    pub fn key_buffers(&mut self, bytes: usize, keys: usize) -> Vec<f64> {
+        // Zeroed allocations, not `resize`: less code.
+        if self.key_bytes.len() < bytes {
+            self.key_bytes = vec![0; bytes];
+        }
+        if self.key_lengths.len() < keys {
+            self.key_lengths = vec![0; keys];
+        }
+        // Two numbers, not one: a pair packed in one f64 loses the low bits
+        // of the second address once the first is past 8 MB.
+        vec![
+            self.key_bytes.as_ptr() as usize as f64,
+            self.key_lengths.as_ptr() as usize as f64,
+        ]
+    }
+
+    /// Starts a read of the `keys` keys JS wrote to the buffers of
+    /// `keyBuffers`: `bytes` bytes of UTF-8, one key after another, key `i`
+    /// being `lengths[i]` bytes long (no string crosses the boundary).
+    /// `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
     /// default). `random` is a fresh random integer below 2^53. Runs the
     /// read as far as it goes without the host: see [`Tiered::advance`]
@@ -372,8 +415,8 @@ impl Tiered {
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
-        joined: &[u8],
-        lengths: &[u32],
+        keys: usize,
+        bytes: usize,
         flags: u32,
         ttl_ms: f64,
         now: f64,
@@ -390,7 +433,11 @@ impl Tiered {
             let req = request.as_ref().map(|r| r.0.borrow());
             self.cache
                 .read_raw(
-                    crate::keys::remote_keys(split_keys(joined, lengths)),
+                    crate::keys::remote_keys(split_keys(
+                        &self.key_bytes[..bytes.min(self.key_bytes.len())],
+                        &self.key_lengths[..keys.min(self.key_lengths.len())],
+                        &mut self.spare,
+                    )),
                     options,
                     to_u64(now),
                     to_u64(random),
@@ -513,13 +560,14 @@ impl Tiered {
         self.advance(p)
     }
 
-    /// Value `i` of the last finished read (`undefined` for a miss), taken
-    /// (one call per value: cheaper than a `Vec<JsValue>`, which JS reads
-    /// back with a table lookup per value, and frees with another call).
-    pub fn value(&mut self, i: usize) -> JsValue {
-        self.values
-            .get_mut(i)
-            .map_or(JsValue::UNDEFINED, std::mem::take)
+    /// The values of the last finished read, taken, in one array
+    /// (`undefined` for a miss): one call for the read, not one per key.
+    pub fn values(&mut self) -> js_sys::Array {
+        let out = js_sys::Array::new_with_length(self.values.len() as u32);
+        for (i, v) in self.values.drain(..).enumerate() {
+            out.set(i as u32, v);
+        }
+        out
     }
 
     /// Writes `value` (serialized as `payload` with codec tag `codec`) to
@@ -706,6 +754,9 @@ impl Tiered {
             w.u8(source_code(r.source));
             if let Some(message) = &r.error {
                 w.str(message);
+            }
+            if self.spare.len() < SPARE_KEYS {
+                self.spare.push(r.key);
             }
         }
         Ok(w.into_inner())

@@ -58,7 +58,12 @@ test('the wasm side refuses an answer to another step, and an answer to a read t
   const { Tiered } = await import('./node_modules/stratacache/stratacache_core.js');
   const none = new Float64Array(0);
   const core = new Tiered(new TextEncoder().encode('mc'), Uint32Array.of(2), Float64Array.of(0, NaN, NaN, NaN, NaN, NaN, NaN, NaN), none, new Uint8Array(0), new Uint32Array(0), new Uint8Array(0), new Uint32Array(0), none);
-  const out = core.read(new TextEncoder().encode('k'), Uint32Array.of(1), 1, NaN, Date.now(), 7, undefined);
+  // The key 'k', written where the read's keys go in wasm memory.
+  const { wasmMemory } = await import('./node_modules/stratacache/runtime.js');
+  const [bytesAt, lengthsAt] = core.keyBuffers(1, 1);
+  new Uint8Array(wasmMemory().buffer)[bytesAt] = 'k'.charCodeAt(0);
+  new Uint32Array(wasmMemory().buffer)[lengthsAt / 4] = 1;
+  const out = core.read(1, 1, 1, NaN, Date.now(), 7, undefined);
   assert.equal(out[0], 1, 'a fetch step');
   const id = new DataView(out.buffer, out.byteOffset).getUint32(out.length - 4, true);
   // A load answer (kind 3) to the fetch step: refused, the read stays as it was.

@@ -280,6 +280,38 @@ test('keys cross to wasm joined: mixed ASCII, 2-, 3- and 4-byte characters and e
   assert.equal(fresh.stats().tiers[0].name, 'm\u00e9moire');
 });
 
+test('keys are written into wasm memory: reads after the memory grows, and reads bigger than the room so far, get their own keys', async () => {
+  const { wasmMemory } = await import('./node_modules/stratacache/runtime.js');
+  const tier = memoryTier();
+  const cache = new TieredCache({ tiers: [tier] });
+  const small = ['a', 'b\u00e9', 'c'];
+  assert.deepEqual(await cache.getManyOrLoad(small, (ks) => ks.map((k) => `v:${k}`)), small.map((k) => `v:${k}`));
+  // A growth of wasm memory detaches the views the last read wrote through.
+  wasmMemory().grow(1);
+  assert.deepEqual((await cache.getMany(small)).map((r) => [r.key, r.value, r.source]), small.map((k) => [k, `v:${k}`, 'local']));
+  // More keys and bytes than the room reserved so far.
+  const big = Array.from({ length: 500 }, (_, i) => `key-${i}-${'x'.repeat(i % 40)}`);
+  assert.deepEqual(await cache.getManyOrLoad(big, (ks) => ks.map((k) => `v:${k}`)), big.map((k) => `v:${k}`));
+  assert.deepEqual((await cache.getMany(big)).map((r) => [r.key, r.value]), big.map((k) => [k, `v:${k}`]));
+  assert.deepEqual((await cache.getMany([])), []);
+});
+
+test('keys are read right wherever their buffers are in wasm memory (addresses above 16 MB too)', async () => {
+  const tier = memoryTier();
+  const asked = [];
+  const spy = { ...tier, async getMany(keys) { asked.push(...keys); return tier.getMany(keys); } };
+  const cache = new TieredCache({ tiers: [spy], local: false });
+  // Each read needs more room than the last: its buffers go higher up.
+  for (const n of [1_000, 20_000, 60_000]) {
+    const keys = Array.from({ length: n }, (_, i) => `k${i}-${'x'.repeat(190)}`);
+    asked.length = 0;
+    const results = await cache.getMany(keys);
+    assert.equal(results.length, n);
+    assert.equal(asked.length, n);
+    assert.ok(asked.every((k, i) => k === keys[i]), `the tier was asked for the read's own keys (${n} keys)`);
+  }
+});
+
 test('RequestCache: namespaces, stored undefined is a hit, delete/clear/size per namespace, bad namespaces refused', () => {
   const request = new RequestCache();
   request.set('k', 'default').set('k', 'in a', 'a').set('k', undefined, 'b');
