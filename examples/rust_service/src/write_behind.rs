@@ -285,6 +285,18 @@ mod tests {
             .collect()
     }
 
+    /// One read of `key` through `app`, loading on a miss.
+    fn read_one(app: &mut App<'_>, key: &str) -> stratacache::ReadResult<String, String> {
+        let mut got = driver::block_on(driver::get(
+            app,
+            vec![key.into()],
+            ReadOptions::load(),
+            None,
+        ))
+        .unwrap();
+        got.remove(0)
+    }
+
     #[test]
     fn a_cold_read_returns_before_its_writes_and_close_drains_them() {
         let rt = runtime();
@@ -300,15 +312,9 @@ mod tests {
             writer: Some(&writer),
             value: big(),
         };
-        let got = driver::block_on(driver::get(
-            &mut app,
-            vec!["k|v1".into()],
-            ReadOptions::load(),
-            None,
-        ))
-        .unwrap();
+        let got = read_one(&mut app, "k|v1");
         assert_eq!(
-            got[0].lookup.as_ref().cloned(),
+            got.lookup.as_ref().cloned(),
             stratacache::Lookup::Hit(big())
         );
         // The read is done; its one sealed value waits for the (gated) tier.
@@ -350,18 +356,12 @@ mod tests {
             writer: None,
             value: "not loaded".into(),
         };
-        let got = driver::block_on(driver::get(
-            &mut other,
-            vec!["k|v1".into()],
-            ReadOptions::load(),
-            None,
-        ))
-        .unwrap();
+        let got = read_one(&mut other, "k|v1");
         assert_eq!(
-            got[0].lookup.as_ref().cloned(),
+            got.lookup.as_ref().cloned(),
             stratacache::Lookup::Hit(big())
         );
-        assert_eq!(got[0].source, Some(stratacache::Source::Tier(0)));
+        assert_eq!(got.source, Some(stratacache::Source::Tier(0)));
     }
 
     #[test]
@@ -429,13 +429,7 @@ mod tests {
             writer: Some(&writer),
             value: "v".into(),
         };
-        driver::block_on(driver::get(
-            &mut app,
-            vec!["k".into()],
-            ReadOptions::load(),
-            None,
-        ))
-        .unwrap();
+        read_one(&mut app, "k");
         let stats = rt.block_on(async {
             while writer.stats().failed == 0 {
                 tokio::task::yield_now().await;
