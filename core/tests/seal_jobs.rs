@@ -30,6 +30,15 @@ fn value() -> String {
         .collect()
 }
 
+/// The stores `job` seals to, appended to `stores`.
+fn sealed(job: stratacache::tiered::SealJob, stores: &mut Vec<(usize, Vec<StoreItem>)>) {
+    for effect in job.seal() {
+        if let Effect::Store { tier, entries } = effect {
+            stores.push((tier, entries));
+        }
+    }
+}
+
 /// Stores of a cold read that loads `value`, as steps or as sealed jobs.
 fn load_stores(defer: bool) -> (Vec<(usize, Vec<StoreItem>)>, TieredCache<String>) {
     let mut cache: TieredCache<String> = TieredCache::new(config()).unwrap();
@@ -44,11 +53,7 @@ fn load_stores(defer: bool) -> (Vec<(usize, Vec<StoreItem>)>, TieredCache<String
         for job in read.take_seal_jobs() {
             assert_eq!(job.key(), "k|v1");
             assert!(job.size() >= 2 * 40_000, "{}", job.size());
-            for effect in job.seal() {
-                if let Effect::Store { tier, entries } = effect {
-                    stores.push((tier, entries));
-                }
-            }
+            sealed(job, &mut stores);
         }
         match read.next(&mut cache) {
             Step::Fetch { tier, keys } => read
@@ -96,11 +101,7 @@ fn backfill_stores(defer: bool, s3: &[StoreItem]) -> Vec<(usize, Vec<StoreItem>)
     let mut stores = Vec::new();
     loop {
         for job in read.take_seal_jobs() {
-            for effect in job.seal() {
-                if let Effect::Store { tier, entries } = effect {
-                    stores.push((tier, entries));
-                }
-            }
+            sealed(job, &mut stores);
         }
         match read.next(&mut cache) {
             Step::Fetch { tier: 0, keys } => {
