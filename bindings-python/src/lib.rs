@@ -5,6 +5,7 @@
 //! rule. The pure-Python package (`python/stratacache`) drives the sans-I/O
 //! read machine and adapts memcached, Redis, S3 and Django.
 
+mod client_args;
 mod envelope;
 mod fast;
 mod key;

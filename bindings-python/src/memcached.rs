@@ -4,17 +4,16 @@
 //! releases the GIL around its I/O.
 
 use std::io;
-use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use stratacache::tiered::{Fetched, StoreItem};
 use stratacache_net::memcached::{self, Addr, Client, Config, Outcome, ServerSpec};
 use stratacache_net::Error;
 
-use crate::util::as_str;
+use crate::client_args::{duration, entry_list, health_dict, key_list, values_list};
 
 /// A net error as a Python exception: bad keys and settings are
 /// `ValueError`, server failures `OSError`.
@@ -38,56 +37,10 @@ fn outcome_err<T>(o: &Outcome<T>) -> PyErr {
     }
 }
 
-fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a positive number of seconds, not {seconds}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 /// A memcached client over several servers (see `stratacache-net`).
 #[pyclass(frozen, module = "stratacache._core", name = "MemcachedClient")]
 pub struct MemcachedClient {
     client: Client,
-}
-
-fn key_list(keys: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    let mut out = Vec::new();
-    for key in keys.try_iter()? {
-        out.push(as_str(&key?, "memcached key")?.to_owned());
-    }
-    Ok(out)
-}
-
-/// A `(key, value, ttl_ms)` item.
-type Entry = (String, Vec<u8>, Option<u64>);
-
-fn entry_list(entries: &Bound<'_, PyAny>) -> PyResult<Vec<Entry>> {
-    let mut out = Vec::new();
-    for item in entries.try_iter()? {
-        let item = item?;
-        let tuple = item
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err("entries are (key, value, ttl_ms) tuples"))?;
-        if tuple.len() != 3 {
-            return Err(PyTypeError::new_err(
-                "entries are (key, value, ttl_ms) tuples",
-            ));
-        }
-        let key = as_str(&tuple.get_item(0)?, "memcached key")?.to_owned();
-        let value = tuple.get_item(1)?;
-        let value: Vec<u8> = match value.cast::<PyBytes>() {
-            Ok(b) => b.as_bytes().to_vec(),
-            Err(_) => value
-                .extract()
-                .map_err(|_| PyTypeError::new_err("memcached values are bytes"))?,
-        };
-        let ttl: Option<u64> = tuple.get_item(2)?.extract()?;
-        out.push((key, value, ttl));
-    }
-    Ok(out)
 }
 
 #[pymethods]
@@ -195,15 +148,9 @@ impl MemcachedClient {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, Vec<String>)> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "memcached")?;
         let outcome = py.detach(|| self.client.get_many(&keys)).map_err(py_err)?;
-        let out = PyList::empty(py);
-        for value in outcome.values {
-            match value {
-                Some(v) => out.append(PyBytes::new(py, &v))?,
-                None => out.append(py.None())?,
-            }
-        }
+        let out = values_list(py, outcome.values)?;
         let failed = outcome.failed.iter().map(|&i| keys[i].clone()).collect();
         Ok((out, failed))
     }
@@ -217,18 +164,12 @@ impl MemcachedClient {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "memcached")?;
         let outcome = py.detach(|| self.client.get_many(&keys)).map_err(py_err)?;
         if outcome.all_failed() && !self.client.any_up() {
             return Err(outcome_err(&outcome));
         }
-        let out = PyList::empty(py);
-        for value in outcome.values {
-            match value {
-                Some(v) => out.append(PyBytes::new(py, &v))?,
-                None => out.append(py.None())?,
-            }
-        }
+        let out = values_list(py, outcome.values)?;
         Ok(out)
     }
 
@@ -293,7 +234,7 @@ impl MemcachedClient {
     /// Deletes `keys` (missing ones are fine); raises `OSError` if a key's
     /// server failed (a delete must not be lost silently).
     fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<()> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "memcached")?;
         if keys.is_empty() {
             return Ok(());
         }
@@ -336,18 +277,7 @@ impl MemcachedClient {
     /// Per server: `{"up", "failures", "failed_keys", "probes",
     /// "recoveries", "last_error"}`.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for h in self.client.health() {
-            let d = PyDict::new(py);
-            d.set_item("up", h.up)?;
-            d.set_item("failures", h.failures)?;
-            d.set_item("failed_keys", h.failed_keys)?;
-            d.set_item("probes", h.probes)?;
-            d.set_item("recoveries", h.recoveries)?;
-            d.set_item("last_error", h.last_error)?;
-            out.set_item(h.name, d)?;
-        }
-        Ok(out)
+        health_dict(py, self.client.health())
     }
 
     /// Closes the idle connections (the next operation connects again).
@@ -372,7 +302,7 @@ impl MemcachedClient {
         entries: &Bound<'_, PyAny>,
         flags: u32,
     ) -> PyResult<(Vec<String>, Outcome<bool>)> {
-        let owned = entry_list(entries)?;
+        let owned = entry_list(entries, "memcached")?;
         let items: Vec<(&str, &[u8], Option<u64>)> = owned
             .iter()
             .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t))

@@ -2,26 +2,15 @@
 //! `stratacache_net::redis::Client` (one node with read replicas, or a Redis
 //! Cluster). Every call releases the GIL around its I/O.
 
-use std::time::Duration;
-
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
 use stratacache::tiered::{Fetched, StoreItem};
 use stratacache_net::redis::{Client, Config};
 use stratacache_net::{Error, Outcome};
 
-use crate::util::as_str;
-
-fn duration(seconds: f64, what: &str) -> PyResult<Duration> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a positive number of seconds, not {seconds}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
+use crate::client_args::{duration, entry_list, health_dict, key_list, values_list};
 
 /// The error of a batch whose keys failed: the first server error's kind
 /// (`ConnectionRefusedError`, `TimeoutError`, ...), every failure in the text.
@@ -77,53 +66,6 @@ impl RedisClient {
         }
         Ok(())
     }
-}
-
-fn key_list(keys: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    let mut out = Vec::new();
-    for key in keys.try_iter()? {
-        out.push(as_str(&key?, "redis key")?.to_owned());
-    }
-    Ok(out)
-}
-
-type Entry = (String, Vec<u8>, Option<u64>);
-
-fn entry_list(entries: &Bound<'_, PyAny>) -> PyResult<Vec<Entry>> {
-    let mut out = Vec::new();
-    for item in entries.try_iter()? {
-        let item = item?;
-        let tuple = item
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err("entries are (key, value, ttl_ms) tuples"))?;
-        if tuple.len() != 3 {
-            return Err(PyTypeError::new_err(
-                "entries are (key, value, ttl_ms) tuples",
-            ));
-        }
-        let key = as_str(&tuple.get_item(0)?, "redis key")?.to_owned();
-        let value = tuple.get_item(1)?;
-        let value: Vec<u8> = match value.cast::<PyBytes>() {
-            Ok(b) => b.as_bytes().to_vec(),
-            Err(_) => value
-                .extract()
-                .map_err(|_| PyTypeError::new_err("redis values are bytes"))?,
-        };
-        let ttl: Option<u64> = tuple.get_item(2)?.extract()?;
-        out.push((key, value, ttl));
-    }
-    Ok(out)
-}
-
-fn values_list<'py>(py: Python<'py>, values: Vec<Option<Vec<u8>>>) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for value in values {
-        match value {
-            Some(v) => out.append(PyBytes::new(py, &v))?,
-            None => out.append(py.None())?,
-        }
-    }
-    Ok(out)
 }
 
 #[pymethods]
@@ -187,7 +129,7 @@ impl RedisClient {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, Vec<String>)> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "redis")?;
         let outcome = py.detach(|| self.client.get_many(&keys));
         let failed = outcome.failed.iter().map(|&i| keys[i].clone()).collect();
         Ok((values_list(py, outcome.values)?, failed))
@@ -200,7 +142,7 @@ impl RedisClient {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "redis")?;
         let outcome = py.detach(|| self.client.get_many(&keys));
         if outcome.all_failed() && !self.client.any_up() {
             return Err(outcome_err(&outcome));
@@ -211,7 +153,7 @@ impl RedisClient {
     /// `SET .. PX` of `(key, value, ttl_ms)` entries: the keys not stored
     /// (their node failed).
     fn set_many(&self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        let owned = entry_list(entries)?;
+        let owned = entry_list(entries, "redis")?;
         let items: Vec<(&str, &[u8], Option<u64>)> = owned
             .iter()
             .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t))
@@ -228,7 +170,7 @@ impl RedisClient {
     /// `SET .. NX PX`: one bool (stored) per item; raises `OSError` if an
     /// item's node failed.
     fn add_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<bool>> {
-        let owned = entry_list(items)?;
+        let owned = entry_list(items, "redis")?;
         let items: Vec<(&str, &[u8], Option<u64>)> = owned
             .iter()
             .map(|(k, v, t)| (k.as_str(), v.as_slice(), *t))
@@ -242,7 +184,7 @@ impl RedisClient {
 
     /// Deletes `keys`; raises `OSError` if a key's node failed.
     fn delete_many(&self, py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<()> {
-        let keys = key_list(keys)?;
+        let keys = key_list(keys, "redis")?;
         let outcome = py.detach(|| self.client.delete_many(&keys));
         if !outcome.is_complete() {
             return Err(outcome_err(&outcome));
@@ -258,18 +200,7 @@ impl RedisClient {
 
     /// Per node: `{"up", "failures", "failed_keys", "probes", "recoveries", "last_error"}`.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for h in self.client.health() {
-            let d = PyDict::new(py);
-            d.set_item("up", h.up)?;
-            d.set_item("failures", h.failures)?;
-            d.set_item("failed_keys", h.failed_keys)?;
-            d.set_item("probes", h.probes)?;
-            d.set_item("recoveries", h.recoveries)?;
-            d.set_item("last_error", h.last_error)?;
-            out.set_item(h.name, d)?;
-        }
-        Ok(out)
+        health_dict(py, self.client.health())
     }
 
     /// `INFO` of the primary (cluster: of one node) as a dict of strings.

@@ -141,6 +141,15 @@ def _servers(location: Union[str, Sequence[Any]]) -> list:
     return out
 
 
+def _native_client(tier: Any, base: type) -> Any:
+    """``tier.client``, unless ``tier`` (or its class, a subclass of ``base``)
+    replaced ``get_many`` or ``set_many``: then the driver must call those."""
+    for method in ("get_many", "set_many"):
+        if method in vars(tier) or getattr(type(tier), method) is not getattr(base, method):
+            return None
+    return tier.client
+
+
 class MemcachedTier(Tier):
     """memcached through stratacache's own client (``stratacache._core.MemcachedClient``,
     the text protocol over plain sockets), with raw bytes: a value some other
@@ -224,10 +233,7 @@ class MemcachedTier(Tier):
         """The client the sync read driver calls directly (no Python per key),
         unless a subclass or the instance replaced the methods it stands for.
         A ``TieredCache`` looks at it once, when it is created."""
-        for method in ("get_many", "set_many"):
-            if method in vars(self) or getattr(type(self), method) is not getattr(MemcachedTier, method):
-                return None
-        return self.client
+        return _native_client(self, MemcachedTier)
 
     @classmethod
     def from_django(cls, alias: str, **kwargs: Any) -> MemcachedTier:
@@ -423,10 +429,7 @@ class RedisTier(Tier):
         """The client the sync read driver calls directly (no Python per key),
         unless a subclass or the instance replaced the methods it stands for.
         A ``TieredCache`` looks at it once, when it is created."""
-        for method in ("get_many", "set_many"):
-            if method in vars(self) or getattr(type(self), method) is not getattr(RedisTier, method):
-                return None
-        return self.client
+        return _native_client(self, RedisTier)
 
     def get_many_outcome(self, keys: Sequence[str]) -> tuple:
         """``(values, failed)``: one ``bytes`` or ``None`` per key, and the
