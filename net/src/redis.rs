@@ -9,6 +9,15 @@
 //!   (`SENTINEL get-master-addr-by-name`); when it fails, the sentinels are
 //!   asked again (at most every 100 ms) and the batch is retried once on
 //!   the new primary, so reads and writes resume once a failover is done.
+//!   With `read_from_replicas`, reads go to the replicas the sentinels list
+//!   (`SENTINEL replicas`: in sync, not down), asked again every 10 s and
+//!   every second while one is down; a failed replica's batch is read from
+//!   the primary.
+//! - Credentials and TLS: a URL's own (`redis://user:pass@host`,
+//!   `rediss://host`), else [`Config::password`] / [`Config::username`];
+//!   the sentinels have their own ([`Config::sentinel_password`]). TLS is
+//!   rustls (feature `tls`, on by default) with the system's roots or
+//!   [`Tls::ca_certs`]. Passwords never appear in node names or errors.
 //! - Cluster: one `GET` per key, sent as one pipeline that the `redis`
 //!   crate splits per node (one round trip per node), following
 //!   `MOVED`/`ASK` redirections itself. When a node fails,
@@ -31,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Connection, RedisResult, Value};
 
 use crate::health::Health;
@@ -45,7 +53,7 @@ use crate::{Error, Outcome, ServerError, ServerHealth};
 /// assert_eq!(c.replicas.len(), 1);
 /// assert!(Config::cluster(&["redis://127.0.0.1:7000"]).cluster);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// One node: its URL. Cluster: the seed nodes' URLs.
     pub nodes: Vec<String>,
@@ -69,6 +77,163 @@ pub struct Config {
     pub retry_after: Duration,
     /// Idle connections kept per node.
     pub max_idle: usize,
+    /// Password of the data nodes whose URL has none (django-redis
+    /// `OPTIONS["PASSWORD"]`); a URL's own password wins.
+    pub password: Option<String>,
+    /// ACL user of the data nodes whose URL names none.
+    pub username: Option<String>,
+    /// Sentinel: the sentinels' own password, for sentinel URLs without one
+    /// (django-redis `SENTINEL_KWARGS={"password": ...}`).
+    pub sentinel_password: Option<String>,
+    /// Sentinel: the sentinels' ACL user.
+    pub sentinel_username: Option<String>,
+    /// How `rediss://` nodes are checked.
+    pub tls: Tls,
+}
+
+/// TLS settings of `rediss://` nodes (rustls, feature `tls`).
+///
+/// ```
+/// use stratacache_net::redis::Tls;
+/// let t = Tls { ca_certs: Some(b"-----BEGIN CERTIFICATE-----...".to_vec()), insecure: false };
+/// assert!(t.is_set());
+/// assert!(!Tls::default().is_set());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM certificates to trust instead of the system's roots (redis-py
+    /// `ssl_ca_certs`, the file's content).
+    pub ca_certs: Option<Vec<u8>>,
+    /// Accept any server certificate (redis-py `ssl_cert_reqs="none"`).
+    pub insecure: bool,
+}
+
+impl Tls {
+    /// Some TLS option is given.
+    ///
+    /// ```
+    /// assert!(stratacache_net::redis::Tls { ca_certs: None, insecure: true }.is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.ca_certs.is_some() || self.insecure
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca_certs", &self.ca_certs.as_ref().map(Vec::len))
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+// By hand: passwords are shown as `***`, URLs without theirs.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |p: &Option<String>| p.as_ref().map(|_| "***");
+        let urls = |v: &[String]| v.iter().map(|u| redact(u)).collect::<Vec<_>>();
+        f.debug_struct("Config")
+            .field("nodes", &urls(&self.nodes))
+            .field("replicas", &urls(&self.replicas))
+            .field("cluster", &self.cluster)
+            .field("read_from_replicas", &self.read_from_replicas)
+            .field("sentinel_service", &self.sentinel_service)
+            .field("db", &self.db)
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("retry_after", &self.retry_after)
+            .field("max_idle", &self.max_idle)
+            .field("password", &secret(&self.password))
+            .field("username", &self.username)
+            .field("sentinel_password", &secret(&self.sentinel_password))
+            .field("sentinel_username", &self.sentinel_username)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// `url` as shown in health reports, errors and `Debug`: without its
+/// password (a URL that does not parse: only what follows its last `@`).
+///
+/// ```
+/// use stratacache_net::redis::redact;
+/// assert_eq!(redact("redis://:s3cret@127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+/// assert_eq!(redact("rediss://app:s3cret@cache:6380/1"), "rediss://app@cache:6380/1");
+/// assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+/// ```
+pub fn redact(url: &str) -> String {
+    match redis::parse_redis_url(url) {
+        Some(u) if u.password().is_none() => url.to_owned(),
+        Some(mut u) => {
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        None => url.rsplit('@').next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The connection settings of `url`: its own credentials, else `user` and
+/// `password`; `tls.insecure` applies to a `rediss://` URL. TLS options
+/// with a plain `redis://` URL are refused (a likely typo).
+fn node_info(
+    url: &str,
+    user: Option<&String>,
+    password: Option<&String>,
+    tls: &Tls,
+) -> Result<redis::ConnectionInfo, Error> {
+    use redis::IntoConnectionInfo;
+    let mut info = url
+        .into_connection_info()
+        .map_err(|e| Error::Config(format!("redis URL {:?}: {e}", redact(url))))?;
+    if info.redis.password.is_none() {
+        info.redis.password = password.cloned();
+    }
+    if info.redis.username.is_none() {
+        info.redis.username = user.cloned();
+    }
+    match &mut info.addr {
+        redis::ConnectionAddr::TcpTls { insecure, .. } => *insecure |= tls.insecure,
+        _ if tls.is_set() => {
+            return Err(Error::Config(format!(
+                "redis TLS options (CA certificates, insecure) need a rediss:// URL, not {:?}",
+                redact(url)
+            )))
+        }
+        _ => {}
+    }
+    Ok(info)
+}
+
+/// A client of one node (see [`node_info`]), trusting `tls.ca_certs` when given.
+fn open_client(info: redis::ConnectionInfo, tls: &Tls) -> Result<redis::Client, Error> {
+    let shown = info.addr.to_string();
+    let err = |e: redis::RedisError| Error::Config(format!("redis node {shown}: {e}"));
+    let is_tls = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+    if is_tls {
+        install_crypto();
+    }
+    #[cfg(feature = "tls")]
+    if is_tls && tls.ca_certs.is_some() {
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: tls.ca_certs.clone(),
+        };
+        return redis::Client::build_with_tls(info, certs).map_err(err);
+    }
+    let _ = tls;
+    redis::Client::open(info).map_err(err)
+}
+
+/// rustls's process-wide crypto, ring (the insecure mode looks it up).
+/// ring is deprecated for lacking post-quantum key exchange, but it builds
+/// everywhere without CMake and keeps the wheel small; a provider another
+/// library installed first is kept.
+fn install_crypto() {
+    #[cfg(feature = "tls")]
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl Config {
@@ -85,6 +250,11 @@ impl Config {
             timeout: Duration::from_millis(500),
             retry_after: Duration::from_secs(2),
             max_idle: 8,
+            password: None,
+            username: None,
+            sentinel_password: None,
+            sentinel_username: None,
+            tls: Tls::default(),
         }
     }
 
@@ -157,19 +327,28 @@ struct Node {
 struct Single {
     /// `None` until the sentinels named one (Sentinel mode only).
     primary: Mutex<Option<std::sync::Arc<Node>>>,
-    replicas: Vec<Node>,
+    /// Read replicas: as configured, or as the sentinels list them.
+    replicas: Mutex<std::sync::Arc<Vec<std::sync::Arc<Node>>>>,
     next: AtomicUsize,
     sentinel: Option<SentinelState>,
 }
 
 /// How often the sentinels are asked again while the primary fails.
 const SENTINEL_RECHECK: Duration = Duration::from_millis(100);
+/// How often the sentinels are asked for the replicas (more often while
+/// one is down or none is listed).
+const REPLICAS_RECHECK: Duration = Duration::from_secs(10);
+const REPLICAS_RECHECK_DOWN: Duration = Duration::from_secs(1);
 
 struct SentinelState {
-    sentinel: Mutex<Sentinel>,
+    /// One client per sentinel (with the sentinels' credentials).
+    sentinels: Vec<redis::Client>,
     service: String,
-    info: SentinelNodeConnectionInfo,
     asked_at: Mutex<Option<Instant>>,
+    /// When the replicas were last asked for (`None`: not wanted).
+    replicas_at: Option<Mutex<Option<Instant>>>,
+    /// Why the sentinels named no primary the last time.
+    last_error: Mutex<String>,
 }
 
 impl Single {
@@ -252,40 +431,66 @@ impl Client {
         if config.nodes.is_empty() {
             return Err(Error::Config("redis needs at least one node".into()));
         }
-        let node = |url: &str| -> Result<Node, Error> {
-            Ok(Node {
-                name: url.to_owned(),
-                client: redis::Client::open(url)
-                    .map_err(|e| Error::Config(format!("redis URL {url:?}: {e}")))?,
-                idle: Mutex::new(Vec::new()),
-                health: Health::default(),
-            })
-        };
+        let node = |url: &str| -> Result<Node, Error> { Self::open_node(&config, url) };
         let sentinel = match &config.sentinel_service {
             Some(service) if !config.cluster => Some(SentinelState {
-                sentinel: Mutex::new(
-                    Sentinel::build(config.nodes.clone())
-                        .map_err(|e| Error::Config(format!("redis sentinels: {e}")))?,
-                ),
+                sentinels: config
+                    .nodes
+                    .iter()
+                    .map(|url| {
+                        let info = node_info(
+                            url,
+                            config.sentinel_username.as_ref(),
+                            config.sentinel_password.as_ref(),
+                            &Tls::default(),
+                        )?;
+                        open_client(info, &config.tls)
+                    })
+                    .collect::<Result<_, _>>()?,
                 service: service.clone(),
-                info: SentinelNodeConnectionInfo {
-                    tls_mode: None,
-                    redis_connection_info: Some(redis::RedisConnectionInfo {
-                        db: config.db,
-                        ..Default::default()
-                    }),
-                },
                 asked_at: Mutex::new(None),
+                replicas_at: config.read_from_replicas.then(|| Mutex::new(None)),
+                last_error: Mutex::new(String::new()),
             }),
             _ => None,
         };
+        if sentinel.is_some() && config.tls.is_set() {
+            return Err(Error::Config(
+                "redis TLS options are not supported with Sentinel yet".into(),
+            ));
+        }
         let mode = if config.cluster {
-            let mut b = ClusterClient::builder(config.nodes.clone())
+            let seeds = config
+                .nodes
+                .iter()
+                .map(|u| {
+                    node_info(
+                        u,
+                        config.username.as_ref(),
+                        config.password.as_ref(),
+                        &config.tls,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if seeds
+                .iter()
+                .any(|i| matches!(i.addr, redis::ConnectionAddr::TcpTls { .. }))
+            {
+                install_crypto();
+            }
+            let mut b = ClusterClient::builder(seeds)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.timeout)
                 .retries(2);
             if config.read_from_replicas {
                 b = b.read_from_replicas();
+            }
+            #[cfg(feature = "tls")]
+            if let Some(ca) = &config.tls.ca_certs {
+                b = b.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                });
             }
             Mode::Cluster(Cluster {
                 client: b
@@ -302,11 +507,13 @@ impl Client {
                     None => Some(std::sync::Arc::new(node(&config.nodes[0])?)),
                 }),
                 sentinel,
-                replicas: config
-                    .replicas
-                    .iter()
-                    .map(|u| node(u))
-                    .collect::<Result<_, _>>()?,
+                replicas: Mutex::new(std::sync::Arc::new(
+                    config
+                        .replicas
+                        .iter()
+                        .map(|u| node(u).map(std::sync::Arc::new))
+                        .collect::<Result<_, _>>()?,
+                )),
                 next: AtomicUsize::new(0),
             })
         };
@@ -340,14 +547,15 @@ impl Client {
                 let mut out: Vec<ServerHealth> = primary
                     .iter()
                     .map(|n| n.health.report(&n.name))
-                    .chain(s.replicas.iter().map(|n| n.health.report(&n.name)))
+                    .chain(s.replicas.lock().iter().map(|n| n.health.report(&n.name)))
                     .collect();
                 if let (None, Some(state)) = (&primary, &s.sentinel) {
                     // No primary named yet: the service, down.
                     let pending = Health::default();
+                    let why = state.last_error.lock().clone();
                     pending.failed(
                         0,
-                        "no primary named by the sentinels yet".into(),
+                        format!("no primary named by the sentinels yet{why}"),
                         true,
                         self.config.retry_after,
                     );
@@ -389,7 +597,7 @@ impl Client {
                 if let Some(primary) = s.current() {
                     primary.idle.lock().clear();
                 }
-                for n in &s.replicas {
+                for n in s.replicas.lock().iter() {
                     n.idle.lock().clear();
                 }
             }
@@ -469,10 +677,15 @@ impl Client {
         }
         self.ask_sentinels(s, None).ok_or_else(|| {
             let service = s.sentinel.as_ref().map_or("", |st| st.service.as_str());
+            let why = s
+                .sentinel
+                .as_ref()
+                .map(|st| st.last_error.lock().clone())
+                .unwrap_or_default();
             ServerError {
                 server: format!("sentinel:{service}"),
                 error: std::io::Error::other(format!(
-                    "redis sentinel: no primary for {service:?} yet"
+                    "redis sentinel: no primary for {service:?} yet{why}"
                 )),
             }
         })
@@ -518,24 +731,128 @@ impl Client {
             }
             *asked = Some(now);
         }
-        let client = state
-            .sentinel
-            .lock()
-            .master_for(&state.service, Some(&state.info))
-            .ok()?;
-        let addr = client.get_connection_info().addr.to_string();
-        let name = format!("redis://{addr}/{}", self.config.db);
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("get-master-addr-by-name").arg(&state.service);
+        let addr: Option<(String, String)> = match self.ask_each_sentinel(state, &cmd) {
+            Ok(addr) => addr,
+            Err(e) => {
+                *state.last_error.lock() = format!(": {e}");
+                return None;
+            }
+        };
+        let Some((host, port)) = addr else {
+            *state.last_error.lock() =
+                format!(": the sentinels do not know {:?}", state.service);
+            return None;
+        };
+        let name = format!("redis://{host}:{port}/{}", self.config.db);
         if current.is_some_and(|n| n.name == name) {
             return None;
         }
-        let node = std::sync::Arc::new(Node {
-            name,
-            client,
-            idle: Mutex::new(Vec::new()),
-            health: Health::default(),
-        });
+        let node = std::sync::Arc::new(Self::open_node(&self.config, &name).ok()?);
         *s.primary.lock() = Some(node.clone());
         Some(node)
+    }
+
+    /// A node of `url` with the config's credentials and TLS settings.
+    fn open_node(config: &Config, url: &str) -> Result<Node, Error> {
+        let info = node_info(
+            url,
+            config.username.as_ref(),
+            config.password.as_ref(),
+            &config.tls,
+        )?;
+        Ok(Node {
+            name: redact(url),
+            client: open_client(info, &config.tls)?,
+            idle: Mutex::new(Vec::new()),
+            health: Health::default(),
+        })
+    }
+
+    /// `cmd`'s reply from the first sentinel that answers.
+    fn ask_each_sentinel<T: redis::FromRedisValue>(
+        &self,
+        state: &SentinelState,
+        cmd: &redis::Cmd,
+    ) -> RedisResult<T> {
+        let mut last = None;
+        for sentinel in &state.sentinels {
+            let reply = sentinel
+                .get_connection_with_timeout(self.config.connect_timeout)
+                .and_then(|mut conn| {
+                    conn.set_read_timeout(Some(self.config.timeout))?;
+                    conn.set_write_timeout(Some(self.config.timeout))?;
+                    cmd.query(&mut conn)
+                });
+            match reply {
+                Ok(v) => return Ok(v),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::ClientError, "no sentinel"))
+        }))
+    }
+
+    /// The replicas to read from; with Sentinel and `read_from_replicas`,
+    /// as the sentinels list them (asked again when due).
+    fn read_replicas(&self, s: &Single) -> std::sync::Arc<Vec<std::sync::Arc<Node>>> {
+        let current = s.replicas.lock().clone();
+        let Some((state, at)) = s
+            .sentinel
+            .as_ref()
+            .and_then(|st| st.replicas_at.as_ref().map(|at| (st, at)))
+        else {
+            return current;
+        };
+        {
+            let now = Instant::now();
+            let mut at = at.lock();
+            let wait = if current.is_empty() || current.iter().any(|n| !n.health.usable_at(now)) {
+                REPLICAS_RECHECK_DOWN
+            } else {
+                REPLICAS_RECHECK
+            };
+            if at.is_some_and(|t| now.duration_since(t) < wait) {
+                return current;
+            }
+            *at = Some(now);
+        }
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("replicas").arg(&state.service);
+        let Ok(listed) = self.ask_each_sentinel::<Vec<HashMap<String, String>>>(state, &cmd)
+        else {
+            return current;
+        };
+        let mut found = Vec::new();
+        for r in &listed {
+            let flags = r.get("flags").map_or("", String::as_str);
+            let in_sync = r.get("master-link-status").map_or(false, |v| v == "ok");
+            if flags.contains("s_down")
+                || flags.contains("o_down")
+                || flags.contains("disconnected")
+                || !in_sync
+            {
+                continue;
+            }
+            let (Some(ip), Some(port)) = (r.get("ip"), r.get("port")) else {
+                continue;
+            };
+            let name = format!("redis://{ip}:{port}/{}", self.config.db);
+            // The same node keeps its health and idle connections.
+            match current.iter().find(|n| n.name == name) {
+                Some(n) => found.push(n.clone()),
+                None => {
+                    if let Ok(n) = Self::open_node(&self.config, &name) {
+                        found.push(std::sync::Arc::new(n));
+                    }
+                }
+            }
+        }
+        let found = std::sync::Arc::new(found);
+        *s.replicas.lock() = found.clone();
+        found
     }
 
     fn failed_all<T: Default + Clone>(n: usize, e: ServerError) -> Outcome<T> {
@@ -568,10 +885,11 @@ impl Client {
                     redis::cmd("MGET").arg(&full).query(conn)
                 };
                 let mut errors = Vec::new();
-                if !s.replicas.is_empty() {
-                    let i = s.next.fetch_add(1, Relaxed) % s.replicas.len();
-                    for j in 0..s.replicas.len() {
-                        let r = &s.replicas[(i + j) % s.replicas.len()];
+                let replicas = self.read_replicas(s);
+                if !replicas.is_empty() {
+                    let i = s.next.fetch_add(1, Relaxed) % replicas.len();
+                    for j in 0..replicas.len() {
+                        let r = &replicas[(i + j) % replicas.len()];
                         if !r.health.usable_at(Instant::now()) {
                             continue;
                         }
