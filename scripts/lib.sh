@@ -73,7 +73,7 @@ ensure_extension() {
   local so newer
   so="$(ls "$REPO_ROOT"/bindings-python/python/stratacache/_core.*.so 2>/dev/null | head -1 || true)"
   if [ "${1:-}" = --if-stale ] && [ -n "$so" ] && "$VENV/bin/python" -c 'import stratacache' 2>/dev/null; then
-    newer="$(cd "$REPO_ROOT" && find core/src bindings-python/src bindings-python/Cargo.toml bindings-python/pyproject.toml \
+    newer="$(cd "$REPO_ROOT" && find core/src net/src net/Cargo.toml bindings-python/src bindings-python/Cargo.toml bindings-python/pyproject.toml \
       core/Cargo.toml Cargo.toml Cargo.lock -newer "$so" -print -quit 2>/dev/null || true)"
     if [ -z "$newer" ]; then echo "the extension ($so) is newer than its sources: not rebuilt"; return 0; fi
     echo "rebuilding: $newer is newer than $so"

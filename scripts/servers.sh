@@ -29,6 +29,13 @@
 # replica = base+11, sentinels redis-s1..3 = base+12..base+14, service name
 # "stratacache", down-after-milliseconds 500): fresh state at each start;
 # kill redis-sp (`stop redis-sp`) and the sentinels promote redis-sr.
+# With STRATACACHE_REDIS_PASSWORD set, redis-sp/redis-sr require it (and
+# replicate with it); with STRATACACHE_SENTINEL_PASSWORD set, the sentinels
+# require theirs.
+# redis-auth (base+15): Redis with `requirepass stratacache-pw` and an ACL
+# user `app` (password `app-pw`). redis-tls (base+16): Redis on TLS only,
+# its certificate signed by a CA made at each start (openssl) in
+# <state dir>/tls/ca.pem.
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -43,6 +50,10 @@
 #   STRATACACHE_REDIS_CLUSTER  "redis://127.0.0.1:P7,redis://127.0.0.1:P8,redis://127.0.0.1:P9"
 #   STRATACACHE_REDIS_SENTINELS "127.0.0.1:P13,127.0.0.1:P14,127.0.0.1:P15" (the sentinels)
 #   STRATACACHE_REDIS_SENTINEL_SERVICE "stratacache"
+#   STRATACACHE_REDIS_AUTH_URL "redis://127.0.0.1:P16/0" (no password in it),
+#   STRATACACHE_REDIS_AUTH_PASSWORD, STRATACACHE_REDIS_AUTH_USER,
+#   STRATACACHE_REDIS_AUTH_USER_PASSWORD
+#   STRATACACHE_REDIS_TLS_URL  "rediss://127.0.0.1:P17/0", STRATACACHE_REDIS_TLS_CA (PEM file)
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
@@ -74,6 +85,8 @@ port_of() {
     redis-s1) echo $((BASE + 12)) ;;
     redis-s2) echo $((BASE + 13)) ;;
     redis-s3) echo $((BASE + 14)) ;;
+    redis-auth) echo $((BASE + 15)) ;;
+    redis-tls) echo $((BASE + 16)) ;;
   esac
 }
 
@@ -88,7 +101,8 @@ expand() {
       sentinel) out+=(redis-sp redis-sr redis-s1 redis-s2 redis-s3) ;;
       redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) out+=("$s") ;;
       memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
-      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, s3)" >&2; exit 2 ;;
+      redis-auth | redis-tls) out+=("$s") ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, redis-auth, redis-tls, s3)" >&2; exit 2 ;;
     esac
   done
   echo "${out[@]}"
@@ -106,7 +120,11 @@ ensure_installed() {
   for s in "$@"; do
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
-      redis | redis-c* | redis-replica | redis-s*) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      redis | redis-c* | redis-replica | redis-s* | redis-auth) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
+      redis-tls)
+        command -v redis-server >/dev/null || want_apt+=(redis-server)
+        command -v openssl >/dev/null || want_apt+=(openssl)
+        ;;
       s3) want_s3=1 ;;
     esac
   done
@@ -158,6 +176,18 @@ start_one() {
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
     redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) start_sentinel_part "$s" "$port" ;;
+    redis-auth)
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --requirepass "$AUTH_PASSWORD" --user "$AUTH_USER" on ">$AUTH_USER_PASSWORD" '~*' '&*' '+@all' \
+        --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
+      ;;
+    redis-tls)
+      make_tls_certs
+      redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" --save "" --appendonly no \
+        --tls-cert-file "$DIR/tls/server.pem" --tls-key-file "$DIR/tls/server.key" \
+        --tls-ca-cert-file "$DIR/tls/ca.pem" --tls-auth-clients no \
+        --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
+      ;;
     s3)
       nohup "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >>"$DIR/s3.log" 2>&1 &
       echo $! >"$DIR/s3.pid"
@@ -213,6 +243,25 @@ form_cluster() {
   exit 1
 }
 
+# -- redis-auth, redis-tls ----------------------------------------------------
+AUTH_PASSWORD=stratacache-pw
+AUTH_USER=app
+AUTH_USER_PASSWORD=app-pw
+
+# A CA and a server certificate it signs (127.0.0.1 and localhost), new at
+# each start.
+make_tls_certs() {
+  local t="$DIR/tls"
+  mkdir -p "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=stratacache test CA" \
+    -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/san.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+    -days 2 -extfile "$t/san.ext" -out "$t/server.pem" 2>/dev/null
+}
+
 # -- Redis Sentinel (the `sentinel` services) ---------------------------------
 SENTINEL_SERVICE=stratacache
 
@@ -222,6 +271,8 @@ start_sentinel_part() {
     redis-sp | redis-sr)
       local args=()
       [ "$s" = redis-sr ] && args=(--replicaof 127.0.0.1 "$primary")
+      [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] &&
+        args+=(--requirepass "$STRATACACHE_REDIS_PASSWORD" --masterauth "$STRATACACHE_REDIS_PASSWORD")
       redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${args[@]}" \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
@@ -239,6 +290,13 @@ sentinel down-after-milliseconds $SENTINEL_SERVICE 500
 sentinel failover-timeout $SENTINEL_SERVICE 5000
 sentinel parallel-syncs $SENTINEL_SERVICE 1
 CONF
+      if [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ]; then
+        echo "sentinel auth-pass $SENTINEL_SERVICE $STRATACACHE_REDIS_PASSWORD" >>"$DIR/$s.conf"
+      fi
+      if [ -n "${STRATACACHE_SENTINEL_PASSWORD:-}" ]; then
+        printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$STRATACACHE_SENTINEL_PASSWORD" \
+          "$STRATACACHE_SENTINEL_PASSWORD" >>"$DIR/$s.conf"
+      fi
       redis-server "$DIR/$s.conf" --sentinel >/dev/null
       ;;
   esac
@@ -250,10 +308,11 @@ form_sentinel() {
   local i s ok
   for i in $(seq 1 200); do
     ok=1
-    redis-cli -p $((BASE + 11)) info replication 2>/dev/null | grep -q 'master_link_status:up' || ok=0
+    REDISCLI_AUTH="${STRATACACHE_REDIS_PASSWORD:-}" redis-cli -p $((BASE + 11)) info replication 2>/dev/null |
+      grep -q 'master_link_status:up' || ok=0
     for s in 12 13 14; do
-      [ "$(redis-cli -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
-      [ "$(redis-cli -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
+      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
+      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
     done
     [ "$ok" = 1 ] && return 0
     sleep 0.1
@@ -275,6 +334,12 @@ export STRATACACHE_REDIS_REPLICA_URL=redis://127.0.0.1:$((BASE + 9))/0
 export STRATACACHE_REDIS_CLUSTER=redis://127.0.0.1:$((BASE + 6)),redis://127.0.0.1:$((BASE + 7)),redis://127.0.0.1:$((BASE + 8))
 export STRATACACHE_REDIS_SENTINELS=127.0.0.1:$((BASE + 12)),127.0.0.1:$((BASE + 13)),127.0.0.1:$((BASE + 14))
 export STRATACACHE_REDIS_SENTINEL_SERVICE=$SENTINEL_SERVICE
+export STRATACACHE_REDIS_AUTH_URL=redis://127.0.0.1:$((BASE + 15))/0
+export STRATACACHE_REDIS_AUTH_PASSWORD=$AUTH_PASSWORD
+export STRATACACHE_REDIS_AUTH_USER=$AUTH_USER
+export STRATACACHE_REDIS_AUTH_USER_PASSWORD=$AUTH_USER_PASSWORD
+export STRATACACHE_REDIS_TLS_URL=rediss://127.0.0.1:$((BASE + 16))/0
+export STRATACACHE_REDIS_TLS_CA=$DIR/tls/ca.pem
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
@@ -308,7 +373,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3 redis-auth redis-tls; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

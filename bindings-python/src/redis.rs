@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use stratacache::tiered::{Fetched, StoreItem};
-use stratacache_net::redis::{Client, Config};
+use stratacache_net::redis::{Client, Config, Tls};
 use stratacache_net::{Error, Outcome};
 
 use crate::client_args::{duration, entry_list, health_dict, key_list, values_list};
@@ -75,9 +75,13 @@ impl RedisClient {
     /// of a single node. `read_from_replicas`: cluster reads go to replicas.
     /// `sentinel_service`: `nodes` are Redis Sentinel URLs and the primary is
     /// the one they name for this service (database `db`), found again after
-    /// a failover.
+    /// a failover; with `read_from_replicas`, reads go to the replicas they
+    /// list. `password` / `username`: the data nodes' credentials when their
+    /// URL has none; `sentinel_password` / `sentinel_username`: the
+    /// sentinels'. `tls_ca_certs` (PEM bytes) / `tls_insecure`: how
+    /// `rediss://` nodes are checked.
     #[new]
-    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0))]
+    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0, password = None, username = None, sentinel_password = None, sentinel_username = None, tls_ca_certs = None, tls_insecure = false))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         nodes: Vec<String>,
@@ -91,6 +95,12 @@ impl RedisClient {
         max_idle: usize,
         sentinel_service: Option<String>,
         db: i64,
+        password: Option<String>,
+        username: Option<String>,
+        sentinel_password: Option<String>,
+        sentinel_username: Option<String>,
+        tls_ca_certs: Option<Vec<u8>>,
+        tls_insecure: bool,
     ) -> PyResult<Self> {
         if sentinel_service.is_some() && (cluster || nodes.is_empty()) {
             return Err(PyValueError::new_err(
@@ -114,6 +124,14 @@ impl RedisClient {
             timeout: duration(timeout, "timeout")?,
             retry_after: duration(retry_after, "retry_after")?,
             max_idle,
+            password,
+            username,
+            sentinel_password,
+            sentinel_username,
+            tls: Tls {
+                ca_certs: tls_ca_certs,
+                insecure: tls_insecure,
+            },
         };
         let client = Client::new(config).map_err(|e| match e {
             Error::Io(e) => e.into(),

@@ -293,6 +293,12 @@ class RedisClient:
         max_idle: int = 8,
         sentinel_service: Optional[str] = None,
         db: int = 0,
+        password: Optional[str] = None,
+        username: Optional[str] = None,
+        sentinel_password: Optional[str] = None,
+        sentinel_username: Optional[str] = None,
+        tls_ca_certs: Optional[bytes] = None,
+        tls_insecure: bool = False,
     ) -> None: ...
     def get_many(self, keys: Iterable[str]) -> list[Optional[bytes]]: ...
     def get_many_outcome(self, keys: Iterable[str]) -> tuple[list[Optional[bytes]], list[str]]: ...

@@ -340,6 +340,31 @@ class RedisTier(Tier):
     strict mode)::
 
         RedisTier("redis://mymaster/0", sentinels=[("10.0.0.5", 26379), ("10.0.0.6", 26379)])
+
+    With ``sentinels``, ``read_from_replicas=True`` sends reads to the
+    replicas the sentinels list (in sync, not down; asked again every 10 s,
+    every second while one is down), writes to the primary; a replica that
+    fails is left alone for ``retry_after`` while its reads go to the
+    primary (redis-py's ``Sentinel.slave_for``, django-redis's
+    ``SentinelClient``).
+
+    Credentials: a URL's own (``redis://:pass@host:6379/0``, an ACL user as
+    ``redis://user:pass@host:6379/0``), else ``password`` / ``username``
+    (django-redis's ``OPTIONS["PASSWORD"]``). ``sentinel_kwargs``: the
+    sentinels' own, django-redis's ``SENTINEL_KWARGS`` (``{"password": ...,
+    "username": ...}``). A password the server refuses is a failure of the
+    tier (its keys go to the next tier or the loader, counted, the server's
+    words in ``health()``), not an exception outside strict mode; a URL that
+    does not parse is a ``ValueError`` here. Passwords never appear in
+    ``health()`` names or errors.
+
+    TLS: ``rediss://`` URLs (rustls; the system's CA roots by default).
+    ``ssl_ca_certs``: a PEM file of the CAs to trust instead;
+    ``ssl_cert_reqs="none"`` (or ``ssl.CERT_NONE``) accepts any certificate
+    (redis-py's names). Either one with a ``redis://`` URL is a
+    ``ValueError``. Not with ``sentinels`` yet::
+
+        RedisTier("rediss://cache.internal:6380/0", password=secret, ssl_ca_certs="/etc/ssl/redis-ca.pem")
     """
 
     kind = "redis"
@@ -360,24 +385,49 @@ class RedisTier(Tier):
         leases: bool = False,
         backfill: bool = True,
         sentinels: Sequence[Any] = (),
+        password: Optional[str] = None,
+        username: Optional[str] = None,
+        ssl_ca_certs: Optional[str] = None,
+        ssl_cert_reqs: Union[str, int, None] = None,
+        sentinel_kwargs: Optional[dict] = None,
     ) -> None:
         self.name = name
         self.item_limit = _item_limit(self.kind, item_limit)
         self.key_prefix = key_prefix
         self.leases = leases
         self.backfill = backfill
+        auth = {"password": password, "username": username, **_tls_args(ssl_ca_certs, ssl_cert_reqs)}
+        # What redis-py needs to reach the same servers (AsyncRedisTier).
+        self._redis_py_kwargs = {
+            k: v
+            for k, v in {
+                "password": password,
+                "username": username,
+                "ssl_ca_certs": ssl_ca_certs,
+                "ssl_cert_reqs": ssl_cert_reqs,
+            }.items()
+            if v is not None
+        }
         if sentinels:
             service, db = _sentinel_service(url)
+            auth.update(_url_credentials(url))  # the URL's own win, as in redis-py
+            sentinel_auth = _sentinel_kwargs(sentinel_kwargs)
             self.client = _core.RedisClient(
                 [_sentinel_url(s) for s in sentinels],
                 sentinel_service=service,
                 db=db,
+                read_from_replicas=read_from_replicas,
                 key_prefix=key_prefix,
                 connect_timeout=connect_timeout,
                 timeout=timeout,
                 retry_after=retry_after,
+                sentinel_password=sentinel_auth.get("password"),
+                sentinel_username=sentinel_auth.get("username"),
+                **auth,
             )
             return
+        if sentinel_kwargs:
+            raise ValueError("sentinel_kwargs is for Redis Sentinel: pass sentinels=[(host, port), ...] too")
         if not isinstance(url, str) and not (
             isinstance(url, (list, tuple)) and all(isinstance(u, str) for u in url)
         ):
@@ -396,6 +446,7 @@ class RedisTier(Tier):
             connect_timeout=connect_timeout,
             timeout=timeout,
             retry_after=retry_after,
+            **auth,
         )
 
     @classmethod
@@ -403,7 +454,15 @@ class RedisTier(Tier):
         """A tier over the servers of Django cache ``alias`` (a ``RedisCache``),
         in that alias's key space: as Django's ``RedisCache`` does, the first
         ``LOCATION`` takes the writes and reads go to the others (replicas)
-        when there are any."""
+        when there are any.
+
+        django-redis's options are read too: ``PASSWORD``,
+        ``CONNECTION_POOL_KWARGS`` (``password``, ``username``,
+        ``ssl_ca_certs``, ``ssl_cert_reqs``; the others are pool tuning and
+        ignored), and for its ``SentinelClient`` (``LOCATION``
+        ``redis://<service>/<db>``, ``SENTINELS``) ``SENTINEL_KWARGS``, with
+        reads from the replicas as django-redis does (unless the
+        ``LOCATION`` says ``?is_master=1``)."""
         from django.conf import settings
 
         conf = settings.CACHES[alias]
@@ -415,12 +474,20 @@ class RedisTier(Tier):
         version = conf.get("VERSION", 1)
         kwargs.setdefault("name", alias)
         kwargs.setdefault("key_prefix", f"{prefix}:{version}:")
+        options = conf.get("OPTIONS", {})
+        for arg, value in _django_redis_auth(options).items():
+            kwargs.setdefault(arg, value)
         # django-redis's SentinelClient: LOCATION redis://<service>/<db>,
         # OPTIONS SENTINELS=[(host, port), ...].
-        sentinels = conf.get("OPTIONS", {}).get("SENTINELS")
+        sentinels = options.get("SENTINELS")
         if sentinels:
             kwargs.setdefault("sentinels", list(sentinels))
-            return cls(location[0], **kwargs)
+            if options.get("SENTINEL_KWARGS"):
+                kwargs.setdefault("sentinel_kwargs", dict(options["SENTINEL_KWARGS"]))
+            url, is_master = _split_is_master(location[0])
+            # SentinelClient reads from the replicas (is_master=0) unless told otherwise.
+            kwargs.setdefault("read_from_replicas", is_master is not True)
+            return cls(url, **kwargs)
         kwargs.setdefault("replicas", location[1:])
         return cls(location[0], **kwargs)
 
@@ -490,8 +557,84 @@ def _sentinel_service(url: Any) -> tuple:
     db = parts.path.strip("/") or "0"
     service = parts.netloc.rsplit("@", 1)[-1]  # as written: service names are case-sensitive
     if parts.scheme not in ("redis", "rediss") or not service or not db.isdigit():
-        raise ValueError(f"with sentinels, the URL is redis://<service_name>/<db>, not {url!r}")
+        shown = parts._replace(netloc=service).geturl()  # without a password
+        raise ValueError(f"with sentinels, the URL is redis://<service_name>/<db>, not {shown!r}")
+    if parts.scheme == "rediss":
+        raise ValueError("TLS (rediss://) through Redis Sentinel is not supported yet")
     return service, int(db)
+
+
+def _url_credentials(url: str) -> dict:
+    """``{"username", "password"}`` as a URL gives them (percent-decoded)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    out = {}
+    if parts.password is not None:
+        out["password"] = unquote(parts.password)
+    if parts.username:
+        out["username"] = unquote(parts.username)
+    return out
+
+
+def _tls_args(ca_certs: Optional[str], cert_reqs: Union[str, int, None]) -> dict:
+    """``RedisClient``'s TLS arguments from redis-py's ``ssl_ca_certs`` (a
+    PEM file) and ``ssl_cert_reqs``."""
+    out: dict = {}
+    if ca_certs is not None:
+        try:
+            with open(ca_certs, "rb") as f:
+                out["tls_ca_certs"] = f.read()
+        except OSError as exc:
+            raise ValueError(f"ssl_ca_certs {ca_certs!r} cannot be read: {exc}") from None
+    if cert_reqs is not None:
+        import ssl
+
+        names = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+        reqs = names.get(cert_reqs.lower()) if isinstance(cert_reqs, str) else cert_reqs
+        if reqs not in names.values():
+            raise ValueError(f"ssl_cert_reqs is 'none', 'optional' or 'required' (or ssl.CERT_*), not {cert_reqs!r}")
+        # A client checks an offered certificate either way: only "none" differs.
+        out["tls_insecure"] = reqs == ssl.CERT_NONE
+    return out
+
+
+def _sentinel_kwargs(kwargs: Optional[dict]) -> dict:
+    """The sentinels' credentials from django-redis's ``SENTINEL_KWARGS``
+    (redis-py's ``sentinel_kwargs``); socket options are the tier's own."""
+    kwargs = dict(kwargs or {})
+    known = {"password", "username"}
+    unknown = sorted(k for k in kwargs if k not in known and not k.startswith("socket_"))
+    if unknown:
+        raise ValueError(
+            f"sentinel_kwargs {', '.join(unknown)} not supported (only password, username; socket_* are ignored)"
+        )
+    return {k: v for k, v in kwargs.items() if k in known}
+
+
+def _django_redis_auth(options: dict) -> dict:
+    """``RedisTier`` arguments from django-redis's ``OPTIONS``: ``PASSWORD``
+    and the credentials and TLS entries of ``CONNECTION_POOL_KWARGS``."""
+    pool = dict(options.get("CONNECTION_POOL_KWARGS") or {})
+    for unsupported in ("ssl_certfile", "ssl_keyfile"):
+        if pool.get(unsupported):
+            raise ValueError(f"CONNECTION_POOL_KWARGS[{unsupported!r}] (client certificates) is not supported")
+    out = {k: pool[k] for k in ("password", "username", "ssl_ca_certs", "ssl_cert_reqs") if pool.get(k) is not None}
+    if options.get("PASSWORD"):
+        out["password"] = options["PASSWORD"]
+    return out
+
+
+def _split_is_master(url: str) -> tuple:
+    """django-redis's Sentinel ``?is_master=0|1``: ``(url without it, True/False/None)``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    flags = [v for k, v in query if k == "is_master"]
+    rest = urlencode([(k, v) for k, v in query if k != "is_master"])
+    is_master = None if not flags else flags[-1].lower() in ("1", "true", "yes")
+    return urlunsplit(parts._replace(query=rest)), is_master
 
 
 def _sentinel_url(sentinel: Any) -> str:

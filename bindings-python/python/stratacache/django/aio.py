@@ -211,7 +211,10 @@ class AsyncRedisTier(RedisTier):
             import redis.asyncio
 
             client = self._aclients[loop] = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+                self.url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                **self._redis_py_kwargs,  # password, username, ssl_* as RedisTier got them
             )
         return client
 

@@ -44,6 +44,7 @@ from .._errors import ConfigurationError
 from ..keys import normalize_key
 from ..scope import current_scope
 from ..tiered import UNSET, LeasePolicy, LocalTier, TieredCache, _keyring
+from ..tiers import _django_redis_auth
 from .aio import AsyncMemcachedTier, AsyncRedisTier
 
 __all__ = ["BACKEND_PATH", "OPTION_NAMES", "TieredCacheBackend", "build_tiered_cache"]
@@ -71,6 +72,9 @@ OPTION_NAMES = (
     "LOCK_TIMEOUT",
     "INVALIDATION",
     "BACKGROUND_WRITES",
+    # Redis LOCATION, django-redis's names: see docs/django-backend.md.
+    "PASSWORD",
+    "CONNECTION_POOL_KWARGS",
 )
 CLEAR_MODES = ("prefix", "flush", "local")
 #: Chunks of a large value live under this prefix and their main key
@@ -106,11 +110,20 @@ def _location_tiers(location: Any, options: Mapping) -> list:
         extra["item_limit"] = int(options["ITEM_LIMIT"])
     if "TIMEOUT" in options:
         extra["timeout"] = float(options["TIMEOUT"])
+    redis_auth = {k: v for k, v in options.items() if k in ("PASSWORD", "CONNECTION_POOL_KWARGS")}
     if redis_urls:
+        try:
+            extra.update(_django_redis_auth(redis_auth))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         return [
             AsyncRedisTier(url, name="redis" if len(redis_urls) == 1 else f"redis{i}", **extra)
             for i, url in enumerate(redis_urls)
         ]
+    if redis_auth:
+        raise ConfigurationError(
+            f"OPTIONS {', '.join(sorted(redis_auth))} are for a Redis LOCATION (redis:// or rediss:// URLs)"
+        )
     if "CONNECT_TIMEOUT" in options:
         extra["connect_timeout"] = float(options["CONNECT_TIMEOUT"])
     return [AsyncMemcachedTier(location, **extra)]

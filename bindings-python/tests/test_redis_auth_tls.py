@@ -1,0 +1,187 @@
+"""Redis passwords (URL, ``password=``, an ACL user, django-redis's
+``OPTIONS``) and TLS (``rediss://``, ``ssl_ca_certs``, ``ssl_cert_reqs``)
+over real servers started by scripts/servers.sh: ``redis-auth`` (requirepass
+and an ACL user) and ``redis-tls`` (TLS only, its certificate signed by a CA
+made at start). Bad settings are a ``ValueError`` at construction; a
+password or certificate the other side refuses is a counted failure of the
+tier (the loader serves), raised only in strict mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fleet_support import Fleet
+
+from stratacache import TieredCache, TierError
+from stratacache.django.backend import build_tiered_cache
+from stratacache.tiers import RedisTier
+
+
+@pytest.fixture(scope="module")
+def servers():
+    f = Fleet("redis-auth", "redis-tls")
+    yield f
+    f.stop()
+
+
+def auth_url(servers: Fleet, userinfo: str = "") -> str:
+    url = servers.vars["STRATACACHE_REDIS_AUTH_URL"]
+    return url.replace("redis://", f"redis://{userinfo}@") if userinfo else url
+
+
+def round_trip(tier: RedisTier, key: str = "k") -> list:
+    tier.set_many([(key, b"v-" + key.encode(), 60_000)])
+    return tier.get_many([key])
+
+
+def test_password_in_the_url_and_no_password_in_names(servers):
+    pw = servers.vars["STRATACACHE_REDIS_AUTH_PASSWORD"]
+    tier = RedisTier(auth_url(servers, f":{pw}"))
+    assert round_trip(tier, "url") == [b"v-url"]
+    names = list(tier.health())
+    assert names == [auth_url(servers)]
+    assert pw not in repr(tier.health())
+
+
+def test_acl_user_in_the_url_or_as_arguments(servers):
+    user = servers.vars["STRATACACHE_REDIS_AUTH_USER"]
+    pw = servers.vars["STRATACACHE_REDIS_AUTH_USER_PASSWORD"]
+    assert round_trip(RedisTier(auth_url(servers, f"{user}:{pw}")), "acl-url") == [b"v-acl-url"]
+    assert round_trip(RedisTier(auth_url(servers), username=user, password=pw), "acl-args") == [b"v-acl-args"]
+    assert list(RedisTier(auth_url(servers, f"{user}:{pw}")).health()) == [auth_url(servers, user)]
+
+
+def test_password_argument_and_the_url_winning(servers):
+    pw = servers.vars["STRATACACHE_REDIS_AUTH_PASSWORD"]
+    assert round_trip(RedisTier(auth_url(servers), password=pw), "arg") == [b"v-arg"]
+    # As redis-py's from_url and django-redis: the URL's own password wins.
+    assert round_trip(RedisTier(auth_url(servers, f":{pw}"), password="not-this-one"), "both") == [b"v-both"]
+
+
+@pytest.mark.parametrize("password", [None, "wrong"])
+def test_a_refused_or_missing_password_is_a_counted_failure(servers, password):
+    tier = RedisTier(auth_url(servers), password=password, retry_after=0.1)
+    cache = TieredCache([tier], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"  # no exception
+    cache.set("other", 1)  # nor here
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+    (health,) = tier.health().values()
+    assert not health["up"]
+    assert ("WRONGPASS" if password else "NOAUTH") in health["last_error"], health
+    assert "wrong" not in health["last_error"].replace("WRONGPASS", "")
+    strict = TieredCache([RedisTier(auth_url(servers), password=password)], local=None, codec="json", strict=True)
+    with pytest.raises(TierError):
+        strict.get("k")
+
+
+def test_a_url_that_does_not_parse_is_a_clear_error_without_the_password():
+    with pytest.raises(ValueError, match="redis URL") as info:
+        RedisTier("redis://:s3cret@127.0.0.1:notaport/0")
+    assert "s3cret" not in str(info.value)
+
+
+def test_from_django_reads_django_redis_password_options(servers, settings):
+    pw = servers.vars["STRATACACHE_REDIS_AUTH_PASSWORD"]
+    settings.CACHES = {
+        **settings.CACHES,
+        "pw": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": auth_url(servers),
+            "OPTIONS": {"PASSWORD": pw},
+        },
+        "pool": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": auth_url(servers),
+            "OPTIONS": {
+                "CONNECTION_POOL_KWARGS": {
+                    "username": servers.vars["STRATACACHE_REDIS_AUTH_USER"],
+                    "password": servers.vars["STRATACACHE_REDIS_AUTH_USER_PASSWORD"],
+                    "max_connections": 50,  # pool tuning: ignored
+                }
+            },
+        },
+        "mtls": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": auth_url(servers),
+            "OPTIONS": {"CONNECTION_POOL_KWARGS": {"ssl_certfile": "/x.pem"}},
+        },
+    }
+    assert round_trip(RedisTier.from_django("pw"), "dj") == [b"v-dj"]
+    assert round_trip(RedisTier.from_django("pool"), "dj-pool") == [b"v-dj-pool"]
+    with pytest.raises(ValueError, match="client certificates"):
+        RedisTier.from_django("mtls")
+
+
+def test_backend_location_with_a_password_sync_and_async(servers):
+    pw = servers.vars["STRATACACHE_REDIS_AUTH_PASSWORD"]
+    cache = build_tiered_cache(auth_url(servers), {"PASSWORD": pw, "SIGNING_KEYS": False}, "auth-backend")
+    cache.set("page", {"a": 1})
+    assert cache.get("page") == {"a": 1}
+    assert cache.stats()["tiers"][0]["errors"] == 0
+    (tier,) = cache.tiers
+
+    async def async_round_trip():  # through redis-py (the backend's async path)
+        await tier.aset_many([("async", b"x", 60_000)])
+        return await tier.aget_many(["async"])
+
+    assert asyncio.run(async_round_trip()) == [b"x"]
+    with pytest.raises(ValueError, match="for a Redis LOCATION"):
+        build_tiered_cache(["127.0.0.1:11211"], {"PASSWORD": pw}, "memcached-pw")
+
+
+def test_tls_with_the_test_ca(servers):
+    url, ca = servers.vars["STRATACACHE_REDIS_TLS_URL"], servers.vars["STRATACACHE_REDIS_TLS_CA"]
+    tier = RedisTier(url, ssl_ca_certs=ca)
+    assert round_trip(tier, "tls") == [b"v-tls"]
+    assert tier.server_stats()["redis_version"]
+    # The certificate names localhost too.
+    assert RedisTier(url.replace("127.0.0.1", "localhost"), ssl_ca_certs=ca).get_many(["tls"]) == [b"v-tls"]
+
+    async def async_read():  # redis-py with the same options
+        from stratacache.django.aio import AsyncRedisTier
+
+        return await AsyncRedisTier(url, ssl_ca_certs=ca).aget_many(["tls"])
+
+    assert asyncio.run(async_read()) == [b"v-tls"]
+
+
+def test_tls_insecure_accepts_an_unknown_ca(servers):
+    url = servers.vars["STRATACACHE_REDIS_TLS_URL"]
+    assert round_trip(RedisTier(url, ssl_cert_reqs="none"), "insecure") == [b"v-insecure"]
+    import ssl
+
+    assert RedisTier(url, ssl_cert_reqs=ssl.CERT_NONE).get_many(["insecure"]) == [b"v-insecure"]
+
+
+def test_tls_with_an_unknown_ca_is_a_counted_failure(servers):
+    tier = RedisTier(servers.vars["STRATACACHE_REDIS_TLS_URL"])  # the system's roots
+    cache = TieredCache([tier], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+    (health,) = tier.health().values()
+    assert "certificate" in health["last_error"].lower(), health
+
+
+def test_plain_redis_refuses_to_speak_to_a_tls_port(servers):
+    plain = servers.vars["STRATACACHE_REDIS_TLS_URL"].replace("rediss://", "redis://")
+    tier = RedisTier(plain, timeout=0.3)
+    cache = TieredCache([tier], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+
+
+def test_bad_tls_settings_are_clear_errors(servers, tmp_path):
+    url, ca = servers.vars["STRATACACHE_REDIS_TLS_URL"], servers.vars["STRATACACHE_REDIS_TLS_CA"]
+    with pytest.raises(ValueError, match="rediss://"):
+        RedisTier("redis://127.0.0.1:6379/0", ssl_ca_certs=ca)
+    with pytest.raises(ValueError, match="cannot be read"):
+        RedisTier(url, ssl_ca_certs=str(tmp_path / "missing.pem"))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="certificate"):
+        RedisTier(url, ssl_ca_certs=str(garbage))
+    with pytest.raises(ValueError, match="ssl_cert_reqs"):
+        RedisTier(url, ssl_cert_reqs="sometimes")
+    with pytest.raises(ValueError, match="Sentinel"):
+        RedisTier("rediss://mymaster/0", sentinels=[("127.0.0.1", 1)])
