@@ -70,9 +70,9 @@ def test_both_passwords_reach_the_primary(fleet):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"sentinel_kwargs": {"password": "wrong"}}, "WRONGPASS"),
+        ({"sentinel_kwargs": {"password": "wrong"}}, "Password authentication failed"),
         ({"sentinel_kwargs": None}, "NOAUTH"),
-        ({"password": "wrong"}, "WRONGPASS"),
+        ({"password": "wrong"}, "Password authentication failed"),
     ],
 )
 def test_a_refused_password_is_a_counted_failure(fleet, kwargs, words):
@@ -82,7 +82,7 @@ def test_a_refused_password_is_a_counted_failure(fleet, kwargs, words):
     assert cache.stats()["tiers"][0]["errors"] >= 1
     errors = " ".join(h["last_error"] or "" for h in t.health().values())
     assert words in errors, t.health()
-    assert "wrong" not in errors.replace("WRONGPASS", "")
+    assert "wrong" not in errors
 
 
 def test_sentinel_kwargs_beyond_credentials_are_refused(fleet):
@@ -146,7 +146,7 @@ def test_reads_go_to_the_replica_and_fall_back_to_the_primary(fleet):
     time.sleep(0.3)
     on_primary, on_replica = mget_calls(primary_port), mget_calls(replica_port)
     for _ in range(10):
-        assert replicas.get_many(keys) == [k.encode() for k in keys]
+        assert cache.get_many(keys) == {k: k for k in keys}
     assert mget_calls(replica_port) - on_replica == 10
     assert mget_calls(primary_port) == on_primary
     replica = f"redis://127.0.0.1:{replica_port}/0"

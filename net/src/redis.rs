@@ -741,8 +741,7 @@ impl Client {
             }
         };
         let Some((host, port)) = addr else {
-            *state.last_error.lock() =
-                format!(": the sentinels do not know {:?}", state.service);
+            *state.last_error.lock() = format!(": the sentinels do not know {:?}", state.service);
             return None;
         };
         let name = format!("redis://{host}:{port}/{}", self.config.db);
@@ -821,14 +820,13 @@ impl Client {
         }
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("replicas").arg(&state.service);
-        let Ok(listed) = self.ask_each_sentinel::<Vec<HashMap<String, String>>>(state, &cmd)
-        else {
+        let Ok(listed) = self.ask_each_sentinel::<Vec<HashMap<String, String>>>(state, &cmd) else {
             return current;
         };
         let mut found = Vec::new();
         for r in &listed {
             let flags = r.get("flags").map_or("", String::as_str);
-            let in_sync = r.get("master-link-status").map_or(false, |v| v == "ok");
+            let in_sync = r.get("master-link-status").is_some_and(|v| v == "ok");
             if flags.contains("s_down")
                 || flags.contains("o_down")
                 || flags.contains("disconnected")
