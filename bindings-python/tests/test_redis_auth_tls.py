@@ -71,7 +71,9 @@ def test_a_refused_or_missing_password_is_a_counted_failure(servers, password):
     # The redis crate's words for WRONGPASS; the server's for NOAUTH.
     assert ("Password authentication failed" if password else "NOAUTH") in health["last_error"], health
     assert "wrong" not in health["last_error"]
-    strict = TieredCache([RedisTier(auth_url(servers), password=password)], local=None, codec="json", strict=True)
+    strict = TieredCache(
+        [RedisTier(auth_url(servers), password=password)], local=None, codec="json", strict=True
+    )
     with pytest.raises(TierError):
         strict.get("k")
 
@@ -116,7 +118,9 @@ def test_from_django_reads_django_redis_password_options(servers, settings):
 
 def test_backend_location_with_a_password_sync_and_async(servers):
     pw = servers.vars["STRATACACHE_REDIS_AUTH_PASSWORD"]
-    cache = build_tiered_cache(auth_url(servers), {"PASSWORD": pw, "CODEC": "json", "SIGNING_KEYS": False}, "auth-backend")
+    cache = build_tiered_cache(
+        auth_url(servers), {"PASSWORD": pw, "CODEC": "json", "SIGNING_KEYS": False}, "auth-backend"
+    )
     cache.set("page", {"a": 1})
     assert cache.get("page") == {"a": 1}
     assert cache.stats()["tiers"][0]["errors"] == 0

@@ -62,7 +62,9 @@ def test_both_passwords_reach_the_primary(fleet):
     assert list(t.health()) == [f"redis://127.0.0.1:{fleet.base + 10}/0"]
     # The URL's own password, as django-redis's LOCATION may carry it.
     url_pw = RedisTier(
-        f"redis://:{DATA_PW}@{SERVICE}/0", sentinels=fleet.sentinels, sentinel_kwargs={"password": SENTINEL_PW}
+        f"redis://:{DATA_PW}@{SERVICE}/0",
+        sentinels=fleet.sentinels,
+        sentinel_kwargs={"password": SENTINEL_PW},
     )
     assert url_pw.get_many(["k"]) == [b"v"]
 
@@ -88,7 +90,9 @@ def test_a_refused_password_is_a_counted_failure(fleet, kwargs, words):
 def test_sentinel_kwargs_beyond_credentials_are_refused(fleet):
     with pytest.raises(ValueError, match="ssl"):
         tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "ssl": True})
-    assert tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "socket_timeout": 1}).get_many(["k"]) == [b"v"]
+    assert tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "socket_timeout": 1}).get_many(["k"]) == [
+        b"v"
+    ]
 
 
 def test_from_django_with_django_redis_sentinel_options(fleet, settings):

@@ -593,7 +593,9 @@ def _tls_args(ca_certs: Optional[str], cert_reqs: Union[str, int, None]) -> dict
         names = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
         reqs = names.get(cert_reqs.lower()) if isinstance(cert_reqs, str) else cert_reqs
         if reqs not in names.values():
-            raise ValueError(f"ssl_cert_reqs is 'none', 'optional' or 'required' (or ssl.CERT_*), not {cert_reqs!r}")
+            raise ValueError(
+                f"ssl_cert_reqs is 'none', 'optional' or 'required' (or ssl.CERT_*), not {cert_reqs!r}"
+            )
         # A client checks an offered certificate either way: only "none" differs.
         out["tls_insecure"] = reqs == ssl.CERT_NONE
     return out
@@ -618,8 +620,14 @@ def _django_redis_auth(options: dict) -> dict:
     pool = dict(options.get("CONNECTION_POOL_KWARGS") or {})
     for unsupported in ("ssl_certfile", "ssl_keyfile"):
         if pool.get(unsupported):
-            raise ValueError(f"CONNECTION_POOL_KWARGS[{unsupported!r}] (client certificates) is not supported")
-    out = {k: pool[k] for k in ("password", "username", "ssl_ca_certs", "ssl_cert_reqs") if pool.get(k) is not None}
+            raise ValueError(
+                f"CONNECTION_POOL_KWARGS[{unsupported!r}] (client certificates) is not supported"
+            )
+    out = {
+        k: pool[k]
+        for k in ("password", "username", "ssl_ca_certs", "ssl_cert_reqs")
+        if pool.get(k) is not None
+    }
     if options.get("PASSWORD"):
         out["password"] = options["PASSWORD"]
     return out
