@@ -1258,3 +1258,71 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod auth_tls_tests {
+    use super::*;
+
+    #[test]
+    fn the_url_password_wins_and_the_config_fills_in() {
+        let pw = Some("from-config".to_owned());
+        let user = Some("app".to_owned());
+        let info = node_info(
+            "redis://:from-url@h:1/2",
+            user.as_ref(),
+            pw.as_ref(),
+            &Tls::default(),
+        )
+        .unwrap();
+        assert_eq!(info.redis.password.as_deref(), Some("from-url"));
+        assert_eq!(info.redis.username.as_deref(), Some("app"));
+        assert_eq!(info.redis.db, 2);
+        let info = node_info("redis://h:1/0", None, pw.as_ref(), &Tls::default()).unwrap();
+        assert_eq!(info.redis.password.as_deref(), Some("from-config"));
+        assert_eq!(info.redis.username, None);
+    }
+
+    #[test]
+    #[cfg(feature = "tls")]
+    fn tls_options_need_a_rediss_url_and_insecure_reaches_it() {
+        let insecure = Tls {
+            ca_certs: None,
+            insecure: true,
+        };
+        let err = node_info("redis://:pw@h:1/0", None, None, &insecure)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rediss://") && !err.contains("pw@"), "{err}");
+        let info = node_info("rediss://h:1/0", None, None, &insecure).unwrap();
+        assert!(matches!(
+            info.addr,
+            redis::ConnectionAddr::TcpTls { insecure: true, .. }
+        ));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_names_errors_and_debug() {
+        let err = Client::new(Config::single("redis://:hunter2@h:notaport/0", &[]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        let mut c = Config::single("redis://app:hunter2@h:1/0", &[]);
+        c.password = Some("hunter3".into());
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
+        );
+        let client = Client::new(c).unwrap();
+        assert_eq!(client.health()[0].name, "redis://app@h:1/0");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_is_a_config_error() {
+        let mut c = Config::single("rediss://h:1/0", &[]);
+        c.tls.ca_certs =
+            Some(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n".to_vec());
+        assert!(matches!(Client::new(c), Err(Error::Config(_))));
+    }
+}
