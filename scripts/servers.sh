@@ -29,8 +29,8 @@
 # replica = base+11, sentinels redis-s1..3 = base+12..base+14, service name
 # "stratacache", down-after-milliseconds 500): fresh state at each start;
 # kill redis-sp (`stop redis-sp`) and the sentinels promote redis-sr.
-# With STRATACACHE_REDIS_PASSWORD set, redis-sp/redis-sr require it (and
-# replicate with it); with STRATACACHE_SENTINEL_PASSWORD set, the sentinels
+# With STRATACACHE_REDIS_PASSWORD set, redis-sp/redis-sr and the cluster
+# nodes require it (and replicate with it); with STRATACACHE_SENTINEL_PASSWORD set, the sentinels
 # require theirs.
 # redis-auth (base+15): Redis with `requirepass stratacache-pw` and an ACL
 # user `app` (password `app-pw`). redis-tls (base+16): Redis on TLS only,
@@ -170,7 +170,10 @@ start_one() {
     redis-c1 | redis-c2 | redis-c3)
       # A node of a fresh cluster each start (its config file is its identity).
       rm -f "$DIR/nodes-$port.conf"
-      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+      local auth=()
+      [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] &&
+        auth=(--requirepass "$STRATACACHE_REDIS_PASSWORD" --masterauth "$STRATACACHE_REDIS_PASSWORD")
+      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${auth[@]}" \
         --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
         --cluster-node-timeout 2000 --cluster-require-full-coverage no \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
@@ -226,6 +229,7 @@ stop_one() {
 # one already, and waits until it serves.
 form_cluster() {
   local p1=$((BASE + 6)) p2=$((BASE + 7)) p3=$((BASE + 8)) i
+  [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] && local -x REDISCLI_AUTH="$STRATACACHE_REDIS_PASSWORD"
   if ! redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
     redis-cli --cluster create "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
       --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster-create.log" 2>&1

@@ -2,13 +2,15 @@
 ``OPTIONS``) and TLS (``rediss://``, ``ssl_ca_certs``, ``ssl_cert_reqs``)
 over real servers started by scripts/servers.sh: ``redis-auth`` (requirepass
 and an ACL user) and ``redis-tls`` (TLS only, its certificate signed by a CA
-made at start). Bad settings are a ``ValueError`` at construction; a
+made at start), and a three-master cluster with a password. Bad settings are a ``ValueError`` at construction; a
 password or certificate the other side refuses is a counted failure of the
 tier (the loader serves), raised only in strict mode."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from unittest import mock
 
 import pytest
 from fleet_support import Fleet
@@ -190,3 +192,29 @@ def test_bad_tls_settings_are_clear_errors(servers, tmp_path):
         RedisTier(url, ssl_cert_reqs="sometimes")
     with pytest.raises(ValueError, match="Sentinel"):
         RedisTier("rediss://mymaster/0", sentinels=[("127.0.0.1", 1)])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with mock.patch.dict(os.environ, {"STRATACACHE_REDIS_PASSWORD": "cluster-pw"}):
+        f = Fleet("redis-cluster")
+    yield f
+    f.stop()
+
+
+def test_a_cluster_with_a_password(cluster):
+    keys = [f"c{i}" for i in range(30)]  # across the three masters' slots
+    tier = RedisTier(cluster.redis_cluster, cluster=True, password="cluster-pw")
+    tier.set_many([(k, k.encode(), 60_000) for k in keys])
+    assert tier.get_many(keys) == [k.encode() for k in keys]
+    assert len(tier.health()) == 3
+    in_url = RedisTier(
+        [u.replace("redis://", "redis://:cluster-pw@") for u in cluster.redis_cluster], cluster=True
+    )
+    assert in_url.get_many(keys[:5]) == [k.encode() for k in keys[:5]]
+    # A refused password: every key fails over to the loader, counted.
+    cache = TieredCache(
+        [RedisTier(cluster.redis_cluster, cluster=True, password="wrong")], local=None, codec="json"
+    )
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
