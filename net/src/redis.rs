@@ -821,6 +821,9 @@ impl Client {
         let mut cmd = redis::cmd("SENTINEL");
         cmd.arg("replicas").arg(&state.service);
         let Ok(listed) = self.ask_each_sentinel::<Vec<HashMap<String, String>>>(state, &cmd) else {
+            // No sentinel answered: not again for a while (each try may
+            // wait a connect timeout per sentinel on this read's path).
+            *at.lock() = Some(Instant::now() + REPLICAS_RECHECK);
             return current;
         };
         let mut found = Vec::new();
