@@ -61,7 +61,8 @@ pub struct Config {
     pub replicas: Vec<String>,
     /// A Redis Cluster.
     pub cluster: bool,
-    /// Cluster: read from replicas (`READONLY`).
+    /// Cluster: read from replicas (`READONLY`). Sentinel: read from the
+    /// replicas the sentinels list.
     pub read_from_replicas: bool,
     /// Sentinel: the service (master) name; `nodes` are then the sentinels.
     pub sentinel_service: Option<String>,
