@@ -33,9 +33,11 @@
 # nodes require it (and replicate with it); with STRATACACHE_SENTINEL_PASSWORD set, the sentinels
 # require theirs.
 # redis-auth (base+15): Redis with `requirepass stratacache-pw` and an ACL
-# user `app` (password `app-pw`). redis-tls (base+16): Redis on TLS only,
-# its certificate signed by a CA made at each start (openssl) in
-# <state dir>/tls/ca.pem.
+# user `app` (password `app-pw`). redis-tls (base+16): Redis on TLS only
+# (on 127.0.0.1 and 127.0.0.2, which its certificate does not name), its
+# certificate signed by a CA made once per state directory (openssl) in
+# <state dir>/tls/ca.pem. redis-mtls (base+17): the same, asking clients
+# for a certificate signed by that CA (<state dir>/tls/client.pem, .key).
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -54,6 +56,8 @@
 #   STRATACACHE_REDIS_AUTH_PASSWORD, STRATACACHE_REDIS_AUTH_USER,
 #   STRATACACHE_REDIS_AUTH_USER_PASSWORD
 #   STRATACACHE_REDIS_TLS_URL  "rediss://127.0.0.1:P17/0", STRATACACHE_REDIS_TLS_CA (PEM file)
+#   STRATACACHE_REDIS_MTLS_URL "rediss://127.0.0.1:P18/0",
+#   STRATACACHE_REDIS_TLS_CLIENT_CERT, STRATACACHE_REDIS_TLS_CLIENT_KEY
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
@@ -87,6 +91,7 @@ port_of() {
     redis-s3) echo $((BASE + 14)) ;;
     redis-auth) echo $((BASE + 15)) ;;
     redis-tls) echo $((BASE + 16)) ;;
+    redis-mtls) echo $((BASE + 17)) ;;
   esac
 }
 
@@ -101,8 +106,8 @@ expand() {
       sentinel) out+=(redis-sp redis-sr redis-s1 redis-s2 redis-s3) ;;
       redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) out+=("$s") ;;
       memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
-      redis-auth | redis-tls) out+=("$s") ;;
-      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, redis-auth, redis-tls, s3)" >&2; exit 2 ;;
+      redis-auth | redis-tls | redis-mtls) out+=("$s") ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, redis-auth, redis-tls, redis-mtls, s3)" >&2; exit 2 ;;
     esac
   done
   echo "${out[@]}"
@@ -121,7 +126,7 @@ ensure_installed() {
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
       redis | redis-c* | redis-replica | redis-s* | redis-auth) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
-      redis-tls)
+      redis-tls | redis-mtls)
         command -v redis-server >/dev/null || want_apt+=(redis-server)
         command -v openssl >/dev/null || want_apt+=(openssl)
         ;;
@@ -184,11 +189,13 @@ start_one() {
         --requirepass "$AUTH_PASSWORD" --user "$AUTH_USER" on ">$AUTH_USER_PASSWORD" '~*' '&*' '+@all' \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
-    redis-tls)
+    redis-tls | redis-mtls)
       make_tls_certs
-      redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" --save "" --appendonly no \
+      local clients=no
+      [ "$s" = redis-mtls ] && clients=yes
+      redis-server --bind 127.0.0.1 127.0.0.2 --port 0 --tls-port "$port" --save "" --appendonly no \
         --tls-cert-file "$DIR/tls/server.pem" --tls-key-file "$DIR/tls/server.key" \
-        --tls-ca-cert-file "$DIR/tls/ca.pem" --tls-auth-clients no \
+        --tls-ca-cert-file "$DIR/tls/ca.pem" --tls-auth-clients "$clients" \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
     s3)
@@ -252,10 +259,11 @@ AUTH_PASSWORD=stratacache-pw
 AUTH_USER=app
 AUTH_USER_PASSWORD=app-pw
 
-# A CA and a server certificate it signs (127.0.0.1 and localhost), new at
-# each start.
+# A CA, a server certificate it signs (127.0.0.1 and localhost) and a
+# client certificate, once per state directory.
 make_tls_certs() {
   local t="$DIR/tls"
+  [ -f "$t/client.pem" ] && return 0
   mkdir -p "$t"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=stratacache test CA" \
     -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
@@ -264,6 +272,10 @@ make_tls_certs() {
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/san.ext"
   openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
     -days 2 -extfile "$t/san.ext" -out "$t/server.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=stratacache test client" \
+    -keyout "$t/client.key" -out "$t/client.csr" 2>/dev/null
+  openssl x509 -req -in "$t/client.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+    -days 2 -out "$t/client.pem" 2>/dev/null
 }
 
 # -- Redis Sentinel (the `sentinel` services) ---------------------------------
@@ -344,6 +356,9 @@ export STRATACACHE_REDIS_AUTH_USER=$AUTH_USER
 export STRATACACHE_REDIS_AUTH_USER_PASSWORD=$AUTH_USER_PASSWORD
 export STRATACACHE_REDIS_TLS_URL=rediss://127.0.0.1:$((BASE + 16))/0
 export STRATACACHE_REDIS_TLS_CA=$DIR/tls/ca.pem
+export STRATACACHE_REDIS_MTLS_URL=rediss://127.0.0.1:$((BASE + 17))/0
+export STRATACACHE_REDIS_TLS_CLIENT_CERT=$DIR/tls/client.pem
+export STRATACACHE_REDIS_TLS_CLIENT_KEY=$DIR/tls/client.key
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
@@ -377,7 +392,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3 redis-auth redis-tls; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3 redis-auth redis-tls redis-mtls; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

@@ -78,10 +78,12 @@ impl RedisClient {
     /// a failover; with `read_from_replicas`, reads go to the replicas they
     /// list. `password` / `username`: the data nodes' credentials when their
     /// URL has none; `sentinel_password` / `sentinel_username`: the
-    /// sentinels'. `tls_ca_certs` (PEM bytes) / `tls_insecure`: how
-    /// `rediss://` nodes are checked.
+    /// sentinels'. `tls_ca_certs` (PEM bytes) / `tls_insecure` /
+    /// `tls_skip_hostname`: how `rediss://` nodes are checked;
+    /// `tls_client_cert` and `tls_client_key` (PEM bytes): a client
+    /// certificate for servers that ask for one.
     #[new]
-    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0, password = None, username = None, sentinel_password = None, sentinel_username = None, tls_ca_certs = None, tls_insecure = false))]
+    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0, password = None, username = None, sentinel_password = None, sentinel_username = None, tls_ca_certs = None, tls_insecure = false, tls_skip_hostname = false, tls_client_cert = None, tls_client_key = None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         nodes: Vec<String>,
@@ -101,7 +103,19 @@ impl RedisClient {
         sentinel_username: Option<String>,
         tls_ca_certs: Option<Vec<u8>>,
         tls_insecure: bool,
+        tls_skip_hostname: bool,
+        tls_client_cert: Option<Vec<u8>>,
+        tls_client_key: Option<Vec<u8>>,
     ) -> PyResult<Self> {
+        let client_cert = match (tls_client_cert, tls_client_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "a TLS client certificate needs both the certificate and its key",
+                ))
+            }
+        };
         if sentinel_service.is_some() && (cluster || nodes.is_empty()) {
             return Err(PyValueError::new_err(
                 "Redis Sentinel takes the sentinels' URLs (one or more), not cluster=True",
@@ -131,6 +145,8 @@ impl RedisClient {
             tls: Tls {
                 ca_certs: tls_ca_certs,
                 insecure: tls_insecure,
+                skip_hostname: tls_skip_hostname,
+                client_cert,
             },
         };
         let client = Client::new(config).map_err(|e| match e {

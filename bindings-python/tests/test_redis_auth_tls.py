@@ -1,8 +1,9 @@
 """Redis passwords (URL, ``password=``, an ACL user, django-redis's
 ``OPTIONS``) and TLS (``rediss://``, ``ssl_ca_certs``, ``ssl_cert_reqs``)
 over real servers started by scripts/servers.sh: ``redis-auth`` (requirepass
-and an ACL user) and ``redis-tls`` (TLS only, its certificate signed by a CA
-made at start), and a three-master cluster with a password. Bad settings are a ``ValueError`` at construction; a
+and an ACL user), ``redis-tls`` (TLS only, its certificate signed by a CA
+made at start), ``redis-mtls`` (the same, asking for a client certificate),
+and a three-master cluster with a password. Bad settings are a ``ValueError`` at construction; a
 password or certificate the other side refuses is a counted failure of the
 tier (the loader serves), raised only in strict mode."""
 
@@ -22,7 +23,7 @@ from stratacache.tiers import RedisTier
 
 @pytest.fixture(scope="module")
 def servers():
-    f = Fleet("redis-auth", "redis-tls")
+    f = Fleet("redis-auth", "redis-tls", "redis-mtls")
     yield f
     f.stop()
 
@@ -108,14 +109,19 @@ def test_from_django_reads_django_redis_password_options(servers, settings):
         },
         "mtls": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": auth_url(servers),
-            "OPTIONS": {"CONNECTION_POOL_KWARGS": {"ssl_certfile": "/x.pem"}},
+            "LOCATION": servers.vars["STRATACACHE_REDIS_MTLS_URL"],
+            "OPTIONS": {
+                "CONNECTION_POOL_KWARGS": {
+                    "ssl_ca_certs": servers.vars["STRATACACHE_REDIS_TLS_CA"],
+                    "ssl_certfile": servers.vars["STRATACACHE_REDIS_TLS_CLIENT_CERT"],
+                    "ssl_keyfile": servers.vars["STRATACACHE_REDIS_TLS_CLIENT_KEY"],
+                }
+            },
         },
     }
     assert round_trip(RedisTier.from_django("pw"), "dj") == [b"v-dj"]
     assert round_trip(RedisTier.from_django("pool"), "dj-pool") == [b"v-dj-pool"]
-    with pytest.raises(ValueError, match="client certificates"):
-        RedisTier.from_django("mtls")
+    assert round_trip(RedisTier.from_django("mtls"), "dj-mtls") == [b"v-dj-mtls"]
 
 
 def test_backend_location_with_a_password_sync_and_async(servers):
@@ -218,3 +224,53 @@ def test_a_cluster_with_a_password(cluster):
     )
     assert cache.get_or_load("k", lambda: "loaded") == "loaded"
     assert cache.stats()["tiers"][0]["errors"] >= 1
+
+
+def test_tls_checks_the_host_name_unless_told_not_to(servers):
+    ca = servers.vars["STRATACACHE_REDIS_TLS_CA"]
+    # The server also listens on 127.0.0.2, which its certificate does not name.
+    other_name = servers.vars["STRATACACHE_REDIS_TLS_URL"].replace("127.0.0.1", "127.0.0.2")
+    tier = RedisTier(other_name, ssl_ca_certs=ca)
+    cache = TieredCache([tier], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+    (health,) = tier.health().values()
+    assert "certificate" in health["last_error"].lower() or "name" in health["last_error"].lower(), health
+    assert round_trip(RedisTier(other_name, ssl_ca_certs=ca, ssl_check_hostname=False), "any-name") == [
+        b"v-any-name"
+    ]
+
+
+def test_a_client_certificate_for_a_server_that_asks(servers):
+    url, ca = servers.vars["STRATACACHE_REDIS_MTLS_URL"], servers.vars["STRATACACHE_REDIS_TLS_CA"]
+    cert, key = (
+        servers.vars["STRATACACHE_REDIS_TLS_CLIENT_CERT"],
+        servers.vars["STRATACACHE_REDIS_TLS_CLIENT_KEY"],
+    )
+    tier = RedisTier(url, ssl_ca_certs=ca, ssl_certfile=cert, ssl_keyfile=key)
+    assert round_trip(tier, "mtls") == [b"v-mtls"]
+
+    async def async_read():  # redis-py with the same options
+        from stratacache.django.aio import AsyncRedisTier
+
+        return await AsyncRedisTier(url, ssl_ca_certs=ca, ssl_certfile=cert, ssl_keyfile=key).aget_many(
+            ["mtls"]
+        )
+
+    assert asyncio.run(async_read()) == [b"v-mtls"]
+    # Without one, the server hangs up: a counted failure.
+    cache = TieredCache([RedisTier(url, ssl_ca_certs=ca)], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+
+
+def test_bad_client_certificate_settings_are_clear_errors(servers, tmp_path):
+    url, key = servers.vars["STRATACACHE_REDIS_MTLS_URL"], servers.vars["STRATACACHE_REDIS_TLS_CLIENT_KEY"]
+    with pytest.raises(ValueError, match="needs ssl_certfile"):
+        RedisTier(url, ssl_keyfile=key)
+    not_a_key = tmp_path / "key.pem"
+    not_a_key.write_text("no key here\n")
+    with pytest.raises(ValueError, match="key"):
+        RedisTier(
+            url, ssl_certfile=servers.vars["STRATACACHE_REDIS_TLS_CLIENT_CERT"], ssl_keyfile=str(not_a_key)
+        )

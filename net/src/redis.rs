@@ -96,7 +96,7 @@ pub struct Config {
 ///
 /// ```
 /// use stratacache_net::redis::Tls;
-/// let t = Tls { ca_certs: Some(b"-----BEGIN CERTIFICATE-----...".to_vec()), insecure: false };
+/// let t = Tls { ca_certs: Some(b"-----BEGIN CERTIFICATE-----...".to_vec()), ..Tls::default() };
 /// assert!(t.is_set());
 /// assert!(!Tls::default().is_set());
 /// ```
@@ -107,16 +107,23 @@ pub struct Tls {
     pub ca_certs: Option<Vec<u8>>,
     /// Accept any server certificate (redis-py `ssl_cert_reqs="none"`).
     pub insecure: bool,
+    /// Check the certificate's chain but not that it names the host
+    /// (redis-py `ssl_check_hostname=False`).
+    pub skip_hostname: bool,
+    /// A client certificate chain and its private key, both PEM, for
+    /// servers that ask for one (redis-py `ssl_certfile`, `ssl_keyfile`).
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Tls {
     /// Some TLS option is given.
     ///
     /// ```
-    /// assert!(stratacache_net::redis::Tls { ca_certs: None, insecure: true }.is_set());
+    /// use stratacache_net::redis::Tls;
+    /// assert!(Tls { insecure: true, ..Tls::default() }.is_set());
     /// ```
     pub fn is_set(&self) -> bool {
-        self.ca_certs.is_some() || self.insecure
+        self.ca_certs.is_some() || self.insecure || self.skip_hostname || self.client_cert.is_some()
     }
 }
 
@@ -125,6 +132,8 @@ impl std::fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field("ca_certs", &self.ca_certs.as_ref().map(Vec::len))
             .field("insecure", &self.insecure)
+            .field("skip_hostname", &self.skip_hostname)
+            .field("client_cert", &self.client_cert.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -198,7 +207,7 @@ fn node_info(
         redis::ConnectionAddr::TcpTls { insecure, .. } => *insecure |= tls.insecure,
         _ if tls.is_set() => {
             return Err(Error::Config(format!(
-                "redis TLS options (CA certificates, insecure) need a rediss:// URL, not {:?}",
+                "redis TLS options (CA certificates, client certificate, insecure, hostname) need a rediss:// URL, not {:?}",
                 redact(url)
             )))
         }
@@ -216,15 +225,33 @@ fn open_client(info: redis::ConnectionInfo, tls: &Tls) -> Result<redis::Client, 
         install_crypto();
     }
     #[cfg(feature = "tls")]
-    if is_tls && tls.ca_certs.is_some() {
-        let certs = redis::TlsCertificates {
-            client_tls: None,
-            root_cert: tls.ca_certs.clone(),
-        };
-        return redis::Client::build_with_tls(info, certs).map_err(err);
+    if is_tls && (tls.ca_certs.is_some() || tls.client_cert.is_some() || tls.skip_hostname) {
+        let client = redis::Client::build_with_tls(info, certificates(tls)).map_err(err)?;
+        if !tls.skip_hostname {
+            return Ok(client);
+        }
+        // Only now: build_with_tls resets it.
+        let mut info = client.get_connection_info().clone();
+        info.addr.set_danger_accept_invalid_hostnames(true);
+        return redis::Client::open(info).map_err(err);
     }
     let _ = tls;
     redis::Client::open(info).map_err(err)
+}
+
+/// The `redis` crate's form of `tls`'s certificates.
+#[cfg(feature = "tls")]
+fn certificates(tls: &Tls) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: tls
+            .client_cert
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.ca_certs.clone(),
+    }
 }
 
 /// rustls's process-wide crypto, ring (the insecure mode looks it up).
@@ -487,11 +514,12 @@ impl Client {
                 b = b.read_from_replicas();
             }
             #[cfg(feature = "tls")]
-            if let Some(ca) = &config.tls.ca_certs {
-                b = b.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                });
+            if config.tls.ca_certs.is_some() || config.tls.client_cert.is_some() {
+                b = b.certs(certificates(&config.tls));
+            }
+            #[cfg(feature = "tls")]
+            if config.tls.skip_hostname {
+                b = b.danger_accept_invalid_hostnames(true);
             }
             Mode::Cluster(Cluster {
                 client: b
@@ -1290,8 +1318,8 @@ mod auth_tls_tests {
     #[cfg(feature = "tls")]
     fn tls_options_need_a_rediss_url_and_insecure_reaches_it() {
         let insecure = Tls {
-            ca_certs: None,
             insecure: true,
+            ..Tls::default()
         };
         let err = node_info("redis://:pw@h:1/0", None, None, &insecure)
             .unwrap_err()

@@ -299,6 +299,9 @@ class RedisClient:
         sentinel_username: Optional[str] = None,
         tls_ca_certs: Optional[bytes] = None,
         tls_insecure: bool = False,
+        tls_skip_hostname: bool = False,
+        tls_client_cert: Optional[bytes] = None,
+        tls_client_key: Optional[bytes] = None,
     ) -> None: ...
     def get_many(self, keys: Iterable[str]) -> list[Optional[bytes]]: ...
     def get_many_outcome(self, keys: Iterable[str]) -> tuple[list[Optional[bytes]], list[str]]: ...

@@ -358,10 +358,13 @@ class RedisTier(Tier):
     does not parse is a ``ValueError`` here. Passwords never appear in
     ``health()`` names or errors.
 
-    TLS: ``rediss://`` URLs (rustls; the system's CA roots by default).
-    ``ssl_ca_certs``: a PEM file of the CAs to trust instead;
-    ``ssl_cert_reqs="none"`` (or ``ssl.CERT_NONE``) accepts any certificate
-    (redis-py's names). Either one with a ``redis://`` URL is a
+    TLS: ``rediss://`` URLs (rustls; the system's CA roots by default; the
+    certificate must name the URL's host). redis-py's names:
+    ``ssl_ca_certs``, a PEM file of the CAs to trust instead;
+    ``ssl_cert_reqs="none"`` (or ``ssl.CERT_NONE``) accepts any certificate;
+    ``ssl_check_hostname=False`` checks the chain, not the name;
+    ``ssl_certfile`` / ``ssl_keyfile``, a client certificate (PEM) for
+    servers that ask for one. Any of them with a ``redis://`` URL is a
     ``ValueError``. Not with ``sentinels`` yet::
 
         RedisTier("rediss://cache.internal:6380/0", password=secret, ssl_ca_certs="/etc/ssl/redis-ca.pem")
@@ -389,6 +392,9 @@ class RedisTier(Tier):
         username: Optional[str] = None,
         ssl_ca_certs: Optional[str] = None,
         ssl_cert_reqs: Union[str, int, None] = None,
+        ssl_check_hostname: Optional[bool] = None,
+        ssl_certfile: Optional[str] = None,
+        ssl_keyfile: Optional[str] = None,
         sentinel_kwargs: Optional[dict] = None,
     ) -> None:
         self.name = name
@@ -396,17 +402,19 @@ class RedisTier(Tier):
         self.key_prefix = key_prefix
         self.leases = leases
         self.backfill = backfill
-        auth = {"password": password, "username": username, **_tls_args(ssl_ca_certs, ssl_cert_reqs)}
+        ssl = {
+            "ssl_ca_certs": ssl_ca_certs,
+            "ssl_cert_reqs": ssl_cert_reqs,
+            "ssl_check_hostname": ssl_check_hostname,
+            "ssl_certfile": ssl_certfile,
+            "ssl_keyfile": ssl_keyfile,
+        }
+        ssl = {k: v for k, v in ssl.items() if v is not None}
+        auth = {"password": password, "username": username, **_tls_args(**ssl)}
         # What redis-py needs to reach the same servers (AsyncRedisTier).
         self._redis_py_kwargs = {
-            k: v
-            for k, v in {
-                "password": password,
-                "username": username,
-                "ssl_ca_certs": ssl_ca_certs,
-                "ssl_cert_reqs": ssl_cert_reqs,
-            }.items()
-            if v is not None
+            **{k: v for k, v in {"password": password, "username": username}.items() if v is not None},
+            **ssl,
         }
         if sentinels:
             service, db = _sentinel_service(url)
@@ -457,9 +465,8 @@ class RedisTier(Tier):
         when there are any.
 
         django-redis's options are read too: ``PASSWORD``,
-        ``CONNECTION_POOL_KWARGS`` (``password``, ``username``,
-        ``ssl_ca_certs``, ``ssl_cert_reqs``; the others are pool tuning and
-        ignored), and for its ``SentinelClient`` (``LOCATION``
+        ``CONNECTION_POOL_KWARGS`` (``password``, ``username`` and the
+        ``ssl_*`` arguments above; the others are pool tuning and ignored), and for its ``SentinelClient`` (``LOCATION``
         ``redis://<service>/<db>``, ``SENTINELS``) ``SENTINEL_KWARGS``, with
         reads from the replicas as django-redis does (unless the
         ``LOCATION`` says ``?is_master=1``)."""
@@ -577,16 +584,35 @@ def _url_credentials(url: str) -> dict:
     return out
 
 
-def _tls_args(ca_certs: Optional[str], cert_reqs: Union[str, int, None]) -> dict:
-    """``RedisClient``'s TLS arguments from redis-py's ``ssl_ca_certs`` (a
-    PEM file) and ``ssl_cert_reqs``."""
+def _read_pem(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ValueError(f"{what} {path!r} cannot be read: {exc}") from None
+
+
+def _tls_args(
+    ssl_ca_certs: Optional[str] = None,
+    ssl_cert_reqs: Union[str, int, None] = None,
+    ssl_check_hostname: Optional[bool] = None,
+    ssl_certfile: Optional[str] = None,
+    ssl_keyfile: Optional[str] = None,
+) -> dict:
+    """``RedisClient``'s TLS arguments from redis-py's ``ssl_*`` names (the
+    files are read here: PEM)."""
     out: dict = {}
-    if ca_certs is not None:
-        try:
-            with open(ca_certs, "rb") as f:
-                out["tls_ca_certs"] = f.read()
-        except OSError as exc:
-            raise ValueError(f"ssl_ca_certs {ca_certs!r} cannot be read: {exc}") from None
+    if ssl_ca_certs is not None:
+        out["tls_ca_certs"] = _read_pem(ssl_ca_certs, "ssl_ca_certs")
+    if ssl_check_hostname is not None:
+        out["tls_skip_hostname"] = not ssl_check_hostname
+    if ssl_certfile is not None or ssl_keyfile is not None:
+        if ssl_certfile is None:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate)")
+        out["tls_client_cert"] = _read_pem(ssl_certfile, "ssl_certfile")
+        # redis-py's convention: the key may be in the certificate's file.
+        out["tls_client_key"] = _read_pem(ssl_keyfile or ssl_certfile, "ssl_keyfile")
+    cert_reqs = ssl_cert_reqs
     if cert_reqs is not None:
         import ssl
 
@@ -618,16 +644,16 @@ def _django_redis_auth(options: dict) -> dict:
     """``RedisTier`` arguments from django-redis's ``OPTIONS``: ``PASSWORD``
     and the credentials and TLS entries of ``CONNECTION_POOL_KWARGS``."""
     pool = dict(options.get("CONNECTION_POOL_KWARGS") or {})
-    for unsupported in ("ssl_certfile", "ssl_keyfile"):
-        if pool.get(unsupported):
-            raise ValueError(
-                f"CONNECTION_POOL_KWARGS[{unsupported!r}] (client certificates) is not supported"
-            )
-    out = {
-        k: pool[k]
-        for k in ("password", "username", "ssl_ca_certs", "ssl_cert_reqs")
-        if pool.get(k) is not None
-    }
+    names = (
+        "password",
+        "username",
+        "ssl_ca_certs",
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+        "ssl_certfile",
+        "ssl_keyfile",
+    )
+    out = {k: pool[k] for k in names if pool.get(k) is not None}
     if options.get("PASSWORD"):
         out["password"] = options["PASSWORD"]
     return out
