@@ -274,8 +274,10 @@ make_tls_certs() {
     -days 2 -extfile "$t/san.ext" -out "$t/server.pem" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=stratacache test client" \
     -keyout "$t/client.key" -out "$t/client.csr" 2>/dev/null
+  # X.509 v3 (extensions), as rustls requires of a client certificate.
+  printf 'extendedKeyUsage=clientAuth\n' >"$t/client.ext"
   openssl x509 -req -in "$t/client.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-    -days 2 -out "$t/client.pem" 2>/dev/null
+    -days 2 -extfile "$t/client.ext" -out "$t/client.pem" 2>/dev/null
 }
 
 # -- Redis Sentinel (the `sentinel` services) ---------------------------------
