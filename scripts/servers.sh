@@ -31,7 +31,8 @@
 # kill redis-sp (`stop redis-sp`) and the sentinels promote redis-sr.
 # With STRATACACHE_REDIS_PASSWORD set, redis-sp/redis-sr and the cluster
 # nodes require it (and replicate with it); with STRATACACHE_SENTINEL_PASSWORD set, the sentinels
-# require theirs.
+# require theirs; with STRATACACHE_SENTINEL_TLS set, all five speak TLS
+# only (the redis-tls certificates).
 # redis-auth (base+15): Redis with `requirepass stratacache-pw` and an ACL
 # user `app` (password `app-pw`). redis-tls (base+16): Redis on TLS only
 # (on 127.0.0.1 and 127.0.0.2, which its certificate does not name), its
@@ -291,7 +292,14 @@ start_sentinel_part() {
       [ "$s" = redis-sr ] && args=(--replicaof 127.0.0.1 "$primary")
       [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] &&
         args+=(--requirepass "$STRATACACHE_REDIS_PASSWORD" --masterauth "$STRATACACHE_REDIS_PASSWORD")
-      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${args[@]}" \
+      local listen=(--port "$port")
+      if [ -n "${STRATACACHE_SENTINEL_TLS:-}" ]; then
+        make_tls_certs
+        listen=(--port 0 --tls-port "$port" --tls-replication yes --tls-auth-clients no
+          --tls-cert-file "$DIR/tls/server.pem" --tls-key-file "$DIR/tls/server.key"
+          --tls-ca-cert-file "$DIR/tls/ca.pem")
+      fi
+      redis-server --bind 127.0.0.1 "${listen[@]}" --save "" --appendonly no "${args[@]}" \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
       ;;
     *)
@@ -315,6 +323,12 @@ CONF
         printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$STRATACACHE_SENTINEL_PASSWORD" \
           "$STRATACACHE_SENTINEL_PASSWORD" >>"$DIR/$s.conf"
       fi
+      if [ -n "${STRATACACHE_SENTINEL_TLS:-}" ]; then
+        make_tls_certs
+        sed -i "s/^port $port\$/port 0\ntls-port $port/" "$DIR/$s.conf"
+        printf '%s\n' "tls-replication yes" "tls-auth-clients no" "tls-cert-file $DIR/tls/server.pem" \
+          "tls-key-file $DIR/tls/server.key" "tls-ca-cert-file $DIR/tls/ca.pem" >>"$DIR/$s.conf"
+      fi
       redis-server "$DIR/$s.conf" --sentinel >/dev/null
       ;;
   esac
@@ -324,13 +338,15 @@ CONF
 # failover needs a replica to promote).
 form_sentinel() {
   local i s ok
+  local tls=()
+  [ -n "${STRATACACHE_SENTINEL_TLS:-}" ] && tls=(--tls --cacert "$DIR/tls/ca.pem")
   for i in $(seq 1 200); do
     ok=1
-    REDISCLI_AUTH="${STRATACACHE_REDIS_PASSWORD:-}" redis-cli -p $((BASE + 11)) info replication 2>/dev/null |
+    REDISCLI_AUTH="${STRATACACHE_REDIS_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + 11)) info replication 2>/dev/null |
       grep -q 'master_link_status:up' || ok=0
     for s in 12 13 14; do
-      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
-      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
+      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
+      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
     done
     [ "$ok" = 1 ] && return 0
     sleep 0.1

@@ -81,9 +81,10 @@ impl RedisClient {
     /// sentinels'. `tls_ca_certs` (PEM bytes) / `tls_insecure` /
     /// `tls_skip_hostname`: how `rediss://` nodes are checked;
     /// `tls_client_cert` and `tls_client_key` (PEM bytes): a client
-    /// certificate for servers that ask for one.
+    /// certificate for servers that ask for one. `sentinel_tls`: the nodes
+    /// the sentinels name speak TLS.
     #[new]
-    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0, password = None, username = None, sentinel_password = None, sentinel_username = None, tls_ca_certs = None, tls_insecure = false, tls_skip_hostname = false, tls_client_cert = None, tls_client_key = None))]
+    #[pyo3(signature = (nodes, *, replicas = Vec::new(), cluster = false, read_from_replicas = false, key_prefix = "", connect_timeout = 0.25, timeout = 0.5, retry_after = 2.0, max_idle = 8, sentinel_service = None, db = 0, password = None, username = None, sentinel_password = None, sentinel_username = None, tls_ca_certs = None, tls_insecure = false, tls_skip_hostname = false, tls_client_cert = None, tls_client_key = None, sentinel_tls = false))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         nodes: Vec<String>,
@@ -106,6 +107,7 @@ impl RedisClient {
         tls_skip_hostname: bool,
         tls_client_cert: Option<Vec<u8>>,
         tls_client_key: Option<Vec<u8>>,
+        sentinel_tls: bool,
     ) -> PyResult<Self> {
         let client_cert = match (tls_client_cert, tls_client_key) {
             (Some(cert), Some(key)) => Some((cert, key)),
@@ -142,6 +144,7 @@ impl RedisClient {
             username,
             sentinel_password,
             sentinel_username,
+            sentinel_tls,
             tls: Tls {
                 ca_certs: tls_ca_certs,
                 insecure: tls_insecure,

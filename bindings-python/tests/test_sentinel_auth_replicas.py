@@ -4,7 +4,9 @@ and three sentinels) with STRATACACHE_REDIS_PASSWORD (the data nodes) and
 STRATACACHE_SENTINEL_PASSWORD (the sentinels) set: django-redis's
 ``OPTIONS["PASSWORD"]`` and ``SENTINEL_KWARGS``. With ``read_from_replicas``
 reads go to the replica the sentinels list, writes to the primary, and when
-the replica dies its reads go to the primary."""
+the replica dies its reads go to the primary. The same topology on TLS
+only (STRATACACHE_SENTINEL_TLS): ``rediss://<service>/<db>`` and
+``SENTINEL_KWARGS={"ssl": True}``."""
 
 from __future__ import annotations
 
@@ -88,8 +90,8 @@ def test_a_refused_password_is_a_counted_failure(fleet, kwargs, words):
 
 
 def test_sentinel_kwargs_beyond_credentials_are_refused(fleet):
-    with pytest.raises(ValueError, match="ssl"):
-        tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "ssl": True})
+    with pytest.raises(ValueError, match="retry_on_timeout"):
+        tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "retry_on_timeout": True})
     assert tier(fleet, sentinel_kwargs={"password": SENTINEL_PW, "socket_timeout": 1}).get_many(["k"]) == [
         b"v"
     ]
@@ -169,3 +171,51 @@ def test_reads_go_to_the_replica_and_fall_back_to_the_primary(fleet):
     assert mget_calls(primary_port) - on_primary == 20
     health = replicas.health()
     assert replica not in health or not health[replica]["up"], health
+
+
+@pytest.fixture(scope="module")
+def tls_fleet():
+    with mock.patch.dict(
+        os.environ,
+        {
+            "STRATACACHE_REDIS_PASSWORD": DATA_PW,
+            "STRATACACHE_SENTINEL_PASSWORD": SENTINEL_PW,
+            "STRATACACHE_SENTINEL_TLS": "1",
+        },
+    ):
+        f = Fleet("sentinel")
+    yield f
+    f.stop()
+
+
+def test_sentinel_and_its_nodes_over_tls(tls_fleet):
+    ca = tls_fleet.vars["STRATACACHE_REDIS_TLS_CA"]
+    t = RedisTier(
+        f"rediss://{SERVICE}/0",
+        sentinels=tls_fleet.sentinels,
+        password=DATA_PW,
+        sentinel_kwargs={"password": SENTINEL_PW, "ssl": True},
+        ssl_ca_certs=ca,
+        read_from_replicas=True,
+    )
+    t.set_many([("tls", b"1", 60_000)])
+    time.sleep(0.3)  # asynchronous replication
+    assert t.get_many(["tls"]) == [b"1"]
+    base = tls_fleet.base
+    assert set(t.health()) == {f"rediss://127.0.0.1:{base + 10}/0", f"rediss://127.0.0.1:{base + 11}/0"}
+    assert all(h["up"] for h in t.health().values())
+    # Plain TCP to the TLS sentinels: no primary, counted, no exception.
+    plain = RedisTier(
+        f"rediss://{SERVICE}/0",
+        sentinels=tls_fleet.sentinels,
+        password=DATA_PW,
+        sentinel_kwargs={"password": SENTINEL_PW},
+        ssl_ca_certs=ca,
+        timeout=0.3,
+    )
+    cache = TieredCache([plain], local=None, codec="json")
+    assert cache.get_or_load("k", lambda: "loaded") == "loaded"
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+    # TLS options with neither the nodes nor the sentinels on TLS: a clear error.
+    with pytest.raises(ValueError, match="rediss://"):
+        RedisTier(f"redis://{SERVICE}/0", sentinels=tls_fleet.sentinels, ssl_ca_certs=ca)

@@ -88,6 +88,10 @@ pub struct Config {
     pub sentinel_password: Option<String>,
     /// Sentinel: the sentinels' ACL user.
     pub sentinel_username: Option<String>,
+    /// Sentinel: the nodes the sentinels name speak TLS (django-redis: a
+    /// `rediss://<service>/<db>` LOCATION); `rediss://` sentinel URLs make
+    /// the sentinels' connections TLS.
+    pub sentinel_tls: bool,
     /// How `rediss://` nodes are checked.
     pub tls: Tls,
 }
@@ -159,6 +163,7 @@ impl std::fmt::Debug for Config {
             .field("username", &self.username)
             .field("sentinel_password", &secret(&self.sentinel_password))
             .field("sentinel_username", &self.sentinel_username)
+            .field("sentinel_tls", &self.sentinel_tls)
             .field("tls", &self.tls)
             .finish()
     }
@@ -282,6 +287,7 @@ impl Config {
             username: None,
             sentinel_password: None,
             sentinel_username: None,
+            sentinel_tls: false,
             tls: Tls::default(),
         }
     }
@@ -466,13 +472,20 @@ impl Client {
                     .nodes
                     .iter()
                     .map(|url| {
+                        // The TLS options serve `rediss://` sentinels too.
+                        let plain = Tls::default();
+                        let tls = if url.starts_with("rediss://") {
+                            &config.tls
+                        } else {
+                            &plain
+                        };
                         let info = node_info(
                             url,
                             config.sentinel_username.as_ref(),
                             config.sentinel_password.as_ref(),
-                            &Tls::default(),
+                            tls,
                         )?;
-                        open_client(info, &config.tls)
+                        open_client(info, tls)
                     })
                     .collect::<Result<_, _>>()?,
                 service: service.clone(),
@@ -482,9 +495,13 @@ impl Client {
             }),
             _ => None,
         };
-        if sentinel.is_some() && config.tls.is_set() {
+        if sentinel.is_some()
+            && config.tls.is_set()
+            && !config.sentinel_tls
+            && !config.nodes.iter().any(|u| u.starts_with("rediss://"))
+        {
             return Err(Error::Config(
-                "redis TLS options are not supported with Sentinel yet".into(),
+                "redis TLS options need rediss:// (the service URL or the sentinels')".into(),
             ));
         }
         let mode = if config.cluster {
@@ -773,13 +790,22 @@ impl Client {
             *state.last_error.lock() = format!(": the sentinels do not know {:?}", state.service);
             return None;
         };
-        let name = format!("redis://{host}:{port}/{}", self.config.db);
+        let name = format!("{}://{host}:{port}/{}", self.node_scheme(), self.config.db);
         if current.is_some_and(|n| n.name == name) {
             return None;
         }
         let node = std::sync::Arc::new(Self::open_node(&self.config, &name).ok()?);
         *s.primary.lock() = Some(node.clone());
         Some(node)
+    }
+
+    /// The scheme of the nodes the sentinels name.
+    fn node_scheme(&self) -> &'static str {
+        if self.config.sentinel_tls {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// A node of `url` with the config's credentials and TLS settings.
@@ -869,7 +895,7 @@ impl Client {
             let (Some(ip), Some(port)) = (r.get("ip"), r.get("port")) else {
                 continue;
             };
-            let name = format!("redis://{ip}:{port}/{}", self.config.db);
+            let name = format!("{}://{ip}:{port}/{}", self.node_scheme(), self.config.db);
             // The same node keeps its health and idle connections.
             match current.iter().find(|n| n.name == name) {
                 Some(n) => found.push(n.clone()),

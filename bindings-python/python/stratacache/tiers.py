@@ -365,7 +365,9 @@ class RedisTier(Tier):
     ``ssl_check_hostname=False`` checks the chain, not the name;
     ``ssl_certfile`` / ``ssl_keyfile``, a client certificate (PEM) for
     servers that ask for one. Any of them with a ``redis://`` URL is a
-    ``ValueError``. Not with ``sentinels`` yet::
+    ``ValueError``. With ``sentinels``, ``rediss://<service>/<db>`` makes
+    the nodes they name TLS and ``sentinel_kwargs={"ssl": True}`` the
+    sentinels (the same ``ssl_*`` options serve both)::
 
         RedisTier("rediss://cache.internal:6380/0", password=secret, ssl_ca_certs="/etc/ssl/redis-ca.pem")
     """
@@ -418,10 +420,12 @@ class RedisTier(Tier):
         }
         if sentinels:
             service, db = _sentinel_service(url)
+            nodes_tls = url.startswith("rediss://")  # the nodes the sentinels name
             auth.update(_url_credentials(url))  # the URL's own win, as in redis-py
             sentinel_auth = _sentinel_kwargs(sentinel_kwargs)
             self.client = _core.RedisClient(
-                [_sentinel_url(s) for s in sentinels],
+                [_sentinel_url(s, sentinel_auth.get("ssl", False)) for s in sentinels],
+                sentinel_tls=nodes_tls,
                 sentinel_service=service,
                 db=db,
                 read_from_replicas=read_from_replicas,
@@ -566,8 +570,6 @@ def _sentinel_service(url: Any) -> tuple:
     if parts.scheme not in ("redis", "rediss") or not service or not db.isdigit():
         shown = parts._replace(netloc=service).geturl()  # without a password
         raise ValueError(f"with sentinels, the URL is redis://<service_name>/<db>, not {shown!r}")
-    if parts.scheme == "rediss":
-        raise ValueError("TLS (rediss://) through Redis Sentinel is not supported yet")
     return service, int(db)
 
 
@@ -631,11 +633,12 @@ def _sentinel_kwargs(kwargs: Optional[dict]) -> dict:
     """The sentinels' credentials from django-redis's ``SENTINEL_KWARGS``
     (redis-py's ``sentinel_kwargs``); socket options are the tier's own."""
     kwargs = dict(kwargs or {})
-    known = {"password", "username"}
+    known = {"password", "username", "ssl"}
     unknown = sorted(k for k in kwargs if k not in known and not k.startswith("socket_"))
     if unknown:
         raise ValueError(
-            f"sentinel_kwargs {', '.join(unknown)} not supported (only password, username; socket_* are ignored)"
+            f"sentinel_kwargs {', '.join(unknown)} not supported "
+            "(only password, username, ssl; socket_* are ignored; the ssl_* options are the tier's)"
         )
     return {k: v for k, v in kwargs.items() if k in known}
 
@@ -671,12 +674,14 @@ def _split_is_master(url: str) -> tuple:
     return urlunsplit(parts._replace(query=rest)), is_master
 
 
-def _sentinel_url(sentinel: Any) -> str:
-    """A sentinel given as ``(host, port)``, ``"host:port"`` or a URL."""
+def _sentinel_url(sentinel: Any, tls: bool = False) -> str:
+    """A sentinel given as ``(host, port)``, ``"host:port"`` or a URL
+    (``tls``: ``rediss://`` unless the URL says)."""
+    scheme = "rediss" if tls else "redis"
     if isinstance(sentinel, str):
-        return sentinel if "://" in sentinel else f"redis://{sentinel}"
+        return sentinel if "://" in sentinel else f"{scheme}://{sentinel}"
     host, port = sentinel
-    return f"redis://{host}:{int(port)}"
+    return f"{scheme}://{host}:{int(port)}"
 
 
 #: Bytes kept as they are in storage object names: lower-case letters,
