@@ -1081,3 +1081,56 @@ impl Policy {
         list.newest = idx;
     }
 }
+
+#[cfg(all(test, feature = "adaptive"))]
+mod tests {
+    use super::*;
+
+    fn adaptive(max_entries: usize) -> Policy {
+        let mut policy = Policy::new(max_entries, u64::MAX).unwrap();
+        policy.set_eviction(Eviction::Adaptive);
+        policy
+    }
+
+    fn hash(n: u64) -> u64 {
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+    }
+
+    #[test]
+    fn returning_ghosts_turn_the_admission_lean_and_it_is_bounded() {
+        let mut policy = adaptive(1_000);
+        let a = policy.adaptive.as_mut().unwrap();
+        assert_eq!(a.lean, 0, "no ghost yet: candidates pay for their insert");
+        // A rejected candidate back at once: recency is winning.
+        a.remember(hash(1), true);
+        assert!(a.recall(hash(1), 1_000));
+        assert_eq!(a.lean, 1);
+        // Two victims back at once: frequency is winning again.
+        for n in [2, 3] {
+            a.remember(hash(n), false);
+            assert!(a.recall(hash(n), 1_000));
+        }
+        assert_eq!(a.lean, -1);
+        for n in 10..100 {
+            a.remember(hash(n), true);
+            assert!(a.recall(hash(n), 1_000));
+        }
+        assert_eq!(
+            a.lean, LEAN_LIMIT,
+            "bounded, so a change of traffic turns it back soon"
+        );
+    }
+
+    #[test]
+    fn a_ghost_beyond_its_reach_moves_neither_the_lean_nor_the_window() {
+        let mut policy = adaptive(1_000);
+        let a = policy.adaptive.as_mut().unwrap();
+        let share = a.window_share;
+        a.remember(hash(1), true);
+        // More rejections after it than an eighth of the cache (a loop).
+        a.removed[1] += (1_000 / GHOST_REACH) as u64 + 1;
+        assert!(!a.recall(hash(1), 1_000));
+        assert_eq!(a.lean, 0);
+        assert_eq!(a.window_share, share);
+    }
+}
