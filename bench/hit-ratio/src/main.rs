@@ -14,8 +14,12 @@
 //! read-through cache does.
 //!
 //! ```text
-//! cargo run --release -p stratacache-hit-ratio -- /work/shared/traces [--csv out.csv] [--only name] [--peers earlier.csv]
+//! cargo run --release -p stratacache-hit-ratio -- /work/shared/traces [--csv out.csv] [--only name] [--peers earlier.csv] [--seed n]
 //! ```
+//!
+//! `--seed` gives stratacache's hasher another seed than the default: its
+//! sketch, ghosts and sampling follow the key hashes, so a policy change
+//! should hold under a few seeds, not only the default one.
 //!
 //! `--peers` takes the peers' figures (LRU, quick_cache, moka, Belady) from
 //! an earlier run's CSV instead of simulating them again (they do not
@@ -594,11 +598,21 @@ fn main() -> std::io::Result<()> {
     let mut csv: Option<PathBuf> = None;
     let mut only: Option<String> = None;
     let mut peers: HashMap<(String, u32), Row> = HashMap::new();
+    let mut seed = SEED;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--csv" => csv = args.next().map(PathBuf::from),
             "--only" => only = args.next(),
             "--peers" => peers = read_peers(&PathBuf::from(args.next().unwrap_or_default()))?,
+            "--seed" => {
+                let given = args.next().unwrap_or_default();
+                seed = given.parse().map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--seed takes an unsigned integer, not {given:?}"),
+                    )
+                })?;
+            }
             _ => dir = PathBuf::from(arg),
         }
     }
@@ -658,7 +672,7 @@ fn main() -> std::io::Result<()> {
                 (capacity as usize, u64::MAX)
             };
             let mut ours = Ours(
-                LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(SEED))
+                LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(seed))
                     .expect("bounds"),
             );
             if let Some(peers) = peers.get(&(spec.name.to_string(), pct)) {
@@ -709,7 +723,7 @@ fn main() -> std::io::Result<()> {
             // Exact LRU in stratacache must agree with the `lru` crate.
             if !spec.sized {
                 let mut exact = Ours(
-                    LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(SEED))
+                    LocalCache::with_hasher(max_entries, max_weight, Seeded::with_seed(seed))
                         .expect("bounds")
                         .with_eviction(Eviction::Lru),
                 );
