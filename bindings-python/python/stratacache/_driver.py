@@ -2,12 +2,8 @@
 no caching rule lives here): :func:`_steps` answers the core and yields
 each piece of I/O as an effect, ``("call", tier, method, arg)`` →
 ``(ok, result_or_exception)``, ``("load", keys)``, ``("wait", ids,
-timeout)``, ``("sleep", seconds)``; one runner, :func:`_run`, performs them
-on the calling thread or with ``await``. A tier's ``get_many(keys)`` returns
-one ``bytes`` or ``None`` per key, or ``(values, failed_keys)`` when some
-keys could not be answered (a server of several down): those go on to the
-next tier or the loader. Raising fails the whole batch.
-"""
+timeout)`` or ``("sleep", seconds)``; one runner, :func:`_run`, performs
+them on the calling thread or with ``await``."""
 
 from __future__ import annotations
 
@@ -19,9 +15,6 @@ from collections.abc import Generator, Iterable
 from typing import Any, Callable, Optional
 
 from ._errors import TierError, describe
-from ._waiters import Waiters
-
-__all__ = ["Driver", "Waiters", "describe"]
 
 log = logging.getLogger("stratacache")
 
@@ -35,18 +28,15 @@ def _steps(cache: Any, read: Any, scope: Any, user_keys: Optional[list], native:
     """The one driver. With ``native`` (sync), ``read.advance`` does in the
     extension what needs no Python: native clients' fetches and stores with
     the GIL released, decoding in the cache's codec."""
-    codec = cache._codec
-    loads = codec.decoder if cache._fast_decoder else codec.loads
-    writer = cache._writer  # background writes: this read's stores are queued
+    codec, writer = cache._codec, cache._writer  # with a writer, this read's stores are queued
+    native_args = (cache._natives, codec.decoder if cache._fast_decoder else codec.loads, codec.name)
+    deferring = writer is not None
     # Handed to the writer when the read ends, waits or fails, so its thread
     # does not compete with the rest of this read for the GIL.
     deferred: list = []
     try:
         while True:
-            deferring = writer is not None
-            step = (
-                read.advance(cache._natives, loads, codec.name, deferring) if native else read.next(deferring)
-            )
+            step = read.advance(*native_args, deferring) if native else read.next(deferring)
             kind = step[0]
             if kind == "done":
                 return read.finish(scope, user_keys)
