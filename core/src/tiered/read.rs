@@ -38,7 +38,10 @@ pub enum Source {
 
 /// The answer for one key of a read.
 #[derive(Debug, Clone, PartialEq)]
-#[repr(C)] // the key first: built in place in `finish` without a stall
+// The key first: `finish` then writes it straight into place (x86 stalls on
+// the stack copy it makes otherwise; wasm has no such stall, and there the
+// layout costs 100 bytes of the module).
+#[cfg_attr(not(target_family = "wasm"), repr(C))]
 pub struct ReadResult<V, E = String> {
     /// The key.
     pub key: String,
@@ -209,9 +212,7 @@ pub struct RawRead<V, E = String> {
     releases: Vec<String>,
     wait_rounds: u32,
     failure: Option<TierFailure<E>>,
-    /// Where this read's claims go if it is dropped: taken with its first
-    /// claim (a read of local hits never touches it).
-    reaper: Option<Reaper>,
+    reaper: Reaper,
 }
 
 impl<V: Clone, E> RawRead<V, E> {
@@ -259,7 +260,7 @@ impl<V: Clone, E> RawRead<V, E> {
             }
         }
         Ok(RawRead {
-            reaper: None,
+            reaper: cache.reaper.clone(),
             slots,
             keys,
             options,
@@ -526,7 +527,6 @@ impl<V: Clone, E> RawRead<V, E> {
             return;
         }
         let give_up_waiting = self.wait_rounds >= MAX_WAIT_ROUNDS;
-        self.reaper.get_or_insert_with(|| cache.reaper.clone());
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if !slot.is_pending() || slot.lead().is_some() || slot.wait().is_some() {
                 continue;
@@ -1367,8 +1367,8 @@ impl<V, E> Drop for RawRead<V, E> {
                 claims.push(Abandon::Wait(id));
             }
         }
-        if let (false, Some(reaper)) = (claims.is_empty(), &self.reaper) {
-            reaper.push(claims);
+        if !claims.is_empty() {
+            self.reaper.push(claims);
         }
     }
 }
