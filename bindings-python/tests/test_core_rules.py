@@ -13,7 +13,9 @@ from stratacache.tiers import DjangoCacheTier, MemcachedTier, RedisTier, Storage
 
 
 def test_the_driver_handles_exactly_the_cores_step_kinds():
-    assert set(_driver.HANDLERS) | {"done"} == set(_core.STEP_KINDS)
+    assert set(_driver.HANDLED) | {"done"} == set(_core.STEP_KINDS)
+    with pytest.raises(RuntimeError, match="unknown step"):
+        next(_driver._answer(None, None, ("bogus",)))
     assert len(_core.STEP_KINDS) == len(set(_core.STEP_KINDS))
 
 

@@ -62,3 +62,13 @@ class AnswerError(StratacacheError, RuntimeError):
     """The core refused a driver's answer: it answered a step the read was
     not waiting for, or with the wrong number of values. A bug in the
     driver (``stratacache._driver``), never caused by cached data."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for logs and tier errors.
+
+    >>> describe(ValueError("bad key"))
+    'ValueError: bad key'
+    """
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

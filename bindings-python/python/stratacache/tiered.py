@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import _core
-from ._driver import Driver, Waiters, describe
+from ._driver import Driver, describe
 from ._errors import ConfigurationError, LoaderError
 from ._ratelog import TierFailureLog
+from ._waiters import Waiters
 from .background import background_writer
 from .codecs import Codec, JsonCodec, PickleCodec, get_codec
 from .invalidation import InvalidationChannel, invalidation_config

@@ -48,6 +48,8 @@
 
 use std::collections::VecDeque;
 #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
 use std::sync::{Arc, Mutex};
 
 use crate::request::RequestCache;
@@ -185,30 +187,48 @@ pub(super) enum Abandon {
 pub(super) struct Reaper(Queue);
 
 #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
-type Queue = Arc<Mutex<Vec<Abandon>>>;
+type Queue = Arc<Claims>;
 // WebAssembly without threads: no lock (std's single-threaded `Mutex` links
 // an `assert_eq!` and its `Debug` formatting, 0.5 KB of the module).
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 type Queue = std::rc::Rc<std::cell::RefCell<Vec<Abandon>>>;
 
-impl Reaper {
-    pub(super) fn push(&self, claims: Vec<Abandon>) {
-        self.with(|queue| queue.extend(claims));
-    }
+/// The claims of dropped reads, and whether there are any: every read
+/// start looks, and almost always finds none, so it looks without the lock.
+#[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+#[derive(Debug, Default)]
+pub(super) struct Claims {
+    any: AtomicBool,
+    queue: Mutex<Vec<Abandon>>,
+}
 
-    pub(super) fn take(&self) -> Vec<Abandon> {
-        self.with(std::mem::take)
+impl Reaper {
+    #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
+    pub(super) fn push(&self, claims: Vec<Abandon>) {
+        // A poisoned lock still holds valid data (plain ids).
+        let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.extend(claims);
+        self.0.any.store(true, Ordering::Release);
     }
 
     #[cfg(not(all(target_family = "wasm", not(target_feature = "atomics"))))]
-    fn with<T>(&self, f: impl FnOnce(&mut Vec<Abandon>) -> T) -> T {
-        // A poisoned lock still holds valid data (plain ids).
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    pub(super) fn take(&self) -> Vec<Abandon> {
+        if !self.0.any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.any.store(false, Ordering::Release);
+        std::mem::take(&mut queue)
     }
 
     #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
-    fn with<T>(&self, f: impl FnOnce(&mut Vec<Abandon>) -> T) -> T {
-        f(&mut self.0.borrow_mut())
+    pub(super) fn push(&self, claims: Vec<Abandon>) {
+        self.0.borrow_mut().extend(claims);
+    }
+
+    #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+    pub(super) fn take(&self) -> Vec<Abandon> {
+        std::mem::take(&mut self.0.borrow_mut())
     }
 }
 
