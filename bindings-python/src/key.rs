@@ -132,25 +132,48 @@ fn normalize_keys<'py>(
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     let _ = kept;
     stratacache::plain_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let user = match keys.cast::<PyList>() {
-        // A copy: the caller may change its list while the read waits for I/O.
-        Ok(list) => list.get_slice(0, list.len()),
-        Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
-    };
+    let user = user_key_list(py, keys)?;
     let core = PyList::empty(py);
     for key in user.iter() {
-        if !key.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(format!(
-                "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
-                key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-            )));
+        match core_key(&key, max_len)? {
+            Cow::Borrowed(_) => core.append(key)?,
+            Cow::Owned(remote) => core.append(PyString::new(py, &remote))?,
         }
-        let raw = as_str(&key, "key")?;
-        match stratacache::plain_key(raw, max_len) {
-            Ok(Cow::Borrowed(_)) => core.append(key)?,
-            Ok(Cow::Owned(remote)) => core.append(PyString::new(py, &remote))?,
-            Err(e) => return Err(PyValueError::new_err(e.to_string())),
-        }
+    }
+    Ok((core, user))
+}
+
+/// A copy of `keys` as a list: the caller may change its list while the
+/// read waits for I/O.
+fn user_key_list<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    match keys.cast::<PyList>() {
+        Ok(list) => Ok(list.get_slice(0, list.len())),
+        Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+    }
+}
+
+/// `normalize_key` of one user key (a `str`, else a `TypeError`).
+fn core_key<'a>(key: &'a Bound<'_, PyAny>, max_len: usize) -> PyResult<Cow<'a, str>> {
+    if !key.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
+            key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        )));
+    }
+    let raw = as_str(key, "key")?;
+    stratacache::plain_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// `normalize_keys` for a read in the extension: the core keys as Rust
+/// strings (in the order of `keys`, repeats kept) and the user keys.
+pub(crate) fn core_keys<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+) -> PyResult<(Vec<String>, Bound<'py, PyList>)> {
+    let user = user_key_list(py, keys)?;
+    let mut core = Vec::with_capacity(user.len());
+    for key in user.iter() {
+        core.push(core_key(&key, stratacache::DEFAULT_MAX_KEY_LEN)?.into_owned());
     }
     Ok((core, user))
 }
