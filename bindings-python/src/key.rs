@@ -213,18 +213,9 @@ pub(crate) fn django_core_keys<'py>(
     let mut buf = String::with_capacity(prefix.len() + 32);
     let mut core: Vec<String> = Vec::with_capacity(n);
     let mut users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
-    let mut seen: std::collections::HashMap<String, usize> =
-        std::collections::HashMap::with_capacity(n);
     let mut add = |key: Bound<'py, PyAny>| -> PyResult<()> {
-        let made = django_core_key(&key, prefix, &mut buf)?;
-        match seen.get(&made) {
-            Some(&i) => users[i] = key,
-            None => {
-                seen.insert(made.clone(), core.len());
-                core.push(made);
-                users.push(key);
-            }
-        }
+        core.push(django_core_key(&key, prefix, &mut buf)?);
+        users.push(key);
         Ok(())
     };
     match keys.cast::<PyList>() {
@@ -239,7 +230,33 @@ pub(crate) fn django_core_keys<'py>(
             }
         }
     }
-    Ok((core, PyList::new(py, users)?))
+    // Repeats are rare: find them without copying a key (the map borrows
+    // the made keys), and only then merge them.
+    let first: Vec<usize> = {
+        let mut seen: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(core.len());
+        core.iter()
+            .enumerate()
+            .map(|(i, k)| *seen.entry(k.as_str()).or_insert(i))
+            .collect()
+    };
+    if first.iter().enumerate().all(|(i, &f)| f == i) {
+        return Ok((core, PyList::new(py, users)?));
+    }
+    let mut kept_core = Vec::with_capacity(core.len());
+    let mut kept_users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(core.len());
+    let mut position = vec![usize::MAX; core.len()];
+    for (i, (made, user)) in core.into_iter().zip(users).enumerate() {
+        if first[i] == i {
+            position[i] = kept_core.len();
+            kept_core.push(made);
+            kept_users.push(user);
+        } else {
+            // The last user key that made it names it.
+            kept_users[position[first[i]]] = user;
+        }
+    }
+    Ok((kept_core, PyList::new(py, kept_users)?))
 }
 
 /// The signing key (32 bytes) derived from an application secret (`str`,
