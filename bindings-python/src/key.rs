@@ -132,25 +132,48 @@ fn normalize_keys<'py>(
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     let _ = kept;
     stratacache::plain_key("k", max_len).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let user = match keys.cast::<PyList>() {
-        // A copy: the caller may change its list while the read waits for I/O.
-        Ok(list) => list.get_slice(0, list.len()),
-        Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
-    };
+    let user = user_key_list(py, keys)?;
     let core = PyList::empty(py);
     for key in user.iter() {
-        if !key.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(format!(
-                "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
-                key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-            )));
+        match core_key(&key, max_len)? {
+            Cow::Borrowed(_) => core.append(key)?,
+            Cow::Owned(remote) => core.append(PyString::new(py, &remote))?,
         }
-        let raw = as_str(&key, "key")?;
-        match stratacache::plain_key(raw, max_len) {
-            Ok(Cow::Borrowed(_)) => core.append(key)?,
-            Ok(Cow::Owned(remote)) => core.append(PyString::new(py, &remote))?,
-            Err(e) => return Err(PyValueError::new_err(e.to_string())),
-        }
+    }
+    Ok((core, user))
+}
+
+/// A copy of `keys` as a list: the caller may change its list while the
+/// read waits for I/O.
+fn user_key_list<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    match keys.cast::<PyList>() {
+        Ok(list) => Ok(list.get_slice(0, list.len())),
+        Err(_) => PyList::new(py, keys.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+    }
+}
+
+/// `normalize_key` of one user key (a `str`, else a `TypeError`).
+fn core_key<'a>(key: &'a Bound<'_, PyAny>, max_len: usize) -> PyResult<Cow<'a, str>> {
+    if !key.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "cache keys are str, not {}: build them with stratacache.Key or convert them with str()",
+            key.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        )));
+    }
+    let raw = as_str(key, "key")?;
+    stratacache::plain_key(raw, max_len).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// `normalize_keys` for a read in the extension: the core keys as Rust
+/// strings (in the order of `keys`, repeats kept) and the user keys.
+pub(crate) fn core_keys<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+) -> PyResult<(Vec<String>, Bound<'py, PyList>)> {
+    let user = user_key_list(py, keys)?;
+    let mut core = Vec::with_capacity(user.len());
+    for key in user.iter() {
+        core.push(core_key(&key, stratacache::DEFAULT_MAX_KEY_LEN)?.into_owned());
     }
     Ok((core, user))
 }
@@ -190,18 +213,9 @@ pub(crate) fn django_core_keys<'py>(
     let mut buf = String::with_capacity(prefix.len() + 32);
     let mut core: Vec<String> = Vec::with_capacity(n);
     let mut users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(n);
-    let mut seen: std::collections::HashMap<String, usize> =
-        std::collections::HashMap::with_capacity(n);
     let mut add = |key: Bound<'py, PyAny>| -> PyResult<()> {
-        let made = django_core_key(&key, prefix, &mut buf)?;
-        match seen.get(&made) {
-            Some(&i) => users[i] = key,
-            None => {
-                seen.insert(made.clone(), core.len());
-                core.push(made);
-                users.push(key);
-            }
-        }
+        core.push(django_core_key(&key, prefix, &mut buf)?);
+        users.push(key);
         Ok(())
     };
     match keys.cast::<PyList>() {
@@ -216,7 +230,33 @@ pub(crate) fn django_core_keys<'py>(
             }
         }
     }
-    Ok((core, PyList::new(py, users)?))
+    // Repeats are rare: find them without copying a key (the map borrows
+    // the made keys), and only then merge them.
+    let first: Vec<usize> = {
+        let mut seen: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(core.len());
+        core.iter()
+            .enumerate()
+            .map(|(i, k)| *seen.entry(k.as_str()).or_insert(i))
+            .collect()
+    };
+    if first.iter().enumerate().all(|(i, &f)| f == i) {
+        return Ok((core, PyList::new(py, users)?));
+    }
+    let mut kept_core = Vec::with_capacity(core.len());
+    let mut kept_users: Vec<Bound<'py, PyAny>> = Vec::with_capacity(core.len());
+    let mut position = vec![usize::MAX; core.len()];
+    for (i, (made, user)) in core.into_iter().zip(users).enumerate() {
+        if first[i] == i {
+            position[i] = kept_core.len();
+            kept_core.push(made);
+            kept_users.push(user);
+        } else {
+            // The last user key that made it names it.
+            kept_users[position[first[i]]] = user;
+        }
+    }
+    Ok((kept_core, PyList::new(py, kept_users)?))
 }
 
 /// The signing key (32 bytes) derived from an application secret (`str`,

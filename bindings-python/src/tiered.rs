@@ -536,6 +536,27 @@ impl TieredCore {
         Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
     }
 
+    /// `TieredCache.get_many` in one call: each of `keys` (a `str`) through
+    /// `normalize_key`, read from every tier (in the extension as far as
+    /// `host` allows) and returned as `{key: value}` of the hits; or a
+    /// `Read` to drive when a step needs the host (see `read_in_extension`).
+    ///
+    /// ```python
+    /// found = core.get_many_keys(host, ["a", "b"])
+    /// ```
+    fn get_many_keys<'py>(
+        slf: &Bound<'py, Self>,
+        host: &Bound<'py, ReadHost>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let (core_keys, user_keys) = crate::key::core_keys(py, keys)?;
+        if core_keys.is_empty() {
+            return Ok(PyDict::new(py).into_any());
+        }
+        Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
+    }
+
     /// Django's `get` in one call: `key` made as in `get_many_made`, its
     /// value, else `default`; or a `Read` to drive.
     ///

@@ -304,6 +304,24 @@ struct WireHeader {
     payload_len: u64,
 }
 
+/// Bytes of `v` as a postcard varint (7 bits a byte, at least one).
+const fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+impl WireHeader {
+    /// The length of the header's postcard encoding (`postcard::to_slice`
+    /// writes exactly this many bytes; a test checks it).
+    fn encoded_len(&self) -> usize {
+        let option = |v: Option<u64>| 1 + v.map_or(0, varint_len);
+        2 + varint_len(self.created_at_ms)
+            + option(self.soft_expiry_ms)
+            + option(self.hard_expiry_ms)
+            + varint_len(self.recompute_cost_ms)
+            + varint_len(self.payload_len)
+    }
+}
+
 /// Why an envelope could not be decoded. Every variant means "treat the key
 /// as a miss"; none of them returns any part of the payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -934,12 +952,11 @@ fn read_header(bytes: &[u8]) -> Result<(EnvelopeHeader, WireHeader, usize), Enve
     })?;
     let header_len = rest.len() - after.len();
     // Only the canonical encoding is accepted, so every envelope has exactly
-    // one byte form (no padded varints).
-    let mut canonical = [0u8; MAX_HEADER_LEN];
-    let canonical_ok = postcard::to_slice(&wire, &mut canonical)
-        .map(|c| rest.get(..header_len) == Some(&c[..]))
-        .unwrap_or(false);
-    if !canonical_ok {
+    // one byte form (no padded varints). Each field decoded from at least
+    // its shortest encoding, and that one is unique: the header is canonical
+    // exactly when it is as long as the shortest encoding of its values
+    // (counted, not re-serialized: this runs for every value read).
+    if header_len != wire.encoded_len() {
         return Err(EnvelopeError::Corrupt {
             reason: "the header is not canonically encoded",
         });
@@ -1341,6 +1358,64 @@ mod tests {
             decode(&padded, &DecodeOptions::new()),
             Err(EnvelopeError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn encoded_len_is_what_postcard_writes() {
+        let edges = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            1 << 35,
+            u64::MAX >> 1,
+            u64::MAX,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                for soft in [None, Some(a), Some(b)] {
+                    let wire = WireHeader {
+                        codec: 3,
+                        flags: FLAG_SIGNED,
+                        created_at_ms: a,
+                        soft_expiry_ms: soft,
+                        hard_expiry_ms: soft.map(|_| b),
+                        recompute_cost_ms: b,
+                        payload_len: a,
+                    };
+                    let mut buf = [0u8; MAX_HEADER_LEN];
+                    let written = postcard::to_slice(&wire, &mut buf).unwrap().len();
+                    assert_eq!(wire.encoded_len(), written, "{wire:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padded_varints_anywhere_in_the_header_are_corrupt() {
+        let bytes = encode(&header(), b"payload", &EncodeOptions::new());
+        assert!(decode(&bytes, &DecodeOptions::new()).is_ok());
+        let (_, after) = postcard::take_from_bytes::<WireHeader>(&bytes[PREFIX_LEN..]).unwrap();
+        let header_end = bytes.len() - after.len();
+        // Pad each varint's last byte (no continuation bit) with 0x80 0x00...
+        // a longer form of the same value, which must be refused.
+        for at in PREFIX_LEN + 2..header_end {
+            if bytes[at] & 0x80 != 0 {
+                continue;
+            }
+            let mut padded = bytes[..at].to_vec();
+            padded.extend_from_slice(&[bytes[at] | 0x80, 0x00]);
+            padded.extend_from_slice(&bytes[at + 1..]);
+            assert!(
+                matches!(
+                    decode(&padded, &DecodeOptions::new()),
+                    Err(EnvelopeError::Corrupt { .. })
+                ),
+                "byte {at} padded"
+            );
+        }
     }
 
     #[test]

@@ -286,6 +286,20 @@ class TieredCache:
             ) from exc
         return (value, self._codec.name, payload, len(payload))
 
+    def _read_host(self, aio: bool = False) -> Any:
+        """What a read run in the extension needs (built once per cache):
+        the tiers' native clients (none for async reads, whose fetches the
+        driver awaits), the codec's ``loads`` and name, the clock."""
+        attr = "_ahost" if aio else "_host"
+        host = self.__dict__.get(attr)
+        if host is None:
+            codec = self._codec
+            loads = codec.decoder if self._fast_decoder else codec.loads
+            natives = () if aio else tuple(self._natives)
+            host = _core.ReadHost(natives, loads, codec.name, self._writer is not None, self._clock)
+            setattr(self, attr, host)
+        return host
+
     def _scope(self, create: bool = False) -> Any:
         return current_scope(create)
 
@@ -417,10 +431,10 @@ class TieredCache:
     def get_many(self, keys: Iterable[str]) -> dict:
         """``{key: value}`` for the keys some tier has: one batched round trip
         per tier for all the keys, however many."""
-        core_keys, user_keys = _normalize_keys(keys, BuiltKey)
-        scope = current_scope(False)
-        read = self._read(core_keys, scope, False, DEFAULT_TTL, user_keys=user_keys)
-        return read if type(read) is dict else self._driver.run(read, scope, None, user_keys)
+        # One call: keys mapped, every tier read, values decoded, the dict
+        # built in the extension; the driver only for a step it cannot do.
+        found = self._core.get_many_keys(self._read_host(), keys)
+        return found if type(found) is dict else self._driver.run(found, current_scope(False), None)
 
     def _source_name(self, source: Any) -> Optional[str]:
         return self._tiers[source].name if isinstance(source, int) else source

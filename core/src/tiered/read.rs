@@ -701,12 +701,13 @@ impl<V: Clone, E> RawRead<V, E> {
         // Signatures are bound to keys: the manifest to the key it is stored
         // under, the value to the key it is read under. A signed value
         // copied to another key is refused.
-        // Only a key fetched under another name needs the header peeked
-        // first (most values are not: no second header parse for them).
+        // Only a key fetched under another name (a replica) needs the header
+        // peeked first (most values are not: no second header parse for them).
         let fetched_as = self.slots[i]
             .remote
             .as_ref()
-            .and_then(|r| r.fetched_as.as_deref());
+            .and_then(|r| r.fetched_as.as_deref())
+            .filter(|asked| *asked != self.keys[i]);
         let bound_to = match fetched_as {
             Some(asked)
                 if !from_chunks && envelope::peek_header(&bytes).is_ok_and(|h| h.manifest) =>

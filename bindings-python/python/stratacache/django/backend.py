@@ -776,17 +776,8 @@ _TIERED_AGET_MANY = getattr(TieredCache.aget_many, "__wrapped__", TieredCache.ag
 
 def _read_host(cache: TieredCache, aio: bool = False) -> Any:
     """What a read of ``cache`` run in the extension needs (built once per
-    cache): its tiers' native clients (none for async reads, whose fetches
-    are awaited by the driver), its codec and clock."""
-    attr = "_django_ahost" if aio else "_django_host"
-    host = cache.__dict__.get(attr)
-    if host is None:
-        codec = cache._codec
-        loads = codec.decoder if cache._fast_decoder else codec.loads
-        natives = () if aio else tuple(cache._natives)
-        host = _core.ReadHost(natives, loads, codec.name, cache._writer is not None, cache._clock)
-        setattr(cache, attr, host)
-    return host
+    cache): see ``TieredCache._read_host``."""
+    return cache._read_host(aio)
 
 
 @contextlib.contextmanager
