@@ -1,6 +1,7 @@
 // RequestCache: the core's request cache, one per request.
 
 import { RequestRef } from './stratacache_core.js';
+import { slots, fileValues } from './runtime.js';
 
 export const SHARE = Symbol('stratacache.share');
 
@@ -19,6 +20,7 @@ function checkKey(key) {
 const GET = 0, SET = 1, DELETE = 2, CLEAR = 3, SIZE = 4;
 // What a get answers for a miss: a stored undefined or null is a hit.
 const MISS = Symbol('miss');
+const NONE = [];
 
 export class RequestCache {
   #ref = new RequestRef();
@@ -41,28 +43,31 @@ export class RequestCache {
 
   set(key, value, namespace) {
     checkKey(key);
-    this.#ref.call(SET, key, value, namespace);
+    fileValues([value]);
+    this.#ref.call(SET, key, namespace);
     return this;
   }
 
   delete(key, namespace) {
     checkKey(key);
-    return this.#ref.call(DELETE, key, undefined, namespace);
+    return this.#ref.call(DELETE, key, namespace) === 1;
   }
 
   /** Empties `namespace`, or every namespace. */
   clear(namespace) {
-    this.#ref.call(CLEAR, '', undefined, namespace);
+    this.#ref.call(CLEAR, '', namespace);
+    fileValues(NONE);
   }
 
   /** Entries in `namespace`, or in all namespaces. */
   size(namespace) {
-    return this.#ref.call(SIZE, '', undefined, namespace);
+    return this.#ref.call(SIZE, '', namespace);
   }
 
   #get(key, namespace) {
     checkKey(key);
-    return this.#ref.call(GET, key, MISS, namespace);
+    const slot = this.#ref.call(GET, key, namespace);
+    return slot < 0 ? MISS : slots[slot];
   }
 
   [SHARE]() {

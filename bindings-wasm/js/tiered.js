@@ -15,7 +15,7 @@ import { RequestCache, SHARE } from './request.js';
 import { Reader, readStep, readResults } from './wire.js';
 import { Writes } from './writes.js';
 import { plainKey, checkWellFormed } from './key.js';
-import { wasmMemory } from './runtime.js';
+import { wasmMemory, slots, fileValues } from './runtime.js';
 import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, concat } from './config.js';
 
 export { StratacacheError };
@@ -114,14 +114,16 @@ export class TieredCache {
   async setAllTiers(key, value, options) {
     checkOne(key);
     const [codec, payload] = serialize(value, key);
-    await this.#writes.now(this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
+    fileValues([value]);
+    await this.#writes.now(this.#core.setAllTiers(key, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
   }
 
   /** Removes `key` from every tier. */
   async deleteAllTiers(key, options) {
     checkOne(key);
     // A TTL of 0 deletes: the core's delete steps.
-    await this.#writes.now(this.#core.setAllTiers(key, undefined, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
+    fileValues([undefined]);
+    await this.#writes.now(this.#core.setAllTiers(key, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
   }
 
   /** Counters: `{ reads, tiers, local, flights, background }`. */
@@ -141,6 +143,7 @@ export class TieredCache {
   /** Empties this isolate's local tier. */
   clearLocal() {
     this.#core.clearLocal();
+    fileValues(NONE);
   }
 
   /** Resolves when every queued write and background refresh has settled. */
@@ -180,7 +183,7 @@ export class TieredCache {
     if (out[0] === 0) {
       const r = new Reader(out);
       r.at = 1;
-      return readResults(r, keys, this.#core, this.#sources);
+      return readResults(r, keys, slots, this.#sources);
     }
     return this.#drive(this.#next(out, keys), keys, { loader, options, failures: new Map(), background });
   }
@@ -234,7 +237,7 @@ export class TieredCache {
       if (step.kind === 'notify') this.#notify(step.waits);
       else writes.push(step);
     }
-    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, this.#core, this.#sources) };
+    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, slots, this.#sources) };
     return { writes, step, id: r.u32() };
   }
 
@@ -251,7 +254,7 @@ export class TieredCache {
         next = await this.#answer(next.id, next.step, keys, read);
       }
     } catch (error) {
-      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, NONE, 0);
+      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, 0);
       if (cancelled.length) this.#notify(readStep(new Reader(cancelled)).waits);
       await this.#writes.behind(writes, read.options, read.background);
       throw error;
@@ -272,7 +275,7 @@ export class TieredCache {
         let answer;
         try {
           let got = await withTimeout(tier[call](step.kind === 'fetch' ? step.keys : step.entries), tier.timeoutMs ?? this.#tierTimeoutMs, `${call} on tier ${name}`);
-          if (step.kind === 'lease') answer = [LEASED, NONE, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
+          if (step.kind === 'lease') answer = [LEASED, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
           else {
             // `{ values, failed }`: keys the tier could not answer (their server is down) go on to the next tier.
             const failed = got && !Array.isArray(got) && Array.isArray(got.values) ? new Set(got.failed ?? NONE) : null;
@@ -288,11 +291,11 @@ export class TieredCache {
               lengths[i] = bytes === undefined ? KEY_FAILED : bytes === null ? NOT_FOUND : bytes.length;
               if (bytes) parts.push(bytes), (total += bytes.length);
             });
-            answer = [FETCHED, NONE, concat(parts, total), lengths, 0];
+            answer = [FETCHED, concat(parts, total), lengths, 0];
           }
         } catch (error) {
           this.#report(error, name);
-          answer = [FAILED, NONE, encoder.encode(message(error)), NONE, now()];
+          answer = [FAILED, encoder.encode(message(error)), NONE, now()];
         }
         return reply(...answer);
       }
@@ -306,16 +309,17 @@ export class TieredCache {
             failed[i] = 1;
           }
         });
-        return reply(DECODED, values, NONE, failed, 0);
+        fileValues(values);
+        return reply(DECODED, NONE, failed, 0);
       }
       case 'load':
         return this.#load(reply, this.#userKeys(step.keys, keys), loader, failures);
       case 'sleep':
         await new Promise((resolve) => setTimeout(resolve, step.ms));
-        return reply(SLEPT, NONE, NONE, NONE, now());
+        return reply(SLEPT, NONE, NONE, now());
       case 'wait':
         await this.#wait(step.waits);
-        return reply(WOKE, NONE, NONE, NONE, 0);
+        return reply(WOKE, NONE, NONE, 0);
       default:
         throw new Error(`stratacache: unknown step ${step.kind}`);
     }
@@ -350,7 +354,8 @@ export class TieredCache {
     } catch (error) {
       const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
       for (let i = 0; i < n; i++) fail(i, wrapped);
-      return reply(LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started);
+      fileValues(new Array(n));
+      return reply(LOADED, concat(parts, total), lengths, Date.now() - started);
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
@@ -362,7 +367,8 @@ export class TieredCache {
         fail(i, error);
       }
     }
-    return reply(LOADED, loaded, concat(parts, total), lengths, ms);
+    fileValues(loaded);
+    return reply(LOADED, concat(parts, total), lengths, ms);
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */

@@ -102,23 +102,24 @@ export function decodeSteps(bytes) {
 
 /**
  * The results of a finished read of `keys` (after its done step in `r`):
- * `results` holds `{ key, hit, value, source }` per key, in order, the
- * values taken from the core in one array; `errors` (a Map from index to message)
- * and `refresh` (indices) are null when empty. `sources[code]` names a source.
+ * `results` holds `{ key, hit, value, source }` per key, in order, a hit's
+ * value read from `slots` by the number the core sent; `errors` (a Map
+ * from index to message) and `refresh` (indices) are null when empty.
+ * `sources[code]` names a source.
  */
-export function readResults(r, keys, core, sources) {
+export function readResults(r, keys, slots, sources) {
   const n = keys.length;
   const results = new Array(n);
   let errors = null;
   let refresh = null;
-  const values = core.values();
   for (let i = 0; i < n; i++) {
     const flags = r.bytes[r.at++];
     const source = sources[r.bytes[r.at++]];
+    const hit = (flags & 1) !== 0;
+    const value = hit ? slots[r.u32()] : undefined;
     if (flags & 4) (errors ??= new Map()).set(i, r.str());
     if (flags & 2) (refresh ??= []).push(i);
-    const hit = (flags & 1) !== 0;
-    results[i] = { key: keys[i], hit, value: hit ? values[i] : undefined, source };
+    results[i] = { key: keys[i], hit, value, source };
   }
   return { results, errors, refresh };
 }

@@ -6,8 +6,8 @@
 //! step (fetch, decode, lease, sleep, load, notify, wait, store, delete,
 //! done) in the byte layout of [`crate::wire`]. JS performs the I/O with
 //! `await` and reports back with the matching methods, one value per call.
-//! Values are `JsValue` handles: the local and request tiers keep them as
-//! they are.
+//! Values are [`Slot`]s: the local and request tiers keep the JS values'
+//! numbers, and a hit crosses back as its number.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,19 +25,18 @@ use wasm_bindgen::prelude::*;
 
 use crate::js::{self, to_u64};
 use crate::request::RequestRef;
+use crate::slots::{take_fresh, Slot};
 use crate::wire::Wire;
 
 /// A tiered cache: configuration, local tier, single-flight bookkeeping,
 /// tier health and counters, shared by every read of the isolate.
 #[wasm_bindgen]
 pub struct Tiered {
-    cache: TieredCache<JsValue>,
+    cache: TieredCache<Slot>,
     /// Reads waiting for the host, with their ids (never reused: a late
     /// `cancel` cannot reach another read).
     reads: Vec<(u32, Pending)>,
     last_id: u32,
-    /// The values of the last finished read, taken by `value`.
-    values: Vec<JsValue>,
     /// The key strings of finished reads, refilled with the next read's
     /// keys: a warm read allocates no string per key.
     spare: Vec<String>,
@@ -375,7 +374,6 @@ impl Tiered {
             cache,
             reads: Vec::new(),
             last_id: 0,
-            values: Vec::new(),
             spare: Vec::new(),
             key_bytes: Vec::new(),
             key_lengths: Vec::new(),
@@ -460,8 +458,10 @@ impl Tiered {
     /// * 0, the tier operation failed: `bytes` its message, `n` the time then;
     /// * 1, fetched: per key `lengths[i]` bytes of `bytes` (in order),
     ///   `u32::MAX` not found, `u32::MAX - 1` failed for this key;
-    /// * 2, decoded: `values`, `lengths[i] == 1` where item `i` failed;
-    /// * 3, loaded: `values`, and per key a pair in `lengths`: the payload's
+    /// * 2, decoded: the values filed by `fileSlots`, `lengths[i] == 1`
+    ///   where item `i` failed;
+    /// * 3, loaded: the values filed by `fileSlots`, and per key a pair in
+    ///   `lengths`: the payload's
     ///   byte length in `bytes` and its codec tag; tag 255: the key failed,
     ///   the bytes are the message; `n` the loader's milliseconds;
     /// * 4, leased: `bytes[i] == 1` where the lease was taken;
@@ -473,7 +473,6 @@ impl Tiered {
         &mut self,
         id: u32,
         kind: u8,
-        values: Vec<JsValue>,
         bytes: &[u8],
         lengths: &[u32],
         n: f64,
@@ -516,7 +515,7 @@ impl Tiered {
             }
             DECODED => {
                 let weights = std::mem::take(&mut p.weights);
-                let decoded = values
+                let decoded = take_fresh()
                     .into_iter()
                     .enumerate()
                     .map(|(i, value)| match lengths.get(i) {
@@ -527,7 +526,7 @@ impl Tiered {
                 p.read.decoded(cache, decoded)
             }
             LOADED => {
-                let loaded = values
+                let loaded = take_fresh()
                     .into_iter()
                     .zip(lengths.chunks_exact(2))
                     .map(|(value, pair)| {
@@ -560,17 +559,7 @@ impl Tiered {
         self.advance(p)
     }
 
-    /// The values of the last finished read, taken, in one array
-    /// (`undefined` for a miss): one call for the read, not one per key.
-    pub fn values(&mut self) -> js_sys::Array {
-        let out = js_sys::Array::new_with_length(self.values.len() as u32);
-        for (i, v) in self.values.drain(..).enumerate() {
-            out.set(i as u32, v);
-        }
-        out
-    }
-
-    /// Writes `value` (serialized as `payload` with codec tag `codec`) to
+    /// Writes the value filed by `fileSlots` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
     /// remote tier (one after another). A TTL `<= 0` deletes instead (the
     /// delete steps: `deleteAllTiers` in JS).
@@ -579,7 +568,6 @@ impl Tiered {
     pub fn set_all_tiers(
         &mut self,
         key: &str,
-        value: JsValue,
         codec: u8,
         payload: Vec<u8>,
         ttl_ms: f64,
@@ -587,6 +575,9 @@ impl Tiered {
         random: f64,
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
+        let Some(value) = take_fresh().pop() else {
+            return Err(js::type_error("stratacache: setAllTiers without a filed value (a driver bug)"));
+        };
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
@@ -664,8 +655,8 @@ impl Tiered {
 
 /// A read waiting for the host's answer to its last step.
 struct Pending {
-    read: RawRead<JsValue>,
-    request: Option<Rc<RefCell<RequestCache<JsValue>>>>,
+    read: RawRead<Slot>,
+    request: Option<Rc<RefCell<RequestCache<Slot>>>>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
     /// The tier of the last fetch or lease step.
@@ -697,7 +688,7 @@ impl Tiered {
     /// (notify, store, delete), then the one that does; after it the read's
     /// id (to `answer` with) or, after done, the results (per key a flags
     /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
-    /// the message), whose values are then taken with `value`. Throws in
+    /// the value's slot for a hit; the message). Throws in
     /// strict mode after a tier failure.
     fn advance(&mut self, mut p: Pending) -> Result<Vec<u8>, JsValue> {
         let mut w = Wire::new();
@@ -737,21 +728,16 @@ impl Tiered {
                 "tier_failure",
             )
         })?;
-        self.values.clear();
         for r in results {
-            let hit = match r.lookup {
-                Lookup::Hit(v) => {
-                    self.values.push(v);
-                    1
-                }
-                Lookup::Miss => {
-                    self.values.push(JsValue::UNDEFINED);
-                    0
-                }
-            };
+            let hit = matches!(r.lookup, Lookup::Hit(_));
             let error = if r.error.is_some() { 4 } else { 0 };
-            w.u8(hit | (r.refresh as u8) << 1 | error);
+            w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
+            // Read by JS before its next call into wasm: a slot freed with
+            // `r` keeps its value until then.
+            if let Lookup::Hit(v) = &r.lookup {
+                w.u32(v.id() as usize);
+            }
             if let Some(message) = &r.error {
                 w.str(message);
             }
