@@ -28,9 +28,9 @@ mod js;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 mod keys;
+mod local;
 #[cfg(target_family = "wasm")]
 mod mem;
-mod local;
 mod request;
 mod slots;
 mod tiered;

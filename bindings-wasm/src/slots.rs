@@ -37,7 +37,11 @@ thread_local! {
 }
 
 fn with_table<R: Default>(f: impl FnOnce(&mut Table) -> R) -> R {
-    TABLE.with(|t| t.try_borrow_mut().map(|mut t| f(&mut t)).unwrap_or_default())
+    TABLE.with(|t| {
+        t.try_borrow_mut()
+            .map(|mut t| f(&mut t))
+            .unwrap_or_default()
+    })
 }
 
 impl Slot {

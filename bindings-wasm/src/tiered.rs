@@ -576,7 +576,9 @@ impl Tiered {
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
         let Some(value) = take_fresh().pop() else {
-            return Err(js::type_error("stratacache: setAllTiers without a filed value (a driver bug)"));
+            return Err(js::type_error(
+                "stratacache: setAllTiers without a filed value (a driver bug)",
+            ));
         };
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let cache = &mut self.cache;
@@ -728,6 +730,8 @@ impl Tiered {
                 "tier_failure",
             )
         })?;
+        // Per key: flags, source, a hit's slot.
+        w.reserve(6 * results.len());
         for r in results {
             let hit = matches!(r.lookup, Lookup::Hit(_));
             let error = if r.error.is_some() { 4 } else { 0 };

@@ -15,11 +15,20 @@ impl Wire {
         Wire(Vec::new())
     }
 
+    /// Room for `bytes` more bytes: one allocation for a read's results.
+    pub fn reserve(&mut self, bytes: usize) -> &mut Self {
+        self.0.reserve(bytes);
+        self
+    }
+
+    // Inlined: two of these per key of a read's results.
+    #[inline(always)]
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self
     }
 
+    #[inline(always)]
     pub fn u32(&mut self, v: usize) -> &mut Self {
         // Lengths and counts of one wasm32 memory always fit.
         self.0.extend_from_slice(&(v as u32).to_le_bytes());
