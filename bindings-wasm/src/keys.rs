@@ -97,18 +97,6 @@ impl KeyBuilder {
         Ok(self.buf.clone())
     }
 
-    /// The namespace.
-    #[wasm_bindgen(getter)]
-    pub fn namespace(&self) -> String {
-        self.inner.namespace().as_str().to_owned()
-    }
-
-    /// The version, as a decimal string.
-    #[wasm_bindgen(getter)]
-    pub fn version(&self) -> String {
-        self.inner.version().to_string()
-    }
-
     /// The maximum key length in bytes.
     #[wasm_bindgen(getter, js_name = maxLen)]
     pub fn max_len(&self) -> u32 {

@@ -82,17 +82,10 @@ impl LocalSlots {
                 "maxEntries must be a whole number of entries from 1 to 1e9",
             ));
         }
-        if max_weight.is_nan() || max_weight < 1.0 {
-            return Err(js::range_error(
-                "maxBytes must be the most bytes the cache may hold (at least 1); leave it out for no byte bound",
-            ));
-        }
+        // maxBytes < 1 and ttlMs <= 0 are refused by `js/local.js` (the
+        // core refuses them too: 0 bytes, a TTL of 0).
         let default_ttl = if ttl_ms.is_nan() || ttl_ms == f64::INFINITY {
             None
-        } else if ttl_ms <= 0.0 {
-            return Err(js::range_error(
-                "ttlMs must be a positive TTL in milliseconds; leave it out for entries that do not expire",
-            ));
         } else {
             Some(js::to_u64(ttl_ms.ceil()))
         };
