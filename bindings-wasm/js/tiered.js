@@ -179,13 +179,18 @@ export class TieredCache {
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
     const bytes = this.#writeKeys(keys);
-    const out = this.#core.read(keys.length, bytes, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    const at = this.#core.read(keys.length, bytes, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    // The output, in wasm memory: its u32 length, then its bytes.
+    if (this.#u8.byteLength === 0) this.#views();
+    const u8 = this.#u8;
+    const out = u8.subarray(at + 4, at + 4 + (u8[at] | (u8[at + 1] << 8) | (u8[at + 2] << 16) | (u8[at + 3] << 24)));
     if (out[0] === 0) {
       const r = new Reader(out);
       r.at = 1;
       return readResults(r, keys, slots, this.#sources);
     }
-    return this.#drive(this.#next(out, keys), keys, { loader, options, failures: new Map(), background });
+    // Copied: the steps are read across awaits.
+    return this.#drive(this.#next(out.slice(), keys), keys, { loader, options, failures: new Map(), background });
   }
 
   /**
@@ -204,10 +209,7 @@ export class TieredCache {
       this.#memory = wasmMemory();
       this.#u8 = new Uint8Array(0);
     }
-    if (this.#u8.byteLength === 0) {
-      this.#u8 = new Uint8Array(this.#memory.buffer);
-      this.#u32 = new Uint32Array(this.#memory.buffer);
-    }
+    if (this.#u8.byteLength === 0) this.#views();
     const { written } = encoder.encodeInto(all, this.#u8.subarray(this.#keyBytes, this.#keyBytes + most));
     const u32 = this.#u32;
     const at = this.#keyLengths >>> 2;
@@ -222,6 +224,12 @@ export class TieredCache {
       }
     }
     return written;
+  }
+
+  /** Views of the whole wasm memory; a growth of memory detaches them. */
+  #views() {
+    this.#u8 = new Uint8Array(this.#memory.buffer);
+    this.#u32 = new Uint32Array(this.#memory.buffer);
   }
 
   /**

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "tools")]
 use js_sys::{Array, Uint8Array};
+#[cfg(feature = "tools")]
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -11,6 +12,7 @@ pub fn object() -> Object {
     Object::new()
 }
 
+#[cfg(feature = "tools")]
 /// Sets `obj[name] = value`.
 pub fn set(obj: &Object, name: &str, value: impl Into<JsValue>) {
     // Setting a property of a plain object cannot fail.
@@ -71,9 +73,19 @@ pub fn range_error(message: &str) -> JsValue {
 }
 
 /// An error with a `kind` property, to throw.
+#[wasm_bindgen]
+extern "C" {
+    /// An `Error` given a `kind` by a plain setter (`Reflect.set` would
+    /// cost its exception handling glue).
+    #[wasm_bindgen(extends = js_sys::Error)]
+    type KindError;
+    #[wasm_bindgen(method, setter)]
+    fn set_kind(this: &KindError, kind: &str);
+}
+
 pub fn error_with_kind(message: &str, kind: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    set(&error, "kind", kind);
+    let error: KindError = js_sys::Error::new(message).unchecked_into();
+    error.set_kind(kind);
     error.into()
 }
 

@@ -1,6 +1,6 @@
 //! `memcmp` for wasm32: the one compiler-builtins links compares byte by
 //! byte, and every local-tier lookup compares a whole key. Eight bytes at
-//! a time here (`bcmp`, what `==` on strings becomes, calls it too).
+//! a time here (on wasm32 `==` on strings calls `memcmp`).
 
 /// # Safety
 /// `a` and `b` must be valid for reads of `n` bytes (the C contract).
@@ -21,11 +21,4 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         i += 1;
     }
     0
-}
-
-/// # Safety
-/// As [`memcmp`].
-#[no_mangle]
-pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    memcmp(a, b, n)
 }

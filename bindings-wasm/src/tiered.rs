@@ -45,6 +45,9 @@ pub struct Tiered {
     /// through the glue's own buffers.
     key_bytes: Vec<u8>,
     key_lengths: Vec<u32>,
+    /// What `read` returns, in wasm memory (reused: a read allocates no
+    /// buffer and the glue copies none).
+    out: Wire,
 }
 
 /// At most this many spare key strings are kept. They are remote keys:
@@ -377,6 +380,7 @@ impl Tiered {
             spare: Vec::new(),
             key_bytes: Vec::new(),
             key_lengths: Vec::new(),
+            out: Wire::new(),
         })
     }
 
@@ -407,9 +411,10 @@ impl Tiered {
     /// `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
     /// default). `random` is a fresh random integer below 2^53. Runs the
-    /// read as far as it goes without the host: see [`Tiered::advance`]
-    /// for what it returns (a read answered by the request and local tiers
-    /// is over in this one call).
+    /// read as far as it goes without the host, and returns the address of
+    /// its output in wasm memory (valid until the next call into wasm): a
+    /// `u32` byte length, then the bytes of [`Tiered::advance`] (a read
+    /// answered by the request and local tiers is over in this one call).
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
@@ -420,7 +425,7 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<Vec<u8>, JsValue> {
+    ) -> Result<usize, JsValue> {
         let options = ReadOptions {
             load: flags & 1 != 0,
             force_miss: flags & 2 != 0,
@@ -443,12 +448,18 @@ impl Tiered {
                 )
                 .map_err(invalid_key)?
         };
-        self.advance(Pending {
+        let mut w = std::mem::take(&mut self.out);
+        w.reset();
+        let pending = Pending {
             read,
             request: request.map(|r| r.0),
             weights: Vec::new(),
             tier: 0,
-        })
+        };
+        let advanced = self.advance(pending, &mut w);
+        w.seal();
+        self.out = w;
+        advanced.map(|()| self.out.as_ptr())
     }
 
     /// Answers the step read `id` waits for, then runs it on (see
@@ -556,7 +567,9 @@ impl Tiered {
                 "answer_error",
             ));
         }
-        self.advance(p)
+        let mut w = Wire::new();
+        self.advance(p, &mut w)?;
+        Ok(w.into_inner())
     }
 
     /// Writes the value filed by `fileSlots` (serialized as `payload` with codec tag `codec`) to
@@ -685,15 +698,14 @@ impl Tiered {
         Some(self.reads.swap_remove(at).1)
     }
 
-    /// Runs read `p` until it needs the host. The bytes (layout of
+    /// Runs read `p` until it needs the host, writing to `w` (layout of
     /// `js/wire.js`) hold the steps that need no answer
     /// (notify, store, delete), then the one that does; after it the read's
     /// id (to `answer` with) or, after done, the results (per key a flags
     /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
     /// the value's slot for a hit; the message). Throws in
     /// strict mode after a tier failure.
-    fn advance(&mut self, mut p: Pending) -> Result<Vec<u8>, JsValue> {
-        let mut w = Wire::new();
+    fn advance(&mut self, mut p: Pending, w: &mut Wire) -> Result<(), JsValue> {
         loop {
             let step = p.read.next(&mut self.cache);
             let done = matches!(step, Step::Done);
@@ -704,7 +716,7 @@ impl Tiered {
             if let Step::Fetch { tier, .. } | Step::Lease { tier, .. } = step {
                 p.tier = tier;
             }
-            write_step(&mut w, step, &mut p.weights);
+            write_step(w, step, &mut p.weights);
             if done {
                 break;
             }
@@ -712,7 +724,7 @@ impl Tiered {
                 self.last_id = self.last_id.wrapping_add(1);
                 self.reads.push((self.last_id, p));
                 w.u32(self.last_id as usize);
-                return Ok(w.into_inner());
+                return Ok(());
             }
         }
         let Pending { read, request, .. } = p;
@@ -730,8 +742,6 @@ impl Tiered {
                 "tier_failure",
             )
         })?;
-        // Per key: flags, source, a hit's slot.
-        w.reserve(6 * results.len());
         for r in results {
             let hit = matches!(r.lookup, Lookup::Hit(_));
             let error = if r.error.is_some() { 4 } else { 0 };
@@ -749,7 +759,7 @@ impl Tiered {
                 self.spare.push(r.key);
             }
         }
-        Ok(w.into_inner())
+        Ok(())
     }
 }
 

@@ -15,12 +15,6 @@ impl Wire {
         Wire(Vec::new())
     }
 
-    /// Room for `bytes` more bytes: one allocation for a read's results.
-    pub fn reserve(&mut self, bytes: usize) -> &mut Self {
-        self.0.reserve(bytes);
-        self
-    }
-
     // Inlined: two of these per key of a read's results.
     #[inline(always)]
     pub fn u8(&mut self, v: u8) -> &mut Self {
@@ -60,6 +54,25 @@ impl Wire {
 
     pub fn into_inner(self) -> Vec<u8> {
         self.0
+    }
+
+    /// Empties the buffer but for room for its length (`seal`).
+    pub fn reset(&mut self) {
+        self.0.clear();
+        self.u32(0);
+    }
+
+    /// Writes the length after `reset` in front: JS reads the bytes in
+    /// wasm memory, at the address of [`Wire::as_ptr`].
+    pub fn seal(&mut self) {
+        let len = self.0.len().saturating_sub(4) as u32;
+        if let Some(head) = self.0.get_mut(..4) {
+            head.copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
+    pub fn as_ptr(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 }
 
