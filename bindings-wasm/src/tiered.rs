@@ -782,6 +782,63 @@ mod tests {
             .collect()
     }
 
+    /// The tier layout of `js/config.js` (`TIER_KINDS`, `TIER_FIELDS`),
+    /// derived from the core's serde configuration: each JS kind code reads
+    /// as the core's preset of that name, each JS field (camelCase, ms) as
+    /// the core's spec field of that name (snake_case, seconds).
+    #[test]
+    fn js_tier_layout_is_the_core_config() {
+        let js = include_str!("../js/config.js");
+        let kinds = js_list(js, "const TIER_KINDS = [");
+        let fields = js_list(js, "const TIER_FIELDS = [");
+        assert_eq!(fields.len() + 1, TIER_FIELDS);
+        let unset = [f64::NAN; TIER_FIELDS];
+        for (code, kind) in kinds.iter().enumerate() {
+            let mut n = unset;
+            n[0] = code as f64;
+            assert_eq!(
+                tier_config("t", &n),
+                TierConfig::preset(kind, "t").unwrap(),
+                "{kind}"
+            );
+        }
+        let spec = |field: &str, value: serde_json::Value| {
+            let mut map = serde_json::Map::new();
+            map.insert("name".into(), "t".into());
+            map.insert(field.into(), value);
+            serde_json::from_value::<TierConfig>(map.into()).ok()
+        };
+        let mut without_spec = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            let mut snake = String::new();
+            for c in field.chars() {
+                if c.is_ascii_uppercase() {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            let js = |v: f64| {
+                let mut n = unset;
+                n[0] = 0.0;
+                n[i + 1] = v;
+                tier_config("t", &n)
+            };
+            if let Some(name) = snake.strip_suffix("_ms") {
+                assert_eq!(Some(js(7500.0)), spec(name, 7.5.into()), "{field}");
+            } else if spec(&snake, true.into()).is_some() {
+                for b in [false, true] {
+                    assert_eq!(Some(js(b as u8 as f64)), spec(&snake, b.into()), "{field}");
+                }
+            } else if spec(&snake, 3.into()).is_some() {
+                assert_eq!(Some(js(3.0)), spec(&snake, 3.into()), "{field}");
+            } else {
+                without_spec.push(field.clone());
+            }
+        }
+        // Set by the kind in the core's spec (`storage`), a field of its own here.
+        assert_eq!(without_spec, ["storage"]);
+    }
+
     #[test]
     fn js_reads_the_step_kinds_written_here() {
         let kinds = js_list(include_str!("../js/wire.js"), "const KINDS = [");
