@@ -12,9 +12,9 @@
 import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
-import { Reader, readStep, readResults } from './wire.js';
+import { Reader, WasmIo, readStep, readResults } from './wire.js';
 import { Writes } from './writes.js';
-import { plainKey, checkWellFormed } from './key.js';
+import { plainKey } from './key.js';
 import { wasmMemory, slots, fileValues } from './runtime.js';
 import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, concat } from './config.js';
 
@@ -52,15 +52,7 @@ export class TieredCache {
   #statNames;
   #waiters = new Map();
   #writes;
-  // Where a read's keys go in wasm memory (Tiered#keyBuffers), the room
-  // there, and views of the memory (a growth of memory detaches them).
-  #keyBytes = 0;
-  #keyLengths = 0;
-  #byteRoom = 0;
-  #keyRoom = 0;
-  #memory = null;
-  #u8 = new Uint8Array(0);
-  #u32 = new Uint32Array(0);
+  #io;
 
   /** @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions) */
   constructor(options = {}) {
@@ -68,6 +60,7 @@ export class TieredCache {
     if (!Array.isArray(tiers)) throw new TypeError('stratacache: tiers must be an array of adapters');
     this.#names = tiers.map(checkTier);
     this.#core = new Tiered(...coreConfig(tiers, this.#names, options));
+    this.#io = new WasmIo(this.#core, wasmMemory());
     this.#sources = [undefined, 'request', 'local', 'loader', 'flight'];
     this.#names.forEach((name, i) => (this.#sources[16 + i] = name));
     this.#hasLocal = !(options.local === false || options.local === null);
@@ -178,12 +171,8 @@ export class TieredCache {
 
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
-    const bytes = this.#writeKeys(keys);
-    const at = this.#core.read(keys.length, bytes, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
-    // The output, in wasm memory: its u32 length, then its bytes.
-    if (this.#u8.byteLength === 0) this.#views();
-    const u8 = this.#u8;
-    const out = u8.subarray(at + 4, at + 4 + (u8[at] | (u8[at + 1] << 8) | (u8[at + 2] << 16) | (u8[at + 3] << 24)));
+    const at = this.#core.read(keys.length, this.#io.keys(keys), flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    const out = this.#io.output(at);
     if (out[0] === 0) {
       const r = new Reader(out);
       r.at = 1;
@@ -191,45 +180,6 @@ export class TieredCache {
     }
     // Copied: the steps are read across awaits.
     return this.#drive(this.#next(out.slice(), keys), keys, { loader, options, failures: new Map(), background });
-  }
-
-  /**
-   * Writes `keys` into wasm memory for the next `read`: their UTF-8 bytes
-   * one after another, and each one's byte length (one copy, no call per
-   * key). Returns the number of bytes.
-   */
-  #writeKeys(keys) {
-    const n = keys.length;
-    const all = n === 1 ? keys[0] : keys.join('');
-    const most = all.length * 3;
-    if (most > this.#byteRoom || n > this.#keyRoom || this.#memory === null) {
-      this.#byteRoom = Math.max(most, 2 * this.#byteRoom, 1024);
-      this.#keyRoom = Math.max(n, 2 * this.#keyRoom, 64);
-      [this.#keyBytes, this.#keyLengths] = this.#core.keyBuffers(this.#byteRoom, this.#keyRoom);
-      this.#memory = wasmMemory();
-      this.#u8 = new Uint8Array(0);
-    }
-    if (this.#u8.byteLength === 0) this.#views();
-    const { written } = encoder.encodeInto(all, this.#u8.subarray(this.#keyBytes, this.#keyBytes + most));
-    const u32 = this.#u32;
-    const at = this.#keyLengths >>> 2;
-    if (written === all.length) {
-      for (let i = 0; i < n; i++) u32[at + i] = keys[i].length;
-    } else {
-      for (let i = 0; i < n; i++) {
-        // Any string is a key (the core maps it with plainKey), but a lone
-        // surrogate has no UTF-8 form and would merge with U+FFFD.
-        checkWellFormed(keys[i], 'the key');
-        u32[at + i] = encoder.encode(keys[i]).length;
-      }
-    }
-    return written;
-  }
-
-  /** Views of the whole wasm memory; a growth of memory detaches them. */
-  #views() {
-    this.#u8 = new Uint8Array(this.#memory.buffer);
-    this.#u32 = new Uint32Array(this.#memory.buffer);
   }
 
   /**

@@ -39,6 +39,20 @@ pub fn get_string(obj: &JsValue, name: &str) -> Option<String> {
 
 /// A JS number as a u64: non-finite or huge values saturate, negative and
 /// NaN give 0.
+/// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` →
+/// expire at once (a delete, for the tiered cache).
+#[inline(always)]
+pub fn expiry(ttl_ms: f64) -> stratacache::Expiry {
+    use stratacache::Expiry;
+    if ttl_ms.is_nan() {
+        Expiry::Default
+    } else if ttl_ms == f64::INFINITY {
+        Expiry::Never
+    } else {
+        Expiry::AfterMs(to_u64(ttl_ms.ceil()))
+    }
+}
+
 #[inline(always)]
 pub fn to_u64(n: f64) -> u64 {
     if n.is_nan() || n <= 0.0 {

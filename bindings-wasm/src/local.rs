@@ -10,10 +10,10 @@
 //! allocation): see [`Out`]. Nothing is hashed here: a buffered read is a
 //! relink by slot index.
 
-use stratacache::local::{Expiry, SlotPolicy};
+use stratacache::local::SlotPolicy;
 use wasm_bindgen::prelude::*;
 
-use crate::js;
+use crate::js::{self, expiry};
 
 /// How many buffered reads one `applyReads` call takes at most.
 pub const READ_BUFFER: usize = 256;
@@ -56,18 +56,6 @@ pub struct LocalSlots {
     removed: Vec<u32>,
     /// The last plan (as in `out.plan`), reused.
     plan: Vec<u32>,
-}
-
-/// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` → now.
-#[inline(always)]
-fn expiry(ttl_ms: f64) -> Expiry {
-    if ttl_ms.is_nan() {
-        Expiry::Default
-    } else if ttl_ms == f64::INFINITY {
-        Expiry::Never
-    } else {
-        Expiry::AfterMs(js::to_u64(ttl_ms.ceil()))
-    }
 }
 
 #[wasm_bindgen]

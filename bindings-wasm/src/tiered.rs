@@ -20,10 +20,10 @@ use stratacache::tiered::{
     AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
     LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
+use stratacache::{LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
 
-use crate::js::{self, to_u64};
+use crate::js::{self, expiry, to_u64};
 use crate::request::RequestRef;
 use crate::slots::{take_fresh, Slot};
 use crate::wire::Wire;
@@ -122,18 +122,6 @@ fn keyring(ids: &[String], secrets: &[u8], lengths: &[u32]) -> Result<Option<Key
     Keyring::from_keys(keys)
         .map(Some)
         .map_err(|e| js::type_error(&e.to_string()))
-}
-
-/// The TTL a JS caller gave: NaN/undefined → the default, `Infinity` →
-/// never, `<= 0` → expire at once (delete).
-fn expiry(ttl_ms: f64) -> Expiry {
-    if ttl_ms.is_nan() {
-        Expiry::Default
-    } else if ttl_ms == f64::INFINITY {
-        Expiry::Never
-    } else {
-        Expiry::AfterMs(to_u64(ttl_ms.ceil()))
-    }
 }
 
 /// Where a result came from, as `js/wire.js` reads it: 0 nowhere, 1 the
