@@ -124,3 +124,17 @@ test('values stay on the JS side by slot, and a value no tier holds any more is 
   request.set('s', 4);
   assert.ok(!slots.includes(third), 'deleted from the request cache: its slot is cleared');
 });
+
+test('slots are reused: churn through a small local tier does not grow the slot array', async () => {
+  const { slots } = await import('./node_modules/stratacache/runtime.js');
+  const cache = new TieredCache({ tiers: [], local: { maxEntries: 10 } });
+  await cache.setAllTiers('warm-up', 0);
+  const before = slots.length;
+  for (let i = 0; i < 1000; i++) await cache.setAllTiers(`k${i}`, { i });
+  const results = await cache.getMany(['k999', 'k0']);
+  assert.deepEqual(results.map((r) => r.value), [{ i: 999 }, undefined]);
+  assert.ok(slots.length <= before + 12, `${slots.length} slots after 1000 sets into 10 entries (${before} before)`);
+  // The local tier holds 10 of this test's values; the evicted ones' cells are cleared.
+  const held = slots.filter((v) => typeof v === 'object' && v !== null && Object.keys(v).join() === 'i').length;
+  assert.ok(held <= 11, `${held} of this test's values still in slots`);
+});
