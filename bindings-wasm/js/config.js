@@ -4,6 +4,7 @@
 
 import { checkWellFormed } from './key.js';
 import { encodeKeys } from './wire.js';
+import { checkKey } from './local.js';
 
 /** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, decode, tier_failure, answer_error. */
 export class StratacacheError extends Error {
@@ -102,10 +103,7 @@ export function checkKeys(keys) {
 }
 
 export function checkOne(key) {
-  if (typeof key !== 'string') {
-    const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
-    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string`);
-  }
+  checkKey(key);
   checkWellFormed(key, 'the key');
 }
 

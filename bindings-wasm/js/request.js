@@ -2,14 +2,9 @@
 
 import { RequestRef } from './stratacache_core.js';
 import { slots, fileValues } from './runtime.js';
+import { checkKey } from './local.js';
 
 export const SHARE = Symbol('stratacache.share');
-
-function checkKey(key) {
-  if (typeof key !== 'string') {
-    throw new TypeError(`stratacache: request cache keys must be strings, got ${key === null ? 'null' : typeof key}`);
-  }
-}
 
 /**
  * Values cached for one request (create it in `fetch`, let it go with the

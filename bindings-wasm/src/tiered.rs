@@ -420,20 +420,16 @@ impl Tiered {
             ttl: expiry(ttl_ms),
             skip_request_tier: flags & 4 != 0,
         };
+        let mut keys = split_keys(
+            &self.key_bytes[..bytes.min(self.key_bytes.len())],
+            &self.key_lengths[..keys.min(self.key_lengths.len())],
+            &mut self.spare,
+        );
+        crate::keys::to_remote(&mut keys);
         let read = {
             let req = request.as_ref().map(|r| r.0.borrow());
             self.cache
-                .read_raw(
-                    crate::keys::remote_keys(split_keys(
-                        &self.key_bytes[..bytes.min(self.key_bytes.len())],
-                        &self.key_lengths[..keys.min(self.key_lengths.len())],
-                        &mut self.spare,
-                    )),
-                    options,
-                    to_u64(now),
-                    to_u64(random),
-                    req.as_deref(),
-                )
+                .read_raw(keys, options, to_u64(now), to_u64(random), req.as_deref())
                 .map_err(invalid_key)?
         };
         let mut w = std::mem::take(&mut self.out);
@@ -584,7 +580,9 @@ impl Tiered {
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
-        let key = crate::keys::remote_key(key.to_owned());
+        let mut key = [key.to_owned()];
+        crate::keys::to_remote(&mut key);
+        let [key] = key;
         let steps = cache
             .set_all_tiers(
                 &key,
