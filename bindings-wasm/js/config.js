@@ -3,6 +3,8 @@
 // keys and TTLs, and the error type. No caching rule lives here.
 
 import { checkWellFormed } from './key.js';
+import { encodeKeys } from './wire.js';
+import { checkKey } from './local.js';
 
 /** An error of a tier, a loader or a strict read. `kind`: timeout, tier, loader, decode, tier_failure, answer_error. */
 export class StratacacheError extends Error {
@@ -101,10 +103,7 @@ export function checkKeys(keys) {
 }
 
 export function checkOne(key) {
-  if (typeof key !== 'string') {
-    const shown = key === null ? 'null' : typeof key === 'object' ? 'an object' : `${typeof key} ${String(key)}`;
-    throw new TypeError(`stratacache: keys must be strings, got ${shown}; build keys with Key#build(), or pass any string`);
-  }
+  checkKey(key);
   checkWellFormed(key, 'the key');
 }
 
@@ -119,19 +118,8 @@ let scratch = new Uint8Array(4096);
 export function joined(keys) {
   const all = keys.join('');
   if (scratch.length < all.length * 3) scratch = new Uint8Array(all.length * 3);
-  const { written } = encoder.encodeInto(all, scratch);
   const lengths = new Uint32Array(keys.length);
-  if (written === all.length) {
-    for (let i = 0; i < keys.length; i++) lengths[i] = keys[i].length;
-  } else {
-    for (let i = 0; i < keys.length; i++) {
-      // Any string is a key (the core maps it with plainKey), but a lone
-      // surrogate has no UTF-8 form and would merge with U+FFFD.
-      checkWellFormed(keys[i], 'the key');
-      lengths[i] = encoder.encode(keys[i]).length;
-    }
-  }
-  return [scratch.subarray(0, written), lengths];
+  return [scratch.subarray(0, encodeKeys(keys, all, scratch, lengths, 0)), lengths];
 }
 
 /** `parts` (Uint8Arrays) one after another. */

@@ -33,13 +33,19 @@ export function checkWellFormed(text, what) {
  */
 export class Key {
   #builder;
+  #namespace;
+  #version;
 
   constructor(namespace, version = 1, options = {}) {
     if (typeof namespace !== 'string') throw new TypeError(`stratacache: a key namespace must be a string, got ${typeof namespace}`);
     const maxLen = options.maxLen ?? 0;
     // The core's range check (and message) for maxLen, through safeKey.
     if (maxLen !== 0 && coreSafeKey('k', maxLen) === '') refused(null, maxLen);
-    this.#builder = new KeyBuilder(namespace, versionString(version), maxLen);
+    const text = versionString(version);
+    this.#builder = new KeyBuilder(namespace, text, maxLen);
+    // Accepted by the core (a whole number to 2^64 - 1): its canonical form.
+    this.#namespace = namespace;
+    this.#version = BigInt(text).toString();
   }
 
   /** The key for `parts`: strings, safe integers, bigints, Uint8Arrays. */
@@ -51,12 +57,12 @@ export class Key {
   }
 
   get namespace() {
-    return this.#builder.namespace;
+    return this.#namespace;
   }
 
   /** The version, as a decimal string. */
   get version() {
-    return this.#builder.version;
+    return this.#version;
   }
 
   get maxLen() {

@@ -86,7 +86,9 @@ export class LocalCache {
     }
     if (sizeOf !== undefined && typeof sizeOf !== 'function') throw new TypeError('stratacache: sizeOf must be a function');
     if (clock !== undefined && typeof clock !== 'function') throw new TypeError('stratacache: clock must be a function returning milliseconds');
+    if (!(maxBytes === undefined || maxBytes >= 1)) throw new RangeError('stratacache: maxBytes must be the most bytes the cache may hold (at least 1); leave it out for no byte bound');
     const ttl = ttlMs === undefined || ttlMs === null ? NaN : checkTtl(ttlMs);
+    if (ttl <= 0) throw new RangeError('stratacache: ttlMs must be a positive TTL in milliseconds; leave it out for entries that do not expire');
     this.#policy = new LocalSlots(maxEntries, maxBytes ?? Infinity, ttl);
     this.#out = this.#policy.outPtr();
     this.#memory = wasmMemory();

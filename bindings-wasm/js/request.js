@@ -1,14 +1,10 @@
 // RequestCache: the core's request cache, one per request.
 
 import { RequestRef } from './stratacache_core.js';
+import { slots, fileValues } from './runtime.js';
+import { checkKey } from './local.js';
 
 export const SHARE = Symbol('stratacache.share');
-
-function checkKey(key) {
-  if (typeof key !== 'string') {
-    throw new TypeError(`stratacache: request cache keys must be strings, got ${key === null ? 'null' : typeof key}`);
-  }
-}
 
 /**
  * Values cached for one request (create it in `fetch`, let it go with the
@@ -19,6 +15,7 @@ function checkKey(key) {
 const GET = 0, SET = 1, DELETE = 2, CLEAR = 3, SIZE = 4;
 // What a get answers for a miss: a stored undefined or null is a hit.
 const MISS = Symbol('miss');
+const NONE = [];
 
 export class RequestCache {
   #ref = new RequestRef();
@@ -41,28 +38,31 @@ export class RequestCache {
 
   set(key, value, namespace) {
     checkKey(key);
-    this.#ref.call(SET, key, value, namespace);
+    fileValues([value]);
+    this.#ref.call(SET, key, namespace);
     return this;
   }
 
   delete(key, namespace) {
     checkKey(key);
-    return this.#ref.call(DELETE, key, undefined, namespace);
+    return this.#ref.call(DELETE, key, namespace) === 1;
   }
 
   /** Empties `namespace`, or every namespace. */
   clear(namespace) {
-    this.#ref.call(CLEAR, '', undefined, namespace);
+    this.#ref.call(CLEAR, '', namespace);
+    fileValues(NONE);
   }
 
   /** Entries in `namespace`, or in all namespaces. */
   size(namespace) {
-    return this.#ref.call(SIZE, '', undefined, namespace);
+    return this.#ref.call(SIZE, '', namespace);
   }
 
   #get(key, namespace) {
     checkKey(key);
-    return this.#ref.call(GET, key, MISS, namespace);
+    const slot = this.#ref.call(GET, key, namespace);
+    return slot < 0 ? MISS : slots[slot];
   }
 
   [SHARE]() {

@@ -12,10 +12,10 @@
 import { Tiered } from './stratacache_core.js';
 import { serialize, deserialize } from './codec.js';
 import { RequestCache, SHARE } from './request.js';
-import { Reader, readStep, readResults } from './wire.js';
+import { Reader, WasmIo, readStep, readResults } from './wire.js';
 import { Writes } from './writes.js';
-import { plainKey, checkWellFormed } from './key.js';
-import { wasmMemory } from './runtime.js';
+import { plainKey } from './key.js';
+import { wasmMemory, slots, fileValues } from './runtime.js';
 import { StratacacheError, message, withTimeout, checkTier, coreConfig, ttlOf, checkKeys, checkOne, concat } from './config.js';
 
 export { StratacacheError };
@@ -52,15 +52,7 @@ export class TieredCache {
   #statNames;
   #waiters = new Map();
   #writes;
-  // Where a read's keys go in wasm memory (Tiered#keyBuffers), the room
-  // there, and views of the memory (a growth of memory detaches them).
-  #keyBytes = 0;
-  #keyLengths = 0;
-  #byteRoom = 0;
-  #keyRoom = 0;
-  #memory = null;
-  #u8 = new Uint8Array(0);
-  #u32 = new Uint32Array(0);
+  #io;
 
   /** @param {object} options  see docs/wasm.md and index.d.ts (TieredCacheOptions) */
   constructor(options = {}) {
@@ -68,6 +60,7 @@ export class TieredCache {
     if (!Array.isArray(tiers)) throw new TypeError('stratacache: tiers must be an array of adapters');
     this.#names = tiers.map(checkTier);
     this.#core = new Tiered(...coreConfig(tiers, this.#names, options));
+    this.#io = new WasmIo(this.#core, wasmMemory());
     this.#sources = [undefined, 'request', 'local', 'loader', 'flight'];
     this.#names.forEach((name, i) => (this.#sources[16 + i] = name));
     this.#hasLocal = !(options.local === false || options.local === null);
@@ -114,14 +107,16 @@ export class TieredCache {
   async setAllTiers(key, value, options) {
     checkOne(key);
     const [codec, payload] = serialize(value, key);
-    await this.#writes.now(this.#core.setAllTiers(key, value, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
+    fileValues([value]);
+    await this.#writes.now(this.#core.setAllTiers(key, codec, payload, ttlOf(options), this.#clock(), random53(), this.#request(options)));
   }
 
   /** Removes `key` from every tier. */
   async deleteAllTiers(key, options) {
     checkOne(key);
     // A TTL of 0 deletes: the core's delete steps.
-    await this.#writes.now(this.#core.setAllTiers(key, undefined, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
+    fileValues([undefined]);
+    await this.#writes.now(this.#core.setAllTiers(key, 0, NONE, 0, this.#clock(), 0, this.#request(options)));
   }
 
   /** Counters: `{ reads, tiers, local, flights, background }`. */
@@ -141,6 +136,7 @@ export class TieredCache {
   /** Empties this isolate's local tier. */
   clearLocal() {
     this.#core.clearLocal();
+    fileValues(NONE);
   }
 
   /** Resolves when every queued write and background refresh has settled. */
@@ -175,50 +171,15 @@ export class TieredCache {
 
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
-    const bytes = this.#writeKeys(keys);
-    const out = this.#core.read(keys.length, bytes, flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    const at = this.#core.read(keys.length, this.#io.keys(keys), flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
+    const out = this.#io.output(at);
     if (out[0] === 0) {
       const r = new Reader(out);
       r.at = 1;
-      return readResults(r, keys, this.#core, this.#sources);
+      return readResults(r, keys, slots, this.#sources);
     }
-    return this.#drive(this.#next(out, keys), keys, { loader, options, failures: new Map(), background });
-  }
-
-  /**
-   * Writes `keys` into wasm memory for the next `read`: their UTF-8 bytes
-   * one after another, and each one's byte length (one copy, no call per
-   * key). Returns the number of bytes.
-   */
-  #writeKeys(keys) {
-    const n = keys.length;
-    const all = n === 1 ? keys[0] : keys.join('');
-    const most = all.length * 3;
-    if (most > this.#byteRoom || n > this.#keyRoom || this.#memory === null) {
-      this.#byteRoom = Math.max(most, 2 * this.#byteRoom, 1024);
-      this.#keyRoom = Math.max(n, 2 * this.#keyRoom, 64);
-      [this.#keyBytes, this.#keyLengths] = this.#core.keyBuffers(this.#byteRoom, this.#keyRoom);
-      this.#memory = wasmMemory();
-      this.#u8 = new Uint8Array(0);
-    }
-    if (this.#u8.byteLength === 0) {
-      this.#u8 = new Uint8Array(this.#memory.buffer);
-      this.#u32 = new Uint32Array(this.#memory.buffer);
-    }
-    const { written } = encoder.encodeInto(all, this.#u8.subarray(this.#keyBytes, this.#keyBytes + most));
-    const u32 = this.#u32;
-    const at = this.#keyLengths >>> 2;
-    if (written === all.length) {
-      for (let i = 0; i < n; i++) u32[at + i] = keys[i].length;
-    } else {
-      for (let i = 0; i < n; i++) {
-        // Any string is a key (the core maps it with plainKey), but a lone
-        // surrogate has no UTF-8 form and would merge with U+FFFD.
-        checkWellFormed(keys[i], 'the key');
-        u32[at + i] = encoder.encode(keys[i]).length;
-      }
-    }
-    return written;
+    // Copied: the steps are read across awaits.
+    return this.#drive(this.#next(out.slice(), keys), keys, { loader, options, failures: new Map(), background });
   }
 
   /**
@@ -234,7 +195,7 @@ export class TieredCache {
       if (step.kind === 'notify') this.#notify(step.waits);
       else writes.push(step);
     }
-    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, this.#core, this.#sources) };
+    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, slots, this.#sources) };
     return { writes, step, id: r.u32() };
   }
 
@@ -251,7 +212,7 @@ export class TieredCache {
         next = await this.#answer(next.id, next.step, keys, read);
       }
     } catch (error) {
-      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, NONE, 0);
+      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, 0);
       if (cancelled.length) this.#notify(readStep(new Reader(cancelled)).waits);
       await this.#writes.behind(writes, read.options, read.background);
       throw error;
@@ -272,7 +233,7 @@ export class TieredCache {
         let answer;
         try {
           let got = await withTimeout(tier[call](step.kind === 'fetch' ? step.keys : step.entries), tier.timeoutMs ?? this.#tierTimeoutMs, `${call} on tier ${name}`);
-          if (step.kind === 'lease') answer = [LEASED, NONE, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
+          if (step.kind === 'lease') answer = [LEASED, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
           else {
             // `{ values, failed }`: keys the tier could not answer (their server is down) go on to the next tier.
             const failed = got && !Array.isArray(got) && Array.isArray(got.values) ? new Set(got.failed ?? NONE) : null;
@@ -288,11 +249,11 @@ export class TieredCache {
               lengths[i] = bytes === undefined ? KEY_FAILED : bytes === null ? NOT_FOUND : bytes.length;
               if (bytes) parts.push(bytes), (total += bytes.length);
             });
-            answer = [FETCHED, NONE, concat(parts, total), lengths, 0];
+            answer = [FETCHED, concat(parts, total), lengths, 0];
           }
         } catch (error) {
           this.#report(error, name);
-          answer = [FAILED, NONE, encoder.encode(message(error)), NONE, now()];
+          answer = [FAILED, encoder.encode(message(error)), NONE, now()];
         }
         return reply(...answer);
       }
@@ -306,16 +267,17 @@ export class TieredCache {
             failed[i] = 1;
           }
         });
-        return reply(DECODED, values, NONE, failed, 0);
+        fileValues(values);
+        return reply(DECODED, NONE, failed, 0);
       }
       case 'load':
         return this.#load(reply, this.#userKeys(step.keys, keys), loader, failures);
       case 'sleep':
         await new Promise((resolve) => setTimeout(resolve, step.ms));
-        return reply(SLEPT, NONE, NONE, NONE, now());
+        return reply(SLEPT, NONE, NONE, now());
       case 'wait':
         await this.#wait(step.waits);
-        return reply(WOKE, NONE, NONE, NONE, 0);
+        return reply(WOKE, NONE, NONE, 0);
       default:
         throw new Error(`stratacache: unknown step ${step.kind}`);
     }
@@ -350,7 +312,8 @@ export class TieredCache {
     } catch (error) {
       const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
       for (let i = 0; i < n; i++) fail(i, wrapped);
-      return reply(LOADED, new Array(n), concat(parts, total), lengths, Date.now() - started);
+      fileValues(new Array(n));
+      return reply(LOADED, concat(parts, total), lengths, Date.now() - started);
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
@@ -362,7 +325,8 @@ export class TieredCache {
         fail(i, error);
       }
     }
-    return reply(LOADED, loaded, concat(parts, total), lengths, ms);
+    fileValues(loaded);
+    return reply(LOADED, concat(parts, total), lengths, ms);
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "tools")]
 use js_sys::{Array, Uint8Array};
+#[cfg(feature = "tools")]
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -11,6 +12,7 @@ pub fn object() -> Object {
     Object::new()
 }
 
+#[cfg(feature = "tools")]
 /// Sets `obj[name] = value`.
 pub fn set(obj: &Object, name: &str, value: impl Into<JsValue>) {
     // Setting a property of a plain object cannot fail.
@@ -37,6 +39,20 @@ pub fn get_string(obj: &JsValue, name: &str) -> Option<String> {
 
 /// A JS number as a u64: non-finite or huge values saturate, negative and
 /// NaN give 0.
+/// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` →
+/// expire at once (a delete, for the tiered cache).
+#[inline(always)]
+pub fn expiry(ttl_ms: f64) -> stratacache::Expiry {
+    use stratacache::Expiry;
+    if ttl_ms.is_nan() {
+        Expiry::Default
+    } else if ttl_ms == f64::INFINITY {
+        Expiry::Never
+    } else {
+        Expiry::AfterMs(to_u64(ttl_ms.ceil()))
+    }
+}
+
 #[inline(always)]
 pub fn to_u64(n: f64) -> u64 {
     if n.is_nan() || n <= 0.0 {
@@ -71,9 +87,19 @@ pub fn range_error(message: &str) -> JsValue {
 }
 
 /// An error with a `kind` property, to throw.
+#[wasm_bindgen]
+extern "C" {
+    /// An `Error` given a `kind` by a plain setter (`Reflect.set` would
+    /// cost its exception handling glue).
+    #[wasm_bindgen(extends = js_sys::Error)]
+    type KindError;
+    #[wasm_bindgen(method, setter)]
+    fn set_kind(this: &KindError, kind: &str);
+}
+
 pub fn error_with_kind(message: &str, kind: &str) -> JsValue {
-    let error = js_sys::Error::new(message);
-    set(&error, "kind", kind);
+    let error: KindError = js_sys::Error::new(message).unchecked_into();
+    error.set_kind(kind);
     error.into()
 }
 

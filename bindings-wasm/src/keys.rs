@@ -97,18 +97,6 @@ impl KeyBuilder {
         Ok(self.buf.clone())
     }
 
-    /// The namespace.
-    #[wasm_bindgen(getter)]
-    pub fn namespace(&self) -> String {
-        self.inner.namespace().as_str().to_owned()
-    }
-
-    /// The version, as a decimal string.
-    #[wasm_bindgen(getter)]
-    pub fn version(&self) -> String {
-        self.inner.version().to_string()
-    }
-
     /// The maximum key length in bytes.
     #[wasm_bindgen(getter, js_name = maxLen)]
     pub fn max_len(&self) -> u32 {
@@ -150,25 +138,14 @@ pub fn plain_key(raw: String, max_len: u32) -> String {
 
 /// The remote keys the tiered cache uses for the host's keys (the core's
 /// `plain_key` at the default maximum length), in place.
-pub(crate) fn remote_keys(mut keys: Vec<String>) -> Vec<String> {
-    for k in &mut keys {
-        to_remote(k);
-    }
-    keys
-}
-
-/// The remote key the tiered cache uses for one host key.
-pub(crate) fn remote_key(mut raw: String) -> String {
-    to_remote(&mut raw);
-    raw
-}
-
 // One copy of the mapping in the module (size budget), not one per caller.
 #[inline(never)]
-fn to_remote(key: &mut String) {
-    // The default maximum length is in range: `plain_key` cannot fail here.
-    if let Ok(Cow::Owned(remote)) = key::plain_key(key, key::DEFAULT_MAX_KEY_LEN) {
-        *key = remote;
+pub(crate) fn to_remote(keys: &mut [String]) {
+    for key in keys {
+        // The default maximum length is in range: `plain_key` cannot fail here.
+        if let Ok(Cow::Owned(remote)) = key::plain_key(key, key::DEFAULT_MAX_KEY_LEN) {
+            *key = remote;
+        }
     }
 }
 

@@ -11,8 +11,9 @@
 //!   applied in batches.
 //! * [`Tiered`]: the core's sans-I/O
 //!   [`Read`](stratacache::tiered::Read) machine, stepped from JS with `await`.
-//!   Values are `JsValue`s (handles into the JS heap), so they are never
-//!   serialized on the local path.
+//!   Values stay in a JS array; the core's tiers hold their slot numbers
+//!   (`src/slots.rs`), so they are never serialized on the local path and a hit
+//!   crosses back as a number.
 //! * [`KeyBuilder`], [`safe_key`]: the core's key format, byte for byte.
 //! * With the `tools` feature (the package's `stratacache/tools` entry, a
 //!   module of its own): `EnvelopeCodec`, the envelope and chunk formats as
@@ -28,7 +29,10 @@ mod js;
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 mod keys;
 mod local;
+#[cfg(target_family = "wasm")]
+mod mem;
 mod request;
+mod slots;
 mod tiered;
 #[cfg(feature = "tools")]
 mod vectors;
@@ -37,6 +41,7 @@ mod wire;
 pub use keys::{is_valid_key, safe_key, KeyBuilder};
 pub use local::LocalSlots;
 pub use request::RequestRef;
+pub use slots::file_slots;
 pub use tiered::Tiered;
 #[cfg(feature = "tools")]
 pub use vectors::EnvelopeCodec;

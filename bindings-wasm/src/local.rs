@@ -10,10 +10,10 @@
 //! allocation): see [`Out`]. Nothing is hashed here: a buffered read is a
 //! relink by slot index.
 
-use stratacache::local::{Expiry, SlotPolicy};
+use stratacache::local::SlotPolicy;
 use wasm_bindgen::prelude::*;
 
-use crate::js;
+use crate::js::{self, expiry};
 
 /// How many buffered reads one `applyReads` call takes at most.
 pub const READ_BUFFER: usize = 256;
@@ -58,18 +58,6 @@ pub struct LocalSlots {
     plan: Vec<u32>,
 }
 
-/// A JS TTL: `undefined`/NaN → the default, `Infinity` → never, `<= 0` → now.
-#[inline(always)]
-fn expiry(ttl_ms: f64) -> Expiry {
-    if ttl_ms.is_nan() {
-        Expiry::Default
-    } else if ttl_ms == f64::INFINITY {
-        Expiry::Never
-    } else {
-        Expiry::AfterMs(js::to_u64(ttl_ms.ceil()))
-    }
-}
-
 #[wasm_bindgen]
 impl LocalSlots {
     /// A policy for at most `max_entries` entries weighing at most
@@ -82,17 +70,10 @@ impl LocalSlots {
                 "maxEntries must be a whole number of entries from 1 to 1e9",
             ));
         }
-        if max_weight.is_nan() || max_weight < 1.0 {
-            return Err(js::range_error(
-                "maxBytes must be the most bytes the cache may hold (at least 1); leave it out for no byte bound",
-            ));
-        }
+        // maxBytes < 1 and ttlMs <= 0 are refused by `js/local.js` (the
+        // core refuses them too: 0 bytes, a TTL of 0).
         let default_ttl = if ttl_ms.is_nan() || ttl_ms == f64::INFINITY {
             None
-        } else if ttl_ms <= 0.0 {
-            return Err(js::range_error(
-                "ttlMs must be a positive TTL in milliseconds; leave it out for entries that do not expire",
-            ));
         } else {
             Some(js::to_u64(ttl_ms.ceil()))
         };

@@ -6,8 +6,8 @@
 //! step (fetch, decode, lease, sleep, load, notify, wait, store, delete,
 //! done) in the byte layout of [`crate::wire`]. JS performs the I/O with
 //! `await` and reports back with the matching methods, one value per call.
-//! Values are `JsValue` handles: the local and request tiers keep them as
-//! they are.
+//! Values are [`Slot`]s: the local and request tiers keep the JS values'
+//! numbers, and a hit crosses back as its number.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,24 +20,23 @@ use stratacache::tiered::{
     AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
     LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
-use stratacache::{Expiry, LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
+use stratacache::{LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
 
-use crate::js::{self, to_u64};
+use crate::js::{self, expiry, to_u64};
 use crate::request::RequestRef;
+use crate::slots::{take_fresh, Slot};
 use crate::wire::Wire;
 
 /// A tiered cache: configuration, local tier, single-flight bookkeeping,
 /// tier health and counters, shared by every read of the isolate.
 #[wasm_bindgen]
 pub struct Tiered {
-    cache: TieredCache<JsValue>,
+    cache: TieredCache<Slot>,
     /// Reads waiting for the host, with their ids (never reused: a late
     /// `cancel` cannot reach another read).
     reads: Vec<(u32, Pending)>,
     last_id: u32,
-    /// The values of the last finished read, taken by `value`.
-    values: Vec<JsValue>,
     /// The key strings of finished reads, refilled with the next read's
     /// keys: a warm read allocates no string per key.
     spare: Vec<String>,
@@ -46,6 +45,9 @@ pub struct Tiered {
     /// through the glue's own buffers.
     key_bytes: Vec<u8>,
     key_lengths: Vec<u32>,
+    /// What `read` returns, in wasm memory (reused: a read allocates no
+    /// buffer and the glue copies none).
+    out: Wire,
 }
 
 /// At most this many spare key strings are kept. They are remote keys:
@@ -120,18 +122,6 @@ fn keyring(ids: &[String], secrets: &[u8], lengths: &[u32]) -> Result<Option<Key
     Keyring::from_keys(keys)
         .map(Some)
         .map_err(|e| js::type_error(&e.to_string()))
-}
-
-/// The TTL a JS caller gave: NaN/undefined → the default, `Infinity` →
-/// never, `<= 0` → expire at once (delete).
-fn expiry(ttl_ms: f64) -> Expiry {
-    if ttl_ms.is_nan() {
-        Expiry::Default
-    } else if ttl_ms == f64::INFINITY {
-        Expiry::Never
-    } else {
-        Expiry::AfterMs(to_u64(ttl_ms.ceil()))
-    }
 }
 
 /// Where a result came from, as `js/wire.js` reads it: 0 nowhere, 1 the
@@ -375,10 +365,10 @@ impl Tiered {
             cache,
             reads: Vec::new(),
             last_id: 0,
-            values: Vec::new(),
             spare: Vec::new(),
             key_bytes: Vec::new(),
             key_lengths: Vec::new(),
+            out: Wire::new(),
         })
     }
 
@@ -409,9 +399,10 @@ impl Tiered {
     /// `flags`: 1 load, 2 force-miss, 4 skip
     /// the request tier. `ttl_ms` is the expiry of loaded values (NaN:
     /// default). `random` is a fresh random integer below 2^53. Runs the
-    /// read as far as it goes without the host: see [`Tiered::advance`]
-    /// for what it returns (a read answered by the request and local tiers
-    /// is over in this one call).
+    /// read as far as it goes without the host, and returns the address of
+    /// its output in wasm memory (valid until the next call into wasm): a
+    /// `u32` byte length, then the bytes of [`Tiered::advance`] (a read
+    /// answered by the request and local tiers is over in this one call).
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
@@ -422,35 +413,37 @@ impl Tiered {
         now: f64,
         random: f64,
         request: Option<RequestRef>,
-    ) -> Result<Vec<u8>, JsValue> {
+    ) -> Result<usize, JsValue> {
         let options = ReadOptions {
             load: flags & 1 != 0,
             force_miss: flags & 2 != 0,
             ttl: expiry(ttl_ms),
             skip_request_tier: flags & 4 != 0,
         };
+        let mut keys = split_keys(
+            &self.key_bytes[..bytes.min(self.key_bytes.len())],
+            &self.key_lengths[..keys.min(self.key_lengths.len())],
+            &mut self.spare,
+        );
+        crate::keys::to_remote(&mut keys);
         let read = {
             let req = request.as_ref().map(|r| r.0.borrow());
             self.cache
-                .read_raw(
-                    crate::keys::remote_keys(split_keys(
-                        &self.key_bytes[..bytes.min(self.key_bytes.len())],
-                        &self.key_lengths[..keys.min(self.key_lengths.len())],
-                        &mut self.spare,
-                    )),
-                    options,
-                    to_u64(now),
-                    to_u64(random),
-                    req.as_deref(),
-                )
+                .read_raw(keys, options, to_u64(now), to_u64(random), req.as_deref())
                 .map_err(invalid_key)?
         };
-        self.advance(Pending {
+        let mut w = std::mem::take(&mut self.out);
+        w.reset();
+        let pending = Pending {
             read,
             request: request.map(|r| r.0),
             weights: Vec::new(),
             tier: 0,
-        })
+        };
+        let advanced = self.advance(pending, &mut w);
+        w.seal();
+        self.out = w;
+        advanced.map(|()| self.out.as_ptr())
     }
 
     /// Answers the step read `id` waits for, then runs it on (see
@@ -460,8 +453,10 @@ impl Tiered {
     /// * 0, the tier operation failed: `bytes` its message, `n` the time then;
     /// * 1, fetched: per key `lengths[i]` bytes of `bytes` (in order),
     ///   `u32::MAX` not found, `u32::MAX - 1` failed for this key;
-    /// * 2, decoded: `values`, `lengths[i] == 1` where item `i` failed;
-    /// * 3, loaded: `values`, and per key a pair in `lengths`: the payload's
+    /// * 2, decoded: the values filed by `fileSlots`, `lengths[i] == 1`
+    ///   where item `i` failed;
+    /// * 3, loaded: the values filed by `fileSlots`, and per key a pair in
+    ///   `lengths`: the payload's
     ///   byte length in `bytes` and its codec tag; tag 255: the key failed,
     ///   the bytes are the message; `n` the loader's milliseconds;
     /// * 4, leased: `bytes[i] == 1` where the lease was taken;
@@ -473,7 +468,6 @@ impl Tiered {
         &mut self,
         id: u32,
         kind: u8,
-        values: Vec<JsValue>,
         bytes: &[u8],
         lengths: &[u32],
         n: f64,
@@ -516,7 +510,7 @@ impl Tiered {
             }
             DECODED => {
                 let weights = std::mem::take(&mut p.weights);
-                let decoded = values
+                let decoded = take_fresh()
                     .into_iter()
                     .enumerate()
                     .map(|(i, value)| match lengths.get(i) {
@@ -527,7 +521,7 @@ impl Tiered {
                 p.read.decoded(cache, decoded)
             }
             LOADED => {
-                let loaded = values
+                let loaded = take_fresh()
                     .into_iter()
                     .zip(lengths.chunks_exact(2))
                     .map(|(value, pair)| {
@@ -557,20 +551,12 @@ impl Tiered {
                 "answer_error",
             ));
         }
-        self.advance(p)
+        let mut w = Wire::new();
+        self.advance(p, &mut w)?;
+        Ok(w.into_inner())
     }
 
-    /// The values of the last finished read, taken, in one array
-    /// (`undefined` for a miss): one call for the read, not one per key.
-    pub fn values(&mut self) -> js_sys::Array {
-        let out = js_sys::Array::new_with_length(self.values.len() as u32);
-        for (i, v) in self.values.drain(..).enumerate() {
-            out.set(i as u32, v);
-        }
-        out
-    }
-
-    /// Writes `value` (serialized as `payload` with codec tag `codec`) to
+    /// Writes the value filed by `fileSlots` (serialized as `payload` with codec tag `codec`) to
     /// the request and local tiers now; returns the store steps for every
     /// remote tier (one after another). A TTL `<= 0` deletes instead (the
     /// delete steps: `deleteAllTiers` in JS).
@@ -579,7 +565,6 @@ impl Tiered {
     pub fn set_all_tiers(
         &mut self,
         key: &str,
-        value: JsValue,
         codec: u8,
         payload: Vec<u8>,
         ttl_ms: f64,
@@ -587,10 +572,17 @@ impl Tiered {
         random: f64,
         request: Option<RequestRef>,
     ) -> Result<Vec<u8>, JsValue> {
+        let Some(value) = take_fresh().pop() else {
+            return Err(js::type_error(
+                "stratacache: setAllTiers without a filed value (a driver bug)",
+            ));
+        };
         let loaded = Loaded::new(value, codec_of(codec), payload);
         let cache = &mut self.cache;
         let mut req = request.as_ref().map(|r| r.0.borrow_mut());
-        let key = crate::keys::remote_key(key.to_owned());
+        let mut key = [key.to_owned()];
+        crate::keys::to_remote(&mut key);
+        let [key] = key;
         let steps = cache
             .set_all_tiers(
                 &key,
@@ -664,8 +656,8 @@ impl Tiered {
 
 /// A read waiting for the host's answer to its last step.
 struct Pending {
-    read: RawRead<JsValue>,
-    request: Option<Rc<RefCell<RequestCache<JsValue>>>>,
+    read: RawRead<Slot>,
+    request: Option<Rc<RefCell<RequestCache<Slot>>>>,
     /// Payload lengths of the last decode step (the local tier's weights).
     weights: Vec<u64>,
     /// The tier of the last fetch or lease step.
@@ -692,15 +684,14 @@ impl Tiered {
         Some(self.reads.swap_remove(at).1)
     }
 
-    /// Runs read `p` until it needs the host. The bytes (layout of
+    /// Runs read `p` until it needs the host, writing to `w` (layout of
     /// `js/wire.js`) hold the steps that need no answer
     /// (notify, store, delete), then the one that does; after it the read's
     /// id (to `answer` with) or, after done, the results (per key a flags
     /// byte: 1 hit, 2 refresh, 4 an error message follows; the source code;
-    /// the message), whose values are then taken with `value`. Throws in
+    /// the value's slot for a hit; the message). Throws in
     /// strict mode after a tier failure.
-    fn advance(&mut self, mut p: Pending) -> Result<Vec<u8>, JsValue> {
-        let mut w = Wire::new();
+    fn advance(&mut self, mut p: Pending, w: &mut Wire) -> Result<(), JsValue> {
         loop {
             let step = p.read.next(&mut self.cache);
             let done = matches!(step, Step::Done);
@@ -711,7 +702,7 @@ impl Tiered {
             if let Step::Fetch { tier, .. } | Step::Lease { tier, .. } = step {
                 p.tier = tier;
             }
-            write_step(&mut w, step, &mut p.weights);
+            write_step(w, step, &mut p.weights);
             if done {
                 break;
             }
@@ -719,7 +710,7 @@ impl Tiered {
                 self.last_id = self.last_id.wrapping_add(1);
                 self.reads.push((self.last_id, p));
                 w.u32(self.last_id as usize);
-                return Ok(w.into_inner());
+                return Ok(());
             }
         }
         let Pending { read, request, .. } = p;
@@ -737,21 +728,16 @@ impl Tiered {
                 "tier_failure",
             )
         })?;
-        self.values.clear();
         for r in results {
-            let hit = match r.lookup {
-                Lookup::Hit(v) => {
-                    self.values.push(v);
-                    1
-                }
-                Lookup::Miss => {
-                    self.values.push(JsValue::UNDEFINED);
-                    0
-                }
-            };
+            let hit = matches!(r.lookup, Lookup::Hit(_));
             let error = if r.error.is_some() { 4 } else { 0 };
-            w.u8(hit | (r.refresh as u8) << 1 | error);
+            w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
             w.u8(source_code(r.source));
+            // Read by JS before its next call into wasm: a slot freed with
+            // `r` keeps its value until then.
+            if let Lookup::Hit(v) = &r.lookup {
+                w.u32(v.id() as usize);
+            }
             if let Some(message) = &r.error {
                 w.str(message);
             }
@@ -759,7 +745,7 @@ impl Tiered {
                 self.spare.push(r.key);
             }
         }
-        Ok(w.into_inner())
+        Ok(())
     }
 }
 
@@ -780,6 +766,63 @@ mod tests {
         list.split(',')
             .map(|s| s.trim().trim_matches('\'').to_owned())
             .collect()
+    }
+
+    /// The tier layout of `js/config.js` (`TIER_KINDS`, `TIER_FIELDS`),
+    /// derived from the core's serde configuration: each JS kind code reads
+    /// as the core's preset of that name, each JS field (camelCase, ms) as
+    /// the core's spec field of that name (snake_case, seconds).
+    #[test]
+    fn js_tier_layout_is_the_core_config() {
+        let js = include_str!("../js/config.js");
+        let kinds = js_list(js, "const TIER_KINDS = [");
+        let fields = js_list(js, "const TIER_FIELDS = [");
+        assert_eq!(fields.len() + 1, TIER_FIELDS);
+        let unset = [f64::NAN; TIER_FIELDS];
+        for (code, kind) in kinds.iter().enumerate() {
+            let mut n = unset;
+            n[0] = code as f64;
+            assert_eq!(
+                tier_config("t", &n),
+                TierConfig::preset(kind, "t").unwrap(),
+                "{kind}"
+            );
+        }
+        let spec = |field: &str, value: serde_json::Value| {
+            let mut map = serde_json::Map::new();
+            map.insert("name".into(), "t".into());
+            map.insert(field.into(), value);
+            serde_json::from_value::<TierConfig>(map.into()).ok()
+        };
+        let mut without_spec = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            let mut snake = String::new();
+            for c in field.chars() {
+                if c.is_ascii_uppercase() {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            let js = |v: f64| {
+                let mut n = unset;
+                n[0] = 0.0;
+                n[i + 1] = v;
+                tier_config("t", &n)
+            };
+            if let Some(name) = snake.strip_suffix("_ms") {
+                assert_eq!(Some(js(7500.0)), spec(name, 7.5.into()), "{field}");
+            } else if spec(&snake, true.into()).is_some() {
+                for b in [false, true] {
+                    assert_eq!(Some(js(b as u8 as f64)), spec(&snake, b.into()), "{field}");
+                }
+            } else if spec(&snake, 3.into()).is_some() {
+                assert_eq!(Some(js(3.0)), spec(&snake, 3.into()), "{field}");
+            } else {
+                without_spec.push(field.clone());
+            }
+        }
+        // Set by the kind in the core's spec (`storage`), a field of its own here.
+        assert_eq!(without_spec, ["storage"]);
     }
 
     #[test]

@@ -15,11 +15,14 @@ impl Wire {
         Wire(Vec::new())
     }
 
+    // Inlined: two of these per key of a read's results.
+    #[inline(always)]
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self
     }
 
+    #[inline(always)]
     pub fn u32(&mut self, v: usize) -> &mut Self {
         // Lengths and counts of one wasm32 memory always fit.
         self.0.extend_from_slice(&(v as u32).to_le_bytes());
@@ -51,6 +54,25 @@ impl Wire {
 
     pub fn into_inner(self) -> Vec<u8> {
         self.0
+    }
+
+    /// Empties the buffer but for room for its length (`seal`).
+    pub fn reset(&mut self) {
+        self.0.clear();
+        self.u32(0);
+    }
+
+    /// Writes the length after `reset` in front: JS reads the bytes in
+    /// wasm memory, at the address of [`Wire::as_ptr`].
+    pub fn seal(&mut self) {
+        let len = self.0.len().saturating_sub(4) as u32;
+        if let Some(head) = self.0.get_mut(..4) {
+            head.copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
+    pub fn as_ptr(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 }
 

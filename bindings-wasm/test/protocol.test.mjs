@@ -2,7 +2,7 @@
 // failed keeps the others (one server of several down).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TieredCache, memoryTier, Key } from 'stratacache';
+import { TieredCache, RequestCache, memoryTier, Key } from 'stratacache';
 
 const keys = (n) => Array.from({ length: n }, (_, i) => new Key('partial', 1).build(`k${i}`));
 
@@ -63,19 +63,21 @@ test('the wasm side refuses an answer to another step, and an answer to a read t
   const [bytesAt, lengthsAt] = core.keyBuffers(1, 1);
   new Uint8Array(wasmMemory().buffer)[bytesAt] = 'k'.charCodeAt(0);
   new Uint32Array(wasmMemory().buffer)[lengthsAt / 4] = 1;
-  const out = core.read(1, 1, 1, NaN, Date.now(), 7, undefined);
+  const at = core.read(1, 1, 1, NaN, Date.now(), 7, undefined);
+  const memory = new Uint8Array(wasmMemory().buffer);
+  const out = memory.slice(at + 4, at + 4 + new DataView(memory.buffer).getUint32(at, true));
   assert.equal(out[0], 1, 'a fetch step');
   const id = new DataView(out.buffer, out.byteOffset).getUint32(out.length - 4, true);
   // A load answer (kind 3) to the fetch step: refused, the read stays as it was.
-  assert.throws(() => core.answer(id, 3, [1], new Uint8Array(1), Uint32Array.of(1, 0), 0), (e) => e.kind === 'answer_error');
+  assert.throws(() => core.answer(id, 3, new Uint8Array(1), Uint32Array.of(1, 0), 0), (e) => e.kind === 'answer_error');
   // The right answer (kind 1: not found) moves it on to the load step.
-  const next = core.answer(id, 1, [], new Uint8Array(0), Uint32Array.of(0xffffffff), 0);
+  const next = core.answer(id, 1, new Uint8Array(0), Uint32Array.of(0xffffffff), 0);
   assert.equal(next[0], 5, 'a load step');
   const loadId = new DataView(next.buffer, next.byteOffset).getUint32(next.length - 4, true);
-  const cancelled = core.answer(loadId, 7, [], new Uint8Array(0), new Uint32Array(0), 0);
+  const cancelled = core.answer(loadId, 7, new Uint8Array(0), new Uint32Array(0), 0);
   assert.deepEqual([...cancelled], [6, 0, 0, 0, 0], 'a notify step of no waiters');
-  assert.throws(() => core.answer(loadId, 3, ['v'], new Uint8Array(1), Uint32Array.of(1, 0), 0), /this read is over/);
-  assert.equal(core.answer(loadId, 7, [], new Uint8Array(0), new Uint32Array(0), 0).length, 0, 'cancelling twice is harmless');
+  assert.throws(() => core.answer(loadId, 3, new Uint8Array(1), Uint32Array.of(1, 0), 0), /this read is over/);
+  assert.equal(core.answer(loadId, 7, new Uint8Array(0), new Uint32Array(0), 0).length, 0, 'cancelling twice is harmless');
 });
 
 test('leases across isolates: one loads, the other waits for its value in the shared tier', async () => {
@@ -95,4 +97,44 @@ test('leases across isolates: one loads, the other waits for its value in the sh
   await Promise.all([a.flush(), b.flush()]);
   assert.equal([...shared.items.keys()].filter((k) => k.startsWith('tiercache.lease|')).length, 0, 'the lease was released');
   assert.equal(shared.calls.deleteMany, 1);
+});
+
+test('values stay on the JS side by slot, and a value no tier holds any more is let go', async () => {
+  const { slots } = await import('./node_modules/stratacache/runtime.js');
+  const cache = new TieredCache({ tiers: [memoryTier()], local: { maxEntries: 2 } });
+  const first = { n: 1 };
+  await cache.setAllTiers('a', first);
+  assert.ok(slots.includes(first), 'the local tier holds it');
+  const [hit] = await cache.getMany(['a']);
+  assert.equal(hit.value, first, 'a local hit is the same object');
+  // Two more keys evict 'a' from the local tier (maxEntries 2).
+  await cache.setAllTiers('b', 2);
+  await cache.setAllTiers('c', 3);
+  // Freed slots are cleared when the next values are filed.
+  const second = { n: 2 };
+  await cache.setAllTiers('d', second);
+  assert.ok(!slots.includes(first), 'evicted: its slot is cleared');
+  cache.clearLocal();
+  assert.ok(!slots.includes(second), 'cleared: its slot is cleared');
+  const request = new RequestCache();
+  const third = { n: 3 };
+  request.set('r', third);
+  assert.equal(request.get('r'), third);
+  request.delete('r');
+  request.set('s', 4);
+  assert.ok(!slots.includes(third), 'deleted from the request cache: its slot is cleared');
+});
+
+test('slots are reused: churn through a small local tier does not grow the slot array', async () => {
+  const { slots } = await import('./node_modules/stratacache/runtime.js');
+  const cache = new TieredCache({ tiers: [], local: { maxEntries: 10 } });
+  await cache.setAllTiers('warm-up', 0);
+  const before = slots.length;
+  for (let i = 0; i < 1000; i++) await cache.setAllTiers(`k${i}`, { i });
+  const results = await cache.getMany(['k999', 'k0']);
+  assert.deepEqual(results.map((r) => r.value), [{ i: 999 }, undefined]);
+  assert.ok(slots.length <= before + 12, `${slots.length} slots after 1000 sets into 10 entries (${before} before)`);
+  // The local tier holds 10 of this test's values; the evicted ones' cells are cleared.
+  const held = slots.filter((v) => typeof v === 'object' && v !== null && Object.keys(v).join() === 'i').length;
+  assert.ok(held <= 11, `${held} of this test's values still in slots`);
 });
