@@ -334,7 +334,7 @@ CONF
   esac
 }
 
-# Waits until the replica is in sync and every sentinel knows it (a
+# Waits until the replica is in sync and every sentinel knows it in sync (a
 # failover needs a replica to promote).
 form_sentinel() {
   local i s ok
@@ -345,7 +345,9 @@ form_sentinel() {
     REDISCLI_AUTH="${STRATACACHE_REDIS_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + 11)) info replication 2>/dev/null |
       grep -q 'master_link_status:up' || ok=0
     for s in 12 13 14; do
-      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 1 ] || ok=0
+      # Listed and in sync in every sentinel's view, as the client's replica
+      # reads require (right after discovery a sentinel reports it "err").
+      [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + s)) sentinel replicas "$SENTINEL_SERVICE" 2>/dev/null | grep -A1 '^master-link-status$' | grep -c '^ok$')" -ge 1 ] || ok=0
       [ "$(REDISCLI_AUTH="${STRATACACHE_SENTINEL_PASSWORD:-}" redis-cli "${tls[@]}" -p $((BASE + s)) sentinel sentinels "$SENTINEL_SERVICE" 2>/dev/null | grep -c '^name$')" -ge 2 ] || ok=0
     done
     [ "$ok" = 1 ] && return 0
