@@ -17,8 +17,23 @@ const GET = 0, SET = 1, DELETE = 2, CLEAR = 3, SIZE = 4;
 const MISS = Symbol('miss');
 const NONE = [];
 
+// A collected request's values go at once, not at the next store anywhere:
+// its core cache is freed here (the glue's own finalizer would free it, but
+// not tell JS which slots it let go) and the freed slots are cleared.
+const released =
+  typeof FinalizationRegistry === 'undefined'
+    ? { register() {} }
+    : new FinalizationRegistry((ref) => {
+        ref.free();
+        fileValues(NONE);
+      });
+
 export class RequestCache {
   #ref = new RequestRef();
+
+  constructor() {
+    released.register(this, this.#ref);
+  }
 
   /** The value under `key` (in `namespace`), or undefined. */
   get(key, namespace) {
