@@ -373,6 +373,19 @@ pub struct TieredCore {
 }
 
 impl TieredCore {
+    /// `{key: value}` of the hits among `keys`: the core's keys and, in the
+    /// same order, the caller's (see `read_in_extension`).
+    fn read_dict<'py>(
+        slf: &Bound<'py, Self>,
+        host: &Bound<'py, ReadHost>,
+        (core_keys, user_keys): (Vec<String>, Bound<'py, PyList>),
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if core_keys.is_empty() {
+            return Ok(PyDict::new(slf.py()).into_any());
+        }
+        Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
+    }
+
     /// Starts a read of `keys` (no loader, the default TTL) in the current
     /// request scope and runs it in the extension as far as `host` allows:
     /// the answer shaped by `answer` when it finished, else a `Read` whose
@@ -528,12 +541,7 @@ impl TieredCore {
         keys: &Bound<'py, PyAny>,
         prefix: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let (core_keys, user_keys) = django_core_keys(py, keys, prefix)?;
-        if core_keys.is_empty() {
-            return Ok(PyDict::new(py).into_any());
-        }
-        Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
+        Self::read_dict(slf, host, django_core_keys(slf.py(), keys, prefix)?)
     }
 
     /// `TieredCache.get_many` in one call: each of `keys` (a `str`) through
@@ -549,12 +557,7 @@ impl TieredCore {
         host: &Bound<'py, ReadHost>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let (core_keys, user_keys) = crate::key::core_keys(py, keys)?;
-        if core_keys.is_empty() {
-            return Ok(PyDict::new(py).into_any());
-        }
-        Self::read_in_extension(slf, host.get(), core_keys, Answer::Dict(user_keys.unbind()))
+        Self::read_dict(slf, host, crate::key::core_keys(slf.py(), keys)?)
     }
 
     /// Django's `get` in one call: `key` made as in `get_many_made`, its

@@ -6,7 +6,8 @@
 
 use stratacache::envelope::{Codec, Keyring};
 use stratacache::tiered::{
-    Effect, HostValue, Loaded, ReadOptions, Step, StoreItem, TierConfig, TieredCache, TieredConfig,
+    Effect, HostValue, Loaded, RawRead, ReadOptions, Step, StoreItem, TierConfig, TieredCache,
+    TieredConfig,
 };
 
 fn config() -> TieredConfig {
@@ -39,15 +40,26 @@ fn sealed(job: stratacache::tiered::SealJob, stores: &mut Vec<(usize, Vec<StoreI
     }
 }
 
-/// Stores of a cold read that loads `value`, as steps or as sealed jobs.
-fn load_stores(defer: bool) -> (Vec<(usize, Vec<StoreItem>)>, TieredCache<String>) {
-    let mut cache: TieredCache<String> = TieredCache::new(config()).unwrap();
+/// A loading read of `k|v1` at `now`, sealing later if `defer`.
+fn start(
+    cache: &mut TieredCache<String>,
+    now: u64,
+    seed: u64,
+    defer: bool,
+) -> RawRead<String, String> {
     let mut read = cache
-        .read_raw::<String>(vec!["k|v1".into()], ReadOptions::load(), 1_000, 42, None)
+        .read_raw(vec!["k|v1".into()], ReadOptions::load(), now, seed, None)
         .unwrap();
     if defer {
         read.defer_sealing();
     }
+    read
+}
+
+/// Stores of a cold read that loads `value`, as steps or as sealed jobs.
+fn load_stores(defer: bool) -> (Vec<(usize, Vec<StoreItem>)>, TieredCache<String>) {
+    let mut cache: TieredCache<String> = TieredCache::new(config()).unwrap();
+    let mut read = start(&mut cache, 1_000, 42, defer);
     let mut stores = Vec::new();
     loop {
         for job in read.take_seal_jobs() {
@@ -92,12 +104,7 @@ fn deferred_loads_seal_to_the_same_stores() {
 /// Stores of a read that finds the value in S3 only: the back-fill to memcached.
 fn backfill_stores(defer: bool, s3: &[StoreItem]) -> Vec<(usize, Vec<StoreItem>)> {
     let mut cache: TieredCache<String> = TieredCache::new(config()).unwrap();
-    let mut read = cache
-        .read_raw::<String>(vec!["k|v1".into()], ReadOptions::load(), 2_000, 9, None)
-        .unwrap();
-    if defer {
-        read.defer_sealing();
-    }
+    let mut read = start(&mut cache, 2_000, 9, defer);
     let mut stores = Vec::new();
     loop {
         for job in read.take_seal_jobs() {

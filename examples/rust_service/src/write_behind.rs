@@ -263,6 +263,24 @@ mod tests {
             .unwrap()
     }
 
+    /// `writer.close()`, while another thread lets `calls` gated tier calls through.
+    fn close_opening(
+        rt: &tokio::runtime::Runtime,
+        writer: Writer,
+        gate: &Arc<Barrier>,
+        calls: usize,
+    ) -> Stats {
+        let gate = gate.clone();
+        let opener = std::thread::spawn(move || {
+            (0..calls).for_each(|_| {
+                gate.wait();
+            })
+        });
+        let stats = rt.block_on(writer.close());
+        opener.join().unwrap();
+        stats
+    }
+
     fn cache() -> TieredCache<String> {
         let mut memcached = TierConfig::memcached("memcached");
         memcached.item_limit = 4096; // chunked
@@ -321,12 +339,7 @@ mod tests {
         assert!(tiers.log.lock().unwrap().is_empty());
         assert_eq!(writer.stats().queued, 1);
         // The writer issues memcached's stores, then S3's (two gated calls).
-        let opener = std::thread::spawn(move || {
-            gate.wait();
-            gate.wait();
-        });
-        let stats = rt.block_on(writer.close());
-        opener.join().unwrap();
+        let stats = close_opening(&rt, writer, &gate, 2);
         assert_eq!(
             stats,
             Stats {
@@ -398,12 +411,7 @@ mod tests {
             writer.offer(release),
             Err(WriteBehind::Effect(Effect::Delete { .. }))
         ));
-        let opener = std::thread::spawn(move || {
-            gate.wait();
-            gate.wait();
-        });
-        let stats = rt.block_on(writer.close());
-        opener.join().unwrap();
+        let stats = close_opening(&rt, writer, &gate, 2);
         assert_eq!(
             stats,
             Stats {
