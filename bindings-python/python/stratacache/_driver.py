@@ -63,15 +63,16 @@ def _answer(cache: Any, read: Any, step: tuple) -> Steps:
     kind = step[0]
     if kind == "fetch":
         _, tier, keys = step
-        ok, values = yield ("call", tier, _fetch_method(cache._tiers[tier]), keys)
+        method = _fetch_method(cache._tiers[tier])
+        ok, values = yield ("call", tier, method, keys)
         failed = None
-        if ok and isinstance(values, tuple) and len(values) == 2:  # (values, failed_keys): others are kept
+        if ok and method == "get_many_outcome":  # (values, failed keys): the others are kept
             values, failed_keys = values[0], set(values[1])
             failed = [i for i, key in enumerate(keys) if key in failed_keys]
-        if failed:
-            log.warning(
-                "stratacache: tier %r could not answer %d key(s)", cache._tiers[tier].name, len(failed)
-            )
+            if failed:
+                log.warning(
+                    "stratacache: tier %r could not answer %d key(s)", cache._tiers[tier].name, len(failed)
+                )
         try:
             if ok:
                 return read.fetched(tier, values, failed)
@@ -117,14 +118,14 @@ def _answer(cache: Any, read: Any, step: tuple) -> Steps:
 
 def _fetch_method(tier: Any) -> str:
     """``get_many_outcome`` where the tier's class pairs it with its own
-    ``get_many`` (and ``aget_many``); a subclass that overrides only those
-    is called as written."""
+    ``get_many`` and ``aget_many``; a subclass that overrides only those is
+    called as written."""
     cls = type(tier)
-    for owner in cls.__mro__:
-        if "get_many_outcome" in owner.__dict__:
-            same = all(getattr(cls, m, None) is getattr(owner, m, None) for m in ("get_many", "aget_many"))
-            return "get_many_outcome" if same else "get_many"
-    return "get_many"
+    owner = next((c for c in cls.__mro__ if "get_many_outcome" in c.__dict__), None)
+    same = owner is not None and all(
+        getattr(cls, m, 0) is getattr(owner, m, 0) for m in ("get_many", "aget_many")
+    )
+    return "get_many_outcome" if same else "get_many"
 
 
 def _writes(cache: Any, steps: Iterable, strict: bool = True) -> Steps:
@@ -149,21 +150,21 @@ class Driver:
 
     def run(self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Optional[list] = None) -> Any:
         """Drives ``read`` to the end; returns ``read.finish(scope, user_keys)``."""
-        steps = _steps(self.cache, read, scope, user_keys, True)
-        return _complete(_run(self.cache, steps, False, load, read))
+        return _complete(self.arun(read, scope, load, user_keys, aio=False))
 
-    async def arun(self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Optional[list] = None):
-        """Async :meth:`run`."""
-        steps = _steps(self.cache, read, scope, user_keys, False)
-        return await _run(self.cache, steps, True, load, read)
+    async def arun(
+        self, read: Any, scope: Any, load: Optional[LoadFn], user_keys: Any = None, aio: bool = True
+    ):
+        """:meth:`run` with ``await``."""
+        return await _run(self.cache, _steps(self.cache, read, scope, user_keys, not aio), aio, load, read)
 
     def run_writes(self, steps: list) -> None:
         """Runs the core's write steps (``set_all_tiers``, ``delete_all_tiers``)."""
-        _complete(_run(self.cache, _writes(self.cache, steps), False))
+        _complete(self.arun_writes(steps, aio=False))
 
-    async def arun_writes(self, steps: list) -> None:
-        """Async :meth:`run_writes`."""
-        await _run(self.cache, _writes(self.cache, steps), True)
+    async def arun_writes(self, steps: list, aio: bool = True) -> None:
+        """:meth:`run_writes` with ``await``."""
+        await _run(self.cache, _writes(self.cache, steps), aio)
 
 
 async def _run(cache: Any, steps: Steps, aio: bool, load: Optional[LoadFn] = None, read: Any = None) -> Any:
