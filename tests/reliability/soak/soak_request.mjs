@@ -10,13 +10,13 @@
 // runs the GC (node --expose-gc), lets finalizers run, and checks through
 // WeakRefs that the private objects of every request finished before the
 // previous sample are gone (nothing outlives its request once the GC has
-// run), then samples RSS and the wasm memory size. Prints one JSON object.
+// run), then samples RSS, the JS heap in use and the wasm memory size. Prints one JSON object.
 //
 // Usage: node --expose-gc soak_request.mjs [--requests N] [--tasks K] [--progress]
 import { setImmediate as tick } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { rssBytes } from './soak_local.mjs';
+import { heap, rssBytes } from './soak_local.mjs';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const PKG = join(REPO, 'bindings-wasm', 'pkg');
@@ -47,7 +47,7 @@ export async function run(requests, tasks, sample, progress = false) {
     for (const [rid, ref] of previous) if (ref.deref() !== undefined) outlived(`request ${rid}: its private value is alive after its end and 2 GCs`);
     previous = pending;
     pending = [];
-    samples.push([done, rssBytes(), wasmMemory().buffer.byteLength]);
+    samples.push([done, rssBytes(), wasmMemory().buffer.byteLength, heap()[0]]);
     if (progress && done % Math.max(Math.floor(requests / 20), 1) < sample) {
       const s = samples[samples.length - 1];
       process.stderr.write(
@@ -92,7 +92,7 @@ export async function run(requests, tasks, sample, progress = false) {
   }
 
   await collect();
-  samples.push([0, rssBytes(), wasmMemory().buffer.byteLength]);
+  samples.push([0, rssBytes(), wasmMemory().buffer.byteLength, heap()[0]]);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: tasks }, worker));
   if (sampling) await sampling;
@@ -119,6 +119,9 @@ export async function run(requests, tasks, sample, progress = false) {
     final_rss: last[1],
     growth_after_warm: last[1] - warm[1],
     peak_growth_after_warm: Math.max(...after.map((s) => s[1])) - warm[1],
+    // What the JS heap still holds after full GCs: a leak of requests'
+    // values grows it by their size; RSS also moves with V8's page reuse.
+    heap_growth_after_warm: Math.max(...after.map((s) => s[3])) - warm[3],
     warm_wasm_bytes: warm[2],
     final_wasm_bytes: last[2],
     samples,

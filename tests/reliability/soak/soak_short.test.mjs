@@ -51,5 +51,10 @@ test('JS RequestCache: concurrent requests never see each other and leave nothin
   assert.equal(d.sightings, 0, JSON.stringify(d.sighting_examples));
   assert.equal(d.survivors, 0, JSON.stringify(d.survivor_examples));
   assert.ok(d.final_wasm_bytes - d.warm_wasm_bytes <= 1 * MIB, `wasm memory grew from ${d.warm_wasm_bytes} to ${d.final_wasm_bytes}`);
-  assert.ok(d.peak_growth_after_warm < 16 * MIB, `RSS grew ${mib(d.peak_growth_after_warm)} MiB after warm-up`);
+  // Retained memory is judged on the JS heap after full GCs (flat within
+  // 0.1 MiB here; leaking 16,000 requests' 1 KiB strings adds 4.6 MiB). RSS
+  // also moves with V8's page reuse (1-22 MiB on this test), so its bound
+  // only catches a gross leak outside the JS heap and wasm memory.
+  assert.ok(d.heap_growth_after_warm < 2 * MIB, `the JS heap grew ${mib(d.heap_growth_after_warm)} MiB after warm-up`);
+  assert.ok(d.peak_growth_after_warm < 48 * MIB, `RSS grew ${mib(d.peak_growth_after_warm)} MiB after warm-up`);
 });
