@@ -412,6 +412,9 @@ struct Cluster {
     /// The seed nodes as `host:port` (the names `CLUSTER SLOTS` gives the
     /// primaries): a connection that cannot be made is their failure.
     seeds: Vec<String>,
+    /// A one-node client per seed, to ask a seed why it failed when the
+    /// cluster client only says it did not answer its check.
+    seed_clients: Vec<redis::Client>,
     idle: Mutex<Vec<ClusterConnection>>,
     slots: Mutex<SlotMap>,
     health: Mutex<HashMap<String, std::sync::Arc<Health>>>,
@@ -571,6 +574,10 @@ impl Client {
                 install_crypto();
             }
             let seed_names = seeds.iter().map(|i| i.addr.to_string()).collect();
+            let seed_clients = seeds
+                .iter()
+                .map(|i| open_client(i.clone(), &config.tls))
+                .collect::<Result<_, _>>()?;
             let mut b = ClusterClient::builder(seeds)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.timeout)
@@ -591,6 +598,7 @@ impl Client {
                     .build()
                     .map_err(|e| Error::Config(format!("redis cluster: {e}")))?,
                 seeds: seed_names,
+                seed_clients,
                 idle: Mutex::new(Vec::new()),
                 slots: Mutex::new(SlotMap::default()),
                 health: Mutex::new(HashMap::new()),
@@ -1212,12 +1220,35 @@ impl Client {
             }
             Err(e) => {
                 for (seed, keys) in self.keys_per_seed(c, groups) {
-                    self.node_health(c, &seed)
-                        .failed(keys, seed_error(&seed, &e), true, retry);
+                    let mut why = seed_error(&seed, &e);
+                    // The cluster client PINGs without reporting the reply
+                    // (NOAUTH, a missing password): ask the seed itself.
+                    if why.contains("failed to respond to connection check") {
+                        if let Some(own) = self.seed_ping_error(c, &seed) {
+                            why = own;
+                        }
+                    }
+                    self.node_health(c, &seed).failed(keys, why, true, retry);
                 }
                 Err(io_error("cluster", &e))
             }
         }
+    }
+
+    /// Why `seed` refuses a `PING` on a connection of its own (None if it
+    /// answers).
+    fn seed_ping_error(&self, c: &Cluster, seed: &str) -> Option<String> {
+        let i = c.seeds.iter().position(|s| s == seed)?;
+        let reply = c.seed_clients[i]
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .and_then(|mut conn| {
+                conn.set_read_timeout(Some(self.config.timeout))?;
+                conn.set_write_timeout(Some(self.config.timeout))?;
+                redis::cmd("PING").query::<String>(&mut conn)
+            });
+        reply
+            .err()
+            .map(|e| format!("redis cluster node {seed}: {}", err_text(&e)))
     }
 
     /// How many of the batch's keys each seed fails when no connection can
