@@ -422,7 +422,7 @@ struct Cluster {
 
 enum Mode {
     Single(Single),
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
 }
 
 /// A Redis client (see the module docs). Share it between threads.
@@ -593,7 +593,7 @@ impl Client {
             if config.tls.skip_hostname {
                 b = b.danger_accept_invalid_hostnames(true);
             }
-            Mode::Cluster(Cluster {
+            Mode::Cluster(Box::new(Cluster {
                 client: b
                     .build()
                     .map_err(|e| Error::Config(format!("redis cluster: {e}")))?,
@@ -602,7 +602,7 @@ impl Client {
                 idle: Mutex::new(Vec::new()),
                 slots: Mutex::new(SlotMap::default()),
                 health: Mutex::new(HashMap::new()),
-            })
+            }))
         } else {
             Mode::Single(Single {
                 primary: Mutex::new(match sentinel {
