@@ -23,7 +23,10 @@
 //!   `MOVED`/`ASK` redirections itself. When a node fails,
 //!   the batch is sent again per node, so only the failed node's keys fail;
 //!   that node's slots then fail at once, without I/O, until a probe every
-//!   `retry_after` finds it back.
+//!   `retry_after` finds it back. When no connection can be made at all (a
+//!   refused password or certificate, every seed down), each seed node
+//!   shows in [`Client::health`] with its own error, and batches fail
+//!   without I/O until `retry_after` has passed.
 //!
 //! ```no_run
 //! use stratacache_net::redis::{Client, Config};
