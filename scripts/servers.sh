@@ -39,6 +39,10 @@
 # certificate signed by a CA made once per state directory (openssl) in
 # <state dir>/tls/ca.pem. redis-mtls (base+17): the same, asking clients
 # for a certificate signed by that CA (<state dir>/tls/client.pem, .key).
+# redis-cluster-tls (redis-t1..redis-t3 = base+18..base+20): a three-master
+# Redis Cluster on TLS only (`tls-cluster yes`: the cluster bus and the
+# addresses CLUSTER SLOTS names are TLS too), with the redis-tls
+# certificates; STRATACACHE_REDIS_PASSWORD protects it as redis-cluster.
 # State (pid files, logs) goes to target/servers/<base>/ unless
 # STRATACACHE_SERVERS_DIR is set. Two checkouts running their suites at once
 # pick different bases.
@@ -59,6 +63,8 @@
 #   STRATACACHE_REDIS_TLS_URL  "rediss://127.0.0.1:P17/0", STRATACACHE_REDIS_TLS_CA (PEM file)
 #   STRATACACHE_REDIS_MTLS_URL "rediss://127.0.0.1:P18/0",
 #   STRATACACHE_REDIS_TLS_CLIENT_CERT, STRATACACHE_REDIS_TLS_CLIENT_KEY
+#   STRATACACHE_REDIS_CLUSTER_TLS "rediss://127.0.0.1:P19,...,rediss://127.0.0.1:P21"
+#     (CA: STRATACACHE_REDIS_TLS_CA)
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION
 #   STRATACACHE_PORT_BASE, STRATACACHE_SERVERS_DIR
 set -euo pipefail
@@ -93,6 +99,9 @@ port_of() {
     redis-auth) echo $((BASE + 15)) ;;
     redis-tls) echo $((BASE + 16)) ;;
     redis-mtls) echo $((BASE + 17)) ;;
+    redis-t1) echo $((BASE + 18)) ;;
+    redis-t2) echo $((BASE + 19)) ;;
+    redis-t3) echo $((BASE + 20)) ;;
   esac
 }
 
@@ -104,11 +113,13 @@ expand() {
       memcached) out+=(memcached1 memcached2) ;;
       fleet) out+=(memcached1 memcached2 memcached3 memcached4) ;;
       redis-cluster) out+=(redis-c1 redis-c2 redis-c3) ;;
+      redis-cluster-tls) out+=(redis-t1 redis-t2 redis-t3) ;;
+      redis-t1 | redis-t2 | redis-t3) out+=("$s") ;;
       sentinel) out+=(redis-sp redis-sr redis-s1 redis-s2 redis-s3) ;;
       redis-sp | redis-sr | redis-s1 | redis-s2 | redis-s3) out+=("$s") ;;
       memcached1 | memcached2 | memcached3 | memcached4 | redis | s3 | redis-c1 | redis-c2 | redis-c3 | redis-replica) out+=("$s") ;;
       redis-auth | redis-tls | redis-mtls) out+=("$s") ;;
-      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, redis-auth, redis-tls, redis-mtls, s3)" >&2; exit 2 ;;
+      *) echo "servers.sh: unknown service '$s' (memcached, memcached1..4, fleet, redis, redis-cluster, redis-c1..3, sentinel, redis-sp, redis-sr, redis-s1..3, redis-auth, redis-tls, redis-mtls, redis-cluster-tls, redis-t1..3, s3)" >&2; exit 2 ;;
     esac
   done
   echo "${out[@]}"
@@ -127,7 +138,7 @@ ensure_installed() {
     case "$s" in
       memcached*) command -v memcached >/dev/null || want_apt+=(memcached) ;;
       redis | redis-c* | redis-replica | redis-s* | redis-auth) command -v redis-server >/dev/null || want_apt+=(redis-server) ;;
-      redis-tls | redis-mtls)
+      redis-tls | redis-mtls | redis-t*)
         command -v redis-server >/dev/null || want_apt+=(redis-server)
         command -v openssl >/dev/null || want_apt+=(openssl)
         ;;
@@ -173,13 +184,21 @@ start_one() {
         --replicaof 127.0.0.1 "$REDIS_PORT" \
         --daemonize yes --pidfile "$DIR/redis-replica.pid" --logfile "$DIR/redis-replica.log" --dir "$DIR" >/dev/null
       ;;
-    redis-c1 | redis-c2 | redis-c3)
+    redis-c1 | redis-c2 | redis-c3 | redis-t1 | redis-t2 | redis-t3)
       # A node of a fresh cluster each start (its config file is its identity).
       rm -f "$DIR/nodes-$port.conf"
       local auth=()
       [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] &&
         auth=(--requirepass "$STRATACACHE_REDIS_PASSWORD" --masterauth "$STRATACACHE_REDIS_PASSWORD")
-      redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${auth[@]}" \
+      local listen=(--port "$port")
+      if [[ "$s" == redis-t* ]]; then
+        make_tls_certs
+        # TLS only, the cluster bus too (on port+10000).
+        listen=(--port 0 --tls-port "$port" --tls-cluster yes --tls-replication yes --tls-auth-clients no
+          --tls-cert-file "$DIR/tls/server.pem" --tls-key-file "$DIR/tls/server.key"
+          --tls-ca-cert-file "$DIR/tls/ca.pem")
+      fi
+      redis-server --bind 127.0.0.1 "${listen[@]}" --save "" --appendonly no "${auth[@]}" \
         --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
         --cluster-node-timeout 2000 --cluster-require-full-coverage no \
         --daemonize yes --pidfile "$DIR/$s.pid" --logfile "$DIR/$s.log" --dir "$DIR" >/dev/null
@@ -233,25 +252,28 @@ stop_one() {
   rm -f "$f"
 }
 
-# Joins redis-c1..3 into one cluster (slots split three ways) unless it is
-# one already, and waits until it serves.
+# Joins redis-c1..3 (FIRST=6) or, over TLS, redis-t1..3 (FIRST=18) into one
+# cluster (slots split three ways) unless it is one already, and waits until
+# it serves.
 form_cluster() {
-  local p1=$((BASE + 6)) p2=$((BASE + 7)) p3=$((BASE + 8)) i
+  local first=${1:-6} tls=()
+  local p1=$((BASE + first)) p2=$((BASE + first + 1)) p3=$((BASE + first + 2)) i
+  [ "$first" = 18 ] && tls=(--tls --cacert "$DIR/tls/ca.pem")
   [ -n "${STRATACACHE_REDIS_PASSWORD:-}" ] && local -x REDISCLI_AUTH="$STRATACACHE_REDIS_PASSWORD"
-  if ! redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
-    redis-cli --cluster create "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
-      --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster-create.log" 2>&1
+  if ! redis-cli "${tls[@]}" -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    redis-cli "${tls[@]}" --cluster create "127.0.0.1:$p1" "127.0.0.1:$p2" "127.0.0.1:$p3" \
+      --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster-create-$first.log" 2>&1
   fi
   # Every node must agree before the cluster serves every slot.
   for i in $(seq 1 200); do
-    if redis-cli -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
-      redis-cli -p "$p2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
-      redis-cli -p "$p3" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
+    if redis-cli "${tls[@]}" -p "$p1" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli "${tls[@]}" -p "$p2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+      redis-cli "${tls[@]}" -p "$p3" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then
       return 0
     fi
     sleep 0.1
   done
-  echo "servers.sh: the Redis Cluster did not form; see $DIR/redis-cluster-create.log" >&2
+  echo "servers.sh: the Redis Cluster did not form; see $DIR/redis-cluster-create-$first.log" >&2
   exit 1
 }
 
@@ -379,6 +401,7 @@ export STRATACACHE_REDIS_TLS_CA=$DIR/tls/ca.pem
 export STRATACACHE_REDIS_MTLS_URL=rediss://127.0.0.1:$((BASE + 17))/0
 export STRATACACHE_REDIS_TLS_CLIENT_CERT=$DIR/tls/client.pem
 export STRATACACHE_REDIS_TLS_CLIENT_KEY=$DIR/tls/client.key
+export STRATACACHE_REDIS_CLUSTER_TLS=rediss://127.0.0.1:$((BASE + 18)),rediss://127.0.0.1:$((BASE + 19)),rediss://127.0.0.1:$((BASE + 20))
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1
@@ -394,7 +417,8 @@ case "$cmd" in
     ensure_installed "${services[@]}"
     for s in "${services[@]}"; do start_one "$s"; done
     for s in "${services[@]}"; do wait_ready "$s"; done
-    [[ " ${services[*]} " == *" redis-c1 "* ]] && form_cluster
+    [[ " ${services[*]} " == *" redis-c1 "* ]] && form_cluster 6
+    [[ " ${services[*]} " == *" redis-t1 "* ]] && form_cluster 18
     [[ " ${services[*]} " == *" redis-s1 "* ]] && form_sentinel
     echo "servers.sh: started ${services[*]} (port base $BASE)" >&2
     ;;
@@ -412,7 +436,7 @@ case "$cmd" in
     done
     ;;
   status)
-    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3 redis-auth redis-tls redis-mtls; do
+    for s in memcached1 memcached2 redis s3 memcached3 memcached4 redis-c1 redis-c2 redis-c3 redis-replica redis-sp redis-sr redis-s1 redis-s2 redis-s3 redis-auth redis-tls redis-mtls redis-t1 redis-t2 redis-t3; do
       if pid_alive "$s" && listening "$(port_of "$s")"; then
         echo "$s running on 127.0.0.1:$(port_of "$s") (pid $(cat "$DIR/$s.pid"))"
       else

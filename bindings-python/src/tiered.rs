@@ -632,6 +632,12 @@ impl TieredCore {
         lock(py, &self.inner).tier_failed(tier, now);
     }
 
+    /// Records a successful store or delete on `tier`: it ends the tier's
+    /// cool-down, as a successful read does.
+    fn tier_succeeded(&self, py: Python<'_>, tier: usize) {
+        lock(py, &self.inner).tier_succeeded(tier);
+    }
+
     /// True if `tier` is being skipped after repeated failures.
     fn is_cooling_down(&self, py: Python<'_>, tier: usize, now: u64) -> bool {
         lock(py, &self.inner).is_cooling_down(tier, now)
@@ -832,6 +838,8 @@ impl PyRead {
                                 .into_pyobject(py)?,
                         ));
                     }
+                    // The tier answered: that ends its cool-down.
+                    lock(py, &self.parts()?.1.get().inner).tier_succeeded(tier);
                 }
                 Step::Decode { items } if items.iter().all(|i| i.codec.name() == codec) => {
                     let mut out = Vec::with_capacity(items.len());

@@ -19,7 +19,7 @@ SERVERS = REPO / "scripts" / "servers.sh"
 def _free_base(first: int) -> int:
     for base in range(first, first + 2000, 20):
         busy = False
-        for port in range(base, base + 18):  # up to redis-mtls (base+17)
+        for port in range(base, base + 21):  # up to redis-t3 (base+20)
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     busy = True

@@ -69,8 +69,12 @@ def test_one_memcached_server_killed_keeps_the_others(fleet, dead_keys):
     fleet.kill(victim)
     try:
         served = _served_after(fleet, cache, keys, 3.0)
-        # Ideal: all but the dead server's quarter (stay) or more (move).
-        assert served >= 0.6, served
+        # Issue 16: at least 0.70 within 10 s (here: 3 s). "move" serves
+        # nearly all (the dead server's keys are rewritten elsewhere); "stay"
+        # misses the dead server's share and no more (that share is about a
+        # quarter, but depends on the ports: allow for it).
+        floor = 0.70 if dead_keys == "move" else 1 - on_victim / N_KEYS - 0.02
+        assert served >= floor, (served, floor)
         health = tier.health()[fleet.memcached[1]]
         assert not health["up"] and health["failures"] >= 1 and health["failed_keys"] >= 1
         # The live servers' keys are never counted as failed.
@@ -99,7 +103,7 @@ def test_one_memcached_server_frozen_keeps_the_others(fleet):
     try:
         started = time.monotonic()
         served = _served_after(fleet, cache, keys, 3.0)
-        assert served >= 0.6, served
+        assert served >= 0.70, served  # issue 16's bound (dead keys move: nearly 1.0)
         assert time.monotonic() - started < 10
         assert not tier.health()[fleet.memcached[2]]["up"]
     finally:

@@ -3,7 +3,8 @@
 over real servers started by scripts/servers.sh: ``redis-auth`` (requirepass
 and an ACL user), ``redis-tls`` (TLS only, its certificate signed by a CA
 made at start), ``redis-mtls`` (the same, asking for a client certificate),
-and a three-master cluster with a password. Bad settings are a ``ValueError`` at construction; a
+and a three-master cluster with a password (a refused one shows per node
+in ``health()``, as a single node's does). Bad settings are a ``ValueError`` at construction; a
 password or certificate the other side refuses is a counted failure of the
 tier (the loader serves), raised only in strict mode."""
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from unittest import mock
 
 import pytest
@@ -224,6 +226,54 @@ def test_a_cluster_with_a_password(cluster):
     )
     assert cache.get_or_load("k", lambda: "loaded") == "loaded"
     assert cache.stats()["tiers"][0]["errors"] >= 1
+
+
+CLUSTER_KEYS = [f"ops:{i}" for i in range(10)]
+
+
+@pytest.mark.parametrize("password", ["wrong-pw", None])
+def test_a_refused_cluster_password_shows_per_node_in_health(cluster, password):
+    urls = cluster.redis_cluster
+    tier = RedisTier(urls, cluster=True, password=password, retry_after=60)
+    assert tier.health() == {}  # nothing tried yet
+    cache = TieredCache([tier], local=None, codec="json")
+    assert cache.get_many_or_load(CLUSTER_KEYS[:10], lambda ks: {k: 0 for k in ks}) == {
+        k: 0 for k in CLUSTER_KEYS[:10]
+    }
+    assert cache.stats()["tiers"][0]["errors"] >= 1
+    health = tier.health()
+    # Each seed node, named as the cluster names its masters (host:port).
+    assert sorted(health) == sorted(u.removeprefix("redis://") for u in urls), health
+    for name, h in health.items():
+        assert not h["up"], h
+        # The read's 10 keys (the slots' owners are unknown: each seed counts
+        # them), and the loaded values' write-back.
+        assert h["failures"] == 1 and h["failed_keys"] == 20, h
+        # The redis crate's words for WRONGPASS; the server's for NOAUTH.
+        want = "Password authentication failed" if password else "NOAUTH"
+        assert want in h["last_error"] and name in h["last_error"], h
+        assert "wrong-pw" not in h["last_error"] and "cluster-pw" not in h["last_error"]
+    # While every seed is down, batches fail at once (no connection tried,
+    # so no new failure), their keys counted, until a probe is due.
+    values, failed = tier.get_many_outcome(CLUSTER_KEYS[:5])
+    assert values == [None] * 5 and list(failed) == CLUSTER_KEYS[:5]
+    after = tier.health()
+    assert all(h["failures"] == 1 and h["failed_keys"] == 25 for h in after.values()), after
+    assert "wrong-pw" not in repr(after) and "cluster-pw" not in repr(after)
+    strict = TieredCache(
+        [RedisTier(urls, cluster=True, password=password)], local=None, codec="json", strict=True
+    )
+    with pytest.raises(TierError):
+        strict.get("k")
+
+
+def test_a_refused_cluster_password_is_probed_again_after_retry_after(cluster):
+    urls = cluster.redis_cluster
+    tier = RedisTier(urls, cluster=True, password="wrong-pw", retry_after=0.2)
+    tier.get_many_outcome(CLUSTER_KEYS[:3])
+    time.sleep(0.25)
+    tier.get_many_outcome(CLUSTER_KEYS[:3])  # the probe: refused again
+    assert all(h["failures"] == 2 and not h["up"] for h in tier.health().values()), tier.health()
 
 
 def test_tls_checks_the_host_name_unless_told_not_to(servers):

@@ -772,6 +772,60 @@ fn a_reader_that_missed_before_the_leader_finished_does_not_load_again() {
     assert_eq!(results[0].source, Some(Source::Local));
 }
 
+/// A tier that answers a write is alive: the write ends its cool-down as a
+/// successful read would (pymemcache's `HashClient` takes any successful
+/// call as the server's recovery), and a failed write counts toward one.
+#[test]
+fn a_successful_write_ends_a_cool_down_and_a_failed_one_counts() {
+    let h = host(memcached_and_storage());
+    let set = |key: &str| {
+        h.cache
+            .lock()
+            .unwrap()
+            .set_all_tiers(
+                key,
+                Loaded::new("v".to_string(), Codec::Raw, b"v".to_vec()),
+                Expiry::Default,
+                h.now(),
+                1,
+                None,
+            )
+            .unwrap()
+    };
+    h.tiers[0].lock().unwrap().down = true;
+    for i in 0..3 {
+        h.drive_writes(set(&format!("w|v1|{i}")));
+    }
+    assert_eq!(h.cache.lock().unwrap().tier_stats()[0].errors, 3);
+    assert!(h.cache.lock().unwrap().is_cooling_down(0, h.now()));
+    // While it cools down, writes skip it (no store step for tier 0)...
+    assert!(set("w|v1|skipped")
+        .iter()
+        .all(|s| !matches!(s, Step::Store { tier: 0, .. })));
+    // ...until the probe is due; memcached is back and the probe is a write.
+    h.tiers[0].lock().unwrap().down = false;
+    h.advance(5_001);
+    let probe = set("w|v1|probe");
+    assert!(probe
+        .iter()
+        .any(|s| matches!(s, Step::Store { tier: 0, .. })));
+    h.drive_writes(probe);
+    assert!(
+        !h.cache.lock().unwrap().is_cooling_down(0, h.now()),
+        "the write that reached memcached ended the cool-down"
+    );
+    // The next read uses memcached at once (it finds the probe's value).
+    h.cache.lock().unwrap().clear_local();
+    let results = h.get(&["w|v1|probe"], ReadOptions::get());
+    assert_eq!(results[0].source, Some(Source::Tier(0)));
+    // And the failures in a row start again from zero.
+    h.tiers[0].lock().unwrap().down = true;
+    for i in 0..2 {
+        h.drive_writes(set(&format!("w|v1|again{i}")));
+    }
+    assert!(!h.cache.lock().unwrap().is_cooling_down(0, h.now()));
+}
+
 /// Drives reads by hand against a tier that hangs: each fetch fails only
 /// when its timeout ends, `timeout_ms` after the read started.
 #[test]

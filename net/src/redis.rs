@@ -23,7 +23,10 @@
 //!   `MOVED`/`ASK` redirections itself. When a node fails,
 //!   the batch is sent again per node, so only the failed node's keys fail;
 //!   that node's slots then fail at once, without I/O, until a probe every
-//!   `retry_after` finds it back.
+//!   `retry_after` finds it back. When no connection can be made at all (a
+//!   refused password or certificate, every seed down), each seed node
+//!   shows in [`Client::health`] with its own error, and batches fail
+//!   without I/O until `retry_after` has passed.
 //!
 //! ```no_run
 //! use stratacache_net::redis::{Client, Config};
@@ -409,6 +412,12 @@ impl SlotMap {
 
 struct Cluster {
     client: ClusterClient,
+    /// The seed nodes as `host:port` (the names `CLUSTER SLOTS` gives the
+    /// primaries): a connection that cannot be made is their failure.
+    seeds: Vec<String>,
+    /// A one-node client per seed, to ask a seed why it failed when the
+    /// cluster client only says it did not answer its check.
+    seed_clients: Vec<redis::Client>,
     idle: Mutex<Vec<ClusterConnection>>,
     slots: Mutex<SlotMap>,
     health: Mutex<HashMap<String, std::sync::Arc<Health>>>,
@@ -416,7 +425,7 @@ struct Cluster {
 
 enum Mode {
     Single(Single),
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
 }
 
 /// A Redis client (see the module docs). Share it between threads.
@@ -428,6 +437,35 @@ pub struct Client {
 
 fn err_text(e: &redis::RedisError) -> String {
     e.to_string()
+}
+
+/// What `seed` said when the cluster connection failed: its part of the
+/// `redis` crate's "Failed to connect to each cluster node (a: why; b: why)"
+/// detail, else the whole error.
+fn seed_error(seed: &str, e: &redis::RedisError) -> String {
+    let own = e.detail().and_then(|detail| {
+        let list = detail
+            .strip_prefix("Failed to connect to each cluster node (")?
+            .strip_suffix(')')?;
+        let start = list.find(&format!("{seed}: "))? + seed.len() + 2;
+        let rest = &list[start..];
+        // Up to the next "; host:port: " entry.
+        let end = rest
+            .match_indices("; ")
+            .map(|(i, _)| i)
+            .find(|&i| {
+                rest[i + 2..].split_once(": ").is_some_and(|(addr, _)| {
+                    addr.rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                })
+            })
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    });
+    match own {
+        Some(why) => format!("redis cluster node {seed}: {why}"),
+        None => format!("redis cluster: {}", err_text(e)),
+    }
 }
 
 fn io_error(server: &str, e: &redis::RedisError) -> ServerError {
@@ -538,6 +576,11 @@ impl Client {
             {
                 install_crypto();
             }
+            let seed_names = seeds.iter().map(|i| i.addr.to_string()).collect();
+            let seed_clients = seeds
+                .iter()
+                .map(|i| open_client(i.clone(), &config.tls))
+                .collect::<Result<_, _>>()?;
             let mut b = ClusterClient::builder(seeds)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.timeout)
@@ -553,14 +596,16 @@ impl Client {
             if config.tls.skip_hostname {
                 b = b.danger_accept_invalid_hostnames(true);
             }
-            Mode::Cluster(Cluster {
+            Mode::Cluster(Box::new(Cluster {
                 client: b
                     .build()
                     .map_err(|e| Error::Config(format!("redis cluster: {e}")))?,
+                seeds: seed_names,
+                seed_clients,
                 idle: Mutex::new(Vec::new()),
                 slots: Mutex::new(SlotMap::default()),
                 health: Mutex::new(HashMap::new()),
-            })
+            }))
         } else {
             Mode::Single(Single {
                 primary: Mutex::new(match sentinel {
@@ -1033,11 +1078,11 @@ impl Client {
         build: impl Fn(&[usize]) -> redis::Cmd,
         mut take: impl FnMut(&mut Outcome<T>, &[usize], Value),
     ) {
-        let mut conn = match self.cluster_conn(c) {
+        let mut conn = match self.batch_conn(c, groups) {
             Ok(conn) => conn,
             Err(e) => {
                 out.failed = (0..out.values.len()).collect();
-                out.errors.push(io_error("cluster", &e));
+                out.errors.push(e);
                 return;
             }
         };
@@ -1124,6 +1169,109 @@ impl Client {
 
     fn node_health(&self, c: &Cluster, node: &str) -> std::sync::Arc<Health> {
         c.health.lock().entry(node.to_owned()).or_default().clone()
+    }
+
+    /// A connection for a batch of `groups`. When none can be made (every
+    /// seed refused or failed), each seed node's health records it with its
+    /// own error (a refused password: the server's words), so `health()`
+    /// shows what a single node would; while every seed is down, batches
+    /// fail at once, without I/O, until a probe is due.
+    fn batch_conn(
+        &self,
+        c: &Cluster,
+        groups: &[(u16, Vec<usize>)],
+    ) -> Result<ClusterConnection, ServerError> {
+        if let Some(conn) = c.idle.lock().pop() {
+            return Ok(conn);
+        }
+        // Seeds never seen failing are up. A seed due a probe lets this batch
+        // try without claiming the probe: the slot check below claims it for
+        // a primary, so a cluster back from an outage serves at once.
+        let known: Vec<Option<std::sync::Arc<Health>>> = {
+            let health = c.health.lock();
+            c.seeds.iter().map(|s| health.get(s).cloned()).collect()
+        };
+        let retry = self.config.retry_after;
+        let now = Instant::now();
+        if !known
+            .iter()
+            .any(|h| h.as_ref().is_none_or(|h| h.usable_at(now)))
+        {
+            for (seed, keys) in self.keys_per_seed(c, groups) {
+                self.node_health(c, &seed).keys_failed(keys);
+            }
+            return Err(ServerError {
+                server: "cluster".to_owned(),
+                error: std::io::Error::other(
+                    "redis cluster: every seed node is down, probed again later",
+                ),
+            });
+        }
+        match self.cluster_conn(c) {
+            Ok(conn) => {
+                // A seed that serves no slot has only its connection to go
+                // by; the primaries' health follows their batches.
+                let slots = c.slots.lock();
+                for (seed, h) in c.seeds.iter().zip(&known) {
+                    if let Some(h) = h {
+                        if !slots.ranges.iter().any(|r| r.2 == *seed) {
+                            h.ok();
+                        }
+                    }
+                }
+                Ok(conn)
+            }
+            Err(e) => {
+                for (seed, keys) in self.keys_per_seed(c, groups) {
+                    let mut why = seed_error(&seed, &e);
+                    // The cluster client PINGs without reporting the reply
+                    // (NOAUTH, a missing password): ask the seed itself.
+                    if why.contains("failed to respond to connection check") {
+                        if let Some(own) = self.seed_ping_error(c, &seed) {
+                            why = own;
+                        }
+                    }
+                    self.node_health(c, &seed).failed(keys, why, true, retry);
+                }
+                Err(io_error("cluster", &e))
+            }
+        }
+    }
+
+    /// Why `seed` refuses a `PING` on a connection of its own (None if it
+    /// answers).
+    fn seed_ping_error(&self, c: &Cluster, seed: &str) -> Option<String> {
+        let i = c.seeds.iter().position(|s| s == seed)?;
+        let reply = c.seed_clients[i]
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .and_then(|mut conn| {
+                conn.set_read_timeout(Some(self.config.timeout))?;
+                conn.set_write_timeout(Some(self.config.timeout))?;
+                redis::cmd("PING").query::<String>(&mut conn)
+            });
+        reply
+            .err()
+            .map(|e| format!("redis cluster node {seed}: {}", err_text(&e)))
+    }
+
+    /// How many of the batch's keys each seed fails when no connection can
+    /// be made: those of its slots once the slot map is known (a primary
+    /// that is not a seed is counted too), else all of them on every seed.
+    fn keys_per_seed(&self, c: &Cluster, groups: &[(u16, Vec<usize>)]) -> Vec<(String, usize)> {
+        let slots = c.slots.lock();
+        if slots.ranges.is_empty() {
+            let n = groups.iter().map(|g| g.1.len()).sum();
+            return c.seeds.iter().map(|s| (s.clone(), n)).collect();
+        }
+        let mut per: Vec<(String, usize)> = c.seeds.iter().map(|s| (s.clone(), 0)).collect();
+        for g in groups {
+            let owner = slots.node(g.0).unwrap_or("?");
+            match per.iter_mut().find(|(s, _)| s == owner) {
+                Some(entry) => entry.1 += g.1.len(),
+                None => per.push((owner.to_owned(), g.1.len())),
+            }
+        }
+        per
     }
 
     fn cluster_conn(&self, c: &Cluster) -> RedisResult<ClusterConnection> {
@@ -1392,6 +1540,37 @@ mod auth_tls_tests {
         );
         let client = Client::new(c).unwrap();
         assert_eq!(client.health()[0].name, "redis://app@h:1/0");
+    }
+
+    #[test]
+    fn each_seed_gets_its_own_words_of_a_failed_cluster_connection() {
+        let e = redis::RedisError::from((
+            redis::ErrorKind::IoError,
+            "It failed to check startup nodes.",
+            "Failed to connect to each cluster node (127.0.0.1:7000: Password authentication \
+             failed- AuthenticationFailed; 127.0.0.1:7001: Connection refused (os error 111); \
+             [::1]:7002: x; y)"
+                .to_owned(),
+        ));
+        assert_eq!(
+            seed_error("127.0.0.1:7000", &e),
+            "redis cluster node 127.0.0.1:7000: Password authentication failed- AuthenticationFailed"
+        );
+        assert_eq!(
+            seed_error("127.0.0.1:7001", &e),
+            "redis cluster node 127.0.0.1:7001: Connection refused (os error 111)"
+        );
+        // "; " inside one node's words does not cut them.
+        assert_eq!(
+            seed_error("[::1]:7002", &e),
+            "redis cluster node [::1]:7002: x; y"
+        );
+        // A node the detail does not name, or another error: the whole text.
+        let whole = seed_error("127.0.0.1:7009", &e);
+        assert!(
+            whole.starts_with("redis cluster: It failed") && whole.contains("7001"),
+            "{whole}"
+        );
     }
 
     #[test]

@@ -131,10 +131,13 @@ def _fetch_method(tier: Any) -> str:
 def _writes(cache: Any, steps: Iterable, strict: bool = True) -> Steps:
     """Issues store and delete steps: the one place writes go out, for reads
     (back-fills, write-through, lease releases) and for ``set``/``delete``.
-    A failure is logged and counted against the tier."""
+    A failure is logged and counted against the tier; a success ends the
+    tier's cool-down (it answered)."""
     for kind, tier, items in steps:
         ok, exc = yield ("call", tier, "set_many" if kind == "store" else "delete_many", items)
-        if not ok:
+        if ok:
+            cache._core.tier_succeeded(tier)
+        else:
             cache._tier_error(tier, "set" if kind == "store" else kind, exc)
             cache._core.tier_failed(tier, cache._now())
             if strict and cache.strict:

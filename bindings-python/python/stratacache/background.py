@@ -281,6 +281,7 @@ class BackgroundWriter:
         try:
             cache = self._cache
             cache._tiers[tier].set_many(entries)
+            cache._core.tier_succeeded(tier)  # it answered: ends a cool-down
         except ReferenceError:  # the cache is gone: nothing to write to
             with self._cond:
                 self._counts["failed"] += len(entries)
@@ -318,6 +319,7 @@ class BackgroundWriter:
         try:
             cache = self._cache
             cache._tiers[tier].delete_many(keys)
+            cache._core.tier_succeeded(tier)
         except ReferenceError:
             return
         except Exception as exc:

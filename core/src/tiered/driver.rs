@@ -285,7 +285,8 @@ async fn run_behind<V: Clone, H: Host<V>>(host: &mut H, read: &mut Read<V, H::Er
 
 /// Runs one effect: the single place where the driver issues writes
 /// (back-fills, write-through, lease releases) and wake-ups. A failed
-/// write is counted against its tier.
+/// write is counted against its tier; a successful one ends its cool-down
+/// ([`TieredCache::tier_succeeded`](super::TieredCache::tier_succeeded)).
 ///
 /// ```
 /// # use stratacache::tiered::{driver, Effect};
@@ -305,6 +306,8 @@ pub async fn run_effect<V: Clone, H: Host<V>>(host: &mut H, effect: Effect) {
     if result.is_err() {
         let now = host.now();
         host.cache(|cache| cache.tier_failed(tier, now));
+    } else {
+        host.cache(|cache| cache.tier_succeeded(tier));
     }
 }
 

@@ -226,6 +226,26 @@ impl<V: Clone> TieredCache<V> {
         }
     }
 
+    /// Records that the host's operation on `tier` succeeded (a store,
+    /// delete or lease outside a read's own reporting): the tier answered,
+    /// so its failures in a row are over and a cool-down ends, as a
+    /// successful fetch ends it. pymemcache's `HashClient` does the same
+    /// with a server whose `set` succeeds; a write that comes first after a
+    /// cool-down is then a probe that can bring the tier back.
+    /// ```
+    /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
+    /// let mut cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// for _ in 0..3 { cache.tier_failed(0, 100); }
+    /// cache.tier_succeeded(0);
+    /// assert!(!cache.is_cooling_down(0, 101));
+    /// ```
+    pub fn tier_succeeded(&mut self, tier: usize) {
+        if let Some(health) = self.health.get_mut(tier) {
+            health.consecutive_failures = 0;
+        }
+    }
+
     /// True if `tier` is cooling down at `now` (reads and writes skip it).
     /// ```
     /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
@@ -368,10 +388,6 @@ impl<V: Clone> TieredCache<V> {
         }
         self.tier_stats[tier].skipped_cooling_down += 1;
         false
-    }
-
-    pub(super) fn tier_succeeded(&mut self, tier: usize) {
-        self.health[tier].consecutive_failures = 0;
     }
 
     pub(super) fn decode_options(&self) -> DecodeOptions<'_> {

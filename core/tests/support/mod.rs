@@ -231,6 +231,16 @@ impl Host {
         }
     }
 
+    /// Runs write steps with the reference driver (`driver::write`): their
+    /// failures and successes reach the tiers' health.
+    pub fn drive_writes(&self, steps: Vec<Step>) {
+        let mut driving = Driving {
+            host: self,
+            slept: 0,
+        };
+        driver::block_on(driver::write(&mut driving, steps));
+    }
+
     /// Runs write steps (from set_all_tiers / delete_all_tiers).
     pub fn run_writes(&self, steps: Vec<Step>) {
         for step in steps {
