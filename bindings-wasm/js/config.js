@@ -123,8 +123,8 @@ export function joined(keys) {
 }
 
 /** `parts` (Uint8Arrays) one after another. */
-export function concat(parts, total) {
-  const out = new Uint8Array(total);
+export function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
