@@ -720,21 +720,9 @@ impl Tiered {
             }
         }
         let Pending { read, request, .. } = p;
-        let results = {
-            let mut req = request.as_ref().map(|r| r.borrow_mut());
-            read.finish(&mut self.cache, req.as_deref_mut())
-        };
-        let results = results.map_err(|failure| {
-            js::error_with_kind(
-                &format!(
-                    "stratacache: tier {} failed in strict mode: {}",
-                    js::quote(&failure.tier_name),
-                    failure.message
-                ),
-                "tier_failure",
-            )
-        })?;
-        for r in results {
+        let spare = &mut self.spare;
+        let mut req = request.as_ref().map(|r| r.borrow_mut());
+        let finished = read.finish_each(&mut self.cache, req.as_deref_mut(), |r| {
             let hit = matches!(r.lookup, Lookup::Hit(_));
             let error = if r.error.is_some() { 4 } else { 0 };
             w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
@@ -747,11 +735,20 @@ impl Tiered {
             if let Some(message) = &r.error {
                 w.str(message);
             }
-            if self.spare.len() < SPARE_KEYS {
-                self.spare.push(r.key);
+            if spare.len() < SPARE_KEYS {
+                spare.push(r.key);
             }
-        }
-        Ok(())
+        });
+        finished.map_err(|failure| {
+            js::error_with_kind(
+                &format!(
+                    "stratacache: tier {} failed in strict mode: {}",
+                    js::quote(&failure.tier_name),
+                    failure.message
+                ),
+                "tier_failure",
+            )
+        })
     }
 }
 
