@@ -421,10 +421,10 @@ impl Tiered {
         request: Option<RequestRef>,
     ) -> Result<usize, JsValue> {
         let options = ReadOptions {
-            load: flags & 1 != 0,
-            force_miss: flags & 2 != 0,
+            load: flags & LOAD != 0,
+            force_miss: flags & FORCE_MISS != 0,
             ttl: expiry(ttl_ms),
-            skip_request_tier: flags & 4 != 0,
+            skip_request_tier: flags & SKIP_REQUEST != 0,
         };
         let mut keys = split_keys(
             &self.key_bytes[..bytes.min(self.key_bytes.len())],
@@ -507,7 +507,7 @@ impl Tiered {
                 let fetched = lengths
                     .iter()
                     .map(|&len| match len {
-                        u32::MAX => Fetched::NotFound,
+                        NOT_FOUND => Fetched::NotFound,
                         FETCH_FAILED => Fetched::Failed(String::new()),
                         len => Fetched::Found(cut(len).to_vec()),
                     })
@@ -670,8 +670,19 @@ struct Pending {
     tier: usize,
 }
 
-/// A fetched key its tier could not answer (`answer` kind 1).
+/// A fetched key its tier did not have / could not answer (`answer` kind 1).
+const NOT_FOUND: u32 = u32::MAX;
 const FETCH_FAILED: u32 = u32::MAX - 1;
+
+// The flags of `read`, as `js/tiered.js` names them (a test checks).
+const LOAD: u32 = 1;
+const FORCE_MISS: u32 = 2;
+const SKIP_REQUEST: u32 = 4;
+
+// The flags byte of a result, as `js/wire.js` names them (a test checks).
+const HIT: u8 = 1;
+const REFRESH: u8 = 2;
+const ERROR: u8 = 4;
 
 // The kinds of `answer`, as `js/tiered.js` names them (a test checks).
 const FAILED: u8 = 0;
@@ -723,9 +734,14 @@ impl Tiered {
         let spare = &mut self.spare;
         let mut req = request.as_ref().map(|r| r.borrow_mut());
         let finished = read.finish_each(&mut self.cache, req.as_deref_mut(), |r| {
-            let hit = matches!(r.lookup, Lookup::Hit(_));
-            let error = if r.error.is_some() { 4 } else { 0 };
-            w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
+            let hit = if matches!(r.lookup, Lookup::Hit(_)) {
+                HIT
+            } else {
+                0
+            };
+            let refresh = if r.refresh { REFRESH } else { 0 };
+            let error = if r.error.is_some() { ERROR } else { 0 };
+            w.u8(hit | refresh | error);
             w.u8(source_code(r.source));
             // Read by JS before its next call into wasm: a slot freed with
             // `r` keeps its value until then.
@@ -982,6 +998,46 @@ mod tests {
         }
         // Set by the kind in the core's spec (`storage`), a field of its own here.
         assert_eq!(without_spec, ["storage"]);
+    }
+
+    /// The number of `const NAME = n` (or `, NAME = n`) in a JS file: one place only.
+    fn js_const(js: &str, name: &str) -> u64 {
+        let found: Vec<&str> = [format!("const {name} = "), format!(", {name} = ")]
+            .iter()
+            .flat_map(|start| js.split(start.as_str()).skip(1))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}");
+        let n = found[0].split([',', ';']).next().unwrap().trim();
+        match n.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => n.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn js_names_the_flags_and_marks_as_here() {
+        let tiered = include_str!("../js/tiered.js");
+        let wire = include_str!("../js/wire.js");
+        for (name, n) in [
+            ("LOAD", LOAD),
+            ("FORCE_MISS", FORCE_MISS),
+            ("SKIP_REQUEST", SKIP_REQUEST),
+        ] {
+            assert_eq!(js_const(tiered, name), n as u64, "{name}");
+        }
+        assert_eq!(js_const(tiered, "NOT_FOUND"), NOT_FOUND as u64);
+        assert_eq!(js_const(tiered, "KEY_FAILED"), FETCH_FAILED as u64);
+        for (name, n) in [("HIT", HIT), ("REFRESH", REFRESH), ("ERROR", ERROR)] {
+            assert_eq!(js_const(wire, name), n as u64, "{name}");
+        }
+        // Where JS reads them.
+        for read in [
+            "(flags & HIT) !== 0",
+            "if (flags & ERROR)",
+            "if (flags & REFRESH)",
+        ] {
+            assert!(wire.contains(read), "{read}");
+        }
     }
 
     #[test]
