@@ -19,6 +19,14 @@ export class StratacacheError extends Error {
 // Tier kinds by the code the wasm side takes.
 const TIER_KINDS = ['memcached', 'redis', 'workers_kv', 'storage'];
 const TIER_FIELDS = ['itemLimit', 'maxTtlMs', 'minTtlMs', 'storage', 'backfill', 'replicas', 'leases'];
+// The global numbers, in the order src/tiered.rs reads them: these options, a
+// lease flag, these of options.lease, these of options.cooldown. The local
+// tier's numbers come on their own. The tests of src/tiered.rs check each
+// field against the core's serde configuration of that name.
+const GLOBAL_FIELDS = ['compressAt', 'defaultTtlMs', 'staleMs', 'ttlJitter', 'xfetchBeta', 'refreshTimeoutMs', 'strict', 'maxPayloadLen'];
+const LEASE_FIELDS = ['ttlMs', 'maxWaitMs', 'pollIntervalMs'];
+const COOLDOWN_FIELDS = ['failuresToTrip', 'cooldownMs'];
+const LOCAL_FIELDS = ['maxEntries', 'maxBytes', 'ttlMs'];
 
 export function message(error) {
   return error instanceof Error ? error.message : String(error);
@@ -78,13 +86,13 @@ function num(value) {
 /** The arguments of the wasm `Tiered` constructor for `tiers` named `names` (see src/tiered.rs). */
 export function coreConfig(tiers, names, options) {
   const tierNumbers = Float64Array.from(tiers.flatMap((t) => [TIER_KINDS.indexOf(t.kind ?? 'memcached'), ...TIER_FIELDS.map((f) => num(t[f]))]));
-  const local = options.local === false || options.local === null ? [] : [num(options.local?.maxEntries), num(options.local?.maxBytes), num(options.local?.ttlMs)];
+  const local = options.local === false || options.local === null ? [] : LOCAL_FIELDS.map((f) => num(options.local?.[f]));
   const keys = signingKeys(options.signingKeys);
   const secrets = new Uint8Array(keys.reduce((n, k) => n + k.secret.length, 0));
   keys.reduce((at, { secret }) => (secrets.set(secret, at), at + secret.length), 0);
   const lease = options.lease !== null && typeof options.lease === 'object' ? options.lease : undefined;
   const cooldown = options.cooldown ?? {};
-  const numbers = [options.compressAt, options.defaultTtlMs, options.staleMs, options.ttlJitter, options.xfetchBeta, options.refreshTimeoutMs, options.strict, options.maxPayloadLen, lease !== undefined, lease?.ttlMs, lease?.maxWaitMs, lease?.pollIntervalMs, cooldown.failuresToTrip, cooldown.cooldownMs];
+  const numbers = [...GLOBAL_FIELDS.map((f) => options[f]), lease !== undefined, ...LEASE_FIELDS.map((f) => lease?.[f]), ...COOLDOWN_FIELDS.map((f) => cooldown[f])];
   // Copies: the bytes of joined() are a view of a buffer the next call reuses.
   const [nameBytes, nameLengths] = joined(names);
   return [nameBytes.slice(), nameLengths, tierNumbers, Float64Array.from(local), ...joined(keys.map((k) => k.id)), secrets, Uint32Array.from(keys, (k) => k.secret.length), Float64Array.from(numbers, num)];
@@ -123,8 +131,8 @@ export function joined(keys) {
 }
 
 /** `parts` (Uint8Arrays) one after another. */
-export function concat(parts, total) {
-  const out = new Uint8Array(total);
+export function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);

@@ -32,11 +32,28 @@ const encoder = new TextEncoder();
 const random53 = () => Math.floor(Math.random() * 2 ** 53);
 const camelCase = (name) => name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
 
-function toBytes(value, tier, key) {
-  if (value === null || value === undefined || value instanceof Uint8Array) return value ?? null;
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  throw new StratacacheError(`stratacache: tier ${tier} returned ${typeof value} for key ${JSON.stringify(key)}; getMany must give a Uint8Array or null per key`, { kind: 'tier' });
+/** A tier's getMany result for `keys` as the core's answer: the values one after another, a length (or NOT_FOUND, KEY_FAILED) per key. */
+function fetched(got, keys, name) {
+  // `{ values, failed }`: keys the tier could not answer (their server is down) go on to the next tier.
+  const failed = got && !Array.isArray(got) && Array.isArray(got.values) ? new Set(got.failed ?? NONE) : null;
+  if (failed) got = got.values;
+  if (!Array.isArray(got) || got.length !== keys.length) {
+    throw new StratacacheError(`stratacache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${keys.length} keys`, { kind: 'tier' });
+  }
+  const lengths = new Uint32Array(got.length);
+  const parts = [];
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i];
+    // A view of any ArrayBuffer or view (`buffer` is undefined for an ArrayBuffer itself).
+    const v = g instanceof ArrayBuffer || ArrayBuffer.isView(g) ? new Uint8Array(g.buffer ?? g, g.byteOffset, g.byteLength) : g;
+    if (failed?.has(keys[i])) lengths[i] = KEY_FAILED;
+    else if (v === null || v === undefined) lengths[i] = NOT_FOUND;
+    else if (v instanceof Uint8Array) {
+      lengths[i] = v.length;
+      parts.push(v);
+    } else throw new StratacacheError(`stratacache: tier ${name} returned ${typeof v} for key ${JSON.stringify(keys[i])}; getMany must give a Uint8Array or null per key`, { kind: 'tier' });
+  }
+  return [FETCHED, concat(parts), lengths, 0];
 }
 
 export class TieredCache {
@@ -152,10 +169,9 @@ export class TieredCache {
   // ---- the driver ----------------------------------------------------------
 
   #request(options) {
-    const request = options?.request;
-    if (request === undefined || request === null) return undefined;
-    if (!(request instanceof RequestCache)) throw new TypeError('stratacache: options.request must be a RequestCache');
-    return request[SHARE]();
+    const request = options?.request ?? undefined;
+    if (request !== undefined && !(request instanceof RequestCache)) throw new TypeError('stratacache: options.request must be a RequestCache');
+    return request?.[SHARE]();
   }
 
   async #loadMany(keys, loader, options) {
@@ -171,91 +187,57 @@ export class TieredCache {
 
   /** Starts a read: its outcome, or a promise of it when the read needs I/O. */
   #read(keys, flags, loader, options, background) {
-    const at = this.#core.read(keys.length, this.#io.keys(keys), flags, ttlOf(options), this.#clock(), random53(), this.#request(options));
-    const out = this.#io.output(at);
-    if (out[0] === 0) {
-      const r = new Reader(out);
-      r.at = 1;
-      return readResults(r, keys, slots, this.#sources);
-    }
-    // Copied: the steps are read across awaits.
-    return this.#drive(this.#next(out.slice(), keys), keys, { loader, options, failures: new Map(), background });
+    const out = this.#io.output(this.#core.read(keys.length, this.#io.keys(keys), flags, ttlOf(options), this.#clock(), random53(), this.#request(options)));
+    // Over in one call (a done step, then the results), or copied: the steps are read across awaits.
+    if (out[0] === 0) return readResults(new Reader(out.subarray(1)), keys, slots, this.#sources);
+    return this.#drive(out.slice(), keys, { loader, options, failures: new Map(), background });
   }
 
   /**
-   * The core's output, read at once (the values of a finished read are the
-   * next read's after the next call): notify steps done, writes kept, then
-   * the step to answer (with the read's id) or the outcome.
+   * Answers the core's steps until the read is done; notify steps are done at once, writes after the read.
+   * Each output is read at once: the values of a finished read are the next read's after the next call.
    */
-  #next(out, keys) {
-    const r = new Reader(out);
+  async #drive(out, keys, read) {
     const writes = [];
-    let step = readStep(r);
-    for (; step.kind === 'notify' || step.kind === 'store' || step.kind === 'delete'; step = readStep(r)) {
-      if (step.kind === 'notify') this.#notify(step.waits);
-      else writes.push(step);
-    }
-    if (step.kind === 'done') return { writes, outcome: readResults(r, keys, slots, this.#sources) };
-    return { writes, step, id: r.u32() };
-  }
-
-  async #drive(next, keys, read) {
-    const writes = [];
+    let id;
     try {
       for (;;) {
-        writes.push(...next.writes);
-        if (next.outcome) {
-          next.outcome.failures = read.failures;
-          await this.#writes.behind(writes, read.options, read.background);
-          return next.outcome;
+        const r = new Reader(out);
+        let step = readStep(r);
+        for (; step.kind === 'notify' || step.kind === 'store' || step.kind === 'delete'; step = readStep(r)) {
+          if (step.kind === 'notify') this.#notify(step.waits);
+          else writes.push(step);
         }
-        next = await this.#answer(next.id, next.step, keys, read);
+        if (step.kind === 'done') return Object.assign(readResults(r, keys, slots, this.#sources), { failures: read.failures });
+        id = r.u32();
+        const [kind, bytes, numbers, ms, values] = await this.#answer(step, keys, read);
+        // Filed just before the call that takes them: another read may call into wasm while this one awaits.
+        if (values) fileValues(values);
+        out = this.#core.answer(id, kind, bytes, numbers, ms);
       }
     } catch (error) {
-      const cancelled = next.id === undefined ? NONE : this.#core.answer(next.id, CANCEL, NONE, NONE, 0);
+      const cancelled = id === undefined ? NONE : this.#core.answer(id, CANCEL, NONE, NONE, 0);
       if (cancelled.length) this.#notify(readStep(new Reader(cancelled)).waits);
-      await this.#writes.behind(writes, read.options, read.background);
       throw error;
+    } finally {
+      await this.#writes.behind(writes, read.options, read.background);
     }
   }
 
-  /** Does what `step` asks; the core's next output, read. */
-  async #answer(id, step, keys, { loader, failures }) {
-    // Read at once: the values of a finished read are the next read's after the next call.
-    const reply = (...answer) => this.#next(this.#core.answer(id, ...answer), keys);
-    const now = () => this.#clock();
+  /** Does what `step` asks; the core's answer: [kind, bytes, numbers, ms, the JS values it files]. */
+  async #answer(step, keys, { loader, failures }) {
     switch (step.kind) {
       case 'fetch':
       case 'lease': {
-        const tier = this.#tiers[step.tier];
-        const name = this.#names[step.tier];
-        const call = step.kind === 'fetch' ? 'getMany' : 'add';
-        let answer;
+        const [tier, name, lease] = [this.#tiers[step.tier], this.#names[step.tier], step.kind === 'lease'];
         try {
-          let got = await withTimeout(tier[call](step.kind === 'fetch' ? step.keys : step.entries), tier.timeoutMs ?? this.#tierTimeoutMs, `${call} on tier ${name}`);
-          if (step.kind === 'lease') answer = [LEASED, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0];
-          else {
-            // `{ values, failed }`: keys the tier could not answer (their server is down) go on to the next tier.
-            const failed = got && !Array.isArray(got) && Array.isArray(got.values) ? new Set(got.failed ?? NONE) : null;
-            if (failed) got = got.values;
-            if (!Array.isArray(got) || got.length !== step.keys.length) {
-              throw new StratacacheError(`stratacache: tier ${name} getMany returned ${Array.isArray(got) ? got.length : typeof got} values for ${step.keys.length} keys`, { kind: 'tier' });
-            }
-            const lengths = new Uint32Array(got.length);
-            const parts = [];
-            let total = 0;
-            got.forEach((v, i) => {
-              const bytes = failed?.has(step.keys[i]) ? undefined : toBytes(v, name, step.keys[i]);
-              lengths[i] = bytes === undefined ? KEY_FAILED : bytes === null ? NOT_FOUND : bytes.length;
-              if (bytes) parts.push(bytes), (total += bytes.length);
-            });
-            answer = [FETCHED, concat(parts, total), lengths, 0];
-          }
+          const call = lease ? tier.add(step.entries) : tier.getMany(step.keys);
+          const got = await withTimeout(call, tier.timeoutMs ?? this.#tierTimeoutMs, `${lease ? 'add' : 'getMany'} on tier ${name}`);
+          return lease ? [LEASED, Uint8Array.from(step.entries, (_, i) => (got?.[i] ? 1 : 0)), NONE, 0] : fetched(got, step.keys, name);
         } catch (error) {
           this.#report(error, name);
-          answer = [FAILED, encoder.encode(message(error)), NONE, now()];
+          return [FAILED, encoder.encode(message(error)), NONE, this.#clock()];
         }
-        return reply(...answer);
       }
       case 'decode': {
         const failed = new Uint32Array(step.items.length);
@@ -267,41 +249,28 @@ export class TieredCache {
             failed[i] = 1;
           }
         });
-        fileValues(values);
-        return reply(DECODED, NONE, failed, 0);
+        return [DECODED, NONE, failed, 0, values];
       }
-      case 'load':
-        return this.#load(reply, this.#userKeys(step.keys, keys), loader, failures);
+      case 'load': {
+        // The caller's keys for the load step's remote keys (the core maps keys with plainKey).
+        const back = new Map(keys.map((k) => [plainKey(k), k]));
+        return this.#load(step.keys.map((k) => back.get(k) ?? k), loader, failures);
+      }
       case 'sleep':
         await new Promise((resolve) => setTimeout(resolve, step.ms));
-        return reply(SLEPT, NONE, NONE, now());
-      case 'wait':
+        return [SLEPT, NONE, NONE, this.#clock()];
+      default: // 'wait': readStep refuses unknown kinds
         await this.#wait(step.waits);
-        return reply(WOKE, NONE, NONE, 0);
-      default:
-        throw new Error(`stratacache: unknown step ${step.kind}`);
+        return [WOKE, NONE, NONE, 0];
     }
   }
 
-  /** The caller's keys for the remote keys of a load step (the core maps keys with plainKey). */
-  #userKeys(remote, keys) {
-    const back = new Map(keys.map((k) => [plainKey(k), k]));
-    return remote.map((k) => back.get(k) ?? k);
-  }
-
-  async #load(reply, keys, loader, failures) {
+  /** Calls the loader: per key its payload and codec, or its error's message and 255. */
+  async #load(keys, loader, failures) {
     const n = keys.length;
     const started = Date.now();
-    const lengths = new Uint32Array(2 * n);
-    const parts = [];
-    let total = 0;
-    const fail = (i, error) => {
-      const text = encoder.encode(message(error));
-      failures.set(keys[i], error);
-      lengths.set([text.length, 255], 2 * i);
-      parts.push(text), (total += text.length);
-    };
-    let loaded;
+    const [lengths, parts] = [new Uint32Array(2 * n), []];
+    let loaded, error;
     try {
       if (!loader) throw new StratacacheError('stratacache: no loader', { kind: 'loader' });
       loaded = await withTimeout(loader(keys.slice()), this.#loadTimeoutMs, `the loader for ${n} key(s)`);
@@ -309,32 +278,29 @@ export class TieredCache {
       if (!Array.isArray(loaded) || loaded.length !== n) {
         throw new StratacacheError(`stratacache: the loader returned ${Array.isArray(loaded) ? `${loaded.length} values` : typeof loaded} for ${n} keys; return an array in key order or a Map`, { kind: 'loader' });
       }
-    } catch (error) {
-      const wrapped = error instanceof StratacacheError ? error : new StratacacheError(`stratacache: the loader failed: ${message(error)}`, { kind: 'loader', cause: error });
-      for (let i = 0; i < n; i++) fail(i, wrapped);
-      fileValues(new Array(n));
-      return reply(LOADED, concat(parts, total), lengths, Date.now() - started);
+    } catch (e) {
+      error = e instanceof StratacacheError ? e : new StratacacheError(`stratacache: the loader failed: ${message(e)}`, { kind: 'loader', cause: e });
+      loaded = new Array(n);
     }
     const ms = Date.now() - started;
     for (let i = 0; i < n; i++) {
+      let [codec, payload] = [255];
       try {
-        const [codec, payload] = serialize(loaded[i], keys[i]);
-        lengths.set([payload.length, codec], 2 * i);
-        parts.push(payload), (total += payload.length);
-      } catch (error) {
-        fail(i, error);
+        if (error) throw error;
+        [codec, payload] = serialize(loaded[i], keys[i]);
+      } catch (e) {
+        failures.set(keys[i], e);
+        payload = encoder.encode(message(e));
       }
+      lengths.set([payload.length, codec], 2 * i);
+      parts.push(payload);
     }
-    fileValues(loaded);
-    return reply(LOADED, concat(parts, total), lengths, ms);
+    return [LOADED, concat(parts), lengths, ms, loaded];
   }
 
   /** Reloads `key` and writes it to every tier, in the background. */
   #refresh(key, loader, options) {
-    const reload = async () => {
-      const out = this.#read([key], LOAD | FORCE_MISS | SKIP_REQUEST, loader, { ttlMs: options?.ttlMs }, true);
-      if (out instanceof Promise) await out;
-    };
+    const reload = async () => void (await this.#read([key], LOAD | FORCE_MISS | SKIP_REQUEST, loader, { ttlMs: options?.ttlMs }, true));
     const promise = this.#writes.track(reload().catch((error) => this.#report(error)), options);
     options?.onRefresh?.(promise);
   }
@@ -348,13 +314,12 @@ export class TieredCache {
   }
 
   #waiter(id) {
-    let entry = this.#waiters.get(id);
-    if (entry === undefined) {
+    if (!this.#waiters.has(id)) {
       let resolve;
       const promise = new Promise((r) => (resolve = r));
-      this.#waiters.set(id, (entry = { promise, resolve }));
+      this.#waiters.set(id, { promise, resolve });
     }
-    return entry;
+    return this.#waiters.get(id);
   }
 
   #notify(ids) {

@@ -126,6 +126,9 @@ export class WasmIo {
   }
 }
 
+// A result's flags, as src/tiered.rs writes them.
+const HIT = 1, REFRESH = 2, ERROR = 4;
+
 // Step kinds by code, as src/tiered.rs writes them.
 const KINDS = ['done', 'fetch', 'decode', 'lease', 'sleep', 'load', 'notify', 'wait', 'store', 'delete'];
 
@@ -187,10 +190,10 @@ export function readResults(r, keys, slots, sources) {
   for (let i = 0; i < n; i++) {
     const flags = r.bytes[r.at++];
     const source = sources[r.bytes[r.at++]];
-    const hit = (flags & 1) !== 0;
+    const hit = (flags & HIT) !== 0;
     const value = hit ? slots[r.u32()] : undefined;
-    if (flags & 4) (errors ??= new Map()).set(i, r.str());
-    if (flags & 2) (refresh ??= []).push(i);
+    if (flags & ERROR) (errors ??= new Map()).set(i, r.str());
+    if (flags & REFRESH) (refresh ??= []).push(i);
     results[i] = { key: keys[i], hit, value, source };
   }
   return { results, errors, refresh };

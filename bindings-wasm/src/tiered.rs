@@ -264,6 +264,62 @@ fn config_error(e: &ConfigError) -> String {
     }
 }
 
+/// The config of `Tiered::new`'s `local` and `numbers` (the tiers and
+/// keyring aside): see there for the layout.
+fn tiered_config(tiers: Vec<TierConfig>, local: &[f64], numbers: &[f64]) -> TieredConfig {
+    let mut config = TieredConfig::new(tiers);
+    config.local = match local {
+        [entries, bytes, ttl] => {
+            let defaults = LocalTierConfig::default();
+            Some(LocalTierConfig {
+                max_entries: given(*entries).map_or(defaults.max_entries, |n| to_u64(n) as usize),
+                max_weight: given(*bytes).map_or(defaults.max_weight, to_u64),
+                ttl_ms: given(*ttl).map_or(defaults.ttl_ms, to_u64),
+            })
+        }
+        _ => None,
+    };
+    let n = |i: usize| numbers.get(i).copied().and_then(given);
+    if let Some(at) = n(0) {
+        config.compress_at = finite(at).map(|at| at as usize);
+    }
+    if let Some(ms) = n(1) {
+        config.default_ttl_ms = finite(ms);
+    }
+    if let Some(ms) = n(2) {
+        config.stale_ms = to_u64(ms);
+    }
+    if let Some(x) = n(3) {
+        config.ttl_jitter = x;
+    }
+    if let Some(x) = n(4) {
+        config.xfetch_beta = x;
+    }
+    if let Some(ms) = n(5) {
+        config.refresh_timeout_ms = to_u64(ms);
+    }
+    if let Some(strict) = n(6) {
+        config.strict = strict != 0.0;
+    }
+    if let Some(len) = n(7) {
+        config.max_payload_len = to_u64(len) as usize;
+    }
+    if n(8) == Some(1.0) {
+        let d = LeasePolicy::default();
+        config.lease = Some(LeasePolicy {
+            ttl_ms: n(9).map_or(d.ttl_ms, to_u64),
+            max_wait_ms: n(10).map_or(d.max_wait_ms, to_u64),
+            poll_interval_ms: n(11).map_or(d.poll_interval_ms, to_u64),
+        });
+    }
+    let d = CooldownPolicy::default();
+    config.cooldown = CooldownPolicy {
+        failures_to_trip: n(12).map_or(d.failures_to_trip, |n| n as u32),
+        cooldown_ms: n(13).map_or(d.cooldown_ms, to_u64),
+    };
+    config
+}
+
 fn invalid_key(e: InvalidKey) -> JsValue {
     js::type_error(&format!(
         "stratacache: cache key {} is not a valid memcached key ({}): build keys with Key, or pass any string through safeKey()",
@@ -304,62 +360,12 @@ impl Tiered {
             .zip(tier_numbers.chunks_exact(TIER_FIELDS))
             .map(|(name, n)| tier_config(name, n))
             .collect();
-        let mut config = TieredConfig::new(tiers);
-        config.local = match local {
-            [entries, bytes, ttl] => {
-                let defaults = LocalTierConfig::default();
-                Some(LocalTierConfig {
-                    max_entries: given(*entries)
-                        .map_or(defaults.max_entries, |n| to_u64(n) as usize),
-                    max_weight: given(*bytes).map_or(defaults.max_weight, to_u64),
-                    ttl_ms: given(*ttl).map_or(defaults.ttl_ms, to_u64),
-                })
-            }
-            _ => None,
-        };
+        let mut config = tiered_config(tiers, local, numbers);
         config.keyring = keyring(
             &split_keys(key_ids, key_id_lengths, &mut Vec::new()),
             secrets,
             secret_lengths,
         )?;
-        let n = |i: usize| numbers.get(i).copied().and_then(given);
-        if let Some(at) = n(0) {
-            config.compress_at = finite(at).map(|at| at as usize);
-        }
-        if let Some(ms) = n(1) {
-            config.default_ttl_ms = finite(ms);
-        }
-        if let Some(ms) = n(2) {
-            config.stale_ms = to_u64(ms);
-        }
-        if let Some(x) = n(3) {
-            config.ttl_jitter = x;
-        }
-        if let Some(x) = n(4) {
-            config.xfetch_beta = x;
-        }
-        if let Some(ms) = n(5) {
-            config.refresh_timeout_ms = to_u64(ms);
-        }
-        if let Some(strict) = n(6) {
-            config.strict = strict != 0.0;
-        }
-        if let Some(len) = n(7) {
-            config.max_payload_len = to_u64(len) as usize;
-        }
-        if n(8) == Some(1.0) {
-            let d = LeasePolicy::default();
-            config.lease = Some(LeasePolicy {
-                ttl_ms: n(9).map_or(d.ttl_ms, to_u64),
-                max_wait_ms: n(10).map_or(d.max_wait_ms, to_u64),
-                poll_interval_ms: n(11).map_or(d.poll_interval_ms, to_u64),
-            });
-        }
-        let d = CooldownPolicy::default();
-        config.cooldown = CooldownPolicy {
-            failures_to_trip: n(12).map_or(d.failures_to_trip, |n| n as u32),
-            cooldown_ms: n(13).map_or(d.cooldown_ms, to_u64),
-        };
         let cache = TieredCache::new(config).map_err(|e| js::type_error(&config_error(&e)))?;
         Ok(Tiered {
             cache,
@@ -415,10 +421,10 @@ impl Tiered {
         request: Option<RequestRef>,
     ) -> Result<usize, JsValue> {
         let options = ReadOptions {
-            load: flags & 1 != 0,
-            force_miss: flags & 2 != 0,
+            load: flags & LOAD != 0,
+            force_miss: flags & FORCE_MISS != 0,
             ttl: expiry(ttl_ms),
-            skip_request_tier: flags & 4 != 0,
+            skip_request_tier: flags & SKIP_REQUEST != 0,
         };
         let mut keys = split_keys(
             &self.key_bytes[..bytes.min(self.key_bytes.len())],
@@ -501,7 +507,7 @@ impl Tiered {
                 let fetched = lengths
                     .iter()
                     .map(|&len| match len {
-                        u32::MAX => Fetched::NotFound,
+                        NOT_FOUND => Fetched::NotFound,
                         FETCH_FAILED => Fetched::Failed(String::new()),
                         len => Fetched::Found(cut(len).to_vec()),
                     })
@@ -664,8 +670,19 @@ struct Pending {
     tier: usize,
 }
 
-/// A fetched key its tier could not answer (`answer` kind 1).
+/// A fetched key its tier did not have / could not answer (`answer` kind 1).
+const NOT_FOUND: u32 = u32::MAX;
 const FETCH_FAILED: u32 = u32::MAX - 1;
+
+// The flags of `read`, as `js/tiered.js` names them (a test checks).
+const LOAD: u32 = 1;
+const FORCE_MISS: u32 = 2;
+const SKIP_REQUEST: u32 = 4;
+
+// The flags byte of a result, as `js/wire.js` names them (a test checks).
+const HIT: u8 = 1;
+const REFRESH: u8 = 2;
+const ERROR: u8 = 4;
 
 // The kinds of `answer`, as `js/tiered.js` names them (a test checks).
 const FAILED: u8 = 0;
@@ -714,24 +731,17 @@ impl Tiered {
             }
         }
         let Pending { read, request, .. } = p;
-        let results = {
-            let mut req = request.as_ref().map(|r| r.borrow_mut());
-            read.finish(&mut self.cache, req.as_deref_mut())
-        };
-        let results = results.map_err(|failure| {
-            js::error_with_kind(
-                &format!(
-                    "stratacache: tier {} failed in strict mode: {}",
-                    js::quote(&failure.tier_name),
-                    failure.message
-                ),
-                "tier_failure",
-            )
-        })?;
-        for r in results {
-            let hit = matches!(r.lookup, Lookup::Hit(_));
-            let error = if r.error.is_some() { 4 } else { 0 };
-            w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
+        let spare = &mut self.spare;
+        let mut req = request.as_ref().map(|r| r.borrow_mut());
+        let finished = read.finish_each(&mut self.cache, req.as_deref_mut(), |r| {
+            let hit = if matches!(r.lookup, Lookup::Hit(_)) {
+                HIT
+            } else {
+                0
+            };
+            let refresh = if r.refresh { REFRESH } else { 0 };
+            let error = if r.error.is_some() { ERROR } else { 0 };
+            w.u8(hit | refresh | error);
             w.u8(source_code(r.source));
             // Read by JS before its next call into wasm: a slot freed with
             // `r` keeps its value until then.
@@ -741,11 +751,20 @@ impl Tiered {
             if let Some(message) = &r.error {
                 w.str(message);
             }
-            if self.spare.len() < SPARE_KEYS {
-                self.spare.push(r.key);
+            if spare.len() < SPARE_KEYS {
+                spare.push(r.key);
             }
-        }
-        Ok(())
+        });
+        finished.map_err(|failure| {
+            js::error_with_kind(
+                &format!(
+                    "stratacache: tier {} failed in strict mode: {}",
+                    js::quote(&failure.tier_name),
+                    failure.message
+                ),
+                "tier_failure",
+            )
+        })
     }
 }
 
@@ -766,6 +785,168 @@ mod tests {
         list.split(',')
             .map(|s| s.trim().trim_matches('\'').to_owned())
             .collect()
+    }
+
+    /// A JS option name in snake_case (`maxTtlMs` -> `max_ttl_ms`).
+    fn snake_case(field: &str) -> String {
+        let mut snake = String::new();
+        for c in field.chars() {
+            if c.is_ascii_uppercase() {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        }
+        snake
+    }
+
+    /// The fields a serde struct with `deny_unknown_fields` knows, from the
+    /// error an unknown field gets ("expected one of `a`, `b`").
+    fn spec_fields(error: &str) -> Vec<String> {
+        let list = error.split("expected one of ").nth(1).expect(error);
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The global layout of `js/config.js` (`GLOBAL_FIELDS`, a lease flag,
+    /// `LEASE_FIELDS`, `COOLDOWN_FIELDS`; `LOCAL_FIELDS` apart), derived from
+    /// the core's serde configuration: each JS field set alone, to a value of
+    /// its own, builds the config that the core's spec field of that name
+    /// (snake_case, seconds for `Ms`) builds, so a field swapped, dropped or
+    /// read at the wrong place fails; and every field of the core's spec is a
+    /// JS field or named here as one the JS host does not take.
+    #[test]
+    fn js_global_layout_is_the_core_config() {
+        use serde_json::{json, Value};
+        let js = include_str!("../js/config.js");
+        assert!(js.contains("const numbers = [...GLOBAL_FIELDS.map((f) => options[f]), lease !== undefined, ...LEASE_FIELDS.map((f) => lease?.[f]), ...COOLDOWN_FIELDS.map((f) => cooldown[f])];"));
+        assert!(js.contains("LOCAL_FIELDS.map((f) => num(options.local?.[f]))"));
+        let globals = js_list(js, "const GLOBAL_FIELDS = [");
+        let lease = js_list(js, "const LEASE_FIELDS = [");
+        let cooldown = js_list(js, "const COOLDOWN_FIELDS = [");
+        let local = js_list(js, "const LOCAL_FIELDS = [");
+        // (the spec object a field is in, the JS field, in `local` or not, its index)
+        let lease_flag = globals.len();
+        let mut layout: Vec<(Option<&str>, &String, bool, usize)> = Vec::new();
+        layout.extend(globals.iter().enumerate().map(|(i, f)| (None, f, false, i)));
+        layout.extend(
+            lease
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (Some("lease"), f, false, lease_flag + 1 + i)),
+        );
+        let at = lease_flag + 1 + lease.len();
+        layout.extend(
+            cooldown
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (Some("cooldown"), f, false, at + i)),
+        );
+        layout.extend(
+            local
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (Some("local"), f, true, i)),
+        );
+        let unset = vec![f64::NAN; at + cooldown.len()];
+        let js_config = |numbers: &[f64], local: &[f64]| {
+            format!("{:?}", tiered_config(Vec::new(), local, numbers))
+        };
+        let spec = |value: Value| {
+            serde_json::from_value::<TieredConfig>(value)
+                .ok()
+                .map(|c| format!("{c:?}"))
+        };
+        assert_eq!(Some(js_config(&unset, &[f64::NAN; 3])), spec(json!({})));
+        assert_eq!(
+            js_config(&unset, &[]),
+            spec(json!({"local": null})).unwrap()
+        );
+        let mut n = unset.clone();
+        n[lease_flag] = 1.0;
+        assert_eq!(
+            Some(js_config(&n, &[f64::NAN; 3])),
+            spec(json!({"lease": true}))
+        );
+        let mut covered = Vec::new();
+        for (k, &(scope, field, in_local, i)) in layout.iter().enumerate() {
+            let snake = snake_case(field);
+            let (name, ms) = match snake.strip_suffix("_ms") {
+                Some(name) => (name, true),
+                None => (snake.as_str(), false),
+            };
+            // Where the spec's name is not the JS name's snake_case.
+            let name = match (scope, name) {
+                (None, "stale") => "stale_ttl",
+                (Some("cooldown"), "failures_to_trip") => "failures",
+                (Some("cooldown"), "cooldown") => "seconds",
+                _ => name,
+            };
+            let wrap = |v: Value| match scope {
+                None => json!({ name: v }),
+                Some(scope) => json!({ scope: { name: v } }),
+            };
+            let js = |v: f64| {
+                let (mut n, mut l) = (unset.clone(), [f64::NAN; 3]);
+                if scope == Some("lease") {
+                    n[lease_flag] = 1.0;
+                }
+                let target: &mut [f64] = if in_local { &mut l } else { &mut n };
+                target[i] = v;
+                js_config(&n, &l)
+            };
+            // A value of its own per field: a field read at another's place differs.
+            let v = 100.0 + k as f64;
+            if ms {
+                assert_eq!(Some(js(v * 1000.0)), spec(wrap(v.into())), "{field}");
+            } else if spec(wrap(true.into())).is_some() {
+                for b in [false, true] {
+                    assert_eq!(Some(js(b as u8 as f64)), spec(wrap(b.into())), "{field}");
+                }
+            } else {
+                assert_eq!(Some(js(v)), spec(wrap((v as u64).into())), "{field}");
+            }
+            // `null` where the spec gives it a meaning of its own (none): Infinity in JS.
+            let none = spec(wrap(Value::Null));
+            let unset = spec(scope.map_or(json!({}), |scope| json!({ scope: {} })));
+            if none.is_some() && none != unset {
+                assert_eq!(Some(js(f64::INFINITY)), none, "{field} null");
+            }
+            covered.push(match scope {
+                Some(scope @ "local") => format!("{scope}.{name}"),
+                _ => name.to_owned(),
+            });
+        }
+        let spec_error = |value: Value| {
+            serde_json::from_value::<TieredConfig>(value)
+                .unwrap_err()
+                .to_string()
+        };
+        let top = spec_fields(&spec_error(json!({"?": 0})));
+        let nested = ["tiers", "local", "lease", "cooldown", "signing_keys"];
+        // Not taken from JS: the request namespace's name, the host codec and
+        // pickles are Python's; JS has one cache per isolate and no pickle.
+        let not_in_js = ["name", "codec", "allow_unsigned_pickle"];
+        for field in &top {
+            let field = field.as_str();
+            assert!(
+                covered.iter().any(|c| c == field)
+                    || nested.contains(&field)
+                    || not_in_js.contains(&field),
+                "{field} of the core's spec is not in js/config.js"
+            );
+        }
+        for field in spec_fields(&spec_error(json!({"local": {"?": 0}}))) {
+            let field = format!("local.{field}");
+            // An alias of `max_bytes`.
+            let alias = field == "local.max_weight";
+            assert!(
+                alias || covered.contains(&field),
+                "{field} of the core's spec is not in js/config.js"
+            );
+        }
     }
 
     /// The tier layout of `js/config.js` (`TIER_KINDS`, `TIER_FIELDS`),
@@ -796,13 +977,7 @@ mod tests {
         };
         let mut without_spec = Vec::new();
         for (i, field) in fields.iter().enumerate() {
-            let mut snake = String::new();
-            for c in field.chars() {
-                if c.is_ascii_uppercase() {
-                    snake.push('_');
-                }
-                snake.push(c.to_ascii_lowercase());
-            }
+            let snake = snake_case(field);
             let js = |v: f64| {
                 let mut n = unset;
                 n[0] = 0.0;
@@ -823,6 +998,46 @@ mod tests {
         }
         // Set by the kind in the core's spec (`storage`), a field of its own here.
         assert_eq!(without_spec, ["storage"]);
+    }
+
+    /// The number of `const NAME = n` (or `, NAME = n`) in a JS file: one place only.
+    fn js_const(js: &str, name: &str) -> u64 {
+        let found: Vec<&str> = [format!("const {name} = "), format!(", {name} = ")]
+            .iter()
+            .flat_map(|start| js.split(start.as_str()).skip(1))
+            .collect();
+        assert_eq!(found.len(), 1, "{name}");
+        let n = found[0].split([',', ';']).next().unwrap().trim();
+        match n.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => n.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn js_names_the_flags_and_marks_as_here() {
+        let tiered = include_str!("../js/tiered.js");
+        let wire = include_str!("../js/wire.js");
+        for (name, n) in [
+            ("LOAD", LOAD),
+            ("FORCE_MISS", FORCE_MISS),
+            ("SKIP_REQUEST", SKIP_REQUEST),
+        ] {
+            assert_eq!(js_const(tiered, name), n as u64, "{name}");
+        }
+        assert_eq!(js_const(tiered, "NOT_FOUND"), NOT_FOUND as u64);
+        assert_eq!(js_const(tiered, "KEY_FAILED"), FETCH_FAILED as u64);
+        for (name, n) in [("HIT", HIT), ("REFRESH", REFRESH), ("ERROR", ERROR)] {
+            assert_eq!(js_const(wire, name), n as u64, "{name}");
+        }
+        // Where JS reads them.
+        for read in [
+            "(flags & HIT) !== 0",
+            "if (flags & ERROR)",
+            "if (flags & REFRESH)",
+        ] {
+            assert!(wire.contains(read), "{read}");
+        }
     }
 
     #[test]

@@ -225,3 +225,64 @@ fn read_typed<E>(cache: &mut TieredCache<String>) -> stratacache::tiered::Read<S
     fetch.answer(cache, vec![Fetched::NotFound]);
     read
 }
+
+/// Two reads on one cache, finished by `finish` or by `finish_each`: a
+/// load (one key loaded, one failed), then a read with a request-tier hit
+/// (put there by the first read's finish) and a miss.
+fn two_reads(each: bool) -> Vec<String> {
+    use stratacache::RequestCache;
+    let mut cache: TieredCache<String> = TieredCache::new(memcached_only()).unwrap();
+    let mut request = RequestCache::new();
+    let mut shown = Vec::new();
+    for (keys, options) in [
+        (["a|v1", "b|v1"], ReadOptions::load()),
+        (["a|v1", "c|v1"], ReadOptions::get()),
+    ] {
+        let keys = keys.map(str::to_owned).to_vec();
+        let mut read = cache
+            .read_raw::<String>(keys, options, 0, 1, Some(&request))
+            .unwrap();
+        loop {
+            match read.next(&mut cache) {
+                Step::Done => break,
+                Step::Fetch { tier, keys } => read
+                    .fetched(&mut cache, tier, vec![None; keys.len()])
+                    .unwrap(),
+                Step::Load { keys } => {
+                    assert_eq!(keys.len(), 2);
+                    let loaded = vec![
+                        Ok(Loaded::new("A".to_owned(), Codec::Raw, b"A".to_vec())),
+                        Err("boom".to_owned()),
+                    ];
+                    read.loaded(&mut cache, loaded, 1).unwrap()
+                }
+                _ => {}
+            }
+        }
+        let results = if each {
+            let mut results = Vec::new();
+            read.finish_each(&mut cache, Some(&mut request), |r| results.push(r))
+                .unwrap();
+            results
+        } else {
+            read.finish(&mut cache, Some(&mut request)).unwrap()
+        };
+        shown.extend(results.iter().map(|r| format!("{r:?}")));
+    }
+    shown.push(format!("{:?}", cache.read_stats()));
+    shown
+}
+
+#[test]
+fn finish_each_hands_out_what_finish_returns() {
+    let shown = two_reads(true);
+    assert_eq!(shown, two_reads(false));
+    // The results this compares: a load, a failed load, a request-tier hit, a miss.
+    assert!(
+        shown[0].contains("Hit(\"A\")") && shown[0].contains("Loader"),
+        "{shown:?}"
+    );
+    assert!(shown[1].contains("boom"), "{shown:?}");
+    assert!(shown[2].contains("Request"), "{shown:?}");
+    assert!(shown[3].contains("Miss"), "{shown:?}");
+}
