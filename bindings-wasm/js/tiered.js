@@ -86,8 +86,8 @@ export class TieredCache {
     this.#tierTimeoutMs = options.tierTimeoutMs ?? 5_000;
     this.#loadTimeoutMs = options.loadTimeoutMs ?? 30_000;
     this.#onError = options.onError;
-    const failed = (tier) => this.#core.tierFailed(tier, this.#clock());
-    this.#writes = new Writes(tiers, this.#names, this.#tierTimeoutMs, failed, (e, name) => this.#report(e, name), options.backgroundWrites);
+    const wrote = (tier, ok) => this.#core.tierWrote(tier, ok, this.#clock());
+    this.#writes = new Writes(tiers, this.#names, this.#tierTimeoutMs, wrote, (e, name) => this.#report(e, name), options.backgroundWrites);
   }
 
   /** `{ hit, value, source }` for `key`: request, local and remote tiers, no loader. */

@@ -15,7 +15,7 @@ export class Writes {
   #tiers;
   #names;
   #timeoutMs;
-  #failed;
+  #wrote;
   #report;
   #limits;
   #pending = new Set();
@@ -25,15 +25,16 @@ export class Writes {
   counts = { queued: 0, written: 0, dropped: 0, failed: 0 };
 
   /**
-   * `failed(tier)` tells the core a write failed (its cool-down);
+   * `wrote(tier, ok)` tells the core how a write went (a failure counts
+   * toward the tier's cool-down, a success ends one);
    * `report(error, name)` is the cache's onError; `limits` the
    * backgroundWrites option (false: a read awaits its writes).
    */
-  constructor(tiers, names, timeoutMs, failed, report, limits = true) {
+  constructor(tiers, names, timeoutMs, wrote, report, limits = true) {
     this.#tiers = tiers;
     this.#names = names;
     this.#timeoutMs = timeoutMs;
-    this.#failed = failed;
+    this.#wrote = wrote;
     this.#report = report;
     this.#limits = limits === false ? null : { maxSteps: limits.maxSteps ?? 1000, maxBytes: limits.maxBytes ?? 64 * 1024 * 1024 };
   }
@@ -101,7 +102,7 @@ export class Writes {
     return done.flat();
   }
 
-  /** One step; true if it landed. Best effort: a failure is counted (cooling the tier down), reported, never thrown. */
+  /** One step; true if it landed. Best effort: a failure is counted (cooling the tier down), reported, never thrown; a success ends a cool-down. */
   async #one(step) {
     const tier = this.#tiers[step.tier];
     const name = this.#names[step.tier];
@@ -109,9 +110,10 @@ export class Writes {
     try {
       if (step.kind === 'store') await withTimeout(tier.setMany(step.entries), timeout, `setMany on tier ${name}`);
       else await withTimeout(tier.deleteMany(step.keys), timeout, `deleteMany on tier ${name}`);
+      this.#wrote(step.tier, true);
       return true;
     } catch (error) {
-      this.#failed(step.tier);
+      this.#wrote(step.tier, false);
       this.#report(error, name);
       return false;
     }

@@ -602,10 +602,15 @@ impl Tiered {
         Ok(steps_bytes(steps))
     }
 
-    /// Reports that a write (store, delete) to `tier` failed.
-    #[wasm_bindgen(js_name = tierFailed)]
-    pub fn tier_failed(&mut self, tier: usize, now: f64) {
-        self.cache.tier_failed(tier, to_u64(now));
+    /// Reports how a write (store, delete) to `tier` went: a failure counts
+    /// toward its cool-down, a success ends one (the tier answered).
+    #[wasm_bindgen(js_name = tierWrote)]
+    pub fn tier_wrote(&mut self, tier: usize, ok: bool, now: f64) {
+        if ok {
+            self.cache.tier_succeeded(tier);
+        } else {
+            self.cache.tier_failed(tier, to_u64(now));
+        }
     }
 
     /// Empties the local tier.

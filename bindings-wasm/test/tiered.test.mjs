@@ -224,6 +224,28 @@ test('a tier that rejects is skipped: the read falls through, the error is repor
   await assert.rejects(strict.get('r|v1'), { kind: 'tier_failure', message: /"down" failed in strict mode: ECONNREFUSED/ });
 });
 
+test('a failed tier cools down; after it, a successful write ends the cool-down', async () => {
+  let down = true;
+  let fetches = 0;
+  const tier = memoryTier({ name: 'flaky' });
+  const getMany = tier.getMany.bind(tier);
+  const setMany = tier.setMany.bind(tier);
+  tier.getMany = async (ks) => (fetches++, down ? Promise.reject(new Error('ECONNREFUSED')) : getMany(ks));
+  tier.setMany = async (entries) => (down ? Promise.reject(new Error('ECONNREFUSED')) : setMany(entries));
+  let now = 1_000_000;
+  const cache = new TieredCache({ tiers: [tier], local: false, clock: () => now, cooldown: { failuresToTrip: 3, cooldownMs: 1000 }, onError: () => {} });
+  for (let i = 0; i < 4; i++) await cache.get(`c|${i}`);
+  assert.equal(fetches, 3, 'three failures trip the cool-down: the fourth read skips the tier');
+  now += 1001; // the cool-down is over; the tier answers writes again
+  down = false;
+  await cache.setAllTiers('c|w', 'written');
+  assert.equal(tier.items.size, 1);
+  down = true; // failing again: the write reset its count, so one failure does not trip it
+  await cache.get('c|x');
+  await cache.get('c|y');
+  assert.equal(fetches, 5, 'the tier is still asked after one new failure');
+});
+
 test('a tier that never answers times out; the read completes', async () => {
   const hanging = { ...memoryTier({ name: 'slow' }), getMany: () => new Promise(() => {}), setMany: () => new Promise(() => {}) };
   const errors = [];
