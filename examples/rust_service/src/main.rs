@@ -579,8 +579,12 @@ fn write_behind_demo(
         None,
     ))?;
     let returned = started.elapsed();
-    for tier in writer.take_failed_tiers() {
-        process_e.tier_failed(tier, now);
+    for (tier, landed) in writer.take_tier_outcomes() {
+        if landed {
+            process_e.tier_succeeded(tier);
+        } else {
+            process_e.tier_failed(tier, now);
+        }
     }
     let stats = runtime.block_on(writer.close()); // shutdown: drains the queue
     let found = servers.memcached.get_many(&[&key])?.values[0].is_some();

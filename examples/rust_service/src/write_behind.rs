@@ -38,9 +38,10 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
-    /// Tiers whose writes failed since the host last asked (it reports them
-    /// with `TieredCache::tier_failed`: the writer does not hold the cache).
-    failed_tiers: Mutex<Vec<usize>>,
+    /// Each write's tier and whether it landed, in order, since the host
+    /// last asked (it reports them with `TieredCache::tier_failed` or
+    /// `tier_succeeded`: the writer does not hold the cache).
+    outcomes: Mutex<Vec<(usize, bool)>>,
 }
 
 /// The writer's counters, in writes offered (a sealed value is one write).
@@ -72,10 +73,12 @@ fn issue<T: Tiers>(tiers: &T, write: WriteBehind, counters: &Counters) {
             Effect::Delete { tier, keys } => (tier, tiers.delete_many(tier, keys)),
             Effect::Notify { .. } => continue,
         };
-        if result.is_err() {
-            ok = false;
-            counters.failed_tiers.lock().unwrap().push(tier);
-        }
+        ok &= result.is_ok();
+        counters
+            .outcomes
+            .lock()
+            .unwrap()
+            .push((tier, result.is_ok()));
     }
     let counter = if ok {
         &counters.written
@@ -143,10 +146,12 @@ impl Writer {
         }
     }
 
-    /// Tiers whose background writes failed since the last call: report
-    /// each with `TieredCache::tier_failed` (its cool-down and counters).
-    pub fn take_failed_tiers(&self) -> Vec<usize> {
-        std::mem::take(&mut *self.counters.failed_tiers.lock().unwrap())
+    /// Each background write's tier and whether it landed, in order, since
+    /// the last call: report a failure with `TieredCache::tier_failed` (its
+    /// cool-down and counters), a success with `tier_succeeded` (it ends a
+    /// cool-down).
+    pub fn take_tier_outcomes(&self) -> Vec<(usize, bool)> {
+        std::mem::take(&mut *self.counters.outcomes.lock().unwrap())
     }
 
     /// Closes the queue and waits until every queued write was issued.
@@ -424,6 +429,35 @@ mod tests {
     }
 
     #[test]
+    fn landed_writes_are_reported_and_end_a_cool_down() {
+        let rt = runtime();
+        let tiers = Memory::default();
+        let writer = Writer::spawn(rt.handle(), tiers.clone(), 8);
+        let mut app = App {
+            cache: cache(),
+            tiers,
+            writer: Some(&writer),
+            value: "v".into(),
+        };
+        read_one(&mut app, "k");
+        rt.block_on(async {
+            while writer.stats().written == 0 {
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut outcomes = writer.take_tier_outcomes();
+        outcomes.dedup();
+        assert_eq!(outcomes, vec![(0, true), (1, true)]);
+        (0..3).for_each(|_| app.cache.tier_failed(0, 1));
+        assert!(app.cache.is_cooling_down(0, 2));
+        for (tier, _) in outcomes {
+            app.cache.tier_succeeded(tier);
+        }
+        assert!(!app.cache.is_cooling_down(0, 2));
+        rt.block_on(writer.close());
+    }
+
+    #[test]
     fn failed_writes_are_counted_and_reported_per_tier() {
         let rt = runtime();
         let tiers = Memory {
@@ -445,10 +479,10 @@ mod tests {
             writer.stats()
         });
         assert_eq!(stats.failed, 1);
-        let mut failed = writer.take_failed_tiers();
-        failed.sort_unstable();
-        assert_eq!(failed, vec![0, 1]);
-        for tier in failed {
+        let mut outcomes = writer.take_tier_outcomes();
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, vec![(0, false), (1, false)]);
+        for (tier, _) in outcomes {
             app.cache.tier_failed(tier, 1);
         }
         assert!(app.cache.tier_stats()[0].errors >= 1);
