@@ -207,6 +207,10 @@ struct Adaptive {
     /// victim is admitted; otherwise it must be seen twice more (see
     /// [`Policy::admit`]).
     lean: i32,
+    /// The main-space victim that rejected the last candidates, and how
+    /// many in a row it rejected.
+    streak_victim: u32,
+    streak: u64,
 }
 
 /// How far [`Adaptive::lean`] may go either way: how many ghosts of the
@@ -214,6 +218,7 @@ struct Adaptive {
 const LEAN_LIMIT: i32 = 16;
 
 /// A ghost of a candidate the admission rejected (else of a main-space victim).
+
 const GHOST_REJECTED: u64 = 1 << 31;
 const GHOST_STAMP: u64 = GHOST_REJECTED - 1;
 
@@ -348,6 +353,8 @@ impl Policy {
                     ghosts: vec![0; capacity.max(128).next_power_of_two()],
                     removed: [0; 2],
                     lean: 0,
+                    streak_victim: NONE,
+                    streak: 0,
                 };
                 Self::size_segments(&mut adaptive, self.max_entries, self.max_weight);
                 Some(Box::new(adaptive))
@@ -702,6 +709,12 @@ impl Policy {
                 a.candidates -= 1;
                 if rejected {
                     a.remember(e.hash(candidate), true);
+                    if a.streak_victim == victim {
+                        a.streak += 1;
+                    } else {
+                        a.streak_victim = victim;
+                        a.streak = 1;
+                    }
                 }
             }
             if rejected {
@@ -767,9 +780,7 @@ impl Policy {
         if candidate_freq < u32::from(ADMIT_HASHDOS_THRESHOLD) || next != victim {
             return false;
         }
-        // A seeded, not random, one-in-128 pick.
-        let mix = (candidate_hash ^ self.stats.evictions).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        mix >> 57 == 0
+        a.streak_victim == victim && a.streak >= a.sketch.capacity() as u64
     }
 
     /// Links a new entry at `idx` (its expiry written by the host) as the
