@@ -172,9 +172,15 @@ const INITIAL_WINDOW: f64 = 0.01;
 /// Reads per hill-climbing sample, per entry held (at least 128 entries;
 /// Caffeine's ten).
 const SAMPLE_PER_ENTRY: u64 = 10;
-/// Candidates at least this frequent are admitted over an equally frequent
-/// victim once in 128 (by hash, not by a random number), so an attacker
-/// cannot pin the main space with keys it made hot (Caffeine's defence).
+/// Candidates at least this frequent are admitted over a victim that has
+/// rejected as many candidates in a row as the sketch is sized for, so an
+/// attacker who keeps an unread victim's count high (by sketch collisions)
+/// cannot pin the main space for long. Caffeine admits such candidates at
+/// random, one in 128 every time: on a loop, where held keys and
+/// candidates are equally frequent, that let one warm candidate in 128
+/// evict a key about to be read (0.45 points lost on LIRS's loop at every
+/// size); a run of rejections by one unread victim is what a pin looks
+/// like, and a loop's victims are read and move on long before.
 const ADMIT_HASHDOS_THRESHOLD: u8 = 6;
 
 /// What only the adaptive policy keeps.
@@ -208,7 +214,9 @@ struct Adaptive {
     /// [`Policy::admit`]).
     lean: i32,
     /// The main-space victim that rejected the last candidates, and how
-    /// many in a row it rejected.
+    /// many in a row it rejected (see [`ADMIT_HASHDOS_THRESHOLD`]). A
+    /// victim's slot reused by a later victim may inherit the count: at
+    /// worst one warm candidate is admitted early.
     streak_victim: u32,
     streak: u64,
 }
@@ -780,6 +788,7 @@ impl Policy {
         if candidate_freq < u32::from(ADMIT_HASHDOS_THRESHOLD) || next != victim {
             return false;
         }
+        // A pinned victim gives way (deterministic: no random number).
         a.streak_victim == victim && a.streak >= a.sketch.capacity() as u64
     }
 
