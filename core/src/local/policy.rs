@@ -226,7 +226,6 @@ struct Adaptive {
 const LEAN_LIMIT: i32 = 16;
 
 /// A ghost of a candidate the admission rejected (else of a main-space victim).
-
 const GHOST_REJECTED: u64 = 1 << 31;
 const GHOST_STAMP: u64 = GHOST_REJECTED - 1;
 
