@@ -214,9 +214,10 @@ struct Adaptive {
     /// [`Policy::admit`]).
     lean: i32,
     /// The main-space victim that rejected the last candidates, and how
-    /// many in a row it rejected (see [`ADMIT_HASHDOS_THRESHOLD`]). A
-    /// victim's slot reused by a later victim may inherit the count: at
-    /// worst one warm candidate is admitted early.
+    /// many in a row it rejected (see [`ADMIT_HASHDOS_THRESHOLD`]); reset
+    /// when a candidate wins. A victim deleted by the host, whose slot a
+    /// later victim reuses, may pass on its count: at worst one warm
+    /// candidate is admitted early.
     streak_victim: u32,
     streak: u64,
 }
@@ -728,6 +729,10 @@ impl Policy {
                 self.stats.admissions_rejected += 1;
             }
             return candidate;
+        }
+        if let Some(a) = &mut self.adaptive {
+            // The candidate won: the run of rejections ends with its victim.
+            a.streak = 0;
         }
         if self.segment(e, victim) != WINDOW && e.expiry(victim).get() > now {
             if let Some(a) = &mut self.adaptive {
