@@ -172,9 +172,15 @@ const INITIAL_WINDOW: f64 = 0.01;
 /// Reads per hill-climbing sample, per entry held (at least 128 entries;
 /// Caffeine's ten).
 const SAMPLE_PER_ENTRY: u64 = 10;
-/// Candidates at least this frequent are admitted over an equally frequent
-/// victim once in 128 (by hash, not by a random number), so an attacker
-/// cannot pin the main space with keys it made hot (Caffeine's defence).
+/// Candidates at least this frequent are admitted over a victim that has
+/// rejected as many candidates in a row as the sketch is sized for, so an
+/// attacker who keeps an unread victim's count high (by sketch collisions)
+/// cannot pin the main space for long. Caffeine admits such candidates at
+/// random, one in 128 every time: on a loop, where held keys and
+/// candidates are equally frequent, that let one warm candidate in 128
+/// evict a key about to be read (0.45 points lost on LIRS's loop at every
+/// size); a run of rejections by one unread victim is what a pin looks
+/// like, and a loop's victims are read and move on long before.
 const ADMIT_HASHDOS_THRESHOLD: u8 = 6;
 
 /// What only the adaptive policy keeps.
@@ -207,6 +213,13 @@ struct Adaptive {
     /// victim is admitted; otherwise it must be seen twice more (see
     /// [`Policy::admit`]).
     lean: i32,
+    /// The main-space victim that rejected the last candidates, and how
+    /// many in a row it rejected (see [`ADMIT_HASHDOS_THRESHOLD`]); reset
+    /// when a candidate wins. A victim deleted by the host, whose slot a
+    /// later victim reuses, may pass on its count: at worst one warm
+    /// candidate is admitted early.
+    streak_victim: u32,
+    streak: u64,
 }
 
 /// How far [`Adaptive::lean`] may go either way: how many ghosts of the
@@ -348,6 +361,8 @@ impl Policy {
                     ghosts: vec![0; capacity.max(128).next_power_of_two()],
                     removed: [0; 2],
                     lean: 0,
+                    streak_victim: NONE,
+                    streak: 0,
                 };
                 Self::size_segments(&mut adaptive, self.max_entries, self.max_weight);
                 Some(Box::new(adaptive))
@@ -702,12 +717,22 @@ impl Policy {
                 a.candidates -= 1;
                 if rejected {
                     a.remember(e.hash(candidate), true);
+                    if a.streak_victim == victim {
+                        a.streak += 1;
+                    } else {
+                        a.streak_victim = victim;
+                        a.streak = 1;
+                    }
                 }
             }
             if rejected {
                 self.stats.admissions_rejected += 1;
             }
             return candidate;
+        }
+        if let Some(a) = &mut self.adaptive {
+            // The candidate won: the run of rejections ends with its victim.
+            a.streak = 0;
         }
         if self.segment(e, victim) != WINDOW && e.expiry(victim).get() > now {
             if let Some(a) = &mut self.adaptive {
@@ -767,9 +792,8 @@ impl Policy {
         if candidate_freq < u32::from(ADMIT_HASHDOS_THRESHOLD) || next != victim {
             return false;
         }
-        // A seeded, not random, one-in-128 pick.
-        let mix = (candidate_hash ^ self.stats.evictions).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        mix >> 57 == 0
+        // A pinned victim gives way (deterministic: no random number).
+        a.streak_victim == victim && a.streak >= a.sketch.capacity() as u64
     }
 
     /// Links a new entry at `idx` (its expiry written by the host) as the
