@@ -63,10 +63,11 @@ def _answer(cache: Any, read: Any, step: tuple) -> Steps:
     kind = step[0]
     if kind == "fetch":
         _, tier, keys = step
-        method = _fetch_method(cache._tiers[tier])
-        ok, values = yield ("call", tier, method, keys)
+        ok, values = yield ("call", tier, _fetch_method(cache._tiers[tier]), keys)
         failed = None
-        if ok and method == "get_many_outcome":  # (values, failed keys): the others are kept
+        # (values, failed keys): the others are kept. Values are bytes or
+        # None, so a tuple of two values is an answer, not an outcome.
+        if ok and type(values) is tuple and len(values) == 2 and isinstance(values[0], (list, tuple)):
             values, failed_keys = values[0], set(values[1])
             failed = [i for i, key in enumerate(keys) if key in failed_keys]
             if failed:
