@@ -18,7 +18,7 @@ use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
     AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
-    LocalTierConfig, RawRead, ReadOptions, Source, Step, TierConfig, TieredCache, TieredConfig,
+    LocalTierConfig, RawRead, ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
 };
 use stratacache::{LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
@@ -220,6 +220,26 @@ fn write_step(w: &mut Wire, step: Step, weights: &mut Vec<u64>) {
         Step::Delete { tier, keys } => {
             w.u8(9).u32(tier).strs(&keys);
         }
+    }
+}
+
+/// Appends the result of one key of a finished read, as `readResults` in
+/// `js/wire.js` reads it: a flags byte (1 hit, 2 refresh, 4 an error
+/// message follows), the source code, the value's slot for a hit, the
+/// message. The key is not sent: JS has the keys it asked for, in order.
+#[inline(always)]
+fn write_result(w: &mut Wire, r: &ReadResult<Slot>) {
+    let hit = matches!(r.lookup, Lookup::Hit(_));
+    let error = if r.error.is_some() { 4 } else { 0 };
+    w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
+    w.u8(source_code(r.source));
+    // Read by JS before its next call into wasm: a slot freed with
+    // `r` keeps its value until then.
+    if let Lookup::Hit(v) = &r.lookup {
+        w.u32(v.id() as usize);
+    }
+    if let Some(message) = &r.error {
+        w.str(message);
     }
 }
 
@@ -729,18 +749,7 @@ impl Tiered {
             )
         })?;
         for r in results {
-            let hit = matches!(r.lookup, Lookup::Hit(_));
-            let error = if r.error.is_some() { 4 } else { 0 };
-            w.u8(hit as u8 | (r.refresh as u8) << 1 | error);
-            w.u8(source_code(r.source));
-            // Read by JS before its next call into wasm: a slot freed with
-            // `r` keeps its value until then.
-            if let Lookup::Hit(v) = &r.lookup {
-                w.u32(v.id() as usize);
-            }
-            if let Some(message) = &r.error {
-                w.str(message);
-            }
+            write_result(w, &r);
             if self.spare.len() < SPARE_KEYS {
                 self.spare.push(r.key);
             }
@@ -748,6 +757,10 @@ impl Tiered {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "wire_vectors.rs"]
+mod wire_vectors;
 
 #[cfg(test)]
 mod tests {
