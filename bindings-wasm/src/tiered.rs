@@ -18,7 +18,8 @@ use stratacache::stampede::FlightStats;
 use stratacache::stampede::{LeasePolicy, WaitId};
 use stratacache::tiered::{
     AnswerError, ConfigError, CooldownPolicy, Fetched, HostValue, InvalidKey, Loaded,
-    LocalTierConfig, RawRead, ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig,
+    LocalTierConfig, RawRead, ReadOptions, ReadResult, Source, Step, TierConfig, TieredCache,
+    TieredConfig,
 };
 use stratacache::{LocalStats, Lookup, NamedCounters, ReadStats, RequestCache, TierStats};
 use wasm_bindgen::prelude::*;
