@@ -35,7 +35,7 @@ PY="$VENV/bin/python"
 
 cd "$TEST_DIR"
 step "Unit tests and golden vectors (node --test, over the packed package)"
-node --test local.test.mjs vectors.test.mjs tiered.test.mjs base64.test.mjs metrics.test.mjs background.test.mjs protocol.test.mjs
+node --test local.test.mjs vectors.test.mjs tiered.test.mjs base64.test.mjs metrics.test.mjs background.test.mjs protocol.test.mjs wire.test.mjs
 
 step "End-to-end in workerd (Miniflare, loopback)"
 node --test e2e.test.mjs

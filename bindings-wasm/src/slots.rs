@@ -45,6 +45,13 @@ fn with_table<R: Default>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 impl Slot {
+    /// A slot outside the table (its clones and drops count nothing): for
+    /// tests of the layouts that carry slot numbers.
+    #[cfg(test)]
+    pub fn for_test(id: u32) -> Slot {
+        Slot(id)
+    }
+
     /// The cell of `slots` that holds the value.
     #[inline(always)]
     pub fn id(&self) -> u32 {
