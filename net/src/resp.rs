@@ -295,7 +295,7 @@ impl FastConn {
                 values
             }
             (b'-', from, to) => return Err(self.error_text(from, to)),
-            _ => return Err(protocol("an MGET reply that is not an array")),
+            _ => return Err(protocol("MGET did not answer an array")),
         };
         if self.start != self.end {
             return Err(protocol("bytes after the reply"));
