@@ -710,12 +710,17 @@ impl Client {
     /// `MGET` of `full` on `node`: on a connection of its own for a plain
     /// `redis://` node (one pass over the reply, see `resp`), else on the
     /// crate's.
-    fn mget_on(&self, node: &Node, full: &[Vec<u8>]) -> RedisResult<Vec<Option<Vec<u8>>>> {
+    fn mget_on<K: AsRef<[u8]>>(
+        &self,
+        node: &Node,
+        keys: &[K],
+    ) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let Some(addr) = &node.fast else {
+            let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
             return self.with_node(node, |conn| {
                 mget_values(redis::ConnectionLike::req_command(
                     conn,
-                    redis::cmd("MGET").arg(full),
+                    redis::cmd("MGET").arg(&full),
                 )?)
             });
         };
@@ -724,7 +729,7 @@ impl Client {
             Some(c) => c,
             None => FastConn::connect(addr, self.config.connect_timeout, self.config.timeout)?,
         };
-        let result = conn.mget(full);
+        let result = conn.mget(&self.prefix, keys);
         // A server error leaves the connection in sync; an I/O or protocol
         // error closes it.
         if matches!(result, Ok(_) | Err(FastError::Server(_))) {
@@ -992,14 +997,13 @@ impl Client {
     /// let _failed = got.failed; // keys whose node failed, apart from misses
     /// # Ok::<(), stratacache_net::Error>(())
     pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Outcome<Option<Vec<u8>>> {
-        let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
-        let n = full.len();
+        let n = keys.len();
         if n == 0 {
             return Outcome::complete(Vec::new());
         }
         match &self.mode {
             Mode::Single(s) => {
-                let mget = |node: &Node| self.mget_on(node, &full);
+                let mget = |node: &Node| self.mget_on(node, keys);
                 let mut errors = Vec::new();
                 let replicas = self.read_replicas(s);
                 if !replicas.is_empty() {
@@ -1037,6 +1041,7 @@ impl Client {
             // One GET per key: the cluster pipeline sends each node its
             // commands in one go (MGET is refused in a cluster pipeline).
             Mode::Cluster(c) => {
+                let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
                 self.cluster_per_key(c, &full, |i| redis::cmd("GET").arg(&full[i]).clone(), bytes)
             }
         }

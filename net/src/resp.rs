@@ -84,7 +84,7 @@ pub(crate) struct FastConn {
 /// Appends a RESP2 array of bulk strings.
 fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.push(b'*');
-    out.extend_from_slice(itoa(args.len()).as_bytes());
+    push_len(out, args.len());
     out.extend_from_slice(b"\r\n");
     for a in args {
         bulk(out, a);
@@ -93,14 +93,26 @@ fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 fn bulk(out: &mut Vec<u8>, a: &[u8]) {
     out.push(b'$');
-    out.extend_from_slice(itoa(a.len()).as_bytes());
+    push_len(out, a.len());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(a);
     out.extend_from_slice(b"\r\n");
 }
 
-fn itoa(n: usize) -> String {
-    n.to_string()
+/// Appends `n` in decimal (no allocation: this runs per key).
+fn push_len(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 impl FastConn {
@@ -266,13 +278,24 @@ impl FastConn {
         Ok(value)
     }
 
-    /// `MGET keys`: one value or `None` per key, in order.
-    pub(crate) fn mget(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, FastError> {
+    /// `MGET` of each of `keys` after `prefix`: one value or `None` per
+    /// key, in order.
+    pub(crate) fn mget<K: AsRef<[u8]>>(
+        &mut self,
+        prefix: &[u8],
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, FastError> {
         self.out.push(b'*');
-        self.out.extend_from_slice(itoa(keys.len() + 1).as_bytes());
+        push_len(&mut self.out, keys.len() + 1);
         self.out.extend_from_slice(b"\r\n$4\r\nMGET\r\n");
         for k in keys {
-            bulk(&mut self.out, k);
+            let k = k.as_ref();
+            self.out.push(b'$');
+            push_len(&mut self.out, prefix.len() + k.len());
+            self.out.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(prefix);
+            self.out.extend_from_slice(k);
+            self.out.extend_from_slice(b"\r\n");
         }
         self.flush()?;
         let values = match self.line()? {
@@ -348,7 +371,7 @@ mod tests {
         let t = Duration::from_secs(2);
         let mut conn = FastConn::connect(&addr, t, t).unwrap();
         let keys = vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()];
-        let values = conn.mget(&keys).unwrap();
+        let values = conn.mget(b"", &keys).unwrap();
         assert_eq!(values, vec![Some(b"abc".to_vec()), None, Some(big)]);
         let sent = handle.join().unwrap();
         assert_eq!(
@@ -362,15 +385,21 @@ mod tests {
         let (addr, _h) = server(b"-WRONGTYPE oops\r\n".to_vec(), 100);
         let t = Duration::from_secs(2);
         let mut conn = FastConn::connect(&addr, t, t).unwrap();
-        match conn.mget(&[b"a".to_vec()]) {
+        match conn.mget(b"", &[b"a".to_vec()]) {
             Err(FastError::Server(text)) => assert_eq!(text, "WRONGTYPE oops"),
             other => panic!("{other:?}"),
         }
         let (addr, _h) = server(b"*2\r\n$1\r\na\r\n".to_vec(), 100);
         let mut conn = FastConn::connect(&addr, t, t).unwrap();
-        assert!(matches!(conn.mget(&[b"a".to_vec()]), Err(FastError::Io(_))));
+        assert!(matches!(
+            conn.mget(b"", &[b"a".to_vec()]),
+            Err(FastError::Io(_))
+        ));
         let (addr, _h) = server(b"*1\r\n:5\r\n".to_vec(), 100);
         let mut conn = FastConn::connect(&addr, t, t).unwrap();
-        assert!(matches!(conn.mget(&[b"a".to_vec()]), Err(FastError::Io(_))));
+        assert!(matches!(
+            conn.mget(b"", &[b"a".to_vec()]),
+            Err(FastError::Io(_))
+        ));
     }
 }

@@ -1,5 +1,7 @@
 //! [`Read`]: one read of one or many keys, as a state machine.
 
+use std::borrow::Cow;
+
 use crate::chunk::Manifest;
 use crate::envelope::{self, EnvelopeHeader};
 use crate::lookup::Lookup;
@@ -88,7 +90,8 @@ struct Slot<V, E> {
 struct RemoteState {
     /// Ask the remote tiers for this key in the current pass.
     fetch: bool,
-    /// The key as asked of the tier in the current fetch (a replica key).
+    /// The key as asked of the tier in the current fetch when it is a
+    /// replica key (`None`: the key itself).
     fetched_as: Option<String>,
     manifest: Option<Manifest>,
     hit: Option<RemoteHit>,
@@ -347,7 +350,9 @@ impl<V: Clone, E> RawRead<V, E> {
                             } else {
                                 key.clone()
                             };
-                            self.slots[i].r().fetched_as = Some(asked.clone());
+                            // Kept only when it can differ from the key (no
+                            // second copy of every key on the common path).
+                            self.slots[i].r().fetched_as = (replicas > 1).then(|| asked.clone());
                             asked
                         })
                         .collect();
@@ -360,9 +365,8 @@ impl<V: Clone, E> RawRead<V, E> {
                     let mut keys = Vec::new();
                     for (i, slot) in self.slots.iter().enumerate() {
                         let Some(remote) = &slot.remote else { continue };
-                        if let (Some(manifest), Some(asked)) =
-                            (&remote.manifest, &remote.fetched_as)
-                        {
+                        if let Some(manifest) = &remote.manifest {
+                            let asked = remote.fetched_as.as_deref().unwrap_or(&self.keys[i]);
                             let chunk_keys = manifest.chunk_keys(asked);
                             slots.push((i, chunk_keys.len()));
                             keys.extend(chunk_keys);
@@ -740,13 +744,25 @@ impl<V: Clone, E> RawRead<V, E> {
             Freshness::Fresh => {}
         }
         cache.tier_stats[tier].hits += 1;
-        let payload = decoded.payload.into_owned();
         let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
+        let (payload, envelope) = match decoded.payload {
+            // Not kept for a back-fill: the envelope's own buffer becomes the
+            // payload (moved down in place, no allocation per value).
+            Cow::Borrowed(body) if !backfill => {
+                let start = body.as_ptr() as usize - bytes.as_ptr() as usize;
+                let end = start + body.len();
+                let mut bytes = bytes;
+                bytes.truncate(end);
+                bytes.drain(..start);
+                (bytes, None)
+            }
+            payload => (payload.into_owned(), backfill.then_some(bytes)),
+        };
         self.slots[i].r().hit = Some(RemoteHit {
             tier,
             header,
             payload,
-            envelope: backfill.then_some(bytes),
+            envelope,
         });
     }
 
@@ -795,10 +811,10 @@ impl<V: Clone, E> RawRead<V, E> {
                 cache.read_stats.decode_errors += 1;
                 continue;
             };
-            let key = self.keys[i].clone();
+            let key = &self.keys[i];
             let header = hit.header;
             cache.fill_local(
-                &key,
+                key,
                 &host.value,
                 host.weight,
                 header.soft_expiry_ms,
