@@ -46,6 +46,9 @@ impl FastAddr {
 pub(crate) enum FastError {
     Io(io::Error),
     Server(String),
+    /// `AUTH` refused (the server's words are not kept: they may echo the
+    /// user name).
+    Auth,
 }
 
 impl From<io::Error> for FastError {
@@ -61,6 +64,11 @@ impl From<FastError> for redis::RedisError {
             FastError::Server(text) => {
                 redis::RedisError::from((redis::ErrorKind::ResponseError, "server error", text))
             }
+            // The crate's words for it, so errors read the same either way.
+            FastError::Auth => redis::RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "Password authentication failed",
+            )),
         }
     }
 }
@@ -156,6 +164,7 @@ impl FastConn {
             end: 0,
         };
         let mut setup = 0;
+        let auth = addr.password.is_some();
         if let Some(password) = &addr.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
             if let Some(user) = &addr.username {
@@ -174,9 +183,15 @@ impl FastConn {
             // Every reply read before the first error is reported: the
             // connection stays in sync either way, but is not kept.
             let mut first_err = None;
-            for _ in 0..setup {
-                if let Err(e) = conn.simple_reply() {
-                    first_err.get_or_insert(e);
+            for i in 0..setup {
+                match conn.simple_reply() {
+                    Err(FastError::Server(_)) if auth && i == 0 => {
+                        first_err.get_or_insert(FastError::Auth);
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Ok(()) => {}
                 }
             }
             if let Some(e) = first_err {
@@ -401,5 +416,79 @@ mod tests {
             conn.mget(b"", &[b"a".to_vec()]),
             Err(FastError::Io(_))
         ));
+    }
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0usize, 7, 10, 99, 100, 12_345, usize::MAX] {
+            let mut out = Vec::new();
+            push_len(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn credentials_and_database_are_sent_before_the_prefixed_keys() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut chunks = Vec::new();
+            for reply in [&b"+OK\r\n+OK\r\n"[..], b"*1\r\n$-1\r\n"] {
+                let mut got = vec![0; 4096];
+                let n = s.read(&mut got).unwrap();
+                got.truncate(n);
+                chunks.push(got);
+                s.write_all(reply).unwrap();
+            }
+            chunks
+        });
+        let addr = FastAddr {
+            host: "127.0.0.1".into(),
+            port,
+            username: Some("app".into()),
+            password: Some("pw".into()),
+            db: 3,
+        };
+        let t = Duration::from_secs(2);
+        let mut conn = FastConn::connect(&addr, t, t).unwrap();
+        assert_eq!(conn.mget(b"p:", &["k"]).unwrap(), vec![None]);
+        let chunks = handle.join().unwrap();
+        assert_eq!(
+            chunks[0],
+            b"*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+        );
+        assert_eq!(chunks[1], b"*2\r\n$4\r\nMGET\r\n$3\r\np:k\r\n");
+    }
+
+    #[test]
+    fn a_refused_password_fails_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = vec![0; 4096];
+            let _ = s.read(&mut got).unwrap();
+            s.write_all(b"-WRONGPASS invalid username-password pair\r\n")
+                .unwrap();
+        });
+        let addr = FastAddr {
+            host: "127.0.0.1".into(),
+            port,
+            username: None,
+            password: Some("nope".into()),
+            db: 0,
+        };
+        let t = Duration::from_secs(2);
+        match FastConn::connect(&addr, t, t) {
+            Err(e @ FastError::Auth) => {
+                let e = redis::RedisError::from(e);
+                assert!(
+                    e.to_string().contains("Password authentication failed"),
+                    "{e}"
+                );
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("connected with a refused password"),
+        }
     }
 }
