@@ -891,7 +891,7 @@ impl<V: Clone, E> RawRead<V, E> {
                     let faster: Vec<usize> = faster.collect();
                     let hard = header.hard_expiry_ms;
                     let job =
-                        cache.seal_job(&key, None, envelope, faster.into_iter(), hard, self.now);
+                        cache.seal_job(key, None, envelope, faster.into_iter(), hard, self.now);
                     jobs.extend(job);
                     None
                 }
@@ -908,7 +908,7 @@ impl<V: Clone, E> RawRead<V, E> {
                 cache.plan_stores(
                     &mut self.stores,
                     faster.into_iter(),
-                    &key,
+                    key,
                     envelope,
                     header.hard_expiry_ms,
                     self.now,
@@ -920,7 +920,7 @@ impl<V: Clone, E> RawRead<V, E> {
                 self.now,
                 || unit_random(mix(self.random, i as u64)),
             );
-            if due && cache.claim_refresh(&key, self.now) {
+            if due && cache.claim_refresh(key, self.now) {
                 cache.tier_stats[hit.tier].early_refreshes += 1;
                 self.slots[i].refresh = true;
             }
