@@ -1,5 +1,6 @@
 //! [`Read`]: one read of one or many keys, as a state machine.
 
+#[cfg(feature = "precheck")]
 use std::borrow::Cow;
 
 use crate::chunk::Manifest;
@@ -90,8 +91,7 @@ struct Slot<V, E> {
 struct RemoteState {
     /// Ask the remote tiers for this key in the current pass.
     fetch: bool,
-    /// The key as asked of the tier in the current fetch when it is a
-    /// replica key (`None`: the key itself).
+    /// The key as asked of the tier in the current fetch (a replica key).
     fetched_as: Option<String>,
     manifest: Option<Manifest>,
     hit: Option<RemoteHit>,
@@ -350,9 +350,7 @@ impl<V: Clone, E> RawRead<V, E> {
                             } else {
                                 key.clone()
                             };
-                            // Kept only when it can differ from the key (no
-                            // second copy of every key on the common path).
-                            self.slots[i].r().fetched_as = (replicas > 1).then(|| asked.clone());
+                            self.slots[i].r().fetched_as = Some(asked.clone());
                             asked
                         })
                         .collect();
@@ -365,8 +363,9 @@ impl<V: Clone, E> RawRead<V, E> {
                     let mut keys = Vec::new();
                     for (i, slot) in self.slots.iter().enumerate() {
                         let Some(remote) = &slot.remote else { continue };
-                        if let Some(manifest) = &remote.manifest {
-                            let asked = remote.fetched_as.as_deref().unwrap_or(&self.keys[i]);
+                        if let (Some(manifest), Some(asked)) =
+                            (&remote.manifest, &remote.fetched_as)
+                        {
                             let chunk_keys = manifest.chunk_keys(asked);
                             slots.push((i, chunk_keys.len()));
                             keys.extend(chunk_keys);
@@ -740,10 +739,20 @@ impl<V: Clone, E> RawRead<V, E> {
             return;
         }
         let header = decoded.header;
-        if !Self::counted_fresh(cache, tier, &header, self.now) {
-            return;
+        match Freshness::at(self.now, header.soft_expiry_ms, header.hard_expiry_ms) {
+            Freshness::Expired => {
+                cache.tier_stats[tier].expired += 1;
+                return;
+            }
+            Freshness::Stale => cache.tier_stats[tier].stale_served += 1,
+            Freshness::Fresh => {}
         }
+        cache.tier_stats[tier].hits += 1;
         let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
+        // The WebAssembly build (no `precheck`) keeps the plain copy: smaller.
+        #[cfg(not(feature = "precheck"))]
+        let (payload, envelope) = (decoded.payload.into_owned(), backfill.then_some(bytes));
+        #[cfg(feature = "precheck")]
         let (payload, envelope) = match decoded.payload {
             // Not kept for a back-fill: the envelope's own buffer becomes the
             // payload (moved down in place, no allocation per value).
@@ -766,7 +775,8 @@ impl<V: Clone, E> RawRead<V, E> {
     }
 
     /// Counts a value found in `tier` as a hit (served stale or fresh) or
-    /// expired; false when expired.
+    /// expired; false when expired (as `accept` does).
+    #[cfg(feature = "precheck")]
     fn counted_fresh(
         cache: &mut TieredCache<V>,
         tier: usize,
@@ -871,10 +881,10 @@ impl<V: Clone, E> RawRead<V, E> {
                 cache.read_stats.decode_errors += 1;
                 continue;
             };
-            let key = &self.keys[i];
+            let key = self.keys[i].clone();
             let header = hit.header;
             cache.fill_local(
-                key,
+                &key,
                 &host.value,
                 host.weight,
                 header.soft_expiry_ms,
@@ -891,7 +901,7 @@ impl<V: Clone, E> RawRead<V, E> {
                     let faster: Vec<usize> = faster.collect();
                     let hard = header.hard_expiry_ms;
                     let job =
-                        cache.seal_job(key, None, envelope, faster.into_iter(), hard, self.now);
+                        cache.seal_job(&key, None, envelope, faster.into_iter(), hard, self.now);
                     jobs.extend(job);
                     None
                 }
@@ -908,7 +918,7 @@ impl<V: Clone, E> RawRead<V, E> {
                 cache.plan_stores(
                     &mut self.stores,
                     faster.into_iter(),
-                    key,
+                    &key,
                     envelope,
                     header.hard_expiry_ms,
                     self.now,
@@ -920,7 +930,7 @@ impl<V: Clone, E> RawRead<V, E> {
                 self.now,
                 || unit_random(mix(self.random, i as u64)),
             );
-            if due && cache.claim_refresh(key, self.now) {
+            if due && cache.claim_refresh(&key, self.now) {
                 cache.tier_stats[hit.tier].early_refreshes += 1;
                 self.slots[i].refresh = true;
             }
