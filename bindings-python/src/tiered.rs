@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyTuple};
 use stratacache::stampede::WaitId;
 use stratacache::tiered::{
-    AnswerError, Fetched, HostValue, Loaded, LoaderOutput, RawRead, ReadOptions, ReadResult,
-    Source, Step, TierConfig, TieredCache, TieredConfig, TieredSpec,
+    AnswerError, Fetched, HostValue, Loaded, LoaderOutput, Prechecker, RawRead, ReadOptions,
+    ReadResult, Source, Step, TierConfig, TieredCache, TieredConfig, TieredSpec,
 };
 use stratacache::{Lookup, NamedCounters};
 
@@ -173,6 +173,22 @@ fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bou
         );
         Bound::from_owned_ptr_or_err(py, out)
     }
+}
+
+/// `outcomes` of a fetch of `keys` with each value found checked by
+/// `checker` (`Fetched::Prechecked`): the read then skips its own check of
+/// those values.
+fn precheck(checker: &Prechecker, keys: Vec<String>, outcomes: Vec<Fetched>) -> Vec<Fetched> {
+    if keys.len() != outcomes.len() {
+        return outcomes; // the read refuses the answer as it is
+    }
+    keys.into_iter()
+        .zip(outcomes)
+        .map(|(key, outcome)| match outcome {
+            Fetched::Found(bytes) => Fetched::Prechecked(checker.check(key, bytes)),
+            other => other,
+        })
+        .collect()
 }
 
 /// Tags of what `PyRead.advance` returns besides the core's steps.
@@ -370,6 +386,9 @@ fn read_random() -> u64 {
 #[pyclass(frozen, module = "stratacache._core", name = "TieredCore")]
 pub struct TieredCore {
     inner: Mutex<TieredCache<PyVal>>,
+    /// The cache's envelope checks, run on fetched values with the GIL
+    /// released (see `precheck`).
+    prechecker: Prechecker,
 }
 
 impl TieredCore {
@@ -485,6 +504,7 @@ impl TieredCore {
         let config = config_from(config)?;
         let cache = TieredCache::new(config).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(TieredCore {
+            prechecker: cache.prechecker(),
             inner: Mutex::new(cache),
         })
     }
@@ -805,8 +825,15 @@ impl PyRead {
                         return step_obj(py, Step::Fetch { tier, keys }).map(Some);
                     };
                     let client = client.get();
+                    let checker = &self.core.get().prechecker;
                     let started = std::time::Instant::now();
-                    let result = py.detach(|| client.fetch_core(&keys));
+                    // The values' signatures are checked here too, with the
+                    // GIL released, not under it in `fetched_outcomes`.
+                    let result = py.detach(|| {
+                        client
+                            .fetch_core(&keys)
+                            .map(|outcomes| precheck(checker, keys, outcomes))
+                    });
                     let (read, core) = self.parts()?;
                     match result {
                         Ok(outcomes) => read

@@ -160,6 +160,29 @@ def test_an_unsigned_or_foreign_value_is_a_miss_on_both_paths(redis_tier):
     assert one.stats()["tiers"][0]["rejected"] == 2
 
 
+def test_a_copied_or_tampered_signed_value_is_a_miss_on_the_native_path(redis_tier):
+    """The one-call path checks signatures in its fetch step (GIL released):
+    a value signed for one key and copied under another, or altered in
+    Redis, is refused there as the read itself refuses it."""
+    cache = TieredCache([redis_tier], local=None, **SIGNED)
+    cache.set_all_tiers("genuine", VALUE)
+    cache.set_all_tiers("altered", VALUE)
+    (genuine,) = redis_tier.get_many([normalize_key("genuine")])
+    (altered,) = redis_tier.get_many([normalize_key("altered")])
+    flipped = bytearray(altered)
+    flipped[len(flipped) // 2] ^= 1
+    redis_tier.set_many(
+        [(normalize_key("copied"), genuine, None), (normalize_key("altered"), bytes(flipped), None)]
+    )
+    one = TieredCache([redis_tier], local=None, **SIGNED)
+    no_driver(one)
+    assert one.get_many(["genuine", "copied", "altered"]) == {"genuine": VALUE}
+    assert one.stats()["tiers"][0]["rejected"] == 2
+    generic = TieredCache([redis_tier], local=None, **SIGNED)
+    assert generic_get_many(generic, ["genuine", "copied", "altered"]) == {"genuine": VALUE}
+    assert tier_counts(one) == tier_counts(generic)
+
+
 def test_the_request_tier_answers_inside_a_request(redis_tier):
     cache = TieredCache([redis_tier], local=None, **SIGNED)
     with request_scope():

@@ -11,6 +11,7 @@ mod health;
 pub mod memcached;
 mod outcome;
 pub mod redis;
+mod resp;
 
 pub use outcome::{Outcome, ServerError, ServerHealth};
 

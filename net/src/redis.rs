@@ -46,6 +46,7 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, RedisResult, Value};
 
 use crate::health::Health;
+use crate::resp::{FastAddr, FastConn, FastError};
 use crate::{Error, Outcome, ServerError, ServerHealth};
 
 /// A client's settings.
@@ -358,6 +359,9 @@ struct Node {
     name: String,
     client: redis::Client,
     idle: Mutex<Vec<Connection>>,
+    /// A plain `redis://` node: `MGET` on connections of its own (`resp`).
+    fast: Option<FastAddr>,
+    fast_idle: Mutex<Vec<FastConn>>,
     health: Health,
 }
 
@@ -702,9 +706,11 @@ impl Client {
             Mode::Single(s) => {
                 if let Some(primary) = s.current() {
                     primary.idle.lock().clear();
+                    primary.fast_idle.lock().clear();
                 }
                 for n in s.replicas.lock().iter() {
                     n.idle.lock().clear();
+                    n.fast_idle.lock().clear();
                 }
             }
             Mode::Cluster(c) => c.idle.lock().clear(),
@@ -746,12 +752,46 @@ impl Client {
         result
     }
 
-    /// Runs `f` on `node`, recording its health; failed → every key failed.
-    fn on_node<T>(
+    /// `MGET` of `full` on `node`: on a connection of its own for a plain
+    /// `redis://` node (one pass over the reply, see `resp`), else on the
+    /// crate's.
+    fn mget_on<K: AsRef<[u8]>>(
+        &self,
+        node: &Node,
+        keys: &[K],
+    ) -> RedisResult<Vec<Option<Vec<u8>>>> {
+        let Some(addr) = &node.fast else {
+            let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
+            return self.with_node(node, |conn| {
+                mget_values(redis::ConnectionLike::req_command(
+                    conn,
+                    redis::cmd("MGET").arg(&full),
+                )?)
+            });
+        };
+        let pooled = node.fast_idle.lock().pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => FastConn::connect(addr, self.config.connect_timeout, self.config.timeout)?,
+        };
+        let result = conn.mget(&self.prefix, keys);
+        // A server error leaves the connection in sync; an I/O or protocol
+        // error closes it.
+        if matches!(result, Ok(_) | Err(FastError::Server(_))) {
+            let mut idle = node.fast_idle.lock();
+            if idle.len() < self.config.max_idle {
+                idle.push(conn);
+            }
+        }
+        result.map_err(Into::into)
+    }
+
+    /// Runs `run` on `node`, recording its health; failed → every key failed.
+    fn on_node_with<T>(
         &self,
         node: &Node,
         keys: usize,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        run: impl FnOnce(&Node) -> RedisResult<T>,
     ) -> Result<T, ServerError> {
         if !node.health.usable(self.config.retry_after) {
             node.health.keys_failed(keys);
@@ -763,7 +803,7 @@ impl Client {
                 )),
             });
         }
-        match self.with_node(node, f) {
+        match run(node) {
             Ok(v) => {
                 node.health.ok();
                 Ok(v)
@@ -806,15 +846,25 @@ impl Client {
         keys: usize,
         f: impl Fn(&mut Connection) -> RedisResult<T>,
     ) -> Result<T, ServerError> {
+        self.on_primary_with(s, keys, |node| self.with_node(node, &f))
+    }
+
+    /// As [`Client::on_primary`], `run` given the node.
+    fn on_primary_with<T>(
+        &self,
+        s: &Single,
+        keys: usize,
+        run: impl Fn(&Node) -> RedisResult<T>,
+    ) -> Result<T, ServerError> {
         let mut node = self.primary(s)?;
         if s.sentinel.is_some() && !node.health.usable_at(Instant::now()) {
             if let Some(new) = self.ask_sentinels(s, Some(&node)) {
                 node = new;
             }
         }
-        match self.on_node(&node, keys, &f) {
+        match self.on_node_with(&node, keys, &run) {
             Err(e) if s.sentinel.is_some() => match self.ask_sentinels(s, Some(&node)) {
-                Some(new) => self.on_node(&new, keys, &f),
+                Some(new) => self.on_node_with(&new, keys, &run),
                 None => Err(e),
             },
             other => other,
@@ -878,6 +928,8 @@ impl Client {
         )?;
         Ok(Node {
             name: redact(url),
+            fast: FastAddr::of(&info),
+            fast_idle: Mutex::new(Vec::new()),
             client: open_client(info, &config.tls)?,
             idle: Mutex::new(Vec::new()),
             health: Health::default(),
@@ -990,19 +1042,13 @@ impl Client {
     /// let _failed = got.failed; // keys whose node failed, apart from misses
     /// # Ok::<(), stratacache_net::Error>(())
     pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Outcome<Option<Vec<u8>>> {
-        let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
-        let n = full.len();
+        let n = keys.len();
         if n == 0 {
             return Outcome::complete(Vec::new());
         }
         match &self.mode {
             Mode::Single(s) => {
-                let mget = |conn: &mut Connection| -> RedisResult<Vec<Option<Vec<u8>>>> {
-                    mget_values(redis::ConnectionLike::req_command(
-                        conn,
-                        redis::cmd("MGET").arg(&full),
-                    )?)
-                };
+                let mget = |node: &Node| self.mget_on(node, keys);
                 let mut errors = Vec::new();
                 let replicas = self.read_replicas(s);
                 if !replicas.is_empty() {
@@ -1012,7 +1058,7 @@ impl Client {
                         if !r.health.usable_at(Instant::now()) {
                             continue;
                         }
-                        match self.on_node(r, n, mget) {
+                        match self.on_node_with(r, n, mget) {
                             Ok(values) => {
                                 return Outcome {
                                     values,
@@ -1024,7 +1070,7 @@ impl Client {
                         }
                     }
                 }
-                match self.on_primary(s, n, mget) {
+                match self.on_primary_with(s, n, mget) {
                     Ok(values) => Outcome {
                         values,
                         failed: Vec::new(),
@@ -1040,6 +1086,7 @@ impl Client {
             // One GET per key: the cluster pipeline sends each node its
             // commands in one go (MGET is refused in a cluster pipeline).
             Mode::Cluster(c) => {
+                let full: Vec<Vec<u8>> = keys.iter().map(|k| self.full_key(k.as_ref())).collect();
                 self.cluster_per_key(c, &full, |i| redis::cmd("GET").arg(&full[i]).clone(), bytes)
             }
         }

@@ -46,6 +46,8 @@
 
 mod config;
 pub mod driver;
+#[cfg(feature = "precheck")]
+mod precheck;
 mod protocol;
 mod read;
 mod shared;
@@ -57,6 +59,8 @@ pub use config::{
     ConfigError, CooldownPolicy, LocalTierConfig, ReadOptions, TierConfig, TieredConfig, MAX_TIERS,
     REDIS_VALUE_LIMIT, STORAGE_VALUE_LIMIT,
 };
+#[cfg(feature = "precheck")]
+pub use precheck::{Prechecked, Prechecker};
 pub use protocol::{
     AnswerError, DecodeStep, Effect, FetchStep, Fetched, LeaseStep, LoadStep, Next, Read,
     ReadError, SleepStep, WaitStep,

@@ -80,6 +80,10 @@ pub enum Fetched<E = String> {
     /// The tier could not answer for this key (the server holding it is
     /// down); the key goes on to the next tier or the loader.
     Failed(E),
+    /// The tier holds these bytes, already checked by the host
+    /// (see [`super::Prechecker`]).
+    #[cfg(feature = "precheck")]
+    Prechecked(super::Prechecked),
 }
 
 impl<E> Fetched<E> {
@@ -96,6 +100,8 @@ impl<E> Fetched<E> {
     pub(super) fn found(self) -> Option<Vec<u8>> {
         match self {
             Fetched::Found(bytes) => Some(bytes),
+            #[cfg(feature = "precheck")]
+            Fetched::Prechecked(p) => Some(p.into_bytes()),
             _ => None,
         }
     }

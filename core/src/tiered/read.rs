@@ -1,5 +1,8 @@
 //! [`Read`]: one read of one or many keys, as a state machine.
 
+#[cfg(feature = "precheck")]
+use std::borrow::Cow;
+
 use crate::chunk::Manifest;
 use crate::envelope::{self, EnvelopeHeader};
 use crate::lookup::Lookup;
@@ -651,6 +654,11 @@ impl<V: Clone, E> RawRead<V, E> {
                             cache.tier_stats[tier].bytes_read += bytes.len() as u64;
                             self.accept(cache, tier, i, bytes, false);
                         }
+                        #[cfg(feature = "precheck")]
+                        Fetched::Prechecked(p) => {
+                            cache.tier_stats[tier].bytes_read += p.bytes.len() as u64;
+                            self.accept_prechecked(cache, tier, i, p);
+                        }
                         Fetched::NotFound => cache.tier_stats[tier].misses += 1,
                         // Left for the next tier (its `fetch` flag stays on).
                         Fetched::Failed(_) => {}
@@ -741,13 +749,91 @@ impl<V: Clone, E> RawRead<V, E> {
             Freshness::Fresh => {}
         }
         cache.tier_stats[tier].hits += 1;
-        let payload = decoded.payload.into_owned();
         let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
+        // The WebAssembly build (no `precheck`) keeps the plain copy: smaller.
+        #[cfg(not(feature = "precheck"))]
+        let (payload, envelope) = (decoded.payload.into_owned(), backfill.then_some(bytes));
+        #[cfg(feature = "precheck")]
+        let (payload, envelope) = match decoded.payload {
+            // Not kept for a back-fill: the envelope's own buffer becomes the
+            // payload (moved down in place, no allocation per value).
+            Cow::Borrowed(body) if !backfill => {
+                let start = body.as_ptr() as usize - bytes.as_ptr() as usize;
+                let end = start + body.len();
+                let mut bytes = bytes;
+                bytes.truncate(end);
+                bytes.drain(..start);
+                (bytes, None)
+            }
+            payload => (payload.into_owned(), backfill.then_some(bytes)),
+        };
         self.slots[i].r().hit = Some(RemoteHit {
             tier,
             header,
             payload,
-            envelope: backfill.then_some(bytes),
+            envelope,
+        });
+    }
+
+    /// Counts a value found in `tier` as a hit (served stale or fresh) or
+    /// expired; false when expired (as `accept` does).
+    #[cfg(feature = "precheck")]
+    fn counted_fresh(
+        cache: &mut TieredCache<V>,
+        tier: usize,
+        header: &EnvelopeHeader,
+        now: u64,
+    ) -> bool {
+        match Freshness::at(now, header.soft_expiry_ms, header.hard_expiry_ms) {
+            Freshness::Expired => {
+                cache.tier_stats[tier].expired += 1;
+                return false;
+            }
+            Freshness::Stale => cache.tier_stats[tier].stale_served += 1,
+            Freshness::Fresh => {}
+        }
+        cache.tier_stats[tier].hits += 1;
+        true
+    }
+
+    /// A value the host checked (`Prechecker`): taken as is when it was
+    /// checked for the key this slot reads under and passed as a plain
+    /// value envelope; anything else goes through [`Self::accept`].
+    #[cfg(feature = "precheck")]
+    fn accept_prechecked(
+        &mut self,
+        cache: &mut TieredCache<V>,
+        tier: usize,
+        i: usize,
+        checked: super::Prechecked,
+    ) {
+        let fetched_as = self.slots[i]
+            .remote
+            .as_ref()
+            .and_then(|r| r.fetched_as.as_deref());
+        let same_key =
+            fetched_as.unwrap_or(&self.keys[i]) == self.keys[i] && checked.key == self.keys[i];
+        let (header, start, end) = match checked.value {
+            Some(value) if same_key => value,
+            _ => return self.accept(cache, tier, i, checked.into_bytes(), false),
+        };
+        if !Self::counted_fresh(cache, tier, &header, self.now) {
+            return;
+        }
+        let backfill = (0..tier).any(|t| cache.config.tiers[t].backfill);
+        let mut bytes = checked.bytes;
+        let (payload, envelope) = if backfill {
+            (bytes[start..end].to_vec(), Some(bytes))
+        } else {
+            bytes.truncate(end);
+            bytes.drain(..start);
+            (bytes, None)
+        };
+        self.slots[i].r().hit = Some(RemoteHit {
+            tier,
+            header,
+            payload,
+            envelope,
         });
     }
 

@@ -399,6 +399,26 @@ impl<V: Clone> TieredCache<V> {
         }
     }
 
+    /// The checks of fetched values, detached from the cache, for a host
+    /// that verifies them away from its reads (another thread, its
+    /// interpreter lock released): answer fetches with
+    /// `Fetched::Prechecked(checker.check(key, bytes))`.
+    ///
+    /// ```
+    /// use stratacache::tiered::{TierConfig, TieredCache, TieredConfig};
+    /// let cache: TieredCache<String> =
+    ///     TieredCache::new(TieredConfig::new(vec![TierConfig::memcached("mc")])).unwrap();
+    /// let _checker = cache.prechecker();
+    /// ```
+    #[cfg(feature = "precheck")]
+    pub fn prechecker(&self) -> super::Prechecker {
+        super::Prechecker {
+            keyring: self.config.keyring.clone(),
+            max_payload_len: self.config.max_payload_len,
+            allow_unsigned_pickle: self.config.allow_unsigned_pickle,
+        }
+    }
+
     pub(super) fn manifest_limits(&self) -> ManifestLimits {
         ManifestLimits {
             max_total_len: self.config.max_payload_len as u64 + 4096,
