@@ -12,6 +12,7 @@ pub mod memcached;
 mod outcome;
 pub mod redis;
 mod resp;
+mod tcp;
 
 pub use outcome::{Outcome, ServerError, ServerHealth};
 

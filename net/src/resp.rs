@@ -6,7 +6,7 @@
 //! sockets keep the crate's connection.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// Where and how a fast connection connects: a `redis://` node's address,
@@ -109,18 +109,7 @@ fn bulk(out: &mut Vec<u8>, a: &[u8]) {
 
 /// Appends `n` in decimal (no allocation: this runs per key).
 fn push_len(out: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 impl FastConn {
@@ -132,28 +121,7 @@ impl FastConn {
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<FastConn, FastError> {
-        let mut last = None;
-        let mut stream = None;
-        for a in (addr.host.as_str(), addr.port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, connect_timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = match (stream, last) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(e.into()),
-            (None, None) => {
-                return Err(FastError::Io(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("redis: {} has no address", addr.host),
-                )))
-            }
-        };
-        stream.set_nodelay(true)?;
+        let stream = crate::tcp::connect(&addr.host, addr.port, connect_timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         let mut conn = FastConn {

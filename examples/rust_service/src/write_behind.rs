@@ -428,10 +428,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn landed_writes_are_reported_and_end_a_cool_down() {
-        let rt = runtime();
-        let tiers = Memory::default();
+    /// Reads "k" (loaded as "v") over `tiers` with a writer behind it, and
+    /// waits until `settled` holds for the writer's counters.
+    fn read_behind(
+        rt: &tokio::runtime::Runtime,
+        tiers: Memory,
+        settled: impl Fn(Stats) -> bool,
+    ) -> (Writer, TieredCache<String>) {
         let writer = Writer::spawn(rt.handle(), tiers.clone(), 8);
         let mut app = App {
             cache: cache(),
@@ -441,19 +444,27 @@ mod tests {
         };
         read_one(&mut app, "k");
         rt.block_on(async {
-            while writer.stats().written == 0 {
+            while !settled(writer.stats()) {
                 tokio::task::yield_now().await;
             }
         });
+        let cache = app.cache;
+        (writer, cache)
+    }
+
+    #[test]
+    fn landed_writes_are_reported_and_end_a_cool_down() {
+        let rt = runtime();
+        let (writer, mut cache) = read_behind(&rt, Memory::default(), |s| s.written > 0);
         let mut outcomes = writer.take_tier_outcomes();
         outcomes.dedup();
         assert_eq!(outcomes, vec![(0, true), (1, true)]);
-        (0..3).for_each(|_| app.cache.tier_failed(0, 1));
-        assert!(app.cache.is_cooling_down(0, 2));
+        (0..3).for_each(|_| cache.tier_failed(0, 1));
+        assert!(cache.is_cooling_down(0, 2));
         for (tier, _) in outcomes {
-            app.cache.tier_succeeded(tier);
+            cache.tier_succeeded(tier);
         }
-        assert!(!app.cache.is_cooling_down(0, 2));
+        assert!(!cache.is_cooling_down(0, 2));
         rt.block_on(writer.close());
     }
 
@@ -464,28 +475,15 @@ mod tests {
             fail: true,
             ..Memory::default()
         };
-        let writer = Writer::spawn(rt.handle(), tiers.clone(), 8);
-        let mut app = App {
-            cache: cache(),
-            tiers,
-            writer: Some(&writer),
-            value: "v".into(),
-        };
-        read_one(&mut app, "k");
-        let stats = rt.block_on(async {
-            while writer.stats().failed == 0 {
-                tokio::task::yield_now().await;
-            }
-            writer.stats()
-        });
-        assert_eq!(stats.failed, 1);
+        let (writer, mut cache) = read_behind(&rt, tiers, |s| s.failed > 0);
+        assert_eq!(writer.stats().failed, 1);
         let mut outcomes = writer.take_tier_outcomes();
         outcomes.sort_unstable();
         assert_eq!(outcomes, vec![(0, false), (1, false)]);
         for (tier, _) in outcomes {
-            app.cache.tier_failed(tier, 1);
+            cache.tier_failed(tier, 1);
         }
-        assert!(app.cache.tier_stats()[0].errors >= 1);
+        assert!(cache.tier_stats()[0].errors >= 1);
         rt.block_on(writer.close());
     }
 }

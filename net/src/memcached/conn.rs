@@ -2,7 +2,7 @@
 //! socket timeouts armed from the operation's deadline.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -99,28 +99,8 @@ impl Conn {
     ) -> io::Result<Conn> {
         let stream = match addr {
             Addr::Tcp(host, port) => {
-                let mut last = None;
-                let mut stream = None;
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
-                    match TcpStream::connect_timeout(&addr, connect_timeout) {
-                        Ok(s) => {
-                            stream = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let stream = match (stream, last) {
-                    (Some(s), _) => s,
-                    (None, Some(e)) => return Err(timeout_kind(e)),
-                    (None, None) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::NotFound,
-                            "the host name has no address",
-                        ))
-                    }
-                };
-                stream.set_nodelay(true)?;
+                let stream =
+                    crate::tcp::connect(host, *port, connect_timeout).map_err(timeout_kind)?;
                 Stream::Tcp(stream)
             }
             #[cfg(unix)]
