@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +70,32 @@ class Fleet:
             (h, int(p))
             for h, p in (a.split(":") for a in self.vars["STRATACACHE_REDIS_SENTINELS"].split(","))
         ]
+
+    def info(self, port: int, section: str, *cli: str, password: str = "") -> dict:
+        """``INFO <section>`` of the Redis server at ``port`` (``cli``:
+        redis-cli options, such as TLS ones)."""
+        env = {**os.environ, "REDISCLI_AUTH": password} if password else None
+        out = subprocess.run(
+            ["redis-cli", *cli, "-p", str(port), "info", section],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+
+    def replicated(self, *cli: str, password: str = "") -> None:
+        """Waits until the sentinel topology's replica (base + 11) holds
+        every write its primary (base + 10) has taken: replication is
+        asynchronous, and a fixed sleep was too short on a busy machine."""
+        primary = self.info(self.base + 10, "replication", *cli, password=password)
+        deadline = time.monotonic() + 10
+        while True:
+            replica = self.info(self.base + 11, "replication", *cli, password=password)
+            if int(replica.get("slave_repl_offset", -1)) >= int(primary["master_repl_offset"]):
+                return
+            assert time.monotonic() < deadline, "the replica did not catch up within 10 s"
+            time.sleep(0.02)
 
     def pid(self, service: str) -> int:
         return int(Path(self.dir, f"{service}.pid").read_text().strip())

@@ -37,7 +37,7 @@ def test_reads_and_writes_go_on_after_a_failover(fleet):
     assert cache.get_many(keys) == {k: k.upper() for k in keys}
     primary = f"redis://127.0.0.1:{fleet.base + 10}/0"
     assert list(tier.health()) == [primary]
-    time.sleep(0.3)  # the replica has the keys (asynchronous replication)
+    fleet.replicated()  # the replica has the keys (asynchronous replication)
 
     observer = TieredCache([sentinel_tier(fleet)], local=None, codec="json", name="observer")
     fleet.kill("redis-sp")

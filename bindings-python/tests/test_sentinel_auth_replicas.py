@@ -11,7 +11,6 @@ only (STRATACACHE_SENTINEL_TLS): ``rediss://<service>/<db>`` and
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from unittest import mock
 
@@ -42,19 +41,10 @@ def tier(fleet: Fleet, **kwargs) -> RedisTier:
     return RedisTier(f"redis://{SERVICE}/0", sentinels=fleet.sentinels, retry_after=0.2, **kwargs)
 
 
-def mget_calls(port: int) -> int:
+def mget_calls(fleet: Fleet, port: int) -> int:
     """How many MGETs the server at ``port`` has run (INFO commandstats)."""
-    out = subprocess.run(
-        ["redis-cli", "-p", str(port), "info", "commandstats"],
-        env={**os.environ, "REDISCLI_AUTH": DATA_PW},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for line in out.splitlines():
-        if line.startswith("cmdstat_mget:"):
-            return int(line.split("calls=", 1)[1].split(",", 1)[0])
-    return 0
+    stat = fleet.info(port, "commandstats", password=DATA_PW).get("cmdstat_mget", "calls=0")
+    return int(stat.split("calls=", 1)[1].split(",", 1)[0])
 
 
 def test_both_passwords_reach_the_primary(fleet):
@@ -123,7 +113,7 @@ def test_from_django_with_django_redis_sentinel_options(fleet, settings):
     }
     t = RedisTier.from_django("sentinel-auth")
     t.set_many([("dj", b"1", 60_000)])
-    time.sleep(0.2)  # asynchronous replication
+    fleet.replicated(password=DATA_PW)
     assert t.get_many(["dj"]) == [b"1"]
     # django-redis's SentinelClient reads from the replicas: so does the tier.
     assert f"redis://127.0.0.1:{fleet.base + 11}/0" in t.health()
@@ -137,38 +127,38 @@ def test_reads_go_to_the_replica_and_fall_back_to_the_primary(fleet):
     keys = [f"r{i}" for i in range(20)]
     plain = tier(fleet)
     plain.set_many([(k, k.encode(), 60_000) for k in keys])
-    time.sleep(0.3)  # asynchronous replication
+    fleet.replicated(password=DATA_PW)
 
     # Without read_from_replicas: the primary only.
-    before = mget_calls(replica_port)
+    before = mget_calls(fleet, replica_port)
     for _ in range(10):
         assert plain.get_many(keys) == [k.encode() for k in keys]
-    assert mget_calls(replica_port) == before
+    assert mget_calls(fleet, replica_port) == before
 
     replicas = tier(fleet, read_from_replicas=True)
     cache = TieredCache([replicas], local=None, codec="json", name="replica-reads")
     for k in keys:
         cache.set(k, k)
-    time.sleep(0.3)
-    on_primary, on_replica = mget_calls(primary_port), mget_calls(replica_port)
+    fleet.replicated(password=DATA_PW)
+    on_primary, on_replica = mget_calls(fleet, primary_port), mget_calls(fleet, replica_port)
     for _ in range(10):
         assert cache.get_many(keys) == {k: k for k in keys}
-    assert mget_calls(replica_port) - on_replica == 10
-    assert mget_calls(primary_port) == on_primary
+    assert mget_calls(fleet, replica_port) - on_replica == 10
+    assert mget_calls(fleet, primary_port) == on_primary
     replica = f"redis://127.0.0.1:{replica_port}/0"
     assert replica in replicas.health()
 
     # The replica dies: every read is still served (from the primary), no
     # exception, and the tier's keys never fail over to the loader.
     fleet.kill("redis-sr")
-    on_primary = mget_calls(primary_port)
+    on_primary = mget_calls(fleet, primary_port)
     loads = []
     for _ in range(20):
         got = cache.get_many_or_load(keys, lambda missing: loads.extend(missing) or {k: "" for k in missing})
         assert got == {k: k for k in keys}
         time.sleep(0.05)
     assert loads == []
-    assert mget_calls(primary_port) - on_primary == 20
+    assert mget_calls(fleet, primary_port) - on_primary == 20
     health = replicas.health()
     assert replica not in health or not health[replica]["up"], health
 
@@ -199,7 +189,7 @@ def test_sentinel_and_its_nodes_over_tls(tls_fleet):
         read_from_replicas=True,
     )
     t.set_many([("tls", b"1", 60_000)])
-    time.sleep(0.3)  # asynchronous replication
+    tls_fleet.replicated("--tls", "--cacert", ca, password=DATA_PW)
     assert t.get_many(["tls"]) == [b"1"]
     base = tls_fleet.base
     assert set(t.health()) == {f"rediss://127.0.0.1:{base + 10}/0", f"rediss://127.0.0.1:{base + 11}/0"}
