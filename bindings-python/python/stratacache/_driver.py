@@ -107,9 +107,10 @@ def _answer(cache: Any, read: Any, step: tuple) -> Steps:
         read.slept(cache._now())
     elif kind == "tier_error":  # a native fetch or store failed (the read knows a fetch failed)
         _, tier, op, exc = step
-        cache._tier_error(tier, op, exc)
-        if op != "get":
-            cache._core.tier_failed(tier, cache._now())
+        if op == "get":
+            cache._tier_error(tier, op, exc)
+        else:
+            cache._wrote(tier, op, exc)
     elif kind == "decode_errors":
         for key, message in step[1]:
             log.warning("stratacache: could not decode the value of %r: %s", key, message)
@@ -136,13 +137,9 @@ def _writes(cache: Any, steps: Iterable, strict: bool = True) -> Steps:
     tier's cool-down (it answered)."""
     for kind, tier, items in steps:
         ok, exc = yield ("call", tier, "set_many" if kind == "store" else "delete_many", items)
-        if ok:
-            cache._core.tier_succeeded(tier)
-        else:
-            cache._tier_error(tier, "set" if kind == "store" else kind, exc)
-            cache._core.tier_failed(tier, cache._now())
-            if strict and cache.strict:
-                raise TierError(cache._tiers[tier].name, describe(exc)) from exc
+        cache._wrote(tier, "set" if kind == "store" else kind, None if ok else exc)
+        if not ok and strict and cache.strict:
+            raise TierError(cache._tiers[tier].name, describe(exc)) from exc
 
 
 class Driver:

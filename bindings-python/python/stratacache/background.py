@@ -281,7 +281,7 @@ class BackgroundWriter:
         try:
             cache = self._cache
             cache._tiers[tier].set_many(entries)
-            cache._core.tier_succeeded(tier)  # it answered: ends a cool-down
+            cache._wrote(tier, "set")
         except ReferenceError:  # the cache is gone: nothing to write to
             with self._cond:
                 self._counts["failed"] += len(entries)
@@ -290,8 +290,7 @@ class BackgroundWriter:
             with self._cond:
                 self._counts["failed"] += len(entries)
             try:
-                cache._tier_error(tier, "set", exc)
-                cache._core.tier_failed(tier, cache._now())
+                cache._wrote(tier, "set", exc)
             except Exception:  # pragma: no cover - logging must not kill the writer
                 log.warning("stratacache: background write failed: %s", describe(exc))
             return
@@ -319,13 +318,12 @@ class BackgroundWriter:
         try:
             cache = self._cache
             cache._tiers[tier].delete_many(keys)
-            cache._core.tier_succeeded(tier)
+            cache._wrote(tier, "delete")
         except ReferenceError:
             return
         except Exception as exc:
             try:
-                cache._tier_error(tier, "delete", exc)
-                cache._core.tier_failed(tier, cache._now())
+                cache._wrote(tier, "delete", exc)
             except Exception:  # pragma: no cover
                 log.warning("stratacache: background delete failed: %s", describe(exc))
 

@@ -265,6 +265,15 @@ class TieredCache:
         # minute with the count (stratacache._ratelog), never a line per call.
         self._failure_log.failed(self._tiers[tier].name, op, describe(exc))
 
+    def _wrote(self, tier: int, op: str, exc: Optional[BaseException] = None) -> None:
+        """Reports a write's outcome to the core: a success ends the tier's
+        cool-down (it answered); a failure is logged and counts toward one."""
+        if exc is None:
+            self._core.tier_succeeded(tier)
+        else:
+            self._tier_error(tier, op, exc)
+            self._core.tier_failed(tier, self._now())
+
     def _decode(self, items: list) -> list:
         out = []
         for _index, key, codec_name, payload in items:

@@ -415,10 +415,9 @@ class TieredCacheBackend(BaseCache):
                         failed.extend(back[k] for k in missed if k in back)
                 else:
                     yield ("call", adapter, "delete_many", (items,))
-                cache._core.tier_succeeded(tier)  # it answered: ends a cool-down
+                cache._wrote(tier, kind)
             except Exception as exc:
-                cache._tier_error(tier, kind, exc)
-                cache._core.tier_failed(tier, cache._now())
+                cache._wrote(tier, kind, exc)
                 if cache.strict:
                     raise
                 if tier == 0 and kind == "store":
@@ -507,10 +506,9 @@ class TieredCacheBackend(BaseCache):
                 if chunks:
                     yield ("call", tier, "set_many", (chunks,))
                 added = bool((yield ("call", tier, "add_many", (head,)))[0])
-                cache._core.tier_succeeded(tier_index)
+                cache._wrote(tier_index, "add")
             except Exception as exc:  # a dead server: nothing added, counted
-                cache._tier_error(tier_index, "add", exc)
-                cache._core.tier_failed(tier_index, cache._now())
+                cache._wrote(tier_index, "add", exc)
                 if cache.strict:
                     raise
                 return False
